@@ -1,0 +1,90 @@
+using System.CommandLine;
+using MemoryCluster.Cli.Manifests;
+
+namespace MemoryCluster.Cli.Commands;
+
+/// <summary>
+/// <c>memorycluster validate</c>: checks MemoryCluster manifests against every rule the API server and the
+/// operator apply, without a cluster, and names the field path and the rule of each problem.
+/// </summary>
+internal static class ValidateCommand
+{
+    public static Command Create()
+    {
+        var files = new Argument<string[]>("files") { Description = "Manifest files ('-' for standard input).", Arity = ArgumentArity.OneOrMore };
+        var old = new Option<string?>("--old") { Description = "The manifest as it is now, to check an update (immutable fields, shrinking volumes)." };
+        var command = new Command("validate", "Check MemoryCluster manifests against the API's defaults and rules.") { files, old };
+        command.SetAction(result => Run(result.GetValue(files)!, result.GetValue(old), Console.Out, Console.Error));
+        return command;
+    }
+
+    internal static int Run(IReadOnlyList<string> files, string? oldFile, TextWriter stdout, TextWriter stderr)
+    {
+        string? oldYaml = null;
+        if (oldFile is not null)
+        {
+            if (!File.Exists(oldFile))
+            {
+                stderr.WriteLine($"{oldFile}: no such file");
+                return 2;
+            }
+
+            oldYaml = File.ReadAllText(oldFile);
+        }
+
+        var failed = false;
+        foreach (var file in files)
+        {
+            string yaml;
+            if (file == "-")
+            {
+                yaml = Console.In.ReadToEnd();
+            }
+            else if (File.Exists(file))
+            {
+                yaml = File.ReadAllText(file);
+            }
+            else
+            {
+                stderr.WriteLine($"{file}: no such file");
+                failed = true;
+                continue;
+            }
+
+            IReadOnlyList<ClusterManifest> clusters;
+            try
+            {
+                clusters = ClusterManifest.Read(yaml, oldYaml);
+            }
+            catch (ManifestException e)
+            {
+                stderr.WriteLine($"{file}: not valid YAML: {e.Message}");
+                failed = true;
+                continue;
+            }
+
+            if (clusters.Count == 0)
+            {
+                stderr.WriteLine($"{file}: holds no MemoryCluster");
+                failed = true;
+            }
+
+            foreach (var cluster in clusters)
+            {
+                if (cluster.Errors.Count == 0)
+                {
+                    stdout.WriteLine($"{file}: memorycluster/{cluster.Name} is valid");
+                    continue;
+                }
+
+                failed = true;
+                foreach (var error in cluster.Errors)
+                {
+                    stderr.WriteLine($"{file}: memorycluster/{cluster.Name}: {error}");
+                }
+            }
+        }
+
+        return failed ? 1 : 0;
+    }
+}

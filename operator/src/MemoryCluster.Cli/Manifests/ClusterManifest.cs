@@ -1,0 +1,56 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MemoryCluster.Api;
+
+namespace MemoryCluster.Cli.Manifests;
+
+/// <summary>A MemoryCluster read from a manifest, with every rule it breaks.</summary>
+internal sealed record ClusterManifest(string Name, MemoryClusterResource? Cluster, IReadOnlyList<ValidationError> Errors)
+{
+    /// <summary>
+    /// Reads every MemoryCluster document in <paramref name="yaml"/>; documents of other kinds are skipped.
+    /// A field of the wrong type is reported with its path, like any other broken rule.
+    /// </summary>
+    public static IReadOnlyList<ClusterManifest> Read(string yaml, string? oldYaml = null)
+    {
+        var old = oldYaml is null ? [] : Read(oldYaml);
+        var result = new List<ClusterManifest>();
+        foreach (var document in YamlJson.ToJson(yaml))
+        {
+            if (document is not JsonObject obj || obj["kind"]?.GetValue<string>() != ApiGroup.Kind)
+            {
+                continue;
+            }
+
+            var name = obj["metadata"]?["name"]?.GetValue<string>() ?? "(unnamed)";
+            if (obj["apiVersion"]?.GetValue<string>() is var version && version != ApiGroup.ApiVersion)
+            {
+                result.Add(new(name, null, [new ValidationError("apiVersion", $"must be {ApiGroup.ApiVersion}, not '{version}'")]));
+                continue;
+            }
+
+            MemoryClusterResource cluster;
+            try
+            {
+                cluster = ApiJson.Deserialize(obj.ToJsonString());
+            }
+            catch (JsonException e)
+            {
+                var path = (e.Path ?? "$").TrimStart('$').TrimStart('.');
+                result.Add(new(name, null, [new ValidationError(path.Length == 0 ? "(document)" : path, FirstSentence(e.Message))]));
+                continue;
+            }
+
+            var previous = old.FirstOrDefault(o => o.Name == name)?.Cluster;
+            result.Add(new(name, cluster, SpecValidator.Validate(cluster, previous)));
+        }
+
+        return result;
+    }
+
+    private static string FirstSentence(string message)
+    {
+        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
+        return "has the wrong type: " + (cut > 0 ? message[..cut] : message);
+    }
+}

@@ -1,0 +1,14 @@
+using System.CommandLine;
+using MemoryCluster.Cli.Commands;
+
+var root = new RootCommand("memorycluster: highly available PostgreSQL with an in-memory knowledge-graph compute tier, for Kubernetes.")
+{
+    CrdsCommand.Create(),
+    ValidateCommand.Create(),
+};
+foreach (var command in LaterCommands.Create())
+{
+    root.Add(command);
+}
+
+return root.Parse(args).Invoke();
