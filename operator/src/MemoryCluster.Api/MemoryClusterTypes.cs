@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using MemoryCluster.Api.Crd;
 using MemoryCluster.Api.Meta;
 
@@ -22,6 +24,10 @@ public sealed record MemoryClusterResource
 
     /// <summary>The observed state of the cluster, written by the operator.</summary>
     public MemoryClusterStatus? Status { get; init; }
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>The desired state of a MemoryCluster.</summary>
@@ -48,6 +54,10 @@ public sealed record MemoryClusterSpec
 
     /// <summary>Metrics for Prometheus.</summary>
     public MonitoringSpec Monitoring { get; init; } = new();
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>The PostgreSQL server of every instance.</summary>
@@ -69,6 +79,10 @@ public sealed record PostgresSpec
 
     /// <summary>CPU and memory for the PostgreSQL container.</summary>
     public ResourceRequirements Resources { get; init; } = new();
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>Compute resources of a container, as in Kubernetes' <c>ResourceRequirements</c>.</summary>
@@ -79,6 +93,10 @@ public sealed record ResourceRequirements
 
     /// <summary>Maximum resources the container may use.</summary>
     public IReadOnlyDictionary<string, Quantity> Limits { get; init; } = new Dictionary<string, Quantity>();
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>The persistent volume of every instance.</summary>
@@ -93,6 +111,10 @@ public sealed record StorageSpec
     /// <summary>Storage class of the volumes; the cluster default when unset. Immutable once set.</summary>
     [Bounds(1, 253)]
     public string? StorageClassName { get; init; }
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>How data reaches the replicas and when a failover may happen.</summary>
@@ -114,6 +136,10 @@ public sealed record ReplicationSpec
     /// <summary>Seconds without a renewal before another instance may be promoted. Must exceed leaseSeconds.</summary>
     [Bounds(2, 600)]
     public int FailoverDelaySeconds { get; init; } = Defaults.FailoverDelaySeconds;
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>The replication modes.</summary>
@@ -139,6 +165,10 @@ public sealed record ComputeSpec
 
     /// <summary>Parameters of the HNSW nearest-neighbour index.</summary>
     public HnswSpec Hnsw { get; init; } = new();
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>Parameters of the HNSW nearest-neighbour index.</summary>
@@ -156,6 +186,10 @@ public sealed record HnswSpec
     /// <summary>Candidate list size while searching; larger finds more true neighbours, more slowly.</summary>
     [Bounds(1, 4096)]
     public int EfSearch { get; init; } = 64;
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>Where the instance pods may run.</summary>
@@ -174,6 +208,10 @@ public sealed record SchedulingSpec
 
     /// <summary>Optional topology spread constraint for the instance pods, e.g. across zones.</summary>
     public TopologySpreadSpec? TopologySpread { get; init; }
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>The anti-affinity modes.</summary>
@@ -197,6 +235,10 @@ public sealed record TopologySpreadSpec
     /// <summary>What the scheduler does when the constraint cannot be met.</summary>
     [OneOf("DoNotSchedule", "ScheduleAnyway")]
     public string WhenUnsatisfiable { get; init; } = "ScheduleAnyway";
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>Metrics for Prometheus.</summary>
@@ -204,6 +246,10 @@ public sealed record MonitoringSpec
 {
     /// <summary>Expose metrics on every instance and create a PodMonitor.</summary>
     public bool Enabled { get; init; }
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>The observed state of a MemoryCluster.</summary>
@@ -239,6 +285,10 @@ public sealed record MemoryClusterStatus
 
     /// <summary>The metadata.generation this status was computed from.</summary>
     public long? ObservedGeneration { get; init; }
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>One instance as its manager last reported it.</summary>
@@ -261,6 +311,10 @@ public sealed record InstanceStatus
 
     /// <summary>Whether the instance is ready for its role.</summary>
     public bool? Healthy { get; init; }
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>The roles an instance reports.</summary>

@@ -92,6 +92,11 @@ public static class CrdBuilder
         var required = new JsonArray();
         foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
+            if (property.GetCustomAttribute<JsonExtensionDataAttribute>() is not null)
+            {
+                continue;
+            }
+
             var name = JsonName(property);
             JsonObject node;
             if (isRoot && property.PropertyType == typeof(ObjectMeta))

@@ -1,3 +1,6 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
 namespace MemoryCluster.Api.Meta;
 
 /// <summary>Kubernetes' <c>metav1.Condition</c>.</summary>
@@ -20,6 +23,10 @@ public sealed record Condition
 
     /// <summary>A human-readable message about the transition.</summary>
     public required string Message { get; init; }
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>The three values of a condition's status.</summary>

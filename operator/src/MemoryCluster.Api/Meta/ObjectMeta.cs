@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace MemoryCluster.Api.Meta;
@@ -27,6 +28,10 @@ public sealed record ObjectMeta
     public IReadOnlyList<string>? Finalizers { get; init; }
 
     public IReadOnlyList<OwnerReference>? OwnerReferences { get; init; }
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
 /// <summary>Kubernetes' <c>metav1.OwnerReference</c>.</summary>
@@ -43,4 +48,8 @@ public sealed record OwnerReference
     public bool? Controller { get; init; }
 
     public bool? BlockOwnerDeletion { get; init; }
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
