@@ -1,0 +1,638 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using MemoryCluster.Compute.Engine.Internal;
+
+namespace MemoryCluster.Compute.Engine.Vectors;
+
+/// <summary>
+/// Hierarchical navigable small world index (Malkov and Yashunin, 2016) over float vectors.
+/// </summary>
+/// <remarks>
+/// <para>Layout: every vector lives in one contiguous float array (node × dimensions); layer-0 links
+/// in one int array with a fixed stride of 1 + 2M (count, then ids); upper-layer links in a small
+/// array per node that has them. Distances go through <see cref="TensorPrimitives"/> (SIMD).</para>
+/// <para>Concurrency: one writer at a time (writes are serialised by a lock) and any number of
+/// readers without locks. Readers capture the current storage once per search; storage is only
+/// ever replaced by a larger copy, and a node is fully written before any link points at it, so a
+/// reader sees either the old or the new state of a neighbour list, never freed memory.</para>
+/// <para>Delete marks a tombstone: the node keeps routing searches but is never returned. When
+/// <see cref="DeletedFraction"/> grows large (the service uses 0.25), call <see cref="Rebuild"/>
+/// and swap the result in.</para>
+/// </remarks>
+public sealed partial class HnswIndex
+{
+    private const int MaxLevel = 31;
+    private const long NoEntry = -1;
+
+    [ThreadStatic]
+    private static SearchContext? _threadContext;
+
+    private readonly Lock _writeLock = new();
+    private readonly int _dim;
+    private readonly int _m;
+    private readonly int _m0;
+    private readonly int _stride0;
+    private readonly double _levelMultiplier;
+    private readonly bool _normalize;
+    private readonly bool _l2;
+    private Storage _storage;
+    private int[] _labelToNode = [];
+    private long _entry = NoEntry;
+    private int _count;
+    private int _deleted;
+    private SplitMix64 _random;
+
+    /// <summary>Creates an empty index.</summary>
+    public HnswIndex(HnswOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Options = options;
+        _dim = options.Dimensions;
+        _m = options.M;
+        _m0 = 2 * options.M;
+        _stride0 = _m0 + 1;
+        _levelMultiplier = 1.0 / Math.Log(options.M);
+        _normalize = options.Metric == DistanceMetric.Cosine;
+        _l2 = options.Metric == DistanceMetric.L2;
+        _random = new SplitMix64(options.Seed);
+        _storage = new Storage(options.InitialCapacity, _dim, _stride0);
+    }
+
+    /// <summary>The options the index was built with.</summary>
+    public HnswOptions Options { get; }
+
+    /// <summary>Nodes inserted, including tombstoned ones.</summary>
+    public int NodeCount => Volatile.Read(ref _count);
+
+    /// <summary>Live (not deleted) vectors.</summary>
+    public int Count => Volatile.Read(ref _count) - Volatile.Read(ref _deleted);
+
+    /// <summary>Share of nodes that are tombstones.</summary>
+    public double DeletedFraction
+    {
+        get
+        {
+            var count = NodeCount;
+            return count == 0 ? 0 : (double)Volatile.Read(ref _deleted) / count;
+        }
+    }
+
+    /// <summary>Bytes held by the index's arrays (vectors, links, levels, ids, tombstones).</summary>
+    public long MemoryBytes
+    {
+        get
+        {
+            var s = Volatile.Read(ref _storage);
+            long bytes = (long)s.Vectors.Length * sizeof(float) + ((long)s.Links0.Length * sizeof(int))
+                + s.Levels.Length + s.Deleted.Length + ((long)s.Labels.Length * sizeof(int))
+                + ((long)s.Upper.Length * IntPtr.Size) + ((long)Volatile.Read(ref _labelToNode).Length * sizeof(int));
+            var count = NodeCount;
+            for (var i = 0; i < count; i++)
+            {
+                if (s.Upper[i] is { } upper)
+                {
+                    bytes += (upper.Length * sizeof(int)) + 24;
+                }
+            }
+
+            return bytes;
+        }
+    }
+
+    /// <summary>True when a live vector has this id.</summary>
+    public bool Contains(int id) => NodeOf(id) >= 0;
+
+    /// <summary>
+    /// Inserts a vector under <paramref name="id"/> (a non-negative dense id, such as a graph node id).
+    /// An existing vector with the same id is replaced (the old node becomes a tombstone).
+    /// </summary>
+    public void Add(int id, ReadOnlySpan<float> vector)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(id);
+        if (vector.Length != _dim)
+        {
+            throw new ArgumentException($"Vector has {vector.Length} dimensions; the index has {_dim}.", nameof(vector));
+        }
+
+        lock (_writeLock)
+        {
+            var previous = NodeOf(id);
+            if (previous >= 0)
+            {
+                MarkDeleted(previous, id);
+            }
+
+            Insert(id, vector);
+        }
+    }
+
+    /// <summary>Marks the vector with this id deleted. Returns false when there is none.</summary>
+    public bool Delete(int id)
+    {
+        lock (_writeLock)
+        {
+            var node = NodeOf(id);
+            if (node < 0)
+            {
+                return false;
+            }
+
+            MarkDeleted(node, id);
+            return true;
+        }
+    }
+
+    /// <summary>Builds a fresh index from the live vectors only (the repair policy for many tombstones).</summary>
+    public HnswIndex Rebuild()
+    {
+        lock (_writeLock)
+        {
+            var live = _count - _deleted;
+            var rebuilt = new HnswIndex(Options with { InitialCapacity = Math.Max(1, live) });
+            var s = _storage;
+            for (var node = 0; node < _count; node++)
+            {
+                if (s.Deleted[node] == 0)
+                {
+                    rebuilt.Insert(s.Labels[node], VectorOf(s, node));
+                }
+            }
+
+            return rebuilt;
+        }
+    }
+
+    /// <summary>Computes the distance between <paramref name="query"/> and the stored vector <paramref name="id"/>.</summary>
+    public bool TryGetDistance(ReadOnlySpan<float> query, int id, out float distance)
+    {
+        var node = NodeOf(id);
+        if (node < 0)
+        {
+            distance = float.NaN;
+            return false;
+        }
+
+        var q = PrepareQuery(query, GetContext());
+        distance = Distance(q, VectorOf(Volatile.Read(ref _storage), node));
+        return true;
+    }
+
+    /// <summary>Copies the stored (for cosine: normalised) vector into <paramref name="destination"/>.</summary>
+    public bool TryGetVector(int id, Span<float> destination)
+    {
+        var node = NodeOf(id);
+        if (node < 0)
+        {
+            return false;
+        }
+
+        VectorOf(Volatile.Read(ref _storage), node).CopyTo(destination);
+        return true;
+    }
+
+    /// <summary>Searches with the default ef; returns up to <paramref name="k"/> hits, nearest first.</summary>
+    public VectorHit[] Search(ReadOnlySpan<float> query, int k, int ef = 0)
+    {
+        var buffer = new VectorHit[k];
+        var found = Search(query, k, buffer, ef, default(AcceptAllFilter));
+        return found == k ? buffer : buffer.AsSpan(0, found).ToArray();
+    }
+
+    /// <summary>Searches without allocating: writes up to k hits, nearest first, and returns how many.</summary>
+    public int Search(ReadOnlySpan<float> query, int k, Span<VectorHit> destination, int ef = 0)
+        => Search(query, k, destination, ef, default(AcceptAllFilter));
+
+    /// <summary>Searches returning only ids the filter accepts (the graph is still traversed through the others).</summary>
+    public int Search<TFilter>(ReadOnlySpan<float> query, int k, Span<VectorHit> destination, int ef, TFilter filter)
+        where TFilter : IVectorFilter
+    {
+        if (query.Length != _dim)
+        {
+            throw new ArgumentException($"Query has {query.Length} dimensions; the index has {_dim}.", nameof(query));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        if (destination.Length < k)
+        {
+            throw new ArgumentException("Destination is shorter than k.", nameof(destination));
+        }
+
+        var entry = Volatile.Read(ref _entry);
+        if (entry == NoEntry)
+        {
+            return 0;
+        }
+
+        var s = Volatile.Read(ref _storage);
+        var context = GetContext();
+        var q = PrepareQuery(query, context);
+        var current = (int)entry;
+        var topLevel = (int)(entry >> 32);
+        var currentDistance = Distance(q, VectorOf(s, current));
+        for (var level = topLevel; level > 0; level--)
+        {
+            GreedyStep(s, q, level, ref current, ref currentDistance);
+        }
+
+        var results = SearchLayer(s, q, current, currentDistance, Math.Max(ef > 0 ? ef : Options.EfSearch, k), 0, context, new LiveFilter<TFilter>(s, filter));
+        while (results.Count > k)
+        {
+            results.Pop();
+        }
+
+        var found = results.Count;
+        for (var i = found - 1; i >= 0; i--)
+        {
+            destination[i] = new VectorHit(s.Labels[results.TopId], results.TopDistance);
+            results.Pop();
+        }
+
+        return found;
+    }
+
+    private static SearchContext GetContext() => _threadContext ??= new SearchContext();
+
+    private int NodeOf(int id)
+    {
+        var map = Volatile.Read(ref _labelToNode);
+        return (uint)id < (uint)map.Length ? Volatile.Read(ref map[id]) - 1 : -1;
+    }
+
+    private void MarkDeleted(int node, int id)
+    {
+        Volatile.Write(ref _storage.Deleted[node], 1);
+        Volatile.Write(ref _labelToNode[id], 0);
+        Volatile.Write(ref _deleted, _deleted + 1);
+    }
+
+    private ReadOnlySpan<float> PrepareQuery(ReadOnlySpan<float> query, SearchContext context)
+    {
+        if (!_normalize)
+        {
+            return query;
+        }
+
+        var buffer = context.QueryBuffer(_dim);
+        var norm = TensorPrimitives.Norm(query);
+        if (norm > 0)
+        {
+            TensorPrimitives.Divide(query, norm, buffer);
+        }
+        else
+        {
+            query.CopyTo(buffer);
+        }
+
+        return buffer;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ReadOnlySpan<float> VectorOf(Storage s, int node)
+        => MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(s.Vectors), (nint)node * _dim), _dim);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private float Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+        => _l2 ? TensorPrimitives.Distance(a, b) : 1f - TensorPrimitives.Dot(a, b);
+
+    /// <summary>The neighbour list of a node on a level: element 0 is the count, then the ids.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Span<int> LinksOf(Storage s, int node, int level)
+        => level == 0
+            ? s.Links0.AsSpan(node * _stride0, _stride0)
+            : s.Upper[node].AsSpan((level - 1) * (_m + 1), _m + 1);
+
+    private void GreedyStep(Storage s, ReadOnlySpan<float> q, int level, ref int current, ref float currentDistance)
+    {
+        var changed = true;
+        while (changed)
+        {
+            changed = false;
+            var links = LinksOf(s, current, level);
+            var n = Math.Min(Volatile.Read(ref links[0]), links.Length - 1);
+            for (var i = 1; i <= n; i++)
+            {
+                var candidate = links[i];
+                var d = Distance(q, VectorOf(s, candidate));
+                if (d < currentDistance)
+                {
+                    currentDistance = d;
+                    current = candidate;
+                    changed = true;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Best-first search of one layer. Returns the context's result heap (largest distance on top),
+    /// holding at most <paramref name="ef"/> nodes the filter accepts.
+    /// </summary>
+    private DistanceHeap SearchLayer<TFilter>(Storage s, ReadOnlySpan<float> q, int entry, float entryDistance, int ef, int level, SearchContext context, TFilter filter)
+        where TFilter : IVectorFilter
+    {
+        var visited = context.Visited;
+        var candidates = context.Candidates;
+        var results = context.Results;
+        visited.Reset(s.Capacity);
+        candidates.Clear();
+        results.Clear();
+        visited.TryVisit(entry);
+        candidates.Push(entryDistance, entry);
+        if (filter.Accept(entry))
+        {
+            results.Push(entryDistance, entry);
+        }
+
+        var bound = results.Count > 0 ? results.TopDistance : float.PositiveInfinity;
+        while (candidates.Count > 0)
+        {
+            var distance = candidates.TopDistance;
+            if (distance > bound && results.Count >= ef)
+            {
+                break;
+            }
+
+            var node = candidates.TopId;
+            candidates.Pop();
+            var links = LinksOf(s, node, level);
+            var n = Math.Min(Volatile.Read(ref links[0]), links.Length - 1);
+            for (var i = 1; i <= n; i++)
+            {
+                var candidate = links[i];
+                if (!visited.TryVisit(candidate))
+                {
+                    continue;
+                }
+
+                var d = Distance(q, VectorOf(s, candidate));
+                if (results.Count < ef || d < bound)
+                {
+                    candidates.Push(d, candidate);
+                    if (filter.Accept(candidate))
+                    {
+                        results.Push(d, candidate);
+                        if (results.Count > ef)
+                        {
+                            results.Pop();
+                        }
+
+                        bound = results.TopDistance;
+                    }
+                }
+            }
+        }
+
+        return results;
+    }
+
+    private void Insert(int id, ReadOnlySpan<float> vector)
+    {
+        EnsureCapacity(_count + 1);
+        var s = _storage;
+        var node = _count;
+        var destination = MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(s.Vectors), (nint)node * _dim), _dim);
+        vector.CopyTo(destination);
+        if (_normalize)
+        {
+            var norm = TensorPrimitives.Norm(destination);
+            if (norm > 0)
+            {
+                TensorPrimitives.Divide(destination, norm, destination);
+            }
+        }
+
+        var level = Math.Min(MaxLevel, (int)(-Math.Log(_random.NextUnitOpenZero()) * _levelMultiplier));
+        s.Levels[node] = (byte)level;
+        s.Labels[node] = id;
+        s.Deleted[node] = 0;
+        s.Links0[node * _stride0] = 0;
+        s.Upper[node] = level > 0 ? new int[level * (_m + 1)] : null;
+
+        var entry = _entry;
+        if (entry != NoEntry)
+        {
+            var q = VectorOf(s, node);
+            var current = (int)entry;
+            var topLevel = (int)(entry >> 32);
+            var currentDistance = Distance(q, VectorOf(s, current));
+            for (var l = topLevel; l > level; l--)
+            {
+                GreedyStep(s, q, l, ref current, ref currentDistance);
+            }
+
+            var context = GetContext();
+            for (var l = Math.Min(level, topLevel); l >= 0; l--)
+            {
+                var results = SearchLayer(s, q, current, currentDistance, Options.EfConstruction, l, context, default(AcceptAllFilter));
+                var count = context.DrainAscending(results);
+                var maxLinks = l == 0 ? _m0 : _m;
+                var selected = SelectNeighbours(s, context.Sorted.AsSpan(0, count), context.SortedDistances.AsSpan(0, count), _m, context.Selected);
+                current = context.Sorted[0];
+                currentDistance = context.SortedDistances[0];
+
+                var links = LinksOf(s, node, l);
+                for (var i = 0; i < selected; i++)
+                {
+                    links[i + 1] = context.Selected[i];
+                }
+
+                Volatile.Write(ref links[0], selected);
+                for (var i = 0; i < selected; i++)
+                {
+                    // Read back from the node's own list: Connect reuses the context's buffers.
+                    Connect(s, links[i + 1], node, l, maxLinks, context);
+                }
+            }
+        }
+
+        PublishLabel(id, node);
+        Volatile.Write(ref _count, node + 1);
+        if (entry == NoEntry || level > (int)(entry >> 32))
+        {
+            Volatile.Write(ref _entry, ((long)level << 32) | (uint)node);
+        }
+    }
+
+    private void PublishLabel(int id, int node)
+    {
+        var map = _labelToNode;
+        if (id >= map.Length)
+        {
+            var grown = new int[Math.Max(id + 1, Math.Max(16, map.Length * 2))];
+            map.CopyTo(grown, 0);
+            Volatile.Write(ref _labelToNode, grown);
+            map = grown;
+        }
+
+        Volatile.Write(ref map[id], node + 1);
+    }
+
+    /// <summary>Adds <paramref name="newNode"/> to <paramref name="node"/>'s list, pruning with the heuristic when full.</summary>
+    private void Connect(Storage s, int node, int newNode, int level, int maxLinks, SearchContext context)
+    {
+        var links = LinksOf(s, node, level);
+        var count = links[0];
+        if (count < maxLinks)
+        {
+            links[count + 1] = newNode;
+            Volatile.Write(ref links[0], count + 1);
+            return;
+        }
+
+        var v = VectorOf(s, node);
+        var heap = context.Scratch;
+        heap.Clear();
+        heap.Push(Distance(v, VectorOf(s, newNode)), newNode);
+        for (var i = 1; i <= count; i++)
+        {
+            heap.Push(Distance(v, VectorOf(s, links[i])), links[i]);
+        }
+
+        var total = context.DrainAscending(heap);
+        var selected = SelectNeighbours(s, context.Sorted.AsSpan(0, total), context.SortedDistances.AsSpan(0, total), maxLinks, context.Selected);
+        for (var i = 0; i < selected; i++)
+        {
+            links[i + 1] = context.Selected[i];
+        }
+
+        Volatile.Write(ref links[0], selected);
+    }
+
+    /// <summary>
+    /// The heuristic of the HNSW paper (algorithm 4, as in hnswlib): walk candidates nearest first and keep one
+    /// only when it is closer to the base than to every neighbour already kept, which spreads links across directions.
+    /// </summary>
+    private int SelectNeighbours(Storage s, ReadOnlySpan<int> sorted, ReadOnlySpan<float> distances, int max, int[] selected)
+    {
+        if (sorted.Length <= max)
+        {
+            sorted.CopyTo(selected);
+            return sorted.Length;
+        }
+
+        var kept = 0;
+        for (var i = 0; i < sorted.Length && kept < max; i++)
+        {
+            var candidate = VectorOf(s, sorted[i]);
+            var good = true;
+            for (var j = 0; j < kept; j++)
+            {
+                if (Distance(candidate, VectorOf(s, selected[j])) < distances[i])
+                {
+                    good = false;
+                    break;
+                }
+            }
+
+            if (good)
+            {
+                selected[kept++] = sorted[i];
+            }
+        }
+
+        return kept;
+    }
+
+    private void EnsureCapacity(int needed)
+    {
+        var s = _storage;
+        if (needed <= s.Capacity)
+        {
+            return;
+        }
+
+        var grown = new Storage(Math.Max(needed, s.Capacity * 2), _dim, _stride0);
+        var count = _count;
+        s.Vectors.AsSpan(0, count * _dim).CopyTo(grown.Vectors);
+        s.Links0.AsSpan(0, count * _stride0).CopyTo(grown.Links0);
+        s.Upper.AsSpan(0, count).CopyTo(grown.Upper);
+        s.Levels.AsSpan(0, count).CopyTo(grown.Levels);
+        s.Labels.AsSpan(0, count).CopyTo(grown.Labels);
+        s.Deleted.AsSpan(0, count).CopyTo(grown.Deleted);
+        Volatile.Write(ref _storage, grown);
+    }
+
+    /// <summary>All per-node arrays; replaced as a whole (never shrunk in place) when the index grows.</summary>
+    private sealed class Storage(int capacity, int dimensions, int stride0)
+    {
+        public readonly int Capacity = capacity;
+        public readonly float[] Vectors = new float[(long)capacity * dimensions];
+        public readonly int[] Links0 = new int[(long)capacity * stride0];
+        public readonly int[]?[] Upper = new int[]?[capacity];
+        public readonly byte[] Levels = new byte[capacity];
+        public readonly int[] Labels = new int[capacity];
+        public readonly byte[] Deleted = new byte[capacity];
+    }
+
+    /// <summary>Skips tombstones and maps nodes to ids before asking the caller's filter.</summary>
+    private readonly struct LiveFilter<TFilter>(Storage storage, TFilter inner) : IVectorFilter
+        where TFilter : IVectorFilter
+    {
+        public bool Accept(int id) => storage.Deleted[id] == 0 && inner.Accept(storage.Labels[id]);
+    }
+
+    /// <summary>Per-thread scratch space, so searches do not allocate.</summary>
+    private sealed class SearchContext
+    {
+        private float[] _query = [];
+
+        public VisitedSet Visited { get; } = new();
+
+        public DistanceHeap Candidates { get; } = new(max: false);
+
+        public DistanceHeap Results { get; } = new(max: true);
+
+        public DistanceHeap Scratch { get; } = new(max: false);
+
+        public int[] Sorted { get; private set; } = new int[64];
+
+        public float[] SortedDistances { get; private set; } = new float[64];
+
+        public int[] Selected { get; private set; } = new int[64];
+
+        public Span<float> QueryBuffer(int dimensions)
+        {
+            if (_query.Length < dimensions)
+            {
+                _query = new float[dimensions];
+            }
+
+            return _query.AsSpan(0, dimensions);
+        }
+
+        /// <summary>Empties a heap into <see cref="Sorted"/> nearest first; returns the count.</summary>
+        public int DrainAscending(DistanceHeap heap)
+        {
+            var count = heap.Count;
+            if (Sorted.Length < count)
+            {
+                Sorted = new int[count * 2];
+                SortedDistances = new float[count * 2];
+                Selected = new int[count * 2];
+            }
+
+            if (heap == Results)
+            {
+                for (var i = count - 1; i >= 0; i--)
+                {
+                    Sorted[i] = heap.TopId;
+                    SortedDistances[i] = heap.TopDistance;
+                    heap.Pop();
+                }
+            }
+            else
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    Sorted[i] = heap.TopId;
+                    SortedDistances[i] = heap.TopDistance;
+                    heap.Pop();
+                }
+            }
+
+            return count;
+        }
+    }
+}
