@@ -169,6 +169,7 @@ public sealed partial class HnswIndex
         }
 
         index.ValidateLinks(count, entry);
+        index.RecountInDegrees(count);
         index._random = new SplitMix64(randomState);
         index._count = count;
         index._deleted = deleted;

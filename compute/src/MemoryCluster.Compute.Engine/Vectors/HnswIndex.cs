@@ -86,7 +86,7 @@ public sealed partial class HnswIndex
         {
             var s = Volatile.Read(ref _storage);
             long bytes = (long)s.Vectors.Length * sizeof(float) + ((long)s.Links0.Length * sizeof(int))
-                + s.Levels.Length + s.Deleted.Length + ((long)s.Labels.Length * sizeof(int))
+                + s.Levels.Length + s.Deleted.Length + ((long)s.InDegree.Length * sizeof(ushort)) + ((long)s.Labels.Length * sizeof(int))
                 + ((long)s.Upper.Length * IntPtr.Size) + ((long)Volatile.Read(ref _labelToNode).Length * sizeof(int));
             var count = NodeCount;
             for (var i = 0; i < count; i++)
@@ -252,6 +252,40 @@ public sealed partial class HnswIndex
         return found;
     }
 
+    /// <summary>Nodes that a level-0 walk from the entry point cannot reach (diagnostics and tests).</summary>
+    internal int CountUnreachable()
+    {
+        lock (_writeLock)
+        {
+            if (_entry == NoEntry)
+            {
+                return 0;
+            }
+
+            var s = _storage;
+            var seen = new bool[_count];
+            var stack = new Stack<int>();
+            stack.Push((int)_entry);
+            seen[(int)_entry] = true;
+            var reached = 1;
+            while (stack.Count > 0)
+            {
+                var links = LinksOf(s, stack.Pop(), 0);
+                for (var i = 1; i <= links[0]; i++)
+                {
+                    if (!seen[links[i]])
+                    {
+                        seen[links[i]] = true;
+                        reached++;
+                        stack.Push(links[i]);
+                    }
+                }
+            }
+
+            return _count - reached;
+        }
+    }
+
     private static SearchContext GetContext() => _threadContext ??= new SearchContext();
 
     private int NodeOf(int id)
@@ -408,6 +442,7 @@ public sealed partial class HnswIndex
         s.Labels[node] = id;
         s.Deleted[node] = 0;
         s.Links0[node * _stride0] = 0;
+        s.InDegree[node] = 0;
         s.Upper[node] = level > 0 ? new int[level * (_m + 1)] : null;
 
         var entry = _entry;
@@ -444,6 +479,20 @@ public sealed partial class HnswIndex
                     // Read back from the node's own list: Connect reuses the context's buffers.
                     Connect(s, links[i + 1], node, l, maxLinks, context);
                 }
+
+                if (l == 0)
+                {
+                    for (var i = 0; i < selected; i++)
+                    {
+                        AddInDegree(s, links[i + 1], 1);
+                    }
+
+                    if (s.InDegree[node] == 0 && selected > 0)
+                    {
+                        // Every neighbour pruned the new node away: make the nearest keep it.
+                        ForceLink(s, links[1], node);
+                    }
+                }
             }
         }
 
@@ -478,6 +527,11 @@ public sealed partial class HnswIndex
         {
             links[count + 1] = newNode;
             Volatile.Write(ref links[0], count + 1);
+            if (level == 0)
+            {
+                AddInDegree(s, newNode, 1);
+            }
+
             return;
         }
 
@@ -492,19 +546,112 @@ public sealed partial class HnswIndex
 
         var total = context.DrainAscending(heap);
         var selected = SelectNeighbours(s, context.Sorted.AsSpan(0, total), context.SortedDistances.AsSpan(0, total), maxLinks, context.Selected);
+        var kept = context.Selected.AsSpan(0, selected);
+        if (level == 0)
+        {
+            ProtectInLinks(s, links[1..(count + 1)], kept);
+            if (kept.Contains(newNode))
+            {
+                AddInDegree(s, newNode, 1);
+            }
+        }
+
         for (var i = 0; i < selected; i++)
         {
-            links[i + 1] = context.Selected[i];
+            links[i + 1] = kept[i];
         }
 
         Volatile.Write(ref links[0], selected);
     }
 
     /// <summary>
+    /// Updates level-0 in-degrees for a list going from <paramref name="before"/> to <paramref name="after"/>.
+    /// A node about to lose its last in-link (it would become unreachable) takes the slot of a kept
+    /// node that has another in-link. The new node is not in <paramref name="before"/> and is counted by the caller.
+    /// </summary>
+    private static void ProtectInLinks(Storage s, ReadOnlySpan<int> before, Span<int> after)
+    {
+        foreach (var x in before)
+        {
+            if (after.Contains(x))
+            {
+                continue;
+            }
+
+            AddInDegree(s, x, -1);
+            if (s.InDegree[x] > 0)
+            {
+                continue;
+            }
+
+            for (var j = after.Length - 1; j >= 0; j--)
+            {
+                var y = after[j];
+                if (s.InDegree[y] >= 2 && before.Contains(y))
+                {
+                    AddInDegree(s, y, -1);
+                    AddInDegree(s, x, 1);
+                    after[j] = x;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>Puts <paramref name="target"/> into <paramref name="node"/>'s level-0 list, evicting a node with another in-link.</summary>
+    private void ForceLink(Storage s, int node, int target)
+    {
+        var links = LinksOf(s, node, 0);
+        var count = links[0];
+        if (count < _m0)
+        {
+            links[count + 1] = target;
+            Volatile.Write(ref links[0], count + 1);
+            AddInDegree(s, target, 1);
+            return;
+        }
+
+        for (var j = count; j >= 1; j--)
+        {
+            if (s.InDegree[links[j]] >= 2)
+            {
+                AddInDegree(s, links[j], -1);
+                links[j] = target;
+                AddInDegree(s, target, 1);
+                return;
+            }
+        }
+    }
+
+    /// <summary>Recounts level-0 in-degrees from the links (after a snapshot load).</summary>
+    private void RecountInDegrees(int count)
+    {
+        var s = _storage;
+        for (var node = 0; node < count; node++)
+        {
+            var links = LinksOf(s, node, 0);
+            for (var i = 1; i <= links[0]; i++)
+            {
+                AddInDegree(s, links[i], 1);
+            }
+        }
+    }
+
+    /// <summary>Saturating in-degree update: a saturated count stays saturated (the node has plenty of in-links).</summary>
+    private static void AddInDegree(Storage s, int node, int delta)
+    {
+        ref var degree = ref s.InDegree[node];
+        if (degree != ushort.MaxValue)
+        {
+            degree = (ushort)Math.Max(0, degree + delta);
+        }
+    }
+
+    /// <summary>
     /// The heuristic of the HNSW paper (algorithm 4, as in hnswlib): walk candidates nearest first and keep one
     /// only when it is closer to the base than to every neighbour already kept, which spreads links across directions.
     /// </summary>
-    private int SelectNeighbours(Storage s, ReadOnlySpan<int> sorted, ReadOnlySpan<float> distances, int max, int[] selected)
+    private int SelectNeighbours(Storage s, Span<int> sorted, ReadOnlySpan<float> distances, int max, int[] selected)
     {
         if (sorted.Length <= max)
         {
@@ -530,6 +677,20 @@ public sealed partial class HnswIndex
             {
                 selected[kept++] = sorted[i];
             }
+            else
+            {
+                sorted[i] = ~sorted[i];
+            }
+        }
+
+        // Keep pruned connections (the paper's option): fill free slots with the nearest
+        // candidates the heuristic passed over, so sparse lists do not strand nodes.
+        for (var i = 0; i < sorted.Length && kept < max; i++)
+        {
+            if (sorted[i] < 0)
+            {
+                selected[kept++] = ~sorted[i];
+            }
         }
 
         return kept;
@@ -551,6 +712,7 @@ public sealed partial class HnswIndex
         s.Levels.AsSpan(0, count).CopyTo(grown.Levels);
         s.Labels.AsSpan(0, count).CopyTo(grown.Labels);
         s.Deleted.AsSpan(0, count).CopyTo(grown.Deleted);
+        s.InDegree.AsSpan(0, count).CopyTo(grown.InDegree);
         Volatile.Write(ref _storage, grown);
     }
 
@@ -564,6 +726,9 @@ public sealed partial class HnswIndex
         public readonly byte[] Levels = new byte[capacity];
         public readonly int[] Labels = new int[capacity];
         public readonly byte[] Deleted = new byte[capacity];
+
+        /// <summary>Level-0 in-links per node (saturating), so pruning never strands a node.</summary>
+        public readonly ushort[] InDegree = new ushort[capacity];
     }
 
     /// <summary>Skips tombstones and maps nodes to ids before asking the caller's filter.</summary>
