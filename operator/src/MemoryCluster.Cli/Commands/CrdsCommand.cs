@@ -13,16 +13,21 @@ internal static class CrdsCommand
             Description = "Where to write the CRD ('-' for standard output).",
             DefaultValueFactory = _ => CrdFile.RelativePath,
         };
+        var reference = new Option<string>("--api-reference")
+        {
+            Description = "The Markdown API reference whose generated field table is kept in step ('' to skip).",
+            DefaultValueFactory = _ => ApiReference.RelativePath,
+        };
         var check = new Option<bool>("--check")
         {
             Description = "Do not write; exit 1 when the file differs from what the types generate.",
         };
-        var command = new Command("crds", "Generate the MemoryCluster CustomResourceDefinition from the C# types.") { output, check };
-        command.SetAction(result => Run(result.GetValue(output)!, result.GetValue(check)));
+        var command = new Command("crds", "Generate the MemoryCluster CustomResourceDefinition from the C# types.") { output, reference, check };
+        command.SetAction(result => Run(result.GetValue(output)!, result.GetValue(reference)!, result.GetValue(check)));
         return command;
     }
 
-    private static int Run(string output, bool check)
+    private static int Run(string output, string reference, bool check)
     {
         var yaml = CrdFile.Generate();
         if (output == "-")
@@ -31,24 +36,47 @@ internal static class CrdsCommand
             return 0;
         }
 
-        if (check)
+        var files = new List<(string Path, string Content)> { (output, yaml) };
+        if (reference.Length > 0)
         {
-            var committed = File.Exists(output) ? File.ReadAllText(output) : null;
-            if (committed == yaml)
+            if (!File.Exists(reference))
             {
-                Console.Out.WriteLine($"{output} is up to date");
-                return 0;
+                Console.Error.WriteLine($"{reference} is missing: it holds the prose around the generated field table");
+                return 1;
             }
 
-            Console.Error.WriteLine(committed is null
-                ? $"{output} is missing; run `make crds`"
-                : $"{output} differs from what the C# types generate; run `make crds` and commit the result");
-            return 1;
+            files.Add((reference, ApiReference.Update(File.ReadAllText(reference), CrdFile.Build())));
         }
 
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-        File.WriteAllText(output, yaml);
-        Console.Out.WriteLine($"wrote {output}");
+        var status = 0;
+        foreach (var (path, content) in files)
+        {
+            status = Math.Max(status, check ? Check(path, content) : Write(path, content));
+        }
+
+        return status;
+    }
+
+    private static int Check(string path, string content)
+    {
+        var committed = File.Exists(path) ? File.ReadAllText(path) : null;
+        if (committed == content)
+        {
+            Console.Out.WriteLine($"{path} is up to date");
+            return 0;
+        }
+
+        Console.Error.WriteLine(committed is null
+            ? $"{path} is missing; run `make crds`"
+            : $"{path} differs from what the C# types generate; run `make crds` and commit the result");
+        return 1;
+    }
+
+    private static int Write(string path, string content)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        File.WriteAllText(path, content);
+        Console.Out.WriteLine($"wrote {path}");
         return 0;
     }
 }

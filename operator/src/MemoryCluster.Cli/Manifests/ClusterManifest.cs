@@ -1,11 +1,12 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using MemoryCluster.Api;
 
 namespace MemoryCluster.Cli.Manifests;
 
 /// <summary>A MemoryCluster read from a manifest, with every rule it breaks.</summary>
-internal sealed record ClusterManifest(string Name, MemoryClusterResource? Cluster, IReadOnlyList<ValidationError> Errors)
+internal sealed partial record ClusterManifest(string Name, MemoryClusterResource? Cluster, IReadOnlyList<ValidationError> Errors)
 {
     /// <summary>
     /// Reads every MemoryCluster document in <paramref name="yaml"/>; documents of other kinds are skipped.
@@ -50,7 +51,31 @@ internal sealed record ClusterManifest(string Name, MemoryClusterResource? Clust
 
     private static string FirstSentence(string message)
     {
-        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
-        return "has the wrong type: " + (cut > 0 ? message[..cut] : message);
+        if (message.Contains("doesn't allow setting null values", StringComparison.Ordinal))
+        {
+            return "must not be null (leave the field out to take its default)";
+        }
+
+        var match = TargetType().Match(message);
+        if (!match.Success)
+        {
+            var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
+            return "cannot be read: " + (cut > 0 ? message[..cut] : message);
+        }
+
+        var expected = match.Groups[1].Value switch
+        {
+            "System.Int32" or "System.Int64" => "an integer",
+            "System.Boolean" => "true or false",
+            "System.String" => "a string",
+            "MemoryCluster.Api.Quantity" => "a quantity such as 10Gi",
+            var t when t.Contains("Dictionary", StringComparison.Ordinal) => "a map",
+            var t when t.Contains("List", StringComparison.Ordinal) => "a list",
+            _ => "an object",
+        };
+        return $"must be {expected}";
     }
+
+    [GeneratedRegex(@"could not be converted to ([^\s]+?)\.?(\s|$)")]
+    private static partial Regex TargetType();
 }

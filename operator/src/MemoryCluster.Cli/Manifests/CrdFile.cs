@@ -15,7 +15,10 @@ internal static class CrdFile
         "# Do not edit by hand: `make checks` fails when this file differs from what the types generate.\n";
 
     /// <summary>The CRD YAML, with descriptions from the API assembly's XML documentation.</summary>
-    public static string Generate()
+    public static string Generate() => Header + YamlJson.FromJson(Build());
+
+    /// <summary>The CRD as a JSON tree, with descriptions from the API assembly's XML documentation.</summary>
+    public static System.Text.Json.Nodes.JsonObject Build()
     {
         var docsPath = Path.Combine(AppContext.BaseDirectory, typeof(MemoryClusterResource).Assembly.GetName().Name + ".xml");
         if (!File.Exists(docsPath))
@@ -25,6 +28,6 @@ internal static class CrdFile
         }
 
         var docs = new XmlDocumentation(XDocument.Load(docsPath));
-        return Header + YamlJson.FromJson(CrdBuilder.Build(docs));
+        return CrdBuilder.Build(docs);
     }
 }

@@ -1,0 +1,63 @@
+# MemoryCluster: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+DOTNET ?= dotnet
+CONFIGURATION ?= Release
+RESULTS := TestResults
+CLI_PROJECT := operator/src/MemoryCluster.Cli/MemoryCluster.Cli.csproj
+CLI := bin/memorycluster
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build everything and leave the CLI at bin/memorycluster
+	$(DOTNET) build Operator.sln -c $(CONFIGURATION) --nologo -v quiet
+	$(DOTNET) publish $(CLI_PROJECT) -c $(CONFIGURATION) --nologo -v quiet -o artifacts/memorycluster
+	@mkdir -p bin && ln -sf ../artifacts/memorycluster/memorycluster $(CLI)
+	@echo "built $(CLI)"
+
+.PHONY: test
+test: ## Run the default test suite; ends with the line `N passed, N failed`
+	@rm -rf $(RESULTS)
+	@set +e; \
+	$(DOTNET) test Operator.sln -c $(CONFIGURATION) --nologo --logger trx --results-directory $(RESULTS) \
+	  --blame-hang-timeout 10m $(TEST_ARGS); \
+	rc=$$?; \
+	passed=0; failed=0; \
+	for f in $(RESULTS)/*.trx; do \
+	  [ -f "$$f" ] || continue; \
+	  counters=$$(grep -o '<Counters [^>]*>' "$$f"); \
+	  p=$$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$$counters"); \
+	  x=$$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$$counters"); \
+	  passed=$$((passed + $${p:-0})); failed=$$((failed + $${x:-0})); \
+	done; \
+	if [ $$rc -ne 0 ] && [ $$failed -eq 0 ]; then failed=1; echo "the test run failed outside any test (build error, crash or hang): counting it as 1 failure"; fi; \
+	echo "$$passed passed, $$failed failed"; \
+	exit $$rc
+
+.PHONY: test-integration
+test-integration: ## Run only the tests that start real servers (trait Category=Integration)
+	$(MAKE) test TEST_ARGS="--filter Category=Integration"
+
+.PHONY: crds
+crds: ## Regenerate crds/ from the C# types in operator/src/MemoryCluster.Api
+	$(DOTNET) run --project $(CLI_PROJECT) -c $(CONFIGURATION) -- crds
+
+.PHONY: crds-check
+crds-check: ## Fail when the committed CRD differs from what the types generate
+	$(DOTNET) run --project $(CLI_PROJECT) -c $(CONFIGURATION) -- crds --check
+
+.PHONY: lint
+lint: ## Check formatting and code style (dotnet format --verify-no-changes)
+	$(DOTNET) format Operator.sln --verify-no-changes
+
+.PHONY: checks
+checks: build lint crds-check test ## Everything CI cares about: build, lint, CRD drift, tests
+
+.PHONY: clean
+clean: ## Remove build outputs and test results
+	rm -rf bin artifacts $(RESULTS)
+	$(DOTNET) clean Operator.sln --nologo -v quiet

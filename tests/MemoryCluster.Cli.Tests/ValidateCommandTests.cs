@@ -1,0 +1,84 @@
+namespace MemoryCluster.Cli.Tests;
+
+public sealed class ValidateCommandTests
+{
+    private const string Header = "apiVersion: memorycluster.io/v1alpha1\nkind: MemoryCluster\nmetadata:\n  name: demo\n";
+
+    [Fact]
+    public void Valid_samples_pass()
+    {
+        var (code, stdout, stderr) = Cli.Run("validate", "crds/samples/minimal.yaml", "crds/samples/full.yaml");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("memorycluster/demo is valid", stdout, StringComparison.Ordinal);
+        Assert.Contains("memorycluster/memory-prod is valid", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Bad_spec_is_refused_with_the_field_path_and_the_reason()
+    {
+        var (code, _, stderr) = Cli.RunWithInput(Header + "spec:\n  instances: 2\n  postgres:\n    parameters:\n      port: \"5433\"\n", "validate", "-");
+        Assert.Equal(1, code);
+        Assert.Contains("memorycluster/demo: spec.instances: must be 3 or 5 (2-node clusters cannot hold a safe majority)", stderr, StringComparison.Ordinal);
+        Assert.Contains("spec.postgres.parameters[port]: is managed by the instance manager", stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("spec:\n  instances: three\n", "spec.instances: must be an integer")]
+    [InlineData("spec:\n  postgres: []\n", "spec.postgres: must be an object")]
+    [InlineData("spec:\n  postgres: null\n", "spec.postgres: must not be null")]
+    [InlineData("spec:\n  monitoring:\n    enabled: maybe\n", "spec.monitoring.enabled: must be true or false")]
+    public void Field_of_the_wrong_type_is_named(string spec, string expected)
+    {
+        var (code, _, stderr) = Cli.RunWithInput(Header + spec, "validate", "-");
+        Assert.Equal(1, code);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Update_that_changes_the_storage_class_is_refused()
+    {
+        var dir = Directory.CreateTempSubdirectory("mc-validate-");
+        try
+        {
+            var old = Path.Combine(dir.FullName, "old.yaml");
+            File.WriteAllText(old, Header + "spec:\n  storage:\n    storageClassName: fast\n");
+            var (code, _, stderr) = Cli.RunWithInput(Header + "spec:\n  storage:\n    storageClassName: slow\n", "validate", "-", "--old", old);
+            Assert.Equal(1, code);
+            Assert.Contains("spec.storage.storageClassName: is immutable once set (was 'fast')", stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("spec: [unclosed\n", "not valid YAML")]
+    [InlineData("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n", "holds no MemoryCluster")]
+    public void Input_that_holds_no_cluster_is_reported(string yaml, string expected)
+    {
+        var (code, _, stderr) = Cli.RunWithInput(yaml, "validate", "-");
+        Assert.Equal(1, code);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Missing_file_is_reported()
+    {
+        var (code, _, stderr) = Cli.Run("validate", "does-not-exist.yaml");
+        Assert.Equal(1, code);
+        Assert.Contains("does-not-exist.yaml: no such file", stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("operator")]
+    [InlineData("instance")]
+    [InlineData("compute")]
+    [InlineData("local")]
+    public void Roles_not_built_yet_say_so_and_fail(string role)
+    {
+        var (code, _, stderr) = Cli.Run(role);
+        Assert.Equal(2, code);
+        Assert.Contains("not available in this build yet", stderr, StringComparison.Ordinal);
+    }
+}
