@@ -254,11 +254,11 @@ public sealed class KnowledgeGraph
         _deltaCount = 0;
         _deltaOutHead = [];
         _deltaInHead = [];
-        _deltaOutNext = new int[16];
-        _deltaInNext = new int[16];
-        _deltaSource = new int[16];
-        _deltaTarget = new int[16];
-        _deltaEdge = new int[16];
+        _deltaOutNext = [];
+        _deltaInNext = [];
+        _deltaSource = [];
+        _deltaTarget = [];
+        _deltaEdge = [];
         Array.Resize(ref _edgePredicate, Math.Max(16, _edgeCount));
         Array.Resize(ref _edgeConfidence, Math.Max(16, _edgeCount));
         Array.Resize(ref _edgeValidity, Math.Max(16, _edgeCount));
@@ -337,7 +337,7 @@ public sealed class KnowledgeGraph
         var d = _deltaCount;
         if (d == _deltaEdge.Length)
         {
-            var size = d * 2;
+            var size = Math.Max(16, d * 2);
             Array.Resize(ref _deltaOutNext, size);
             Array.Resize(ref _deltaInNext, size);
             Array.Resize(ref _deltaSource, size);
