@@ -1,0 +1,176 @@
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace MemoryCluster.Raft.Tests;
+
+public sealed class CoreTests
+{
+    private static RaftOptions Options(ulong id = 1) => new()
+    {
+        Id = new NodeId(id),
+        InitialMembers = [new Member(new NodeId(1), "a", true), new Member(new NodeId(2), "b", true), new Member(new NodeId(3), "c", true)],
+    };
+
+    [Fact]
+    public void Configuration_with_election_not_above_heartbeat_is_refused()
+    {
+        Assert.Throws<ArgumentException>(() => new RawNode(Options() with { ElectionTicks = 2, HeartbeatTicks = 1 }, PersistentState.Empty));
+        Assert.Throws<ArgumentException>(() => new RawNode(Options() with { Id = NodeId.None }, PersistentState.Empty));
+        Assert.Throws<ArgumentException>(() => new RawNode(Options() with { ClockDriftBound = 0.9 }, PersistentState.Empty));
+        Assert.Throws<ArgumentException>(() => new RawNode(Options() with { MaxEntriesPerAppend = 0 }, PersistentState.Empty));
+        Assert.Throws<ArgumentException>(() => new RawNode(Options() with { InitialMembers = [new Member(new NodeId(1), "a", true), new Member(new NodeId(1), "b", true)] }, PersistentState.Empty));
+    }
+
+    [Fact]
+    public void Lease_is_shorter_than_the_minimum_election_timeout_divided_by_drift()
+    {
+        var options = Options() with { ElectionTicks = 10, ClockDriftBound = 1.1 };
+        Assert.Equal(8, options.LeaseTicks);
+        Assert.True(options.LeaseTicks <= options.ElectionTicks / options.ClockDriftBound);
+    }
+
+    [Fact]
+    public void Leader_is_elected_after_election_timeout()
+    {
+        var c = new TestCluster();
+        c.Create([1, 2, 3]);
+        c.Settle(40);
+        var leader = c.Leader();
+        Assert.NotNull(leader);
+        Assert.All(c.Up, n => Assert.Equal(leader!.Id, n.Leader));
+        Assert.All(c.Up, n => Assert.Equal(leader!.Term, n.Term));
+    }
+
+    [Fact]
+    public void Single_node_cluster_commits_and_reads_on_its_own()
+    {
+        var node = new RawNode(new RaftOptions { Id = new NodeId(1), InitialMembers = [new Member(new NodeId(1), "a", true)] }, PersistentState.Empty);
+        var storage = new MemoryRaftStorage();
+        var sm = new ControlStateMachine();
+        var reads = new List<ReadState>();
+        for (var i = 0; i < 25; i++)
+        {
+            node.Tick();
+            ReadyProcessor.Drain(node, storage, sm, _ => { }, read: reads.Add);
+        }
+
+        Assert.Equal(RaftRole.Leader, node.Role);
+        var (index, refusal) = node.Propose(ControlCommand.SetPrimary(0, new NodeId(1)).Encode());
+        Assert.Equal(RaftRefusal.None, refusal);
+        ReadyProcessor.Drain(node, storage, sm, _ => { }, read: reads.Add);
+        Assert.Equal(index, node.Commit);
+        Assert.Equal(1UL, sm.Current.Epoch);
+        Assert.Equal(RaftRefusal.None, node.ReadIndex(7));
+        ReadyProcessor.Drain(node, storage, sm, _ => { }, read: reads.Add);
+        Assert.Contains(reads, r => r.RequestContext == 7 && r.Index == index);
+        Assert.True(node.HoldsLease);
+    }
+
+    [Fact]
+    public void Restarted_node_recovers_its_term_vote_and_log_from_storage()
+    {
+        var c = new TestCluster();
+        c.Create([1, 2, 3]);
+        c.Settle(40);
+        var leader = c.Leader()!;
+        leader.Propose(ControlCommand.SetMaintenance(0, true).Encode());
+        c.Process(leader.Id.Value);
+        c.Settle(3);
+        var follower = c.Up.First(n => n.Role == RaftRole.Follower).Id.Value;
+        var before = c[follower];
+        var (term, last, commit) = (before.Term, before.LastIndex, before.Commit);
+        c.Crash(follower);
+        c.Restart(follower);
+        Assert.Equal(term, c[follower].Term);
+        Assert.Equal(last, c[follower].LastIndex);
+        Assert.Equal(commit, c[follower].Commit);
+        c.Settle(3);
+        Assert.True(c.StateOf(follower).Current.Maintenance);
+    }
+
+    [Fact]
+    public void Follower_refuses_proposals_reads_and_transfers()
+    {
+        var c = new TestCluster();
+        c.Create([1, 2, 3]);
+        c.Settle(40);
+        var follower = c.Up.First(n => n.Role == RaftRole.Follower);
+        Assert.Equal(RaftRefusal.NotLeader, follower.Propose([1]).Refusal);
+        Assert.Equal(RaftRefusal.NotLeader, follower.ReadIndex(1));
+        Assert.Equal(RaftRefusal.NotLeader, follower.TransferLeadership(new NodeId(1)));
+    }
+
+    [Fact]
+    public void Lagging_follower_catches_up_from_a_snapshot_after_compaction()
+    {
+        var c = new TestCluster();
+        c.Create([1, 2, 3]);
+        c.Settle(40);
+        var leader = c.Leader()!;
+        var lagging = c.Up.First(n => n.Role == RaftRole.Follower).Id.Value;
+        c.Crash(lagging);
+        for (ulong i = 0; i < 20; i++)
+        {
+            leader.Propose(ControlCommand.SetPrimary(i, new NodeId(1 + (i % 3))).Encode());
+            c.Process(leader.Id.Value);
+            c.Deliver(print: false);
+        }
+
+        var snapshot = leader.Compact(leader.Applied, c.StateOf(leader.Id.Value).TakeSnapshot());
+        Assert.True(snapshot.Index.Value >= 20);
+        c.Restart(lagging);
+        c.Settle(30);
+        Assert.Equal(leader.Commit, c[lagging].Commit);
+        Assert.Equal(20UL, c.StateOf(lagging).Current.Epoch);
+        Assert.Equal(c.StateOf(leader.Id.Value).Current.Primary, c.StateOf(lagging).Current.Primary);
+    }
+
+    [Fact]
+    public void Learner_never_campaigns()
+    {
+        var c = new TestCluster();
+        c.Create([1, 2, 3]);
+        c.Settle(40);
+        c.Join(4);
+        var leader = c.Leader()!;
+        Assert.Equal(RaftRefusal.None, leader.ProposeMembershipChange(new MembershipChange(MembershipChangeType.AddLearner, new NodeId(4), "d")).Refusal);
+        c.Process(leader.Id.Value);
+        c.Settle(5);
+        c.Partition([4], [1, 2, 3]);
+        c.Settle(100);
+        Assert.Equal(RaftRole.Follower, c[4].Role);
+        Assert.Equal(leader.Term, c[4].Term);
+    }
+
+    [FsCheck.Xunit.Property(MaxTest = 200)]
+    public Property Messages_survive_encoding(ulong term, ulong index, bool reject, byte[] data, NonNegativeInt count)
+    {
+        var entries = Enumerable.Range(0, count.Get % 5)
+            .Select(i => new Entry(new Term(term), new LogIndex(index + (ulong)i), EntryType.Command, data ?? []))
+            .ToArray();
+        var m = new Message(MessageType.Append, new NodeId(1), new NodeId(2), new Term(term), new Term(term / 2),
+            new LogIndex(index), entries, new LogIndex(index / 3), reject, new LogIndex(index / 5), term ^ index);
+        var back = ConfigCodec.DecodeMessage(ConfigCodec.EncodeMessage(m));
+        var same = back.ToString() == m.ToString() && back.EntriesOrEmpty.Count == entries.Length &&
+            back.EntriesOrEmpty.Zip(entries).All(p => p.First.Data.AsSpan().SequenceEqual(p.Second.Data));
+        return same.ToProperty();
+    }
+
+    [FsCheck.Xunit.Property(MaxTest = 300)]
+    public Property Truncated_or_garbled_messages_are_rejected_not_misread(byte[] garbage)
+    {
+        var valid = ConfigCodec.EncodeMessage(new Message(MessageType.Heartbeat, new NodeId(1), new NodeId(2), new Term(3), Commit: new LogIndex(4), Context: 5));
+        var cut = valid.AsSpan(0, (garbage?.Length ?? 0) % valid.Length).ToArray();
+        var threw = false;
+        try
+        {
+            ConfigCodec.DecodeMessage(cut);
+        }
+        catch (FormatException)
+        {
+            threw = true;
+        }
+
+        return threw.ToProperty();
+    }
+}
