@@ -14,7 +14,7 @@ internal static class AnnBench
     public const int EfConstruction = 200;
     public static readonly int[] EfValues = [10, 20, 40, 80, 160];
 
-    public static (JsonObject Summary, HnswIndex Index, Matrix<float> Queries) Run(BenchSettings settings)
+    public static (JsonObject Summary, HnswIndex Index, int[] Ids, Matrix<float> Queries) Run(BenchSettings settings)
     {
         var dir = settings.VectorsDir ?? VectorFiles.PrepareFashionMnist(settings.CacheDir);
         var dataset = settings.VectorsDir is null ? "fashion-mnist" : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)));
@@ -110,7 +110,7 @@ internal static class AnnBench
             ["memory_mb"] = Math.Round(index.MemoryBytes / 1048576.0, 1),
             ["points"] = summaryPoints,
         };
-        return (summary, index, test);
+        return (summary, index, Enumerable.Range(0, train.Count).ToArray(), test);
     }
 
     private static double Recall(int[] found, Matrix<int> truth, int queries)

@@ -18,6 +18,13 @@ public static class GraphAlgorithms
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentOutOfRangeException.ThrowIfNegative(hops);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)start, (uint)graph.NodeCount, nameof(start));
+        if (direction is not (Direction.Out or Direction.In or Direction.Both))
+        {
+            throw new ArgumentOutOfRangeException(nameof(direction), direction, "Direction must be Out, In or Both.");
+        }
+
+        var unfiltered = filter.Predicates is null && !graph.HasTimedEdges;
         var result = new List<ReachedNode>();
         var scratch = GraphScratch.For(graph.NodeCount);
         var visited = scratch.Visited;
@@ -42,6 +49,22 @@ public static class GraphAlgorithms
                 continue;
             }
 
+            if (unfiltered)
+            {
+                // Hot path: no predicate or time filter, so read the adjacency arrays directly.
+                if (direction != Direction.In)
+                {
+                    tail = Enqueue(graph, node, d + 1, graph.OutOffsets, graph.OutTargets, graph.DeltaOutHead(node), graph.DeltaOutNext, graph.DeltaTarget, scratch, tail);
+                }
+
+                if (direction != Direction.Out)
+                {
+                    tail = Enqueue(graph, node, d + 1, graph.InOffsets, graph.InSources, graph.DeltaInHead(node), graph.DeltaInNext, graph.DeltaSource, scratch, tail);
+                }
+
+                continue;
+            }
+
             foreach (var n in graph.Edges(node, direction, filter))
             {
                 if (visited.TryVisit(n.Node))
@@ -53,6 +76,37 @@ public static class GraphAlgorithms
         }
 
         return result;
+    }
+
+    private static int Enqueue(KnowledgeGraph graph, int node, int depth, int[] offsets, int[] neighbours, int deltaHead, int[] deltaNext, int[] deltaOther, GraphScratch scratch, int tail)
+    {
+        var visited = scratch.Visited;
+        var queue = scratch.Queue;
+        if (node < graph.CsrNodes)
+        {
+            var end = offsets[node + 1];
+            for (var i = offsets[node]; i < end; i++)
+            {
+                var n = neighbours[i];
+                if (visited.TryVisit(n))
+                {
+                    scratch.Depth[n] = depth;
+                    queue[tail++] = n;
+                }
+            }
+        }
+
+        for (var d = deltaHead; d != 0; d = deltaNext[d - 1])
+        {
+            var n = deltaOther[d - 1];
+            if (visited.TryVisit(n))
+            {
+                scratch.Depth[n] = depth;
+                queue[tail++] = n;
+            }
+        }
+
+        return tail;
     }
 
     /// <summary>Fewest-hops path by breadth-first search (null when unreachable within <paramref name="maxDepth"/>; 0 = no limit).</summary>

@@ -30,6 +30,9 @@ public sealed class KnowledgeGraph
     private int[] _edgeValidity = new int[16];
     private int _edgeCount;
 
+    // Edges whose validity is not "always": while there are none, queries skip the validity lookup.
+    private int _timedEdges;
+
     private int _csrNodes;
     private int[] _outOffsets = [0];
     private int[] _outTargets = [];
@@ -132,6 +135,11 @@ public sealed class KnowledgeGraph
         _edgeConfidence[edge] = confidence;
         _edgeValidity[edge] = _validity.IndexOf(validFrom, validTo);
         _edgeCount++;
+        if (_edgeValidity[edge] != 0)
+        {
+            _timedEdges++;
+        }
+
         AppendDelta(subject, obj, edge);
         if (_identityPredicates?.Contains(predicate) == true && !_identityDirty && validTo == long.MaxValue)
         {
@@ -158,6 +166,11 @@ public sealed class KnowledgeGraph
         }
 
         _edgeValidity[edge] = _validity.IndexOf(from, at);
+        if (current == 0)
+        {
+            _timedEdges++;
+        }
+
         if (_identityPredicates?.Contains(_edgePredicate[edge]) == true)
         {
             _identityDirty = true;
@@ -188,7 +201,7 @@ public sealed class KnowledgeGraph
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool IsVisible(int edge, in EdgeFilter filter)
         => (filter.Predicates is null || filter.Predicates.Contains(_edgePredicate[edge]))
-            && _validity.IsVisible(_edgeValidity[edge], filter.AsOf);
+            && (_timedEdges == 0 || _validity.IsVisible(_edgeValidity[edge], filter.AsOf));
 
     /// <summary>Edges of a node, allocation-free: <c>foreach (var n in graph.Edges(node, Direction.Out, filter))</c>.</summary>
     public EdgeEnumerable Edges(int node, Direction direction, EdgeFilter filter = default)
@@ -263,6 +276,9 @@ public sealed class KnowledgeGraph
         Array.Resize(ref _edgeConfidence, Math.Max(16, _edgeCount));
         Array.Resize(ref _edgeValidity, Math.Max(16, _edgeCount));
     }
+
+    /// <summary>True when some edge has a bounded validity, so queries must check time.</summary>
+    internal bool HasTimedEdges => _timedEdges > 0;
 
     internal int CsrNodes => _csrNodes;
 
