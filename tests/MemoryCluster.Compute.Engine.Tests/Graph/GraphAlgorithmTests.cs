@@ -44,6 +44,20 @@ public sealed class GraphAlgorithmTests
     }
 
     [Property(MaxTest = 200)]
+    public void Unfiltered_k_hop_on_a_graph_without_time_bounds_matches_a_naive_search(int seed)
+    {
+        // No predicate filter and no bounded validity: KHop takes its direct-array path.
+        var random = new Random(seed);
+        var g = new RandomGraph(seed, timed: false);
+        var direction = RandomGraph.RandomDirection(random);
+        var start = random.Next(g.NodeCount);
+        var hops = random.Next(0, 5);
+        var expected = g.NaiveDepths(start, direction, default, hops);
+        var actual = GraphAlgorithms.KHop(g.Graph, start, hops, direction);
+        Assert.Equal(expected.OrderBy(p => p.Key), actual.Select(r => KeyValuePair.Create(r.Node, r.Depth)).OrderBy(p => p.Key));
+    }
+
+    [Property(MaxTest = 200)]
     public void Breadth_first_paths_are_shortest_and_real(int seed)
     {
         var random = new Random(seed);

@@ -5,7 +5,7 @@ namespace MemoryCluster.Compute.Engine.Tests.Graph;
 /// <summary>A random graph built twice: in a <see cref="KnowledgeGraph"/> and as a plain edge list for the naive versions.</summary>
 internal sealed class RandomGraph
 {
-    public RandomGraph(int seed, int maxNodes = 40, int maxEdges = 120)
+    public RandomGraph(int seed, int maxNodes = 40, int maxEdges = 120, bool timed = true)
     {
         var random = new Random(seed);
         NodeCount = random.Next(1, maxNodes + 1);
@@ -26,10 +26,10 @@ internal sealed class RandomGraph
             var o = random.Next(NodeCount);
             var p = random.Next(3);
             var confidence = (float)Math.Round(0.05 + (random.NextDouble() * 0.95), 3);
-            var from = random.Next(4) == 0 ? random.Next(0, 50) : long.MinValue;
+            var from = timed && random.Next(4) == 0 ? random.Next(0, 50) : long.MinValue;
             var id = Graph.AddEdge(s, p, o, confidence, from);
             Edges.Add(new NaiveEdge(id, s, p, o, confidence, from, long.MaxValue));
-            if (random.Next(6) == 0)
+            if (timed && random.Next(6) == 0)
             {
                 var at = Math.Max(from, 0) + random.Next(1, 50);
                 Graph.Supersede(id, at);
