@@ -8,10 +8,7 @@ public sealed class GraphAlgorithmTests
     [Property(MaxTest = 200)]
     public void Neighbours_match_the_edge_list_under_every_filter(int seed)
     {
-        var random = new Random(seed);
-        var g = new RandomGraph(seed);
-        var filter = RandomGraph.RandomFilter(random);
-        var direction = RandomGraph.RandomDirection(random);
+        var (random, g, filter, direction) = Case(seed);
         for (var v = 0; v < g.NodeCount; v++)
         {
             var actual = g.Graph.Neighbours(v, direction, filter).Select(n => (n.Node, n.EdgeId)).Order().ToList();
@@ -23,10 +20,7 @@ public sealed class GraphAlgorithmTests
     [Property(MaxTest = 200)]
     public void K_hop_neighbourhoods_match_a_naive_breadth_first_search(int seed)
     {
-        var random = new Random(seed);
-        var g = new RandomGraph(seed);
-        var filter = RandomGraph.RandomFilter(random);
-        var direction = RandomGraph.RandomDirection(random);
+        var (random, g, filter, direction) = Case(seed);
         var hops = random.Next(0, 5);
         var start = random.Next(g.NodeCount);
         var actual = GraphAlgorithms.KHop(g.Graph, start, hops, direction, filter);
@@ -60,10 +54,7 @@ public sealed class GraphAlgorithmTests
     [Property(MaxTest = 200)]
     public void Breadth_first_paths_are_shortest_and_real(int seed)
     {
-        var random = new Random(seed);
-        var g = new RandomGraph(seed);
-        var filter = RandomGraph.RandomFilter(random);
-        var direction = RandomGraph.RandomDirection(random);
+        var (random, g, filter, direction) = Case(seed);
         var from = random.Next(g.NodeCount);
         var to = random.Next(g.NodeCount);
         var expected = g.NaiveDepths(from, direction, filter, int.MaxValue);
@@ -82,10 +73,7 @@ public sealed class GraphAlgorithmTests
     [Property(MaxTest = 200)]
     public void Dijkstra_finds_the_most_confident_path_like_bellman_ford(int seed)
     {
-        var random = new Random(seed);
-        var g = new RandomGraph(seed);
-        var filter = RandomGraph.RandomFilter(random);
-        var direction = RandomGraph.RandomDirection(random);
+        var (random, g, filter, direction) = Case(seed);
         var from = random.Next(g.NodeCount);
         var to = random.Next(g.NodeCount);
 
@@ -122,25 +110,8 @@ public sealed class GraphAlgorithmTests
     [Property(MaxTest = 200)]
     public void Weak_components_match_a_naive_flood_fill(int seed)
     {
-        var random = new Random(seed);
-        var g = new RandomGraph(seed);
-        var filter = RandomGraph.RandomFilter(random);
-        var labels = Enumerable.Repeat(-1, g.NodeCount).ToArray();
-        var count = 0;
-        for (var v = 0; v < g.NodeCount; v++)
-        {
-            if (labels[v] >= 0)
-            {
-                continue;
-            }
-
-            foreach (var member in g.NaiveDepths(v, Direction.Both, filter, int.MaxValue).Keys)
-            {
-                labels[member] = count;
-            }
-
-            count++;
-        }
+        var (_, g, filter, _) = Case(seed);
+        var (labels, count) = NaiveLabels(g.NodeCount, v => g.NaiveDepths(v, Direction.Both, filter, int.MaxValue).Keys);
 
         var actual = GraphAlgorithms.WeaklyConnectedComponents(g.Graph, filter);
         Assert.Equal(count, actual.Count);
@@ -150,29 +121,9 @@ public sealed class GraphAlgorithmTests
     [Property(MaxTest = 200)]
     public void Strong_components_are_exactly_the_mutually_reachable_sets(int seed)
     {
-        var random = new Random(seed);
-        var g = new RandomGraph(seed);
-        var filter = RandomGraph.RandomFilter(random);
+        var (_, g, filter, _) = Case(seed);
         var reach = Enumerable.Range(0, g.NodeCount).Select(v => g.NaiveDepths(v, Direction.Out, filter, int.MaxValue)).ToArray();
-        var labels = Enumerable.Repeat(-1, g.NodeCount).ToArray();
-        var count = 0;
-        for (var v = 0; v < g.NodeCount; v++)
-        {
-            if (labels[v] >= 0)
-            {
-                continue;
-            }
-
-            for (var w = v; w < g.NodeCount; w++)
-            {
-                if (reach[v].ContainsKey(w) && reach[w].ContainsKey(v))
-                {
-                    labels[w] = count;
-                }
-            }
-
-            count++;
-        }
+        var (labels, count) = NaiveLabels(g.NodeCount, v => Enumerable.Range(v, g.NodeCount - v).Where(w => reach[v].ContainsKey(w) && reach[w].ContainsKey(v)));
 
         var actual = GraphAlgorithms.StronglyConnectedComponents(g.Graph, filter);
         Assert.Equal(count, actual.Count);
@@ -182,9 +133,7 @@ public sealed class GraphAlgorithmTests
     [Property(MaxTest = 100)]
     public void PageRank_matches_a_dense_power_iteration(int seed)
     {
-        var random = new Random(seed);
-        var g = new RandomGraph(seed);
-        var filter = RandomGraph.RandomFilter(random);
+        var (_, g, filter, _) = Case(seed);
         var n = g.NodeCount;
         var matrix = new double[n, n];
         var degree = new int[n];
@@ -235,6 +184,35 @@ public sealed class GraphAlgorithmTests
         var rank = GraphAlgorithms.PageRank(graph);
         graph.TryGetNode("hub", out var hub);
         Assert.Equal(hub, Array.IndexOf(rank, rank.Max()));
+    }
+
+    /// <summary>A random graph with a random filter and direction drawn from the same seed.</summary>
+    private static (Random Random, RandomGraph Graph, EdgeFilter Filter, Direction Direction) Case(int seed)
+    {
+        var random = new Random(seed);
+        var graph = new RandomGraph(seed);
+        return (random, graph, RandomGraph.RandomFilter(random), RandomGraph.RandomDirection(random));
+    }
+
+    /// <summary>Labels components in order of their smallest member: each unlabelled node labels what <paramref name="members"/> returns.</summary>
+    private static (int[] Labels, int Count) NaiveLabels(int n, Func<int, IEnumerable<int>> members)
+    {
+        var labels = Enumerable.Repeat(-1, n).ToArray();
+        var count = 0;
+        for (var v = 0; v < n; v++)
+        {
+            if (labels[v] < 0)
+            {
+                foreach (var member in members(v))
+                {
+                    labels[member] = count;
+                }
+
+                count++;
+            }
+        }
+
+        return (labels, count);
     }
 
     private static void AssertRealPath(RandomGraph g, GraphPath path, int from, int to, Direction direction, EdgeFilter filter)

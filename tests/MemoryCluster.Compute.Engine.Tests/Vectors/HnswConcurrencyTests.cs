@@ -62,14 +62,7 @@ public sealed class HnswConcurrencyTests
         {
             var expected = VectorData.ExactDistances(DistanceMetric.L2, data, query, 10, id => !deleted.Contains(id));
             var hits = index.Search(query, 10, ef: 400);
-            Assert.Equal(expected, hits.Select(h => h.Distance).ToArray(), new FloatComparer());
+            Assert.Equal(expected, hits.Select(h => h.Distance).ToArray(), VectorData.Tolerance);
         }
-    }
-
-    private sealed class FloatComparer : IEqualityComparer<float>
-    {
-        public bool Equals(float x, float y) => Math.Abs(x - y) < 1e-4f;
-
-        public int GetHashCode(float obj) => 0;
     }
 }

@@ -43,7 +43,7 @@ public sealed class HnswIndexTests
         foreach (var query in VectorData.Random(78, 20, 8))
         {
             var expected = VectorData.ExactDistances(DistanceMetric.InnerProduct, data, query, 10, _ => true);
-            Assert.Equal(expected, index.Search(query, 10, ef: 300).Select(h => h.Distance), new ToleranceComparer());
+            Assert.Equal(expected, index.Search(query, 10, ef: 300).Select(h => h.Distance), VectorData.Tolerance);
         }
     }
 
@@ -181,12 +181,5 @@ public sealed class HnswIndexTests
         using var stream = new MemoryStream();
         index.Save(stream);
         return stream.ToArray();
-    }
-
-    private sealed class ToleranceComparer : IEqualityComparer<float>
-    {
-        public bool Equals(float x, float y) => Math.Abs(x - y) < 1e-4f;
-
-        public int GetHashCode(float obj) => 0;
     }
 }

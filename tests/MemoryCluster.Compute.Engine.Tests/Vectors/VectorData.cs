@@ -64,4 +64,14 @@ internal static class VectorData
 
         return index;
     }
+
+    /// <summary>Compares distances up to float rounding.</summary>
+    public static IEqualityComparer<float> Tolerance { get; } = new ToleranceComparer();
+
+    private sealed class ToleranceComparer : IEqualityComparer<float>
+    {
+        public bool Equals(float x, float y) => Math.Abs(x - y) < 1e-4f;
+
+        public int GetHashCode(float obj) => 0;
+    }
 }
