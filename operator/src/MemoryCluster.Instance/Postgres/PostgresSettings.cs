@@ -1,0 +1,125 @@
+using System.Globalization;
+using System.Text;
+
+namespace MemoryCluster.Instance.Postgres;
+
+/// <summary>What an instance's postgresql.conf must say, for its current role.</summary>
+/// <param name="Port">TCP port PostgreSQL listens on.</param>
+/// <param name="ListenAddresses">Addresses to listen on (comma-separated).</param>
+/// <param name="SocketDirectory">Folder for the Unix socket, private to this instance.</param>
+/// <param name="ClusterName">Shown in process titles; the instance name.</param>
+/// <param name="Upstream">For a replica: where to stream from. Null on the primary.</param>
+/// <param name="SynchronousStandbyNames">For a primary in quorum mode, e.g. <c>ANY 1 ("b", "c")</c>; empty otherwise.</param>
+/// <param name="UserParameters">The spec's extra parameters (managed keys already refused by validation).</param>
+internal sealed record PostgresSettings(
+    int Port,
+    string ListenAddresses,
+    string SocketDirectory,
+    string ClusterName,
+    ReplicationSource? Upstream,
+    string SynchronousStandbyNames,
+    IReadOnlyDictionary<string, string> UserParameters);
+
+/// <summary>Where a replica streams from.</summary>
+/// <param name="Host">Host of the primary.</param>
+/// <param name="Port">PostgreSQL port of the primary.</param>
+/// <param name="User">Replication role.</param>
+/// <param name="PasswordFile">A passfile (libpq format) holding the replication password; never inlined.</param>
+/// <param name="ApplicationName">This instance's name, as the primary will see it.</param>
+/// <param name="SlotName">The physical slot kept for this instance on the primary.</param>
+internal sealed record ReplicationSource(string Host, int Port, string User, string PasswordFile, string ApplicationName, string SlotName)
+{
+    /// <summary>The libpq connection string for <c>primary_conninfo</c>.</summary>
+    public string ConnInfo =>
+        string.Create(CultureInfo.InvariantCulture, $"host={Quote(Host)} port={Port} user={Quote(User)} passfile={Quote(PasswordFile)} application_name={Quote(ApplicationName)} connect_timeout=2 keepalives_idle=2 keepalives_interval=1 keepalives_count=2");
+
+    private static string Quote(string value) =>
+        value.Length > 0 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' or '/' or ':')
+            ? value
+            : "'" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
+}
+
+/// <summary>Renders postgresql.conf and pg_hba.conf. Pure: the same settings always give the same text.</summary>
+internal static class PostgresConfigFiles
+{
+    /// <summary>
+    /// The whole postgresql.conf. The manager owns this file and rewrites it before every start and on every
+    /// role change, so what pg_basebackup or pg_rewind copied from another instance never survives.
+    /// </summary>
+    public static string PostgresqlConf(PostgresSettings settings)
+    {
+        var lines = new List<(string Key, string Value)>
+        {
+            ("port", settings.Port.ToString(CultureInfo.InvariantCulture)),
+            ("listen_addresses", settings.ListenAddresses),
+            ("unix_socket_directories", settings.SocketDirectory),
+            ("unix_socket_permissions", "0700"),
+            ("cluster_name", settings.ClusterName),
+            ("wal_level", "replica"),
+            ("wal_log_hints", "on"),
+            ("hot_standby", "on"),
+            ("hot_standby_feedback", "on"),
+            ("max_wal_senders", "10"),
+            ("max_replication_slots", "10"),
+            ("wal_keep_size", "128MB"),
+            ("wal_receiver_timeout", "5s"),
+            ("wal_sender_timeout", "5s"),
+            ("wal_retrieve_retry_interval", "500ms"),
+            ("recovery_target_timeline", "latest"),
+            ("logging_collector", "off"),
+            ("log_destination", "stderr"),
+            ("log_line_prefix", "%m [%p] "),
+            ("password_encryption", "scram-sha-256"),
+            ("synchronous_standby_names", settings.SynchronousStandbyNames),
+            ("primary_conninfo", settings.Upstream?.ConnInfo ?? string.Empty),
+            ("primary_slot_name", settings.Upstream?.SlotName ?? string.Empty),
+        };
+
+        var text = new StringBuilder("# Written by the memorycluster instance manager; rewritten on every start and role change.\n");
+        foreach (var (key, value) in settings.UserParameters.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            text.Append(key).Append(" = ").Append(QuoteValue(value)).Append('\n');
+        }
+
+        // Managed settings come last so that they win over anything above.
+        foreach (var (key, value) in lines)
+        {
+            text.Append(key).Append(" = ").Append(QuoteValue(value)).Append('\n');
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// pg_hba.conf: the local socket (private to the instance's OS user) trusts the superuser, so the manager
+    /// needs no password; everything over TCP uses SCRAM.
+    /// </summary>
+    public static string PgHbaConf(string replicationUser) =>
+        "# Written by the memorycluster instance manager.\n" +
+        "local   all           postgres                  trust\n" +
+        "local   replication   postgres                  trust\n" +
+        $"host    replication   {replicationUser}    0.0.0.0/0    scram-sha-256\n" +
+        $"host    replication   {replicationUser}    ::/0         scram-sha-256\n" +
+        "host    all           all                0.0.0.0/0    scram-sha-256\n" +
+        "host    all           all                ::/0         scram-sha-256\n";
+
+    /// <summary>A postgresql.conf value in single quotes, with quotes and backslashes escaped.</summary>
+    public static string QuoteValue(string value) =>
+        "'" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "''", StringComparison.Ordinal) + "'";
+
+    /// <summary>
+    /// <c>synchronous_standby_names</c> for quorum mode: <c>ANY k (all other members)</c>, where k makes every
+    /// acknowledged commit reach a Raft majority of the instances (the primary plus k standbys):
+    /// k = ⌊n/2⌋, i.e. 1 of 2 standbys for 3 instances, 2 of 4 for 5. Empty in async mode.
+    /// </summary>
+    public static string SynchronousStandbyNames(bool quorum, IReadOnlyList<string> standbys, int members)
+    {
+        if (!quorum || standbys.Count == 0)
+        {
+            return string.Empty;
+        }
+
+        var k = Math.Min(members / 2, standbys.Count);
+        return string.Create(CultureInfo.InvariantCulture, $"ANY {k} ({string.Join(", ", standbys.Order(StringComparer.Ordinal).Select(s => "\"" + s + "\""))})");
+    }
+}

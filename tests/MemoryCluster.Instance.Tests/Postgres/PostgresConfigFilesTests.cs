@@ -1,0 +1,66 @@
+using MemoryCluster.Instance.Postgres;
+
+namespace MemoryCluster.Instance.Tests.Postgres;
+
+public sealed class PostgresConfigFilesTests
+{
+    private static PostgresSettings Settings(ReplicationSource? upstream = null, IReadOnlyDictionary<string, string>? user = null) =>
+        new(5433, "127.0.0.1", "/run/pg", "a", upstream, string.Empty, user ?? new Dictionary<string, string>());
+
+    [Fact]
+    public void Managed_settings_come_after_user_parameters_so_they_win()
+    {
+        var text = PostgresConfigFiles.PostgresqlConf(Settings(user: new Dictionary<string, string> { ["work_mem"] = "8MB" }));
+        Assert.True(text.IndexOf("work_mem = '8MB'", StringComparison.Ordinal) < text.IndexOf("port = '5433'", StringComparison.Ordinal));
+        Assert.Contains("wal_log_hints = 'on'", text, StringComparison.Ordinal);
+        Assert.Contains("primary_conninfo = ''", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Replica_gets_its_upstream_and_slot_with_application_name()
+    {
+        var upstream = new ReplicationSource("127.0.0.1", 6000, "replicator", "/secrets/pass", "b", "b");
+        var text = PostgresConfigFiles.PostgresqlConf(Settings(upstream));
+        Assert.Contains("primary_conninfo = 'host=127.0.0.1 port=6000 user=replicator passfile=/secrets/pass application_name=b", text, StringComparison.Ordinal);
+        Assert.Contains("primary_slot_name = 'b'", text, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("it's", "'it''s'")]
+    [InlineData(@"C:\x", @"'C:\\x'")]
+    [InlineData("", "''")]
+    public void Values_are_quoted_so_they_cannot_escape_their_line(string value, string expected) =>
+        Assert.Equal(expected, PostgresConfigFiles.QuoteValue(value));
+
+    [Theory]
+    [InlineData(3, new[] { "b", "c" }, "ANY 1 (\"b\", \"c\")")]
+    [InlineData(5, new[] { "e", "b", "c", "d" }, "ANY 2 (\"b\", \"c\", \"d\", \"e\")")]
+    [InlineData(3, new[] { "b" }, "ANY 1 (\"b\")")]
+    public void Quorum_mode_waits_for_enough_standbys_to_reach_a_majority(int members, string[] standbys, string expected) =>
+        Assert.Equal(expected, PostgresConfigFiles.SynchronousStandbyNames(true, standbys, members));
+
+    [Fact]
+    public void Async_mode_waits_for_no_standby() =>
+        Assert.Equal(string.Empty, PostgresConfigFiles.SynchronousStandbyNames(false, ["b", "c"], 3));
+
+    [Fact]
+    public void Scram_verifier_matches_the_rfc_7677_test_vector_shape_and_is_deterministic_for_a_salt()
+    {
+        var salt = Convert.FromBase64String("W22ZaJ0SNY7soEsUEjb6gQ==");
+        var verifier = PgClient.ScramVerifier("pencil", salt);
+        // RFC 7677's example uses the same password and salt; its StoredKey/ServerKey follow from them.
+        Assert.Equal(
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+            verifier);
+    }
+
+    [Theory]
+    [InlineData("0/0", 0UL)]
+    [InlineData("0/3000060", 0x3000060UL)]
+    [InlineData("1/A", 0x10000000AUL)]
+    public void Lsn_text_round_trips(string text, ulong value)
+    {
+        Assert.Equal(value, Lsn.Parse(text));
+        Assert.Equal(text, Lsn.Format(value));
+    }
+}

@@ -1,0 +1,116 @@
+using MemoryCluster.Instance.Postgres;
+
+namespace MemoryCluster.Instance.Tests.Postgres;
+
+/// <summary>The PostgreSQL plumbing the manager drives, against real PostgreSQL 15 servers on loopback.</summary>
+[Trait("Category", "Integration")]
+public sealed class ReplicationLifecycleTests
+{
+    private static async Task<TestNode> BootstrapPrimaryAsync(string name, params string[] slots)
+    {
+        var node = TestNode.Create(name);
+        await node.Tools.InitDbAsync(node.DataDirectory, CancellationToken.None);
+        node.WriteConfig(upstream: null);
+        await node.StartAsync();
+        await node.Client.EnsureRoleAsync(TestNode.ReplicationUser, TestNode.ReplicationPassword, replication: true, CancellationToken.None);
+        await node.Client.GrantRewindAsync(TestNode.ReplicationUser, CancellationToken.None);
+        await node.Client.EnsureSlotsAsync(slots, CancellationToken.None);
+        return node;
+    }
+
+    private static async Task<TestNode> CloneAsync(TestNode primary, string name)
+    {
+        var replica = TestNode.Create(name);
+        await replica.Tools.BaseBackupAsync(replica.DataDirectory, primary.SourceFor(replica), CancellationToken.None);
+        replica.WriteConfig(primary.SourceFor(replica));
+        await replica.StartAsync();
+        return replica;
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, params TestNode[] logsOf)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting until {what}\n{string.Join('\n', logsOf.Select(n => n.Log.Tail()))}");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task Replica_cloned_through_its_slot_streams_what_the_primary_writes()
+    {
+        await using var primary = await BootstrapPrimaryAsync("a", "b");
+        await using var replica = await CloneAsync(primary, "b");
+
+        await primary.ExecuteAsync("create table t (id int primary key); insert into t select generate_series(1, 100)");
+        await WaitUntilAsync(async () => (await replica.Client.GetStateAsync(CancellationToken.None)).Streaming, "the replica streams");
+        await WaitUntilAsync(async () => await replica.ScalarAsync("select count(*) from t where to_regclass('t') is not null") == 100, "the rows reach the replica", primary, replica);
+
+        var primaryState = await primary.Client.GetStateAsync(CancellationToken.None);
+        var replicaState = await replica.Client.GetStateAsync(CancellationToken.None);
+        Assert.False(primaryState.InRecovery);
+        Assert.True(replicaState.InRecovery);
+        Assert.Equal(1, replicaState.Timeline);
+        var standby = Assert.Single(await primary.Client.GetStandbysAsync(CancellationToken.None));
+        Assert.Equal("b", standby.ApplicationName);
+        Assert.Equal("streaming", standby.State);
+        Assert.Equal(1, await primary.ScalarAsync("select count(*) from pg_replication_slots where slot_name = 'b' and active"));
+    }
+
+    [Fact]
+    public async Task Promoted_replica_takes_writes_and_the_rewound_old_primary_follows_it()
+    {
+        await using var a = await BootstrapPrimaryAsync("a", "b");
+        await using var b = await CloneAsync(a, "b");
+        await a.ExecuteAsync("create table t (id int primary key); insert into t select generate_series(1, 10)");
+        await WaitUntilAsync(async () => await b.ScalarAsync("select count(*) from pg_class where relname = 't'") == 1 && await b.ScalarAsync("select count(*) from t") == 10, "b has the rows");
+
+        // The old primary dies hard and writes nothing more; b is promoted and gets a slot for a.
+        await a.StopAsync(ShutdownMode.Immediate);
+        Assert.True(await b.Client.PromoteAsync(CancellationToken.None));
+        var promoted = await b.Client.GetStateAsync(CancellationToken.None);
+        Assert.False(promoted.InRecovery);
+        Assert.Equal(2, promoted.Timeline);
+        await b.Client.EnsureSlotsAsync(["a"], CancellationToken.None);
+        await b.ExecuteAsync("insert into t select generate_series(11, 20)");
+
+        // a rewinds from b (a crashed: pg_rewind runs its crash recovery itself) and rejoins as b's replica.
+        var rewind = await a.Tools.RewindAsync(a.DataDirectory, b.SourceFor(a).ConnInfo + " dbname=postgres", CancellationToken.None);
+        Assert.Contains("servers diverged at WAL location", rewind, StringComparison.Ordinal);
+        a.WriteConfig(b.SourceFor(a));
+        await a.StartAsync();
+        await WaitUntilAsync(async () => await a.ScalarAsync("select count(*) from t") == 20, "a has b's new rows", a, b);
+        var rejoined = await a.Client.GetStateAsync(CancellationToken.None);
+        Assert.True(rejoined.InRecovery);
+        Assert.Equal(2, rejoined.Timeline);
+    }
+
+    [Fact]
+    public async Task Stop_escalates_past_a_postmaster_that_ignores_smart_shutdown()
+    {
+        await using var node = await BootstrapPrimaryAsync("a");
+        // A client session keeps a smart shutdown waiting forever; the ladder moves on to fast.
+        await using var session = node.Connect();
+        await session.OpenAsync();
+        var stop = node.Process.StopAsync(ShutdownMode.Smart, TimeSpan.FromMilliseconds(500), CancellationToken.None);
+        await stop.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(node.Process.HasExited);
+        Assert.Equal(0, await node.Process.Exited);
+    }
+
+    [Fact]
+    public async Task Tool_failure_reports_the_program_and_its_output()
+    {
+        var node = TestNode.Create("x");
+        try
+        {
+            var error = await Assert.ThrowsAsync<PgToolException>(() => node.Tools.RewindAsync(node.DataDirectory, "host=127.0.0.1 port=1", CancellationToken.None));
+            Assert.StartsWith("pg_rewind exited with code", error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(node.Root, recursive: true);
+        }
+    }
+}
