@@ -4,11 +4,16 @@ namespace MemoryCluster.Compute.Engine.Tests.Vectors;
 
 public sealed class HnswConcurrencyTests
 {
-    [Fact]
-    public async Task Readers_search_safely_while_one_writer_inserts_and_deletes()
+    // Storage starts at two nodes, so the writer replaces it a dozen times while readers hold old copies.
+    [Theory]
+    [InlineData(21)]
+    [InlineData(22)]
+    [InlineData(23)]
+    [InlineData(24)]
+    public async Task Readers_search_safely_while_one_writer_inserts_and_deletes(int seed)
     {
         const int Count = 4000;
-        var data = VectorData.Random(21, Count, 16);
+        var data = VectorData.Random(seed, Count, 16);
         var index = new HnswIndex(new HnswOptions { Dimensions = 16, M = 8, EfConstruction = 40, InitialCapacity = 2 });
         using var done = new CancellationTokenSource();
         var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();

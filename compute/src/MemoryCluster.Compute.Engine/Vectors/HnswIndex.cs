@@ -496,12 +496,14 @@ public sealed partial class HnswIndex
             }
         }
 
-        PublishLabel(id, node);
-        Volatile.Write(ref _count, node + 1);
+        // Entry point first, then the id and the count: a reader that sees a count above zero finds an entry point.
         if (entry == NoEntry || level > (int)(entry >> 32))
         {
             Volatile.Write(ref _entry, ((long)level << 32) | (uint)node);
         }
+
+        PublishLabel(id, node);
+        Volatile.Write(ref _count, node + 1);
     }
 
     private void PublishLabel(int id, int node)
@@ -708,7 +710,13 @@ public sealed partial class HnswIndex
         var count = _count;
         s.Vectors.AsSpan(0, count * _dim).CopyTo(grown.Vectors);
         s.Links0.AsSpan(0, count * _stride0).CopyTo(grown.Links0);
-        s.Upper.AsSpan(0, count).CopyTo(grown.Upper);
+        for (var i = 0; i < count; i++)
+        {
+            // IMPORTANT: copy, do not share: readers still walking the old storage must never see
+            // links to nodes beyond its capacity (vectors are read without bounds checks).
+            grown.Upper[i] = (int[]?)s.Upper[i]?.Clone();
+        }
+
         s.Levels.AsSpan(0, count).CopyTo(grown.Levels);
         s.Labels.AsSpan(0, count).CopyTo(grown.Labels);
         s.Deleted.AsSpan(0, count).CopyTo(grown.Deleted);
