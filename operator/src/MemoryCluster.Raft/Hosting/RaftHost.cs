@@ -1,0 +1,593 @@
+using System.Globalization;
+using System.Text;
+using System.Threading.Channels;
+
+namespace MemoryCluster.Raft;
+
+/// <summary>Options of <see cref="RaftHost"/>. Times are real time; the core counts ticks.</summary>
+public sealed record RaftHostOptions
+{
+    public required NodeId Id { get; init; }
+
+    /// <summary>Members of a brand-new cluster (same list on every founding member); empty to join an existing one.</summary>
+    public IReadOnlyList<Member> InitialMembers { get; init; } = [];
+
+    /// <summary>Addresses to reach before the configuration is known (a joiner needs its leader's).</summary>
+    public IReadOnlyDictionary<NodeId, string> SeedPeers { get; init; } = new Dictionary<NodeId, string>();
+
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(15);
+
+    /// <summary>Minimum election timeout in ticks (10 x 15 ms = 150 ms; the actual timeout is random in [150, 300) ms).</summary>
+    public int ElectionTicks { get; init; } = 10;
+
+    public int HeartbeatTicks { get; init; } = 2;
+
+    public double ClockDriftBound { get; init; } = 1.1;
+
+    /// <summary>Take a snapshot and compact the log after this many applied entries.</summary>
+    public int SnapshotEvery { get; init; } = 1000;
+
+    public Action<string>? Log { get; init; }
+
+    /// <summary>
+    /// The real-time lease: (ElectionTicks - 2) ticks divided by the drift bound. Two ticks are given up: one
+    /// because a follower's first tick after contact may come at once, one because a tick may wait in the
+    /// host's queue while the next is produced.
+    /// </summary>
+    public TimeSpan LeaseDuration => TickInterval * ((ElectionTicks - 2) / ClockDriftBound);
+}
+
+/// <summary>Raised when a request needs the leader; <see cref="LeaderHint"/> is who this node believes leads.</summary>
+public sealed class NotLeaderException(NodeId leaderHint, string message) : InvalidOperationException(message)
+{
+    public NodeId LeaderHint { get; } = leaderHint;
+}
+
+/// <summary>Raised when a proposal's log position was taken by another leader's entry.</summary>
+public sealed class ProposalLostException(string message) : InvalidOperationException(message);
+
+/// <summary>A snapshot of what the host knows.</summary>
+public sealed record RaftStatus(
+    NodeId Id,
+    RaftRole Role,
+    Term Term,
+    NodeId Leader,
+    LogIndex Commit,
+    LogIndex Applied,
+    IReadOnlyList<Member> Members,
+    long? LeaseValidUntilTimestamp,
+    bool HoldsLease);
+
+/// <summary>Counters of the host, Prometheus-style.</summary>
+public sealed class RaftHostCounters
+{
+    private long _ticks;
+    private long _steps;
+    private long _proposals;
+    private long _applied;
+    private long _becameLeader;
+    private long _snapshots;
+    private long _readyRounds;
+
+    public long Ticks => Interlocked.Read(ref _ticks);
+
+    public long MessagesStepped => Interlocked.Read(ref _steps);
+
+    public long Proposals => Interlocked.Read(ref _proposals);
+
+    public long EntriesApplied => Interlocked.Read(ref _applied);
+
+    public long TimesBecameLeader => Interlocked.Read(ref _becameLeader);
+
+    public long SnapshotsTaken => Interlocked.Read(ref _snapshots);
+
+    public long ReadyRounds => Interlocked.Read(ref _readyRounds);
+
+    internal void Tick() => Interlocked.Increment(ref _ticks);
+
+    internal void Step() => Interlocked.Increment(ref _steps);
+
+    internal void Proposal() => Interlocked.Increment(ref _proposals);
+
+    internal void Applied() => Interlocked.Increment(ref _applied);
+
+    internal void BecameLeader() => Interlocked.Increment(ref _becameLeader);
+
+    internal void Snapshot() => Interlocked.Increment(ref _snapshots);
+
+    internal void Ready(int n) => Interlocked.Add(ref _readyRounds, n);
+}
+
+/// <summary>
+/// Runs one Raft node: the core on a single loop, ticks from a <see cref="TimeProvider"/>, persistence and
+/// sending per Ready (persist, then send), committed entries applied to the <see cref="ControlStateMachine"/>.
+/// </summary>
+public sealed class RaftHost : IAsyncDisposable
+{
+    private readonly RaftHostOptions _options;
+    private readonly IRaftStorage _storage;
+    private readonly IRaftTransport _transport;
+    private readonly TimeProvider _time;
+    private readonly Channel<Action> _inbox = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ControlStateMachine _stateMachine = new();
+    private readonly Dictionary<LogIndex, PendingEntry> _pendingEntries = [];
+    private readonly Dictionary<ulong, TaskCompletionSource<ControlState>> _pendingReads = [];
+    private readonly List<(LogIndex Index, TaskCompletionSource<ControlState> Done)> _readsAwaitingApply = [];
+    private readonly List<(Func<RawNode, bool> Condition, TaskCompletionSource Done)> _waiters = [];
+    private readonly long[] _tickTimestamps;
+    private readonly CancellationTokenSource _stop = new();
+    private RawNode? _node;
+    private Task? _loop;
+    private Task? _ticker;
+    private int _tickQueued;
+    private ulong _nextReadContext;
+    private LogIndex _peersConfigIndex = new(ulong.MaxValue);
+    private RaftRole _lastRole;
+    private volatile RaftStatus? _status;
+    private volatile ControlState _state = ControlState.Initial;
+    private Exception? _fault;
+
+    public RaftHost(RaftHostOptions options, IRaftStorage storage, IRaftTransport transport, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(storage);
+        ArgumentNullException.ThrowIfNull(transport);
+        if (options.TickInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("TickInterval must be positive.", nameof(options));
+        }
+
+        _options = options;
+        _storage = storage;
+        _transport = transport;
+        _time = timeProvider ?? TimeProvider.System;
+        _tickTimestamps = new long[Math.Max(64, options.ElectionTicks * 4)];
+    }
+
+    public NodeId Id => _options.Id;
+
+    public RaftHostCounters Counters { get; } = new();
+
+    /// <summary>The latest status (updated by the loop after every step).</summary>
+    public RaftStatus Status => _status ?? new RaftStatus(_options.Id, RaftRole.Unknown, Term.Zero, NodeId.None, LogIndex.Zero, LogIndex.Zero, [], null, false);
+
+    /// <summary>The locally applied control state; may be stale. Use <see cref="ReadAsync"/> for a linearizable read.</summary>
+    public ControlState State => _state;
+
+    /// <summary>Whether this node holds the leader lease right now (on the host's monotonic clock).</summary>
+    public bool HoldsLease => _status is { LeaseValidUntilTimestamp: { } until } && _time.GetTimestamp() < until;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var persisted = _storage.Load();
+        _node = new RawNode(
+            new RaftOptions
+            {
+                Id = _options.Id,
+                ElectionTicks = _options.ElectionTicks,
+                HeartbeatTicks = _options.HeartbeatTicks,
+                ClockDriftBound = _options.ClockDriftBound,
+                InitialMembers = _options.InitialMembers,
+                RandomSeed = Random.Shared.Next(),
+            },
+            persisted);
+        if (persisted.Snapshot is not null)
+        {
+            _stateMachine.Restore(persisted.Snapshot);
+            _state = _stateMachine.Current;
+        }
+
+        UpdatePeers();
+        PublishStatus();
+        var node = _node;
+        await _transport.StartAsync(m => Post(() => { Counters.Step(); node.Step(m); }), cancellationToken).ConfigureAwait(false);
+        _loop = RunLoopAsync(_stop.Token);
+        _ticker = RunTickerAsync(_stop.Token);
+    }
+
+    // ---------------------------------------------------------------- public requests
+
+    /// <summary>Proposes a command on the leader and returns once it is applied here (with its outcome).</summary>
+    public async Task<ApplyResult> ProposeAsync(ControlCommand command, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        var data = command.Encode();
+        var done = await OnLoopAsync(node =>
+        {
+            Counters.Proposal();
+            var (index, refusal) = node.Propose(data);
+            return Track(node, index, refusal);
+        }, cancellationToken).ConfigureAwait(false);
+        return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A linearizable read (ReadIndex): the state once this node has applied the index a quorum confirmed.</summary>
+    public async Task<ControlState> ReadAsync(CancellationToken cancellationToken)
+    {
+        var done = await OnLoopAsync(node =>
+        {
+            var context = ++_nextReadContext;
+            var refusal = node.ReadIndex(context);
+            if (refusal != RaftRefusal.None)
+            {
+                throw new NotLeaderException(node.Leader, $"read refused: {refusal}");
+            }
+
+            var tcs = new TaskCompletionSource<ControlState>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _pendingReads[context] = tcs;
+            return tcs;
+        }, cancellationToken).ConfigureAwait(false);
+        return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Hands leadership to <paramref name="target"/> and waits until it leads.</summary>
+    public async Task TransferLeadershipAsync(NodeId target, CancellationToken cancellationToken)
+    {
+        var done = await OnLoopAsync(node =>
+        {
+            var refusal = node.TransferLeadership(target);
+            if (refusal != RaftRefusal.None)
+            {
+                throw refusal == RaftRefusal.NotLeader
+                    ? new NotLeaderException(node.Leader, "transfer refused: not the leader")
+                    : new InvalidOperationException($"transfer to {target} refused: {refusal}");
+            }
+
+            return Wait(n => n.Leader == target || (n.Role == RaftRole.Leader && n.TransferTarget.IsNone));
+        }, cancellationToken).ConfigureAwait(false);
+        await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var status = Status;
+        if (status.Leader != target)
+        {
+            throw new TimeoutException($"leadership transfer to {target} was abandoned; leader is {status.Leader}");
+        }
+    }
+
+    /// <summary>Adds a voter the safe way: as a learner, then promoted once it has caught up.</summary>
+    public async Task AddVoterAsync(NodeId id, string address, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        await ChangeMembershipAsync(new MembershipChange(MembershipChangeType.AddLearner, id, address), cancellationToken).ConfigureAwait(false);
+        await ChangeMembershipAsync(new MembershipChange(MembershipChangeType.PromoteLearner, id), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Removes a member (voter or learner); its id is never reused.</summary>
+    public Task RemoveMemberAsync(NodeId id, CancellationToken cancellationToken) =>
+        ChangeMembershipAsync(new MembershipChange(MembershipChangeType.RemoveNode, id), cancellationToken);
+
+    /// <summary>Proposes one membership change, retrying while the cluster is busy, and waits until it is applied here.</summary>
+    public async Task ChangeMembershipAsync(MembershipChange change, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var (done, retry) = await OnLoopAsync(node =>
+            {
+                var (index, refusal) = node.ProposeMembershipChange(change);
+                return refusal is RaftRefusal.ChangeInProgress or RaftRefusal.NoCommitInCurrentTerm or RaftRefusal.LearnerNotCaughtUp or RaftRefusal.TransferInProgress
+                    ? (null, true)
+                    : (Track(node, index, refusal), false);
+            }, cancellationToken).ConfigureAwait(false);
+            if (!retry)
+            {
+                await done!.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            await Task.Delay(_options.TickInterval, _time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Waits until <paramref name="condition"/> holds for this node's status.</summary>
+    public async Task WaitForAsync(Func<RaftStatus, bool> condition, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(condition);
+        var done = await OnLoopAsync(_ => Wait(_ => condition(Status)), cancellationToken).ConfigureAwait(false);
+        await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The counters in Prometheus text format.</summary>
+    public string ToPrometheus(TransportCounters? transport = null)
+    {
+        var s = Status;
+        var sb = new StringBuilder();
+        void Line(string name, double value, string help)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"# HELP memorycluster_raft_{name} {help}\n");
+            sb.Append(CultureInfo.InvariantCulture, $"memorycluster_raft_{name}{{node=\"{s.Id}\"}} {value}\n");
+        }
+
+        Line("term", s.Term.Value, "Current term.");
+        Line("is_leader", s.Role == RaftRole.Leader ? 1 : 0, "1 when this node leads.");
+        Line("holds_lease", HoldsLease ? 1 : 0, "1 when this node holds the leader lease.");
+        Line("commit_index", s.Commit.Value, "Commit index.");
+        Line("applied_index", s.Applied.Value, "Applied index.");
+        Line("ticks_total", Counters.Ticks, "Ticks.");
+        Line("messages_stepped_total", Counters.MessagesStepped, "Messages received and stepped.");
+        Line("proposals_total", Counters.Proposals, "Proposals.");
+        Line("entries_applied_total", Counters.EntriesApplied, "Entries applied.");
+        Line("became_leader_total", Counters.TimesBecameLeader, "Times this node became leader.");
+        Line("snapshots_total", Counters.SnapshotsTaken, "Snapshots taken.");
+        if (transport is not null)
+        {
+            Line("transport_sent_total", transport.MessagesSent, "Messages sent.");
+            Line("transport_received_total", transport.MessagesReceived, "Messages received.");
+            Line("transport_dropped_total", transport.MessagesDropped, "Messages dropped (queue full or peer unknown).");
+            Line("transport_frames_rejected_total", transport.FramesRejected, "Frames rejected (MAC, counter, size, content).");
+            Line("transport_handshakes_rejected_total", transport.HandshakesRejected, "Handshakes rejected (wrong key or target).");
+        }
+
+        return sb.ToString();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _inbox.Writer.TryComplete();
+        foreach (var task in new[] { _loop, _ticker })
+        {
+            if (task is not null)
+            {
+                try
+                {
+                    await task.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Stopping.
+                }
+            }
+        }
+
+        await _transport.DisposeAsync().ConfigureAwait(false);
+        FailAll(new ObjectDisposedException(nameof(RaftHost)));
+        _storage.Dispose();
+        _stop.Dispose();
+    }
+
+    // ---------------------------------------------------------------- the loop
+
+    private void Post(Action action)
+    {
+        if (!_inbox.Writer.TryWrite(action))
+        {
+            // Stopped: late messages are dropped.
+        }
+    }
+
+    private async Task<T> OnLoopAsync<T>(Func<RawNode, T> action, CancellationToken cancellationToken)
+    {
+        if (_fault is not null)
+        {
+            throw new InvalidOperationException("The Raft host has failed.", _fault);
+        }
+
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            try
+            {
+                tcs.TrySetResult(action(_node!));
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+            {
+                tcs.TrySetException(e);
+            }
+        });
+        return await tcs.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private TaskCompletionSource<ApplyResult> Track(RawNode node, LogIndex index, RaftRefusal refusal)
+    {
+        if (refusal == RaftRefusal.NotLeader)
+        {
+            throw new NotLeaderException(node.Leader, "not the leader");
+        }
+
+        if (refusal != RaftRefusal.None)
+        {
+            throw new InvalidOperationException($"refused: {refusal}");
+        }
+
+        var tcs = new TaskCompletionSource<ApplyResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _pendingEntries[index] = new PendingEntry(node.Term, tcs);
+        return tcs;
+    }
+
+    private TaskCompletionSource Wait(Func<RawNode, bool> condition)
+    {
+        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _waiters.Add((condition, tcs));
+        return tcs;
+    }
+
+    private async Task RunTickerAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(_options.TickInterval, _time);
+        while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+        {
+            // At most one tick waits in the queue: ticks never bunch up after a stall, which the lease relies on.
+            if (Interlocked.Exchange(ref _tickQueued, 1) == 0)
+            {
+                Post(() =>
+                {
+                    Volatile.Write(ref _tickQueued, 0);
+                    var node = _node!;
+                    node.Tick();
+                    _tickTimestamps[node.TickCount % _tickTimestamps.Length] = _time.GetTimestamp();
+                    Counters.Tick();
+                });
+            }
+        }
+    }
+
+    private async Task RunLoopAsync(CancellationToken ct)
+    {
+        var reader = _inbox.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            {
+                for (var i = 0; i < 256 && reader.TryRead(out var action); i++)
+                {
+                    action();
+                }
+
+                Process();
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            // IMPORTANT: storage failed (or the core found an impossible state). Crash-only: stop taking part,
+            // never continue with state that may not be durable.
+            _fault = e;
+            _options.Log?.Invoke($"raft host {_options.Id} stopped: {e}");
+            FailAll(e);
+        }
+    }
+
+    private void Process()
+    {
+        var node = _node!;
+        var rounds = ReadyProcessor.Drain(node, _storage, _stateMachine, _transport.Send, OnApplied, OnReadState);
+        Counters.Ready(rounds);
+        _state = _stateMachine.Current;
+        if (node.Applied.Value - node.SnapshotIndex.Value >= (ulong)_options.SnapshotEvery)
+        {
+            var snapshot = node.Compact(node.Applied, _stateMachine.TakeSnapshot());
+            _storage.Compact(snapshot);
+            Counters.Snapshot();
+        }
+
+        for (var i = _readsAwaitingApply.Count - 1; i >= 0; i--)
+        {
+            if (_readsAwaitingApply[i].Index <= node.Applied)
+            {
+                _readsAwaitingApply[i].Done.TrySetResult(_stateMachine.Current);
+                _readsAwaitingApply.RemoveAt(i);
+            }
+        }
+
+        if (node.Role != RaftRole.Leader && _pendingReads.Count > 0)
+        {
+            foreach (var tcs in _pendingReads.Values)
+            {
+                tcs.TrySetException(new NotLeaderException(node.Leader, "lost leadership during the read"));
+            }
+
+            _pendingReads.Clear();
+        }
+
+        if (node.Role == RaftRole.Leader && _lastRole != RaftRole.Leader)
+        {
+            Counters.BecameLeader();
+            _options.Log?.Invoke($"raft {_options.Id}: leader in term {node.Term}");
+        }
+
+        _lastRole = node.Role;
+        UpdatePeers();
+        PublishStatus();
+        for (var i = _waiters.Count - 1; i >= 0; i--)
+        {
+            if (_waiters[i].Condition(node))
+            {
+                _waiters[i].Done.TrySetResult();
+                _waiters.RemoveAt(i);
+            }
+        }
+    }
+
+    private void OnApplied(Entry entry, ApplyResult result)
+    {
+        Counters.Applied();
+        if (_pendingEntries.Remove(entry.Index, out var pending))
+        {
+            if (pending.Term == entry.Term)
+            {
+                pending.Done.TrySetResult(result);
+            }
+            else
+            {
+                pending.Done.TrySetException(new ProposalLostException($"entry {entry.Index} was replaced by a leader of term {entry.Term}"));
+            }
+        }
+    }
+
+    private void OnReadState(ReadState read)
+    {
+        if (_pendingReads.Remove(read.RequestContext, out var tcs))
+        {
+            _readsAwaitingApply.Add((read.Index, tcs));
+        }
+    }
+
+    private void UpdatePeers()
+    {
+        var node = _node!;
+        if (node.ConfigIndex == _peersConfigIndex)
+        {
+            return;
+        }
+
+        _peersConfigIndex = node.ConfigIndex;
+        var addresses = new Dictionary<NodeId, string>(_options.SeedPeers);
+        foreach (var m in node.Config.Members)
+        {
+            addresses[m.Id] = m.Address;
+        }
+
+        addresses.Remove(_options.Id);
+        _transport.UpdatePeers(addresses);
+    }
+
+    private void PublishStatus()
+    {
+        var node = _node!;
+        long? leaseUntil = null;
+        if (node.LeaseValidUntilTick is { } untilTick)
+        {
+            // The lease counts from the time of the tick in which the acknowledged round was sent (no later
+            // than the real send), for LeaseDuration on this host's monotonic clock.
+            var sentTick = untilTick - node.Options.LeaseTicks;
+            var sentAt = _tickTimestamps[sentTick % _tickTimestamps.Length];
+            if (sentTick > 0 && node.TickCount - sentTick < _tickTimestamps.Length)
+            {
+                leaseUntil = sentAt + (long)(_options.LeaseDuration.TotalSeconds * _time.TimestampFrequency);
+            }
+        }
+
+        _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.Commit, node.Applied, node.Config.Members, leaseUntil,
+            leaseUntil is { } u && _time.GetTimestamp() < u);
+    }
+
+    private void FailAll(Exception e)
+    {
+        foreach (var p in _pendingEntries.Values)
+        {
+            p.Done.TrySetException(e);
+        }
+
+        foreach (var r in _pendingReads.Values)
+        {
+            r.TrySetException(e);
+        }
+
+        foreach (var r in _readsAwaitingApply)
+        {
+            r.Done.TrySetException(e);
+        }
+
+        foreach (var w in _waiters)
+        {
+            w.Done.TrySetException(e);
+        }
+    }
+
+    private readonly record struct PendingEntry(Term Term, TaskCompletionSource<ApplyResult> Done);
+}

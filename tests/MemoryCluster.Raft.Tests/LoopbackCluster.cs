@@ -1,0 +1,150 @@
+using System.Security.Cryptography;
+
+namespace MemoryCluster.Raft.Tests;
+
+/// <summary>Real hosts on 127.0.0.1 with file storage in a temp folder that is deleted on dispose.</summary>
+internal sealed class LoopbackCluster : IAsyncDisposable
+{
+    private readonly Dictionary<NodeId, string> _addresses = [];
+    private readonly Dictionary<NodeId, TcpRaftTransport> _reserved = [];
+
+    public LoopbackCluster()
+    {
+        Directory.CreateDirectory(Root);
+    }
+
+    public string Root { get; } = Path.Combine(Path.GetTempPath(), "raft-loopback-" + Guid.NewGuid().ToString("N"));
+
+    public byte[] Key { get; } = RandomNumberGenerator.GetBytes(32);
+
+    public Dictionary<NodeId, RaftHost> Hosts { get; } = [];
+
+    public Dictionary<NodeId, TcpRaftTransport> Transports { get; } = [];
+
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(15);
+
+    public IReadOnlyList<Member> Founders { get; private set; } = [];
+
+    public string AddressOf(NodeId id) => _addresses[id];
+
+    /// <summary>Binds a port for each id up front, so that addresses are known before any host starts.</summary>
+    public void Reserve(params ulong[] ids)
+    {
+        foreach (var i in ids)
+        {
+            var id = new NodeId(i);
+            var transport = NewTransport(id, "127.0.0.1:0", Key);
+            _reserved[id] = transport;
+            _addresses[id] = $"127.0.0.1:{transport.LocalEndPoint.Port}";
+        }
+    }
+
+    public TcpRaftTransport NewTransport(NodeId id, string listen, byte[] key) =>
+        new(new TcpRaftTransportOptions { Id = id, ListenAddress = listen, ClusterKey = key, Warn = w => Warnings.Add($"{id}: {w}") });
+
+    public System.Collections.Concurrent.ConcurrentBag<string> Warnings { get; } = [];
+
+    public async Task StartFoundersAsync(params ulong[] ids)
+    {
+        Reserve(ids);
+        Founders = ids.Select(i => new Member(new NodeId(i), _addresses[new NodeId(i)], true)).ToList();
+        foreach (var i in ids)
+        {
+            await StartAsync(new NodeId(i), Founders).ConfigureAwait(false);
+        }
+    }
+
+    public async Task StartAsync(NodeId id, IReadOnlyList<Member> initialMembers)
+    {
+        if (!_reserved.Remove(id, out var transport))
+        {
+            transport = NewTransport(id, _addresses[id], Key);
+        }
+
+        var host = new RaftHost(
+            new RaftHostOptions
+            {
+                Id = id,
+                InitialMembers = initialMembers,
+                SeedPeers = _addresses.Where(a => a.Key != id).ToDictionary(a => a.Key, a => a.Value),
+                TickInterval = TickInterval,
+                SnapshotEvery = 20,
+            },
+            new FileRaftStorage(new FileRaftStorageOptions { Directory = Path.Combine(Root, id.ToString()) }),
+            transport);
+        Hosts[id] = host;
+        Transports[id] = transport;
+        await host.StartAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    public Task RestartAsync(NodeId id) => StartAsync(id, Founders);
+
+    public async Task StopAsync(NodeId id)
+    {
+        if (Hosts.Remove(id, out var host))
+        {
+            Transports.Remove(id);
+            await host.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Polls until one host leads and every listed host agrees on it; bounded by the token.</summary>
+    public async Task<RaftHost> LeaderAsync(CancellationToken ct, IEnumerable<NodeId>? among = null)
+    {
+        while (true)
+        {
+            var hosts = (among ?? Hosts.Keys).Where(Hosts.ContainsKey).Select(id => Hosts[id]).ToList();
+            var leader = hosts.FirstOrDefault(h => h.Status.Role == RaftRole.Leader);
+            if (leader is not null && hosts.All(h => h.Status.Leader == leader.Id && h.Status.Term == leader.Status.Term))
+            {
+                return leader;
+            }
+
+            await Task.Delay(10, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Retries a proposal through whoever leads (leadership may move under faults).</summary>
+    public async Task<ApplyResult> ProposeAsync(Func<ControlState, ControlCommand> command, CancellationToken ct)
+    {
+        while (true)
+        {
+            var leader = await LeaderAsync(ct).ConfigureAwait(false);
+            try
+            {
+                return await leader.ProposeAsync(command(leader.State), ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NotLeaderException or ProposalLostException)
+            {
+                await Task.Delay(20, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    public static async Task EventuallyAsync(Func<bool> condition, CancellationToken ct)
+    {
+        while (!condition())
+        {
+            await Task.Delay(10, ct).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var host in Hosts.Values)
+        {
+            await host.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var t in _reserved.Values)
+        {
+            await t.DisposeAsync().ConfigureAwait(false);
+        }
+
+        Hosts.Clear();
+        if (Directory.Exists(Root))
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+    }
+}

@@ -1,0 +1,180 @@
+using System.Net.Sockets;
+
+namespace MemoryCluster.Raft.Tests;
+
+[Trait("Category", "Integration")]
+public sealed class LoopbackTests
+{
+    private static CancellationTokenSource Deadline(int seconds = 10) => new(TimeSpan.FromSeconds(seconds));
+
+    [Fact]
+    public async Task Three_hosts_elect_commit_and_read_over_tcp()
+    {
+        await using var c = new LoopbackCluster();
+        using var cts = Deadline();
+        await c.StartFoundersAsync(1, 2, 3);
+        var leader = await c.LeaderAsync(cts.Token);
+        var result = await leader.ProposeAsync(ControlCommand.SetPrimary(0, leader.Id), cts.Token);
+        Assert.Equal(ApplyOutcome.Applied, result.Outcome);
+        Assert.Equal(1UL, result.State.Epoch);
+
+        var stale = await leader.ProposeAsync(ControlCommand.SetPrimary(0, new NodeId(2)), cts.Token);
+        Assert.Equal(ApplyOutcome.EpochMismatch, stale.Outcome);
+
+        var read = await leader.ReadAsync(cts.Token);
+        Assert.Equal(leader.Id, read.Primary);
+        await LoopbackCluster.EventuallyAsync(() => c.Hosts.Values.All(h => h.State.Epoch == 1), cts.Token);
+        await LoopbackCluster.EventuallyAsync(() => leader.HoldsLease, cts.Token);
+        Assert.Single(c.Hosts.Values, h => h.HoldsLease);
+        Assert.Contains("memorycluster_raft_is_leader{node=\"" + leader.Id + "\"} 1", leader.ToPrometheus(c.Transports[leader.Id].Counters), StringComparison.Ordinal);
+
+        var follower = c.Hosts.Values.First(h => h.Id != leader.Id);
+        await Assert.ThrowsAsync<NotLeaderException>(() => follower.ProposeAsync(ControlCommand.SetMaintenance(1, true), cts.Token));
+    }
+
+    [Fact]
+    public async Task Killed_follower_restarts_from_its_files_and_catches_up()
+    {
+        await using var c = new LoopbackCluster();
+        using var cts = Deadline();
+        await c.StartFoundersAsync(1, 2, 3);
+        var leader = await c.LeaderAsync(cts.Token);
+        var follower = c.Hosts.Keys.First(id => id != leader.Id);
+        await c.StopAsync(follower);
+
+        // Enough entries for the others to snapshot and compact (SnapshotEvery = 20).
+        for (var i = 0; i < 30; i++)
+        {
+            await c.ProposeAsync(s => ControlCommand.SetPrimary(s.Epoch, leader.Id), cts.Token);
+        }
+
+        await c.RestartAsync(follower);
+        await LoopbackCluster.EventuallyAsync(() => c.Hosts[follower].State.Epoch == 30, cts.Token);
+        Assert.Equal(leader.Id, c.Hosts[follower].State.Primary);
+    }
+
+    [Fact]
+    public async Task Killed_leader_is_replaced_and_a_full_restart_keeps_the_state()
+    {
+        await using var c = new LoopbackCluster();
+        using var cts = Deadline();
+        await c.StartFoundersAsync(1, 2, 3);
+        var first = await c.LeaderAsync(cts.Token);
+        await c.ProposeAsync(s => ControlCommand.SetPrimary(s.Epoch, first.Id), cts.Token);
+        var firstTerm = first.Status.Term;
+        await c.StopAsync(first.Id);
+
+        var second = await c.LeaderAsync(cts.Token);
+        Assert.NotEqual(first.Id, second.Id);
+        Assert.True(second.Status.Term > firstTerm);
+        await c.ProposeAsync(s => ControlCommand.SetPrimary(s.Epoch, second.Id), cts.Token);
+
+        foreach (var id in c.Hosts.Keys.ToList())
+        {
+            await c.StopAsync(id);
+        }
+
+        foreach (var m in c.Founders)
+        {
+            await c.RestartAsync(m.Id);
+        }
+
+        var third = await c.LeaderAsync(cts.Token);
+        var state = await third.ReadAsync(cts.Token);
+        Assert.Equal(2UL, state.Epoch);
+        Assert.Equal(second.Id, state.Primary);
+    }
+
+    [Fact]
+    public async Task Five_hosts_survive_the_loss_of_two()
+    {
+        await using var c = new LoopbackCluster();
+        using var cts = Deadline();
+        await c.StartFoundersAsync(1, 2, 3, 4, 5);
+        var leader = await c.LeaderAsync(cts.Token);
+        await c.StopAsync(leader.Id);
+        await c.StopAsync(c.Hosts.Keys.First());
+        var result = await c.ProposeAsync(s => ControlCommand.SetMaintenance(s.Epoch, true), cts.Token);
+        Assert.True(result.State.Maintenance);
+        await LoopbackCluster.EventuallyAsync(() => c.Hosts.Values.All(h => h.State.Maintenance), cts.Token);
+    }
+
+    [Fact]
+    public async Task Membership_grows_from_three_to_five_and_shrinks_back_to_three()
+    {
+        await using var c = new LoopbackCluster();
+        using var cts = Deadline(60);
+        await c.StartFoundersAsync(1, 2, 3);
+        c.Reserve(4, 5);
+        await c.StartAsync(new NodeId(4), []);
+        await c.StartAsync(new NodeId(5), []);
+        var leader = await c.LeaderAsync(cts.Token, c.Founders.Select(m => m.Id));
+        await leader.AddVoterAsync(new NodeId(4), c.AddressOf(new NodeId(4)), cts.Token);
+        await leader.AddVoterAsync(new NodeId(5), c.AddressOf(new NodeId(5)), cts.Token);
+        Assert.Equal(5, leader.Status.Members.Count(m => m.IsVoter));
+        await LoopbackCluster.EventuallyAsync(() => c.Hosts.Values.All(h => h.Status.Members.Count(m => m.IsVoter) == 5), cts.Token);
+
+        // Shrink: remove 1 and 2 (a leader among them hands over first).
+        foreach (var gone in new[] { new NodeId(1), new NodeId(2) })
+        {
+            var current = await c.LeaderAsync(cts.Token);
+            if (current.Id == gone)
+            {
+                await current.TransferLeadershipAsync(new NodeId(4), cts.Token);
+                current = c.Hosts[new NodeId(4)];
+            }
+
+            await current.RemoveMemberAsync(gone, cts.Token);
+            await c.StopAsync(gone);
+        }
+
+        var final = await c.LeaderAsync(cts.Token);
+        Assert.Equal([3UL, 4, 5], final.Status.Members.Select(m => m.Id.Value).Order().ToArray());
+        var result = await c.ProposeAsync(s => ControlCommand.SetPrimary(s.Epoch, final.Id), cts.Token);
+        Assert.Equal(ApplyOutcome.Applied, result.Outcome);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => final.AddVoterAsync(new NodeId(1), "127.0.0.1:1", cts.Token));
+    }
+
+    [Fact]
+    public async Task Peer_with_the_wrong_key_is_refused_and_changes_nothing()
+    {
+        await using var c = new LoopbackCluster();
+        using var cts = Deadline();
+        await c.StartFoundersAsync(1, 2, 3);
+        var leader = await c.LeaderAsync(cts.Token);
+        var term = leader.Status.Term;
+        var target = c.Transports[leader.Id];
+
+        // The intruder claims to be one of the followers, but does not have the key.
+        var impersonated = c.Hosts.Keys.First(id => id != leader.Id);
+        await using var intruder = c.NewTransport(impersonated, "127.0.0.1:0", new byte[32]);
+        await intruder.StartAsync(_ => { }, cts.Token);
+        intruder.UpdatePeers(new Dictionary<NodeId, string> { [leader.Id] = c.AddressOf(leader.Id) });
+        for (var i = 0; i < 5; i++)
+        {
+            intruder.Send(new Message(MessageType.Append, impersonated, leader.Id, new Term(term.Value + 100)));
+        }
+
+        try
+        {
+            await LoopbackCluster.EventuallyAsync(() => target.Counters.HandshakesRejected > 0, cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail("no handshake rejected; warnings: " + string.Join("\n", c.Warnings) + $" connects={intruder.Counters.Connects} sent={intruder.Counters.MessagesSent} dropped={intruder.Counters.MessagesDropped}");
+        }
+
+        // Garbage on a raw socket is refused the same way.
+        var before = target.Counters.HandshakesRejected;
+        using (var raw = new TcpClient())
+        {
+            await raw.ConnectAsync(target.LocalEndPoint, cts.Token);
+            await raw.GetStream().WriteAsync(new byte[64], cts.Token);
+            await LoopbackCluster.EventuallyAsync(() => target.Counters.HandshakesRejected > before, cts.Token);
+        }
+
+        Assert.Equal(term, leader.Status.Term);
+        Assert.Equal(RaftRole.Leader, leader.Status.Role);
+        Assert.Equal(0, target.Counters.FramesRejected);
+    }
+}
