@@ -6,11 +6,13 @@ public sealed class HnswConcurrencyTests
 {
     // Storage starts at two nodes, so the writer replaces it a dozen times while readers hold old copies.
     [Theory]
-    [InlineData(21)]
-    [InlineData(22)]
-    [InlineData(23)]
-    [InlineData(24)]
-    public async Task Readers_search_safely_while_one_writer_inserts_and_deletes(int seed)
+    // Batched: the writer uses the parallel build, 100 vectors at a time on four threads.
+    [InlineData(21, false)]
+    [InlineData(22, false)]
+    [InlineData(23, false)]
+    [InlineData(24, true)]
+    [InlineData(25, true)]
+    public async Task Readers_search_safely_while_one_writer_inserts_and_deletes(int seed, bool batched)
     {
         const int Count = 4000;
         var data = VectorData.Random(seed, Count, 16);
@@ -18,7 +20,9 @@ public sealed class HnswConcurrencyTests
         using var done = new CancellationTokenSource();
         var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var searches = 0;
-        var readers = Enumerable.Range(0, 3).Select(r => Task.Run(() =>
+        // Readers get their own threads (LongRunning), so they do not starve the parallel build's thread pool.
+        var readers = Enumerable.Range(0, 3).Select(r => Task.Factory.StartNew(
+            () =>
         {
             var queries = VectorData.Random(100 + r, 50, 16);
             var hits = new VectorHit[10];
@@ -42,13 +46,24 @@ public sealed class HnswConcurrencyTests
 
                 Interlocked.Increment(ref searches);
             }
-        })).ToArray();
+        },
+            CancellationToken.None,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default)).ToArray();
 
         // Start writing only once every reader is searching, so reads and writes overlap.
         Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref searches) >= 30, TimeSpan.FromSeconds(30)));
         for (var i = 0; i < Count; i++)
         {
-            index.Add(i, data[i]);
+            if (!batched)
+            {
+                index.Add(i, data[i]);
+            }
+            else if (i % 100 == 0)
+            {
+                index.AddRange([.. Enumerable.Range(i, 100)], data[i..(i + 100)].SelectMany(v => v).ToArray(), maxDegreeOfParallelism: 4);
+            }
+
             if (i % 10 == 9)
             {
                 index.Delete(i - 5);

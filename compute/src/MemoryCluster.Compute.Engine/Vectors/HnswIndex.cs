@@ -28,7 +28,11 @@ public sealed partial class HnswIndex
     [ThreadStatic]
     private static SearchContext? _threadContext;
 
+    private const int LockStripes = 1024;
+
     private readonly Lock _writeLock = new();
+    private readonly Lock _entryLock = new();
+    private readonly Lock[] _linkLocks = CreateLocks();
     private readonly int _dim;
     private readonly int _m;
     private readonly int _m0;
@@ -125,6 +129,65 @@ public sealed partial class HnswIndex
             }
 
             Insert(id, vector);
+        }
+    }
+
+    /// <summary>
+    /// Inserts many vectors on several threads (the parallel build); <paramref name="vectors"/> holds them
+    /// row after row. Levels still come from the seed, but which links a node gets depends on thread
+    /// timing, so unlike <see cref="Add"/> the result is not reproducible. Searches may run meanwhile.
+    /// </summary>
+    public void AddRange(IReadOnlyList<int> ids, ReadOnlyMemory<float> vectors, int maxDegreeOfParallelism = -1)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var n = ids.Count;
+        if ((long)n * _dim != vectors.Length)
+        {
+            throw new ArgumentException($"{vectors.Length} floats do not make {n} vectors of {_dim} dimensions.", nameof(vectors));
+        }
+
+        var distinct = new HashSet<int>();
+        foreach (var id in ids)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(id, nameof(ids));
+            if (!distinct.Add(id))
+            {
+                throw new ArgumentException($"Id {id} appears twice in one batch.", nameof(ids));
+            }
+        }
+
+        lock (_writeLock)
+        {
+            foreach (var id in ids)
+            {
+                var previous = NodeOf(id);
+                if (previous >= 0)
+                {
+                    MarkDeleted(previous, id);
+                }
+            }
+
+            EnsureCapacity(_count + n);
+            var first = _count;
+            for (var i = 0; i < n; i++)
+            {
+                PrepareNode(first + i, ids[i], vectors.Span.Slice(i * _dim, _dim));
+            }
+
+            var start = 0;
+            if (n > 0 && _entry == NoEntry)
+            {
+                LinkNode(first);
+                start = 1;
+            }
+
+            Parallel.For(start, n, new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism }, i => LinkNode(first + i));
+            for (var i = 0; i < n; i++)
+            {
+                PublishLabel(ids[i], first + i);
+            }
+
+            Volatile.Write(ref _count, first + n);
         }
     }
 
@@ -286,6 +349,17 @@ public sealed partial class HnswIndex
         }
     }
 
+    private static Lock[] CreateLocks()
+    {
+        var locks = new Lock[LockStripes];
+        for (var i = 0; i < locks.Length; i++)
+        {
+            locks[i] = new Lock();
+        }
+
+        return locks;
+    }
+
     private static SearchContext GetContext() => _threadContext ??= new SearchContext();
 
     private int NodeOf(int id)
@@ -424,8 +498,17 @@ public sealed partial class HnswIndex
     private void Insert(int id, ReadOnlySpan<float> vector)
     {
         EnsureCapacity(_count + 1);
-        var s = _storage;
         var node = _count;
+        PrepareNode(node, id, vector);
+        LinkNode(node);
+        PublishLabel(id, node);
+        Volatile.Write(ref _count, node + 1);
+    }
+
+    /// <summary>Writes a node's vector, level and empty lists. Nothing links to it yet.</summary>
+    private void PrepareNode(int node, int id, ReadOnlySpan<float> vector)
+    {
+        var s = _storage;
         var destination = MemoryMarshal.CreateSpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(s.Vectors), (nint)node * _dim), _dim);
         vector.CopyTo(destination);
         if (_normalize)
@@ -444,8 +527,18 @@ public sealed partial class HnswIndex
         s.Links0[node * _stride0] = 0;
         s.InDegree[node] = 0;
         s.Upper[node] = level > 0 ? new int[level * (_m + 1)] : null;
+    }
 
-        var entry = _entry;
+    /// <summary>
+    /// Links a prepared node into the graph. Safe to run for several nodes at once (the parallel
+    /// build): every list is changed under its stripe lock, in-degrees change atomically, and the
+    /// entry point under its own lock.
+    /// </summary>
+    private void LinkNode(int node)
+    {
+        var s = _storage;
+        int level = s.Levels[node];
+        var entry = Volatile.Read(ref _entry);
         if (entry != NoEntry)
         {
             var q = VectorOf(s, node);
@@ -467,44 +560,97 @@ public sealed partial class HnswIndex
                 current = context.Sorted[0];
                 currentDistance = context.SortedDistances[0];
 
-                var links = LinksOf(s, node, l);
-                for (var i = 0; i < selected; i++)
+                var chosen = context.Chosen(selected);
+                context.Selected.AsSpan(0, selected).CopyTo(chosen);
+                lock (StripeOf(node))
                 {
-                    links[i + 1] = context.Selected[i];
+                    WriteOwnLinks(s, node, l, chosen, maxLinks, context);
                 }
 
-                Volatile.Write(ref links[0], selected);
-                for (var i = 0; i < selected; i++)
+                foreach (var neighbour in chosen)
                 {
-                    // Read back from the node's own list: Connect reuses the context's buffers.
-                    Connect(s, links[i + 1], node, l, maxLinks, context);
+                    Connect(s, neighbour, node, l, maxLinks, context);
                 }
 
-                if (l == 0)
+                if (l == 0 && s.InDegree[node] == 0 && selected > 0)
                 {
-                    for (var i = 0; i < selected; i++)
-                    {
-                        AddInDegree(s, links[i + 1], 1);
-                    }
-
-                    if (s.InDegree[node] == 0 && selected > 0)
-                    {
-                        // Every neighbour pruned the new node away: make the nearest keep it.
-                        ForceLink(s, links[1], node);
-                    }
+                    // Every neighbour pruned the new node away: make the nearest keep it.
+                    ForceLink(s, chosen[0], node);
                 }
             }
         }
 
-        // Entry point first, then the id and the count: a reader that sees a count above zero finds an entry point.
-        if (entry == NoEntry || level > (int)(entry >> 32))
+        // Entry point before the id and the count: a reader that sees a count above zero finds an entry point.
+        lock (_entryLock)
         {
-            Volatile.Write(ref _entry, ((long)level << 32) | (uint)node);
+            entry = _entry;
+            if (entry == NoEntry || level > (int)(entry >> 32))
+            {
+                Volatile.Write(ref _entry, ((long)level << 32) | (uint)node);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sets a new node's list on one level to <paramref name="chosen"/>. In a parallel build another
+    /// insert may already have linked itself into this list (it found the node on a higher level and
+    /// started its search here), so such links are merged in, pruned by the heuristic when too many.
+    /// </summary>
+    private void WriteOwnLinks(Storage s, int node, int level, ReadOnlySpan<int> chosen, int maxLinks, SearchContext context)
+    {
+        var links = LinksOf(s, node, level);
+        var existing = links[0];
+        var merged = context.Merged(existing + chosen.Length);
+        links.Slice(1, existing).CopyTo(merged);
+        var total = existing;
+        foreach (var c in chosen)
+        {
+            if (!merged[..existing].Contains(c))
+            {
+                merged[total++] = c;
+            }
         }
 
-        PublishLabel(id, node);
-        Volatile.Write(ref _count, node + 1);
+        var kept = merged[..total];
+        if (total > maxLinks)
+        {
+            var v = VectorOf(s, node);
+            var heap = context.Scratch;
+            heap.Clear();
+            foreach (var c in kept)
+            {
+                heap.Push(Distance(v, VectorOf(s, c)), c);
+            }
+
+            var count = context.DrainAscending(heap);
+            var selected = SelectNeighbours(s, context.Sorted.AsSpan(0, count), context.SortedDistances.AsSpan(0, count), maxLinks, context.Selected);
+            kept = context.Selected.AsSpan(0, selected);
+            if (level == 0)
+            {
+                ProtectInLinks(s, links.Slice(1, existing), kept);
+            }
+        }
+
+        if (level == 0)
+        {
+            foreach (var k in kept)
+            {
+                if (!links.Slice(1, existing).Contains(k))
+                {
+                    AddInDegree(s, k, 1);
+                }
+            }
+        }
+
+        for (var i = 0; i < kept.Length; i++)
+        {
+            links[i + 1] = kept[i];
+        }
+
+        Volatile.Write(ref links[0], kept.Length);
     }
+
+    private Lock StripeOf(int node) => _linkLocks[node & (LockStripes - 1)];
 
     private void PublishLabel(int id, int node)
     {
@@ -522,6 +668,14 @@ public sealed partial class HnswIndex
 
     /// <summary>Adds <paramref name="newNode"/> to <paramref name="node"/>'s list, pruning with the heuristic when full.</summary>
     private void Connect(Storage s, int node, int newNode, int level, int maxLinks, SearchContext context)
+    {
+        lock (StripeOf(node))
+        {
+            ConnectLocked(s, node, newNode, level, maxLinks, context);
+        }
+    }
+
+    private void ConnectLocked(Storage s, int node, int newNode, int level, int maxLinks, SearchContext context)
     {
         var links = LinksOf(s, node, level);
         var count = links[0];
@@ -603,6 +757,14 @@ public sealed partial class HnswIndex
     /// <summary>Puts <paramref name="target"/> into <paramref name="node"/>'s level-0 list, evicting a node with another in-link.</summary>
     private void ForceLink(Storage s, int node, int target)
     {
+        lock (StripeOf(node))
+        {
+            ForceLinkLocked(s, node, target);
+        }
+    }
+
+    private void ForceLinkLocked(Storage s, int node, int target)
+    {
         var links = LinksOf(s, node, 0);
         var count = links[0];
         if (count < _m0)
@@ -639,13 +801,28 @@ public sealed partial class HnswIndex
         }
     }
 
-    /// <summary>Saturating in-degree update: a saturated count stays saturated (the node has plenty of in-links).</summary>
+    /// <summary>
+    /// Saturating, atomic in-degree update: a saturated count stays saturated (the node has plenty of
+    /// in-links). Two ushort counts share an int, updated by compare-and-swap, so parallel inserts do not lose updates.
+    /// </summary>
     private static void AddInDegree(Storage s, int node, int delta)
     {
-        ref var degree = ref s.InDegree[node];
-        if (degree != ushort.MaxValue)
+        ref var word = ref Unsafe.As<ushort, int>(ref s.InDegree[node & ~1]);
+        var shift = ((node & 1) ^ (BitConverter.IsLittleEndian ? 0 : 1)) * 16;
+        while (true)
         {
-            degree = (ushort)Math.Max(0, degree + delta);
+            var old = Volatile.Read(ref word);
+            var degree = (old >> shift) & 0xFFFF;
+            if (degree == ushort.MaxValue)
+            {
+                return;
+            }
+
+            var updated = (old & ~(0xFFFF << shift)) | (Math.Max(0, degree + delta) << shift);
+            if (Interlocked.CompareExchange(ref word, updated, old) == old)
+            {
+                return;
+            }
         }
     }
 
@@ -736,7 +913,7 @@ public sealed partial class HnswIndex
         public readonly byte[] Deleted = new byte[capacity];
 
         /// <summary>Level-0 in-links per node (saturating), so pruning never strands a node.</summary>
-        public readonly ushort[] InDegree = new ushort[capacity];
+        public readonly ushort[] InDegree = new ushort[(capacity + 1) & ~1];
     }
 
     /// <summary>Skips tombstones and maps nodes to ids before asking the caller's filter.</summary>
@@ -764,6 +941,30 @@ public sealed partial class HnswIndex
         public float[] SortedDistances { get; private set; } = new float[64];
 
         public int[] Selected { get; private set; } = new int[64];
+
+        private int[] _chosen = new int[64];
+        private int[] _merged = new int[128];
+
+        /// <summary>A buffer for a new node's chosen neighbours (kept apart from <see cref="Selected"/>, which pruning reuses).</summary>
+        public Span<int> Chosen(int count)
+        {
+            if (_chosen.Length < count)
+            {
+                _chosen = new int[count * 2];
+            }
+
+            return _chosen.AsSpan(0, count);
+        }
+
+        public Span<int> Merged(int count)
+        {
+            if (_merged.Length < count)
+            {
+                _merged = new int[count * 2];
+            }
+
+            return _merged.AsSpan(0, count);
+        }
 
         public Span<float> QueryBuffer(int dimensions)
         {
