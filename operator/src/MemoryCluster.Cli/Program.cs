@@ -5,6 +5,8 @@ var root = new RootCommand("memorycluster: highly available PostgreSQL with an i
 {
     CrdsCommand.Create(),
     ValidateCommand.Create(),
+    InstanceCommand.Create(),
+    LocalCommand.Create(),
 };
 foreach (var command in LaterCommands.Create())
 {

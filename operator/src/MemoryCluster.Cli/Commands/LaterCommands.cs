@@ -11,9 +11,7 @@ internal static class LaterCommands
     public static IEnumerable<Command> Create()
     {
         yield return Unavailable("operator", "Run the Kubernetes operator (watches MemoryClusters and what they own).");
-        yield return Unavailable("instance", "Run the instance manager: PID 1 of a PostgreSQL pod, one Raft voter.");
         yield return Unavailable("compute", "Run the compute tier: graph, nearest-neighbour and fused queries over HTTP.");
-        yield return Unavailable("local", "Run a cluster of instance managers on this machine, without Kubernetes.");
     }
 
     private static Command Unavailable(string name, string description)

@@ -179,6 +179,19 @@ internal sealed class PgClient(string socketDirectory, int port)
     /// next scheduled one, and a pg_rewind against this server decides "same timeline, no rewind required",
     /// leaving the old primary unable to follow.
     /// </summary>
+    /// <summary>Creates database <paramref name="database"/> owned by <paramref name="owner"/> if it is missing.</summary>
+    public async Task EnsureDatabaseAsync(string database, string owner, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var exists = new NpgsqlCommand("select 1 from pg_database where datname = $1", connection);
+        exists.Parameters.AddWithValue(database);
+        if (await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is null)
+        {
+            await using var create = new NpgsqlCommand($"create database {QuoteIdentifier(database)} owner {QuoteIdentifier(owner)}", connection);
+            await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     public async Task<bool> PromoteAsync(CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);

@@ -1,0 +1,2 @@
+// The CLI supervises PostgreSQL with POSIX signals and file modes: it runs on Linux only.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

@@ -1,0 +1,105 @@
+using System.CommandLine;
+using MemoryCluster.Instance;
+using MemoryCluster.Instance.Manager;
+using Microsoft.Extensions.Logging;
+
+namespace MemoryCluster.Cli.Commands;
+
+/// <summary>
+/// <c>memorycluster instance</c>: the instance manager, PID 1 of a PostgreSQL pod. Settings come from flags,
+/// then MEMORYCLUSTER_* environment variables, then a <c>--config</c> file; bad settings are refused at start
+/// with the key and why.
+/// </summary>
+internal static class InstanceCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string?>("--config") { Description = "A file of 'key = value' lines with the settings below." };
+        var command = new Command("instance", "Run the instance manager: PID 1 of a PostgreSQL pod, one Raft voter.") { config };
+        var flags = InstanceOptionsParser.Keys.ToDictionary(k => k, k => new Option<string?>("--" + k) { Description = Describe(k) });
+        foreach (var flag in flags.Values)
+        {
+            command.Add(flag);
+        }
+
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var values = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (result.GetValue(config) is { } file)
+            {
+                if (!File.Exists(file))
+                {
+                    await Console.Error.WriteLineAsync($"memorycluster instance: config: no file at {file}").ConfigureAwait(false);
+                    return 2;
+                }
+
+                var fromFile = InstanceOptionsParser.ReadFile(await File.ReadAllTextAsync(file, cancellationToken).ConfigureAwait(false), out var fileErrors);
+                if (fileErrors.Count > 0)
+                {
+                    foreach (var error in fileErrors)
+                    {
+                        await Console.Error.WriteLineAsync($"memorycluster instance: {file}: {error}").ConfigureAwait(false);
+                    }
+
+                    return 2;
+                }
+
+                foreach (var (key, value) in fromFile)
+                {
+                    values[key] = value;
+                }
+            }
+
+            foreach (var key in InstanceOptionsParser.Keys)
+            {
+                if (Environment.GetEnvironmentVariable(InstanceOptionsParser.EnvironmentName(key)) is { Length: > 0 } value)
+                {
+                    values[key] = value;
+                }
+
+                if (result.GetValue(flags[key]) is { } flag)
+                {
+                    values[key] = flag;
+                }
+            }
+
+            var (options, errors) = InstanceOptionsParser.Parse(values);
+            if (options is null)
+            {
+                foreach (var error in errors)
+                {
+                    await Console.Error.WriteLineAsync($"memorycluster instance: {error}").ConfigureAwait(false);
+                }
+
+                return 2;
+            }
+
+            using var loggers = LoggerFactory.Create(b => b.AddJsonConsole(o =>
+            {
+                o.IncludeScopes = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                o.UseUtcTimestamp = true;
+            }).SetMinimumLevel(LogLevel.Information).AddFilter("Microsoft", LogLevel.Warning));
+            await InstanceHost.RunAsync(options, loggers, new NoPodRoleLabeler(), cancellationToken).ConfigureAwait(false);
+            return 0;
+        });
+        return command;
+    }
+
+    private static string Describe(string key) => key switch
+    {
+        "id" => "This member's Raft id (one of the ids in --peers).",
+        "data-dir" => "Absolute folder for this instance: PostgreSQL data, socket, Raft log.",
+        "pg-bin-dir" => "PostgreSQL programs (default: pg_config --bindir, else /usr/lib/postgresql/*/bin).",
+        "run-as" => "OS user to run PostgreSQL as (default: postgres when run as root, else yourself).",
+        "peers" => "Every member: ID=NAME@HOST:PGPORT:RAFTPORT:HTTPPORT, comma-separated.",
+        "cluster-key-file" => "File with the shared cluster key (at least 32 bytes) that authenticates Raft traffic.",
+        "replication-password-file" => "File with the replication role's password.",
+        "app-password-file" => "File with the application role's password (creates role and database 'app').",
+        "mode" => "async or quorum.",
+        "loop-interval-ms" => "How often the manager observes and acts (default 200).",
+        "switchover-max-lag-bytes" => "A switchover target further behind is refused (default 16 MiB).",
+        "switchover-timeout-seconds" => "How long a switchover may wait for the target (default 30).",
+        _ => key,
+    };
+}

@@ -1,0 +1,277 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using MemoryCluster.Api;
+using MemoryCluster.Cli.Local;
+using MemoryCluster.Instance.Manager;
+
+namespace MemoryCluster.Cli.Commands;
+
+/// <summary><c>memorycluster local</c>: a cluster of instance managers on this machine, without Kubernetes.</summary>
+internal static class LocalCommand
+{
+    private static readonly Option<string> DirOption = new("--dir")
+    {
+        Description = "Folder of the local cluster (data, logs, secrets).",
+        DefaultValueFactory = _ => ".memorycluster",
+        Recursive = true,
+    };
+
+    public static Command Create()
+    {
+        var command = new Command("local", "Run a cluster of instance managers on this machine, without Kubernetes.") { DirOption };
+        command.Add(Up());
+        command.Add(Status());
+        command.Add(Psql());
+        command.Add(Switchover());
+        command.Add(KillCommand());
+        command.Add(Down());
+        return command;
+    }
+
+    private static string Dir(ParseResult result) => Path.GetFullPath(result.GetValue(DirOption)!);
+
+    private static LocalCluster? Existing(ParseResult result)
+    {
+        var layout = LocalLayout.Load(Dir(result));
+        if (layout is null)
+        {
+            Console.Error.WriteLine($"no local cluster in {Dir(result)}; start one with `memorycluster local up`");
+            return null;
+        }
+
+        return new LocalCluster(layout, Console.Out);
+    }
+
+    private static Command Up()
+    {
+        var instances = new Option<int>("--instances") { Description = "3 or 5.", DefaultValueFactory = _ => 3 };
+        var mode = new Option<string>("--mode") { Description = "async or quorum.", DefaultValueFactory = _ => ReplicationModes.Async };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for a healthy cluster.", DefaultValueFactory = _ => 120 };
+        var command = new Command("up", "Start the managers (creating the cluster on first use) and wait until it is healthy.") { instances, mode, timeout };
+        command.SetAction(async (result, ct) =>
+        {
+            var dir = Dir(result);
+            var layout = LocalLayout.Load(dir);
+            if (layout is null)
+            {
+                var n = result.GetValue(instances);
+                var m = result.GetValue(mode)!;
+                if (n is not (3 or 5))
+                {
+                    Console.Error.WriteLine($"--instances: must be 3 or 5 (2-node clusters cannot hold a safe majority), not {n}");
+                    return 2;
+                }
+
+                if (m is not (ReplicationModes.Async or ReplicationModes.Quorum))
+                {
+                    Console.Error.WriteLine($"--mode: must be async or quorum, not '{m}'");
+                    return 2;
+                }
+
+                Directory.CreateDirectory(dir);
+                layout = LocalLayout.Create(dir, n, m);
+                Console.Out.WriteLine($"created a {n}-instance {m} cluster in {dir}");
+            }
+            else if (result.GetResult(instances) is { Implicit: false } && result.GetValue(instances) != layout.Members.Count)
+            {
+                Console.Error.WriteLine($"the cluster in {dir} has {layout.Members.Count} instances; changing that is not supported by `local up` (use --purge with `local down` first)");
+                return 2;
+            }
+
+            var cluster = new LocalCluster(layout, Console.Out);
+            if (layout.Members.All(m => cluster.RunningPid(m) is not null))
+            {
+                Console.Out.WriteLine($"the cluster in {dir} is already up; nothing changed");
+                Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
+                return 0;
+            }
+
+            cluster.StartManagers();
+            Console.Out.WriteLine($"started {layout.Members.Count} instance managers; waiting for a primary and streaming replicas");
+            var watch = Stopwatch.StartNew();
+            var healthy = await cluster.WaitHealthyAsync(TimeSpan.FromSeconds(result.GetValue(timeout)), ct).ConfigureAwait(false);
+            Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
+            if (!healthy)
+            {
+                Console.Error.WriteLine($"the cluster did not become healthy within {result.GetValue(timeout)} s; logs: {dir}/*/manager.log");
+                return 1;
+            }
+
+            Console.Out.WriteLine($"healthy after {watch.Elapsed.TotalSeconds:0.0} s");
+            Console.Out.WriteLine();
+            Console.Out.WriteLine($"read-write: {layout.ConnectionString(readOnly: false)}");
+            Console.Out.WriteLine($"read-only:  {layout.ConnectionString(readOnly: true)}");
+            Console.Out.WriteLine($"password:   export PGPASSFILE={layout.PgPassFile}   (or `memorycluster local psql --dir {result.GetValue(DirOption)}`)");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Status()
+    {
+        var command = new Command("status", "One row per instance, from each manager's /status.");
+        command.SetAction(async (result, ct) =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
+            Console.Out.Write(LocalCluster.Table(statuses));
+            return LocalCluster.Assess(statuses).Healthy ? 0 : 1;
+        });
+        return command;
+    }
+
+    private static Command Psql()
+    {
+        var readOnly = new Option<bool>("--ro") { Description = "Connect to a replica when one is up (prefer-standby)." };
+        var rest = new Argument<string[]>("psql-args") { Description = "Arguments passed to psql, e.g. -c 'select 1'.", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("psql", "Run psql against the read-write (or read-only) endpoint.") { readOnly, rest };
+        command.TreatUnmatchedTokensAsErrors = false;
+        command.SetAction(async (result, ct) =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            var start = new ProcessStartInfo("psql") { UseShellExecute = false };
+            start.ArgumentList.Add(cluster.Layout.ConnectionString(result.GetValue(readOnly)));
+            foreach (var arg in (result.GetValue(rest) ?? []).Concat(result.UnmatchedTokens))
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            start.Environment["PGPASSFILE"] = cluster.Layout.PgPassFile;
+            using var process = Process.Start(start)!;
+            await process.WaitForExitAsync(ct).ConfigureAwait(false);
+            return process.ExitCode;
+        });
+        return command;
+    }
+
+    private static Command Switchover()
+    {
+        var to = new Option<string>("--to") { Description = "The replica to make primary.", Required = true };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the new primary.", DefaultValueFactory = _ => 60 };
+        var command = new Command("switchover", "Planned change of primary, with no acknowledged write lost.") { to, timeout };
+        command.SetAction(async (result, ct) =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            var target = result.GetValue(to)!;
+            var watch = Stopwatch.StartNew();
+            ManagerAnswer? answer = null;
+            foreach (var member in cluster.Layout.Members)
+            {
+                try
+                {
+                    using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+                    using var response = await http.PostAsJsonAsync(new Uri(member.HttpBase, "switchover"), new SwitchoverRequest(target), InstanceManager.JsonOptions, ct).ConfigureAwait(false);
+                    answer = await response.Content.ReadFromJsonAsync<ManagerAnswer>(InstanceManager.JsonOptions, ct).ConfigureAwait(false);
+                    break;
+                }
+                catch (HttpRequestException)
+                {
+                }
+            }
+
+            if (answer is null)
+            {
+                Console.Error.WriteLine("no manager answered");
+                return 1;
+            }
+
+            if (!answer.Accepted)
+            {
+                Console.Error.WriteLine($"switchover refused: {answer.Message}");
+                return 1;
+            }
+
+            Console.Out.WriteLine(answer.Message);
+            var deadline = TimeSpan.FromSeconds(result.GetValue(timeout));
+            while (watch.Elapsed < deadline)
+            {
+                var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
+                if (statuses.Any(s => s.Member.Name == target && s.Status is { Role: "primary", Ready: true } && s.Status.Epoch > answer.Epoch))
+                {
+                    Console.Out.WriteLine($"{target} is primary after {watch.Elapsed.TotalSeconds:0.00} s");
+                    var healthy = await cluster.WaitHealthyAsync(deadline - watch.Elapsed, ct).ConfigureAwait(false);
+                    Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
+                    return healthy ? 0 : 1;
+                }
+
+                await Task.Delay(100, ct).ConfigureAwait(false);
+            }
+
+            Console.Error.WriteLine($"{target} did not become primary within {deadline.TotalSeconds:0} s");
+            Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
+            return 1;
+        });
+        return command;
+    }
+
+    private static Command KillCommand()
+    {
+        var name = new Argument<string>("name") { Description = "Instance whose manager gets the signal." };
+        var signal = new Option<string>("--signal") { Description = "KILL, STOP, CONT or TERM.", DefaultValueFactory = _ => "KILL" };
+        signal.AcceptOnlyFromAmong("KILL", "STOP", "CONT", "TERM");
+        var command = new Command("kill", "Send a signal to one instance's manager (fault injection).") { name, signal };
+        command.SetAction(result =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            var member = cluster.Layout.Members.FirstOrDefault(m => m.Name == result.GetValue(name));
+            if (member is null)
+            {
+                Console.Error.WriteLine($"no instance named '{result.GetValue(name)}' (instances: {string.Join(", ", cluster.Layout.Members.Select(m => m.Name))})");
+                return 2;
+            }
+
+            if (cluster.RunningPid(member) is not { } pid)
+            {
+                Console.Error.WriteLine($"{member.Name}: its manager is not running");
+                return 1;
+            }
+
+            var number = result.GetValue(signal) switch { "KILL" => 9, "STOP" => 19, "CONT" => 18, _ => 15 };
+            LocalCluster.Signal(pid, number);
+            Console.Out.WriteLine($"sent SIG{result.GetValue(signal)} to {member.Name}'s manager (pid {pid})");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Down()
+    {
+        var purge = new Option<bool>("--purge") { Description = "Also delete the cluster's folder: data, logs and secrets." };
+        var command = new Command("down", "Stop every manager and PostgreSQL it started; data is kept unless --purge.") { purge };
+        command.SetAction(async (result, ct) =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            await cluster.StopManagersAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            Console.Out.WriteLine($"stopped the cluster in {cluster.Layout.Directory}");
+            if (result.GetValue(purge))
+            {
+                Directory.Delete(cluster.Layout.Directory, recursive: true);
+                Console.Out.WriteLine($"deleted {cluster.Layout.Directory}");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+}

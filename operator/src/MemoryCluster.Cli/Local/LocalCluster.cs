@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text;
+using MemoryCluster.Instance;
+using MemoryCluster.Instance.Manager;
+
+namespace MemoryCluster.Cli.Local;
+
+/// <summary>Runs and inspects a cluster of instance managers on this machine.</summary>
+internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
+
+    public LocalLayout Layout => layout;
+
+    /// <summary>The pid of a member's manager, when it is running.</summary>
+    public int? RunningPid(Peer member)
+    {
+        var file = layout.PidFile(member);
+        if (!File.Exists(file) || !int.TryParse(File.ReadAllText(file).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+        {
+            return null;
+        }
+
+        // A pid is ours only while /proc shows our manager under it (pids are reused).
+        var cmdline = $"/proc/{pid}/cmdline";
+        return File.Exists(cmdline) && File.ReadAllText(cmdline).Contains(layout.InstanceDirectory(member), StringComparison.Ordinal) ? pid : null;
+    }
+
+    /// <summary>Starts every manager that is not running. Each runs detached from this command, in its own session.</summary>
+    public void StartManagers()
+    {
+        var (program, prefix) = SelfCommand();
+        foreach (var member in layout.Members)
+        {
+            if (RunningPid(member) is not null)
+            {
+                continue;
+            }
+
+            Directory.CreateDirectory(layout.InstanceDirectory(member));
+            var args = new List<string>(prefix)
+            {
+                "instance",
+                "--id", member.Id.ToString(CultureInfo.InvariantCulture),
+                "--data-dir", layout.InstanceDirectory(member),
+                "--peers", layout.PeersArgument,
+                "--cluster-key-file", layout.ClusterKeyFile,
+                "--replication-password-file", layout.ReplicationPasswordFile,
+                "--app-password-file", layout.AppPasswordFile,
+                "--mode", layout.Mode,
+            };
+            var command = "exec setsid " + Quote(program) + " " + string.Join(' ', args.Select(Quote)) + " >> " + Quote(layout.LogFile(member)) + " 2>&1 < /dev/null";
+            using var process = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", command]) { UseShellExecute = false, WorkingDirectory = layout.Directory })!;
+            File.WriteAllText(layout.PidFile(member), process.Id.ToString(CultureInfo.InvariantCulture));
+        }
+    }
+
+    /// <summary>Every member's /status, or null for members that do not answer.</summary>
+    public async Task<IReadOnlyList<(Peer Member, StatusDocument? Status)>> StatusAsync(CancellationToken cancellationToken)
+    {
+        var tasks = layout.Members.Select(async m =>
+        {
+            try
+            {
+                return (m, await Http.GetFromJsonAsync<StatusDocument>(new Uri(m.HttpBase, "status"), InstanceManager.JsonOptions, cancellationToken).ConfigureAwait(false));
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+            {
+                return (m, (StatusDocument?)null);
+            }
+        });
+        return await Task.WhenAll(tasks).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether one primary is ready and every other member is a streaming replica.</summary>
+    public static (bool Healthy, string Summary) Assess(IReadOnlyList<(Peer Member, StatusDocument? Status)> statuses)
+    {
+        var primaries = statuses.Where(s => s.Status is { Role: "primary", Ready: true }).Select(s => s.Member.Name).ToList();
+        var streaming = statuses.Count(s => s.Status is { Role: "replica", Ready: true });
+        var replicas = statuses.Count - 1;
+        var summary = primaries.Count switch
+        {
+            0 => $"no primary ready yet; {streaming}/{replicas} replicas streaming",
+            1 => $"primary {primaries[0]} ready; {streaming}/{replicas} replicas streaming",
+            _ => $"{primaries.Count} instances claim to be primary ({string.Join(", ", primaries)})",
+        };
+        return (primaries.Count == 1 && streaming == replicas, summary);
+    }
+
+    /// <summary>Waits for <see cref="Assess"/> to say healthy, printing progress when it changes.</summary>
+    public async Task<bool> WaitHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.StartNew();
+        var last = string.Empty;
+        while (deadline.Elapsed < timeout)
+        {
+            var (healthy, summary) = Assess(await StatusAsync(cancellationToken).ConfigureAwait(false));
+            if (summary != last)
+            {
+                output.WriteLine($"  [{deadline.Elapsed.TotalSeconds,5:0.0}s] {summary}");
+                last = summary;
+            }
+
+            if (healthy)
+            {
+                return true;
+            }
+
+            await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+        }
+
+        return false;
+    }
+
+    /// <summary>The table of <c>local status</c>: one row per instance, name first.</summary>
+    public static string Table(IReadOnlyList<(Peer Member, StatusDocument? Status)> statuses)
+    {
+        var rows = new List<string[]> { new[] { "NAME", "ROLE", "READY", "EPOCH", "TIMELINE", "LSN", "LAG", "PG PORT", "RAFT", "ACTIVITY" } };
+        foreach (var (member, s) in statuses)
+        {
+            rows.Add(s is null
+                ? [member.Name, "down", "no", "-", "-", "-", "-", member.PgPort.ToString(CultureInfo.InvariantCulture), "-", "manager not answering"]
+                :
+                [
+                    member.Name, s.Role, s.Ready ? "yes" : "no", s.Epoch.ToString(CultureInfo.InvariantCulture),
+                    s.Timeline?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                    (s.Role == "primary" ? s.WriteLsn : s.ReplayLsn) ?? "-",
+                    s.LagBytes?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                    member.PgPort.ToString(CultureInfo.InvariantCulture),
+                    s.Raft.Role,
+                    s.LastError is { } error && s.Activity?.StartsWith("waiting", StringComparison.Ordinal) == true ? $"{s.Activity} (last error: {error})" : s.Activity ?? string.Empty,
+                ]);
+        }
+
+        var widths = Enumerable.Range(0, rows[0].Length).Select(i => rows.Max(r => r[i].Length)).ToArray();
+        var text = new StringBuilder();
+        foreach (var row in rows)
+        {
+            text.AppendJoin("  ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).Append('\n');
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>Stops every manager: SIGTERM (they stop Postgres cleanly), then SIGKILL after the grace period.</summary>
+    public async Task StopManagersAsync(TimeSpan grace, CancellationToken cancellationToken)
+    {
+        var pids = layout.Members.Select(m => (m, RunningPid(m))).Where(p => p.Item2 is not null).ToList();
+        foreach (var (_, pid) in pids)
+        {
+            Signal(pid!.Value, 15);
+        }
+
+        var watch = Stopwatch.StartNew();
+        while (pids.Any(p => Directory.Exists($"/proc/{p.Item2}")) && watch.Elapsed < grace)
+        {
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+        }
+
+        foreach (var (member, pid) in pids.Where(p => Directory.Exists($"/proc/{p.Item2}")))
+        {
+            output.WriteLine($"{member.Name}: manager (pid {pid}) did not stop within {grace.TotalSeconds:0} s; killing it");
+            Signal(pid!.Value, 9);
+        }
+
+        // A manager killed with SIGKILL leaves its postmaster behind: stop any that still holds our data.
+        foreach (var member in layout.Members)
+        {
+            var pidFile = Path.Combine(layout.InstanceDirectory(member), "pgdata", "postmaster.pid");
+            if (File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var postmaster)
+                && File.Exists($"/proc/{postmaster}/cmdline") && File.ReadAllText($"/proc/{postmaster}/cmdline").Contains("postgres", StringComparison.Ordinal))
+            {
+                output.WriteLine($"{member.Name}: stopping the postmaster (pid {postmaster}) its manager left behind");
+                Signal(postmaster, 3);
+            }
+
+            File.Delete(layout.PidFile(member));
+        }
+    }
+
+    public static void Signal(int pid, int signal) => _ = Kill(pid, signal);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+#pragma warning disable CA5392, SYSLIB1054 // libc is a system library; a plain P/Invoke keeps the CLI free of unsafe code.
+    private static extern int Kill(int pid, int signal);
+#pragma warning restore CA5392, SYSLIB1054
+
+    /// <summary>How to run this same binary again: the apphost, or dotnet with the dll.</summary>
+    private static (string Program, IReadOnlyList<string> Prefix) SelfCommand()
+    {
+        var process = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program is running");
+        return Path.GetFileNameWithoutExtension(process) == "dotnet"
+            ? (process, [typeof(LocalCluster).Assembly.Location])
+            : (process, []);
+    }
+
+    private static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+}

@@ -1,0 +1,87 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text.Json;
+using MemoryCluster.Instance;
+
+namespace MemoryCluster.Cli.Local;
+
+/// <summary>One local cluster's folder: what it holds and where. Persisted as <c>cluster.json</c>, kept across down/up.</summary>
+internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<Peer> Members)
+{
+    public const string Host = "127.0.0.1";
+
+    public string ClusterFile => Path.Combine(Directory, "cluster.json");
+
+    public string Secrets => Path.Combine(Directory, "secrets");
+
+    public string ClusterKeyFile => Path.Combine(Secrets, "raft.key");
+
+    public string ReplicationPasswordFile => Path.Combine(Secrets, "replication.password");
+
+    public string AppPasswordFile => Path.Combine(Secrets, "app.password");
+
+    /// <summary>A libpq password file for the application role, for psql, pgbench and Npgsql (PGPASSFILE).</summary>
+    public string PgPassFile => Path.Combine(Secrets, "pgpass");
+
+    public string InstanceDirectory(Peer member) => Path.Combine(Directory, member.Name);
+
+    public string PidFile(Peer member) => Path.Combine(InstanceDirectory(member), "manager.pid");
+
+    public string LogFile(Peer member) => Path.Combine(InstanceDirectory(member), "manager.log");
+
+    public string PeersArgument => string.Join(',', Members.Select(m => m.ToString()));
+
+    /// <summary>libpq multi-host URI over every instance; read-write finds the primary, prefer-standby a replica.</summary>
+    public string ConnectionString(bool readOnly) =>
+        $"postgresql://app@{string.Join(',', Members.Select(m => $"{m.Host}:{m.PgPort}"))}/app?target_session_attrs={(readOnly ? "prefer-standby" : "read-write")}&connect_timeout=2";
+
+    public static LocalLayout? Load(string directory)
+    {
+        var file = Path.Combine(directory, "cluster.json");
+        if (!File.Exists(file))
+        {
+            return null;
+        }
+
+        var stored = JsonSerializer.Deserialize<Stored>(File.ReadAllText(file), JsonOptions)
+            ?? throw new InvalidDataException($"{file} is empty");
+        return new LocalLayout(directory, stored.Mode, stored.Members);
+    }
+
+    /// <summary>A new layout: names mc-1..mc-N, ids 1..N, free loopback ports, fresh secrets.</summary>
+    public static LocalLayout Create(string directory, int instances, string mode)
+    {
+        var members = Enumerable.Range(1, instances)
+            .Select(i => new Peer((ulong)i, $"mc-{i}", Host, FreePort(), FreePort(), FreePort()))
+            .ToList();
+        var layout = new LocalLayout(directory, mode, members);
+        System.IO.Directory.CreateDirectory(layout.Secrets);
+        File.SetUnixFileMode(layout.Secrets, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.WriteAllBytes(layout.ClusterKeyFile, RandomNumberGenerator.GetBytes(32));
+        var app = Password();
+        File.WriteAllText(layout.ReplicationPasswordFile, Password());
+        File.WriteAllText(layout.AppPasswordFile, app);
+        File.WriteAllText(layout.PgPassFile, $"*:*:*:app:{app}\n");
+        foreach (var file in new[] { layout.ClusterKeyFile, layout.ReplicationPasswordFile, layout.AppPasswordFile, layout.PgPassFile })
+        {
+            File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        File.WriteAllText(layout.ClusterFile, JsonSerializer.Serialize(new Stored(mode, members), JsonOptions));
+        return layout;
+    }
+
+    private static string Password() => Convert.ToHexString(RandomNumberGenerator.GetBytes(18)).ToLowerInvariant();
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private sealed record Stored(string Mode, IReadOnlyList<Peer> Members);
+
+    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+}

@@ -1,0 +1,277 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using MemoryCluster.Api;
+
+namespace MemoryCluster.Instance;
+
+/// <summary>One member of the cluster, as every manager knows it from its configuration.</summary>
+/// <param name="Id">Raft id, 1 or more, never reused.</param>
+/// <param name="Name">Instance name: PostgreSQL's application_name and the replication slot on the primary.</param>
+/// <param name="Host">Address the other members reach it at.</param>
+/// <param name="PgPort">PostgreSQL's TCP port.</param>
+/// <param name="RaftPort">The Raft transport's TCP port.</param>
+/// <param name="HttpPort">The manager's HTTP API port.</param>
+public sealed record Peer(ulong Id, string Name, string Host, int PgPort, int RaftPort, int HttpPort)
+{
+    public string RaftAddress => $"{Host}:{RaftPort}";
+
+    public Uri HttpBase => new($"http://{Host}:{HttpPort}/");
+
+    public override string ToString() => $"{Id}={Name}@{Host}:{PgPort}:{RaftPort}:{HttpPort}";
+}
+
+/// <summary>Everything an instance manager needs to run; built only through <see cref="InstanceOptionsParser"/>.</summary>
+public sealed record InstanceOptions
+{
+    public required ulong Id { get; init; }
+
+    public required string DataRoot { get; init; }
+
+    public string? PgBinDir { get; init; }
+
+    public string? RunAsUser { get; init; }
+
+    public required IReadOnlyList<Peer> Peers { get; init; }
+
+    public required string ClusterKeyFile { get; init; }
+
+    public required string ReplicationPasswordFile { get; init; }
+
+    public string? AppPasswordFile { get; init; }
+
+    public string ReplicationMode { get; init; } = ReplicationModes.Async;
+
+    public TimeSpan LoopInterval { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>A switchover is refused when the target is further behind than this.</summary>
+    public long SwitchoverMaxLagBytes { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>How long the old primary waits for the target to receive its final WAL before it gives up and resumes.</summary>
+    public TimeSpan SwitchoverTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    public Peer Self => Peers.Single(p => p.Id == Id);
+
+    public string Name => Self.Name;
+
+    public string DataDirectory => Path.Combine(DataRoot, "pgdata");
+
+    public string SocketDirectory => Path.Combine(DataRoot, "run");
+
+    public string RaftDirectory => Path.Combine(DataRoot, "raft");
+
+    public string PassFile => Path.Combine(DataRoot, "replication.pass");
+
+    public bool Quorum => ReplicationMode == ReplicationModes.Quorum;
+}
+
+/// <summary>
+/// Builds <see cref="InstanceOptions"/> from key/value settings (flags, environment and a file merged by the
+/// caller, flags winning). Every problem is reported at once, each naming the key and why.
+/// </summary>
+public static partial class InstanceOptionsParser
+{
+    /// <summary>The keys, as flags without the leading dashes; the environment uses MEMORYCLUSTER_ + upper case with '_'.</summary>
+    public static IReadOnlyList<string> Keys { get; } =
+    [
+        "id", "data-dir", "pg-bin-dir", "run-as", "peers", "cluster-key-file", "replication-password-file",
+        "app-password-file", "mode", "loop-interval-ms", "switchover-max-lag-bytes", "switchover-timeout-seconds",
+    ];
+
+    public static string EnvironmentName(string key) => "MEMORYCLUSTER_" + key.ToUpperInvariant().Replace('-', '_');
+
+    /// <summary>Reads a settings file: one <c>key = value</c> per line; '#' starts a comment.</summary>
+    public static IReadOnlyDictionary<string, string> ReadFile(string text, out IReadOnlyList<string> errors)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var problems = new List<string>();
+        var number = 0;
+        foreach (var raw in text.Split('\n'))
+        {
+            number++;
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#'))
+            {
+                continue;
+            }
+
+            var eq = line.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                problems.Add($"line {number}: expected 'key = value'");
+                continue;
+            }
+
+            values[line[..eq].Trim()] = line[(eq + 1)..].Trim();
+        }
+
+        errors = problems;
+        return values;
+    }
+
+    public static (InstanceOptions? Options, IReadOnlyList<string> Errors) Parse(IReadOnlyDictionary<string, string> values)
+    {
+        var errors = new List<string>();
+        foreach (var key in values.Keys.Where(k => !Keys.Contains(k)).Order(StringComparer.Ordinal))
+        {
+            errors.Add($"{key}: unknown setting (known: {string.Join(", ", Keys)})");
+        }
+
+        string? Get(string key) => values.TryGetValue(key, out var v) && v.Length > 0 ? v : null;
+        string Required(string key)
+        {
+            var value = Get(key);
+            if (value is null)
+            {
+                errors.Add($"{key}: required (flag --{key} or {EnvironmentName(key)})");
+            }
+
+            return value ?? string.Empty;
+        }
+
+        long Number(string key, long fallback, long min, long max)
+        {
+            var text = Get(key);
+            if (text is null)
+            {
+                return fallback;
+            }
+
+            if (!long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) || n < min || n > max)
+            {
+                errors.Add($"{key}: must be a whole number from {min} to {max}, not '{text}'");
+                return fallback;
+            }
+
+            return n;
+        }
+
+        var id = (ulong)Number("id", 0, 1, 1_000_000);
+        if (Get("id") is null)
+        {
+            errors.Add($"id: required (flag --id or {EnvironmentName("id")})");
+        }
+
+        var dataDir = Required("data-dir");
+        var peersText = Required("peers");
+        var keyFile = Required("cluster-key-file");
+        var passwordFile = Required("replication-password-file");
+        var mode = Get("mode") ?? ReplicationModes.Async;
+        if (mode is not (ReplicationModes.Async or ReplicationModes.Quorum))
+        {
+            errors.Add($"mode: must be async or quorum, not '{mode}'");
+        }
+
+        var peers = ParsePeers(peersText, errors);
+        if (peers.Count > 0)
+        {
+            if (peers.Count is not (3 or 5))
+            {
+                errors.Add($"peers: must list 3 or 5 members (2-node clusters cannot hold a safe majority), not {peers.Count}");
+            }
+
+            if (id != 0 && peers.All(p => p.Id != id))
+            {
+                errors.Add($"id: {id} is not among the peers ({string.Join(", ", peers.Select(p => p.Id))})");
+            }
+
+            foreach (var duplicate in peers.GroupBy(p => p.Id).Where(g => g.Count() > 1))
+            {
+                errors.Add($"peers: id {duplicate.Key} appears twice");
+            }
+
+            foreach (var duplicate in peers.GroupBy(p => p.Name).Where(g => g.Count() > 1))
+            {
+                errors.Add($"peers: name '{duplicate.Key}' appears twice");
+            }
+
+            foreach (var clash in peers.SelectMany(p => new[] { (p.Host, p.PgPort), (p.Host, p.RaftPort), (p.Host, p.HttpPort) })
+                .GroupBy(e => e).Where(g => g.Count() > 1))
+            {
+                errors.Add($"peers: {clash.Key.Host}:{clash.Key.Item2} is used twice");
+            }
+        }
+
+        foreach (var (key, path) in new[] { ("cluster-key-file", keyFile), ("replication-password-file", passwordFile), ("app-password-file", Get("app-password-file") ?? string.Empty) })
+        {
+            if (path.Length > 0 && !File.Exists(path))
+            {
+                errors.Add($"{key}: no file at {path}");
+            }
+        }
+
+        if (keyFile.Length > 0 && File.Exists(keyFile) && File.ReadAllBytes(keyFile).Length < 32)
+        {
+            errors.Add($"cluster-key-file: {keyFile} must hold at least 32 bytes");
+        }
+
+        if (dataDir.Length > 0 && !Path.IsPathFullyQualified(dataDir))
+        {
+            errors.Add($"data-dir: must be an absolute path, not '{dataDir}'");
+        }
+
+        var loop = Number("loop-interval-ms", 200, 20, 10_000);
+        var maxLag = Number("switchover-max-lag-bytes", 16 * 1024 * 1024, 0, long.MaxValue);
+        var timeout = Number("switchover-timeout-seconds", 30, 1, 3600);
+        if (errors.Count > 0)
+        {
+            return (null, errors);
+        }
+
+        return (new InstanceOptions
+        {
+            Id = id,
+            DataRoot = dataDir,
+            PgBinDir = Get("pg-bin-dir"),
+            RunAsUser = Get("run-as"),
+            Peers = peers,
+            ClusterKeyFile = keyFile,
+            ReplicationPasswordFile = passwordFile,
+            AppPasswordFile = Get("app-password-file"),
+            ReplicationMode = mode,
+            LoopInterval = TimeSpan.FromMilliseconds(loop),
+            SwitchoverMaxLagBytes = maxLag,
+            SwitchoverTimeout = TimeSpan.FromSeconds(timeout),
+        }, errors);
+    }
+
+    /// <summary>Peers as <c>ID=NAME@HOST:PGPORT:RAFTPORT:HTTPPORT</c>, comma-separated.</summary>
+    internal static List<Peer> ParsePeers(string text, List<string> errors)
+    {
+        var peers = new List<Peer>();
+        if (text.Length == 0)
+        {
+            return peers;
+        }
+
+        foreach (var item in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var match = PeerPattern().Match(item);
+            if (!match.Success)
+            {
+                errors.Add($"peers: '{item}' is not ID=NAME@HOST:PGPORT:RAFTPORT:HTTPPORT");
+                continue;
+            }
+
+            var ports = new int[3];
+            var ok = true;
+            for (var i = 0; i < 3; i++)
+            {
+                if (!int.TryParse(match.Groups[4 + i].Value, NumberStyles.None, CultureInfo.InvariantCulture, out ports[i]) || ports[i] is < 1 or > 65535)
+                {
+                    errors.Add($"peers: '{item}' has port {match.Groups[4 + i].Value} outside 1-65535");
+                    ok = false;
+                }
+            }
+
+            if (ok)
+            {
+                peers.Add(new Peer(ulong.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), match.Groups[2].Value, match.Groups[3].Value, ports[0], ports[1], ports[2]));
+            }
+        }
+
+        return peers;
+    }
+
+    [GeneratedRegex(@"^([1-9][0-9]{0,5})=([a-z][-a-z0-9]{0,62})@([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):([0-9]+):([0-9]+):([0-9]+)$")]
+    private static partial Regex PeerPattern();
+}

@@ -1,0 +1,705 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using MemoryCluster.Api;
+using MemoryCluster.Instance.Postgres;
+using MemoryCluster.Raft;
+using Microsoft.Extensions.Logging;
+
+namespace MemoryCluster.Instance.Manager;
+
+/// <summary>
+/// The instance manager: one Raft voter, the supervisor of one PostgreSQL, and the executor of
+/// <see cref="InstancePlanner"/>'s decisions. Each round it observes, asks the planner for the next step and
+/// carries that one step out.
+/// </summary>
+public sealed partial class InstanceManager : IAsyncDisposable
+{
+    private const string ReplicationUser = "replicator";
+    private const string AppUser = "app";
+
+    private readonly InstanceOptions _options;
+    private readonly ILogger _logger;
+    private readonly IPodRoleLabeler _labeler;
+    private readonly TimeProvider _time;
+    private readonly PgBinaries _binaries;
+    private readonly PgTools _tools;
+    private readonly PgClient _client;
+    private readonly byte[] _clusterKey;
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromMilliseconds(800) };
+    private readonly ConcurrentDictionary<ulong, PeerView> _peers = new();
+    private RaftHost? _raft;
+    private PostgresProcess? _postgres;
+    private PgState? _pgState;
+    private ulong _configuredUpstream;
+    private bool _primaryObjectsReady;
+    private bool _rewindFailed;
+    private SwitchoverProgress? _switchover;
+    private ulong _lastEpoch;
+    private volatile string _activity = "starting";
+    private volatile string? _lastError;
+    private DateTimeOffset? _lastErrorAt;
+    private string _labelledRole = string.Empty;
+
+    public InstanceManager(InstanceOptions options, ILoggerFactory loggers, IPodRoleLabeler labeler, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loggers);
+        _options = options;
+        _logger = loggers.CreateLogger("memorycluster.instance." + options.Name);
+        _labeler = labeler;
+        _time = time ?? TimeProvider.System;
+        _binaries = PgBinaries.Locate(options.PgBinDir, options.RunAsUser);
+        _tools = new PgTools(_binaries);
+        _client = new PgClient(options.SocketDirectory, options.Self.PgPort);
+        _clusterKey = File.ReadAllBytes(options.ClusterKeyFile);
+    }
+
+    public InstanceOptions Options => _options;
+
+    /// <summary>Runs until <paramref name="cancellationToken"/> is cancelled, then stops Postgres cleanly.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        using var scope = _logger.BeginScope(new Dictionary<string, object> { ["instance"] = _options.Name, ["id"] = _options.Id });
+        Prepare();
+        _raft = new RaftHost(
+            new RaftHostOptions
+            {
+                Id = new NodeId(_options.Id),
+                InitialMembers = [.. _options.Peers.Select(p => new Member(new NodeId(p.Id), p.RaftAddress, true))],
+                Log = m => Log.Raft(_logger, m),
+            },
+            new FileRaftStorage(new FileRaftStorageOptions { Directory = _options.RaftDirectory, Warn = m => Log.Raft(_logger, m) }),
+            new TcpRaftTransport(new TcpRaftTransportOptions
+            {
+                Id = new NodeId(_options.Id),
+                ListenAddress = _options.Self.RaftAddress,
+                ClusterKey = _clusterKey,
+                Warn = m => Log.Raft(_logger, m),
+            }),
+            _time);
+        await _raft.StartAsync(cancellationToken).ConfigureAwait(false);
+        Log.Started(_logger, _options.Name, _options.Self.ToString());
+
+        var peers = PollPeersAsync(cancellationToken);
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                await RoundAsync(cancellationToken).ConfigureAwait(false);
+                await Task.Delay(_options.LoopInterval, _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            if (_postgres is not null)
+            {
+                await _postgres.StopAsync(ShutdownMode.Fast, TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false);
+                await _postgres.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await peers.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await _raft.DisposeAsync().ConfigureAwait(false);
+            Log.Stopped(_logger, _options.Name);
+        }
+    }
+
+    private void Prepare()
+    {
+        Directory.CreateDirectory(_options.DataRoot);
+        Directory.CreateDirectory(_options.SocketDirectory);
+        Directory.CreateDirectory(_options.RaftDirectory);
+        var password = File.ReadAllText(_options.ReplicationPasswordFile).Trim();
+        File.WriteAllText(_options.PassFile, $"*:*:*:{ReplicationUser}:{password.Replace(@"\", @"\\", StringComparison.Ordinal).Replace(":", @"\:", StringComparison.Ordinal)}\n");
+        File.SetUnixFileMode(_options.PassFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        _binaries.GiveToPostgres(_options.SocketDirectory);
+        _binaries.GiveToPostgres(_options.PassFile);
+        EnsureDataDirectory();
+
+        // The data root must be enterable by the postgres user, who owns only what is inside it.
+        File.SetUnixFileMode(_options.DataRoot, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+    }
+
+    private async Task RoundAsync(CancellationToken cancellationToken)
+    {
+        var observation = await ObserveAsync(cancellationToken).ConfigureAwait(false);
+        var action = InstancePlanner.Next(observation);
+        if (action.Why != _activity)
+        {
+            Log.Decided(_logger, action.GetType().Name, action.Why);
+        }
+
+        _activity = action.Why;
+        try
+        {
+            await ExecuteAsync(action, observation, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            _lastError = $"{action.GetType().Name}: {e.Message}";
+            _lastErrorAt = _time.GetUtcNow();
+            Log.ActionFailed(_logger, action.GetType().Name, e.Message);
+        }
+    }
+
+    private async Task<Observation> ObserveAsync(CancellationToken cancellationToken)
+    {
+        var control = _raft!.State;
+        if (control.Epoch != _lastEpoch)
+        {
+            _lastEpoch = control.Epoch;
+            _primaryObjectsReady = false;
+            _switchover = null;
+        }
+
+        var running = _postgres is { HasExited: false };
+        if (_postgres is { HasExited: true })
+        {
+            Log.PostgresExited(_logger, await _postgres.Exited.ConfigureAwait(false));
+            await _postgres.DisposeAsync().ConfigureAwait(false);
+            _postgres = null;
+            _primaryObjectsReady = false;
+        }
+
+        // One assignment, so /status never sees a half-made observation.
+        PgState? pg = null;
+        if (running)
+        {
+            try
+            {
+                pg = await _client.GetStateAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException or IOException or InvalidOperationException or InvalidCastException)
+            {
+                pg = null;
+                var message = $"status query: {e.GetType().Name}: {e.Message}";
+                if (message != _lastError)
+                {
+                    Log.ObserveFailed(_logger, message);
+                }
+
+                _lastError = message;
+                _lastErrorAt = _time.GetUtcNow();
+            }
+        }
+
+        _pgState = pg;
+
+        return new Observation(
+            _options.Id,
+            control,
+            _raft.Status.Role == RaftRole.Leader,
+            DataKindOf(_options.DataDirectory),
+            running,
+            _pgState,
+            _configuredUpstream,
+            _primaryObjectsReady,
+            _rewindFailed,
+            _switchover,
+            new Dictionary<ulong, PeerView>(_peers),
+            NowMs(),
+            _options.SwitchoverMaxLagBytes,
+            (long)_options.SwitchoverTimeout.TotalMilliseconds);
+    }
+
+    private async Task ExecuteAsync(InstanceAction action, Observation o, CancellationToken cancellationToken)
+    {
+        switch (action)
+        {
+            case InstanceAction.Wait:
+                await LabelAsync(cancellationToken).ConfigureAwait(false);
+                return;
+            case InstanceAction.Propose propose:
+                var result = await ProposeAsync(propose.Command, cancellationToken).ConfigureAwait(false);
+                if (!result.Accepted)
+                {
+                    throw new InvalidOperationException(result.Message);
+                }
+
+                return;
+            case InstanceAction.InitDb:
+                await _tools.InitDbAsync(_options.DataDirectory, cancellationToken).ConfigureAwait(false);
+                return;
+            case InstanceAction.CloneFrom clone:
+                await CloneAsync(clone.From, cancellationToken).ConfigureAwait(false);
+                return;
+            case InstanceAction.Start start:
+                WriteConfig(start.Upstream);
+                _postgres = PostgresProcess.Start(_binaries, _options.DataDirectory, _logger);
+                _primaryObjectsReady = false;
+                await _client.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+                return;
+            case InstanceAction.Repoint repoint:
+                WriteConfig(repoint.Upstream);
+                await _client.ReloadAsync(cancellationToken).ConfigureAwait(false);
+                return;
+            case InstanceAction.Promote:
+                if (await _client.PromoteAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    WriteConfig(0);
+                    await _client.ReloadAsync(cancellationToken).ConfigureAwait(false);
+                    Log.Promoted(_logger, o.Control.Epoch);
+                }
+
+                return;
+            case InstanceAction.EnsurePrimaryObjects:
+                await EnsurePrimaryObjectsAsync(cancellationToken).ConfigureAwait(false);
+                return;
+            case InstanceAction.Stop stop:
+                await StopPostgresAsync(cancellationToken).ConfigureAwait(false);
+                if (stop.ForSwitchover)
+                {
+                    var control = await _tools.ControlDataAsync(_options.DataDirectory, cancellationToken).ConfigureAwait(false);
+                    _switchover = new SwitchoverProgress(o.Control.PendingSwitchover.Value, Lsn.Parse(control["Latest checkpoint location"]), NowMs());
+                }
+
+                return;
+            case InstanceAction.Rewind rewind:
+                try
+                {
+                    await _tools.RewindAsync(_options.DataDirectory, SourceFor(rewind.From).ConnInfo + " dbname=postgres", cancellationToken).ConfigureAwait(false);
+                }
+                catch (PgToolException)
+                {
+                    _rewindFailed = true;
+                    throw;
+                }
+
+                WriteConfig(rewind.From);
+                return;
+            case InstanceAction.Reclone reclone:
+                var aside = _options.DataDirectory + ".diverged";
+                if (Directory.Exists(aside))
+                {
+                    Directory.Delete(aside, recursive: true);
+                }
+
+                // The diverged data is kept beside the new copy, not deleted: it may hold writes no one else has.
+                Directory.Move(_options.DataDirectory, aside);
+                Log.KeptDiverged(_logger, aside);
+                _rewindFailed = false;
+                await CloneAsync(reclone.From, cancellationToken).ConfigureAwait(false);
+                return;
+            case InstanceAction.AbortSwitchover:
+                _switchover = null;
+                if (!o.Control.PendingSwitchover.IsNone)
+                {
+                    await ProposeAsync(ControlCommand.ClearSwitchover(o.Control.Epoch), cancellationToken).ConfigureAwait(false);
+                }
+
+                return;
+            default:
+                throw new InvalidOperationException($"no executor for {action.GetType().Name}");
+        }
+    }
+
+    private async Task CloneAsync(ulong from, CancellationToken cancellationToken)
+    {
+        if (Directory.Exists(_options.DataDirectory))
+        {
+            Directory.Delete(_options.DataDirectory, recursive: true);
+        }
+
+        EnsureDataDirectory();
+        await _tools.BaseBackupAsync(_options.DataDirectory, SourceFor(from), cancellationToken).ConfigureAwait(false);
+        WriteConfig(from);
+    }
+
+    /// <summary>
+    /// The data directory exists, belongs to the user PostgreSQL runs as and is private to it: initdb and
+    /// pg_basebackup fill an empty one, and the folder around it stays the manager's.
+    /// </summary>
+    private void EnsureDataDirectory()
+    {
+        Directory.CreateDirectory(_options.DataDirectory);
+        File.SetUnixFileMode(_options.DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        _binaries.GiveToPostgres(_options.DataDirectory);
+    }
+
+    private async Task StopPostgresAsync(CancellationToken cancellationToken)
+    {
+        if (_postgres is null)
+        {
+            return;
+        }
+
+        await _postgres.StopAsync(ShutdownMode.Fast, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        await _postgres.DisposeAsync().ConfigureAwait(false);
+        _postgres = null;
+        _primaryObjectsReady = false;
+    }
+
+    private async Task EnsurePrimaryObjectsAsync(CancellationToken cancellationToken)
+    {
+        var password = File.ReadAllText(_options.ReplicationPasswordFile).Trim();
+        await _client.EnsureRoleAsync(ReplicationUser, password, replication: true, cancellationToken).ConfigureAwait(false);
+        await _client.GrantRewindAsync(ReplicationUser, cancellationToken).ConfigureAwait(false);
+        if (_options.AppPasswordFile is { } appFile)
+        {
+            await _client.EnsureRoleAsync(AppUser, File.ReadAllText(appFile).Trim(), replication: false, cancellationToken).ConfigureAwait(false);
+            await _client.EnsureDatabaseAsync(AppUser, AppUser, cancellationToken).ConfigureAwait(false);
+        }
+
+        await _client.EnsureSlotsAsync(_options.Peers.Where(p => p.Id != _options.Id).Select(p => SlotName(p.Name)), cancellationToken).ConfigureAwait(false);
+        _primaryObjectsReady = true;
+    }
+
+    private void WriteConfig(ulong upstream)
+    {
+        var others = _options.Peers.Where(p => p.Id != _options.Id).Select(p => p.Name).ToList();
+        var settings = new PostgresSettings(
+            _options.Self.PgPort,
+            _options.Self.Host,
+            _options.SocketDirectory,
+            _options.Name,
+            upstream == 0 ? null : SourceFor(upstream),
+            upstream == 0 ? PostgresConfigFiles.SynchronousStandbyNames(_options.Quorum, others, _options.Peers.Count) : string.Empty,
+            new Dictionary<string, string>());
+        var data = _options.DataDirectory;
+        File.WriteAllText(Path.Combine(data, "postgresql.conf"), PostgresConfigFiles.PostgresqlConf(settings));
+        File.WriteAllText(Path.Combine(data, "postgresql.auto.conf"), "# Not used: the instance manager owns postgresql.conf.\n");
+        File.WriteAllText(Path.Combine(data, "pg_hba.conf"), PostgresConfigFiles.PgHbaConf(ReplicationUser));
+        var standbySignal = Path.Combine(data, "standby.signal");
+        if (upstream == 0)
+        {
+            File.Delete(standbySignal);
+        }
+        else
+        {
+            File.WriteAllText(standbySignal, string.Empty);
+        }
+
+        _binaries.GiveToPostgres(data);
+        _configuredUpstream = upstream;
+    }
+
+    private ReplicationSource SourceFor(ulong id)
+    {
+        var peer = _options.Peers.Single(p => p.Id == id);
+        return new ReplicationSource(peer.Host, peer.PgPort, ReplicationUser, _options.PassFile, _options.Name, SlotName(_options.Name));
+    }
+
+    private static string SlotName(string instance) => instance.Replace('-', '_');
+
+    private static DataKind DataKindOf(string directory) =>
+        !File.Exists(Path.Combine(directory, "PG_VERSION")) ? DataKind.Missing
+        : File.Exists(Path.Combine(directory, "standby.signal")) ? DataKind.Standby
+        : DataKind.Primary;
+
+    private long NowMs() => (long)_time.GetElapsedTime(0).TotalMilliseconds;
+
+    private async Task LabelAsync(CancellationToken cancellationToken)
+    {
+        var role = RoleOf();
+        if (role != _labelledRole)
+        {
+            await _labeler.SetRoleAsync(role, cancellationToken).ConfigureAwait(false);
+            _labelledRole = role;
+        }
+    }
+
+    private string RoleOf() => _pgState switch
+    {
+        null => InstanceRoles.Unknown,
+        { InRecovery: true } => InstanceRoles.Replica,
+        _ when _raft?.State.Primary.Value == _options.Id => InstanceRoles.Primary,
+        _ => InstanceRoles.Unknown,
+    };
+
+    // ---------------------------------------------------------------- what the HTTP API serves
+
+    /// <summary>What <c>GET /status</c> returns.</summary>
+    public StatusDocument Status()
+    {
+        var control = _raft?.State ?? ControlState.Initial;
+        var raft = _raft?.Status;
+        var pg = _pgState;
+        var role = RoleOf();
+        var primaryView = control.Primary.IsNone ? null : _peers.GetValueOrDefault(control.Primary.Value);
+        long? lag = pg switch
+        {
+            null => null,
+            { InRecovery: false } => 0,
+            _ when primaryView is { Reachable: true } => (long)(primaryView.WriteLsn - Math.Min(primaryView.WriteLsn, pg.ReplayLsn)),
+            _ => null,
+        };
+        return new StatusDocument
+        {
+            Name = _options.Name,
+            Id = _options.Id,
+            Role = role,
+            Ready = IsReady(),
+            PostgresRunning = _postgres is { HasExited: false },
+            Epoch = control.Epoch,
+            Primary = NameOf(control.Primary),
+            PendingSwitchover = NameOf(control.PendingSwitchover),
+            Timeline = pg?.Timeline,
+            WriteLsn = pg is null ? null : Lsn.Format(pg.WriteLsn),
+            ReceiveLsn = pg is null ? null : Lsn.Format(pg.ReceiveLsn),
+            ReplayLsn = pg is null ? null : Lsn.Format(pg.ReplayLsn),
+            LagBytes = lag,
+            Streaming = pg?.Streaming ?? false,
+            Raft = new RaftStatusDocument(
+                raft?.Term.Value ?? 0,
+                (raft?.Role ?? RaftRole.Unknown).ToString().ToLowerInvariant(),
+                raft is null ? null : NameOf(raft.Leader),
+                [.. _options.Peers.Select(p => p.Name)],
+                _raft?.HoldsLease ?? false),
+            Activity = _activity,
+            LastError = _lastError,
+            LastErrorAt = _lastErrorAt,
+        };
+    }
+
+    /// <summary>Ready for its role: a primary taking writes at the current epoch, or a streaming replica.</summary>
+    public bool IsReady() => _pgState switch
+    {
+        null => false,
+        { InRecovery: false } => _raft?.State.Primary.Value == _options.Id && _primaryObjectsReady,
+        { Streaming: var streaming } => streaming,
+    };
+
+    /// <summary>Alive: the manager runs, and Postgres runs (or is meant to be down for a step in progress).</summary>
+    public bool IsAlive() => _postgres is { HasExited: false } || _activity.StartsWith("waiting", StringComparison.Ordinal) || _switchover is not null;
+
+    /// <summary>Prometheus text exposition of the manager's state.</summary>
+    public string Metrics()
+    {
+        var s = Status();
+        var counters = _raft?.Counters;
+        var labels = $"instance=\"{s.Name}\"";
+        var text = new StringBuilder();
+        void Gauge(string name, string help, double value)
+        {
+            text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
+                .Append("# TYPE ").Append(name).Append(" gauge\n")
+                .Append(name).Append('{').Append(labels).Append("} ").Append(value.ToString(System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
+        }
+
+        Gauge("memorycluster_instance_up", "1 when PostgreSQL runs", s.PostgresRunning ? 1 : 0);
+        Gauge("memorycluster_instance_ready", "1 when ready for its role", s.Ready ? 1 : 0);
+        Gauge("memorycluster_instance_is_primary", "1 on the primary", s.Role == InstanceRoles.Primary ? 1 : 0);
+        Gauge("memorycluster_instance_epoch", "fencing epoch of the control state", s.Epoch);
+        Gauge("memorycluster_instance_timeline", "PostgreSQL timeline", s.Timeline ?? 0);
+        Gauge("memorycluster_instance_replay_lag_bytes", "WAL bytes still to replay on a replica", s.LagBytes ?? -1);
+        Gauge("memorycluster_raft_term", "current Raft term", s.Raft.Term);
+        Gauge("memorycluster_raft_is_leader", "1 on the Raft leader", s.Raft.Role == "leader" ? 1 : 0);
+        Gauge("memorycluster_raft_holds_lease", "1 while the leader lease is valid", s.Raft.HoldsLease ? 1 : 0);
+        if (counters is not null)
+        {
+            Gauge("memorycluster_raft_proposals_total", "proposals made on this node", counters.Proposals);
+            Gauge("memorycluster_raft_entries_applied_total", "entries applied to the control state", counters.EntriesApplied);
+            Gauge("memorycluster_raft_times_became_leader_total", "elections won", counters.TimesBecameLeader);
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// Handles <c>POST /switchover</c>: refuses at once, with the reason, a target that is unknown, already
+    /// primary, not streaming or too far behind; otherwise records the request in Raft.
+    /// </summary>
+    public async Task<ManagerAnswer> RequestSwitchoverAsync(string to, CancellationToken cancellationToken)
+    {
+        var control = _raft!.State;
+        var target = _options.Peers.FirstOrDefault(p => p.Name == to);
+        if (target is null)
+        {
+            return new(false, $"no member is named '{to}' (members: {string.Join(", ", _options.Peers.Select(p => p.Name))})");
+        }
+
+        if (control.Primary.Value == target.Id)
+        {
+            return new(false, $"{to} is already the primary (epoch {control.Epoch})");
+        }
+
+        if (control.Primary.IsNone)
+        {
+            return new(false, "the cluster has no primary yet");
+        }
+
+        var view = target.Id == _options.Id ? SelfView() : _peers.GetValueOrDefault(target.Id);
+        if (view is not { Reachable: true, Ready: true, Streaming: true })
+        {
+            return new(false, $"{to} is not a healthy, streaming replica; refusing to switch over to it");
+        }
+
+        var primary = control.Primary.Value == _options.Id ? SelfView() : _peers.GetValueOrDefault(control.Primary.Value);
+        if (primary is not { Reachable: true, Ready: true })
+        {
+            return new(false, "the primary is not ready; a switchover needs a healthy primary to hand over from");
+        }
+
+        var lag = (long)(primary.WriteLsn - Math.Min(primary.WriteLsn, view.ReceiveLsn));
+        if (lag > _options.SwitchoverMaxLagBytes)
+        {
+            return new(false, $"{to} is {lag} bytes behind the primary (limit {_options.SwitchoverMaxLagBytes}); refusing");
+        }
+
+        var result = await ProposeAsync(ControlCommand.RequestSwitchover(control.Epoch, new NodeId(target.Id)), cancellationToken).ConfigureAwait(false);
+        return result.Accepted ? new(true, $"switchover to {to} requested at epoch {control.Epoch}", control.Epoch) : result;
+    }
+
+    /// <summary>Proposes on the Raft leader: here when this node leads, else through the leader's manager.</summary>
+    public async Task<ManagerAnswer> ProposeAsync(ControlCommand command, CancellationToken cancellationToken)
+    {
+        var raft = _raft!;
+        var leader = raft.Status.Leader;
+        if (leader.IsNone)
+        {
+            return new(false, "no Raft leader right now; try again");
+        }
+
+        if (leader.Value == _options.Id)
+        {
+            try
+            {
+                var applied = await raft.ProposeAsync(command, cancellationToken).ConfigureAwait(false);
+                return applied.Outcome == ApplyOutcome.Applied
+                    ? new(true, $"{command.Type} applied", applied.State.Epoch)
+                    : new(false, $"{command.Type} refused by the control state: {applied.Outcome} {applied.Reason}".TrimEnd(), applied.State.Epoch);
+            }
+            catch (Exception e) when (e is NotLeaderException or ProposalLostException)
+            {
+                return new(false, e.Message);
+            }
+        }
+
+        var peer = _options.Peers.Single(p => p.Id == leader.Value);
+        var body = Convert.ToBase64String(command.Encode());
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(peer.HttpBase, "internal/propose"))
+        {
+            Content = new StringContent(body, Encoding.ASCII, "text/plain"),
+        };
+        request.Headers.Add(SignatureHeader, Sign(body));
+        using var response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        return await response.Content.ReadFromJsonAsync<ManagerAnswer>(cancellationToken).ConfigureAwait(false)
+            ?? new ManagerAnswer(false, $"the leader answered {(int)response.StatusCode} without a body");
+    }
+
+    /// <summary>Handles a proposal forwarded by another member's manager, checking the cluster-key signature.</summary>
+    public async Task<ManagerAnswer> AcceptForwardedProposalAsync(string body, string? signature, CancellationToken cancellationToken)
+    {
+        if (signature is null || !CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Sign(body)), Encoding.ASCII.GetBytes(signature)))
+        {
+            Log.BadSignature(_logger);
+            return new(false, "bad or missing signature");
+        }
+
+        ControlCommand command;
+        try
+        {
+            command = ControlCommand.Decode(Convert.FromBase64String(body));
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException or InvalidDataException)
+        {
+            return new(false, $"malformed command: {e.Message}");
+        }
+
+        return await ProposeAsync(command, cancellationToken).ConfigureAwait(false);
+    }
+
+    internal const string SignatureHeader = "X-MemoryCluster-Signature";
+
+    private string Sign(string body) => Convert.ToHexString(HMACSHA256.HashData(_clusterKey, Encoding.ASCII.GetBytes("propose:" + body)));
+
+    private PeerView SelfView()
+    {
+        var s = Status();
+        return ToPeerView(s);
+    }
+
+    private string? NameOf(NodeId id) => id.IsNone ? null : _options.Peers.FirstOrDefault(p => p.Id == id.Value)?.Name ?? id.ToString();
+
+    private async Task PollPeersAsync(CancellationToken cancellationToken)
+    {
+        var others = _options.Peers.Where(p => p.Id != _options.Id).ToList();
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            await Task.WhenAll(others.Select(p => PollAsync(p, cancellationToken))).ConfigureAwait(false);
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200), _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task PollAsync(Peer peer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var status = await _http.GetFromJsonAsync<StatusDocument>(new Uri(peer.HttpBase, "status"), JsonOptions, cancellationToken).ConfigureAwait(false);
+            _peers[peer.Id] = status is null ? Unreachable(peer) : ToPeerView(status);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException)
+        {
+            _peers[peer.Id] = Unreachable(peer);
+        }
+    }
+
+    private static PeerView Unreachable(Peer peer) => new(peer.Id, peer.Name, false, InstanceRoles.Unknown, false, false, 0, 0, 0);
+
+    private static PeerView ToPeerView(StatusDocument s) => new(
+        s.Id,
+        s.Name,
+        true,
+        s.Role,
+        s.Ready,
+        s.Streaming,
+        s.ReceiveLsn is null ? 0 : Lsn.Parse(s.ReceiveLsn),
+        s.WriteLsn is null ? 0 : Lsn.Parse(s.WriteLsn),
+        s.Timeline ?? 0);
+
+    public static JsonSerializerOptions JsonOptions { get; } = new(JsonSerializerDefaults.Web);
+
+    public async ValueTask DisposeAsync()
+    {
+        _http.Dispose();
+        if (_postgres is not null)
+        {
+            await _postgres.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(10, LogLevel.Information, "instance manager {Name} started ({Self})")]
+        public static partial void Started(ILogger logger, string name, string self);
+
+        [LoggerMessage(11, LogLevel.Information, "instance manager {Name} stopped")]
+        public static partial void Stopped(ILogger logger, string name);
+
+        [LoggerMessage(12, LogLevel.Information, "{Action}: {Why}")]
+        public static partial void Decided(ILogger logger, string action, string why);
+
+        [LoggerMessage(13, LogLevel.Warning, "{Action} failed: {Error}")]
+        public static partial void ActionFailed(ILogger logger, string action, string error);
+
+        [LoggerMessage(14, LogLevel.Warning, "postgres exited with code {ExitCode}")]
+        public static partial void PostgresExited(ILogger logger, int exitCode);
+
+        [LoggerMessage(15, LogLevel.Information, "promoted at epoch {Epoch}")]
+        public static partial void Promoted(ILogger logger, ulong epoch);
+
+        [LoggerMessage(16, LogLevel.Debug, "raft: {Message}")]
+        public static partial void Raft(ILogger logger, string message);
+
+        [LoggerMessage(19, LogLevel.Warning, "{Message}")]
+        public static partial void ObserveFailed(ILogger logger, string message);
+
+        [LoggerMessage(18, LogLevel.Warning, "the diverged former-primary data is kept at {Path}")]
+        public static partial void KeptDiverged(ILogger logger, string path);
+
+        [LoggerMessage(17, LogLevel.Warning, "refused a forwarded proposal with a bad or missing signature")]
+        public static partial void BadSignature(ILogger logger);
+    }
+}

@@ -1,0 +1,58 @@
+using System.Text.Json.Serialization;
+
+namespace MemoryCluster.Instance.Manager;
+
+/// <summary>The JSON of <c>GET /status</c>: what this instance is, as its manager sees it.</summary>
+public sealed record StatusDocument
+{
+    public required string Name { get; init; }
+
+    public required ulong Id { get; init; }
+
+    /// <summary>primary, replica or unknown.</summary>
+    public required string Role { get; init; }
+
+    /// <summary>Ready for its role: a primary taking writes, or a replica streaming.</summary>
+    public required bool Ready { get; init; }
+
+    public required bool PostgresRunning { get; init; }
+
+    public required ulong Epoch { get; init; }
+
+    /// <summary>Name of the primary the control state names.</summary>
+    public string? Primary { get; init; }
+
+    public string? PendingSwitchover { get; init; }
+
+    public long? Timeline { get; init; }
+
+    public string? WriteLsn { get; init; }
+
+    public string? ReceiveLsn { get; init; }
+
+    public string? ReplayLsn { get; init; }
+
+    /// <summary>Bytes of WAL this replica has still to replay, against the primary's last reported position.</summary>
+    public long? LagBytes { get; init; }
+
+    public bool Streaming { get; init; }
+
+    public required RaftStatusDocument Raft { get; init; }
+
+    /// <summary>What the manager is doing or waiting for.</summary>
+    public string? Activity { get; init; }
+
+    public string? LastError { get; init; }
+
+    [JsonPropertyName("lastErrorAt")]
+    public DateTimeOffset? LastErrorAt { get; init; }
+}
+
+/// <summary>The Raft part of <see cref="StatusDocument"/>.</summary>
+public sealed record RaftStatusDocument(ulong Term, string Role, string? Leader, IReadOnlyList<string> Members, bool HoldsLease);
+
+/// <summary>The body of <c>POST /switchover</c>.</summary>
+public sealed record SwitchoverRequest(string To);
+
+/// <summary>The answer to a request the manager refused or accepted.</summary>
+public sealed record ManagerAnswer(bool Accepted, string Message, ulong? Epoch = null);
