@@ -169,7 +169,7 @@ public sealed class FileStorageTests : IDisposable
         Assert.Throws<RaftStorageCorruptException>(() => again.Load());
     }
 
-    [FsCheck.Xunit.Property(MaxTest = 40)]
+    [FsCheck.Xunit.Property(MaxTest = 100)]
     public Property File_storage_agrees_with_the_in_memory_model_after_any_crash_point(PositiveInt[] steps, NonNegativeInt cut)
     {
         var dir = Path.Combine(Path.GetTempPath(), "raft-storage-prop-" + Guid.NewGuid().ToString("N"));
@@ -177,7 +177,7 @@ public sealed class FileStorageTests : IDisposable
         {
             var model = new MemoryRaftStorage();
             var lengths = new List<long>();
-            var models = new List<string>();
+            var models = new List<PersistentState>();
             using (var file = new FileRaftStorage(new FileRaftStorageOptions { Directory = dir, SegmentBytes = 1 << 20 }))
             {
                 file.Load();
@@ -194,7 +194,7 @@ public sealed class FileStorageTests : IDisposable
                     model.Save(hs, entries, null);
                     last = entries[^1].Index.Value;
                     lengths.Add(new FileInfo(Directory.GetFiles(dir, "wal-*.log").Single()).Length);
-                    models.Add(Describe(model.Load()));
+                    models.Add(model.Load());
                 }
             }
 
@@ -214,8 +214,11 @@ public sealed class FileStorageTests : IDisposable
 
             using var reopened = new FileRaftStorage(new FileRaftStorageOptions { Directory = dir });
             var got = Describe(reopened.Load());
-            var expected = lengths.Count > 1 ? models[^2] : Describe(PersistentState.Empty);
-            return (got == expected).Label($"got {got}, expected {expected}");
+
+            // A write is two records (entries, then hard state): the crash may keep the first one whole.
+            var before = lengths.Count > 1 ? models[^2] : PersistentState.Empty;
+            var allowed = new[] { Describe(before), Describe(models[^1] with { HardState = before.HardState }) };
+            return allowed.Contains(got).Label($"got {got}, expected one of {string.Join(" | ", allowed)}");
         }
         finally
         {

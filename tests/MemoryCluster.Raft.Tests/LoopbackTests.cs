@@ -3,9 +3,10 @@ using System.Net.Sockets;
 namespace MemoryCluster.Raft.Tests;
 
 [Trait("Category", "Integration")]
+[Collection(TimingSensitive.Name)]
 public sealed class LoopbackTests
 {
-    private static CancellationTokenSource Deadline(int seconds = 10) => new(TimeSpan.FromSeconds(seconds));
+    private static CancellationTokenSource Deadline(int seconds = 30) => new(TimeSpan.FromSeconds(seconds));
 
     [Fact]
     public async Task Three_hosts_elect_commit_and_read_over_tcp()

@@ -2,6 +2,7 @@ using MemoryCluster.Raft.Sim;
 
 namespace MemoryCluster.Raft.Tests;
 
+[Collection(TimingSensitive.Name)]
 public sealed class SimulationTests
 {
     [Fact]

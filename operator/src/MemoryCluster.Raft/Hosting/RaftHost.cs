@@ -68,6 +68,7 @@ public sealed class RaftHostCounters
     private long _becameLeader;
     private long _snapshots;
     private long _readyRounds;
+    private long _inboundDropped;
 
     public long Ticks => Interlocked.Read(ref _ticks);
 
@@ -83,6 +84,8 @@ public sealed class RaftHostCounters
 
     public long ReadyRounds => Interlocked.Read(ref _readyRounds);
 
+    public long InboundMessagesDropped => Interlocked.Read(ref _inboundDropped);
+
     internal void Tick() => Interlocked.Increment(ref _ticks);
 
     internal void Step() => Interlocked.Increment(ref _steps);
@@ -96,6 +99,8 @@ public sealed class RaftHostCounters
     internal void Snapshot() => Interlocked.Increment(ref _snapshots);
 
     internal void Ready(int n) => Interlocked.Add(ref _readyRounds, n);
+
+    internal void InboundDropped() => Interlocked.Increment(ref _inboundDropped);
 }
 
 /// <summary>
@@ -104,6 +109,8 @@ public sealed class RaftHostCounters
 /// </summary>
 public sealed class RaftHost : IAsyncDisposable
 {
+    private const int MaxInboundQueued = 10_000;
+
     private readonly RaftHostOptions _options;
     private readonly IRaftStorage _storage;
     private readonly IRaftTransport _transport;
@@ -120,6 +127,7 @@ public sealed class RaftHost : IAsyncDisposable
     private Task? _loop;
     private Task? _ticker;
     private int _tickQueued;
+    private int _inboundQueued;
     private ulong _nextReadContext;
     private LogIndex _peersConfigIndex = new(ulong.MaxValue);
     private RaftRole _lastRole;
@@ -180,8 +188,7 @@ public sealed class RaftHost : IAsyncDisposable
 
         UpdatePeers();
         PublishStatus();
-        var node = _node;
-        await _transport.StartAsync(m => Post(() => { Counters.Step(); node.Step(m); }), cancellationToken).ConfigureAwait(false);
+        await _transport.StartAsync(Receive, cancellationToken).ConfigureAwait(false);
         _loop = RunLoopAsync(_stop.Token);
         _ticker = RunTickerAsync(_stop.Token);
     }
@@ -310,6 +317,7 @@ public sealed class RaftHost : IAsyncDisposable
         Line("entries_applied_total", Counters.EntriesApplied, "Entries applied.");
         Line("became_leader_total", Counters.TimesBecameLeader, "Times this node became leader.");
         Line("snapshots_total", Counters.SnapshotsTaken, "Snapshots taken.");
+        Line("inbound_dropped_total", Counters.InboundMessagesDropped, "Inbound messages dropped because the loop was behind.");
         if (transport is not null)
         {
             Line("transport_sent_total", transport.MessagesSent, "Messages sent.");
@@ -348,6 +356,24 @@ public sealed class RaftHost : IAsyncDisposable
     }
 
     // ---------------------------------------------------------------- the loop
+
+    private void Receive(Message message)
+    {
+        // Bounded: a flood of (authenticated) messages is dropped rather than queued without limit.
+        if (Interlocked.Increment(ref _inboundQueued) > MaxInboundQueued)
+        {
+            Interlocked.Decrement(ref _inboundQueued);
+            Counters.InboundDropped();
+            return;
+        }
+
+        Post(() =>
+        {
+            Interlocked.Decrement(ref _inboundQueued);
+            Counters.Step();
+            _node!.Step(message);
+        });
+    }
 
     private void Post(Action action)
     {
@@ -506,6 +532,9 @@ public sealed class RaftHost : IAsyncDisposable
     private void OnApplied(Entry entry, ApplyResult result)
     {
         Counters.Applied();
+
+        // Publish the state before completing the proposal, so a caller never sees its own write missing.
+        _state = result.State;
         if (_pendingEntries.Remove(entry.Index, out var pending))
         {
             if (pending.Term == entry.Term)
