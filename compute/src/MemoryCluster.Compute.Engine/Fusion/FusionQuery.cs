@@ -17,6 +17,10 @@ namespace MemoryCluster.Compute.Engine.Fusion;
 /// </remarks>
 public sealed class FusionQuery(HnswIndex index, KnowledgeGraph graph, float[] confidence)
 {
+    private readonly HnswIndex _index = index ?? throw new ArgumentNullException(nameof(index));
+    private readonly KnowledgeGraph _graph = graph ?? throw new ArgumentNullException(nameof(graph));
+    private readonly float[] _confidence = confidence ?? throw new ArgumentNullException(nameof(confidence));
+
     [ThreadStatic]
     private static VectorHit[]? _hits;
 
@@ -26,15 +30,15 @@ public sealed class FusionQuery(HnswIndex index, KnowledgeGraph graph, float[] c
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var hits = _hits is { } cached && cached.Length >= options.Candidates ? cached : _hits = new VectorHit[options.Candidates];
-        var found = index.Search(query, options.Candidates, hits, options.Ef);
+        var found = _index.Search(query, options.Candidates, hits, options.Ef);
         if (found == 0)
         {
             return [];
         }
 
-        var l2 = index.Options.Metric == DistanceMetric.L2;
+        var l2 = _index.Options.Metric == DistanceMetric.L2;
         var nearest = Math.Max(hits[0].Distance, 1e-12f);
-        var nodeCount = graph.NodeCount;
+        var nodeCount = _graph.NodeCount;
         var scratch = GraphScratch.For(Math.Max(nodeCount, 1));
         var visited = scratch.Visited;
         var queue = scratch.Queue;
@@ -75,7 +79,7 @@ public sealed class FusionQuery(HnswIndex index, KnowledgeGraph graph, float[] c
             }
             else
             {
-                similarity = index.TryGetDistance(query, node, out var distance) ? Similarity(l2, nearest, distance) : 0;
+                similarity = _index.TryGetDistance(query, node, out var distance) ? Similarity(l2, nearest, distance) : 0;
             }
 
             Offer(top, options, new Candidate(node, similarity, ConfidenceOf(node), d));
@@ -84,7 +88,7 @@ public sealed class FusionQuery(HnswIndex index, KnowledgeGraph graph, float[] c
                 continue;
             }
 
-            foreach (var n in graph.Edges(node, options.Direction, options.Filter))
+            foreach (var n in _graph.Edges(node, options.Direction, options.Filter))
             {
                 if (tail < options.MaxExpandedNodes && visited.TryVisit(n.Node))
                 {
@@ -107,7 +111,7 @@ public sealed class FusionQuery(HnswIndex index, KnowledgeGraph graph, float[] c
                 for (var v = c.Node; parent[v] != -1; v = parent[v])
                 {
                     var edge = Math.Abs(via[v]) - 1;
-                    path.Add(new PathStep(edge, graph.PredicateOf(edge), via[v] > 0 ? Direction.Out : Direction.In, v));
+                    path.Add(new PathStep(edge, _graph.PredicateOf(edge), via[v] > 0 ? Direction.Out : Direction.In, v));
                     seed = parent[v];
                 }
 
@@ -132,7 +136,7 @@ public sealed class FusionQuery(HnswIndex index, KnowledgeGraph graph, float[] c
         text.Append("; path ").Append(Name(hit.Seed));
         foreach (var step in hit.Path)
         {
-            var predicate = graph.PredicateName(step.Predicate);
+            var predicate = _graph.PredicateName(step.Predicate);
             text.Append(step.Direction == Direction.Out ? $" -[{predicate}]-> " : $" <-[{predicate}]- ").Append(Name(step.Node));
         }
 
@@ -172,9 +176,9 @@ public sealed class FusionQuery(HnswIndex index, KnowledgeGraph graph, float[] c
         }
     }
 
-    private double ConfidenceOf(int node) => (uint)node < (uint)confidence.Length ? confidence[node] : 0;
+    private double ConfidenceOf(int node) => (uint)node < (uint)_confidence.Length ? _confidence[node] : 0;
 
-    private string Name(int node) => node < graph.NodeCount ? graph.NodeName(node) : $"#{node}";
+    private string Name(int node) => node < _graph.NodeCount ? _graph.NodeName(node) : $"#{node}";
 
     private readonly record struct Candidate(int Node, double Similarity, double Confidence, int Hops);
 }

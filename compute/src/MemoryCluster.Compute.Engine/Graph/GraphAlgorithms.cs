@@ -113,6 +113,7 @@ public static class GraphAlgorithms
     public static GraphPath? ShortestPath(KnowledgeGraph graph, int from, int to, Direction direction, EdgeFilter filter = default, int maxDepth = 0)
     {
         ArgumentNullException.ThrowIfNull(graph);
+        CheckEnds(graph, from, to, direction);
         var scratch = GraphScratch.For(graph.NodeCount);
         var visited = scratch.Visited;
         var queue = scratch.Queue;
@@ -157,6 +158,7 @@ public static class GraphAlgorithms
     public static GraphPath? CheapestPath(KnowledgeGraph graph, int from, int to, Direction direction, EdgeFilter filter = default)
     {
         ArgumentNullException.ThrowIfNull(graph);
+        CheckEnds(graph, from, to, direction);
         var scratch = GraphScratch.For(graph.NodeCount);
         var seen = scratch.Visited;
         var settled = new HashSet<int>();
@@ -415,6 +417,16 @@ public static class GraphAlgorithms
         }
 
         return (offsets, targets);
+    }
+
+    private static void CheckEnds(KnowledgeGraph graph, int from, int to, Direction direction)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)from, (uint)graph.NodeCount, nameof(from));
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)to, (uint)graph.NodeCount, nameof(to));
+        if (direction is not (Direction.Out or Direction.In or Direction.Both))
+        {
+            throw new ArgumentOutOfRangeException(nameof(direction), direction, "Direction must be Out, In or Both.");
+        }
     }
 
     private static ComponentLabels Renumber(int[] component, int count)
