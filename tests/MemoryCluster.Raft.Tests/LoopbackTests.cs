@@ -15,6 +15,7 @@ public sealed class LoopbackTests
         using var cts = Deadline();
         await c.StartFoundersAsync(1, 2, 3);
         var leader = await c.LeaderAsync(cts.Token);
+        Assert.Equal([1UL, 2, 3], leader.State.Members.Select(m => m.Id.Value).ToArray());
         var result = await leader.ProposeAsync(ControlCommand.SetPrimary(0, leader.Id), cts.Token);
         Assert.Equal(ApplyOutcome.Applied, result.Outcome);
         Assert.Equal(1UL, result.State.Epoch);

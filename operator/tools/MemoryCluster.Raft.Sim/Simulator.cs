@@ -316,8 +316,13 @@ internal sealed class Simulator
     private void InjectFault()
     {
         var ids = _nodes.Keys.ToList();
-        _blocked.Clear();
         var kind = _random.Next(6);
+        if (kind < 4)
+        {
+            // A new network fault replaces the old one; crashes (4, 5) come on top of it.
+            _blocked.Clear();
+        }
+
         switch (kind)
         {
             case 0:

@@ -116,7 +116,7 @@ public sealed class RaftHost : IAsyncDisposable
     private readonly IRaftTransport _transport;
     private readonly TimeProvider _time;
     private readonly Channel<Action> _inbox = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly ControlStateMachine _stateMachine = new();
+    private readonly ControlStateMachine _stateMachine;
     private readonly Dictionary<LogIndex, PendingEntry> _pendingEntries = [];
     private readonly Dictionary<ulong, TaskCompletionSource<ControlState>> _pendingReads = [];
     private readonly List<(LogIndex Index, TaskCompletionSource<ControlState> Done)> _readsAwaitingApply = [];
@@ -150,6 +150,8 @@ public sealed class RaftHost : IAsyncDisposable
         _transport = transport;
         _time = timeProvider ?? TimeProvider.System;
         _tickTimestamps = new long[Math.Max(64, options.ElectionTicks * 4)];
+        _stateMachine = new ControlStateMachine(options.InitialMembers);
+        _state = _stateMachine.Current;
     }
 
     public NodeId Id => _options.Id;

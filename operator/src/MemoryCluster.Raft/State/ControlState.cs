@@ -128,9 +128,11 @@ public interface IStateMachine<TState>
 }
 
 /// <summary>The apply function of the control state.</summary>
-public sealed class ControlStateMachine : IStateMachine<ControlState>
+public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = null) : IStateMachine<ControlState>
 {
-    public ControlState Current { get; private set; } = ControlState.Initial;
+    /// <summary>Before any entry: the founding members (as voters), or none for a node that joins.</summary>
+    public ControlState Current { get; private set; } =
+        ControlState.Initial with { Members = ClusterConfig.FromVoters(initialMembers ?? []).Members };
 
     public ApplyResult Apply(Entry entry)
     {
