@@ -1,0 +1,576 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace MemoryCluster.Kube.TestServer;
+
+/// <summary>Settings of the double.</summary>
+public sealed record FakeApiServerOptions
+{
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>How often open watches that asked for bookmarks get one (the real server: about a minute).</summary>
+    public TimeSpan BookmarkInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Events kept for watches; a watch from an older RV gets 410.</summary>
+    public int HistoryLimit { get; init; } = 100_000;
+
+    /// <summary>Serve HTTPS with this certificate (which must have a private key).</summary>
+    public X509Certificate2? ServerCertificate { get; init; }
+
+    /// <summary>With HTTPS: client certificates issued by this CA authenticate.</summary>
+    public X509Certificate2? ClientCertificateAuthority { get; init; }
+
+    /// <summary>When set, every request needs one of these bearer tokens or a trusted client certificate.</summary>
+    public IReadOnlyCollection<string>? AcceptedTokens { get; init; }
+}
+
+/// <summary>
+/// An in-process Kubernetes API server for tests: the real REST protocol (discovery, CRUD, patch, apply, status,
+/// watch, tables) over Kestrel on 127.0.0.1, with faults that can be injected into watches and requests.
+/// </summary>
+public sealed partial class FakeApiServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ApiStore _store;
+    private readonly FakeApiServerOptions _options;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _lock = new();
+    private readonly Queue<(int Code, int? RetryAfter)> _failures = new();
+    private readonly Dictionary<string, int> _requestCounts = [];
+    private HashSet<string> _tokens;
+    private Task _bookmarks = Task.CompletedTask;
+
+    private FakeApiServer(WebApplication app, FakeApiServerOptions options)
+    {
+        _app = app;
+        _options = options;
+        _store = new ApiStore(options.Time, options.HistoryLimit);
+        _tokens = options.AcceptedTokens is null ? [] : [.. options.AcceptedTokens];
+    }
+
+    public Uri Url { get; private set; } = new("http://127.0.0.1/");
+
+    /// <summary>The latest resourceVersion the server has handed out.</summary>
+    public long ResourceVersion => _store.ResourceVersion;
+
+    public static async Task<FakeApiServer> StartAsync(FakeApiServerOptions? options, CancellationToken cancellationToken)
+    {
+        options ??= new FakeApiServerOptions();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(IPAddress.Loopback, 0, listen =>
+            {
+                if (options.ServerCertificate is { } certificate)
+                {
+                    listen.UseHttps(https =>
+                    {
+                        https.ServerCertificate = certificate;
+                        if (options.ClientCertificateAuthority is { } ca)
+                        {
+                            https.ClientCertificateMode = ClientCertificateMode.AllowCertificate;
+                            https.ClientCertificateValidation = (client, _, _) => IssuedBy(client, ca);
+                        }
+                    });
+                }
+            });
+        });
+        builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(2));
+        var app = builder.Build();
+        var server = new FakeApiServer(app, options);
+        app.Run(server.HandleAsync);
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        server.Url = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
+        server._bookmarks = server.BookmarkLoopAsync(server._stopping.Token);
+        return server;
+    }
+
+    private static bool IssuedBy(X509Certificate2 client, X509Certificate2 ca)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(ca);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        return chain.Build(client);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        foreach (var watcher in _store.Watchers())
+        {
+            await watcher.Abort.CancelAsync().ConfigureAwait(false);
+        }
+
+        try
+        {
+            await _bookmarks.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The loop ends by cancellation.
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await _app.StopAsync(timeout.Token).ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    private async Task BookmarkLoopAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            await Task.Delay(_options.BookmarkInterval, _options.Time, cancellationToken).ConfigureAwait(false);
+            _store.SendBookmarks();
+        }
+    }
+
+    // ---- faults and test hooks ----
+
+    /// <summary>The next <paramref name="count"/> requests fail with <paramref name="code"/> (and Retry-After seconds).</summary>
+    public void FailNextRequests(int count, int code, int? retryAfterSeconds = null)
+    {
+        lock (_lock)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                _failures.Enqueue((code, retryAfterSeconds));
+            }
+        }
+    }
+
+    /// <summary>Open watches get a 410 ERROR event in their stream and end.</summary>
+    public void ExpireWatches() => _store.ExpireWatches();
+
+    /// <summary>Old resourceVersions are compacted away: watching or continuing from them gets 410.</summary>
+    public void Compact() => _store.Compact();
+
+    /// <summary>Open watch connections are dropped without a clean end.</summary>
+    public void DropWatches()
+    {
+        foreach (var watcher in _store.Watchers())
+        {
+            _store.Unwatch(watcher);
+            watcher.Abort.Cancel();
+        }
+    }
+
+    /// <summary>Open watches stop sending anything but stay open, like a connection that died silently.</summary>
+    public void StallWatches()
+    {
+        foreach (var watcher in _store.Watchers())
+        {
+            watcher.Stalled = true;
+        }
+    }
+
+    /// <summary>A restart with a new resourceVersion history: watches cut, every object re-versioned.</summary>
+    public void Restart()
+    {
+        foreach (var watcher in _store.Restart())
+        {
+            watcher.Abort.Cancel();
+        }
+    }
+
+    public int OpenWatches => _store.Watchers().Count;
+
+    /// <summary>How many requests of a kind ("LIST pods", "WATCH memoryclusters", "PUT leases") were served.</summary>
+    public int RequestCount(string verbAndPlural)
+    {
+        lock (_lock)
+        {
+            return _requestCounts.GetValueOrDefault(verbAndPlural);
+        }
+    }
+
+    public void SetAcceptedTokens(params string[] tokens)
+    {
+        lock (_lock)
+        {
+            _tokens = [.. tokens];
+        }
+    }
+
+    /// <summary>A kubeconfig for this server (plain HTTP unless the server has a certificate).</summary>
+    public string KubeconfigYaml(string? token = null, string ns = "default")
+    {
+        var builder = new StringBuilder();
+        builder.Append(CultureInfo.InvariantCulture, $"""
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: fake
+              cluster:
+                server: {Url.ToString().TrimEnd('/')}
+            users:
+            - name: fake
+              user:
+            """).Append('\n');
+        builder.Append(token is null ? "    {}\n" : $"    token: {token}\n");
+        builder.Append(CultureInfo.InvariantCulture, $"""
+            contexts:
+            - name: fake
+              context:
+                cluster: fake
+                user: fake
+                namespace: {ns}
+            current-context: fake
+            """).Append('\n');
+        return builder.ToString();
+    }
+
+    // ---- HTTP ----
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        try
+        {
+            await RouteAsync(context).ConfigureAwait(false);
+        }
+        catch (ApiError e)
+        {
+            if (!context.Response.HasStarted)
+            {
+                await WriteAsync(context, e.Code, e.ToStatus()).ConfigureAwait(false);
+            }
+        }
+        catch (JsonException e)
+        {
+            if (!context.Response.HasStarted)
+            {
+                await WriteAsync(context, 400, ApiError.BadRequest("the body is not valid JSON: " + e.Message).ToStatus()).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested || _stopping.IsCancellationRequested)
+        {
+            // The client went away or the server is stopping.
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or NullReferenceException or FormatException or KeyNotFoundException)
+        {
+            // A bug in the double: answer as the real server answers its own bugs, with the cause in the message.
+            if (!context.Response.HasStarted)
+            {
+                await WriteAsync(context, 500, new ApiError(500, "InternalError", e.ToString()).ToStatus()).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task RouteAsync(HttpContext context)
+    {
+        var request = context.Request;
+        (int Code, int? RetryAfter)? failure = null;
+        lock (_lock)
+        {
+            if (_failures.Count > 0)
+            {
+                failure = _failures.Dequeue();
+            }
+        }
+
+        if (failure is { } f)
+        {
+            if (f.RetryAfter is { } seconds)
+            {
+                context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            }
+
+            var reason = f.Code == 429 ? "TooManyRequests" : f.Code >= 500 ? "InternalError" : "BadRequest";
+            throw new ApiError(f.Code, reason, "injected failure", details: f.RetryAfter is { } r ? new JsonObject { ["retryAfterSeconds"] = r } : null);
+        }
+
+        Authenticate(context);
+        var segments = request.Path.Value!.Split('/', StringSplitOptions.RemoveEmptyEntries).Select(Uri.UnescapeDataString).ToArray();
+        switch (segments)
+        {
+            case ["version"]:
+                await WriteAsync(context, 200, new JsonObject
+                {
+                    ["major"] = "1",
+                    ["minor"] = "32",
+                    ["gitVersion"] = "v1.32.0-memorycluster-double",
+                    ["platform"] = "linux/amd64",
+                }).ConfigureAwait(false);
+                return;
+            case ["healthz"] or ["readyz"] or ["livez"]:
+                context.Response.ContentType = "text/plain";
+                await context.Response.WriteAsync("ok", context.RequestAborted).ConfigureAwait(false);
+                return;
+            case ["api"]:
+                await WriteAsync(context, 200, new JsonObject
+                {
+                    ["kind"] = "APIVersions",
+                    ["versions"] = new JsonArray("v1"),
+                    ["serverAddressByClientCIDRs"] = new JsonArray(new JsonObject { ["clientCIDR"] = "0.0.0.0/0", ["serverAddress"] = Url.Authority }),
+                }).ConfigureAwait(false);
+                return;
+            case ["apis"]:
+                await WriteAsync(context, 200, Discovery.Groups(_store.Resources())).ConfigureAwait(false);
+                return;
+            case ["api", var v]:
+                await WriteAsync(context, 200, Discovery.ResourceList("", v, _store.Resources())).ConfigureAwait(false);
+                return;
+            case ["openapi", "v3"]:
+                await WriteAsync(context, 200, Discovery.OpenApiRoot(_store.Resources())).ConfigureAwait(false);
+                return;
+            case ["openapi", "v3", "api", var v]:
+                await WriteAsync(context, 200, Discovery.OpenApiGroupVersion("", v, _store.Resources())).ConfigureAwait(false);
+                return;
+            case ["openapi", "v3", "apis", var g, var v]:
+                await WriteAsync(context, 200, Discovery.OpenApiGroupVersion(g, v, _store.Resources())).ConfigureAwait(false);
+                return;
+            case ["apis", var g, var v]:
+                if (!_store.Resources().Any(r => r.Group == g && r.Version == v))
+                {
+                    throw new ApiError(404, "NotFound", "the server could not find the requested resource");
+                }
+
+                await WriteAsync(context, 200, Discovery.ResourceList(g, v, _store.Resources())).ConfigureAwait(false);
+                return;
+            case ["api", var v, .. var rest]:
+                await ResourceAsync(context, "", v, rest).ConfigureAwait(false);
+                return;
+            case ["apis", var g, var v, .. var rest]:
+                await ResourceAsync(context, g, v, rest).ConfigureAwait(false);
+                return;
+            default:
+                throw new ApiError(404, "NotFound", "the server could not find the requested resource");
+        }
+    }
+
+    private void Authenticate(HttpContext context)
+    {
+        lock (_lock)
+        {
+            if (_options.AcceptedTokens is null)
+            {
+                return;
+            }
+
+            var header = context.Request.Headers.Authorization.ToString();
+            if (header.StartsWith("Bearer ", StringComparison.Ordinal) && _tokens.Contains(header["Bearer ".Length..]))
+            {
+                return;
+            }
+        }
+
+        if (context.Connection.ClientCertificate is not null)
+        {
+            return;
+        }
+
+        throw new ApiError(401, "Unauthorized", "Unauthorized");
+    }
+
+    private async Task ResourceAsync(HttpContext context, string group, string version, string[] rest)
+    {
+        string? ns = null;
+        if (rest is ["namespaces", var n, _, ..])
+        {
+            ns = n;
+            rest = rest[2..];
+        }
+
+        var resource = rest.Length > 0 ? _store.Find(group, version, rest[0]) : null;
+        if (resource is null || (ns is not null && !resource.Namespaced))
+        {
+            throw new ApiError(404, "NotFound", "the server could not find the requested resource");
+        }
+
+        var name = rest.Length > 1 ? rest[1] : null;
+        var subresource = rest.Length > 2 ? rest[2] : null;
+        if (subresource is not null && (subresource != "status" || !resource.HasStatus))
+        {
+            throw new ApiError(404, "NotFound", "the server could not find the requested resource");
+        }
+
+        var query = context.Request.Query;
+        var method = context.Request.Method;
+        var manager = query["fieldManager"].FirstOrDefault() ?? UserAgentManager(context);
+        var table = context.Request.Headers.Accept.ToString().Contains("as=Table", StringComparison.Ordinal);
+        var verb = method switch
+        {
+            "GET" when name is null && IsTrue(query["watch"]) => "WATCH",
+            "GET" when name is null => "LIST",
+            _ => method,
+        };
+        lock (_lock)
+        {
+            var key = verb + " " + resource.Plural + (subresource is null ? "" : "/" + subresource);
+            _requestCounts[key] = _requestCounts.GetValueOrDefault(key) + 1;
+        }
+
+        switch (verb)
+        {
+            case "WATCH":
+                await WatchAsync(context, resource, ns, table).ConfigureAwait(false);
+                return;
+            case "LIST":
+                var (items, rv, next, remaining) = _store.List(resource, ns, Selector.ParseLabels(query["labelSelector"]),
+                    Selector.ParseLabels(query["fieldSelector"]), int.TryParse(query["limit"], out var l) ? l : null, query["continue"]);
+                if (table)
+                {
+                    await WriteAsync(context, 200, Tables.Table(resource, items, rv, true, _options.Time.GetUtcNow())).ConfigureAwait(false);
+                    return;
+                }
+
+                var listMeta = new JsonObject { ["resourceVersion"] = rv };
+                if (next is not null)
+                {
+                    listMeta["continue"] = next;
+                    listMeta["remainingItemCount"] = remaining;
+                }
+
+                await WriteAsync(context, 200, new JsonObject
+                {
+                    ["kind"] = resource.ListKind,
+                    ["apiVersion"] = resource.GroupVersion,
+                    ["metadata"] = listMeta,
+                    ["items"] = new JsonArray([.. items]),
+                }).ConfigureAwait(false);
+                return;
+            case "GET" when subresource is null || subresource == "status":
+                var obj = _store.Get(resource, ns, name!);
+                await WriteAsync(context, 200, table ? Tables.Table(resource, [obj], (string)obj["metadata"]!["resourceVersion"]!, true, _options.Time.GetUtcNow()) : obj)
+                    .ConfigureAwait(false);
+                return;
+            case "POST" when name is null:
+                var body = await ReadBodyAsync(context).ConfigureAwait(false) as JsonObject ?? throw ApiError.BadRequest("the body must be an object");
+                var (created, _) = _store.Create(resource, ns, body, manager);
+                await WriteAsync(context, 201, created).ConfigureAwait(false);
+                return;
+            case "PUT" when name is not null:
+                var replacement = await ReadBodyAsync(context).ConfigureAwait(false) as JsonObject ?? throw ApiError.BadRequest("the body must be an object");
+                await WriteAsync(context, 200, _store.Replace(resource, ns, name, subresource, replacement, manager)).ConfigureAwait(false);
+                return;
+            case "PATCH" when name is not null:
+                var contentType = context.Request.ContentType?.Split(';')[0].Trim() ?? "";
+                var patch = await ReadBodyAsync(context).ConfigureAwait(false);
+                if (contentType == "application/apply-patch+yaml")
+                {
+                    if (query["fieldManager"].FirstOrDefault() is not { Length: > 0 } applier)
+                    {
+                        throw ApiError.BadRequest("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch");
+                    }
+
+                    var (applied, wasCreated) = _store.Apply(resource, ns, name, subresource,
+                        patch as JsonObject ?? throw ApiError.BadRequest("an apply body must be an object"), applier, IsTrue(query["force"]));
+                    await WriteAsync(context, wasCreated ? 201 : 200, applied).ConfigureAwait(false);
+                    return;
+                }
+
+                await WriteAsync(context, 200, _store.Patch(resource, ns, name, subresource, contentType, patch, manager)).ConfigureAwait(false);
+                return;
+            case "DELETE" when name is not null && subresource is null:
+                var options = context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0
+                    ? await ReadBodyAsync(context).ConfigureAwait(false) as JsonObject
+                    : null;
+                options ??= [];
+                if (query["propagationPolicy"].FirstOrDefault() is { } policy)
+                {
+                    options["propagationPolicy"] = policy;
+                }
+
+                await WriteAsync(context, 200, _store.Delete(resource, ns, name, options)).ConfigureAwait(false);
+                return;
+            default:
+                throw new ApiError(405, "MethodNotAllowed", $"the server does not allow this method on the requested resource");
+        }
+    }
+
+    private static string UserAgentManager(HttpContext context)
+    {
+        var agent = context.Request.Headers.UserAgent.ToString();
+        var slash = agent.IndexOf('/', StringComparison.Ordinal);
+        return slash > 0 ? agent[..slash] : agent.Length > 0 ? agent : "unknown";
+    }
+
+    private static bool IsTrue(Microsoft.Extensions.Primitives.StringValues value) =>
+        value.FirstOrDefault() is "true" or "1";
+
+    private static async Task<JsonNode?> ReadBodyAsync(HttpContext context)
+    {
+        using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
+        var text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        return JsonNode.Parse(text);
+    }
+
+    private async Task WatchAsync(HttpContext context, ResourceInfo resource, string? ns, bool table)
+    {
+        var query = context.Request.Query;
+        var watcher = _store.Watch(resource, ns, Selector.ParseLabels(query["labelSelector"]), Selector.ParseLabels(query["fieldSelector"]),
+            query["resourceVersion"].FirstOrDefault(), IsTrue(query["allowWatchBookmarks"]));
+        var timeout = int.TryParse(query["timeoutSeconds"], out var seconds) && seconds > 0 ? TimeSpan.FromSeconds(seconds) : TimeSpan.FromMinutes(30);
+        using var ends = new CancellationTokenSource(timeout, _options.Time);
+        using var cut = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, watcher.Abort.Token, _stopping.Token);
+        using var any = CancellationTokenSource.CreateLinkedTokenSource(cut.Token, ends.Token);
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "application/json";
+        await context.Response.StartAsync(context.RequestAborted).ConfigureAwait(false);
+        var first = true;
+        try
+        {
+            while (await watcher.Events.WaitToReadAsync(any.Token).ConfigureAwait(false))
+            {
+                while (watcher.Events.TryRead(out var item))
+                {
+                    if (watcher.Stalled)
+                    {
+                        // A silent stall: nothing more is sent, and the stream does not end on its own.
+                        await Task.Delay(Timeout.InfiniteTimeSpan, cut.Token).ConfigureAwait(false);
+                    }
+
+                    if (table && (string?)item["type"] is not ("ERROR" or "BOOKMARK"))
+                    {
+                        var obj = (JsonObject)item["object"]!;
+                        item["object"] = Tables.Table(resource, [obj], (string)obj["metadata"]!["resourceVersion"]!, first, _options.Time.GetUtcNow());
+                        first = false;
+                    }
+
+                    await context.Response.WriteAsync(item.ToJsonString() + "\n", cut.Token).ConfigureAwait(false);
+                }
+
+                await context.Response.Body.FlushAsync(cut.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (ends.IsCancellationRequested && !cut.IsCancellationRequested)
+        {
+            // timeoutSeconds elapsed: the watch ends cleanly, as the real server's does.
+        }
+        catch (OperationCanceledException) when (watcher.Abort.IsCancellationRequested)
+        {
+            context.Abort();
+        }
+        finally
+        {
+            _store.Unwatch(watcher);
+        }
+    }
+
+    private static async Task WriteAsync(HttpContext context, int code, JsonNode body)
+    {
+        context.Response.StatusCode = code;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(body.ToJsonString(), context.RequestAborted).ConfigureAwait(false);
+    }
+}
