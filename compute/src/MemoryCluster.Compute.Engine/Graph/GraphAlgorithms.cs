@@ -29,15 +29,21 @@ public static class GraphAlgorithms
         var scratch = GraphScratch.For(graph.NodeCount);
         var visited = scratch.Visited;
         var queue = scratch.Queue;
-        var depth = scratch.Depth;
-        int head = 0, tail = 0;
+
+        // The queue holds one level after another; depth changes when the head passes levelEnd,
+        // so no per-node depth is stored.
+        int head = 0, tail = 0, d = 0, levelEnd = 1;
         visited.TryVisit(start);
         queue[tail++] = start;
-        depth[start] = 0;
         while (head < tail)
         {
+            if (head == levelEnd)
+            {
+                d++;
+                levelEnd = tail;
+            }
+
             var node = queue[head++];
-            var d = depth[node];
             result.Add(new ReachedNode(node, d));
             if (result.Count == maxNodes)
             {
@@ -54,12 +60,12 @@ public static class GraphAlgorithms
                 // Hot path: no predicate or time filter, so read the adjacency arrays directly.
                 if (direction != Direction.In)
                 {
-                    tail = Enqueue(graph, node, d + 1, graph.OutOffsets, graph.OutTargets, graph.DeltaOutHead(node), graph.DeltaOutNext, graph.DeltaTarget, scratch, tail);
+                    tail = Enqueue(graph, node, graph.OutOffsets, graph.OutTargets, graph.DeltaOutHead(node), graph.DeltaOutNext, graph.DeltaTarget, scratch, tail);
                 }
 
                 if (direction != Direction.Out)
                 {
-                    tail = Enqueue(graph, node, d + 1, graph.InOffsets, graph.InSources, graph.DeltaInHead(node), graph.DeltaInNext, graph.DeltaSource, scratch, tail);
+                    tail = Enqueue(graph, node, graph.InOffsets, graph.InSources, graph.DeltaInHead(node), graph.DeltaInNext, graph.DeltaSource, scratch, tail);
                 }
 
                 continue;
@@ -69,7 +75,6 @@ public static class GraphAlgorithms
             {
                 if (visited.TryVisit(n.Node))
                 {
-                    depth[n.Node] = d + 1;
                     queue[tail++] = n.Node;
                 }
             }
@@ -78,7 +83,7 @@ public static class GraphAlgorithms
         return result;
     }
 
-    private static int Enqueue(KnowledgeGraph graph, int node, int depth, int[] offsets, int[] neighbours, int deltaHead, int[] deltaNext, int[] deltaOther, GraphScratch scratch, int tail)
+    private static int Enqueue(KnowledgeGraph graph, int node, int[] offsets, int[] neighbours, int deltaHead, int[] deltaNext, int[] deltaOther, GraphScratch scratch, int tail)
     {
         var visited = scratch.Visited;
         var queue = scratch.Queue;
@@ -90,7 +95,6 @@ public static class GraphAlgorithms
                 var n = neighbours[i];
                 if (visited.TryVisit(n))
                 {
-                    scratch.Depth[n] = depth;
                     queue[tail++] = n;
                 }
             }
@@ -101,7 +105,6 @@ public static class GraphAlgorithms
             var n = deltaOther[d - 1];
             if (visited.TryVisit(n))
             {
-                scratch.Depth[n] = depth;
                 queue[tail++] = n;
             }
         }
