@@ -89,15 +89,20 @@ public sealed class CoreTests
     }
 
     [Fact]
-    public void Follower_refuses_proposals_reads_and_transfers()
+    public void Follower_refuses_proposals_and_transfers_but_forwards_reads_to_the_leader()
     {
         var c = new TestCluster();
         c.Create([1, 2, 3]);
         c.Settle(40);
         var follower = c.Up.First(n => n.Role == RaftRole.Follower);
         Assert.Equal(RaftRefusal.NotLeader, follower.Propose([1]).Refusal);
-        Assert.Equal(RaftRefusal.NotLeader, follower.ReadIndex(1));
         Assert.Equal(RaftRefusal.NotLeader, follower.TransferLeadership(new NodeId(1)));
+        Assert.Equal(RaftRefusal.None, follower.ReadIndex(1));
+        var ready = follower.GetReady();
+        Assert.Contains(ready.Messages, m => m.Type == MessageType.ReadIndex && m.To == follower.Leader && m.Context == 1);
+
+        var alone = new RawNode(new RaftOptions { Id = new NodeId(9), InitialMembers = [new Member(new NodeId(8), "x", true), new Member(new NodeId(9), "y", true)] }, PersistentState.Empty);
+        Assert.Equal(RaftRefusal.NotLeader, alone.ReadIndex(1));
     }
 
     [Fact]

@@ -31,6 +31,8 @@ public sealed class LoopbackTests
         Assert.Contains("memorycluster_raft_is_leader{node=\"" + leader.Id + "\"} 1", leader.ToPrometheus(c.Transports[leader.Id].Counters), StringComparison.Ordinal);
 
         var follower = c.Hosts.Values.First(h => h.Id != leader.Id);
+        var followerRead = await follower.ReadAsync(cts.Token);
+        Assert.Equal(1UL, followerRead.Epoch);
         await Assert.ThrowsAsync<NotLeaderException>(() => follower.ProposeAsync(ControlCommand.SetMaintenance(1, true), cts.Token));
     }
 

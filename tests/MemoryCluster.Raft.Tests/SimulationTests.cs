@@ -19,6 +19,7 @@ public sealed class SimulationTests
         Assert.True(results.Sum(r => r.Crashes) > 500);
         Assert.True(results.Sum(r => r.CommittedEntries) > 10_000);
         Assert.True(results.Sum(r => r.LeaseEvents) > 100_000);
+        Assert.True(results.Sum(r => r.ReadsAnswered) > 1000);
     }
 
     [Fact]

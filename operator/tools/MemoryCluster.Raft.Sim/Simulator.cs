@@ -46,6 +46,7 @@ internal sealed record SimResult(
     int Crashes,
     long HealToLeaderMicros,
     long LeaseEvents,
+    long ReadsAnswered,
     string Trace);
 
 /// <summary>
@@ -66,6 +67,7 @@ internal sealed class Simulator
     private readonly Dictionary<LogIndex, (Term Term, string Hash)> _committed = [];
     private readonly Dictionary<LogIndex, (Term Term, string Hash)> _appliedAt = [];
     private readonly List<string> _violations = [];
+    private readonly Dictionary<ulong, LogIndex> _readsIssued = [];
     private readonly StringBuilder _trace = new();
     private readonly List<Member> _initialMembers;
     private long _now;
@@ -75,6 +77,7 @@ internal sealed class Simulator
     private int _elections;
     private int _crashes;
     private long _leaseEvents;
+    private long _readsAnswered;
     private double _loss;
     private double _duplicate;
     private bool _healed;
@@ -142,7 +145,7 @@ internal sealed class Simulator
 
         CheckLogMatching();
         return new SimResult(_options.Seed, _violations, _elections, _committed.Count, _events, _delivered, _crashes,
-            _leaderAfterHeal < 0 ? -1 : _leaderAfterHeal - _healedAt, _leaseEvents, _trace.ToString());
+            _leaderAfterHeal < 0 ? -1 : _leaderAfterHeal - _healedAt, _leaseEvents, _readsAnswered, _trace.ToString());
     }
 
     private void Start(SimNode node)
@@ -271,7 +274,7 @@ internal sealed class Simulator
     private void ProcessReady(SimNode node)
     {
         var raft = node.Raft!;
-        ReadyProcessor.Drain(raft, node.Storage, node.StateMachine!, Send, (entry, _) => OnApplied(node, entry));
+        ReadyProcessor.Drain(raft, node.Storage, node.StateMachine!, Send, (entry, _) => OnApplied(node, entry), read => OnRead(node, read));
         var applied = raft.Applied;
         if (applied.Value - raft.SnapshotIndex.Value > 30 && _random.Next(4) == 0)
         {
@@ -310,6 +313,19 @@ internal sealed class Simulator
             _appliedAt[entry.Index] = (entry.Term, hash);
         }
     }
+
+    private void OnRead(SimNode node, ReadState read)
+    {
+        // Linearizable reads: the read index covers everything committed before the read was issued.
+        if (_readsIssued.Remove(read.RequestContext, out var committedAtIssue) && read.Index < committedAtIssue)
+        {
+            Violation($"stale read on node {node.Id}: read index {read.Index} but {committedAtIssue} was committed when the read was issued");
+        }
+
+        _readsAnswered++;
+    }
+
+    private LogIndex MaxCommitted() => _committed.Count == 0 ? LogIndex.Zero : _committed.Keys.Max();
 
     private static string Hash(Entry e) => e.Type + ":" + Convert.ToHexString(e.Data);
 
@@ -434,9 +450,15 @@ internal sealed class Simulator
             ? ControlCommand.SetMaintenance(state.Epoch, _proposalCounter % 2 == 0)
             : ControlCommand.SetPrimary(state.Epoch, new NodeId(1 + (_proposalCounter % (ulong)_nodes.Count)));
         leader.Raft!.Propose(command.Encode());
-        if (_random.Next(10) == 0)
+        if (_random.Next(4) == 0)
         {
-            leader.Raft.ReadIndex(_proposalCounter);
+            // A read on a random node (followers ask their leader).
+            var reader = _nodes.Values.Where(n => n.Up).ElementAt(_random.Next(_nodes.Values.Count(n => n.Up)));
+            if (reader.Raft!.ReadIndex(_proposalCounter) == RaftRefusal.None)
+            {
+                _readsIssued[_proposalCounter] = MaxCommitted();
+                AfterStep(reader);
+            }
         }
 
         if (_random.Next(40) == 0)

@@ -231,7 +231,7 @@ internal static class ConfigCodec
     {
         var c = new BinaryCursor(data);
         var type = (MessageType)c.U8();
-        if (type is < MessageType.PreVote or > MessageType.TimeoutNow)
+        if (type is < MessageType.PreVote or > MessageType.ReadIndexResponse)
         {
             throw new FormatException($"Unknown message type {(int)type}.");
         }

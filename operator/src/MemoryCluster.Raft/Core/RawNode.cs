@@ -349,20 +349,33 @@ internal sealed class RawNode
     /// </summary>
     public RaftRefusal ReadIndex(ulong requestContext)
     {
+        if (Role == RaftRole.Follower && !Leader.IsNone)
+        {
+            // Ask the leader; its answer arrives as a ReadIndexResponse and becomes a ReadState here.
+            Send(new Message(MessageType.ReadIndex, Id, Leader, Term, Context: requestContext));
+            return RaftRefusal.None;
+        }
+
         if (Role != RaftRole.Leader)
         {
             return RaftRefusal.NotLeader;
         }
 
+        return StartRead(Id, requestContext);
+    }
+
+    private RaftRefusal StartRead(NodeId requester, ulong requestContext)
+    {
+
         if (Quorum == 1 && Config.IsVoter(Id))
         {
             if (TermAt(Commit) == Term)
             {
-                _readStates.Add(new ReadState(Commit, requestContext));
+                CompleteRead(new PendingRead(requestContext, Commit, 0, requester));
             }
             else
             {
-                _pendingReads.Add(new PendingRead(requestContext, LogIndex.Zero, 0));
+                _pendingReads.Add(new PendingRead(requestContext, LogIndex.Zero, 0, requester));
             }
 
             return RaftRefusal.None;
@@ -371,12 +384,12 @@ internal sealed class RawNode
         if (TermAt(Commit) != Term)
         {
             // The commit index is only known to be current once an entry of this term is committed.
-            _pendingReads.Add(new PendingRead(requestContext, LogIndex.Zero, 0));
+            _pendingReads.Add(new PendingRead(requestContext, LogIndex.Zero, 0, requester));
             return RaftRefusal.None;
         }
 
         BroadcastHeartbeat();
-        _pendingReads.Add(new PendingRead(requestContext, Commit, _heartbeatRound));
+        _pendingReads.Add(new PendingRead(requestContext, Commit, _heartbeatRound, requester));
         return RaftRefusal.None;
     }
 
@@ -620,6 +633,9 @@ internal sealed class RawNode
                 HeardFromLeader(m.From);
                 HandleSnapshot(m);
                 break;
+            case MessageType.ReadIndexResponse:
+                _readStates.Add(new ReadState(m.Index, m.Context));
+                break;
             case MessageType.TimeoutNow:
                 if (Promotable)
                 {
@@ -725,6 +741,9 @@ internal sealed class RawNode
                 }
 
                 break;
+            case MessageType.ReadIndex:
+                StartRead(m.From, m.Context);
+                break;
             case MessageType.HeartbeatResponse:
                 pr.RecentActive = true;
                 pr.Paused = false;
@@ -778,10 +797,22 @@ internal sealed class RawNode
             var read = _pendingReads[i];
             if (read.Round != 0 && read.Round <= LeaseRound)
             {
-                _readStates.Add(new ReadState(read.Index, read.Context));
+                CompleteRead(read);
                 _pendingReads.RemoveAt(i);
                 i--;
             }
+        }
+    }
+
+    private void CompleteRead(PendingRead read)
+    {
+        if (read.Requester == Id)
+        {
+            _readStates.Add(new ReadState(read.Index, read.Context));
+        }
+        else
+        {
+            Send(new Message(MessageType.ReadIndexResponse, Id, read.Requester, Term, Index: read.Index, Context: read.Context));
         }
     }
 
@@ -1162,5 +1193,5 @@ internal sealed class RawNode
         public ulong AckedRound { get; set; }
     }
 
-    private readonly record struct PendingRead(ulong Context, LogIndex Index, ulong Round);
+    private readonly record struct PendingRead(ulong Context, LogIndex Index, ulong Round, NodeId Requester);
 }

@@ -103,6 +103,10 @@ public enum MessageType
     HeartbeatResponse = 8,
     InstallSnapshot = 9,
     TimeoutNow = 10,
+
+    /// <summary>A follower asks the leader for a read index on behalf of its client.</summary>
+    ReadIndex = 11,
+    ReadIndexResponse = 12,
 }
 
 /// <summary>
@@ -153,6 +157,12 @@ public sealed record Message(
                 break;
             case MessageType.InstallSnapshot:
                 s += $" snapshot={Snapshot?.Index}@{Snapshot?.Term}";
+                break;
+            case MessageType.ReadIndex:
+                s += $" ctx={Context}";
+                break;
+            case MessageType.ReadIndexResponse:
+                s += $" ctx={Context} index={Index}";
                 break;
             default:
                 break;

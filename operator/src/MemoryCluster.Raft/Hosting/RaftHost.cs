@@ -118,7 +118,7 @@ public sealed class RaftHost : IAsyncDisposable
     private readonly Channel<Action> _inbox = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ControlStateMachine _stateMachine;
     private readonly Dictionary<LogIndex, PendingEntry> _pendingEntries = [];
-    private readonly Dictionary<ulong, TaskCompletionSource<ControlState>> _pendingReads = [];
+    private readonly Dictionary<ulong, (Term Term, TaskCompletionSource<ControlState> Done)> _pendingReads = [];
     private readonly List<(LogIndex Index, TaskCompletionSource<ControlState> Done)> _readsAwaitingApply = [];
     private readonly List<(Func<RawNode, bool> Condition, TaskCompletionSource Done)> _waiters = [];
     private readonly long[] _tickTimestamps;
@@ -211,7 +211,10 @@ public sealed class RaftHost : IAsyncDisposable
         return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>A linearizable read (ReadIndex): the state once this node has applied the index a quorum confirmed.</summary>
+    /// <summary>
+    /// A linearizable read (ReadIndex), on the leader or on a follower (which asks the leader): the state once
+    /// this node has applied the index the leader confirmed with a quorum.
+    /// </summary>
     public async Task<ControlState> ReadAsync(CancellationToken cancellationToken)
     {
         var done = await OnLoopAsync(node =>
@@ -224,7 +227,7 @@ public sealed class RaftHost : IAsyncDisposable
             }
 
             var tcs = new TaskCompletionSource<ControlState>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _pendingReads[context] = tcs;
+            _pendingReads[context] = (node.Term, tcs);
             return tcs;
         }, cancellationToken).ConfigureAwait(false);
         return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -502,14 +505,11 @@ public sealed class RaftHost : IAsyncDisposable
             }
         }
 
-        if (node.Role != RaftRole.Leader && _pendingReads.Count > 0)
+        foreach (var (context, (term, tcs)) in _pendingReads.Where(p => p.Value.Term != node.Term).ToList())
         {
-            foreach (var tcs in _pendingReads.Values)
-            {
-                tcs.TrySetException(new NotLeaderException(node.Leader, "lost leadership during the read"));
-            }
-
-            _pendingReads.Clear();
+            // The leader that would have answered is gone; the caller retries.
+            tcs.TrySetException(new NotLeaderException(node.Leader, "the term changed during the read"));
+            _pendingReads.Remove(context);
         }
 
         if (node.Role == RaftRole.Leader && _lastRole != RaftRole.Leader)
@@ -552,9 +552,9 @@ public sealed class RaftHost : IAsyncDisposable
 
     private void OnReadState(ReadState read)
     {
-        if (_pendingReads.Remove(read.RequestContext, out var tcs))
+        if (_pendingReads.Remove(read.RequestContext, out var pending))
         {
-            _readsAwaitingApply.Add((read.Index, tcs));
+            _readsAwaitingApply.Add((read.Index, pending.Done));
         }
     }
 
@@ -606,7 +606,7 @@ public sealed class RaftHost : IAsyncDisposable
 
         foreach (var r in _pendingReads.Values)
         {
-            r.TrySetException(e);
+            r.Done.TrySetException(e);
         }
 
         foreach (var r in _readsAwaitingApply)
