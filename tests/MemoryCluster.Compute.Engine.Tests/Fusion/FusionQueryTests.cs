@@ -83,6 +83,24 @@ public sealed class FusionQueryTests
     }
 
     [Fact]
+    public void Cosine_similarity_is_one_minus_the_distance()
+    {
+        var index = VectorData.Build([[1f, 0f], [1f, 1f], [0f, 1f]], DistanceMetric.Cosine);
+        var graph = new KnowledgeGraph();
+        for (var i = 0; i < 3; i++)
+        {
+            graph.InternNode($"n{i}");
+        }
+
+        var fusion = new FusionQuery(index, graph, new float[3]);
+        var hits = fusion.Run([2f, 0f], new FusionOptions { Candidates = 3, Hops = 0, TopN = 3, SimilarityWeight = 1, ProximityWeight = 0, ConfidenceWeight = 0 });
+        Assert.Equal([0, 1, 2], hits.Select(h => h.Node));
+        Assert.Equal(1.0, hits[0].Similarity, 5);
+        Assert.Equal(Math.Sqrt(0.5), hits[1].Similarity, 5);
+        Assert.Equal(0.0, hits[2].Similarity, 5);
+    }
+
+    [Fact]
     public void A_trusted_neighbour_of_the_best_match_is_found_and_explained()
     {
         var index = VectorData.Build([[0f, 0f], [5f, 5f], [9f, 9f], [9f, 8f]]);
