@@ -15,6 +15,7 @@ internal static class Program
         var first = 1;
         int? single = null;
         var trace = false;
+        double? actualDrift = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -31,8 +32,12 @@ internal static class Program
                 case "--trace":
                     trace = true;
                     break;
+                case "--break-drift":
+                    // Spread clock rates beyond the bound the nodes assume (to see the lease checker fire).
+                    actualDrift = double.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
                 default:
-                    Console.Error.WriteLine($"unknown argument {args[i]}; usage: raft-sim [--seeds N] [--first S] [--seed X [--trace]]");
+                    Console.Error.WriteLine($"unknown argument {args[i]}; usage: raft-sim [--seeds N] [--first S] [--seed X [--trace]] [--break-drift F]");
                     return 2;
             }
         }
@@ -44,7 +49,7 @@ internal static class Program
         }
 
         var stopwatch = Stopwatch.StartNew();
-        var results = SimulationBatch.Run(first, seeds, trace);
+        var results = SimulationBatch.Run(first, seeds, trace, actualDrift);
         foreach (var r in results.Where(r => r.Violations.Count > 0 || trace))
         {
             if (trace)
@@ -73,12 +78,12 @@ internal static class Program
 /// <summary>Runs a range of seeds in parallel; results come back in seed order.</summary>
 internal static class SimulationBatch
 {
-    public static IReadOnlyList<SimResult> Run(int first, int count, bool trace = false)
+    public static IReadOnlyList<SimResult> Run(int first, int count, bool trace = false, double? actualDrift = null)
     {
         var results = new SimResult[count];
         Parallel.For(0, count, i =>
         {
-            var options = SimOptions.ForSeed(first + i) with { Trace = trace };
+            var options = SimOptions.ForSeed(first + i) with { Trace = trace, ActualDrift = actualDrift };
             results[i] = new Simulator(options).Run();
         });
         return results;

@@ -19,6 +19,9 @@ internal sealed record SimOptions(int Seed)
 
     public double DriftBound { get; init; } = 1.1;
 
+    /// <summary>How far clock rates really spread (equal to <see cref="DriftBound"/> unless a test breaks the assumption).</summary>
+    public double? ActualDrift { get; init; }
+
     public long FaultPhaseMicros { get; init; } = 3_000_000;
 
     public long HealedPhaseMicros { get; init; } = 2_000_000;
@@ -98,11 +101,15 @@ internal sealed class Simulator
         {
             var id = new NodeId((ulong)i);
 
-            // Clock rates within [1, DriftBound]: the ratio between any two clocks stays within the bound.
-            var rate = 1.0 + (_random.NextDouble() * (options.DriftBound - 1.0));
-            _nodes[id] = new SimNode(id, rate, i <= initial ? _initialMembers : []);
+            _nodes[id] = new SimNode(id, DrawRate(), i <= initial ? _initialMembers : []);
         }
     }
+
+    /// <summary>
+    /// Clock rates within [1, DriftBound], so the ratio between any two clocks stays within the bound. They
+    /// are drawn again at every fault, so that a leader elected with a fast clock can later run slow.
+    /// </summary>
+    private double DrawRate() => 1.0 + (_random.NextDouble() * ((_options.ActualDrift ?? _options.DriftBound) - 1.0));
 
     public SimResult Run()
     {
@@ -332,6 +339,11 @@ internal sealed class Simulator
     private void InjectFault()
     {
         var ids = _nodes.Keys.ToList();
+        foreach (var node in _nodes.Values)
+        {
+            node.Rate = DrawRate();
+        }
+
         var kind = _random.Next(6);
         if (kind < 4)
         {
@@ -538,7 +550,9 @@ internal sealed class Simulator
                 {
                     node.WasLeaderInTerm = raft.Term;
                     _elections++;
-                    TraceLine($"leader {node.Id} term {raft.Term}");
+                    var others = _nodes.Values.Where(n => n.Up && n != node && n.Raft!.Role == RaftRole.Leader)
+                        .Select(n => $"{n.Id}(term {n.Raft!.Term}, lease {(n.Raft.HoldsLease ? "held" : "none")}, ticks {n.Raft.TickCount}/{n.Raft.LeaseValidUntilTick})");
+                    TraceLine($"leader {node.Id} term {raft.Term}; other leaders: {string.Join(" ", others)}");
                     CheckLeaderCompleteness(node);
                 }
 
@@ -698,7 +712,7 @@ internal sealed class Simulator
     {
         public NodeId Id { get; } = id;
 
-        public double Rate { get; } = rate;
+        public double Rate { get; set; } = rate;
 
         public IReadOnlyList<Member> InitialMembers { get; } = initialMembers;
 
