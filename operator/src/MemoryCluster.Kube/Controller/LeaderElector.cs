@@ -45,13 +45,22 @@ public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionO
 
     /// <summary>
     /// Campaigns until this instance leads, runs <paramref name="onLeading"/> while it does, and returns when
-    /// leadership is lost or <paramref name="cancellationToken"/> is cancelled (then releasing the lease).
+    /// leadership is lost or <paramref name="cancellationToken"/> is cancelled (then releasing the lease). Returns
+    /// without leading if cancelled while campaigning.
     /// </summary>
     public async Task RunAsync(Func<CancellationToken, Task> onLeading, CancellationToken cancellationToken)
     {
-        while (!await TryAcquireOrRenewAsync(cancellationToken).ConfigureAwait(false))
+        try
         {
-            await Task.Delay(Jitter(options.RetryPeriod), _time, cancellationToken).ConfigureAwait(false);
+            while (!await TryAcquireOrRenewAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await Task.Delay(Jitter(options.RetryPeriod), _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped before ever leading.
+            return;
         }
 
         _isLeader = true;
@@ -115,6 +124,10 @@ public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionO
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 renewed = false;
+            }
+            catch (OperationCanceledException)
+            {
+                return;
             }
             catch (ArgumentOutOfRangeException)
             {
