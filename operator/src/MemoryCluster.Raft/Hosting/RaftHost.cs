@@ -61,46 +61,37 @@ public sealed record RaftStatus(
 /// <summary>Counters of the host, Prometheus-style.</summary>
 public sealed class RaftHostCounters
 {
-    private long _ticks;
-    private long _steps;
-    private long _proposals;
-    private long _applied;
-    private long _becameLeader;
-    private long _snapshots;
-    private long _readyRounds;
-    private long _inboundDropped;
+    public long Ticks => TickCounter.Value;
 
-    public long Ticks => Interlocked.Read(ref _ticks);
+    public long MessagesStepped => Stepped.Value;
 
-    public long MessagesStepped => Interlocked.Read(ref _steps);
+    public long Proposals => Proposed.Value;
 
-    public long Proposals => Interlocked.Read(ref _proposals);
+    public long EntriesApplied => Applied.Value;
 
-    public long EntriesApplied => Interlocked.Read(ref _applied);
+    public long TimesBecameLeader => BecameLeader.Value;
 
-    public long TimesBecameLeader => Interlocked.Read(ref _becameLeader);
+    public long SnapshotsTaken => Snapshots.Value;
 
-    public long SnapshotsTaken => Interlocked.Read(ref _snapshots);
+    public long ReadyRounds => Readies.Value;
 
-    public long ReadyRounds => Interlocked.Read(ref _readyRounds);
+    public long InboundMessagesDropped => InboundDropped.Value;
 
-    public long InboundMessagesDropped => Interlocked.Read(ref _inboundDropped);
+    internal Counter TickCounter { get; } = new();
 
-    internal void Tick() => Interlocked.Increment(ref _ticks);
+    internal Counter Stepped { get; } = new();
 
-    internal void Step() => Interlocked.Increment(ref _steps);
+    internal Counter Proposed { get; } = new();
 
-    internal void Proposal() => Interlocked.Increment(ref _proposals);
+    internal Counter Applied { get; } = new();
 
-    internal void Applied() => Interlocked.Increment(ref _applied);
+    internal Counter BecameLeader { get; } = new();
 
-    internal void BecameLeader() => Interlocked.Increment(ref _becameLeader);
+    internal Counter Snapshots { get; } = new();
 
-    internal void Snapshot() => Interlocked.Increment(ref _snapshots);
+    internal Counter Readies { get; } = new();
 
-    internal void Ready(int n) => Interlocked.Add(ref _readyRounds, n);
-
-    internal void InboundDropped() => Interlocked.Increment(ref _inboundDropped);
+    internal Counter InboundDropped { get; } = new();
 }
 
 /// <summary>
@@ -204,7 +195,7 @@ public sealed class RaftHost : IAsyncDisposable
         var data = command.Encode();
         var done = await OnLoopAsync(node =>
         {
-            Counters.Proposal();
+            Counters.Proposed.Add();
             var (index, refusal) = node.Propose(data);
             return Track(node, index, refusal);
         }, cancellationToken).ConfigureAwait(false);
@@ -368,14 +359,14 @@ public sealed class RaftHost : IAsyncDisposable
         if (Interlocked.Increment(ref _inboundQueued) > MaxInboundQueued)
         {
             Interlocked.Decrement(ref _inboundQueued);
-            Counters.InboundDropped();
+            Counters.InboundDropped.Add();
             return;
         }
 
         Post(() =>
         {
             Interlocked.Decrement(ref _inboundQueued);
-            Counters.Step();
+            Counters.Stepped.Add();
             _node!.Step(message);
         });
     }
@@ -448,7 +439,7 @@ public sealed class RaftHost : IAsyncDisposable
                     var node = _node!;
                     node.Tick();
                     _tickTimestamps[node.TickCount % _tickTimestamps.Length] = _time.GetTimestamp();
-                    Counters.Tick();
+                    Counters.TickCounter.Add();
                 });
             }
         }
@@ -487,13 +478,13 @@ public sealed class RaftHost : IAsyncDisposable
     {
         var node = _node!;
         var rounds = ReadyProcessor.Drain(node, _storage, _stateMachine, _transport.Send, OnApplied, OnReadState);
-        Counters.Ready(rounds);
+        Counters.Readies.Add(rounds);
         _state = _stateMachine.Current;
         if (node.Applied.Value - node.SnapshotIndex.Value >= (ulong)_options.SnapshotEvery)
         {
             var snapshot = node.Compact(node.Applied, _stateMachine.TakeSnapshot());
             _storage.Compact(snapshot);
-            Counters.Snapshot();
+            Counters.Snapshots.Add();
         }
 
         for (var i = _readsAwaitingApply.Count - 1; i >= 0; i--)
@@ -514,7 +505,7 @@ public sealed class RaftHost : IAsyncDisposable
 
         if (node.Role == RaftRole.Leader && _lastRole != RaftRole.Leader)
         {
-            Counters.BecameLeader();
+            Counters.BecameLeader.Add();
             _options.Log?.Invoke($"raft {_options.Id}: leader in term {node.Term}");
         }
 
@@ -533,7 +524,7 @@ public sealed class RaftHost : IAsyncDisposable
 
     private void OnApplied(Entry entry, ApplyResult result)
     {
-        Counters.Applied();
+        Counters.Applied.Add();
 
         // Publish the state before completing the proposal, so a caller never sees its own write missing.
         _state = result.State;

@@ -24,39 +24,32 @@ public interface IRaftTransport : IAsyncDisposable
 /// <summary>Counters of the transport, Prometheus-style (monotonic).</summary>
 public sealed class TransportCounters
 {
-    private long _sent;
-    private long _received;
-    private long _dropped;
-    private long _rejectedFrames;
-    private long _rejectedHandshakes;
-    private long _connects;
+    public long MessagesSent => Sent.Value;
 
-    public long MessagesSent => Interlocked.Read(ref _sent);
-
-    public long MessagesReceived => Interlocked.Read(ref _received);
+    public long MessagesReceived => Received.Value;
 
     /// <summary>Messages dropped because a send queue was full or the peer unknown.</summary>
-    public long MessagesDropped => Interlocked.Read(ref _dropped);
+    public long MessagesDropped => Dropped.Value;
 
     /// <summary>Frames with a bad MAC, counter, size or content; the connection is closed.</summary>
-    public long FramesRejected => Interlocked.Read(ref _rejectedFrames);
+    public long FramesRejected => RejectedFrames.Value;
 
     /// <summary>Connections whose handshake failed (wrong key, wrong target, timeout, garbage).</summary>
-    public long HandshakesRejected => Interlocked.Read(ref _rejectedHandshakes);
+    public long HandshakesRejected => RejectedHandshakes.Value;
 
-    public long Connects => Interlocked.Read(ref _connects);
+    public long Connects => Connections.Value;
 
-    internal void Sent() => Interlocked.Increment(ref _sent);
+    internal Counter Sent { get; } = new();
 
-    internal void Received() => Interlocked.Increment(ref _received);
+    internal Counter Received { get; } = new();
 
-    internal void Dropped() => Interlocked.Increment(ref _dropped);
+    internal Counter Dropped { get; } = new();
 
-    internal void RejectedFrame() => Interlocked.Increment(ref _rejectedFrames);
+    internal Counter RejectedFrames { get; } = new();
 
-    internal void RejectedHandshake() => Interlocked.Increment(ref _rejectedHandshakes);
+    internal Counter RejectedHandshakes { get; } = new();
 
-    internal void Connected() => Interlocked.Increment(ref _connects);
+    internal Counter Connections { get; } = new();
 }
 
 /// <summary>Options of <see cref="TcpRaftTransport"/>.</summary>
@@ -140,7 +133,7 @@ public sealed class TcpRaftTransport : IRaftTransport
         ArgumentNullException.ThrowIfNull(message);
         if (!_peers.TryGetValue(message.To, out var peer) || !peer.Queue.Writer.TryWrite(message))
         {
-            Counters.Dropped();
+            Counters.Dropped.Add();
         }
     }
 
@@ -233,7 +226,7 @@ public sealed class TcpRaftTransport : IRaftTransport
                     await client.ConnectAsync(host, port, connect.Token).ConfigureAwait(false);
                     var stream = client.GetStream();
                     var sessionKey = await ClientHandshakeAsync(stream, peer.Id, connect.Token).ConfigureAwait(false);
-                    Counters.Connected();
+                    Counters.Connections.Add();
                     backoff = TimeSpan.FromMilliseconds(20);
                     await PumpAsync(stream, sessionKey, peer, ct).ConfigureAwait(false);
                 }
@@ -276,7 +269,7 @@ public sealed class TcpRaftTransport : IRaftTransport
                 using var write = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 write.CancelAfter(_options.WriteTimeout);
                 await stream.WriteAsync(frame, write.Token).ConfigureAwait(false);
-                Counters.Sent();
+                Counters.Sent.Add();
             }
         }
     }
@@ -339,7 +332,7 @@ public sealed class TcpRaftTransport : IRaftTransport
             {
                 if (!ct.IsCancellationRequested)
                 {
-                    Counters.RejectedHandshake();
+                    Counters.RejectedHandshakes.Add();
                     _options.Warn?.Invoke($"raft transport: rejected connection from {client.Client.RemoteEndPoint}: {e.Message}");
                 }
 
@@ -352,7 +345,7 @@ public sealed class TcpRaftTransport : IRaftTransport
             }
             catch (InvalidDataException e)
             {
-                Counters.RejectedFrame();
+                Counters.RejectedFrames.Add();
                 _options.Warn?.Invoke($"raft transport: dropped connection from node {from}: {e.Message}");
             }
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
@@ -430,7 +423,7 @@ public sealed class TcpRaftTransport : IRaftTransport
                 throw new InvalidDataException($"message {message.From}->{message.To} on a connection from {from}");
             }
 
-            Counters.Received();
+            Counters.Received.Add();
             _receive?.Invoke(message);
         }
     }
