@@ -117,4 +117,17 @@ public sealed class TransportTests
             await LoopbackCluster.EventuallyAsync(() => transport.Counters.HandshakesRejected == 1, cts.Token);
         }
     }
+
+    [Theory]
+    [InlineData("127.0.0.1:7400", "127.0.0.1", 7400)]
+    [InlineData("localhost:1", "127.0.0.1", 1)]
+    [InlineData("demo-0.demo-hl.ns.svc:7400", "0.0.0.0", 7400)]
+    [InlineData("[::1]:9", "::1", 9)]
+    public void Listen_addresses_bind_to_an_ip_or_to_every_interface_for_a_name(string address, string ip, int port)
+    {
+        var endPoint = TcpRaftTransport.ParseEndPoint(address);
+        Assert.Equal(ip, endPoint.Address.ToString());
+        Assert.Equal(port, endPoint.Port);
+        Assert.Throws<FormatException>(() => TcpRaftTransport.ParseEndPoint("no-port"));
+    }
 }

@@ -57,7 +57,10 @@ public sealed record TcpRaftTransportOptions
 {
     public required NodeId Id { get; init; }
 
-    /// <summary>Where to listen, e.g. "127.0.0.1:7400" (port 0 picks a free port; see <see cref="TcpRaftTransport.LocalEndPoint"/>).</summary>
+    /// <summary>
+    /// Where to listen, e.g. "127.0.0.1:7400" (port 0 picks a free port; see <see cref="TcpRaftTransport.LocalEndPoint"/>).
+    /// A host name that is not an IP address (other than localhost) listens on all interfaces at that port.
+    /// </summary>
     public required string ListenAddress { get; init; }
 
     /// <summary>The cluster key (at least 32 bytes) shared by every member.</summary>
@@ -452,8 +455,10 @@ public sealed class TcpRaftTransport : IRaftTransport
 
     internal static IPEndPoint ParseEndPoint(string address)
     {
+        // A DNS name (e.g. a pod's name under a headless Service) is not bindable: listen on every interface.
         var (host, port) = SplitHostPort(address);
-        return new IPEndPoint(host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(host), port);
+        var ip = IPAddress.TryParse(host, out var parsed) ? parsed : host == "localhost" ? IPAddress.Loopback : IPAddress.Any;
+        return new IPEndPoint(ip, port);
     }
 
     private sealed record Peer(NodeId Id, string Address, Channel<Message> Queue)
