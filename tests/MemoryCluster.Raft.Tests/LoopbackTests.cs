@@ -116,6 +116,11 @@ public sealed class LoopbackTests
         await leader.AddVoterAsync(new NodeId(4), c.AddressOf(new NodeId(4)), cts.Token);
         await leader.AddVoterAsync(new NodeId(5), c.AddressOf(new NodeId(5)), cts.Token);
         Assert.Equal(5, leader.Status.Members.Count(m => m.IsVoter));
+
+        // Retrying a change that is already in effect succeeds without a new entry.
+        var commit = leader.Status.Commit;
+        await leader.AddVoterAsync(new NodeId(5), c.AddressOf(new NodeId(5)), cts.Token);
+        Assert.Equal(commit, leader.Status.Commit);
         await LoopbackCluster.EventuallyAsync(() => c.Hosts.Values.All(h => h.Status.Members.Count(m => m.IsVoter) == 5), cts.Token);
 
         // Shrink: remove 1 and 2 (a leader among them hands over first).

@@ -268,6 +268,14 @@ public sealed class RaftHost : IAsyncDisposable
             cancellationToken.ThrowIfCancellationRequested();
             var (done, retry) = await OnLoopAsync(node =>
             {
+                if (node.Role == RaftRole.Leader && AlreadyInEffect(node, change))
+                {
+                    // Idempotent: a retried call after a lost answer succeeds once the change is committed.
+                    var settled = new TaskCompletionSource<ApplyResult>();
+                    settled.SetResult(new ApplyResult(ApplyOutcome.Applied, _stateMachine.Current));
+                    return (settled, false);
+                }
+
                 var (index, refusal) = node.ProposeMembershipChange(change);
                 return refusal is RaftRefusal.ChangeInProgress or RaftRefusal.NoCommitInCurrentTerm or RaftRefusal.LearnerNotCaughtUp or RaftRefusal.TransferInProgress
                     ? (null, true)
@@ -281,6 +289,23 @@ public sealed class RaftHost : IAsyncDisposable
 
             await Task.Delay(_options.TickInterval, _time, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    private static bool AlreadyInEffect(RawNode node, MembershipChange change)
+    {
+        if (node.ConfigIndex > node.Commit)
+        {
+            return false;
+        }
+
+        var member = node.Config.Find(change.Node);
+        return change.Type switch
+        {
+            MembershipChangeType.AddLearner => member is not null && member.Address == change.Address,
+            MembershipChangeType.PromoteLearner => member is { IsVoter: true },
+            MembershipChangeType.RemoveNode => member is null && node.Config.RetiredIds.Contains(change.Node),
+            _ => false,
+        };
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds for this node's status.</summary>
