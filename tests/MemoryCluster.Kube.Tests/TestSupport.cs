@@ -77,51 +77,8 @@ internal static class Repo
 
     public static string CrdPath => Path.Combine(Root, "crds", "memorycluster.io_memoryclusters.yaml");
 
-    /// <summary>The generated CRD as JSON (through YamlDotNet's representation model).</summary>
-    public static string CrdJson()
-    {
-        var stream = new YamlDotNet.RepresentationModel.YamlStream();
-        stream.Load(new StringReader(File.ReadAllText(CrdPath)));
-        return YamlToJson(stream.Documents[0].RootNode)!.ToJsonString();
-    }
-
-    private static System.Text.Json.Nodes.JsonNode? YamlToJson(YamlDotNet.RepresentationModel.YamlNode node)
-    {
-        switch (node)
-        {
-            case YamlDotNet.RepresentationModel.YamlMappingNode mapping:
-                var obj = new System.Text.Json.Nodes.JsonObject();
-                foreach (var (key, value) in mapping.Children)
-                {
-                    obj[((YamlDotNet.RepresentationModel.YamlScalarNode)key).Value!] = YamlToJson(value);
-                }
-
-                return obj;
-            case YamlDotNet.RepresentationModel.YamlSequenceNode sequence:
-                return new System.Text.Json.Nodes.JsonArray([.. sequence.Children.Select(YamlToJson)]);
-            case YamlDotNet.RepresentationModel.YamlScalarNode scalar:
-                var text = scalar.Value ?? "";
-                if (scalar.Style != YamlDotNet.Core.ScalarStyle.Plain)
-                {
-                    return text;
-                }
-
-                if (long.TryParse(text, out var number))
-                {
-                    return number;
-                }
-
-                return text switch
-                {
-                    "true" => true,
-                    "false" => false,
-                    "null" or "~" or "" => null,
-                    _ => text,
-                };
-            default:
-                throw new InvalidOperationException("unsupported YAML node");
-        }
-    }
+    /// <summary>The generated CRD as JSON.</summary>
+    public static string CrdJson() => YamlDocuments.FirstAsJson(File.ReadAllText(CrdPath))!.ToJsonString();
 }
 
 /// <summary>Bounded polling for tests: the condition or a failure naming what was awaited.</summary>
