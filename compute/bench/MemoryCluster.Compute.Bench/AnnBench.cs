@@ -92,6 +92,7 @@ internal static class AnnBench
             points.Add((ef, Recall(found, truth, test.Count), qps));
         }
 
+        ReportSnapshot(index, test);
         ReportParallelBuild(train, test, truth);
         var peer = RunPeer(settings, trainPath, testPath, truthPath);
         var summaryPoints = new JsonArray();
@@ -128,6 +129,43 @@ internal static class AnnBench
             ["points"] = summaryPoints,
         };
         return (summary, index, Enumerable.Range(0, train.Count).ToArray(), test);
+    }
+
+    /// <summary>Snapshot save and load times through a temporary file (deleted afterwards); the loaded index must answer alike.</summary>
+    private static void ReportSnapshot(HnswIndex index, Matrix<float> test)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"mc-bench-{Environment.ProcessId}.hnsw");
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            using (var file = File.Create(path))
+            {
+                index.Save(file);
+            }
+
+            var saveSeconds = sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            HnswIndex loaded;
+            using (var file = File.OpenRead(path))
+            {
+                loaded = HnswIndex.Load(file, index.Options);
+            }
+
+            var loadSeconds = sw.Elapsed.TotalSeconds;
+            for (var q = 0; q < Math.Min(50, test.Count); q++)
+            {
+                if (!index.Search(test.Row(q), K, 40).SequenceEqual(loaded.Search(test.Row(q), K, 40)))
+                {
+                    throw new InvalidOperationException("The loaded snapshot answers differently.");
+                }
+            }
+
+            Log.Line($"ann: snapshot {new FileInfo(path).Length / 1048576.0:F1} MB saved in {saveSeconds:F2} s, loaded and verified in {loadSeconds:F2} s");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     /// <summary>The optional parallel build, for the log only: the summary's build_s is single-threaded like the peer's.</summary>
