@@ -239,7 +239,12 @@ public sealed class ClientVerbTests : IAsyncLifetime
             var owner = await Client.CreateAsync(ResourceTypes.MemoryCluster, Harness.Cluster("owner"), None);
             var reference = new OwnerReference
             {
-                ApiVersion = ApiGroup.ApiVersion, Kind = ApiGroup.Kind, Name = "owner", Uid = owner.Metadata.Uid!, Controller = true, BlockOwnerDeletion = true,
+                ApiVersion = ApiGroup.ApiVersion,
+                Kind = ApiGroup.Kind,
+                Name = "owner",
+                Uid = owner.Metadata.Uid!,
+                Controller = true,
+                BlockOwnerDeletion = true,
             };
             await Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("child") with
             {
@@ -268,7 +273,9 @@ public sealed class ClientVerbTests : IAsyncLifetime
         {
             Metadata = new ObjectMeta
             {
-                Name = "child", Namespace = "default", Finalizers = ["hold/on"],
+                Name = "child",
+                Namespace = "default",
+                Finalizers = ["hold/on"],
                 OwnerReferences = [new OwnerReference { ApiVersion = ApiGroup.ApiVersion, Kind = ApiGroup.Kind, Name = "owner", Uid = owner.Metadata.Uid!, BlockOwnerDeletion = true }],
             },
         }, None);

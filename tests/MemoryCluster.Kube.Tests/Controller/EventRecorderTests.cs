@@ -16,7 +16,11 @@ public sealed class EventRecorderTests
         var recorder = new EventRecorder(h.Client, "memorycluster.io/operator", "operator-0");
         var regarding = new ObjectReference
         {
-            ApiVersion = ApiGroup.ApiVersion, Kind = ApiGroup.Kind, Name = "demo", Namespace = "default", Uid = cluster.Metadata.Uid,
+            ApiVersion = ApiGroup.ApiVersion,
+            Kind = ApiGroup.Kind,
+            Name = "demo",
+            Namespace = "default",
+            Uid = cluster.Metadata.Uid,
         };
         for (var i = 0; i < 3; i++)
         {
