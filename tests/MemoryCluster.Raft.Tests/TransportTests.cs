@@ -65,7 +65,7 @@ public sealed class TransportTests
     {
         var key = RandomNumberGenerator.GetBytes(32);
         var received = new List<Message>();
-        await using var transport = new TcpRaftTransport(new TcpRaftTransportOptions { Id = new NodeId(1), ListenAddress = "127.0.0.1:0", ClusterKey = key });
+        await using var transport = new TcpRaftTransport(new TcpRaftTransportOptions { Id = new NodeId(1), ListenAddress = "127.0.0.1:0", ClusterKey = key, ConnectTimeout = TimeSpan.FromSeconds(2) });
         await transport.StartAsync(m => { lock (received) { received.Add(m); } }, CancellationToken.None);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var (client, stream, sessionKey) = await ConnectAsync(transport.LocalEndPoint, key, from: 2, to: 1, cts.Token);
@@ -108,7 +108,7 @@ public sealed class TransportTests
     public async Task Handshake_for_another_node_is_refused()
     {
         var key = RandomNumberGenerator.GetBytes(32);
-        await using var transport = new TcpRaftTransport(new TcpRaftTransportOptions { Id = new NodeId(1), ListenAddress = "127.0.0.1:0", ClusterKey = key });
+        await using var transport = new TcpRaftTransport(new TcpRaftTransportOptions { Id = new NodeId(1), ListenAddress = "127.0.0.1:0", ClusterKey = key, ConnectTimeout = TimeSpan.FromSeconds(2) });
         await transport.StartAsync(_ => { }, CancellationToken.None);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var (client, _, _) = await ConnectAsync(transport.LocalEndPoint, key, from: 2, to: 7, cts.Token);
