@@ -29,10 +29,10 @@ internal static class Cli
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
+        if (!process.WaitForExit(TimeSpan.FromSeconds(180)))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"memorycluster {string.Join(' ', args)} did not finish in 60 s");
+            throw new TimeoutException($"memorycluster {string.Join(' ', args)} did not finish in 180 s");
         }
 
         return (process.ExitCode, stdout.Result, stderr.Result);

@@ -70,6 +70,9 @@ internal static class LocalCommand
                 }
 
                 Directory.CreateDirectory(dir);
+
+                // The cluster's folder is ours; PostgreSQL, run as another user, must be able to pass through it.
+                File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
                 layout = LocalLayout.Create(dir, n, m);
                 Console.Out.WriteLine($"created a {n}-instance {m} cluster in {dir}");
             }

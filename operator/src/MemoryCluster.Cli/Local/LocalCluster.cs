@@ -108,6 +108,14 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
                 return true;
             }
 
+            foreach (var member in layout.Members.Where(m => RunningPid(m) is null))
+            {
+                var log = layout.LogFile(member);
+                var tail = File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(5)) : "(no log)";
+                output.WriteLine($"{member.Name}: its manager is not running; the end of {log}:\n{tail}");
+                return false;
+            }
+
             await Task.Delay(200, cancellationToken).ConfigureAwait(false);
         }
 

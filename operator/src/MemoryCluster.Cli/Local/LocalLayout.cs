@@ -52,8 +52,9 @@ internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<
     /// <summary>A new layout: names mc-1..mc-N, ids 1..N, free loopback ports, fresh secrets.</summary>
     public static LocalLayout Create(string directory, int instances, string mode)
     {
-        var members = Enumerable.Range(1, instances)
-            .Select(i => new Peer((ulong)i, $"mc-{i}", Host, FreePort(), FreePort(), FreePort()))
+        var ports = FreePorts(instances * 3);
+        var members = Enumerable.Range(0, instances)
+            .Select(i => new Peer((ulong)(i + 1), $"mc-{i + 1}", Host, ports[3 * i], ports[(3 * i) + 1], ports[(3 * i) + 2]))
             .ToList();
         var layout = new LocalLayout(directory, mode, members);
         System.IO.Directory.CreateDirectory(layout.Secrets);
@@ -74,11 +75,29 @@ internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<
 
     private static string Password() => Convert.ToHexString(RandomNumberGenerator.GetBytes(18)).ToLowerInvariant();
 
-    private static int FreePort()
+    /// <summary>Distinct free loopback ports: every probe listener stays open until all are chosen.</summary>
+    private static int[] FreePorts(int count)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        var listeners = new List<TcpListener>();
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var listener = new TcpListener(IPAddress.Loopback, 0);
+                listener.Start();
+                listeners.Add(listener);
+            }
+
+            return [.. listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port)];
+        }
+        finally
+        {
+            foreach (var listener in listeners)
+            {
+                listener.Stop();
+                listener.Dispose();
+            }
+        }
     }
 
     private sealed record Stored(string Mode, IReadOnlyList<Peer> Members);

@@ -111,6 +111,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
 
     private void Prepare()
     {
+        CheckReachableByPostgres();
         Directory.CreateDirectory(_options.DataRoot);
         Directory.CreateDirectory(_options.SocketDirectory);
         Directory.CreateDirectory(_options.RaftDirectory);
@@ -125,6 +126,30 @@ public sealed partial class InstanceManager : IAsyncDisposable
         File.SetUnixFileMode(_options.DataRoot, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
     }
 
+    /// <summary>
+    /// PostgreSQL runs as another user when the manager is root; every folder above the data root must let that
+    /// user in, or initdb fails with a message that does not say why. Refuse at start, naming the folder.
+    /// </summary>
+    private void CheckReachableByPostgres()
+    {
+        if (_binaries.RunAs is null)
+        {
+            return;
+        }
+
+        for (var dir = new DirectoryInfo(_options.DataRoot).Parent; dir is not null; dir = dir.Parent)
+        {
+            var mode = File.GetUnixFileMode(dir.FullName);
+            if (!mode.HasFlag(UnixFileMode.OtherExecute))
+            {
+                throw new InvalidOperationException(
+                    $"data-dir: PostgreSQL runs as '{_binaries.RunAs}', which cannot enter {dir.FullName} (mode {Convert.ToString((int)mode, 8)}); allow it (chmod o+x {dir.FullName}) or choose a data-dir below a folder it can enter");
+            }
+        }
+    }
+
+    private int _consecutiveFailures;
+
     private async Task RoundAsync(CancellationToken cancellationToken)
     {
         var observation = await ObserveAsync(cancellationToken).ConfigureAwait(false);
@@ -138,12 +163,18 @@ public sealed partial class InstanceManager : IAsyncDisposable
         try
         {
             await ExecuteAsync(action, observation, cancellationToken).ConfigureAwait(false);
+            _consecutiveFailures = 0;
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             _lastError = $"{action.GetType().Name}: {e.Message}";
             _lastErrorAt = _time.GetUtcNow();
             Log.ActionFailed(_logger, action.GetType().Name, e.Message);
+
+            // Back off on repeated failures (0.4 s, 0.8 s, ... up to 10 s) rather than retrying every round.
+            _consecutiveFailures++;
+            var backoff = TimeSpan.FromMilliseconds(Math.Min(10_000, 200 * Math.Pow(2, Math.Min(_consecutiveFailures, 6))));
+            await Task.Delay(backoff, _time, cancellationToken).ConfigureAwait(false);
         }
     }
 

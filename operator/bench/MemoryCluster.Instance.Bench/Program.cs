@@ -1,0 +1,142 @@
+// Bootstrap time and planned-switchover write unavailability of the local cluster, measured on real
+// PostgreSQL 15 and real instance managers. Ends with one JSON line. Bounded: every wait has a limit.
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using MemoryCluster.Cli.Tests.Local;
+using Npgsql;
+
+var runs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 20;
+var cli = Path.Combine(AppContext.BaseDirectory, "memorycluster.dll");
+
+(int Code, string Output) Run(params string[] arguments)
+{
+    var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+    start.ArgumentList.Add(cli);
+    foreach (var a in arguments)
+    {
+        start.ArgumentList.Add(a);
+    }
+
+    using var process = Process.Start(start)!;
+    var stdout = process.StandardOutput.ReadToEndAsync();
+    var stderr = process.StandardError.ReadToEndAsync();
+    if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
+    {
+        process.Kill(entireProcessTree: true);
+        throw new TimeoutException($"memorycluster {string.Join(' ', arguments)} took over 3 minutes");
+    }
+
+    return (process.ExitCode, stdout.Result + stderr.Result);
+}
+
+string NewDir()
+{
+    var dir = Path.Combine(Path.GetTempPath(), "mc-bench-" + Guid.NewGuid().ToString("N")[..8]);
+    return dir;
+}
+
+double Bootstrap(int instances)
+{
+    var dir = NewDir();
+    try
+    {
+        var watch = Stopwatch.StartNew();
+        var (code, output) = Run("local", "up", "--dir", dir, "--instances", instances.ToString(CultureInfo.InvariantCulture), "--timeout", "150");
+        var seconds = watch.Elapsed.TotalSeconds;
+        if (code != 0)
+        {
+            throw new InvalidOperationException($"local up ({instances}) failed:\n{output}");
+        }
+
+        Console.WriteLine($"bootstrap {instances} instances: {seconds:0.00} s (local up, start to healthy)");
+        return seconds;
+    }
+    finally
+    {
+        Run("local", "down", "--dir", dir, "--purge");
+    }
+}
+
+static double Percentile(IReadOnlyList<double> sorted, double p) =>
+    sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Count) - 1, 0, sorted.Count - 1)];
+
+var bootstrap3 = Bootstrap(3);
+var bootstrap5 = Bootstrap(5);
+
+var switchDir = NewDir();
+var gaps = new List<double>();
+var durations = new List<double>();
+long lost;
+long acked;
+try
+{
+    var (code, output) = Run("local", "up", "--dir", switchDir, "--instances", "3", "--timeout", "150");
+    if (code != 0)
+    {
+        throw new InvalidOperationException(output);
+    }
+
+    var layout = MemoryCluster.Cli.Local.LocalLayout.Load(switchDir)!;
+    var connection = new NpgsqlConnectionStringBuilder
+    {
+        Host = string.Join(',', layout.Members.Select(m => $"{m.Host}:{m.PgPort}")),
+        Username = "app",
+        Database = "app",
+        Passfile = layout.PgPassFile,
+        TargetSessionAttributes = "read-write",
+        Timeout = 2,
+    }.ConnectionString;
+    await AckedWriter.CreateTableAsync(connection);
+    await using var writer = new AckedWriter(connection, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(30));
+    await writer.WaitForAckedAsync(20, TimeSpan.FromSeconds(30));
+    for (var i = 0; i < runs; i++)
+    {
+        var target = layout.Members[(i + 1) % layout.Members.Count].Name;
+        var from = Stopwatch.GetTimestamp();
+        var (c, o) = Run("local", "switchover", "--dir", switchDir, "--to", target);
+        var to = Stopwatch.GetTimestamp();
+        if (c != 0)
+        {
+            throw new InvalidOperationException($"switchover {i + 1} to {target} failed:\n{o}");
+        }
+
+        // Let the writer land a few more writes on the new primary, so the gap closes inside the window.
+        var before = writer.Acked.Count;
+        await writer.WaitForAckedAsync(before + 5, TimeSpan.FromSeconds(30));
+        var gap = writer.LongestGap(from, Stopwatch.GetTimestamp()).TotalSeconds;
+        gaps.Add(gap);
+        durations.Add(Stopwatch.GetElapsedTime(from, to).TotalSeconds);
+        Console.WriteLine($"switchover {i + 1,2} to {target}: writes unavailable {gap:0.000} s; command took {durations[^1]:0.00} s");
+    }
+
+    await writer.StopAsync();
+    var ids = writer.Acked;
+    acked = ids.Count;
+    await using var check = new NpgsqlConnection(connection);
+    await check.OpenAsync();
+    await using var command = new NpgsqlCommand("select count(*) from writes where id = any($1)", check);
+    command.Parameters.AddWithValue(ids.ToArray());
+    lost = acked - (long)(await command.ExecuteScalarAsync())!;
+    Console.WriteLine($"acknowledged writes: {acked}, lost: {lost}, writer errors: {writer.Failures}");
+}
+finally
+{
+    Run("local", "down", "--dir", switchDir, "--purge");
+}
+
+gaps.Sort();
+Console.WriteLine(JsonSerializer.Serialize(new
+{
+    bootstrap_s = new Dictionary<string, double> { ["3"] = Math.Round(bootstrap3, 2), ["5"] = Math.Round(bootstrap5, 2) },
+    switchover = new
+    {
+        runs,
+        write_unavailable_s_p50 = Math.Round(Percentile(gaps, 0.50), 3),
+        write_unavailable_s_p99 = Math.Round(Percentile(gaps, 0.99), 3),
+        write_unavailable_s_max = Math.Round(gaps[^1], 3),
+        acknowledged_writes = acked,
+        lost_acked_writes = lost,
+    },
+}));
+return lost == 0 ? 0 : 1;

@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using MemoryCluster.Cli.Local;
+
+namespace MemoryCluster.Cli.Tests.Local;
+
+/// <summary>
+/// The local cluster end to end: real instance managers, real PostgreSQL 15, real Raft over loopback TCP.
+/// Each test brings its own cluster up in a temp folder and down again, even when it fails.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class LocalClusterTests
+{
+    [Fact]
+    public async Task Three_instances_bootstrap_and_rows_written_on_the_primary_reach_every_replica()
+    {
+        await using var cluster = await LocalClusterRun.UpAsync(3, "async");
+        await AckedWriter.CreateTableAsync(cluster.ReadWrite);
+        await using (var writer = new AckedWriter(cluster.ReadWrite, TimeSpan.FromMilliseconds(5), TimeSpan.FromSeconds(60)))
+        {
+            Assert.True(await writer.WaitForAckedAsync(50, TimeSpan.FromSeconds(60)), $"only {writer.Acked.Count} writes were acknowledged\n{cluster.Logs()}");
+            await writer.StopAsync();
+            await WaitForRowsEverywhereAsync(cluster, writer.Acked.Count);
+        }
+
+        var statuses = await cluster.StatusAsync();
+        Assert.Single(statuses, s => s.Status!.Role == "primary");
+        Assert.All(statuses, s => Assert.Equal(1UL, s.Status!.Epoch));
+        Assert.Equal(2, statuses.Count(s => s.Status is { Role: "replica", Streaming: true }));
+    }
+
+    [Fact]
+    public async Task Five_instances_bootstrap_in_quorum_mode_and_every_replica_gets_the_rows()
+    {
+        await using var cluster = await LocalClusterRun.UpAsync(5, "quorum");
+        await AckedWriter.CreateTableAsync(cluster.ReadWrite);
+        await using var writer = new AckedWriter(cluster.ReadWrite, TimeSpan.FromMilliseconds(5), TimeSpan.FromSeconds(60));
+        Assert.True(await writer.WaitForAckedAsync(50, TimeSpan.FromSeconds(60)), $"only {writer.Acked.Count} writes were acknowledged\n{cluster.Logs()}");
+        await writer.StopAsync();
+        await WaitForRowsEverywhereAsync(cluster, writer.Acked.Count);
+
+        // Quorum commit: the primary waits for ANY 2 of its 4 standbys.
+        var primary = (await cluster.PrimaryAsync()).Name;
+        await using var connection = new Npgsql.NpgsqlConnection(cluster.Direct(primary));
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand("show synchronous_standby_names", connection);
+        Assert.StartsWith("ANY 2 (", (string)(await command.ExecuteScalarAsync())!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Ten_switchovers_under_a_writer_lose_no_acknowledged_row()
+    {
+        await using var cluster = await LocalClusterRun.UpAsync(3, "async");
+        await AckedWriter.CreateTableAsync(cluster.ReadWrite);
+        await using var writer = new AckedWriter(cluster.ReadWrite, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(5));
+        var epoch = (await cluster.PrimaryAsync()).Epoch;
+        for (var i = 0; i < 10; i++)
+        {
+            var (current, _) = await cluster.PrimaryAsync();
+            var target = cluster.Layout.Members.Select(m => m.Name).Where(n => n != current).ElementAt(i % 2);
+            var (code, stdout, stderr) = cluster.Cli("local", "switchover", "--to", target);
+            Assert.True(code == 0, $"switchover {i + 1} to {target} failed:\n{stdout}\n{stderr}\n{cluster.Logs()}");
+            var (now, newEpoch) = await cluster.PrimaryAsync();
+            Assert.Equal(target, now);
+            Assert.Equal(epoch + 1, newEpoch);
+            epoch = newEpoch;
+        }
+
+        await writer.StopAsync();
+        var acked = writer.Acked;
+        Assert.True(acked.Count > 100, $"only {acked.Count} writes were acknowledged across 10 switchovers");
+        var primary = (await cluster.PrimaryAsync()).Name;
+        var present = await cluster.CountAsync(primary, $"select count(*) from writes where id = any(array[{string.Join(',', acked)}]::bigint[])");
+        Assert.Equal(acked.Count, present);
+        await cluster.WaitHealthyAsync();
+    }
+
+    [Fact]
+    public async Task Stopped_replica_catches_up_switchover_to_it_is_refused_and_a_full_restart_keeps_primary_epoch_and_data()
+    {
+        await using var cluster = await LocalClusterRun.UpAsync(3, "async");
+        await AckedWriter.CreateTableAsync(cluster.ReadWrite);
+        var (primary, epoch) = await cluster.PrimaryAsync();
+        var replica = cluster.Layout.Members.First(m => m.Name != primary);
+
+        // Stop one replica's manager (it stops its PostgreSQL cleanly), and write while it is away.
+        Assert.Equal(0, cluster.Cli("local", "kill", replica.Name, "--signal", "TERM").Code);
+        var layoutCluster = new LocalCluster(cluster.Layout, TextWriter.Null);
+        var stopped = Stopwatch.StartNew();
+        while (layoutCluster.RunningPid(replica) is not null && stopped.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(100);
+        }
+
+        await using (var writer = new AckedWriter(cluster.ReadWrite, TimeSpan.FromMilliseconds(5), TimeSpan.FromSeconds(60)))
+        {
+            Assert.True(await writer.WaitForAckedAsync(50, TimeSpan.FromSeconds(60)), $"only {writer.Acked.Count} writes were acknowledged while a replica was away");
+        }
+
+        // A switchover to the stopped replica is refused with the reason, and changes nothing.
+        var (code, _, stderr) = cluster.Cli("local", "switchover", "--to", replica.Name);
+        Assert.Equal(1, code);
+        Assert.Contains("switchover refused", stderr, StringComparison.Ordinal);
+        Assert.Equal((primary, epoch), await cluster.PrimaryAsync());
+
+        // `local up` starts the missing manager; the replica catches up.
+        Assert.Equal(0, cluster.Cli("local", "up").Code);
+        var rows = await cluster.CountAsync(primary);
+        Assert.True(rows >= 50, $"{rows} rows on the primary");
+        await WaitForRowsEverywhereAsync(cluster, rows);
+
+        // The whole cluster stopped and started keeps its primary, epoch and data.
+        Assert.Equal(0, cluster.Cli("local", "down").Code);
+        Assert.Equal(0, cluster.Cli("local", "up").Code);
+        Assert.Equal((primary, epoch), await cluster.PrimaryAsync());
+        Assert.Equal(rows, await cluster.CountAsync(primary));
+
+        // And `local up` on a cluster that is up changes nothing.
+        var again = cluster.Cli("local", "up");
+        Assert.Equal(0, again.Code);
+        Assert.Contains("already up; nothing changed", again.Stdout, StringComparison.Ordinal);
+    }
+
+    private static async Task WaitForRowsEverywhereAsync(LocalClusterRun cluster, long expected)
+    {
+        var deadline = Stopwatch.StartNew();
+        foreach (var member in cluster.Layout.Members)
+        {
+            long count = -1;
+            while (deadline.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                count = await cluster.CountAsync(member.Name);
+                if (count >= expected)
+                {
+                    break;
+                }
+
+                await Task.Delay(100);
+            }
+
+            Assert.True(count >= expected, $"{member.Name} has {count} of {expected} rows\n{cluster.Logs()}");
+        }
+    }
+}

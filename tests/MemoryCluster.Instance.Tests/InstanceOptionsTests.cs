@@ -1,0 +1,83 @@
+namespace MemoryCluster.Instance.Tests;
+
+public sealed class InstanceOptionsTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("mc-options-");
+
+    private Dictionary<string, string> Valid()
+    {
+        var key = Path.Combine(_dir.FullName, "key");
+        var password = Path.Combine(_dir.FullName, "password");
+        File.WriteAllBytes(key, new byte[32]);
+        File.WriteAllText(password, "secret");
+        return new Dictionary<string, string>
+        {
+            ["id"] = "1",
+            ["data-dir"] = _dir.FullName,
+            ["peers"] = "1=a@127.0.0.1:5001:6001:7001,2=b@127.0.0.1:5002:6002:7002,3=c@127.0.0.1:5003:6003:7003",
+            ["cluster-key-file"] = key,
+            ["replication-password-file"] = password,
+        };
+    }
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    [Fact]
+    public void Valid_settings_give_options()
+    {
+        var (options, errors) = InstanceOptionsParser.Parse(Valid());
+        Assert.Empty(errors);
+        Assert.Equal("a", options!.Name);
+        Assert.Equal(3, options.Peers.Count);
+        Assert.Equal("127.0.0.1:6002", options.Peers[1].RaftAddress);
+    }
+
+    [Theory]
+    [InlineData("id", "7", "id: 7 is not among the peers")]
+    [InlineData("id", "x", "id: must be a whole number")]
+    [InlineData("mode", "sync", "mode: must be async or quorum, not 'sync'")]
+    [InlineData("peers", "1=a@127.0.0.1:5001:6001:7001,2=b@127.0.0.1:5002:6002:7002", "peers: must list 3 or 5 members")]
+    [InlineData("peers", "1=a@127.0.0.1:5001:6001:7001,2=b@127.0.0.1:5001:6002:7002,3=c@127.0.0.1:5003:6003:7003", "peers: 127.0.0.1:5001 is used twice")]
+    [InlineData("peers", "1=a@127.0.0.1:5001:6001:7001,1=b@127.0.0.1:5002:6002:7002,3=c@127.0.0.1:5003:6003:7003", "peers: id 1 appears twice")]
+    [InlineData("peers", "1=A@127.0.0.1:5001:6001:7001", "is not ID=NAME@HOST:PGPORT:RAFTPORT:HTTPPORT")]
+    [InlineData("peers", "1=a@127.0.0.1:99999:6001:7001", "port 99999 outside 1-65535")]
+    [InlineData("data-dir", "relative/path", "data-dir: must be an absolute path")]
+    [InlineData("cluster-key-file", "/nonexistent/key", "cluster-key-file: no file at /nonexistent/key")]
+    [InlineData("loop-interval-ms", "5", "loop-interval-ms: must be a whole number from 20 to 10000")]
+    [InlineData("colour", "blue", "colour: unknown setting")]
+    public void Bad_setting_is_refused_naming_the_key_and_why(string key, string value, string expected)
+    {
+        var values = Valid();
+        values[key] = value;
+        var (options, errors) = InstanceOptionsParser.Parse(values);
+        Assert.Null(options);
+        Assert.Contains(errors, e => e.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Short_cluster_key_is_refused()
+    {
+        var values = Valid();
+        File.WriteAllBytes(values["cluster-key-file"], new byte[8]);
+        Assert.Contains(InstanceOptionsParser.Parse(values).Errors, e => e.Contains("must hold at least 32 bytes", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Missing_required_settings_are_all_named_at_once()
+    {
+        var (_, errors) = InstanceOptionsParser.Parse(new Dictionary<string, string>());
+        foreach (var key in new[] { "id", "data-dir", "peers", "cluster-key-file", "replication-password-file" })
+        {
+            Assert.Contains(errors, e => e.StartsWith(key + ": required", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public void Settings_file_reads_key_value_lines_and_reports_bad_ones()
+    {
+        var values = InstanceOptionsParser.ReadFile("# comment\nid = 2\n\nmode=quorum\nnonsense\n", out var errors);
+        Assert.Equal("2", values["id"]);
+        Assert.Equal("quorum", values["mode"]);
+        Assert.Equal(["line 5: expected 'key = value'"], errors);
+    }
+}
