@@ -5,7 +5,7 @@ namespace MemoryCluster.Compute.Engine.Tests.Graph;
 
 public sealed class GraphAlgorithmTests
 {
-    [Property(MaxTest = 200)]
+    [Property(MaxTest = 100)]
     public void Neighbours_match_the_edge_list_under_every_filter(int seed)
     {
         var (random, g, filter, direction) = Case(seed);
@@ -17,7 +17,7 @@ public sealed class GraphAlgorithmTests
         }
     }
 
-    [Property(MaxTest = 200)]
+    [Property(MaxTest = 100)]
     public void K_hop_neighbourhoods_match_a_naive_breadth_first_search(int seed)
     {
         var (random, g, filter, direction) = Case(seed);
@@ -37,7 +37,7 @@ public sealed class GraphAlgorithmTests
         Assert.Equal(actual.Take(3), limited);
     }
 
-    [Property(MaxTest = 200)]
+    [Property(MaxTest = 100)]
     public void Unfiltered_k_hop_on_a_graph_without_time_bounds_matches_a_naive_search(int seed)
     {
         // No predicate filter and no bounded validity: KHop takes its direct-array path.
@@ -51,7 +51,7 @@ public sealed class GraphAlgorithmTests
         Assert.Equal(expected.OrderBy(p => p.Key), actual.Select(r => KeyValuePair.Create(r.Node, r.Depth)).OrderBy(p => p.Key));
     }
 
-    [Property(MaxTest = 200)]
+    [Property(MaxTest = 100)]
     public void Breadth_first_paths_are_shortest_and_real(int seed)
     {
         var (random, g, filter, direction) = Case(seed);
@@ -70,7 +70,7 @@ public sealed class GraphAlgorithmTests
         AssertRealPath(g, path, from, to, direction, filter);
     }
 
-    [Property(MaxTest = 200)]
+    [Property(MaxTest = 100)]
     public void Dijkstra_finds_the_most_confident_path_like_bellman_ford(int seed)
     {
         var (random, g, filter, direction) = Case(seed);
@@ -107,7 +107,7 @@ public sealed class GraphAlgorithmTests
         AssertRealPath(g, path, from, to, direction, filter);
     }
 
-    [Property(MaxTest = 200)]
+    [Property(MaxTest = 100)]
     public void Weak_components_match_a_naive_flood_fill(int seed)
     {
         var (_, g, filter, _) = Case(seed);
@@ -118,7 +118,7 @@ public sealed class GraphAlgorithmTests
         Assert.Equal(labels, actual.Labels);
     }
 
-    [Property(MaxTest = 200)]
+    [Property(MaxTest = 100)]
     public void Strong_components_are_exactly_the_mutually_reachable_sets(int seed)
     {
         var (_, g, filter, _) = Case(seed);

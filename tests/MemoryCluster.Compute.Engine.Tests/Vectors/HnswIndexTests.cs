@@ -10,7 +10,7 @@ public sealed class HnswIndexTests
     // L2 and cosine: with ef at least the set size, the search walks every node reachable on layer 0,
     // and in-degree protection keeps every node reachable. Inner product is not a metric (a short
     // vector can be far from everything, itself included), so it gets the fixed-seed test below.
-    [Property(MaxTest = 60)]
+    [Property(MaxTest = 40)]
     public void Exact_knn_is_found_at_large_ef(int seed)
     {
         var random = new Random(seed);

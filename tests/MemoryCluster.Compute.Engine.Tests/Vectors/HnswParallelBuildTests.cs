@@ -5,7 +5,7 @@ namespace MemoryCluster.Compute.Engine.Tests.Vectors;
 
 public sealed class HnswParallelBuildTests
 {
-    [Property(MaxTest = 15)]
+    [Property(MaxTest = 10)]
     public void A_parallel_build_finds_the_exact_knn_at_large_ef(int seed)
     {
         var random = new Random(seed);
