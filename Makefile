@@ -42,6 +42,22 @@ test: ## Run the default test suite; ends with the line `N passed, N failed`
 test-integration: ## Run only the tests that start real servers (trait Category=Integration)
 	$(MAKE) test TEST_ARGS="--filter Category=Integration"
 
+.PHONY: demo
+demo: build ## Start a 3-instance local cluster in .memorycluster and print how to connect
+	$(CLI) local up
+
+.PHONY: raft-sim
+raft-sim: ## Raft simulator: SEEDS=N seeds (default 500), or SEED=x to replay one; ends with `raft-sim: seeds=N violations=V ...`
+	$(DOTNET) run -c Release --project operator/tools/MemoryCluster.Raft.Sim -- $(if $(SEED),--seed $(SEED),--seeds $(or $(SEEDS),500))
+
+.PHONY: bench-raft
+bench-raft: ## Raft figures: election time after the leader is killed, commit latency with fsync
+	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Raft.Bench -- --elections 100 --commits 1000
+
+.PHONY: bench-instance
+bench-instance: ## Local cluster figures: bootstrap time (3, 5) and switchover write unavailability (RUNS=20)
+	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Instance.Bench -- $(or $(RUNS),20)
+
 .PHONY: crds
 crds: ## Regenerate crds/ from the C# types in operator/src/MemoryCluster.Api
 	$(DOTNET) run --project $(CLI_PROJECT) -c $(CONFIGURATION) -- crds
