@@ -26,7 +26,17 @@ public sealed class InformerTests
 
     private static async Task<bool> ConvergedAsync(Harness h, Informer<ConfigMap> informer)
     {
-        var list = await h.Client.ListAsync(ResourceTypes.ConfigMap, "default", null, None);
+        Kube.Resources.KubeList<ConfigMap> list;
+        try
+        {
+            list = await h.Client.ListAsync(ResourceTypes.ConfigMap, "default", null, None);
+        }
+        catch (Kube.Client.KubeApiException)
+        {
+            // An injected failure meant for the informer reached this check instead: look again.
+            return false;
+        }
+
         var server = list.Items.ToDictionary(c => "default/" + c.Metadata.Name, c => c.Metadata.ResourceVersion);
         var cache = informer.List().ToDictionary(c => "default/" + c.Metadata.Name, c => c.Metadata.ResourceVersion);
         return server.Count == cache.Count && server.All(s => cache.TryGetValue(s.Key, out var rv) && rv == s.Value);
