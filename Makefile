@@ -58,6 +58,10 @@ bench-raft: ## Raft figures: election time after the leader is killed, commit la
 bench-instance: ## Local cluster figures: bootstrap time (3, 5) and switchover write unavailability (RUNS=20)
 	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Instance.Bench -- $(or $(RUNS),20)
 
+.PHONY: bench-engine
+bench-engine: ## Compute engine: ANN vs hnswlib-node, 3-hop vs recursive SQL, fusion (VECTORS=DIR, GRAPH=FILE.tsv)
+	VECTORS="$(VECTORS)" GRAPH="$(GRAPH)" compute/bench/run.sh
+
 .PHONY: crds
 crds: ## Regenerate crds/ from the C# types in operator/src/MemoryCluster.Api
 	$(DOTNET) run --project $(CLI_PROJECT) -c $(CONFIGURATION) -- crds

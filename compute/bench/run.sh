@@ -9,6 +9,17 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 
+# The default data sets come from Debian's packages; install them when missing (and not replaced by VECTORS/GRAPH).
+need=()
+[ -z "${VECTORS:-}" ] && ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1 && need+=(dataset-fashion-mnist)
+[ -z "${GRAPH:-}" ] && ! dpkg -s wordnet-base >/dev/null 2>&1 && need+=(wordnet-base)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "bench-engine: installing ${need[*]} from Debian's packages" >&2
+  sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq >&2
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+fi
+
 # The peer (hnswlib-node) is installed here, into compute/bench/peer/node_modules (gitignored).
 if ! (cd "$here/peer" && node -e "require('hnswlib-node')" >/dev/null 2>&1); then
   echo "bench-engine: installing hnswlib-node (npm, node-gyp build)" >&2
@@ -23,4 +34,4 @@ exec dotnet "$here/MemoryCluster.Compute.Bench/bin/Release/net10.0/MemoryCluster
   --graph "${GRAPH:-}" \
   --sections "${BENCH_SECTIONS:-ann,graph,fusion}" \
   --pg-bin "${PG_BIN:-/usr/lib/postgresql/15/bin}" \
-  --cache "${BENCH_CACHE:-$repo/bench/.cache/compute-engine}"
+  --cache "${BENCH_CACHE:-$repo/artifacts/cache/compute-engine}"
