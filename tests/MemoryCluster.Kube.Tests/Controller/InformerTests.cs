@@ -69,6 +69,9 @@ public sealed class InformerTests
         await h.Client.DeleteAsync(ResourceTypes.ConfigMap, "default", "c0", null, None);
         await h.Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("new"), None);
         await ConvergeAsync(h, informer, "after a delete and a create");
+        var served = await h.Client.GetAsync(ResourceTypes.ConfigMap, "default", "new", None);
+        Assert.True(served.Metadata.Unmodeled!.ContainsKey("managedFields"));
+        Assert.Null(informer.Get("default/new")!.Metadata.Unmodeled);
 
         // A change to another kind moves the server's RV; only a bookmark can tell the informer.
         await h.Client.CreateAsync(ResourceTypes.Secret, new Secret { Metadata = new ObjectMeta { Name = "s", Namespace = "default" } }, None);

@@ -34,6 +34,12 @@ public sealed record InformerOptions
     /// <summary>After this long without a failure the backoff starts again from <see cref="InitialBackoff"/>.</summary>
     public TimeSpan BackoffResetAfter { get; init; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// Drop <c>metadata.managedFields</c> from cached objects (as client-go's usual transform does): they are the
+    /// largest part of most objects and a controller never reads them; the server keeps them when a write omits them.
+    /// </summary>
+    public bool DropManagedFields { get; init; } = true;
+
     /// <summary>Seed for the randomised timeouts and jitter (tests pass one to be reproducible).</summary>
     public int? Seed { get; init; }
 }
@@ -187,7 +193,7 @@ public sealed partial class Informer<T> : IInformer<T>
             }, cancellationToken).ConfigureAwait(false);
             foreach (var item in page.Items)
             {
-                items[_type.KeyOf(item)] = item;
+                items[_type.KeyOf(item)] = Trim(item);
             }
 
             continueToken = page.Metadata.Continue;
@@ -261,6 +267,7 @@ public sealed partial class Informer<T> : IInformer<T>
         }
 
         var key = _type.KeyOf(e.Object);
+        e = e with { Object = Trim(e.Object) };
         _cache.TryGetValue(key, out var old);
         switch (e.Type)
         {
@@ -275,6 +282,19 @@ public sealed partial class Informer<T> : IInformer<T>
         }
 
         ResourceVersion = e.ResourceVersion ?? ResourceVersion;
+    }
+
+    private T Trim(T obj)
+    {
+        var meta = _type.Metadata(obj);
+        if (!_options.DropManagedFields || meta.Unmodeled is not { } extra || !extra.ContainsKey("managedFields"))
+        {
+            return obj;
+        }
+
+        var rest = new Dictionary<string, System.Text.Json.JsonElement>(extra);
+        rest.Remove("managedFields");
+        return _type.WithMetadata(obj, meta with { Unmodeled = rest.Count == 0 ? null : rest });
     }
 
     private void Notify(InformerEvent<T> e)
