@@ -158,6 +158,21 @@ public sealed class ClientVerbTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Server_side_apply_to_the_status_subresource_changes_only_the_status()
+    {
+        var created = await Client.CreateAsync(ResourceTypes.MemoryCluster, Harness.Cluster("a"), None);
+        var applied = await Client.ApplyAsync(ResourceTypes.MemoryCluster, created with
+        {
+            Spec = created.Spec with { Instances = 5 },
+            Status = new MemoryClusterStatus { Phase = Phases.Healthy, ObservedGeneration = 1 },
+        }, "memorycluster-operator", force: true, "status", None);
+        Assert.False(applied.Created);
+        Assert.Equal(Phases.Healthy, applied.Object.Status!.Phase);
+        Assert.Equal(3, applied.Object.Spec.Instances);
+        Assert.Equal(1, applied.Object.Metadata.Generation);
+    }
+
+    [Fact]
     public async Task Apply_body_leaves_out_server_owned_metadata_status_and_nulls()
     {
         var cluster = Harness.Cluster("a") with

@@ -73,10 +73,14 @@ public sealed class InformerTests
         Assert.True(served.Metadata.Unmodeled!.ContainsKey("managedFields"));
         Assert.Null(informer.Get("default/new")!.Metadata.Unmodeled);
 
-        // A change to another kind moves the server's RV; only a bookmark can tell the informer.
+        // A change to another kind moves the server's RV; only a bookmark can tell the informer, and a bookmark
+        // is remembered but never delivered to handlers.
+        var delivered = 0;
+        informer.Subscribe(_ => Interlocked.Increment(ref delivered));
         await h.Client.CreateAsync(ResourceTypes.Secret, new Secret { Metadata = new ObjectMeta { Name = "s", Namespace = "default" } }, None);
         var rv = h.Server.ResourceVersion.ToString(CultureInfo.InvariantCulture);
         await Eventually.TrueAsync(() => informer.ResourceVersion == rv, "a bookmark to advance the informer's resourceVersion");
+        Assert.Equal(0, delivered);
         Assert.Equal(1, informer.Lists);
         await cts.CancelAsync();
         await run;
