@@ -49,6 +49,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly Queue<(int Code, int? RetryAfter)> _failures = new();
     private readonly Dictionary<string, int> _requestCounts = [];
+    private readonly List<int> _watchTimeouts = [];
     private HashSet<string> _tokens;
     private Task _bookmarks = Task.CompletedTask;
 
@@ -196,6 +197,18 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         lock (_lock)
         {
             return _requestCounts.GetValueOrDefault(verbAndPlural);
+        }
+    }
+
+    /// <summary>The <c>timeoutSeconds</c> of every watch opened so far.</summary>
+    public IReadOnlyList<int> WatchTimeouts
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _watchTimeouts];
+            }
         }
     }
 
@@ -521,6 +534,11 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         var watcher = _store.Watch(resource, ns, Selector.ParseLabels(query["labelSelector"]), Selector.ParseLabels(query["fieldSelector"]),
             query["resourceVersion"].FirstOrDefault(), IsTrue(query["allowWatchBookmarks"]));
         var timeout = int.TryParse(query["timeoutSeconds"], out var seconds) && seconds > 0 ? TimeSpan.FromSeconds(seconds) : TimeSpan.FromMinutes(30);
+        lock (_lock)
+        {
+            _watchTimeouts.Add(seconds);
+        }
+
         using var ends = new CancellationTokenSource(timeout, _options.Time);
         using var cut = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, watcher.Abort.Token, _stopping.Token);
         using var any = CancellationTokenSource.CreateLinkedTokenSource(cut.Token, ends.Token);

@@ -144,6 +144,32 @@ public sealed class InformerTests
         await run;
     }
 
+    [Fact]
+    public async Task Server_errors_back_off_and_watch_again_without_a_relist_with_randomised_timeouts()
+    {
+        await using var h = await Harness.StartAsync(new FakeApiServerOptions { BookmarkInterval = TimeSpan.FromMinutes(5) }, installCrd: false);
+        var informer = new Informer<ConfigMap>(h.Client, ResourceTypes.ConfigMap, FastOptions() with { MinWatchTimeoutSeconds = 300, MaxWatchTimeoutSeconds = 600 });
+        using var cts = new CancellationTokenSource();
+        var run = informer.RunAsync(cts.Token);
+        await informer.WaitForSyncAsync(None).WaitAsync(TimeSpan.FromSeconds(10));
+        for (var i = 0; i < 4; i++)
+        {
+            await Eventually.TrueAsync(() => h.Server.OpenWatches == 1, "the informer to watch");
+            h.Server.StallWatches();
+            await h.Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("c" + i), None);
+            h.Server.FailNextRequests(2, 500);
+            h.Server.DropWatches();
+            await ConvergeAsync(h, informer, "after dropped connections and 500s");
+        }
+
+        Assert.Equal(1, informer.Lists);
+        var timeouts = h.Server.WatchTimeouts;
+        Assert.All(timeouts, t => Assert.InRange(t, 300, 600));
+        Assert.True(timeouts.Distinct().Count() > 1, "watch timeouts are not randomised: " + string.Join(",", timeouts));
+        await cts.CancelAsync();
+        await run;
+    }
+
     /// <summary>
     /// Seeded random writes and faults (410 in the stream, dropped connections, compaction, restarts with a new
     /// resourceVersion history, silent stalls, 429/500 responses): the cache always converges to the server's
