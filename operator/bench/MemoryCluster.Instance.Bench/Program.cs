@@ -85,6 +85,9 @@ try
         Database = "app",
         Passfile = layout.PgPassFile,
         TargetSessionAttributes = "read-write",
+        // Npgsql caches which host is primary for HostRecheckSeconds (default 10); the default would measure
+        // the client's cache, not the cluster.
+        HostRecheckSeconds = 1,
         Timeout = 2,
     }.ConnectionString;
     await AckedWriter.CreateTableAsync(connection);
@@ -92,7 +95,10 @@ try
     await writer.WaitForAckedAsync(20, TimeSpan.FromSeconds(30));
     for (var i = 0; i < runs; i++)
     {
-        var target = layout.Members[(i + 1) % layout.Members.Count].Name;
+        var statuses = await new MemoryCluster.Cli.Local.LocalCluster(layout, TextWriter.Null).StatusAsync(CancellationToken.None);
+        var current = statuses.Single(st => st.Status is { Role: "primary" }).Member;
+        var members = layout.Members.ToList();
+        var target = members[(members.IndexOf(current) + 1) % members.Count].Name;
         var from = Stopwatch.GetTimestamp();
         var (c, o) = Run("local", "switchover", "--dir", switchDir, "--to", target);
         var to = Stopwatch.GetTimestamp();

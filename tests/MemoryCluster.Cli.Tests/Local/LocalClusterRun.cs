@@ -71,6 +71,10 @@ internal sealed class LocalClusterRun : IAsyncDisposable
         if (host is null)
         {
             builder.TargetSessionAttributes = readOnly ? "prefer-standby" : "read-write";
+
+            // Npgsql remembers which host was primary for HostRecheckSeconds (default 10): re-check within a
+            // second, or the client itself keeps writing to a demoted host long after the switchover.
+            builder.HostRecheckSeconds = 1;
         }
 
         return builder.ConnectionString;

@@ -88,8 +88,12 @@ public sealed partial class InstanceManager : IAsyncDisposable
         {
             while (!cancellationToken.IsCancellationRequested)
             {
-                await RoundAsync(cancellationToken).ConfigureAwait(false);
-                await Task.Delay(_options.LoopInterval, _time, cancellationToken).ConfigureAwait(false);
+                // After an action the next step usually follows at once (promote, then create slots; stop, then
+                // hand over), so only a round that waited sleeps; failed rounds back off inside RoundAsync.
+                if (!await RoundAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    await Task.Delay(_options.LoopInterval, _time, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -150,7 +154,8 @@ public sealed partial class InstanceManager : IAsyncDisposable
 
     private int _consecutiveFailures;
 
-    private async Task RoundAsync(CancellationToken cancellationToken)
+    /// <summary>One round: observe, decide, act. True when it acted (not a wait), so the next round may follow at once.</summary>
+    private async Task<bool> RoundAsync(CancellationToken cancellationToken)
     {
         var observation = await ObserveAsync(cancellationToken).ConfigureAwait(false);
         var action = InstancePlanner.Next(observation);
@@ -164,6 +169,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
         {
             await ExecuteAsync(action, observation, cancellationToken).ConfigureAwait(false);
             _consecutiveFailures = 0;
+            return action is not (InstanceAction.Wait or InstanceAction.Propose or InstanceAction.AbortSwitchover);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -175,6 +181,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
             _consecutiveFailures++;
             var backoff = TimeSpan.FromMilliseconds(Math.Min(10_000, 200 * Math.Pow(2, Math.Min(_consecutiveFailures, 6))));
             await Task.Delay(backoff, _time, cancellationToken).ConfigureAwait(false);
+            return false;
         }
     }
 
@@ -635,6 +642,9 @@ public sealed partial class InstanceManager : IAsyncDisposable
         return await ProposeAsync(command, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>How often every other member's /status is read.</summary>
+    internal static readonly TimeSpan PeerPollInterval = TimeSpan.FromMilliseconds(100);
+
     internal const string SignatureHeader = "X-MemoryCluster-Signature";
 
     private string Sign(string body) => Convert.ToHexString(HMACSHA256.HashData(_clusterKey, Encoding.ASCII.GetBytes("propose:" + body)));
@@ -655,7 +665,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
             await Task.WhenAll(others.Select(p => PollAsync(p, cancellationToken))).ConfigureAwait(false);
             try
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(200), _time, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(PeerPollInterval, _time, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
