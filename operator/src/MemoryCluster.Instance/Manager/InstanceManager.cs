@@ -57,8 +57,6 @@ public sealed partial class InstanceManager : IAsyncDisposable
         _clusterKey = File.ReadAllBytes(options.ClusterKeyFile);
     }
 
-    public InstanceOptions Options => _options;
-
     /// <summary>Runs until <paramref name="cancellationToken"/> is cancelled, then stops Postgres cleanly.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {

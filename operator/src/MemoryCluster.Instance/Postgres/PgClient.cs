@@ -208,8 +208,6 @@ internal sealed class PgClient(string socketDirectory, int port)
 
     public Task ReloadAsync(CancellationToken cancellationToken) => ExecuteAsync("select pg_reload_conf()", cancellationToken);
 
-    public Task CheckpointAsync(CancellationToken cancellationToken) => ExecuteAsync("checkpoint", cancellationToken);
-
     public async Task ExecuteAsync(string sql, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);

@@ -87,9 +87,6 @@ internal sealed partial class PostgresProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Sends a signal to the postmaster (for tests and the local cluster's fault injection).</summary>
-    public void Signal(int signal) => _ = Kill(Pid, signal);
-
     public async ValueTask DisposeAsync()
     {
         if (!HasExited)
@@ -119,9 +116,6 @@ internal sealed partial class PostgresProcess : IAsyncDisposable
     internal const int SigTerm = 15;
     internal const int SigInt = 2;
     internal const int SigQuit = 3;
-    internal const int SigKill = 9;
-    internal const int SigStop = 19;
-    internal const int SigCont = 18;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     internal static partial int Kill(int pid, int signal);
