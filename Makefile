@@ -59,8 +59,8 @@ bench-raft: ## Raft figures: election time after the leader is killed, commit la
 	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Raft.Bench -- --elections 100 --commits 1000
 
 .PHONY: bench-instance
-bench-instance: ## Local cluster figures: bootstrap time (3, 5) and switchover write unavailability (RUNS=20)
-	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Instance.Bench -- $(or $(RUNS),20)
+bench-instance: ## Local cluster figures: bootstrap time (3, 5) and switchover write unavailability (RUNS=20, RECHECK=1)
+	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Instance.Bench -- $(or $(RUNS),20) $(or $(RECHECK),1)
 
 .PHONY: bench-engine
 bench-engine: ## Compute engine: ANN vs hnswlib-node, 3-hop vs recursive SQL, fusion (VECTORS=DIR, GRAPH=FILE.tsv)
