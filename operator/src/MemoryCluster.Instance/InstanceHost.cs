@@ -57,6 +57,13 @@ public static class InstanceHost
             var answer = await manager.RequestSwitchoverAsync(body.To, ct).ConfigureAwait(false);
             return Results.Json(answer, InstanceManager.JsonOptions, statusCode: answer.Accepted ? 202 : 409);
         });
+        app.MapPost("/internal/lease", async (HttpRequest request, CancellationToken ct) =>
+        {
+            using var reader = new StreamReader(request.Body);
+            var body = await reader.ReadToEndAsync(ct).ConfigureAwait(false);
+            var answer = await manager.AcceptLeaseRequestAsync(body, request.Headers[InstanceManager.SignatureHeader].FirstOrDefault(), ct).ConfigureAwait(false);
+            return Results.Json(answer, InstanceManager.JsonOptions, statusCode: answer.Accepted ? 200 : 409);
+        });
         app.MapPost("/internal/propose", async (HttpRequest request, CancellationToken ct) =>
         {
             using var reader = new StreamReader(request.Body);

@@ -49,6 +49,17 @@ public sealed record InstanceOptions
     /// <summary>How long the old primary waits for the target to receive its final WAL before it gives up and resumes.</summary>
     public TimeSpan SwitchoverTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>The primary lease; every other failover timing follows from it (<see cref="Manager.LeaseTimings"/>).</summary>
+    public TimeSpan PrimaryLease { get; init; } = Manager.LeaseTimings.DefaultLease;
+
+    public Manager.LeaseTimings Lease => Manager.LeaseTimings.For(PrimaryLease);
+
+    /// <summary>
+    /// How to start the watchdog process (program and leading arguments; <c>watchdog --data-dir ...</c> follow).
+    /// Null runs no watchdog, and the manager says so in its log and status: fencing then relies on the manager alone.
+    /// </summary>
+    public IReadOnlyList<string>? WatchdogCommand { get; init; }
+
     public Peer Self => Peers.Single(p => p.Id == Id);
 
     public string Name => Self.Name;
@@ -75,6 +86,7 @@ public static partial class InstanceOptionsParser
     [
         "id", "data-dir", "pg-bin-dir", "run-as", "peers", "cluster-key-file", "replication-password-file",
         "app-password-file", "mode", "loop-interval-ms", "switchover-max-lag-bytes", "switchover-timeout-seconds",
+        "primary-lease-ms",
     ];
 
     public static string EnvironmentName(string key) => "MEMORYCLUSTER_" + key.ToUpperInvariant().Replace('-', '_');
@@ -212,6 +224,7 @@ public static partial class InstanceOptionsParser
         var loop = Number("loop-interval-ms", 200, 20, 10_000);
         var maxLag = Number("switchover-max-lag-bytes", 16 * 1024 * 1024, 0, long.MaxValue);
         var timeout = Number("switchover-timeout-seconds", 30, 1, 3600);
+        var lease = Number("primary-lease-ms", (long)Manager.LeaseTimings.DefaultLease.TotalMilliseconds, (long)Manager.LeaseTimings.MinimumLease.TotalMilliseconds, 60_000);
         if (errors.Count > 0)
         {
             return (null, errors);
@@ -231,6 +244,7 @@ public static partial class InstanceOptionsParser
             LoopInterval = TimeSpan.FromMilliseconds(loop),
             SwitchoverMaxLagBytes = maxLag,
             SwitchoverTimeout = TimeSpan.FromSeconds(timeout),
+            PrimaryLease = TimeSpan.FromMilliseconds(lease),
         }, errors);
     }
 

@@ -30,9 +30,18 @@ public sealed class InstancePlannerTests
         bool rewindFailed = false,
         SwitchoverProgress? switchover = null,
         long now = 1000,
+        bool lease = true,
+        ulong fenced = 0,
+        long startupWait = 0,
         params PeerView[] peers) =>
         new(self, control, leader, data, running, pg ?? (running ? RunningPrimary : null), upstream, objects, rewindFailed, switchover,
-            peers.ToDictionary(p => p.Id), now, 1000, 30_000);
+            peers.ToDictionary(p => p.Id), now, 1000, 30_000)
+        {
+            HoldsPrimaryLease = lease,
+            FencedEpoch = fenced,
+            FenceReason = fenced == 0 ? null : "postgres exited unexpectedly",
+            StartupWaitMs = startupWait,
+        };
 
     [Fact]
     public void Raft_leader_proposes_itself_as_the_first_primary_with_compare_and_set_on_epoch_0()
@@ -177,4 +186,63 @@ public sealed class InstancePlannerTests
         var action = InstancePlanner.Next(Observe(Control(1, 1, pending: 2), running: false, switchover: new SwitchoverProgress(2, 6000, 1000), peers: Peer(2, "replica", receive: 10)));
         Assert.IsNotType<InstanceAction.Start>(action);
     }
+
+    [Fact]
+    public void A_manager_that_just_started_takes_no_role_for_one_lease()
+    {
+        foreach (var observation in new[]
+        {
+            Observe(ControlState.Initial, leader: true, data: DataKind.Missing, running: false, startupWait: 800),
+            Observe(Control(3, 1), running: false, startupWait: 800),
+            Observe(Control(3, 2), self: 1, data: DataKind.Standby, running: false, startupWait: 800, peers: Peer(2, "primary")),
+        })
+        {
+            var wait = Assert.IsType<InstanceAction.Wait>(InstancePlanner.Next(observation));
+            Assert.Contains("waiting 800 ms more", wait.Why, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Primary_without_a_lease_neither_starts_nor_promotes()
+    {
+        var start = InstancePlanner.Next(Observe(Control(2, 1), running: false, lease: false));
+        Assert.Contains("waiting for a primary lease", Assert.IsType<InstanceAction.Wait>(start).Why, StringComparison.Ordinal);
+        var promote = InstancePlanner.Next(Observe(Control(2, 1), pg: StreamingReplica, data: DataKind.Standby, lease: false));
+        Assert.Contains("before promoting", Assert.IsType<InstanceAction.Wait>(promote).Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Bootstrap_initdb_needs_no_lease_because_it_accepts_no_writes() =>
+        Assert.IsType<InstanceAction.InitDb>(InstancePlanner.Next(Observe(Control(1, 1), data: DataKind.Missing, running: false, lease: false)));
+
+    [Fact]
+    public void Fenced_primary_never_runs_again_at_the_epoch_it_fenced_at()
+    {
+        var down = InstancePlanner.Next(Observe(Control(4, 1), running: false, fenced: 4));
+        Assert.Contains("fenced at epoch 4", Assert.IsType<InstanceAction.Wait>(down).Why, StringComparison.Ordinal);
+        Assert.IsType<InstanceAction.Fence>(InstancePlanner.Next(Observe(Control(4, 1), fenced: 4)));
+
+        // A newer epoch naming it again (the leader restarting it) lets it start.
+        Assert.IsType<InstanceAction.Start>(InstancePlanner.Next(Observe(Control(5, 1), running: false, fenced: 4)));
+    }
+
+    [Property(MaxTest = 500)]
+    public Property Postgres_is_only_started_or_promoted_as_primary_with_a_lease_at_an_unfenced_epoch() =>
+        Prop.ForAll(
+            Gen.Choose(1, 6).ToArbitrary(),
+            Gen.Choose(0, 6).ToArbitrary(),
+            Gen.Choose(0, 7).ToArbitrary(),
+            (epoch, fenced, flags) =>
+            {
+                var (lease, running, standby) = ((flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0);
+                var action = InstancePlanner.Next(Observe(
+                    Control((ulong)epoch, 1),
+                    data: standby ? DataKind.Standby : DataKind.Primary,
+                    running: running,
+                    pg: running ? (standby ? StreamingReplica : RunningPrimary) : null,
+                    lease: lease,
+                    fenced: (ulong)fenced));
+                var actsAsPrimary = action is InstanceAction.Start { Upstream: 0 } or InstanceAction.Promote;
+                return !actsAsPrimary || (lease && fenced != epoch);
+            });
 }

@@ -80,8 +80,30 @@ internal static class InstanceCommand
                 o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
                 o.UseUtcTimestamp = true;
             }).SetMinimumLevel(LogLevel.Information).AddFilter("Microsoft", LogLevel.Warning));
+            var (program, prefix) = Local.LocalCluster.SelfCommand();
+            options = options with { WatchdogCommand = [program, .. prefix, "instance", "watchdog"] };
             await InstanceHost.RunAsync(options, loggers, new NoPodRoleLabeler(), cancellationToken).ConfigureAwait(false);
             return 0;
+        });
+        command.Add(WatchdogCommand());
+        return command;
+    }
+
+    /// <summary><c>memorycluster instance watchdog</c>: started by the manager beside itself; not for direct use.</summary>
+    private static Command WatchdogCommand()
+    {
+        var dataDir = new Option<string>("--data-dir") { Description = "The PostgreSQL data directory to fence.", Required = true };
+        var deadlineFile = new Option<string>("--deadline-file") { Description = "The file the manager writes the lease deadline to.", Required = true };
+        var managerPid = new Option<int>("--manager-pid") { Description = "The manager's pid; the watchdog exits once it is gone and nothing is armed.", Required = true };
+        var command = new Command("watchdog", "Fence PostgreSQL when the manager's lease deadline passes (started by the instance manager).") { dataDir, deadlineFile, managerPid };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            using var loggers = LoggerFactory.Create(b => b.AddJsonConsole(o =>
+            {
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                o.UseUtcTimestamp = true;
+            }).SetMinimumLevel(LogLevel.Information));
+            return await Watchdog.RunAsync(result.GetValue(dataDir)!, result.GetValue(deadlineFile)!, result.GetValue(managerPid), loggers.CreateLogger("memorycluster.watchdog"), cancellationToken).ConfigureAwait(false);
         });
         return command;
     }
@@ -100,6 +122,7 @@ internal static class InstanceCommand
         "loop-interval-ms" => "How often the manager observes and acts (default 200).",
         "switchover-max-lag-bytes" => "A switchover target further behind is refused (default 16 MiB).",
         "switchover-timeout-seconds" => "How long a switchover may wait for the target (default 30).",
+        "primary-lease-ms" => "The primary lease: the primary fences itself 1 s before it ends without a renewal; a replacement is promoted 1.1 x lease + 1 s after the last renewal (default 2500, at least 1500).",
         _ => key,
     };
 }

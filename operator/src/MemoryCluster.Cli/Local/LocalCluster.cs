@@ -196,7 +196,7 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
 #pragma warning restore CA5392, SYSLIB1054
 
     /// <summary>How to run this same binary again: the apphost, or dotnet with the dll.</summary>
-    private static (string Program, IReadOnlyList<string> Prefix) SelfCommand()
+    internal static (string Program, IReadOnlyList<string> Prefix) SelfCommand()
     {
         var process = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program is running");
         return Path.GetFileNameWithoutExtension(process) == "dotnet"

@@ -42,6 +42,41 @@ public sealed partial class InstanceManager : IAsyncDisposable
     private volatile string? _lastError;
     private DateTimeOffset? _lastErrorAt;
     private string _labelledRole = string.Empty;
+    private long _pgStateAtMs;
+
+    // The primary lease, on the primary's side: the send time of the last granted renewal, and for which epoch.
+    private readonly LeaseTimings _lease;
+    private readonly long _startedAtMs;
+    private readonly Lock _leaseLock = new();
+    private readonly SemaphoreSlim _fenceGate = new(1, 1);
+    private readonly HttpClient _leaseHttp;
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private ulong _leaseEpoch;
+    private long _leaseSentMs;
+    private long _leaseSentTimestamp;
+    private PostgresProcess? _stoppedOnPurpose;
+    private PostgresProcess? _exitHandled;
+    private volatile bool _probePending;
+    private volatile bool _maybePrimary;
+    private volatile bool _starting;
+    private string? _renewalNote = string.Empty;
+    private ulong _fencedEpoch;
+    private string? _fenceReason;
+    private long? _watchdogArmed;
+    private bool _watchdogWritten;
+    private System.Diagnostics.Process? _watchdog;
+
+    // The Raft leader's side: grants, when it became leader, when it saw the epoch, the primary's fence report.
+    private ulong _grantEpoch;
+    private long _grantMs;
+    private ulong _leaderTerm;
+    private long _leaderSinceMs = -1;
+    private ulong _epochSeen;
+    private long _epochSeenMs;
+    private ulong _fencedSeenEpoch;
+    private long _fencedSeenMs;
+    private ulong _noGrantEpoch;
+    private volatile string? _failoverNote;
 
     public InstanceManager(InstanceOptions options, ILoggerFactory loggers, IPodRoleLabeler labeler, TimeProvider? time = null)
     {
@@ -55,7 +90,14 @@ public sealed partial class InstanceManager : IAsyncDisposable
         _tools = new PgTools(_binaries);
         _client = new PgClient(options.SocketDirectory, options.Self.PgPort);
         _clusterKey = File.ReadAllBytes(options.ClusterKeyFile);
+        _lease = options.Lease;
+        _leaseHttp = new HttpClient { Timeout = _lease.RenewInterval * 2 };
+        _startedAtMs = NowMs();
     }
+
+    private string FenceFile => Path.Combine(_options.DataRoot, "fenced-epoch");
+
+    private string DeadlineFile => Path.Combine(_options.DataRoot, "watchdog.deadline");
 
     /// <summary>Runs until <paramref name="cancellationToken"/> is cancelled, then stops Postgres cleanly.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
@@ -82,15 +124,19 @@ public sealed partial class InstanceManager : IAsyncDisposable
         Log.Started(_logger, _options.Name, _options.Self.ToString());
 
         var peers = PollPeersAsync(cancellationToken);
+        var lease = KeepLeaseAsync(cancellationToken);
+        var failover = WatchPrimaryAsync(cancellationToken);
+        var wake = WakeOnEpochChangeAsync(cancellationToken);
         try
         {
             while (!cancellationToken.IsCancellationRequested)
             {
                 // After an action the next step usually follows at once (promote, then create slots; stop, then
-                // hand over), so only a round that waited sleeps; failed rounds back off inside RoundAsync.
+                // hand over), so only a round that waited sleeps, until the loop interval or a new epoch;
+                // failed rounds back off inside RoundAsync.
                 if (!await RoundAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    await Task.Delay(_options.LoopInterval, _time, cancellationToken).ConfigureAwait(false);
+                    await _wake.WaitAsync(_options.LoopInterval, cancellationToken).ConfigureAwait(false);
                 }
             }
         }
@@ -101,11 +147,16 @@ public sealed partial class InstanceManager : IAsyncDisposable
         {
             if (_postgres is not null)
             {
+                _stoppedOnPurpose = _postgres;
                 await _postgres.StopAsync(ShutdownMode.Fast, TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false);
                 await _postgres.DisposeAsync().ConfigureAwait(false);
             }
 
             await peers.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await lease.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await failover.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await wake.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            ArmWatchdog(null);
             await _raft.DisposeAsync().ConfigureAwait(false);
             Log.Stopped(_logger, _options.Name);
         }
@@ -123,6 +174,22 @@ public sealed partial class InstanceManager : IAsyncDisposable
         _binaries.GiveToPostgres(_options.SocketDirectory);
         _binaries.GiveToPostgres(_options.PassFile);
         EnsureDataDirectory();
+        ReadFenceFile();
+
+        // A Postgres left running by an earlier life of this manager (killed with SIGKILL) is not supervised:
+        // stop it before anything else; it starts again under this manager's rules.
+        var leftovers = ProcessFence.ProcessesIn(_options.DataDirectory);
+        if (leftovers.Count > 0)
+        {
+            Log.Leftovers(_logger, leftovers.Count);
+            if (!ProcessFence.KillAllAsync(_options.DataDirectory, TimeSpan.FromSeconds(5), CancellationToken.None).GetAwaiter().GetResult())
+            {
+                throw new InvalidOperationException($"processes from an earlier Postgres still run in {_options.DataDirectory} after SIGKILL; refusing to start");
+            }
+        }
+
+        ArmWatchdog(null);
+        StartWatchdog();
 
         // The data root must be enterable by the postgres user, who owns only what is inside it.
         File.SetUnixFileMode(_options.DataRoot, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
@@ -194,16 +261,25 @@ public sealed partial class InstanceManager : IAsyncDisposable
         }
 
         var running = _postgres is { HasExited: false };
-        if (_postgres is { HasExited: true })
+        if (_postgres is { HasExited: true } exited)
         {
-            Log.PostgresExited(_logger, await _postgres.Exited.ConfigureAwait(false));
-            await _postgres.DisposeAsync().ConfigureAwait(false);
+            Log.PostgresExited(_logger, await exited.Exited.ConfigureAwait(false));
+            if (!ReferenceEquals(exited, _stoppedOnPurpose) && !ReferenceEquals(exited, _exitHandled) && control.Primary.Value == _options.Id)
+            {
+                // The lease keeper usually gets here first; either way the fence is recorded before anything
+                // could start Postgres again as primary at this epoch.
+                await FenceAsync(control.Epoch, "postgres exited unexpectedly", cancellationToken).ConfigureAwait(false);
+                _exitHandled = exited;
+            }
+
+            await exited.DisposeAsync().ConfigureAwait(false);
             _postgres = null;
             _primaryObjectsReady = false;
         }
 
         // One assignment, so /status never sees a half-made observation.
         PgState? pg = null;
+        var stateAt = NowMs();
         if (running)
         {
             try
@@ -225,6 +301,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
         }
 
         _pgState = pg;
+        _pgStateAtMs = stateAt;
 
         return new Observation(
             _options.Id,
@@ -240,7 +317,13 @@ public sealed partial class InstanceManager : IAsyncDisposable
             new Dictionary<ulong, PeerView>(_peers),
             NowMs(),
             _options.SwitchoverMaxLagBytes,
-            (long)_options.SwitchoverTimeout.TotalMilliseconds);
+            (long)_options.SwitchoverTimeout.TotalMilliseconds)
+        {
+            HoldsPrimaryLease = HoldsPrimaryLease(control.Epoch),
+            FencedEpoch = _fencedEpoch,
+            FenceReason = _fenceReason,
+            StartupWaitMs = Math.Max(0, _startedAtMs + (long)_lease.Lease.TotalMilliseconds - NowMs()),
+        };
     }
 
     private async Task ExecuteAsync(InstanceAction action, Observation o, CancellationToken cancellationToken)
@@ -265,16 +348,33 @@ public sealed partial class InstanceManager : IAsyncDisposable
                 await CloneAsync(clone.From, cancellationToken).ConfigureAwait(false);
                 return;
             case InstanceAction.Start start:
+                if (start.Upstream == 0)
+                {
+                    _maybePrimary = true;
+                    ArmWatchdogForLease();
+                }
+
                 WriteConfig(start.Upstream);
-                _postgres = PostgresProcess.Start(_binaries, _options.DataDirectory, _logger);
-                _primaryObjectsReady = false;
-                await _client.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+                _starting = true;
+                try
+                {
+                    _postgres = PostgresProcess.Start(_binaries, _options.DataDirectory, _logger);
+                    _primaryObjectsReady = false;
+                    await _client.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _starting = false;
+                }
+
                 return;
             case InstanceAction.Repoint repoint:
                 WriteConfig(repoint.Upstream);
                 await _client.ReloadAsync(cancellationToken).ConfigureAwait(false);
                 return;
             case InstanceAction.Promote:
+                _maybePrimary = true;
+                ArmWatchdogForLease();
                 if (await _client.PromoteAsync(cancellationToken).ConfigureAwait(false))
                 {
                     WriteConfig(0);
@@ -282,6 +382,9 @@ public sealed partial class InstanceManager : IAsyncDisposable
                     Log.Promoted(_logger, o.Control.Epoch);
                 }
 
+                return;
+            case InstanceAction.Fence fence:
+                await FenceAsync(o.Control.Epoch, fence.Why, cancellationToken).ConfigureAwait(false);
                 return;
             case InstanceAction.EnsurePrimaryObjects:
                 await EnsurePrimaryObjectsAsync(cancellationToken).ConfigureAwait(false);
@@ -364,14 +467,18 @@ public sealed partial class InstanceManager : IAsyncDisposable
             return;
         }
 
+        _stoppedOnPurpose = _postgres;
         await _postgres.StopAsync(ShutdownMode.Fast, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
         await _postgres.DisposeAsync().ConfigureAwait(false);
         _postgres = null;
         _primaryObjectsReady = false;
+        ArmWatchdog(null);
     }
 
     private async Task EnsurePrimaryObjectsAsync(CancellationToken cancellationToken)
     {
+        // Slots first: the replicas re-pointed at a new primary stream as soon as theirs exist.
+        await _client.EnsureSlotsAsync(_options.Peers.Where(p => p.Id != _options.Id).Select(p => SlotName(p.Name)), cancellationToken).ConfigureAwait(false);
         var password = File.ReadAllText(_options.ReplicationPasswordFile).Trim();
         await _client.EnsureRoleAsync(ReplicationUser, password, replication: true, cancellationToken).ConfigureAwait(false);
         await _client.GrantRewindAsync(ReplicationUser, cancellationToken).ConfigureAwait(false);
@@ -381,7 +488,6 @@ public sealed partial class InstanceManager : IAsyncDisposable
             await _client.EnsureDatabaseAsync(AppUser, AppUser, cancellationToken).ConfigureAwait(false);
         }
 
-        await _client.EnsureSlotsAsync(_options.Peers.Where(p => p.Id != _options.Id).Select(p => SlotName(p.Name)), cancellationToken).ConfigureAwait(false);
         _primaryObjectsReady = true;
     }
 
@@ -447,6 +553,520 @@ public sealed partial class InstanceManager : IAsyncDisposable
         _ => InstanceRoles.Unknown,
     };
 
+    // ---------------------------------------------------------------- the primary lease and fencing
+
+    private bool HoldsPrimaryLease(ulong epoch)
+    {
+        lock (_leaseLock)
+        {
+            return _leaseEpoch == epoch && epoch != 0 && NowMs() < _leaseSentMs + (long)_lease.FenceAfter.TotalMilliseconds;
+        }
+    }
+
+    /// <summary>
+    /// The lease keeper, beside the main loop so that a long action never delays it: while the control state
+    /// names this instance primary it proves Postgres healthy and asks the Raft leader for a renewal every
+    /// <see cref="LeaseTimings.RenewInterval"/>; it fences at once when Postgres dies, and when the lease runs
+    /// out while Postgres may be writing.
+    /// </summary>
+    private async Task KeepLeaseAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await LeaseRoundAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                Log.LeaseRoundFailed(_logger, e.Message);
+            }
+
+            var exited = _postgres?.Exited ?? Task.FromResult(0);
+            try
+            {
+                await Task.WhenAny(exited, Task.Delay(_lease.RenewInterval, _time, cancellationToken)).ConfigureAwait(false);
+                if (exited.IsCompleted)
+                {
+                    // Do not spin on a process the main loop has not cleared away yet.
+                    await Task.Delay(_lease.RenewInterval / 5, _time, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task LeaseRoundAsync(CancellationToken cancellationToken)
+    {
+        var control = _raft!.State;
+        var ours = control.Epoch != 0 && control.Primary.Value == _options.Id;
+        var pg = _postgres;
+        if (pg is { HasExited: true } && !ReferenceEquals(pg, _stoppedOnPurpose) && !ReferenceEquals(pg, _exitHandled) && ours)
+        {
+            await FenceAsync(control.Epoch, "postgres exited unexpectedly", cancellationToken).ConfigureAwait(false);
+            _exitHandled = pg;
+            return;
+        }
+
+        var running = pg is { HasExited: false };
+
+        // While the main loop starts or promotes Postgres (bounded by its own time limits) there is nothing to
+        // probe yet; the lease is renewed so that it is there when Postgres opens.
+        var (healthy, inRecovery) = running && !_starting ? await ProbeAsync(cancellationToken).ConfigureAwait(false) : (true, (bool?)null);
+
+        // Postgres may be accepting writes when a probe shows it out of recovery, or does not answer after it
+        // was started or promoted as primary.
+        if (!running || inRecovery == true)
+        {
+            _maybePrimary = false;
+        }
+
+        var mayWrite = running && (inRecovery == false || (inRecovery is null && _maybePrimary));
+        if (ours && _fencedEpoch != control.Epoch && healthy)
+        {
+            await RenewAsync(control.Epoch, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!mayWrite)
+        {
+            if (running && inRecovery == true)
+            {
+                ArmWatchdog(null);
+            }
+
+            return;
+        }
+
+        ArmWatchdogForLease();
+        if (!HoldsPrimaryLease(control.Epoch) || !ours)
+        {
+            var reason = !ours
+                ? $"epoch {control.Epoch} names {NameOf(control.Primary)} primary"
+                : healthy ? "no lease renewal from the Raft leader in time" : "postgres failed its health probe (query or disk) until the lease ran out";
+            await FenceAsync(ours ? control.Epoch : 0, reason, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Health: a query answers within a second, and a small write to the data volume is flushed within a
+    /// second. Also says whether Postgres is in recovery (null when it did not answer).
+    /// </summary>
+    private async Task<(bool Healthy, bool? InRecovery)> ProbeAsync(CancellationToken cancellationToken)
+    {
+        if (_probePending)
+        {
+            // An earlier disk probe is still blocked: the volume is stalled.
+            return (false, null);
+        }
+
+        bool? inRecovery;
+        try
+        {
+            inRecovery = await _client.InRecoveryAsync(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Npgsql.PostgresException e) when (e.SqlState == Npgsql.PostgresErrorCodes.CannotConnectNow)
+        {
+            // Starting up or shutting down: alive, and not accepting writes at this moment.
+            return (true, null);
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException or IOException or InvalidOperationException)
+        {
+            return (false, null);
+        }
+
+        _probePending = true;
+        var write = Task.Run(() =>
+        {
+            try
+            {
+                using var file = new FileStream(Path.Combine(_options.DataRoot, "probe"), FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.WriteThrough);
+                file.Write(BitConverter.GetBytes(NowMs()));
+                file.Flush(flushToDisk: true);
+            }
+            finally
+            {
+                _probePending = false;
+            }
+        }, CancellationToken.None);
+        try
+        {
+            await write.WaitAsync(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
+            return (true, inRecovery);
+        }
+        catch (Exception e) when (e is TimeoutException or IOException or UnauthorizedAccessException)
+        {
+            return (false, inRecovery);
+        }
+    }
+
+    private async Task RenewAsync(ulong epoch, CancellationToken cancellationToken)
+    {
+        var sentMs = NowMs();
+        var sentTimestamp = _time.GetTimestamp();
+        ManagerAnswer answer;
+        var leader = _raft!.Status.Leader;
+        if (leader.IsNone)
+        {
+            return;
+        }
+
+        if (leader.Value == _options.Id)
+        {
+            answer = await GrantLeaseAsync(_options.Id, epoch, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            var body = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{_options.Id} {epoch}");
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_options.Peers.Single(p => p.Id == leader.Value).HttpBase, "internal/lease"))
+            {
+                Content = new StringContent(body, Encoding.ASCII, "text/plain"),
+            };
+            request.Headers.Add(SignatureHeader, Sign("lease:" + body));
+            try
+            {
+                using var response = await _leaseHttp.SendAsync(request, cancellationToken).ConfigureAwait(false);
+                answer = await response.Content.ReadFromJsonAsync<ManagerAnswer>(JsonOptions, cancellationToken).ConfigureAwait(false)
+                    ?? new ManagerAnswer(false, "empty answer");
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException)
+            {
+                answer = new ManagerAnswer(false, $"asking the Raft leader: {e.GetType().Name}: {e.Message}");
+            }
+        }
+
+        var note = answer.Accepted ? null : answer.Message;
+        if (note != _renewalNote)
+        {
+            if (note is null)
+            {
+                Log.RenewalGranted(_logger, epoch);
+            }
+            else
+            {
+                Log.RenewalRefused(_logger, epoch, note);
+            }
+
+            _renewalNote = note;
+        }
+
+        if (answer.Accepted)
+        {
+            lock (_leaseLock)
+            {
+                if (epoch > _leaseEpoch || (epoch == _leaseEpoch && sentMs > _leaseSentMs))
+                {
+                    _leaseEpoch = epoch;
+                    _leaseSentMs = sentMs;
+                    _leaseSentTimestamp = sentTimestamp;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The Raft leader's side of a renewal: granted only by a leader that holds its Raft lease (so no other
+    /// leader can exist), after a linearizable read shows <paramref name="id"/> primary at <paramref name="epoch"/>,
+    /// and never for an epoch it has decided to fail over from.
+    /// </summary>
+    public async Task<ManagerAnswer> GrantLeaseAsync(ulong id, ulong epoch, CancellationToken cancellationToken)
+    {
+        var raft = _raft!;
+        if (raft.Status.Role != RaftRole.Leader)
+        {
+            return new(false, "not the Raft leader");
+        }
+
+        ControlState state;
+        try
+        {
+            state = await raft.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NotLeaderException or ProposalLostException or TimeoutException)
+        {
+            return new(false, e.Message);
+        }
+
+        if (!raft.HoldsLease)
+        {
+            return new(false, "the Raft leader does not hold its leader lease");
+        }
+
+        if (state.Epoch != epoch || state.Primary.Value != id)
+        {
+            return new(false, $"epoch is {state.Epoch}, primary {NameOf(state.Primary)}", state.Epoch);
+        }
+
+        lock (_leaseLock)
+        {
+            if (_noGrantEpoch == epoch)
+            {
+                return new(false, $"failing over from epoch {epoch}", epoch);
+            }
+
+            _grantEpoch = epoch;
+            _grantMs = NowMs();
+        }
+
+        return new(true, "granted", epoch);
+    }
+
+    /// <summary>Handles a renewal forwarded by the primary's manager: <c>ID EPOCH</c>, signed with the cluster key.</summary>
+    public async Task<ManagerAnswer> AcceptLeaseRequestAsync(string body, string? signature, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        if (signature is null || !CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Sign("lease:" + body)), Encoding.ASCII.GetBytes(signature)))
+        {
+            Log.BadSignature(_logger);
+            return new(false, "bad or missing signature");
+        }
+
+        var parts = body.Split(' ');
+        return parts.Length == 2
+            && ulong.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id)
+            && ulong.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch)
+            ? await GrantLeaseAsync(id, epoch, cancellationToken).ConfigureAwait(false)
+            : new(false, "malformed lease request: expected 'ID EPOCH'");
+    }
+
+    /// <summary>
+    /// Stops Postgres for good (SIGKILL to every process in the data directory) and, for the primary of
+    /// <paramref name="epoch"/>, records and reports the fence once no process is left.
+    /// </summary>
+    private async Task FenceAsync(ulong epoch, string reason, CancellationToken cancellationToken)
+    {
+        await _fenceGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (epoch != 0 && _fencedEpoch == epoch && ProcessFence.ProcessesIn(_options.DataDirectory).Count == 0)
+            {
+                return;
+            }
+
+            Log.Fencing(_logger, reason);
+            if (!await ProcessFence.KillAllAsync(_options.DataDirectory, _lease.StopBudget, cancellationToken).ConfigureAwait(false))
+            {
+                _lastError = $"fence: processes survived SIGKILL in {_options.DataDirectory} for {_lease.StopBudget.TotalMilliseconds} ms";
+                _lastErrorAt = _time.GetUtcNow();
+                return;
+            }
+
+            if (epoch != 0)
+            {
+                _fencedEpoch = epoch;
+                _fenceReason = reason;
+                File.WriteAllText(FenceFile, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{epoch}\n{reason}\n"));
+                Log.Fenced(_logger, epoch, reason);
+            }
+
+            ArmWatchdog(null);
+            _wake.Release();
+        }
+        finally
+        {
+            _fenceGate.Release();
+        }
+    }
+
+    private void ReadFenceFile()
+    {
+        if (!File.Exists(FenceFile))
+        {
+            return;
+        }
+
+        var lines = File.ReadAllLines(FenceFile);
+        if (lines.Length > 0 && ulong.TryParse(lines[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch))
+        {
+            _fencedEpoch = epoch;
+            _fenceReason = lines.Length > 1 ? lines[1] : "recorded before a restart";
+        }
+        else
+        {
+            throw new InvalidDataException($"{FenceFile}: expected the fenced epoch on its first line; delete the file only if this instance's Postgres is known to be stopped");
+        }
+    }
+
+    /// <summary>Arms the watchdog at the current lease's deadline (or at once, when there is no lease for the current epoch).</summary>
+    private void ArmWatchdogForLease()
+    {
+        long deadline;
+        lock (_leaseLock)
+        {
+            deadline = _leaseSentTimestamp + (long)(_lease.WatchdogAfter.TotalSeconds * _time.TimestampFrequency);
+        }
+
+        ArmWatchdog(deadline);
+    }
+
+    private void ArmWatchdog(long? deadlineTimestamp)
+    {
+        if (_watchdogWritten && _watchdogArmed == deadlineTimestamp)
+        {
+            return;
+        }
+
+        WatchdogDeadline.Write(DeadlineFile, deadlineTimestamp);
+        _watchdogArmed = deadlineTimestamp;
+        _watchdogWritten = true;
+    }
+
+    private void StartWatchdog()
+    {
+        if (_options.WatchdogCommand is not { Count: > 0 } command)
+        {
+            Log.NoWatchdog(_logger);
+            return;
+        }
+
+        var info = new System.Diagnostics.ProcessStartInfo(command[0]) { UseShellExecute = false, WorkingDirectory = "/" };
+        foreach (var argument in command.Skip(1).Concat(["--data-dir", _options.DataDirectory, "--deadline-file", DeadlineFile, "--manager-pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        _watchdog = System.Diagnostics.Process.Start(info);
+    }
+
+    /// <summary>Wakes the main loop as soon as the committed epoch changes, rather than at its next round.</summary>
+    private async Task WakeOnEpochChangeAsync(CancellationToken cancellationToken)
+    {
+        var seen = _raft!.State.Epoch;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            var epoch = _raft.State.Epoch;
+            if (epoch != seen)
+            {
+                seen = epoch;
+                _wake.Release();
+            }
+
+            if (_watchdog is { HasExited: true } dead)
+            {
+                Log.WatchdogExited(_logger, dead.ExitCode);
+                dead.Dispose();
+                _watchdog = null;
+                StartWatchdog();
+            }
+        }
+    }
+
+    /// <summary>
+    /// On the Raft leader only: checks the primary every peer poll and, when it has failed, commits the
+    /// replacement <see cref="FailoverPlanner"/> chooses.
+    /// </summary>
+    private async Task WatchPrimaryAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(PeerPollInterval, _time, cancellationToken).ConfigureAwait(false);
+                await FailoverRoundAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Log.LeaseRoundFailed(_logger, e.Message);
+            }
+        }
+    }
+
+    private async Task FailoverRoundAsync(CancellationToken cancellationToken)
+    {
+        var raft = _raft!;
+        var status = raft.Status;
+        var now = NowMs();
+        if (status.Role != RaftRole.Leader)
+        {
+            _leaderSinceMs = -1;
+            _failoverNote = null;
+            return;
+        }
+
+        if (_leaderSinceMs < 0 || status.Term.Value != _leaderTerm)
+        {
+            // Grants of earlier leaders all happened before this one was elected (they held Raft leases).
+            _leaderSinceMs = now;
+            _leaderTerm = status.Term.Value;
+        }
+
+        var control = raft.State;
+        if (control.Epoch != _epochSeen)
+        {
+            _epochSeen = control.Epoch;
+            _epochSeenMs = now;
+        }
+
+        var views = new Dictionary<ulong, PeerView>(_peers) { [_options.Id] = SelfView() };
+        if (views.TryGetValue(control.Primary.Value, out var primary) && primary.Reachable && primary.FencedEpoch == control.Epoch && _fencedSeenEpoch != control.Epoch)
+        {
+            _fencedSeenEpoch = control.Epoch;
+            _fencedSeenMs = now;
+        }
+
+        long lastRenewal;
+        lock (_leaseLock)
+        {
+            lastRenewal = Math.Max(_leaderSinceMs, Math.Max(_epochSeenMs, _grantEpoch == control.Epoch ? _grantMs : long.MinValue));
+        }
+
+        var decision = FailoverPlanner.Decide(new FailoverInput(
+            control,
+            _options.Peers.Count,
+            _options.Quorum,
+            views,
+            now,
+            lastRenewal,
+            _fencedSeenEpoch == control.Epoch ? _fencedSeenMs : null,
+            _lease));
+        switch (decision)
+        {
+            case FailoverDecision.Healthy:
+                _failoverNote = null;
+                return;
+            case FailoverDecision.Blocked blocked:
+                if (_failoverNote != blocked.Why)
+                {
+                    Log.FailoverBlocked(_logger, blocked.Why);
+                }
+
+                _failoverNote = blocked.Why;
+                return;
+            case FailoverDecision.Promote promote:
+                lock (_leaseLock)
+                {
+                    // IMPORTANT: from here on no renewal is granted for this epoch, so the old primary's lease
+                    // only runs out.
+                    _noGrantEpoch = control.Epoch;
+                }
+
+                Log.FailingOver(_logger, control.Epoch, promote.Why);
+                _failoverNote = promote.Why;
+                var result = await raft.ProposeAsync(ControlCommand.SetPrimary(control.Epoch, new NodeId(promote.Target)), cancellationToken).ConfigureAwait(false);
+                if (result.Outcome != ApplyOutcome.Applied)
+                {
+                    Log.FailoverBlocked(_logger, $"the failover proposal was refused: {result.Outcome} {result.Reason}");
+                }
+
+                return;
+        }
+    }
+
     // ---------------------------------------------------------------- what the HTTP API serves
 
     /// <summary>What <c>GET /status</c> returns.</summary>
@@ -489,7 +1109,27 @@ public sealed partial class InstanceManager : IAsyncDisposable
             Activity = _activity,
             LastError = _lastError,
             LastErrorAt = _lastErrorAt,
+            StateAgeMs = Math.Max(0, NowMs() - _pgStateAtMs),
+            FencedEpoch = _fencedEpoch,
+            Fenced = _fencedEpoch != 0 && _fencedEpoch == control.Epoch,
+            FenceReason = _fencedEpoch != 0 && _fencedEpoch == control.Epoch ? _fenceReason : null,
+            LeaseRemainingMs = LeaseRemainingMs(control),
+            Watchdog = _options.WatchdogCommand is null ? "off" : _watchdogArmed is null ? "disarmed" : "armed",
+            Failover = _failoverNote,
         };
+    }
+
+    private long? LeaseRemainingMs(ControlState control)
+    {
+        if (control.Primary.Value != _options.Id || control.Epoch == 0)
+        {
+            return null;
+        }
+
+        lock (_leaseLock)
+        {
+            return _leaseEpoch == control.Epoch ? Math.Max(0, _leaseSentMs + (long)_lease.FenceAfter.TotalMilliseconds - NowMs()) : 0;
+        }
     }
 
     /// <summary>Ready for its role: a primary taking writes at the current epoch, or a streaming replica.</summary>
@@ -647,11 +1287,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
 
     private string Sign(string body) => Convert.ToHexString(HMACSHA256.HashData(_clusterKey, Encoding.ASCII.GetBytes("propose:" + body)));
 
-    private PeerView SelfView()
-    {
-        var s = Status();
-        return ToPeerView(s);
-    }
+    private PeerView SelfView() => ToPeerView(Status(), NowMs());
 
     private string? NameOf(NodeId id) => id.IsNone ? null : _options.Peers.FirstOrDefault(p => p.Id == id.Value)?.Name ?? id.ToString();
 
@@ -676,8 +1312,9 @@ public sealed partial class InstanceManager : IAsyncDisposable
     {
         try
         {
+            var sent = NowMs();
             var status = await _http.GetFromJsonAsync<StatusDocument>(new Uri(peer.HttpBase, "status"), JsonOptions, cancellationToken).ConfigureAwait(false);
-            _peers[peer.Id] = status is null ? Unreachable(peer) : ToPeerView(status);
+            _peers[peer.Id] = status is null ? Unreachable(peer) : ToPeerView(status, sent);
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException)
         {
@@ -687,7 +1324,8 @@ public sealed partial class InstanceManager : IAsyncDisposable
 
     private static PeerView Unreachable(Peer peer) => new(peer.Id, peer.Name, false, InstanceRoles.Unknown, false, false, 0, 0, 0);
 
-    private static PeerView ToPeerView(StatusDocument s) => new(
+    /// <summary>A member's report; <paramref name="askedAtMs"/> is when it was asked, so its Postgres state is no newer than that minus its age.</summary>
+    private static PeerView ToPeerView(StatusDocument s, long askedAtMs) => new(
         s.Id,
         s.Name,
         true,
@@ -696,13 +1334,20 @@ public sealed partial class InstanceManager : IAsyncDisposable
         s.Streaming,
         s.ReceiveLsn is null ? 0 : Lsn.Parse(s.ReceiveLsn),
         s.WriteLsn is null ? 0 : Lsn.Parse(s.WriteLsn),
-        s.Timeline ?? 0);
+        s.Timeline ?? 0,
+        s.PostgresRunning,
+        s.FencedEpoch,
+        askedAtMs - s.StateAgeMs);
 
     public static JsonSerializerOptions JsonOptions { get; } = new(JsonSerializerDefaults.Web);
 
     public async ValueTask DisposeAsync()
     {
         _http.Dispose();
+        _leaseHttp.Dispose();
+        _fenceGate.Dispose();
+        _wake.Dispose();
+        _watchdog?.Dispose();
         if (_postgres is not null)
         {
             await _postgres.DisposeAsync().ConfigureAwait(false);
@@ -737,6 +1382,36 @@ public sealed partial class InstanceManager : IAsyncDisposable
 
         [LoggerMessage(18, LogLevel.Warning, "the diverged former-primary data is kept at {Path}")]
         public static partial void KeptDiverged(ILogger logger, string path);
+
+        [LoggerMessage(20, LogLevel.Warning, "stopping {Count} processes an earlier Postgres left in the data directory")]
+        public static partial void Leftovers(ILogger logger, int count);
+
+        [LoggerMessage(21, LogLevel.Warning, "lease keeper: {Error}")]
+        public static partial void LeaseRoundFailed(ILogger logger, string error);
+
+        [LoggerMessage(22, LogLevel.Warning, "fencing: {Reason}")]
+        public static partial void Fencing(ILogger logger, string reason);
+
+        [LoggerMessage(23, LogLevel.Warning, "fenced at epoch {Epoch}: postgres stopped ({Reason})")]
+        public static partial void Fenced(ILogger logger, ulong epoch, string reason);
+
+        [LoggerMessage(24, LogLevel.Warning, "no watchdog process configured: a hung manager cannot be fenced by anything but its own lease rule")]
+        public static partial void NoWatchdog(ILogger logger);
+
+        [LoggerMessage(25, LogLevel.Warning, "the watchdog exited with code {Code}; starting it again")]
+        public static partial void WatchdogExited(ILogger logger, int code);
+
+        [LoggerMessage(26, LogLevel.Warning, "failover blocked: {Why}")]
+        public static partial void FailoverBlocked(ILogger logger, string why);
+
+        [LoggerMessage(27, LogLevel.Warning, "failover from epoch {Epoch}: {Why}")]
+        public static partial void FailingOver(ILogger logger, ulong epoch, string why);
+
+        [LoggerMessage(28, LogLevel.Information, "primary lease renewed at epoch {Epoch}")]
+        public static partial void RenewalGranted(ILogger logger, ulong epoch);
+
+        [LoggerMessage(29, LogLevel.Warning, "primary lease renewal at epoch {Epoch} not granted: {Why}")]
+        public static partial void RenewalRefused(ILogger logger, ulong epoch, string why);
 
         [LoggerMessage(17, LogLevel.Warning, "refused a forwarded proposal with a bad or missing signature")]
         public static partial void BadSignature(ILogger logger);

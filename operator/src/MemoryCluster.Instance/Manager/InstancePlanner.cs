@@ -17,8 +17,32 @@ internal enum DataKind
     Standby = 3,
 }
 
-/// <summary>Another member as its manager's /status last showed it.</summary>
-internal sealed record PeerView(ulong Id, string Name, bool Reachable, string Role, bool Ready, bool Streaming, ulong ReceiveLsn, ulong WriteLsn, long Timeline);
+/// <summary>Another member (or this one) as its manager's /status last showed it.</summary>
+/// <param name="Id">Its Raft id.</param>
+/// <param name="Name">Its instance name.</param>
+/// <param name="Reachable">Its manager answered the last poll.</param>
+/// <param name="Role">primary, replica or unknown.</param>
+/// <param name="Ready">Ready for its role.</param>
+/// <param name="Streaming">A replica streaming from its upstream.</param>
+/// <param name="ReceiveLsn">Replica: WAL received and flushed. Primary: WAL flushed.</param>
+/// <param name="WriteLsn">Primary: current WAL position. Replica: replayed position.</param>
+/// <param name="Timeline">Its Postgres timeline.</param>
+/// <param name="PostgresRunning">Its postmaster runs.</param>
+/// <param name="FencedEpoch">The epoch at which it fenced itself as primary (its Postgres stopped, verified), 0 for none.</param>
+/// <param name="StateAtMs">On the observer's monotonic clock, a time no later than when the Postgres state shown was read.</param>
+internal sealed record PeerView(
+    ulong Id,
+    string Name,
+    bool Reachable,
+    string Role,
+    bool Ready,
+    bool Streaming,
+    ulong ReceiveLsn,
+    ulong WriteLsn,
+    long Timeline,
+    bool PostgresRunning = false,
+    ulong FencedEpoch = 0,
+    long StateAtMs = 0);
 
 /// <summary>A planned switchover in flight on the old primary: its Postgres stopped cleanly at <paramref name="FinalLsn"/>.</summary>
 internal sealed record SwitchoverProgress(ulong Target, ulong FinalLsn, long StartedAtMs);
@@ -38,7 +62,19 @@ internal sealed record Observation(
     IReadOnlyDictionary<ulong, PeerView> Peers,
     long NowMs,
     long SwitchoverMaxLagBytes,
-    long SwitchoverTimeoutMs);
+    long SwitchoverTimeoutMs)
+{
+    /// <summary>This manager holds a primary lease, granted by the Raft leader, for the current epoch.</summary>
+    public bool HoldsPrimaryLease { get; init; }
+
+    /// <summary>The epoch at which this instance fenced itself as primary (0: never); it never runs as primary again at that epoch.</summary>
+    public ulong FencedEpoch { get; init; }
+
+    public string? FenceReason { get; init; }
+
+    /// <summary>How much longer a manager that has just started waits before it takes any role.</summary>
+    public long StartupWaitMs { get; init; }
+}
 
 /// <summary>The one next step the manager takes.</summary>
 internal abstract record InstanceAction(string Why)
@@ -67,6 +103,9 @@ internal abstract record InstanceAction(string Why)
 
     public sealed record Reclone(ulong From, string Why) : InstanceAction(Why);
 
+    /// <summary>Kills every process of this instance's Postgres at once (SIGKILL), and records the fence.</summary>
+    public sealed record Fence(string Why) : InstanceAction(Why);
+
     /// <summary>Gives up a switchover that could not complete: clears it and resumes as primary.</summary>
     public sealed record AbortSwitchover(string Why) : InstanceAction(Why);
 }
@@ -80,6 +119,13 @@ internal static class InstancePlanner
     public static InstanceAction Next(Observation o)
     {
         var control = o.Control;
+        if (o.StartupWaitMs > 0)
+        {
+            // IMPORTANT: a manager that (re)starts waits a full primary lease before it takes any role, so
+            // any lease it or its watchdog held in an earlier life has run out everywhere.
+            return new InstanceAction.Wait($"just started: waiting {o.StartupWaitMs} ms more (one primary lease) before taking a role");
+        }
+
         if (control.Epoch == 0 || control.Primary.IsNone)
         {
             // IMPORTANT: the first primary is chosen through Raft (compare-and-set on epoch 0), so exactly one
@@ -105,6 +151,20 @@ internal static class InstancePlanner
         if (o.Switchover is { } switchover)
         {
             return SwitchoverInFlight(o, switchover);
+        }
+
+        if (o.FencedEpoch == control.Epoch)
+        {
+            // IMPORTANT: a primary that fenced itself never writes again at that epoch; only a newer epoch
+            // (naming it or another) lets anything run as primary.
+            return o.Running
+                ? new InstanceAction.Fence($"fenced at epoch {control.Epoch} ({o.FenceReason}) but postgres runs; stopping it")
+                : new InstanceAction.Wait($"fenced at epoch {control.Epoch} ({o.FenceReason}); waiting for the Raft leader to choose a primary");
+        }
+
+        if (!o.HoldsPrimaryLease && (!o.Running || o.Pg is { InRecovery: true }))
+        {
+            return new InstanceAction.Wait($"primary at epoch {control.Epoch}: waiting for a primary lease from the Raft leader before {(o.Running ? "promoting" : "starting postgres")}");
         }
 
         if (!o.Running)

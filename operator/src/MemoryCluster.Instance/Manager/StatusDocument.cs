@@ -46,6 +46,26 @@ public sealed record StatusDocument
 
     [JsonPropertyName("lastErrorAt")]
     public DateTimeOffset? LastErrorAt { get; init; }
+
+    /// <summary>How old the Postgres state shown is, in milliseconds.</summary>
+    public long StateAgeMs { get; init; }
+
+    /// <summary>Fenced as primary at the current epoch: its Postgres was stopped and will not run as primary again at this epoch.</summary>
+    public bool Fenced { get; init; }
+
+    /// <summary>The last epoch at which this instance fenced itself (0: never).</summary>
+    public ulong FencedEpoch { get; init; }
+
+    public string? FenceReason { get; init; }
+
+    /// <summary>On the primary: milliseconds before it fences itself unless the lease is renewed.</summary>
+    public long? LeaseRemainingMs { get; init; }
+
+    /// <summary>The watchdog process: armed, disarmed or off.</summary>
+    public string? Watchdog { get; init; }
+
+    /// <summary>On the Raft leader, while the primary has failed: what it did or why it cannot promote.</summary>
+    public string? Failover { get; init; }
 }
 
 /// <summary>The Raft part of <see cref="StatusDocument"/>.</summary>

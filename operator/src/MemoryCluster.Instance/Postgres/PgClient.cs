@@ -34,6 +34,10 @@ internal sealed class PgClient(string socketDirectory, int port)
         Timeout = 3,
         CommandTimeout = 5,
         ApplicationName = "memorycluster-instance-manager",
+
+        // The manager's own writes (roles, grants, the app database) are set up before any standby exists in
+        // quorum mode; they must not wait for synchronous replication.
+        Options = "-c synchronous_commit=local",
     }.ConnectionString;
 
     /// <summary>True when the server answers a query.</summary>
@@ -64,6 +68,23 @@ internal sealed class PgClient(string socketDirectory, int port)
             }
 
             await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The health probe's query: <c>pg_is_in_recovery()</c> on a fresh connection, all within <paramref name="timeout"/>.</summary>
+    public async Task<bool> InRecoveryAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        try
+        {
+            await using var connection = await OpenAsync(limit.Token).ConfigureAwait(false);
+            await using var command = new NpgsqlCommand("select pg_is_in_recovery()", connection);
+            return (bool)(await command.ExecuteScalarAsync(limit.Token).ConfigureAwait(false))!;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"postgres did not answer the health probe within {timeout.TotalMilliseconds} ms");
         }
     }
 

@@ -1,0 +1,63 @@
+namespace MemoryCluster.Instance.Manager;
+
+/// <summary>
+/// The timing rules of the primary lease (docs/failover.md). A primary counts its lease from the moment it
+/// sent the renewal the Raft leader granted, on its own monotonic clock; the leader counts from the moment it
+/// granted it, on its own. With clocks that drift apart by at most <see cref="DriftBound"/>:
+/// <list type="bullet">
+/// <item>the primary fences itself <see cref="FenceAfter"/> (lease − stop − margin) after the send of its last
+/// granted renewal, so it has stopped writing by lease − margin;</item>
+/// <item>its watchdog fences it <see cref="WatchdogAfter"/>, should the manager itself be stuck;</item>
+/// <item>the leader promotes a replacement only <see cref="PromoteAfter"/> (drift × lease + stop + margin) after
+/// the last renewal it granted, or after it became leader, whichever is later.</item>
+/// </list>
+/// </summary>
+/// <param name="Lease">The lease a granted renewal gives.</param>
+/// <param name="DriftBound">How much faster one host's monotonic clock may run than another's (≥ 1).</param>
+/// <param name="StopBudget">Time allowed to stop Postgres once fencing starts (SIGKILL of every process in the data directory).</param>
+/// <param name="Margin">Safety margin on top.</param>
+/// <param name="RenewInterval">How often the primary asks for a renewal.</param>
+public sealed record LeaseTimings(TimeSpan Lease, double DriftBound, TimeSpan StopBudget, TimeSpan Margin, TimeSpan RenewInterval)
+{
+    public static readonly TimeSpan DefaultLease = TimeSpan.FromMilliseconds(2500);
+
+    /// <summary>The smallest lease: fencing must start after at least a few renewals could have been tried.</summary>
+    public static readonly TimeSpan MinimumLease = TimeSpan.FromMilliseconds(1500);
+
+    /// <summary>Defaults around a lease: drift 1.1, 0.5 s to stop, 0.5 s margin, a renewal every tenth of the lease.</summary>
+    public static LeaseTimings For(TimeSpan lease) =>
+        new(lease, 1.1, TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(500), lease / 10);
+
+    public static LeaseTimings Default { get; } = For(DefaultLease);
+
+    /// <summary>After the send of the last granted renewal, the primary stops accepting writes.</summary>
+    public TimeSpan FenceAfter => Lease - StopBudget - Margin;
+
+    /// <summary>After the send of the last granted renewal, the watchdog process stops Postgres if the manager has not.</summary>
+    public TimeSpan WatchdogAfter => FenceAfter + (StopBudget / 2);
+
+    /// <summary>After the last renewal the leader granted (or its election), it may promote a replacement.</summary>
+    public TimeSpan PromoteAfter => (Lease * DriftBound) + StopBudget + Margin;
+
+    /// <summary>Problems with these timings, empty when they are consistent.</summary>
+    public IReadOnlyList<string> Problems()
+    {
+        var problems = new List<string>();
+        if (DriftBound < 1)
+        {
+            problems.Add($"drift bound must be at least 1, not {DriftBound}");
+        }
+
+        if (FenceAfter < RenewInterval * 3)
+        {
+            problems.Add($"lease {Lease.TotalMilliseconds} ms leaves {FenceAfter.TotalMilliseconds} ms before fencing, less than three renewals ({RenewInterval.TotalMilliseconds} ms apart)");
+        }
+
+        if (WatchdogAfter * DriftBound + StopBudget >= PromoteAfter)
+        {
+            problems.Add("the watchdog would fire too late to fence before the leader may promote");
+        }
+
+        return problems;
+    }
+}

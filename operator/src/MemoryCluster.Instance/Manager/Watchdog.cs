@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Globalization;
+using MemoryCluster.Instance.Postgres;
+using Microsoft.Extensions.Logging;
+
+namespace MemoryCluster.Instance.Manager;
+
+/// <summary>
+/// The deadline the manager gives its watchdog: <c>armed NANOSECONDS</c> (a CLOCK_MONOTONIC instant, the clock
+/// <see cref="Stopwatch"/> reads on Linux, shared by every process on the host) or <c>disarmed</c>.
+/// </summary>
+public static class WatchdogDeadline
+{
+    /// <summary>Writes the deadline by replacing the file, so a reader never sees half of it.</summary>
+    public static void Write(string path, long? deadlineTimestamp)
+    {
+        var temp = path + ".new";
+        File.WriteAllText(temp, deadlineTimestamp is { } d ? string.Create(CultureInfo.InvariantCulture, $"armed {ToNanoseconds(d)}\n") : "disarmed\n");
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>The armed deadline in <see cref="Stopwatch"/> ticks; null when disarmed; throws on anything else.</summary>
+    public static long? Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var t = text.Trim();
+        if (t == "disarmed")
+        {
+            return null;
+        }
+
+        if (t.StartsWith("armed ", StringComparison.Ordinal) && long.TryParse(t.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out var ns))
+        {
+            return (long)(ns * (Stopwatch.Frequency / 1e9));
+        }
+
+        throw new FormatException($"a watchdog deadline is 'armed NANOSECONDS' or 'disarmed', not '{t}'");
+    }
+
+    private static long ToNanoseconds(long timestamp) => (long)(timestamp * (1e9 / Stopwatch.Frequency));
+}
+
+/// <summary>
+/// The watchdog: a process of its own beside the manager, so that a manager that hangs (SIGSTOP, a stuck
+/// runtime) or dies cannot leave a primary writing past its lease. Every 50 ms it reads the deadline file;
+/// once an armed deadline has passed it kills every process in the data directory, once per deadline. It
+/// exits when the manager is gone and nothing is armed.
+/// </summary>
+public static partial class Watchdog
+{
+    public static async Task<int> RunAsync(string dataDirectory, string deadlineFile, int managerPid, ILogger logger, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(logger);
+        Log.Watching(logger, dataDirectory, managerPid);
+        long? firedFor = null;
+        long? deadline = null;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                deadline = WatchdogDeadline.Parse(await File.ReadAllTextAsync(deadlineFile, cancellationToken).ConfigureAwait(false));
+            }
+            catch (Exception e) when (e is IOException or FormatException)
+            {
+                // Keep the last deadline read: a missing or garbled file never disarms.
+            }
+
+            var managerAlive = Directory.Exists($"/proc/{managerPid}");
+            if (deadline is { } d && Stopwatch.GetTimestamp() > d && firedFor != d)
+            {
+                firedFor = d;
+                var pids = ProcessFence.ProcessesIn(dataDirectory);
+                if (pids.Count > 0)
+                {
+                    Log.Firing(logger, pids.Count, dataDirectory);
+                    var done = await ProcessFence.KillAllAsync(dataDirectory, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+                    Log.Fired(logger, done);
+                }
+            }
+
+            if (!managerAlive && (deadline is null || firedFor == deadline))
+            {
+                Log.ManagerGone(logger, managerPid);
+                return 0;
+            }
+
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+        }
+
+        return 0;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(30, LogLevel.Information, "watchdog: watching {DataDirectory} for manager {Pid}")]
+        public static partial void Watching(ILogger logger, string dataDirectory, int pid);
+
+        [LoggerMessage(31, LogLevel.Warning, "watchdog: the primary lease deadline passed; killing {Count} processes in {DataDirectory}")]
+        public static partial void Firing(ILogger logger, int count, string dataDirectory);
+
+        [LoggerMessage(32, LogLevel.Warning, "watchdog: fenced (every process gone: {Done})")]
+        public static partial void Fired(ILogger logger, bool done);
+
+        [LoggerMessage(33, LogLevel.Information, "watchdog: manager {Pid} is gone and nothing is armed; exiting")]
+        public static partial void ManagerGone(ILogger logger, int pid);
+    }
+}
