@@ -42,6 +42,17 @@ public sealed class FailoverPlannerTests
     }
 
     [Fact]
+    public void After_a_silent_primary_only_reports_read_once_it_must_have_stopped_writing_count()
+    {
+        var stopped = 10_000 + (long)Timings.StoppedWritingAfter.TotalMilliseconds;
+        var now = 10_000 + PromoteAfter;
+        var early = FailoverPlanner.Decide(Input(Control(3, 1), now, 10_000, views: [Primary(1, reachable: false), Replica(2, 90, stopped - 1), Replica(3, 60, now)]));
+        Assert.Contains("1 of 2 replicas", Assert.IsType<FailoverDecision.Blocked>(early).Why, StringComparison.Ordinal);
+        var late = FailoverPlanner.Decide(Input(Control(3, 1), now, 10_000, views: [Primary(1, reachable: false), Replica(2, 90, stopped + 1), Replica(3, 60, now)]));
+        Assert.Equal(2UL, Assert.IsType<FailoverDecision.Promote>(late).Target);
+    }
+
+    [Fact]
     public void The_replica_with_the_highest_received_position_is_chosen_and_ties_go_to_the_lowest_id()
     {
         var now = 10_000 + PromoteAfter + 500;
@@ -137,7 +148,8 @@ public sealed class FailoverPlannerTests
 
         // The old primary has stopped (by its own rule or its watchdog's, with clocks apart by the drift bound)
         // before the leader may promote.
-        Assert.True(((Timings.WatchdogAfter + Timings.StopBudget) * Timings.DriftBound) < Timings.PromoteAfter);
+        Assert.True(Timings.StoppedWritingAfter < Timings.PromoteAfter);
+        Assert.Equal((Timings.WatchdogAfter + Timings.StopBudget) * Timings.DriftBound, Timings.StoppedWritingAfter);
         Assert.NotEmpty((LeaseTimings.Default with { Lease = TimeSpan.FromMilliseconds(1200) }).Problems());
     }
 

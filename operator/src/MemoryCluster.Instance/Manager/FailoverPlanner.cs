@@ -80,7 +80,7 @@ internal static class FailoverPlanner
                     : $"primary {name} has not renewed its lease for {Seconds(silentMs)}; a replacement may be promoted after {Seconds(promoteAfterMs)}");
             }
 
-            stoppedBy = input.LastRenewalMs + promoteAfterMs;
+            stoppedBy = input.LastRenewalMs + (long)input.Timings.StoppedWritingAfter.TotalMilliseconds;
             cause = $"no lease renewal from {name} for {Seconds(silentMs)} (fenced by its own rule after {Seconds((long)input.Timings.FenceAfter.TotalMilliseconds)})";
         }
 

@@ -51,6 +51,8 @@ public sealed partial class InstanceManager : IAsyncDisposable
     private readonly SemaphoreSlim _fenceGate = new(1, 1);
     private readonly HttpClient _leaseHttp;
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private readonly SemaphoreSlim _leaseWake = new(0, int.MaxValue);
+    private long _failoverLoggedAtMs;
     private ulong _leaseEpoch;
     private long _leaseSentMs;
     private long _leaseSentTimestamp;
@@ -585,7 +587,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
             var exited = _postgres?.Exited ?? Task.FromResult(0);
             try
             {
-                await Task.WhenAny(exited, Task.Delay(_lease.RenewInterval, _time, cancellationToken)).ConfigureAwait(false);
+                await Task.WhenAny(exited, _leaseWake.WaitAsync(_lease.RenewInterval, cancellationToken)).ConfigureAwait(false);
                 if (exited.IsCompleted)
                 {
                     // Do not spin on a process the main loop has not cleared away yet.
@@ -758,6 +760,12 @@ public sealed partial class InstanceManager : IAsyncDisposable
             {
                 if (epoch > _leaseEpoch || (epoch == _leaseEpoch && sentMs > _leaseSentMs))
                 {
+                    if (epoch > _leaseEpoch)
+                    {
+                        // A first lease at a new epoch: the main loop may be waiting for it to promote or start.
+                        _wake.Release();
+                    }
+
                     _leaseEpoch = epoch;
                     _leaseSentMs = sentMs;
                     _leaseSentTimestamp = sentTimestamp;
@@ -950,6 +958,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
             {
                 seen = epoch;
                 _wake.Release();
+                _leaseWake.Release();
             }
 
             if (_watchdog is { HasExited: true } dead)
@@ -1040,9 +1049,11 @@ public sealed partial class InstanceManager : IAsyncDisposable
                 _failoverNote = null;
                 return;
             case FailoverDecision.Blocked blocked:
-                if (_failoverNote != blocked.Why)
+                // The reason carries running figures; log it when it first appears, then every 2 s at most.
+                if (_failoverNote is null || (_failoverNote != blocked.Why && now - _failoverLoggedAtMs >= 2000))
                 {
                     Log.FailoverBlocked(_logger, blocked.Why);
+                    _failoverLoggedAtMs = now;
                 }
 
                 _failoverNote = blocked.Why;
@@ -1347,6 +1358,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
         _leaseHttp.Dispose();
         _fenceGate.Dispose();
         _wake.Dispose();
+        _leaseWake.Dispose();
         _watchdog?.Dispose();
         if (_postgres is not null)
         {

@@ -36,6 +36,13 @@ public sealed record LeaseTimings(TimeSpan Lease, double DriftBound, TimeSpan St
     /// <summary>After the send of the last granted renewal, the watchdog process stops Postgres if the manager has not.</summary>
     public TimeSpan WatchdogAfter => FenceAfter + (StopBudget / 2);
 
+    /// <summary>
+    /// After the last renewal the leader granted, by its clock, the old primary has stopped writing for sure:
+    /// its watchdog's deadline plus the time to stop, stretched by the drift bound. Reports read later show
+    /// every commit it acknowledged.
+    /// </summary>
+    public TimeSpan StoppedWritingAfter => (WatchdogAfter + StopBudget) * DriftBound;
+
     /// <summary>After the last renewal the leader granted (or its election), it may promote a replacement.</summary>
     public TimeSpan PromoteAfter => (Lease * DriftBound) + StopBudget + Margin;
 
@@ -53,7 +60,7 @@ public sealed record LeaseTimings(TimeSpan Lease, double DriftBound, TimeSpan St
             problems.Add($"lease {Lease.TotalMilliseconds} ms leaves {FenceAfter.TotalMilliseconds} ms before fencing, less than three renewals ({RenewInterval.TotalMilliseconds} ms apart)");
         }
 
-        if (WatchdogAfter * DriftBound + StopBudget >= PromoteAfter)
+        if (StoppedWritingAfter >= PromoteAfter)
         {
             problems.Add("the watchdog would fire too late to fence before the leader may promote");
         }
