@@ -56,12 +56,20 @@ internal sealed class PgClient(string socketDirectory, int port)
         }
     }
 
-    /// <summary>Waits until the server answers, or throws when <paramref name="timeout"/> passes first.</summary>
-    public async Task WaitReadyAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until the server answers, or throws when <paramref name="timeout"/> passes first or the server
+    /// exits (<paramref name="exited"/> completes) meanwhile.
+    /// </summary>
+    public async Task WaitReadyAsync(TimeSpan timeout, CancellationToken cancellationToken, Task? exited = null)
     {
         var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         while (!await IsReadyAsync(cancellationToken).ConfigureAwait(false))
         {
+            if (exited is { IsCompleted: true })
+            {
+                throw new InvalidOperationException($"postgres on port {port} exited while starting");
+            }
+
             if (Environment.TickCount64 > deadline)
             {
                 throw new TimeoutException($"postgres on port {port} did not accept connections within {timeout.TotalSeconds:0} s");
