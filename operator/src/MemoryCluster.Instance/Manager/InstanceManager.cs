@@ -62,6 +62,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
     private volatile bool _probePending;
     private volatile bool _maybePrimary;
     private volatile bool _starting;
+    private volatile bool _waiting;
     private string? _renewalNote = string.Empty;
     private ulong _fencedEpoch;
     private string? _fenceReason;
@@ -237,6 +238,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
         }
 
         _activity = action.Why;
+        _waiting = action is InstanceAction.Wait;
         try
         {
             await ExecuteAsync(action, observation, cancellationToken).ConfigureAwait(false);
@@ -717,7 +719,17 @@ public sealed partial class InstanceManager : IAsyncDisposable
         }
         else if (leader.Value == _options.Id)
         {
-            answer = await GrantLeaseAsync(_options.Id, epoch, cancellationToken).ConfigureAwait(false);
+            // Bounded like a remote renewal: a read that cannot reach a quorum must not hold up the fence check.
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            limit.CancelAfter(_lease.RenewInterval * 2);
+            try
+            {
+                answer = await GrantLeaseAsync(_options.Id, epoch, limit.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                answer = new ManagerAnswer(false, "the linearizable read for the renewal timed out");
+            }
         }
         else
         {
@@ -1152,7 +1164,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
     };
 
     /// <summary>Alive: the manager runs, and Postgres runs (or is meant to be down for a step in progress).</summary>
-    public bool IsAlive() => _postgres is { HasExited: false } || _activity.StartsWith("waiting", StringComparison.Ordinal) || _switchover is not null;
+    public bool IsAlive() => _postgres is { HasExited: false } || _waiting || _switchover is not null;
 
     /// <summary>Prometheus text exposition of the manager's state.</summary>
     public string Metrics()
