@@ -25,6 +25,8 @@ internal static class LocalCommand
         command.Add(Psql());
         command.Add(Switchover());
         command.Add(KillCommand());
+        command.Add(LinkCommand("isolate", "Cut one instance's network link (clusters made with --netns; fault injection).", up: false));
+        command.Add(LinkCommand("heal", "Restore one instance's network link cut by `local isolate`.", up: true));
         command.Add(Down());
         return command;
     }
@@ -48,7 +50,11 @@ internal static class LocalCommand
         var instances = new Option<int>("--instances") { Description = "3 or 5.", DefaultValueFactory = _ => 3 };
         var mode = new Option<string>("--mode") { Description = "async or quorum.", DefaultValueFactory = _ => ReplicationModes.Async };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for a healthy cluster.", DefaultValueFactory = _ => 120 };
-        var command = new Command("up", "Start the managers (creating the cluster on first use) and wait until it is healthy.") { instances, mode, timeout };
+        var netns = new Option<bool>("--netns")
+        {
+            Description = "On creation: run each member in its own network namespace, on its own address in a 10.213.X.0/24 subnet (root only; for partition tests).",
+        };
+        var command = new Command("up", "Start the managers (creating the cluster on first use) and wait until it is healthy.") { instances, mode, timeout, netns };
         command.SetAction(async (result, ct) =>
         {
             var dir = Dir(result);
@@ -69,12 +75,19 @@ internal static class LocalCommand
                     return 2;
                 }
 
+                if (result.GetValue(netns) && Environment.UserName != "root")
+                {
+                    Console.Error.WriteLine("--netns: network namespaces need root");
+                    return 2;
+                }
+
                 Directory.CreateDirectory(dir);
 
                 // The cluster's folder is ours; PostgreSQL, run as another user, must be able to pass through it.
                 File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
-                layout = LocalLayout.Create(dir, n, m);
-                Console.Out.WriteLine($"created a {n}-instance {m} cluster in {dir}");
+                var network = result.GetValue(netns) ? LocalNetwork.ChooseFree() : null;
+                layout = LocalLayout.Create(dir, n, m, network);
+                Console.Out.WriteLine($"created a {n}-instance {m} cluster in {dir}" + (network is null ? string.Empty : $", one network namespace per member in {network.Subnet}"));
             }
             else if (result.GetResult(instances) is { Implicit: false } && result.GetValue(instances) != layout.Members.Count)
             {
@@ -254,6 +267,31 @@ internal static class LocalCommand
         return command;
     }
 
+    private static Command LinkCommand(string verb, string description, bool up)
+    {
+        var name = new Argument<string>("name") { Description = "Instance whose link changes." };
+        var command = new Command(verb, description) { name };
+        command.SetAction(result =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            var member = cluster.Layout.Members.FirstOrDefault(m => m.Name == result.GetValue(name));
+            if (member is null || cluster.Layout.Network is not { } network)
+            {
+                Console.Error.WriteLine(member is null ? $"no instance named '{result.GetValue(name)}'" : "this cluster was not made with `local up --netns`");
+                return 2;
+            }
+
+            network.SetLink(member, up);
+            Console.Out.WriteLine($"{member.Name}: link {network.Veth(member)} {(up ? "up" : "down")}");
+            return 0;
+        });
+        return command;
+    }
+
     private static Command Down()
     {
         var purge = new Option<bool>("--purge") { Description = "Also delete the cluster's folder: data, logs and secrets." };
@@ -266,6 +304,7 @@ internal static class LocalCommand
             }
 
             await cluster.StopManagersAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            cluster.RemoveNetwork();
             Console.Out.WriteLine($"stopped the cluster in {cluster.Layout.Directory}");
             if (result.GetValue(purge))
             {

@@ -28,10 +28,14 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
         return File.Exists(cmdline) && File.ReadAllText(cmdline).Contains(layout.InstanceDirectory(member), StringComparison.Ordinal) ? pid : null;
     }
 
-    /// <summary>Starts every manager that is not running. Each runs detached from this command, in its own session.</summary>
+    /// <summary>
+    /// Starts every manager that is not running. Each runs detached from this command, in its own session (so
+    /// its pid is its process group), and, with network namespaces, inside its member's namespace.
+    /// </summary>
     public void StartManagers()
     {
         var (program, prefix) = SelfCommand();
+        layout.Network?.Ensure(layout.Members);
         foreach (var member in layout.Members)
         {
             if (RunningPid(member) is not null)
@@ -51,7 +55,7 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
                 "--app-password-file", layout.AppPasswordFile,
                 "--mode", layout.Mode,
             };
-            var command = "exec setsid " + Quote(program) + " " + string.Join(' ', args.Select(Quote)) + " >> " + Quote(layout.LogFile(member)) + " 2>&1 < /dev/null";
+            var command = "exec " + layout.Network?.ExecPrefix(member) + "setsid " + Quote(program) + " " + string.Join(' ', args.Select(Quote)) + " >> " + Quote(layout.LogFile(member)) + " 2>&1 < /dev/null";
             using var process = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", command]) { UseShellExecute = false, WorkingDirectory = layout.Directory })!;
             File.WriteAllText(layout.PidFile(member), process.Id.ToString(CultureInfo.InvariantCulture));
         }
@@ -158,7 +162,9 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
         var pids = layout.Members.Select(m => (m, RunningPid(m))).Where(p => p.Item2 is not null).ToList();
         foreach (var (_, pid) in pids)
         {
+            // SIGCONT too: a stopped manager (fault injection) would keep SIGTERM pending until SIGKILL.
             Signal(pid!.Value, 15);
+            Signal(pid.Value, 18);
         }
 
         var watch = Stopwatch.StartNew();
@@ -182,11 +188,15 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
             {
                 output.WriteLine($"{member.Name}: stopping the postmaster (pid {postmaster}) its manager left behind");
                 Signal(postmaster, 3);
+                Signal(postmaster, 18);
             }
 
             File.Delete(layout.PidFile(member));
         }
     }
+
+    /// <summary>Removes the cluster's namespaces, veth pairs, bridge (and blackhole route when no other cluster needs it).</summary>
+    public void RemoveNetwork() => layout.Network?.Remove(layout.Members);
 
     public static void Signal(int pid, int signal) => _ = Kill(pid, signal);
 

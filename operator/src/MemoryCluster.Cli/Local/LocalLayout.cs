@@ -7,7 +7,11 @@ using MemoryCluster.Instance;
 namespace MemoryCluster.Cli.Local;
 
 /// <summary>One local cluster's folder: what it holds and where. Persisted as <c>cluster.json</c>, kept across down/up.</summary>
-internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<Peer> Members)
+/// <param name="Directory">The cluster's folder.</param>
+/// <param name="Mode">async or quorum.</param>
+/// <param name="Members">The instances, with the addresses and ports they listen on.</param>
+/// <param name="Network">The members' network namespaces (<c>local up --netns</c>); null when every member is on loopback.</param>
+internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<Peer> Members, LocalNetwork? Network = null)
 {
     public const string Host = "127.0.0.1";
 
@@ -46,17 +50,26 @@ internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<
 
         var stored = JsonSerializer.Deserialize<Stored>(File.ReadAllText(file), JsonOptions)
             ?? throw new InvalidDataException($"{file} is empty");
-        return new LocalLayout(directory, stored.Mode, stored.Members);
+        return new LocalLayout(directory, stored.Mode, stored.Members, stored.Network);
     }
 
-    /// <summary>A new layout: names mc-1..mc-N, ids 1..N, free loopback ports, fresh secrets.</summary>
-    public static LocalLayout Create(string directory, int instances, string mode)
+    /// <summary>
+    /// A new layout: names mc-1..mc-N, ids 1..N, free loopback ports, fresh secrets. With a network, member N
+    /// listens on its own address in the network's subnet instead of loopback.
+    /// </summary>
+    public static LocalLayout Create(string directory, int instances, string mode, LocalNetwork? network = null)
     {
         var ports = FreePorts(instances * 3);
         var members = Enumerable.Range(0, instances)
-            .Select(i => new Peer((ulong)(i + 1), $"mc-{i + 1}", Host, ports[3 * i], ports[(3 * i) + 1], ports[(3 * i) + 2]))
+            .Select(i => new Peer(
+                (ulong)(i + 1),
+                $"mc-{i + 1}",
+                network is null ? Host : LocalNetwork.MemberAddress(network.Octet, (ulong)(i + 1)),
+                ports[3 * i],
+                ports[(3 * i) + 1],
+                ports[(3 * i) + 2]))
             .ToList();
-        var layout = new LocalLayout(directory, mode, members);
+        var layout = new LocalLayout(directory, mode, members, network);
         System.IO.Directory.CreateDirectory(layout.Secrets);
         File.SetUnixFileMode(layout.Secrets, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.WriteAllBytes(layout.ClusterKeyFile, RandomNumberGenerator.GetBytes(32));
@@ -69,7 +82,7 @@ internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<
             File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
 
-        File.WriteAllText(layout.ClusterFile, JsonSerializer.Serialize(new Stored(mode, members), JsonOptions));
+        File.WriteAllText(layout.ClusterFile, JsonSerializer.Serialize(new Stored(mode, members, network), JsonOptions));
         return layout;
     }
 
@@ -100,7 +113,7 @@ internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<
         }
     }
 
-    private sealed record Stored(string Mode, IReadOnlyList<Peer> Members);
+    private sealed record Stored(string Mode, IReadOnlyList<Peer> Members, LocalNetwork? Network = null);
 
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 }
