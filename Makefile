@@ -10,7 +10,7 @@ CLI := bin/memorycluster
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## Build everything and leave the CLI at bin/memorycluster
@@ -61,6 +61,14 @@ bench-raft: ## Raft figures: election time after the leader is killed, commit la
 .PHONY: bench-instance
 bench-instance: ## Local cluster figures: bootstrap time (3, 5) and switchover write unavailability (RUNS=20, RECHECK=1)
 	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Instance.Bench -- $(or $(RUNS),20) $(or $(RECHECK),1)
+
+.PHONY: e2e
+e2e: ## Fault suite on local clusters: every scenario once, invariants checked (MODE=quorum|async, SCENARIO=a,b)
+	$(DOTNET) run -c Release --project e2e/MemoryCluster.E2e -- e2e --mode $(or $(MODE),quorum) $(if $(SCENARIO),--scenario $(SCENARIO))
+
+.PHONY: bench-failover
+bench-failover: ## Failover figures per scenario (RUNS=5, MODE=quorum|async, SCENARIO=a,b); ends with one JSON line
+	$(DOTNET) run -c Release --project e2e/MemoryCluster.E2e -- bench --runs $(or $(RUNS),5) --mode $(or $(MODE),quorum) $(if $(SCENARIO),--scenario $(SCENARIO))
 
 .PHONY: bench-engine
 bench-engine: ## Compute engine: ANN vs hnswlib-node, 3-hop vs recursive SQL, fusion (VECTORS=DIR, GRAPH=FILE.tsv)

@@ -3,7 +3,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using MemoryCluster.Cli.Tests.Local;
+using MemoryCluster.E2e;
 using Npgsql;
 
 var runs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 20;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MemoryCluster.Cli.Local;
+using MemoryCluster.E2e;
 
 namespace MemoryCluster.Cli.Tests.Local;
 

@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using Npgsql;
+
+namespace MemoryCluster.E2e;
+
+/// <summary>One insert PostgreSQL acknowledged: its id, when it was sent and acknowledged (Stopwatch ticks), and the port of the server that acknowledged it.</summary>
+internal readonly record struct AckedWrite(long Id, long SentAt, long AckedAt, int ServerPort);
+
+/// <summary>Where the next write goes: a connection string, and a token cancelled once that is no longer the right place.</summary>
+internal sealed record WriteTarget(string ConnectionString, CancellationToken Superseded);
+
+/// <summary>Tells the writer where to write; a route may change its mind at any time (a failover).</summary>
+internal interface IWriteRoute
+{
+    WriteTarget Current { get; }
+}
+
+/// <summary>
+/// Inserts increasing ids every few milliseconds and records every insert PostgreSQL acknowledged, with its
+/// times and the server that acknowledged it. The route says where: a fixed read-write connection string
+/// (libpq-style multi-host, pooled, cleared on any error, so it follows a new primary the way any client does),
+/// or <see cref="PrimaryFollower"/>. An attempt whose target was superseded meanwhile is abandoned at once.
+/// Bounded: it stops by itself after <c>maxDuration</c>.
+/// </summary>
+internal sealed class AckedWriter : IAsyncDisposable
+{
+    private readonly IWriteRoute _route;
+    private readonly string _table;
+    private readonly TimeSpan _interval;
+    private readonly CancellationTokenSource _stop;
+    private readonly List<AckedWrite> _acked = [];
+    private readonly List<long> _failedAt = [];
+    private readonly Task _loop;
+    private long _failures;
+
+    public AckedWriter(string connectionString, TimeSpan interval, TimeSpan maxDuration)
+        : this(new FixedRoute(connectionString), interval, maxDuration, "writes")
+    {
+    }
+
+    public AckedWriter(IWriteRoute route, TimeSpan interval, TimeSpan maxDuration, string table)
+    {
+        _route = route;
+        _table = table;
+        _interval = interval;
+        _stop = new CancellationTokenSource(maxDuration);
+        _loop = Task.Run(RunAsync);
+    }
+
+    public static async Task CreateTableAsync(string connectionString, string table = "writes")
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"create table if not exists {table} (id bigint primary key, at timestamptz not null default clock_timestamp())", connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    public long Failures => Interlocked.Read(ref _failures);
+
+    /// <summary>When each attempt that was not acknowledged ended (Stopwatch ticks), in order.</summary>
+    public IReadOnlyList<long> FailedAt
+    {
+        get
+        {
+            lock (_acked)
+            {
+                return [.. _failedAt];
+            }
+        }
+    }
+
+    /// <summary>Every acknowledged id, in order.</summary>
+    public IReadOnlyList<long> Acked
+    {
+        get
+        {
+            lock (_acked)
+            {
+                return [.. _acked.Select(a => a.Id)];
+            }
+        }
+    }
+
+    /// <summary>Every acknowledged write, in order.</summary>
+    public IReadOnlyList<AckedWrite> Writes
+    {
+        get
+        {
+            lock (_acked)
+            {
+                return [.. _acked];
+            }
+        }
+    }
+
+    /// <summary>The longest time between two acknowledged writes within [from, to] (Stopwatch ticks).</summary>
+    public TimeSpan LongestGap(long from, long to)
+    {
+        lock (_acked)
+        {
+            var times = _acked.Where(a => a.AckedAt >= from && a.AckedAt <= to).Select(a => a.AckedAt).ToList();
+            var before = _acked.LastOrDefault(a => a.AckedAt < from).AckedAt;
+            var after = _acked.FirstOrDefault(a => a.AckedAt > to).AckedAt;
+            var points = new List<long> { before == 0 ? from : before };
+            points.AddRange(times);
+            points.Add(after == 0 ? to : after);
+            var longest = points.Zip(points.Skip(1), (a, b) => b - a).DefaultIfEmpty(0).Max();
+            return Stopwatch.GetElapsedTime(0, longest);
+        }
+    }
+
+    /// <summary>Waits until at least <paramref name="count"/> writes were acknowledged; false when the writer stopped first.</summary>
+    public Task<bool> WaitForAckedAsync(int count, TimeSpan timeout) => WaitForAsync(w => w.Count >= count, timeout);
+
+    /// <summary>Waits until the acknowledged writes satisfy <paramref name="done"/>; false on timeout or when the writer stopped first.</summary>
+    public async Task<bool> WaitForAsync(Func<IReadOnlyList<AckedWrite>, bool> done, TimeSpan timeout)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!Check(done))
+        {
+            if (watch.Elapsed > timeout || _loop.IsCompleted)
+            {
+                return false;
+            }
+
+            await Task.Delay(20);
+        }
+
+        return true;
+    }
+
+    private bool Check(Func<IReadOnlyList<AckedWrite>, bool> done)
+    {
+        lock (_acked)
+        {
+            return done(_acked);
+        }
+    }
+
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync();
+        await _loop;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        _stop.Dispose();
+    }
+
+    private async Task RunAsync()
+    {
+        long next = 1;
+        while (!_stop.IsCancellationRequested)
+        {
+            var target = _route.Current;
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, target.Superseded);
+            try
+            {
+                var sent = Stopwatch.GetTimestamp();
+                await using var connection = new NpgsqlConnection(target.ConnectionString);
+                await connection.OpenAsync(attempt.Token);
+                await using var command = new NpgsqlCommand($"insert into {_table} (id) values ($1) returning inet_server_port()", connection) { CommandTimeout = 5 };
+                command.Parameters.AddWithValue(next);
+                var port = (int)(await command.ExecuteScalarAsync(attempt.Token))!;
+                lock (_acked)
+                {
+                    _acked.Add(new AckedWrite(next, sent, Stopwatch.GetTimestamp(), port));
+                }
+
+                next++;
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException or OperationCanceledException)
+            {
+                // Not acknowledged (failed, or abandoned because the primary changed): the same id is tried again,
+                // so an id that did commit without an acknowledgement shows up as a duplicate-key error and is
+                // then skipped.
+                Interlocked.Increment(ref _failures);
+                lock (_acked)
+                {
+                    _failedAt.Add(Stopwatch.GetTimestamp());
+                }
+
+                // Pooled connections may point at a server that is no longer the primary: start afresh.
+                NpgsqlConnection.ClearAllPools();
+                if (e is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+                {
+                    next++;
+                }
+            }
+
+            try
+            {
+                await Task.Delay(_interval, _stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private sealed class FixedRoute(string connectionString) : IWriteRoute
+    {
+        public WriteTarget Current { get; } = new(connectionString, CancellationToken.None);
+    }
+}

@@ -1,0 +1,111 @@
+using System.Globalization;
+using MemoryCluster.Cli.Local;
+using MemoryCluster.Instance;
+
+namespace MemoryCluster.E2e;
+
+/// <summary>
+/// The processes of one member, found the way the faults need them:
+/// <list type="bullet">
+/// <item>its manager: the pid in <c>manager.pid</c>; started through <c>setsid</c>, so that pid is also its process
+/// group, which holds the manager and whatever it started without a session of its own (its watchdog);</item>
+/// <item>its postmaster: line 1 of <c>pgdata/postmaster.pid</c>;</item>
+/// <item>its whole PostgreSQL: every process whose working directory is the data folder. The backends call
+/// setsid, so neither the postmaster's pid nor a process group finds them all; the working directory does (the
+/// postmaster chdirs there and every child inherits it).</item>
+/// </list>
+/// </summary>
+internal sealed class NodeProcesses(LocalLayout layout, Peer member)
+{
+    public const int SigKill = 9;
+    public const int SigCont = 18;
+    public const int SigStop = 19;
+
+    public string DataDirectory => Path.Combine(layout.InstanceDirectory(member), "pgdata");
+
+    public int? ManagerPid => new LocalCluster(layout, TextWriter.Null).RunningPid(member);
+
+    public int? PostmasterPid
+    {
+        get
+        {
+            try
+            {
+                var first = File.ReadLines(Path.Combine(DataDirectory, "postmaster.pid")).FirstOrDefault();
+                return int.TryParse(first, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && Directory.Exists($"/proc/{pid}") ? pid : null;
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>Every process working in the data folder: the postmaster and all its children.</summary>
+    public IReadOnlyList<int> PostgresPids => ProcessesIn(DataDirectory);
+
+    /// <summary>kill -9 of the postmaster only (its children notice and exit).</summary>
+    public bool KillPostmaster() => PostmasterPid is { } pid && Signal(pid, SigKill);
+
+    /// <summary>kill -9 of the manager's process group and of every PostgreSQL process, together: a node that lost power.</summary>
+    public void KillNode()
+    {
+        if (ManagerPid is { } manager)
+        {
+            Signal(-manager, SigKill);
+        }
+
+        foreach (var pid in PostgresPids)
+        {
+            Signal(pid, SigKill);
+        }
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to every PostgreSQL process; returns how many got it.</summary>
+    public int SignalPostgres(int signal) => PostgresPids.Count(pid => Signal(pid, signal));
+
+    /// <summary>Sends <paramref name="signal"/> to the manager's pid only (not its group).</summary>
+    public bool SignalManager(int signal) => ManagerPid is { } pid && Signal(pid, signal);
+
+    /// <summary>SIGCONT to the manager's group and every PostgreSQL process: nothing of this member stays stopped.</summary>
+    public void ContinueAll()
+    {
+        if (ManagerPid is { } manager)
+        {
+            Signal(-manager, SigCont);
+        }
+
+        SignalPostgres(SigCont);
+    }
+
+    public static IReadOnlyList<int> ProcessesIn(string directory)
+    {
+        var target = Path.GetFullPath(directory).TrimEnd('/');
+        var pids = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                try
+                {
+                    if (new FileInfo(Path.Combine(dir, "cwd")).LinkTarget?.TrimEnd('/') == target)
+                    {
+                        pids.Add(pid);
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // Gone meanwhile.
+                }
+            }
+        }
+
+        return pids;
+    }
+
+    private static bool Signal(int pid, int signal)
+    {
+        LocalCluster.Signal(pid, signal);
+        return true;
+    }
+}
