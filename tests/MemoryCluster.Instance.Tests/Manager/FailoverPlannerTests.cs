@@ -143,8 +143,8 @@ public sealed class FailoverPlannerTests
     public void Lease_rules_hold_for_the_defaults_and_reject_a_lease_too_short_to_renew()
     {
         Assert.Empty(Timings.Problems());
-        Assert.Equal(TimeSpan.FromMilliseconds(1500), Timings.FenceAfter);
-        Assert.Equal(TimeSpan.FromMilliseconds(3750), Timings.PromoteAfter);
+        Assert.Equal(TimeSpan.FromMilliseconds(1800), Timings.FenceAfter);
+        Assert.Equal(TimeSpan.FromMilliseconds(3450), Timings.PromoteAfter);
 
         // The old primary has stopped (by its own rule or its watchdog's, with clocks apart by the drift bound)
         // before the leader may promote.

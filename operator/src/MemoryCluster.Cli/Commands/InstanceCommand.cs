@@ -122,7 +122,7 @@ internal static class InstanceCommand
         "loop-interval-ms" => "How often the manager observes and acts (default 200).",
         "switchover-max-lag-bytes" => "A switchover target further behind is refused (default 16 MiB).",
         "switchover-timeout-seconds" => "How long a switchover may wait for the target (default 30).",
-        "primary-lease-ms" => "The primary lease: the primary fences itself 1 s before it ends without a renewal; a replacement is promoted 1.1 x lease + 1 s after the last renewal (default 2500, at least 1500).",
+        "primary-lease-ms" => "The primary lease: the primary fences itself 0.7 s before it ends without a renewal; a replacement is promoted 1.1 x lease + 0.7 s after the last renewal (default 2500, at least 1500).",
         _ => key,
     };
 }
