@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MemoryCluster.Cli.Local;
 using MemoryCluster.Instance;
 using MemoryCluster.Instance.Manager;
@@ -6,31 +7,34 @@ using Npgsql;
 namespace MemoryCluster.E2e;
 
 /// <summary>
-/// A write route that follows the control state: every 100 ms it asks every manager for /status and routes
-/// writes to the instance named primary by the answer with the highest epoch. While no manager answers, or
-/// none names a primary, it falls back to the libpq-style multi-host read-write connection string. Each time
-/// the route changes, the previous target's token is cancelled, so a write stuck on a dead or hung primary is
-/// abandoned at once instead of waiting for its timeout.
+/// A write route that follows the control state: every 100 ms it asks each manager for /status (each on a loop
+/// of its own, so a hung manager does not slow the others) and routes writes to the instance named primary by
+/// the fresh answer (at most a second old) with the highest epoch. Until a manager has answered, and while the
+/// answer names no primary, it uses the libpq-style multi-host read-write connection string. Each time the route
+/// changes, the previous target's token is cancelled, so a write stuck on a dead or hung primary is abandoned
+/// at once instead of waiting for its timeout.
 /// </summary>
 internal sealed class PrimaryFollower : IWriteRoute, IAsyncDisposable
 {
     private static readonly TimeSpan Period = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan StatusTimeout = TimeSpan.FromMilliseconds(600);
+    private static readonly TimeSpan Fresh = TimeSpan.FromSeconds(1);
 
-    private readonly LocalCluster _cluster;
+    private readonly LocalLayout _layout;
     private readonly CancellationTokenSource _stop;
-    private readonly Task _loop;
+    private readonly Task[] _loops;
     private readonly object _gate = new();
+    private readonly Dictionary<string, (ulong Epoch, string? Primary, long At)> _answers = [];
     private CancellationTokenSource _currentSource = new();
     private WriteTarget _current;
     private string? _named;
 
     public PrimaryFollower(LocalLayout layout, TimeSpan maxDuration)
     {
-        _cluster = new LocalCluster(layout, TextWriter.Null);
+        _layout = layout;
         _current = new WriteTarget(ConnectionStrings.ReadWrite(layout), _currentSource.Token);
         _stop = new CancellationTokenSource(maxDuration);
-        _loop = Task.Run(RunAsync);
+        _loops = [.. layout.Members.Select(m => Task.Run(() => PollAsync(m)))];
     }
 
     public WriteTarget Current
@@ -63,22 +67,22 @@ internal sealed class PrimaryFollower : IWriteRoute, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
-        await _loop;
+        await Task.WhenAll(_loops);
         _stop.Dispose();
         _currentSource.Dispose();
     }
 
-    private async Task RunAsync()
+    private async Task PollAsync(Peer member)
     {
-        var layout = _cluster.Layout;
         while (!_stop.IsCancellationRequested)
         {
             using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
             {
                 timeout.CancelAfter(StatusTimeout);
-                var named = NamedPrimary(await _cluster.StatusAsync(timeout.Token));
-                var member = layout.Members.FirstOrDefault(m => m.Name == named);
-                Route(member?.Name, member is null ? ConnectionStrings.ReadWrite(layout) : ConnectionStrings.Direct(layout, member, pooled: true));
+                if (await LocalCluster.StatusAsync(member, timeout.Token) is { } status)
+                {
+                    Update(member.Name, status);
+                }
             }
 
             try
@@ -92,12 +96,17 @@ internal sealed class PrimaryFollower : IWriteRoute, IAsyncDisposable
         }
     }
 
-    private void Route(string? named, string connectionString)
+    private void Update(string from, StatusDocument status)
     {
-        CancellationTokenSource? superseded = null;
+        CancellationTokenSource? superseded;
         lock (_gate)
         {
-            if (named == _named && connectionString == _current.ConnectionString)
+            var now = Stopwatch.GetTimestamp();
+            _answers[from] = (status.Epoch, status.Primary, now);
+            var named = _answers.Values.Where(a => Stopwatch.GetElapsedTime(a.At, now) <= Fresh).OrderByDescending(a => a.Epoch).First().Primary;
+            var member = _layout.Members.FirstOrDefault(m => m.Name == named);
+            var connectionString = member is null ? ConnectionStrings.ReadWrite(_layout) : ConnectionStrings.Direct(_layout, member, pooled: true);
+            if (member?.Name == _named && connectionString == _current.ConnectionString)
             {
                 return;
             }
@@ -105,7 +114,7 @@ internal sealed class PrimaryFollower : IWriteRoute, IAsyncDisposable
             superseded = _currentSource;
             _currentSource = new CancellationTokenSource();
             _current = new WriteTarget(connectionString, _currentSource.Token);
-            _named = named;
+            _named = member?.Name;
         }
 
         superseded.Cancel();

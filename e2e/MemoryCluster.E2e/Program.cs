@@ -89,6 +89,10 @@ foreach (var report in reports)
     Console.WriteLine(ScenarioRunner.Summary(report));
 }
 
+var failed = reports.Count(r => !r.Passed);
+Console.WriteLine($"{reports.Count - failed} scenarios passed, {failed} failed");
+
+// The benchmark ends with its one JSON line.
 if (bench)
 {
     Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
@@ -112,6 +116,4 @@ if (bench)
     }));
 }
 
-var failed = reports.Count(r => !r.Passed);
-Console.WriteLine($"{reports.Count - failed} scenarios passed, {failed} failed");
 return failed == 0 && reports.Count == scenarios.Count ? 0 : 1;

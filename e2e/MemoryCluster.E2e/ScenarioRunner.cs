@@ -13,8 +13,9 @@ namespace MemoryCluster.E2e;
 /// <param name="OldPrimary">The primary the fault aimed at.</param>
 /// <param name="NewPrimary">The primary named after the cluster settled; null when none.</param>
 /// <param name="FailoverSeconds">
-/// From the fault to the end of the write outage: the first write sent after the fault and after the last attempt
-/// that failed, acknowledged by the primary the cluster settled on; null when none came within the bound.
+/// From the fault to the end of the write outage it caused: the first write sent after the fault and after the
+/// first attempt that failed after it (if any), acknowledged by the primary the cluster settled on; null when
+/// none came within the bound.
 /// </param>
 /// <param name="LongestGapSeconds">The longest time between two acknowledged writes around the fault.</param>
 /// <param name="Acked">Writes acknowledged so far in this scenario.</param>
@@ -225,15 +226,15 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
         }
         else
         {
-            // Writes resumed on the final primary: a write sent after the fault, and after the last attempt that
-            // failed, acknowledged by it. (A killed postmaster's backends can still acknowledge a write or two before
-            // they notice; those do not end the outage.)
+            // Writes resumed on the final primary: a write sent after the fault, and after the first attempt that
+            // failed after it (if any), acknowledged by it. (A killed postmaster's backends can still acknowledge a
+            // write or two before they notice; those are not the end of the outage that follows.)
             var remaining = WritesBound - Stopwatch.GetElapsedTime(context.FaultAt);
             var count = writer.Acked.Count;
             await writer.WaitForAsync(ws => ws.Count > count && ws[^1].ServerPort == final.PgPort, remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
             await writer.WaitForAckedAsync(writer.Acked.Count + 5, TimeSpan.FromSeconds(10));
-            var lastFailure = writer.FailedAt.LastOrDefault(f => f >= context.FaultAt);
-            var resumed = writer.Writes.FirstOrDefault(w => w.SentAt >= Math.Max(context.FaultAt, lastFailure) && w.ServerPort == final.PgPort);
+            var firstFailure = writer.FailedAt.FirstOrDefault(f => f >= context.FaultAt);
+            var resumed = writer.Writes.FirstOrDefault(w => w.SentAt >= Math.Max(context.FaultAt, firstFailure) && w.ServerPort == final.PgPort);
             if (resumed.Id != 0 && Stopwatch.GetElapsedTime(context.FaultAt, resumed.AckedAt) <= WritesBound)
             {
                 failover = Stopwatch.GetElapsedTime(context.FaultAt, resumed.AckedAt).TotalSeconds;

@@ -62,20 +62,20 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
     }
 
     /// <summary>Every member's /status, or null for members that do not answer.</summary>
-    public async Task<IReadOnlyList<(Peer Member, StatusDocument? Status)>> StatusAsync(CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<(Peer Member, StatusDocument? Status)>> StatusAsync(CancellationToken cancellationToken) =>
+        await Task.WhenAll(layout.Members.Select(async m => (m, await StatusAsync(m, cancellationToken).ConfigureAwait(false)))).ConfigureAwait(false);
+
+    /// <summary>One member's /status, or null when it does not answer (within 2 s, or before the token is cancelled).</summary>
+    public static async Task<StatusDocument?> StatusAsync(Peer member, CancellationToken cancellationToken)
     {
-        var tasks = layout.Members.Select(async m =>
+        try
         {
-            try
-            {
-                return (m, await Http.GetFromJsonAsync<StatusDocument>(new Uri(m.HttpBase, "status"), InstanceManager.JsonOptions, cancellationToken).ConfigureAwait(false));
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
-            {
-                return (m, (StatusDocument?)null);
-            }
-        });
-        return await Task.WhenAll(tasks).ConfigureAwait(false);
+            return await Http.GetFromJsonAsync<StatusDocument>(new Uri(member.HttpBase, "status"), InstanceManager.JsonOptions, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Whether one primary is ready and every other member is a streaming replica.</summary>
