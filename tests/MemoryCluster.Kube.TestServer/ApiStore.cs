@@ -22,6 +22,8 @@ internal sealed class ApiStore
     private long _rv = 100;
     private long _oldestWatchable = 100;
     private int _historyLimit;
+    private Dictionary<string, SortedDictionary<string, JsonObject>>? _cache;
+    private long? _cacheRv;
 
     public ApiStore(TimeProvider time, int historyLimit)
     {
@@ -88,37 +90,35 @@ internal sealed class ApiStore
         }
     }
 
-    /// <summary>A page of the list; the continue token carries the list's resourceVersion and the last key.</summary>
+    /// <summary>
+    /// A page of the list, read where <see cref="ListConsistency"/> says (latest, watch cache, or a past RV); the
+    /// continue token carries the RV it was read at and the last key, so later pages read the same state.
+    /// </summary>
     public (List<JsonObject> Items, string ResourceVersion, string? Continue, long? Remaining) List(
-        ResourceInfo r, string? ns, Selector labels, Selector fields, int? limit, string? continueToken)
+        ResourceInfo r, string? ns, Selector labels, Selector fields, int? limit, string? continueToken, string? resourceVersion, string? match)
     {
         lock (_lock)
         {
-            var listRv = _rv;
             string? after = null;
+            long? continueRv = null;
             if (!string.IsNullOrEmpty(continueToken))
             {
-                var (tokenRv, last) = DecodeContinue(continueToken);
-                if (tokenRv < _oldestWatchable)
-                {
-                    throw ApiError.Gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.");
-                }
-
-                listRv = tokenRv;
-                after = last;
+                (var tokenRv, after) = DecodeContinue(continueToken);
+                continueRv = tokenRv;
             }
 
+            var read = ListConsistency.Decide(resourceVersion, match, continueRv, new ListClock(_rv, _cacheRv ?? _rv, _oldestWatchable));
             var items = new List<JsonObject>();
             string? next = null;
             long remaining = 0;
-            foreach (var (key, stored) in _objects[r.Id])
+            foreach (var (key, obj, render) in StateAt(r, read))
             {
                 if (after is not null && string.CompareOrdinal(key, after) <= 0)
                 {
                     continue;
                 }
 
-                if (!InNamespace(stored.Object, ns) || !labels.Matches(Selector.LabelsOf(stored.Object)) || !fields.Matches(Selector.FieldsOf(stored.Object)))
+                if (!InNamespace(obj, ns) || !labels.Matches(Selector.LabelsOf(obj)) || !fields.Matches(Selector.FieldsOf(obj)))
                 {
                     continue;
                 }
@@ -126,15 +126,58 @@ internal sealed class ApiStore
                 if (limit is { } l && l > 0 && items.Count >= l)
                 {
                     remaining++;
-                    next ??= EncodeContinue(listRv, Key(items[^1]));
+                    next ??= EncodeContinue(read.At, Key(items[^1]));
                     continue;
                 }
 
-                items.Add(Render(stored));
+                items.Add(render());
             }
 
-            return (items, listRv.ToString(CultureInfo.InvariantCulture), next, next is null ? null : remaining);
+            return (items, read.At.ToString(CultureInfo.InvariantCulture), next, next is null ? null : remaining);
         }
+    }
+
+    /// <summary>The objects of one resource in key order, as they were at <paramref name="read"/>, rendered on demand.</summary>
+    private IEnumerable<(string Key, JsonObject Object, Func<JsonObject> Render)> StateAt(ResourceInfo r, ListRead read)
+    {
+        if (read.Source == ListSource.Cache && _cache is not null)
+        {
+            return _cache.TryGetValue(r.Id, out var cached)
+                ? cached.Select(c => (c.Key, c.Value, (Func<JsonObject>)(() => (JsonObject)c.Value.DeepClone())))
+                : [];
+        }
+
+        if (read.Source != ListSource.Snapshot || read.At >= _rv)
+        {
+            return _objects[r.Id].Select(s => (s.Key, s.Value.Object, (Func<JsonObject>)(() => Render(s.Value)))).ToList();
+        }
+
+        // Undo the history after the RV, newest first: what was created is removed, the rest is put back as it was.
+        var state = new SortedDictionary<string, JsonObject>(StringComparer.Ordinal);
+        foreach (var (key, stored) in _objects[r.Id])
+        {
+            state[key] = Render(stored);
+        }
+
+        for (var i = _history.Count - 1; i >= 0 && _history[i].Rv > read.At; i--)
+        {
+            var entry = _history[i];
+            if (entry.Resource.Id != r.Id)
+            {
+                continue;
+            }
+
+            if (entry.Before is null)
+            {
+                state.Remove(entry.Key);
+            }
+            else
+            {
+                state[entry.Key] = entry.Before;
+            }
+        }
+
+        return state.Select(c => (c.Key, c.Value, (Func<JsonObject>)(() => (JsonObject)c.Value.DeepClone())));
     }
 
     private static string Key(JsonObject obj) =>
@@ -198,6 +241,7 @@ internal sealed class ApiStore
                 throw ApiError.AlreadyExists(r.Plural, name);
             }
 
+            Pruning.Prune(r.Schema, obj);
             ValidateCommon(r, obj, name);
             obj["apiVersion"] = r.GroupVersion;
             obj["kind"] = r.Kind;
@@ -220,7 +264,7 @@ internal sealed class ApiStore
             }
 
             var stored = new Stored(r, obj);
-            stored.Managers[manager] = new ManagerEntry("Update", [.. JsonTree.Leaves(obj).Keys]);
+            stored.Managers[manager] = new ManagerEntry("Update", [.. JsonTree.Leaves(obj, ListTypes.For(r)).Keys]);
             Commit(stored, "ADDED");
             _objects[r.Id][StoreKey(ns, name)] = stored;
             _byUid[(string)meta["uid"]!] = (r, StoreKey(ns, name));
@@ -325,6 +369,10 @@ internal sealed class ApiStore
                 throw ApiError.BadRequest("metadata.managedFields must be nil");
             }
 
+            // What the schema drops is not applied, so nobody comes to own it.
+            applied = (JsonObject)applied.DeepClone();
+            Pruning.Prune(r.Schema, applied);
+
             var stored = Lookup(r, ns, name);
             if (stored is null)
             {
@@ -338,11 +386,12 @@ internal sealed class ApiStore
                 var created = Create(r, ns, applied, manager);
                 var fresh = Lookup(r, ns, name)!;
                 fresh.Managers.Clear();
-                fresh.Managers[manager] = new ManagerEntry("Apply", [.. JsonTree.Leaves(applied).Keys]);
+                fresh.Managers[manager] = new ManagerEntry("Apply", [.. JsonTree.Leaves(applied, ListTypes.For(r)).Keys]);
                 return (Render(fresh), created.Created);
             }
 
-            var newPaths = JsonTree.Leaves(applied);
+            var types = ListTypes.For(r);
+            var newPaths = JsonTree.Leaves(applied, types);
             if (subresource == "status")
             {
                 newPaths = newPaths.Where(p => p.Key.StartsWith("/status/", StringComparison.Ordinal)).ToDictionary();
@@ -357,7 +406,8 @@ internal sealed class ApiStore
             {
                 foreach (var (other, entry) in stored.Managers)
                 {
-                    if (other != manager && entry.Paths.Contains(path) && !JsonNode.DeepEquals(JsonTree.At(stored.Object, path), value))
+                    // An entry of a map or set list is shared by everyone who applies it: only its fields can conflict.
+                    if (other != manager && entry.Paths.Contains(path) && !JsonTree.IsEntry(path) && !JsonNode.DeepEquals(JsonTree.At(stored.Object, path), value))
                     {
                         conflicts.Add(new JsonObject
                         {
@@ -377,13 +427,22 @@ internal sealed class ApiStore
 
             var result = (JsonObject)stored.Object.DeepClone();
             var previous = stored.Managers.TryGetValue(manager, out var mine) ? mine.Paths : [];
-            foreach (var path in previous)
+            var others = stored.Managers.Where(m => m.Key != manager).SelectMany(m => m.Value.Paths).ToHashSet(StringComparer.Ordinal);
+            foreach (var path in previous.OrderBy(p => p.Length))
             {
-                if (!newPaths.ContainsKey(path) && !stored.Managers.Any(m => m.Key != manager && m.Value.Paths.Contains(path)))
+                if (newPaths.ContainsKey(path) || others.Contains(path))
                 {
-                    // A field this manager stopped sending, that nobody else owns, is removed.
-                    JsonTree.RemoveLeaf(result, path);
+                    continue;
                 }
+
+                // A list entry stays while another manager owns a field in it; its fields this manager owned go.
+                if (JsonTree.IsEntry(path) && others.Any(o => o.StartsWith(path + "/", StringComparison.Ordinal)))
+                {
+                    continue;
+                }
+
+                // A field (or list entry) this manager stopped sending, that nobody else owns, is removed.
+                JsonTree.RemoveLeaf(result, path);
             }
 
             var toMerge = (JsonObject)applied.DeepClone();
@@ -396,7 +455,7 @@ internal sealed class ApiStore
                 am.Remove("namespace");
             }
 
-            JsonTree.MergeInto(result, toMerge);
+            JsonTree.MergeInto(result, toMerge, types);
             var managers = stored.Managers.ToDictionary(m => m.Key, m => m.Value with { Paths = [.. m.Value.Paths] });
             foreach (var (other, entry) in managers)
             {
@@ -407,7 +466,7 @@ internal sealed class ApiStore
 
                 foreach (var path in newPaths.Keys)
                 {
-                    if (force && !JsonNode.DeepEquals(JsonTree.At(stored.Object, path), newPaths[path]))
+                    if (force && !JsonTree.IsEntry(path) && !JsonNode.DeepEquals(JsonTree.At(stored.Object, path), newPaths[path]))
                     {
                         entry.Paths.Remove(path);
                     }
@@ -434,7 +493,9 @@ internal sealed class ApiStore
         if (subresource == "status")
         {
             next = (JsonObject)old.DeepClone();
-            SetOrRemove(next, "status", body["status"]);
+            var status = body["status"]?.DeepClone();
+            Pruning.PruneField(r.Schema, "status", status);
+            SetOrRemove(next, "status", status);
         }
         else if (subresource is not null)
         {
@@ -461,6 +522,7 @@ internal sealed class ApiStore
                 throw ApiError.Invalid(r.Kind, name, "metadata.finalizers", "Forbidden: no new finalizers can be added if the object is being deleted");
             }
 
+            Pruning.Prune(r.Schema, next);
             ValidateCommon(r, next, name);
             Defaults.Apply(r.Schema, next);
         }
@@ -517,8 +579,9 @@ internal sealed class ApiStore
 
     private static Dictionary<string, ManagerEntry> UpdateManagers(Stored stored, JsonObject old, JsonObject next, string manager)
     {
-        var before = JsonTree.Leaves(old);
-        var after = JsonTree.Leaves(next);
+        var types = ListTypes.For(stored.Resource);
+        var before = JsonTree.Leaves(old, types);
+        var after = JsonTree.Leaves(next, types);
         var managers = stored.Managers.ToDictionary(m => m.Key, m => m.Value with { Paths = [.. m.Value.Paths] });
         var changed = after.Where(a => !before.TryGetValue(a.Key, out var b) || !JsonNode.DeepEquals(a.Value, b)).Select(a => a.Key).ToList();
         foreach (var entry in managers.Values)
@@ -761,7 +824,10 @@ internal sealed class ApiStore
         Meta(copy)["resourceVersion"] = _rv.ToString(CultureInfo.InvariantCulture);
         stored.Object = copy;
         var snapshot = Render(stored);
-        _history.Add(new HistoryEntry(_rv, stored.Resource, type, snapshot));
+        var meta = Meta(copy);
+        var before = type == "ADDED" ? null : stored.LastRendered;
+        _history.Add(new HistoryEntry(_rv, stored.Resource, StoreKey((string?)meta["namespace"], (string)meta["name"]!), type, snapshot, before));
+        stored.LastRendered = snapshot;
         if (_history.Count > _historyLimit)
         {
             var drop = _history.Count - _historyLimit;
@@ -882,11 +948,38 @@ internal sealed class ApiStore
                     var copy = (JsonObject)stored.Object.DeepClone();
                     Meta(copy)["resourceVersion"] = _rv.ToString(CultureInfo.InvariantCulture);
                     stored.Object = copy;
+                    stored.LastRendered = Render(stored);
                 }
             }
 
             _oldestWatchable = _rv;
+            _cache = null;
+            _cacheRv = null;
             return cut;
+        }
+    }
+
+    /// <summary>
+    /// Fault: the watch cache stops following the store, so lists served from it (<c>resourceVersion=0</c>, or an
+    /// RV it has reached) see the state of now until <see cref="ThawWatchCache"/>.
+    /// </summary>
+    public void FreezeWatchCache()
+    {
+        lock (_lock)
+        {
+            _cache = _objects.ToDictionary(
+                o => o.Key,
+                o => new SortedDictionary<string, JsonObject>(o.Value.ToDictionary(s => s.Key, s => Render(s.Value)), StringComparer.Ordinal));
+            _cacheRv = _rv;
+        }
+    }
+
+    public void ThawWatchCache()
+    {
+        lock (_lock)
+        {
+            _cache = null;
+            _cacheRv = null;
         }
     }
 
@@ -947,11 +1040,15 @@ internal sealed class ApiStore
         public JsonObject Object { get; set; } = obj;
 
         public Dictionary<string, ManagerEntry> Managers { get; set; } = [];
+
+        /// <summary>The object as its last commit rendered it: the state a later change's history entry undoes to.</summary>
+        public JsonObject? LastRendered { get; set; }
     }
 
     private sealed record ManagerEntry(string Operation, HashSet<string> Paths);
 
-    private sealed record HistoryEntry(long Rv, ResourceInfo Resource, string Type, JsonObject Object);
+    /// <summary>One committed change; <see cref="Before"/> (null for ADDED) lets a list be read at an older RV.</summary>
+    private sealed record HistoryEntry(long Rv, ResourceInfo Resource, string Key, string Type, JsonObject Object, JsonObject? Before);
 }
 
 /// <summary>One open watch: a queue of events in commit order, filtered by resource, namespace and selectors.</summary>

@@ -50,6 +50,8 @@ public sealed partial class FakeApiServer : IAsyncDisposable
     private readonly Queue<(int Code, int? RetryAfter)> _failures = new();
     private readonly Dictionary<string, int> _requestCounts = [];
     private readonly List<int> _watchTimeouts = [];
+    private readonly List<string> _bearerTokens = [];
+    private readonly List<string> _clientCertificates = [];
     private HashSet<string> _tokens;
     private Task _bookmarks = Task.CompletedTask;
 
@@ -189,6 +191,14 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Fault: the watch cache stops following the store, so lists it serves (<c>resourceVersion=0</c>, or an RV it
+    /// has reached) return the state of now, stale, until <see cref="ThawWatchCache"/>.
+    /// </summary>
+    public void FreezeWatchCache() => _store.FreezeWatchCache();
+
+    public void ThawWatchCache() => _store.ThawWatchCache();
+
     public int OpenWatches => _store.Watchers().Count;
 
     /// <summary>How many requests of a kind ("LIST pods", "WATCH memoryclusters", "PUT leases") were served.</summary>
@@ -208,6 +218,30 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             lock (_lock)
             {
                 return [.. _watchTimeouts];
+            }
+        }
+    }
+
+    /// <summary>Every bearer token presented so far, in order.</summary>
+    public IReadOnlyList<string> BearerTokens
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _bearerTokens];
+            }
+        }
+    }
+
+    /// <summary>The subject of every client certificate a request came with, in order.</summary>
+    public IReadOnlyList<string> ClientCertificates
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _clientCertificates];
             }
         }
     }
@@ -370,6 +404,17 @@ public sealed partial class FakeApiServer : IAsyncDisposable
     {
         lock (_lock)
         {
+            var presented = context.Request.Headers.Authorization.ToString();
+            if (presented.StartsWith("Bearer ", StringComparison.Ordinal))
+            {
+                _bearerTokens.Add(presented["Bearer ".Length..]);
+            }
+
+            if (context.Connection.ClientCertificate is { } certificate)
+            {
+                _clientCertificates.Add(certificate.Subject);
+            }
+
             if (_options.AcceptedTokens is null)
             {
                 return;
@@ -435,7 +480,8 @@ public sealed partial class FakeApiServer : IAsyncDisposable
                 return;
             case "LIST":
                 var (items, rv, next, remaining) = _store.List(resource, ns, Selector.ParseLabels(query["labelSelector"]),
-                    Selector.ParseLabels(query["fieldSelector"]), int.TryParse(query["limit"], out var l) ? l : null, query["continue"]);
+                    Selector.ParseLabels(query["fieldSelector"]), int.TryParse(query["limit"], out var l) ? l : null, query["continue"],
+                    query["resourceVersion"], query["resourceVersionMatch"]);
                 if (table)
                 {
                     await WriteAsync(context, 200, Tables.Table(resource, items, rv, true, _options.Time.GetUtcNow())).ConfigureAwait(false);

@@ -192,3 +192,105 @@ internal static class Validation
     private static void Add(JsonArray causes, string path, string message) =>
         causes.Add(new JsonObject { ["reason"] = "FieldValueInvalid", ["message"] = message, ["field"] = path.TrimStart('.') });
 }
+
+/// <summary>
+/// Structural-schema pruning, as the API server does it for custom resources on every write: a field the schema
+/// does not declare is dropped, unless its object is marked <c>x-kubernetes-preserve-unknown-fields: true</c>
+/// (then the unknown fields stay, and the declared ones are still pruned by their own schemas). At the top only
+/// apiVersion, kind and the fields of ObjectMeta survive in metadata.
+/// </summary>
+internal static class Pruning
+{
+    private static readonly HashSet<string> ObjectMetaFields =
+    [
+        "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+        "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
+    ];
+
+    /// <summary>Prunes <paramref name="obj"/> in place; returns the paths dropped (e.g. <c>spec.foo</c>).</summary>
+    public static List<string> Prune(JsonObject? schema, JsonObject obj)
+    {
+        var dropped = new List<string>();
+        if (schema is null)
+        {
+            return dropped;
+        }
+
+        if (obj["metadata"] is JsonObject meta)
+        {
+            foreach (var key in meta.Select(p => p.Key).Where(k => !ObjectMetaFields.Contains(k)).ToList())
+            {
+                meta.Remove(key);
+                dropped.Add("metadata." + key);
+            }
+        }
+
+        PruneNode(schema, obj, "", dropped, top: true);
+        return dropped;
+    }
+
+    /// <summary>Prunes one value (e.g. the status a status write sends) by the schema of its field.</summary>
+    public static List<string> PruneField(JsonObject? schema, string field, JsonNode? value)
+    {
+        var dropped = new List<string>();
+        if (schema?["properties"]?[field] is JsonObject fieldSchema)
+        {
+            PruneNode(fieldSchema, value, field, dropped, top: false);
+        }
+
+        return dropped;
+    }
+
+    private static void PruneNode(JsonObject schema, JsonNode? node, string path, List<string> dropped, bool top)
+    {
+        var preserve = (bool?)schema["x-kubernetes-preserve-unknown-fields"] == true;
+        switch (node)
+        {
+            case JsonObject obj when schema["properties"] is JsonObject properties:
+                foreach (var key in obj.Select(p => p.Key).ToList())
+                {
+                    if (top && key is "apiVersion" or "kind" or "metadata")
+                    {
+                        continue;
+                    }
+
+                    if (properties[key] is JsonObject child)
+                    {
+                        PruneNode(child, obj[key], Join(path, key), dropped, top: false);
+                    }
+                    else if (!preserve)
+                    {
+                        obj.Remove(key);
+                        dropped.Add(Join(path, key));
+                    }
+                }
+
+                break;
+            case JsonObject map when schema["additionalProperties"] is JsonObject values:
+                foreach (var (key, value) in map)
+                {
+                    PruneNode(values, value, Join(path, key), dropped, top: false);
+                }
+
+                break;
+            case JsonObject empty when !preserve && schema["x-kubernetes-int-or-string"] is null && !top:
+                // An object schema that declares no fields keeps none.
+                foreach (var key in empty.Select(p => p.Key).ToList())
+                {
+                    empty.Remove(key);
+                    dropped.Add(Join(path, key));
+                }
+
+                break;
+            case JsonArray array when schema["items"] is JsonObject items:
+                for (var i = 0; i < array.Count; i++)
+                {
+                    PruneNode(items, array[i], path + "[" + i + "]", dropped, top: false);
+                }
+
+                break;
+        }
+    }
+
+    private static string Join(string path, string key) => path.Length == 0 ? key : path + "." + key;
+}
