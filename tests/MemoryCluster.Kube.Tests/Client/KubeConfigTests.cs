@@ -1,7 +1,4 @@
-using System.Net;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using System.Text;
 using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Config;
 using MemoryCluster.Kube.Resources;
@@ -10,19 +7,9 @@ using MemoryCluster.Kube.TestServer;
 namespace MemoryCluster.Kube.Tests.Client;
 
 [Trait("Category", "Integration")]
-public sealed class KubeConfigTests : IDisposable
+public sealed class KubeConfigTests() : TempDirectoryTest("memorycluster-kubeconfig-")
 {
     private static readonly CancellationToken None = CancellationToken.None;
-    private readonly string _dir = Directory.CreateTempSubdirectory("memorycluster-kubeconfig-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    private string Write(string name, string text)
-    {
-        var path = Path.Combine(_dir, name);
-        File.WriteAllText(path, text);
-        return path;
-    }
 
     [Fact]
     public async Task A_token_user_authenticates_and_a_wrong_token_is_Unauthorized()
@@ -54,7 +41,7 @@ public sealed class KubeConfigTests : IDisposable
               context: {cluster: c, user: u, namespace: one}
             current-context: ctx
             """);
-        File.WriteAllText(Path.Combine(_dir, "token.txt"), "from-file\n");
+        File.WriteAllText(Path.Combine(Dir, "token.txt"), "from-file\n");
         var second = Write("second", """
             clusters:
             - name: c
@@ -66,7 +53,7 @@ public sealed class KubeConfigTests : IDisposable
               context: {cluster: other, user: u}
             current-context: ctx2
             """);
-        var settings = KubeConfigLoader.Load([first, Path.Combine(_dir, "missing"), second]);
+        var settings = KubeConfigLoader.Load([first, Path.Combine(Dir, "missing"), second]);
         Assert.Equal(new Uri("https://first:6443"), settings.Server);
         Assert.Equal("one", settings.Namespace);
         Assert.True(settings.InsecureSkipTlsVerify);
@@ -179,7 +166,7 @@ public sealed class KubeConfigTests : IDisposable
     [Fact]
     public async Task In_cluster_configuration_reads_the_service_account_and_rereads_a_rotated_token()
     {
-        var sa = Directory.CreateDirectory(Path.Combine(_dir, "sa")).FullName;
+        var sa = Directory.CreateDirectory(Path.Combine(Dir, "sa")).FullName;
         File.WriteAllText(Path.Combine(sa, "token"), "first");
         File.WriteAllText(Path.Combine(sa, "namespace"), "memory-system\n");
         using var ca = CreateCa("cluster-ca");
@@ -195,34 +182,9 @@ public sealed class KubeConfigTests : IDisposable
         Assert.Equal("second", (await settings.Credentials.GetAsync(None)).Token);
     }
 
-    private static string Base64(string pem) => Convert.ToBase64String(Encoding.UTF8.GetBytes(pem));
+    private static string Base64(string pem) => TestCertificates.Base64(pem);
 
-    private static X509Certificate2 CreateCa(string name)
-    {
-        using var key = RSA.Create(2048);
-        var request = new CertificateRequest("CN=" + name, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(2));
-    }
+    private static X509Certificate2 CreateCa(string name) => TestCertificates.CreateCa(name);
 
-    private static X509Certificate2 Issue(X509Certificate2 ca, string name, bool server)
-    {
-        using var key = RSA.Create(2048);
-        var request = new CertificateRequest("CN=" + name, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            [server ? new Oid("1.3.6.1.5.5.7.3.1") : new Oid("1.3.6.1.5.5.7.3.2")], false));
-        if (server)
-        {
-            var san = new SubjectAlternativeNameBuilder();
-            san.AddIpAddress(IPAddress.Loopback);
-            san.AddDnsName("localhost");
-            request.CertificateExtensions.Add(san.Build());
-        }
-
-        using var issued = request.Create(ca, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(8));
-        using var withKey = issued.CopyWithPrivateKey(key);
-        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
-    }
+    private static X509Certificate2 Issue(X509Certificate2 ca, string name, bool server) => TestCertificates.Issue(ca, name, server);
 }

@@ -37,6 +37,9 @@ public sealed class TokenFileCredentialProvider(string path, TimeSpan refreshInt
     private Credential? _cached;
     private DateTimeOffset _readAt;
 
+    /// <summary>The longest a token read from the file is used before the file is read again.</summary>
+    public TimeSpan RefreshInterval => refreshInterval;
+
     public async ValueTask<Credential> GetAsync(CancellationToken cancellationToken)
     {
         lock (_lock)

@@ -64,7 +64,6 @@ public static class TlsSettings
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
             AutomaticDecompression = System.Net.DecompressionMethods.None,
         };
-        handler.SslOptions.TargetHost = settings.TlsServerName;
         if (clientCertificate is not null)
         {
             handler.SslOptions.ClientCertificates = [clientCertificate];
@@ -74,28 +73,48 @@ public static class TlsSettings
         {
             handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
         }
-        else if (settings.CertificateAuthorities.Count > 0)
+        else if (settings.CertificateAuthorities.Count > 0 || settings.TlsServerName is not null)
         {
             var roots = settings.CertificateAuthorities;
+            var serverName = settings.TlsServerName;
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-                Validate(certificate, errors, roots);
+                Validate(certificate, errors, roots, serverName);
         }
 
         return handler;
     }
 
-    private static bool Validate(X509Certificate? certificate, SslPolicyErrors errors, X509Certificate2Collection roots)
+    /// <summary>
+    /// Whether to trust the server's certificate: issued by one of <paramref name="roots"/> (or, when there are none,
+    /// by the system store), and naming <paramref name="serverName"/> when the kubeconfig gives tls-server-name.
+    /// SocketsHttpHandler checks the name against the URL's host and ignores SslOptions.TargetHost, so the
+    /// tls-server-name check is ours. (The SNI it sends stays the URL's host.)
+    /// </summary>
+    internal static bool Validate(X509Certificate? certificate, SslPolicyErrors errors, X509Certificate2Collection roots, string? serverName)
     {
-        if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0)
+        if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
         {
             return false;
+        }
+
+        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        var named = serverName is null
+            ? (errors & SslPolicyErrors.RemoteCertificateNameMismatch) == 0
+            : leaf.MatchesHostname(serverName);
+        if (!named)
+        {
+            return false;
+        }
+
+        if (roots.Count == 0)
+        {
+            return (errors & SslPolicyErrors.RemoteCertificateChainErrors) == 0;
         }
 
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(roots);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
         return chain.Build(leaf);
     }
 }

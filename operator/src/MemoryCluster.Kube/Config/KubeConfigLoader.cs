@@ -122,7 +122,7 @@ public static class KubeConfigLoader
 
         if (user.TokenFile is { } tokenFile && user.Token is null)
         {
-            return new TokenFileCredentialProvider(Resolve(tokenFile, dir), TimeSpan.FromMinutes(1), time);
+            return new TokenFileCredentialProvider(Resolve(tokenFile, dir), InClusterConfig.DefaultTokenRefreshInterval, time);
         }
 
         var certPem = ReadData(user.ClientCertificateData, user.ClientCertificate, dir);
@@ -273,18 +273,23 @@ public static class InClusterConfig
 {
     public const string DefaultServiceAccountDirectory = "/var/run/secrets/kubernetes.io/serviceaccount";
 
+    /// <summary>How often client-go re-reads the rotated service account token.</summary>
+    public static readonly TimeSpan DefaultTokenRefreshInterval = TimeSpan.FromMinutes(1);
+
     public static bool IsInCluster() =>
         !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST"));
 
     /// <summary>
     /// Builds settings from <c>KUBERNETES_SERVICE_HOST</c>/<c>_PORT</c> (IPv6 bracketed) and the service account
-    /// files (token re-read every minute and after a 401; CA; namespace).
+    /// files (token re-read every <paramref name="tokenRefreshInterval"/>, a minute unless given, and after a 401;
+    /// CA; namespace).
     /// </summary>
     public static KubeClientSettings Load(
         string? host = null,
         string? port = null,
         string serviceAccountDirectory = DefaultServiceAccountDirectory,
-        TimeProvider? time = null)
+        TimeProvider? time = null,
+        TimeSpan? tokenRefreshInterval = null)
     {
         host ??= Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST")
             ?? throw new KubeConfigException("KUBERNETES_SERVICE_HOST is not set: not running in a cluster");
@@ -302,7 +307,7 @@ public static class InClusterConfig
             Namespace = File.Exists(nsPath) ? File.ReadAllText(nsPath).Trim() : "default",
             CertificateAuthorities = File.Exists(caPath) ? TlsSettings.LoadAuthorities(File.ReadAllText(caPath)) : [],
             Credentials = new TokenFileCredentialProvider(
-                Path.Combine(serviceAccountDirectory, "token"), TimeSpan.FromMinutes(1), time ?? TimeProvider.System),
+                Path.Combine(serviceAccountDirectory, "token"), tokenRefreshInterval ?? DefaultTokenRefreshInterval, time ?? TimeProvider.System),
         };
     }
 }
