@@ -54,6 +54,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
     private readonly SemaphoreSlim _leaseWake = new(0, int.MaxValue);
     private static readonly Task Never = new TaskCompletionSource().Task;
     private long _failoverLoggedAtMs;
+    private long _lastHandOverMs = long.MinValue / 2;
     private ulong _leaseEpoch;
     private long _leaseSentMs;
     private long _leaseSentTimestamp;
@@ -284,6 +285,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
             await exited.DisposeAsync().ConfigureAwait(false);
             _postgres = null;
             _primaryObjectsReady = false;
+            _client.ResetPool();
         }
 
         // One assignment, so /status never sees a half-made observation.
@@ -367,6 +369,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
                 _starting = true;
                 try
                 {
+                    _client.ResetPool();
                     _postgres = PostgresProcess.Start(_binaries, _options.DataDirectory, _logger);
                     _primaryObjectsReady = false;
                     await _client.WaitReadyAsync(TimeSpan.FromSeconds(60), cancellationToken, _postgres.Exited).ConfigureAwait(false);
@@ -481,6 +484,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
         await _postgres.DisposeAsync().ConfigureAwait(false);
         _postgres = null;
         _primaryObjectsReady = false;
+        _client.ResetPool();
         ArmWatchdog(null);
     }
 
@@ -509,7 +513,9 @@ public sealed partial class InstanceManager : IAsyncDisposable
             _options.SocketDirectory,
             _options.Name,
             upstream == 0 ? null : SourceFor(upstream),
-            upstream == 0 ? PostgresConfigFiles.SynchronousStandbyNames(_options.Quorum, others, _options.Peers.Count) : string.Empty,
+            // Written on replicas too (where it does nothing): a replica that is promoted must require
+            // synchronous standbys from its very first commit, not from the reload after promotion.
+            PostgresConfigFiles.SynchronousStandbyNames(_options.Quorum, others, _options.Peers.Count),
             new Dictionary<string, string>());
         var data = _options.DataDirectory;
         File.WriteAllText(Path.Combine(data, "postgresql.conf"), PostgresConfigFiles.PostgresqlConf(settings));
@@ -1007,6 +1013,40 @@ public sealed partial class InstanceManager : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A Raft leader that is also the primary hands Raft leadership to a streaming replica: when the primary's
+    /// host fails, the leader that must replace it is then already elsewhere, and no election comes first.
+    /// </summary>
+    private async Task HandOverLeadershipAsync(ControlState control, Dictionary<ulong, PeerView> views, long now, CancellationToken cancellationToken)
+    {
+        if (control.Primary.Value != _options.Id || !control.PendingSwitchover.IsNone || now - _leaderSinceMs < 2000 || now - _lastHandOverMs < 10_000)
+        {
+            return;
+        }
+
+        var target = views.Values
+            .Where(v => v.Id != _options.Id && v is { Reachable: true, Ready: true, Streaming: true })
+            .OrderByDescending(v => v.ReceiveLsn).ThenBy(v => v.Id)
+            .FirstOrDefault();
+        if (target is null)
+        {
+            return;
+        }
+
+        _lastHandOverMs = now;
+        Log.HandingOver(_logger, target.Name);
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _raft!.TransferLeadershipAsync(new NodeId(target.Id), limit.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or InvalidOperationException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            Log.LeaseRoundFailed(_logger, $"handing Raft leadership to {target.Name}: {e.Message}");
+        }
+    }
+
     private async Task FailoverRoundAsync(CancellationToken cancellationToken)
     {
         var raft = _raft!;
@@ -1059,6 +1099,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
         {
             case FailoverDecision.Healthy:
                 _failoverNote = null;
+                await HandOverLeadershipAsync(control, views, now, cancellationToken).ConfigureAwait(false);
                 return;
             case FailoverDecision.Blocked blocked:
                 // The reason carries running figures; log it when it first appears, then every 2 s at most.
@@ -1430,6 +1471,9 @@ public sealed partial class InstanceManager : IAsyncDisposable
 
         [LoggerMessage(27, LogLevel.Warning, "failover from epoch {Epoch}: {Why}")]
         public static partial void FailingOver(ILogger logger, ulong epoch, string why);
+
+        [LoggerMessage(34, LogLevel.Information, "this Raft leader is the primary: handing Raft leadership to {Target}")]
+        public static partial void HandingOver(ILogger logger, string target);
 
         [LoggerMessage(28, LogLevel.Information, "primary lease renewed at epoch {Epoch}")]
         public static partial void RenewalGranted(ILogger logger, ulong epoch);

@@ -24,13 +24,17 @@ internal sealed record StandbyState(string ApplicationName, string State, string
 /// </summary>
 internal sealed class PgClient(string socketDirectory, int port)
 {
+    // Pooled (at most two idle connections): the state is read several times a second, and a fresh backend
+    // each time costs a fork. The pool is cleared whenever Postgres starts or exits (ResetPool).
     private readonly string _connectionString = new NpgsqlConnectionStringBuilder
     {
         Host = socketDirectory,
         Port = port,
         Username = "postgres",
         Database = "postgres",
-        Pooling = false,
+        Pooling = true,
+        MinPoolSize = 0,
+        MaxPoolSize = 2,
         Timeout = 3,
         CommandTimeout = 5,
         ApplicationName = "memorycluster-instance-manager",
@@ -39,6 +43,13 @@ internal sealed class PgClient(string socketDirectory, int port)
         // quorum mode; they must not wait for synchronous replication.
         Options = "-c synchronous_commit=local",
     }.ConnectionString;
+
+    /// <summary>Drops pooled connections: after Postgres started or exited they lead nowhere.</summary>
+    public void ResetPool()
+    {
+        using var connection = new NpgsqlConnection(_connectionString);
+        NpgsqlConnection.ClearPool(connection);
+    }
 
     /// <summary>True when the server answers a query.</summary>
     public async Task<bool> IsReadyAsync(CancellationToken cancellationToken)
@@ -86,7 +97,9 @@ internal sealed class PgClient(string socketDirectory, int port)
         limit.CancelAfter(timeout);
         try
         {
-            await using var connection = await OpenAsync(limit.Token).ConfigureAwait(false);
+            // A new connection every time, not a pooled one: a postmaster that cannot fork a backend is not healthy.
+            await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString);
+            await connection.OpenAsync(limit.Token).ConfigureAwait(false);
             await using var command = new NpgsqlCommand("select pg_is_in_recovery()", connection);
             return (bool)(await command.ExecuteScalarAsync(limit.Token).ConfigureAwait(false))!;
         }

@@ -9,7 +9,7 @@ namespace MemoryCluster.Instance.Postgres;
 /// <param name="SocketDirectory">Folder for the Unix socket, private to this instance.</param>
 /// <param name="ClusterName">Shown in process titles; the instance name.</param>
 /// <param name="Upstream">For a replica: where to stream from. Null on the primary.</param>
-/// <param name="SynchronousStandbyNames">For a primary in quorum mode, e.g. <c>ANY 1 ("b", "c")</c>; empty otherwise.</param>
+/// <param name="SynchronousStandbyNames">In quorum mode, e.g. <c>ANY 1 ("b", "c")</c>, on every member (a standby ignores it until promoted); empty in async mode.</param>
 /// <param name="UserParameters">The spec's extra parameters (managed keys already refused by validation).</param>
 internal sealed record PostgresSettings(
     int Port,
