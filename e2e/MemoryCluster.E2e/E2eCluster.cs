@@ -124,6 +124,16 @@ internal sealed class E2eCluster : IAsyncDisposable
                 new NodeProcesses(layout, member).ContinueAll();
             }
 
+            // MEMORYCLUSTER_E2E_LOGS=DIR keeps every manager's log of every cluster, for reading timelines.
+            if (Environment.GetEnvironmentVariable("MEMORYCLUSTER_E2E_LOGS") is { Length: > 0 } keep)
+            {
+                var target = Directory.CreateDirectory(Path.Combine(keep, Path.GetFileName(Dir))).FullName;
+                foreach (var member in layout.Members.Where(m => File.Exists(layout.LogFile(m))))
+                {
+                    File.Copy(layout.LogFile(member), Path.Combine(target, member.Name + ".log"), overwrite: true);
+                }
+            }
+
             var (code, _) = await CliAsync(["local", "down", "--purge"], CancellationToken.None);
             if (code == 0)
             {
