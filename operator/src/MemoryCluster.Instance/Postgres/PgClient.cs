@@ -44,6 +44,8 @@ internal sealed class PgClient(string socketDirectory, int port)
         Options = "-c synchronous_commit=local",
     }.ConnectionString;
 
+    private int _lastReceivedTimeline;
+
     /// <summary>Drops pooled connections: after Postgres started or exited they lead nowhere.</summary>
     public void ResetPool()
     {
@@ -136,7 +138,17 @@ internal sealed class PgClient(string socketDirectory, int port)
 
         var receive = Lsn(3);
         var replay = Lsn(4);
-        var timeline = reader.IsDBNull(5) ? reader.GetInt32(8) : reader.GetInt32(5);
+
+        // The WAL receiver's timeline while it runs. Without one (the primary just died) the last checkpoint's
+        // timeline can be older than what was received since, so the last timeline streamed is kept (timelines
+        // of one data directory only grow, through rewind and re-clone too).
+        var checkpointTimeline = reader.GetInt32(8);
+        if (!reader.IsDBNull(5))
+        {
+            _lastReceivedTimeline = reader.GetInt32(5);
+        }
+
+        var timeline = Math.Max(checkpointTimeline, _lastReceivedTimeline);
         var streaming = !reader.IsDBNull(6) && reader.GetString(6) == "streaming";
         return new PgState(true, timeline, replay, Math.Max(receive, replay), replay, streaming);
     }
