@@ -30,6 +30,7 @@ internal sealed class AckedWriter : IAsyncDisposable
     private readonly CancellationTokenSource _stop;
     private readonly List<AckedWrite> _acked = [];
     private readonly List<long> _failedAt = [];
+    private readonly List<Task> _leftBehind = [];
     private readonly Task _loop;
     private long _failures;
 
@@ -141,6 +142,14 @@ internal sealed class AckedWriter : IAsyncDisposable
     {
         await _stop.CancelAsync();
         await _loop;
+        Task[] leftBehind;
+        lock (_leftBehind)
+        {
+            leftBehind = [.. _leftBehind];
+        }
+
+        // Attempts left behind end with the writer (cancelled) or by their own time limits; wait for them, bounded.
+        await Task.WhenAll(leftBehind).WaitAsync(TimeSpan.FromSeconds(15)).ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
     public async ValueTask DisposeAsync()
@@ -155,20 +164,15 @@ internal sealed class AckedWriter : IAsyncDisposable
         while (!_stop.IsCancellationRequested)
         {
             var target = _route.Current;
-            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, target.Superseded);
+
+            // The attempt itself is cancelled only when the writer stops. When the route moves on, the writer
+            // stops waiting for it and goes on, leaving it behind: cancelling it would make Npgsql open a new
+            // connection to the old primary to send a cancel request, which a partition makes hang for seconds.
+            // An attempt left behind that is still acknowledged later is recorded all the same.
+            var work = AttemptAsync(target.ConnectionString, next);
             try
             {
-                var sent = Stopwatch.GetTimestamp();
-                await using var connection = new NpgsqlConnection(target.ConnectionString);
-                await connection.OpenAsync(attempt.Token);
-                await using var command = new NpgsqlCommand($"insert into {_table} (id) values ($1) returning inet_server_port()", connection) { CommandTimeout = 5 };
-                command.Parameters.AddWithValue(next);
-                var port = (int)(await command.ExecuteScalarAsync(attempt.Token))!;
-                lock (_acked)
-                {
-                    _acked.Add(new AckedWrite(next, sent, Stopwatch.GetTimestamp(), port));
-                }
-
+                await work.WaitAsync(target.Superseded);
                 next++;
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
@@ -177,6 +181,14 @@ internal sealed class AckedWriter : IAsyncDisposable
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException or OperationCanceledException)
             {
+                if (!work.IsCompleted)
+                {
+                    lock (_leftBehind)
+                    {
+                        _leftBehind.Add(work);
+                    }
+                }
+
                 // Not acknowledged (failed, or abandoned because the primary changed): the same id is tried again,
                 // so an id that did commit without an acknowledgement shows up as a duplicate-key error and is
                 // then skipped.
@@ -202,6 +214,21 @@ internal sealed class AckedWriter : IAsyncDisposable
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>One insert of <paramref name="id"/>; records it when acknowledged, whether or not the writer still waits for it.</summary>
+    private async Task AttemptAsync(string connectionString, long id)
+    {
+        var sent = Stopwatch.GetTimestamp();
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(_stop.Token);
+        await using var command = new NpgsqlCommand($"insert into {_table} (id) values ($1) returning inet_server_port()", connection) { CommandTimeout = 5 };
+        command.Parameters.AddWithValue(id);
+        var port = (int)(await command.ExecuteScalarAsync(_stop.Token))!;
+        lock (_acked)
+        {
+            _acked.Add(new AckedWrite(id, sent, Stopwatch.GetTimestamp(), port));
         }
     }
 
