@@ -1,6 +1,7 @@
 using System.Globalization;
 using MemoryCluster.Cli.Local;
 using MemoryCluster.Instance;
+using MemoryCluster.Instance.Postgres;
 
 namespace MemoryCluster.E2e;
 
@@ -17,9 +18,9 @@ namespace MemoryCluster.E2e;
 /// </summary>
 internal sealed class NodeProcesses(LocalLayout layout, Peer member)
 {
-    public const int SigKill = 9;
-    public const int SigCont = 18;
-    public const int SigStop = 19;
+    public const int SigKill = ProcessSignals.SigKill;
+    public const int SigCont = ProcessSignals.SigCont;
+    public const int SigStop = ProcessSignals.SigStop;
 
     public string DataDirectory => Path.Combine(layout.InstanceDirectory(member), "pgdata");
 
@@ -42,7 +43,7 @@ internal sealed class NodeProcesses(LocalLayout layout, Peer member)
     }
 
     /// <summary>Every process working in the data folder: the postmaster and all its children.</summary>
-    public IReadOnlyList<int> PostgresPids => ProcessesIn(DataDirectory);
+    public IReadOnlyList<int> PostgresPids => ProcessFence.ProcessesIn(DataDirectory);
 
     /// <summary>kill -9 of the postmaster only (its children notice and exit).</summary>
     public bool KillPostmaster() => PostmasterPid is { } pid && Signal(pid, SigKill);
@@ -78,34 +79,9 @@ internal sealed class NodeProcesses(LocalLayout layout, Peer member)
         SignalPostgres(SigCont);
     }
 
-    public static IReadOnlyList<int> ProcessesIn(string directory)
-    {
-        var target = Path.GetFullPath(directory).TrimEnd('/');
-        var pids = new List<int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
-            {
-                try
-                {
-                    if (new FileInfo(Path.Combine(dir, "cwd")).LinkTarget?.TrimEnd('/') == target)
-                    {
-                        pids.Add(pid);
-                    }
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    // Gone meanwhile.
-                }
-            }
-        }
-
-        return pids;
-    }
-
     private static bool Signal(int pid, int signal)
     {
-        LocalCluster.Signal(pid, signal);
+        _ = ProcessSignals.Send(pid, signal);
         return true;
     }
 }

@@ -57,19 +57,17 @@ public static class InstanceHost
             var answer = await manager.RequestSwitchoverAsync(body.To, ct).ConfigureAwait(false);
             return Results.Json(answer, InstanceManager.JsonOptions, statusCode: answer.Accepted ? 202 : 409);
         });
-        app.MapPost("/internal/lease", async (HttpRequest request, CancellationToken ct) =>
-        {
-            using var reader = new StreamReader(request.Body);
-            var body = await reader.ReadToEndAsync(ct).ConfigureAwait(false);
-            var answer = await manager.AcceptLeaseRequestAsync(body, request.Headers[InstanceManager.SignatureHeader].FirstOrDefault(), ct).ConfigureAwait(false);
-            return Results.Json(answer, InstanceManager.JsonOptions, statusCode: answer.Accepted ? 200 : 409);
-        });
-        app.MapPost("/internal/propose", async (HttpRequest request, CancellationToken ct) =>
-        {
-            using var reader = new StreamReader(request.Body);
-            var body = await reader.ReadToEndAsync(ct).ConfigureAwait(false);
-            var answer = await manager.AcceptForwardedProposalAsync(body, request.Headers[InstanceManager.SignatureHeader].FirstOrDefault(), ct).ConfigureAwait(false);
-            return Results.Json(answer, InstanceManager.JsonOptions, statusCode: answer.Accepted ? 200 : 409);
-        });
+        MapInternal(app, "/internal/lease", manager.AcceptLeaseRequestAsync);
+        MapInternal(app, "/internal/propose", manager.AcceptForwardedProposalAsync);
     }
+
+    /// <summary>An endpoint between managers: a text body signed with the cluster key; 200 when accepted, else 409.</summary>
+    private static void MapInternal(WebApplication app, string path, Func<string, string?, CancellationToken, Task<ManagerAnswer>> handle) =>
+        app.MapPost(path, async (HttpRequest request, CancellationToken ct) =>
+        {
+            using var reader = new StreamReader(request.Body);
+            var body = await reader.ReadToEndAsync(ct).ConfigureAwait(false);
+            var answer = await handle(body, request.Headers[InstanceManager.SignatureHeader].FirstOrDefault(), ct).ConfigureAwait(false);
+            return Results.Json(answer, InstanceManager.JsonOptions, statusCode: answer.Accepted ? 200 : 409);
+        });
 }

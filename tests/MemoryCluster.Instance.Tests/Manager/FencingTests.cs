@@ -39,7 +39,7 @@ public sealed class FencingTests : IDisposable
         var stopped = StartIn(data, "sleep 300");
         var bystander = StartIn(other, "sleep 300");
         await WaitForAsync(() => ProcessFence.ProcessesIn(data).Count >= 4, "the processes to start");
-        Assert.Equal(0, PostgresProcess.Kill(stopped.Id, 19));
+        Assert.Equal(0, ProcessSignals.Send(stopped.Id, ProcessSignals.SigStop));
 
         Assert.True(await ProcessFence.KillAllAsync(data, TimeSpan.FromSeconds(5), CancellationToken.None));
         Assert.Empty(ProcessFence.ProcessesIn(data));
@@ -103,7 +103,7 @@ public sealed class FencingTests : IDisposable
 
         foreach (var pid in ProcessFence.ProcessesIn(_dir.FullName).Concat(Directory.Exists(Path.Combine(_dir.FullName, "pgdata")) ? ProcessFence.ProcessesIn(Path.Combine(_dir.FullName, "pgdata")) : []))
         {
-            _ = PostgresProcess.Kill(pid, 9);
+            _ = ProcessSignals.Send(pid, ProcessSignals.SigKill);
         }
 
         _dir.Delete(recursive: true);

@@ -74,12 +74,7 @@ internal static class InstanceCommand
                 return 2;
             }
 
-            using var loggers = LoggerFactory.Create(b => b.AddJsonConsole(o =>
-            {
-                o.IncludeScopes = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
-                o.UseUtcTimestamp = true;
-            }).SetMinimumLevel(LogLevel.Information).AddFilter("Microsoft", LogLevel.Warning));
+            using var loggers = JsonLogs();
             var (program, prefix) = Local.LocalCluster.SelfCommand();
             options = options with { WatchdogCommand = [program, .. prefix, "instance", "watchdog"] };
             await InstanceHost.RunAsync(options, loggers, new NoPodRoleLabeler(), cancellationToken).ConfigureAwait(false);
@@ -98,15 +93,19 @@ internal static class InstanceCommand
         var command = new Command("watchdog", "Fence PostgreSQL when the manager's lease deadline passes (started by the instance manager).") { dataDir, deadlineFile, managerPid };
         command.SetAction(async (result, cancellationToken) =>
         {
-            using var loggers = LoggerFactory.Create(b => b.AddJsonConsole(o =>
-            {
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
-                o.UseUtcTimestamp = true;
-            }).SetMinimumLevel(LogLevel.Information));
+            using var loggers = JsonLogs();
             return await Watchdog.RunAsync(result.GetValue(dataDir)!, result.GetValue(deadlineFile)!, result.GetValue(managerPid), loggers.CreateLogger("memorycluster.watchdog"), cancellationToken).ConfigureAwait(false);
         });
         return command;
     }
+
+    /// <summary>JSON lines on standard output (the manager's log, and its watchdog's in the same stream).</summary>
+    private static ILoggerFactory JsonLogs() => LoggerFactory.Create(b => b.AddJsonConsole(o =>
+    {
+        o.IncludeScopes = true;
+        o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+        o.UseUtcTimestamp = true;
+    }).SetMinimumLevel(LogLevel.Information).AddFilter("Microsoft", LogLevel.Warning));
 
     private static string Describe(string key) => key switch
     {

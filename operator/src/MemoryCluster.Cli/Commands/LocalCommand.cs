@@ -260,7 +260,7 @@ internal static class LocalCommand
             }
 
             var number = result.GetValue(signal) switch { "KILL" => 9, "STOP" => 19, "CONT" => 18, _ => 15 };
-            LocalCluster.Signal(pid, number);
+            _ = MemoryCluster.Instance.Postgres.ProcessSignals.Send(pid, number);
             Console.Out.WriteLine($"sent SIG{result.GetValue(signal)} to {member.Name}'s manager (pid {pid})");
             return 0;
         });

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text;
 using MemoryCluster.Instance;
 using MemoryCluster.Instance.Manager;
+using MemoryCluster.Instance.Postgres;
 
 namespace MemoryCluster.Cli.Local;
 
@@ -198,12 +199,7 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
     /// <summary>Removes the cluster's namespaces, veth pairs, bridge (and blackhole route when no other cluster needs it).</summary>
     public void RemoveNetwork() => layout.Network?.Remove(layout.Members);
 
-    public static void Signal(int pid, int signal) => _ = Kill(pid, signal);
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
-#pragma warning disable CA5392, SYSLIB1054 // libc is a system library; a plain P/Invoke keeps the CLI free of unsafe code.
-    private static extern int Kill(int pid, int signal);
-#pragma warning restore CA5392, SYSLIB1054
+    private static void Signal(int pid, int signal) => _ = ProcessSignals.Send(pid, signal);
 
     /// <summary>How to run this same binary again: the apphost, or dotnet with the dll.</summary>
     internal static (string Program, IReadOnlyList<string> Prefix) SelfCommand()

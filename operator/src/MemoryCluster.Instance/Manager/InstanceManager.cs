@@ -274,13 +274,9 @@ public sealed partial class InstanceManager : IAsyncDisposable
         if (_postgres is { HasExited: true } exited)
         {
             Log.PostgresExited(_logger, await exited.Exited.ConfigureAwait(false));
-            if (!ReferenceEquals(exited, _stoppedOnPurpose) && !ReferenceEquals(exited, _exitHandled) && control.Primary.Value == _options.Id)
-            {
-                // The lease keeper usually gets here first; either way the fence is recorded before anything
-                // could start Postgres again as primary at this epoch.
-                await FenceAsync(control.Epoch, "postgres exited unexpectedly", cancellationToken).ConfigureAwait(false);
-                _exitHandled = exited;
-            }
+            // The lease keeper usually gets here first; either way the fence is recorded before anything could
+            // start Postgres again as primary at this epoch.
+            await FenceIfExitedUnexpectedlyAsync(exited, control, cancellationToken).ConfigureAwait(false);
 
             await exited.DisposeAsync().ConfigureAwait(false);
             _postgres = null;
@@ -570,13 +566,16 @@ public sealed partial class InstanceManager : IAsyncDisposable
 
     // ---------------------------------------------------------------- the primary lease and fencing
 
-    private bool HoldsPrimaryLease(ulong epoch)
+    /// <summary>Until when (ms) the lease held for <paramref name="epoch"/> lets Postgres write; null when none is held for it.</summary>
+    private long? LeaseUsableUntilMs(ulong epoch)
     {
         lock (_leaseLock)
         {
-            return _leaseEpoch == epoch && epoch != 0 && NowMs() < _leaseSentMs + (long)_lease.FenceAfter.TotalMilliseconds;
+            return _leaseEpoch == epoch && epoch != 0 ? _leaseSentMs + (long)_lease.FenceAfter.TotalMilliseconds : null;
         }
     }
+
+    private bool HoldsPrimaryLease(ulong epoch) => LeaseUsableUntilMs(epoch) is { } until && NowMs() < until;
 
     /// <summary>
     /// The lease keeper, beside the main loop so that a long action never delays it: while the control state
@@ -590,6 +589,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
         {
             try
             {
+                KeepWatchdogRunning();
                 await LeaseRoundAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -615,10 +615,8 @@ public sealed partial class InstanceManager : IAsyncDisposable
         var control = _raft!.State;
         var ours = control.Epoch != 0 && control.Primary.Value == _options.Id;
         var pg = _postgres;
-        if (pg is { HasExited: true } && !ReferenceEquals(pg, _stoppedOnPurpose) && !ReferenceEquals(pg, _exitHandled) && ours)
+        if (pg is { HasExited: true } && await FenceIfExitedUnexpectedlyAsync(pg, control, cancellationToken).ConfigureAwait(false))
         {
-            await FenceAsync(control.Epoch, "postgres exited unexpectedly", cancellationToken).ConfigureAwait(false);
-            _exitHandled = pg;
             return;
         }
 
@@ -739,17 +737,9 @@ public sealed partial class InstanceManager : IAsyncDisposable
         }
         else
         {
-            var body = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{_options.Id} {epoch}");
-            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_options.Peers.Single(p => p.Id == leader.Value).HttpBase, "internal/lease"))
-            {
-                Content = new StringContent(body, Encoding.ASCII, "text/plain"),
-            };
-            request.Headers.Add(SignatureHeader, Sign("lease:" + body));
             try
             {
-                using var response = await _leaseHttp.SendAsync(request, cancellationToken).ConfigureAwait(false);
-                answer = await response.Content.ReadFromJsonAsync<ManagerAnswer>(JsonOptions, cancellationToken).ConfigureAwait(false)
-                    ?? new ManagerAnswer(false, "empty answer");
+                answer = await PostToManagerAsync(_leaseHttp, leader.Value, LeasePurpose, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{_options.Id} {epoch}"), cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException)
             {
@@ -843,9 +833,8 @@ public sealed partial class InstanceManager : IAsyncDisposable
     public async Task<ManagerAnswer> AcceptLeaseRequestAsync(string body, string? signature, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(body);
-        if (signature is null || !CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Sign("lease:" + body)), Encoding.ASCII.GetBytes(signature)))
+        if (!SignedByMember(LeasePurpose, body, signature))
         {
-            Log.BadSignature(_logger);
             return new(false, "bad or missing signature");
         }
 
@@ -855,6 +844,22 @@ public sealed partial class InstanceManager : IAsyncDisposable
             && ulong.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch)
             ? await GrantLeaseAsync(id, epoch, cancellationToken).ConfigureAwait(false)
             : new(false, "malformed lease request: expected 'ID EPOCH'");
+    }
+
+    /// <summary>
+    /// The primary's Postgres exited and no one stopped it on purpose: fence (once per process) at the current
+    /// epoch. True when it did.
+    /// </summary>
+    private async Task<bool> FenceIfExitedUnexpectedlyAsync(PostgresProcess exited, ControlState control, CancellationToken cancellationToken)
+    {
+        if (ReferenceEquals(exited, _stoppedOnPurpose) || ReferenceEquals(exited, _exitHandled) || control.Epoch == 0 || control.Primary.Value != _options.Id)
+        {
+            return false;
+        }
+
+        await FenceAsync(control.Epoch, "postgres exited unexpectedly", cancellationToken).ConfigureAwait(false);
+        _exitHandled = exited;
+        return true;
     }
 
     /// <summary>
@@ -959,33 +964,35 @@ public sealed partial class InstanceManager : IAsyncDisposable
     /// <summary>Wakes the main loop as soon as the committed epoch changes, rather than at its next round.</summary>
     private async Task WakeOnEpochChangeAsync(CancellationToken cancellationToken)
     {
-        var seen = _raft!.State.Epoch;
+        var raft = _raft!;
+        var seen = raft.State.Epoch;
         while (!cancellationToken.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken).ConfigureAwait(false);
+                // Raft evaluates the condition each time it has applied entries: no polling.
+                await raft.WaitForAsync(_ => raft.State.Epoch != seen, cancellationToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or InvalidOperationException)
             {
                 return;
             }
 
-            var epoch = _raft.State.Epoch;
-            if (epoch != seen)
-            {
-                seen = epoch;
-                _wake.Release();
-                _leaseWake.Release();
-            }
+            seen = raft.State.Epoch;
+            _wake.Release();
+            _leaseWake.Release();
+        }
+    }
 
-            if (_watchdog is { HasExited: true } dead)
-            {
-                Log.WatchdogExited(_logger, dead.ExitCode);
-                dead.Dispose();
-                _watchdog = null;
-                StartWatchdog();
-            }
+    /// <summary>Starts the watchdog again if it has exited (it must run whenever this manager does).</summary>
+    private void KeepWatchdogRunning()
+    {
+        if (_watchdog is { HasExited: true } dead)
+        {
+            Log.WatchdogExited(_logger, dead.ExitCode);
+            dead.Dispose();
+            _watchdog = null;
+            StartWatchdog();
         }
     }
 
@@ -1190,10 +1197,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
             return null;
         }
 
-        lock (_leaseLock)
-        {
-            return _leaseEpoch == control.Epoch ? Math.Max(0, _leaseSentMs + (long)_lease.FenceAfter.TotalMilliseconds - NowMs()) : 0;
-        }
+        return LeaseUsableUntilMs(control.Epoch) is { } until ? Math.Max(0, until - NowMs()) : 0;
     }
 
     /// <summary>Ready for its role: a primary taking writes at the current epoch, or a streaming replica.</summary>
@@ -1310,24 +1314,40 @@ public sealed partial class InstanceManager : IAsyncDisposable
             }
         }
 
-        var peer = _options.Peers.Single(p => p.Id == leader.Value);
-        var body = Convert.ToBase64String(command.Encode());
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(peer.HttpBase, "internal/propose"))
+        return await PostToManagerAsync(_http, leader.Value, ProposePurpose, Convert.ToBase64String(command.Encode()), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>POSTs <paramref name="body"/>, signed with the cluster key, to another member's <c>/internal/PURPOSE</c>.</summary>
+    private async Task<ManagerAnswer> PostToManagerAsync(HttpClient http, ulong member, string purpose, string body, CancellationToken cancellationToken)
+    {
+        var peer = _options.Peers.Single(p => p.Id == member);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(peer.HttpBase, "internal/" + purpose))
         {
             Content = new StringContent(body, Encoding.ASCII, "text/plain"),
         };
-        request.Headers.Add(SignatureHeader, Sign(body));
-        using var response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        return await response.Content.ReadFromJsonAsync<ManagerAnswer>(cancellationToken).ConfigureAwait(false)
-            ?? new ManagerAnswer(false, $"the leader answered {(int)response.StatusCode} without a body");
+        request.Headers.Add(SignatureHeader, Sign(purpose, body));
+        using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        return await response.Content.ReadFromJsonAsync<ManagerAnswer>(JsonOptions, cancellationToken).ConfigureAwait(false)
+            ?? new ManagerAnswer(false, $"{peer.Name} answered {(int)response.StatusCode} without a body");
+    }
+
+    /// <summary>Whether <paramref name="signature"/> is the cluster key's signature of <paramref name="body"/> for <paramref name="purpose"/>; logs when not.</summary>
+    private bool SignedByMember(string purpose, string body, string? signature)
+    {
+        if (signature is not null && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Sign(purpose, body)), Encoding.ASCII.GetBytes(signature)))
+        {
+            return true;
+        }
+
+        Log.BadSignature(_logger);
+        return false;
     }
 
     /// <summary>Handles a proposal forwarded by another member's manager, checking the cluster-key signature.</summary>
     public async Task<ManagerAnswer> AcceptForwardedProposalAsync(string body, string? signature, CancellationToken cancellationToken)
     {
-        if (signature is null || !CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Sign(body)), Encoding.ASCII.GetBytes(signature)))
+        if (!SignedByMember(ProposePurpose, body, signature))
         {
-            Log.BadSignature(_logger);
             return new(false, "bad or missing signature");
         }
 
@@ -1349,7 +1369,11 @@ public sealed partial class InstanceManager : IAsyncDisposable
 
     internal const string SignatureHeader = "X-MemoryCluster-Signature";
 
-    private string Sign(string body) => Convert.ToHexString(HMACSHA256.HashData(_clusterKey, Encoding.ASCII.GetBytes("propose:" + body)));
+    private const string ProposePurpose = "propose";
+    private const string LeasePurpose = "lease";
+
+    /// <summary>HMAC-SHA256 of <c>PURPOSE:BODY</c> with the cluster key: a signature for one endpoint is no good for another.</summary>
+    private string Sign(string purpose, string body) => Convert.ToHexString(HMACSHA256.HashData(_clusterKey, Encoding.ASCII.GetBytes(purpose + ":" + body)));
 
     private PeerView SelfView() => ToPeerView(Status(), NowMs());
 

@@ -26,13 +26,19 @@ internal sealed class PgClient(string socketDirectory, int port)
 {
     // Pooled (at most two idle connections): the state is read several times a second, and a fresh backend
     // each time costs a fork. The pool is cleared whenever Postgres starts or exits (ResetPool).
-    private readonly string _connectionString = new NpgsqlConnectionStringBuilder
+    private readonly string _connectionString = ConnectionString(socketDirectory, port, pooling: true);
+
+    // The health probe's: a new connection every time, not a pooled one, since a postmaster that cannot fork a
+    // backend is not healthy.
+    private readonly string _probeConnectionString = ConnectionString(socketDirectory, port, pooling: false);
+
+    private static string ConnectionString(string socketDirectory, int port, bool pooling) => new NpgsqlConnectionStringBuilder
     {
         Host = socketDirectory,
         Port = port,
         Username = "postgres",
         Database = "postgres",
-        Pooling = true,
+        Pooling = pooling,
         MinPoolSize = 0,
         MaxPoolSize = 2,
         Timeout = 3,
@@ -99,8 +105,7 @@ internal sealed class PgClient(string socketDirectory, int port)
         limit.CancelAfter(timeout);
         try
         {
-            // A new connection every time, not a pooled one: a postmaster that cannot fork a backend is not healthy.
-            await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString);
+            await using var connection = new NpgsqlConnection(_probeConnectionString);
             await connection.OpenAsync(limit.Token).ConfigureAwait(false);
             await using var command = new NpgsqlCommand("select pg_is_in_recovery()", connection);
             return (bool)(await command.ExecuteScalarAsync(limit.Token).ConfigureAwait(false))!;

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 
 namespace MemoryCluster.Instance.Postgres;
@@ -59,7 +58,7 @@ internal sealed partial class PostgresProcess : IAsyncDisposable
     /// <summary>Stops the postmaster: smart, then fast, then immediate, then SIGKILL, each with its own time limit.</summary>
     public async Task StopAsync(ShutdownMode gentlest, TimeSpan perStep, CancellationToken cancellationToken)
     {
-        foreach (var (mode, signal) in new[] { (ShutdownMode.Smart, SigTerm), (ShutdownMode.Fast, SigInt), (ShutdownMode.Immediate, SigQuit) })
+        foreach (var (mode, signal) in new[] { (ShutdownMode.Smart, ProcessSignals.SigTerm), (ShutdownMode.Fast, ProcessSignals.SigInt), (ShutdownMode.Immediate, ProcessSignals.SigQuit) })
         {
             if (mode < gentlest)
             {
@@ -72,7 +71,7 @@ internal sealed partial class PostgresProcess : IAsyncDisposable
             }
 
             Log.Stopping(_logger, Pid, mode);
-            _ = Kill(Pid, signal);
+            _ = ProcessSignals.Send(Pid, signal);
             if (await Task.WhenAny(Exited, Task.Delay(perStep, cancellationToken)).ConfigureAwait(false) == Exited)
             {
                 return;
@@ -112,13 +111,6 @@ internal sealed partial class PostgresProcess : IAsyncDisposable
             Log.PostgresLine(logger, line);
         }
     }
-
-    internal const int SigTerm = 15;
-    internal const int SigInt = 2;
-    internal const int SigQuit = 3;
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    internal static partial int Kill(int pid, int signal);
 
     private static partial class Log
     {

@@ -9,10 +9,8 @@ namespace MemoryCluster.Instance.Postgres;
 /// postmaster's pid nor a process group finds them all; the working directory does (the postmaster chdirs
 /// into the data directory and every child inherits it). SIGKILL also works on stopped (SIGSTOP) processes.
 /// </summary>
-internal static class ProcessFence
+public static class ProcessFence
 {
-    private const int SigKill = 9;
-
     /// <summary>Pids of the processes working in <paramref name="dataDirectory"/> (resolved through symlinks).</summary>
     public static IReadOnlyList<int> ProcessesIn(string dataDirectory)
     {
@@ -59,7 +57,7 @@ internal static class ProcessFence
 
             foreach (var pid in pids)
             {
-                _ = PostgresProcess.Kill(pid, SigKill);
+                _ = ProcessSignals.Send(pid, ProcessSignals.SigKill);
             }
 
             if (watch.Elapsed > budget)
