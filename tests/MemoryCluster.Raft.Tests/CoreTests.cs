@@ -1,5 +1,6 @@
 using FsCheck;
 using FsCheck.Fluent;
+using MemoryCluster.Raft.Sim;
 
 namespace MemoryCluster.Raft.Tests;
 
@@ -46,7 +47,7 @@ public sealed class CoreTests
     {
         var node = new RawNode(new RaftOptions { Id = new NodeId(1), InitialMembers = [new Member(new NodeId(1), "a", true)] }, PersistentState.Empty);
         var storage = new MemoryRaftStorage();
-        var sm = new ControlStateMachine();
+        var sm = new RegisterStateMachine();
         var reads = new List<ReadState>();
         for (var i = 0; i < 25; i++)
         {
@@ -55,11 +56,11 @@ public sealed class CoreTests
         }
 
         Assert.Equal(RaftRole.Leader, node.Role);
-        var (index, refusal) = node.Propose(ControlCommand.SetPrimary(0, new NodeId(1)).Encode());
+        var (index, refusal) = node.Propose(RegisterCommand.Set(0, 1).Encode());
         Assert.Equal(RaftRefusal.None, refusal);
         ReadyProcessor.Drain(node, storage, sm, _ => { }, read: reads.Add);
         Assert.Equal(index, node.Commit);
-        Assert.Equal(1UL, sm.Current.Epoch);
+        Assert.Equal(1UL, sm.Current.Version);
         Assert.Equal(RaftRefusal.None, node.ReadIndex(7));
         ReadyProcessor.Drain(node, storage, sm, _ => { }, read: reads.Add);
         Assert.Contains(reads, r => r.RequestContext == 7 && r.Index == index);
@@ -73,7 +74,7 @@ public sealed class CoreTests
         c.Create([1, 2, 3]);
         c.Settle(40);
         var leader = c.Leader()!;
-        leader.Propose(ControlCommand.SetMaintenance(0, true).Encode());
+        leader.Propose(RegisterCommand.SetFlag(0, true).Encode());
         c.Process(leader.Id.Value);
         c.Settle(3);
         var follower = c.Up.First(n => n.Role == RaftRole.Follower).Id.Value;
@@ -85,7 +86,7 @@ public sealed class CoreTests
         Assert.Equal(last, c[follower].LastIndex);
         Assert.Equal(commit, c[follower].Commit);
         c.Settle(3);
-        Assert.True(c.StateOf(follower).Current.Maintenance);
+        Assert.True(c.StateOf(follower).Current.Flag);
     }
 
     [Fact]
@@ -116,7 +117,7 @@ public sealed class CoreTests
         c.Crash(lagging);
         for (ulong i = 0; i < 20; i++)
         {
-            leader.Propose(ControlCommand.SetPrimary(i, new NodeId(1 + (i % 3))).Encode());
+            leader.Propose(RegisterCommand.Set(i, 1 + (i % 3)).Encode());
             c.Process(leader.Id.Value);
             c.Deliver(print: false);
         }
@@ -126,8 +127,8 @@ public sealed class CoreTests
         c.Restart(lagging);
         c.Settle(30);
         Assert.Equal(leader.Commit, c[lagging].Commit);
-        Assert.Equal(20UL, c.StateOf(lagging).Current.Epoch);
-        Assert.Equal(c.StateOf(leader.Id.Value).Current.Primary, c.StateOf(lagging).Current.Primary);
+        Assert.Equal(20UL, c.StateOf(lagging).Current.Version);
+        Assert.Equal(c.StateOf(leader.Id.Value).Current.Value, c.StateOf(lagging).Current.Value);
     }
 
     [Fact]

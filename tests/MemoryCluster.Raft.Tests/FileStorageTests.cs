@@ -6,7 +6,7 @@ namespace MemoryCluster.Raft.Tests;
 public sealed class FileStorageTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "raft-storage-" + Guid.NewGuid().ToString("N"));
-    private readonly List<string> _warnings = [];
+    private readonly List<(RaftLogLevel Level, string Text)> _log = [];
 
     public void Dispose()
     {
@@ -17,7 +17,7 @@ public sealed class FileStorageTests : IDisposable
     }
 
     private FileRaftStorage Open(long segmentBytes = 4 * 1024 * 1024) =>
-        new(new FileRaftStorageOptions { Directory = _dir, SegmentBytes = segmentBytes, Warn = _warnings.Add });
+        new(new FileRaftStorageOptions { Directory = _dir, SegmentBytes = segmentBytes, Log = (level, text) => _log.Add((level, text)) });
 
     private static Entry E(ulong index, ulong term, string data = "x") =>
         new(new Term(term), new LogIndex(index), EntryType.Command, System.Text.Encoding.UTF8.GetBytes(data + index));
@@ -79,7 +79,7 @@ public sealed class FileStorageTests : IDisposable
             Assert.Equal(1, again.TornTailsTruncated);
         }
 
-        Assert.Contains(_warnings, w => w.Contains("torn tail", StringComparison.Ordinal) && w.Contains(segment, StringComparison.Ordinal));
+        Assert.Contains(_log, w => w.Level == RaftLogLevel.Warning && w.Text.Contains("torn tail", StringComparison.Ordinal) && w.Text.Contains(segment, StringComparison.Ordinal));
 
         // The file was cut back to the last intact record, so the node can append after it.
         using var third = Open();

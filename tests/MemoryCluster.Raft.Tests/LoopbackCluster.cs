@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using MemoryCluster.Raft.Sim;
 
 namespace MemoryCluster.Raft.Tests;
 
@@ -17,7 +18,7 @@ internal sealed class LoopbackCluster : IAsyncDisposable
 
     public byte[] Key { get; } = RandomNumberGenerator.GetBytes(32);
 
-    public Dictionary<NodeId, RaftHost> Hosts { get; } = [];
+    public Dictionary<NodeId, RaftHost<RegisterState>> Hosts { get; } = [];
 
     public Dictionary<NodeId, TcpRaftTransport> Transports { get; } = [];
 
@@ -40,7 +41,7 @@ internal sealed class LoopbackCluster : IAsyncDisposable
     }
 
     public TcpRaftTransport NewTransport(NodeId id, string listen, byte[] key) =>
-        new(new TcpRaftTransportOptions { Id = id, ListenAddress = listen, ClusterKey = key, Warn = w => Warnings.Add($"{id}: {w}") });
+        new(new TcpRaftTransportOptions { Id = id, ListenAddress = listen, ClusterKey = key, Log = (level, w) => Warnings.Add($"{id}: {level}: {w}") });
 
     public System.Collections.Concurrent.ConcurrentBag<string> Warnings { get; } = [];
 
@@ -61,7 +62,7 @@ internal sealed class LoopbackCluster : IAsyncDisposable
             transport = NewTransport(id, _addresses[id], Key);
         }
 
-        var host = new RaftHost(
+        var host = new RaftHost<RegisterState>(
             new RaftHostOptions
             {
                 Id = id,
@@ -70,6 +71,7 @@ internal sealed class LoopbackCluster : IAsyncDisposable
                 TickInterval = TickInterval,
                 SnapshotEvery = 20,
             },
+            new RegisterStateMachine(initialMembers),
             new FileRaftStorage(new FileRaftStorageOptions { Directory = Path.Combine(Root, id.ToString()) }),
             transport);
         Hosts[id] = host;
@@ -89,7 +91,7 @@ internal sealed class LoopbackCluster : IAsyncDisposable
     }
 
     /// <summary>Polls until one host leads and every listed host agrees on it; bounded by the token.</summary>
-    public async Task<RaftHost> LeaderAsync(CancellationToken ct, IEnumerable<NodeId>? among = null)
+    public async Task<RaftHost<RegisterState>> LeaderAsync(CancellationToken ct, IEnumerable<NodeId>? among = null)
     {
         while (true)
         {
@@ -105,14 +107,14 @@ internal sealed class LoopbackCluster : IAsyncDisposable
     }
 
     /// <summary>Retries a proposal through whoever leads (leadership may move under faults).</summary>
-    public async Task<ApplyResult> ProposeAsync(Func<ControlState, ControlCommand> command, CancellationToken ct)
+    public async Task<ApplyResult<RegisterState>> ProposeAsync(Func<RegisterState, RegisterCommand> command, CancellationToken ct)
     {
         while (true)
         {
             var leader = await LeaderAsync(ct).ConfigureAwait(false);
             try
             {
-                return await leader.ProposeAsync(command(leader.State), ct).ConfigureAwait(false);
+                return await leader.ProposeAsync(command(leader.State).Encode(), ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is NotLeaderException or ProposalLostException)
             {

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using MemoryCluster.Raft.Sim;
 
 namespace MemoryCluster.Raft.Tests;
 
@@ -16,24 +17,25 @@ public sealed class LoopbackTests
         await c.StartFoundersAsync(1, 2, 3);
         var leader = await c.LeaderAsync(cts.Token);
         Assert.Equal([1UL, 2, 3], leader.State.Members.Select(m => m.Id.Value).ToArray());
-        var result = await leader.ProposeAsync(ControlCommand.SetPrimary(0, leader.Id), cts.Token);
+        var result = await leader.ProposeAsync(RegisterCommand.Set(0, leader.Id.Value).Encode(), cts.Token);
         Assert.Equal(ApplyOutcome.Applied, result.Outcome);
-        Assert.Equal(1UL, result.State.Epoch);
+        Assert.Equal(1UL, result.State.Version);
 
-        var stale = await leader.ProposeAsync(ControlCommand.SetPrimary(0, new NodeId(2)), cts.Token);
-        Assert.Equal(ApplyOutcome.EpochMismatch, stale.Outcome);
+        var stale = await leader.ProposeAsync(RegisterCommand.Set(0, 2).Encode(), cts.Token);
+        Assert.Equal(ApplyOutcome.Conflict, stale.Outcome);
+        Assert.Equal("version is 1", stale.Reason);
 
         var read = await leader.ReadAsync(cts.Token);
-        Assert.Equal(leader.Id, read.Primary);
-        await LoopbackCluster.EventuallyAsync(() => c.Hosts.Values.All(h => h.State.Epoch == 1), cts.Token);
+        Assert.Equal(leader.Id.Value, read.Value);
+        await LoopbackCluster.EventuallyAsync(() => c.Hosts.Values.All(h => h.State.Version == 1), cts.Token);
         await LoopbackCluster.EventuallyAsync(() => leader.HoldsLease, cts.Token);
         Assert.Single(c.Hosts.Values, h => h.HoldsLease);
         Assert.Contains("memorycluster_raft_is_leader{node=\"" + leader.Id + "\"} 1", leader.ToPrometheus(c.Transports[leader.Id].Counters), StringComparison.Ordinal);
 
         var follower = c.Hosts.Values.First(h => h.Id != leader.Id);
         var followerRead = await follower.ReadAsync(cts.Token);
-        Assert.Equal(1UL, followerRead.Epoch);
-        await Assert.ThrowsAsync<NotLeaderException>(() => follower.ProposeAsync(ControlCommand.SetMaintenance(1, true), cts.Token));
+        Assert.Equal(1UL, followerRead.Version);
+        await Assert.ThrowsAsync<NotLeaderException>(() => follower.ProposeAsync(RegisterCommand.SetFlag(1, true).Encode(), cts.Token));
     }
 
     [Fact]
@@ -49,12 +51,12 @@ public sealed class LoopbackTests
         // Enough entries for the others to snapshot and compact (SnapshotEvery = 20).
         for (var i = 0; i < 30; i++)
         {
-            await c.ProposeAsync(s => ControlCommand.SetPrimary(s.Epoch, leader.Id), cts.Token);
+            await c.ProposeAsync(s => RegisterCommand.Set(s.Version, leader.Id.Value), cts.Token);
         }
 
         await c.RestartAsync(follower);
-        await LoopbackCluster.EventuallyAsync(() => c.Hosts[follower].State.Epoch == 30, cts.Token);
-        Assert.Equal(leader.Id, c.Hosts[follower].State.Primary);
+        await LoopbackCluster.EventuallyAsync(() => c.Hosts[follower].State.Version == 30, cts.Token);
+        Assert.Equal(leader.Id.Value, c.Hosts[follower].State.Value);
     }
 
     [Fact]
@@ -64,14 +66,14 @@ public sealed class LoopbackTests
         using var cts = Deadline();
         await c.StartFoundersAsync(1, 2, 3);
         var first = await c.LeaderAsync(cts.Token);
-        await c.ProposeAsync(s => ControlCommand.SetPrimary(s.Epoch, first.Id), cts.Token);
+        await c.ProposeAsync(s => RegisterCommand.Set(s.Version, first.Id.Value), cts.Token);
         var firstTerm = first.Status.Term;
         await c.StopAsync(first.Id);
 
         var second = await c.LeaderAsync(cts.Token);
         Assert.NotEqual(first.Id, second.Id);
         Assert.True(second.Status.Term > firstTerm);
-        await c.ProposeAsync(s => ControlCommand.SetPrimary(s.Epoch, second.Id), cts.Token);
+        await c.ProposeAsync(s => RegisterCommand.Set(s.Version, second.Id.Value), cts.Token);
 
         foreach (var id in c.Hosts.Keys.ToList())
         {
@@ -85,8 +87,8 @@ public sealed class LoopbackTests
 
         var third = await c.LeaderAsync(cts.Token);
         var state = await third.ReadAsync(cts.Token);
-        Assert.Equal(2UL, state.Epoch);
-        Assert.Equal(second.Id, state.Primary);
+        Assert.Equal(2UL, state.Version);
+        Assert.Equal(second.Id.Value, state.Value);
     }
 
     [Fact]
@@ -98,9 +100,9 @@ public sealed class LoopbackTests
         var leader = await c.LeaderAsync(cts.Token);
         await c.StopAsync(leader.Id);
         await c.StopAsync(c.Hosts.Keys.First());
-        var result = await c.ProposeAsync(s => ControlCommand.SetMaintenance(s.Epoch, true), cts.Token);
-        Assert.True(result.State.Maintenance);
-        await LoopbackCluster.EventuallyAsync(() => c.Hosts.Values.All(h => h.State.Maintenance), cts.Token);
+        var result = await c.ProposeAsync(s => RegisterCommand.SetFlag(s.Version, true), cts.Token);
+        Assert.True(result.State.Flag);
+        await LoopbackCluster.EventuallyAsync(() => c.Hosts.Values.All(h => h.State.Flag), cts.Token);
     }
 
     [Fact]
@@ -139,7 +141,7 @@ public sealed class LoopbackTests
 
         var final = await c.LeaderAsync(cts.Token);
         Assert.Equal([3UL, 4, 5], final.Status.Members.Select(m => m.Id.Value).Order().ToArray());
-        var result = await c.ProposeAsync(s => ControlCommand.SetPrimary(s.Epoch, final.Id), cts.Token);
+        var result = await c.ProposeAsync(s => RegisterCommand.Set(s.Version, final.Id.Value), cts.Token);
         Assert.Equal(ApplyOutcome.Applied, result.Outcome);
         await Assert.ThrowsAsync<InvalidOperationException>(() => final.AddVoterAsync(new NodeId(1), "127.0.0.1:1", cts.Token));
     }

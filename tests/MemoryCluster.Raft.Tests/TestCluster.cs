@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using MemoryCluster.Raft.Sim;
 
 namespace MemoryCluster.Raft.Tests;
 
@@ -22,7 +23,7 @@ internal sealed class TestCluster
 
     public RawNode this[ulong id] => _nodes[new NodeId(id)].Raft!;
 
-    public ControlStateMachine StateOf(ulong id) => _nodes[new NodeId(id)].StateMachine;
+    public RegisterStateMachine StateOf(ulong id) => _nodes[new NodeId(id)].StateMachine;
 
     public IEnumerable<RawNode> Up => _nodes.Values.Where(n => n.Raft is not null).Select(n => n.Raft!);
 
@@ -57,7 +58,7 @@ internal sealed class TestCluster
                 MaxEntriesPerAppend = MaxEntriesPerAppend,
             },
             state);
-        node.StateMachine = new ControlStateMachine();
+        node.StateMachine = new RegisterStateMachine();
         if (state.Snapshot is not null)
         {
             node.StateMachine.Restore(state.Snapshot);
@@ -189,13 +190,7 @@ internal sealed class TestCluster
     {
         try
         {
-            var c = ControlCommand.Decode(data);
-            return c.Type switch
-            {
-                ControlCommandType.SetPrimary => $"primary({c.ExpectedEpoch},{c.Node})",
-                ControlCommandType.SetMaintenance => $"maintenance({c.ExpectedEpoch},{c.Flag})",
-                _ => c.Type.ToString(),
-            };
+            return RegisterCommand.Decode(data).ToString();
         }
         catch (FormatException)
         {
@@ -222,6 +217,6 @@ internal sealed class TestCluster
 
         public RawNode? Raft { get; set; }
 
-        public ControlStateMachine StateMachine { get; set; } = new();
+        public RegisterStateMachine StateMachine { get; set; } = new();
     }
 }

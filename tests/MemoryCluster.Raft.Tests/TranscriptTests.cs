@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using MemoryCluster.Raft.Sim;
 
 namespace MemoryCluster.Raft.Tests;
 
@@ -86,9 +87,10 @@ public sealed class TranscriptTests
                 break;
             case "propose":
                 {
-                    var proposal = args[1] == "maintenance"
-                        ? ControlCommand.SetMaintenance(ulong.Parse(args[2], CultureInfo.InvariantCulture), args[3] == "on")
-                        : ControlCommand.SetPrimary(ulong.Parse(args[2], CultureInfo.InvariantCulture), new NodeId(ulong.Parse(args[3], CultureInfo.InvariantCulture)));
+                    // propose NODE set VERSION VALUE | propose NODE flag VERSION on|off
+                    var proposal = args[1] == "flag"
+                        ? RegisterCommand.SetFlag(N(2), args[3] == "on")
+                        : RegisterCommand.Set(N(2), N(3));
                     var (index, refusal) = c[N(0)].Propose(proposal.Encode());
                     c.Write(refusal == RaftRefusal.None ? $"index {index}\n" : $"refused {refusal}\n");
                     c.Process(N(0));
@@ -146,7 +148,7 @@ public sealed class TranscriptTests
             case "state":
                 {
                     var s = c.StateOf(N(0)).Current;
-                    c.Write($"epoch={s.Epoch} primary={s.Primary} maintenance={s.Maintenance} applied={s.AppliedIndex}\n");
+                    c.Write($"version={s.Version} value={s.Value} flag={s.Flag} applied={s.AppliedIndex}\n");
                     break;
                 }
 

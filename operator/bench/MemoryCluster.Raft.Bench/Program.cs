@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
+using MemoryCluster.Raft.Sim;
 
 namespace MemoryCluster.Raft.Bench;
 
 /// <summary>
 /// Scenario benchmark on loopback: (1) election time after the leader is killed, with a 150-300 ms
-/// election timeout; (2) commit latency of one control entry on 3 nodes with fsync. Prints figures;
+/// election timeout; (2) commit latency of one small entry (the simulator's register) on 3 nodes with fsync. Prints figures;
 /// asserts nothing. Usage: raft-bench [--elections N] [--commits N] [--dir PATH]
 /// </summary>
 internal static class Program
@@ -62,13 +63,13 @@ internal static class Program
         var leader = await cluster.LeaderAsync(ct);
         for (var i = 0; i < 20; i++)
         {
-            await leader.ProposeAsync(ControlCommand.SetMaintenance(leader.State.Epoch, i % 2 == 0), ct);
+            await leader.ProposeAsync(RegisterCommand.SetFlag(leader.State.Version, i % 2 == 0).Encode(), ct);
         }
 
         var times = new List<double>(count);
         for (var i = 0; i < count; i++)
         {
-            var command = ControlCommand.SetPrimary(leader.State.Epoch, leader.Id);
+            var command = RegisterCommand.Set(leader.State.Version, leader.Id.Value).Encode();
             var started = Stopwatch.GetTimestamp();
             var result = await leader.ProposeAsync(command, ct);
             times.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
@@ -119,7 +120,7 @@ internal static class Program
 internal sealed class BenchCluster(string root, int size) : IAsyncDisposable
 {
     private readonly byte[] _key = RandomNumberGenerator.GetBytes(32);
-    private readonly Dictionary<NodeId, RaftHost> _hosts = [];
+    private readonly Dictionary<NodeId, RaftHost<RegisterState>> _hosts = [];
     private List<Member> _members = [];
 
     public async Task StartAsync(CancellationToken ct)
@@ -142,8 +143,9 @@ internal sealed class BenchCluster(string root, int size) : IAsyncDisposable
 
     private async Task StartHostAsync(NodeId id, TcpRaftTransport transport, CancellationToken ct)
     {
-        var host = new RaftHost(
+        var host = new RaftHost<RegisterState>(
             new RaftHostOptions { Id = id, InitialMembers = _members, TickInterval = TimeSpan.FromMilliseconds(15), ElectionTicks = 10, HeartbeatTicks = 2 },
+            new RegisterStateMachine(_members),
             new FileRaftStorage(new FileRaftStorageOptions { Directory = Path.Combine(root, id.ToString()) }),
             transport);
         _hosts[id] = host;
@@ -161,7 +163,7 @@ internal sealed class BenchCluster(string root, int size) : IAsyncDisposable
     public Task RestartAsync(NodeId id, CancellationToken ct) =>
         StartHostAsync(id, NewTransport(id, _members.Single(m => m.Id == id).Address), ct);
 
-    public async Task<RaftHost> LeaderAsync(CancellationToken ct)
+    public async Task<RaftHost<RegisterState>> LeaderAsync(CancellationToken ct)
     {
         while (true)
         {

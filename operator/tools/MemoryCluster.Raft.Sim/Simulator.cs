@@ -170,7 +170,7 @@ internal sealed class Simulator
                 MaxEntriesPerAppend = 8,
             },
             state);
-        node.StateMachine = new ControlStateMachine();
+        node.StateMachine = new RegisterStateMachine();
         if (state.Snapshot is not null)
         {
             node.StateMachine.Restore(state.Snapshot);
@@ -459,8 +459,8 @@ internal sealed class Simulator
         var state = leader.StateMachine!.Current;
         _proposalCounter++;
         var command = _random.Next(3) == 0
-            ? ControlCommand.SetMaintenance(state.Epoch, _proposalCounter % 2 == 0)
-            : ControlCommand.SetPrimary(state.Epoch, new NodeId(1 + (_proposalCounter % (ulong)_nodes.Count)));
+            ? RegisterCommand.SetFlag(state.Version, _proposalCounter % 2 == 0)
+            : RegisterCommand.Set(state.Version, 1 + (_proposalCounter % (ulong)_nodes.Count));
         leader.Raft!.Propose(command.Encode());
         if (_random.Next(4) == 0)
         {
@@ -720,7 +720,7 @@ internal sealed class Simulator
 
         public RawNode? Raft { get; set; }
 
-        public ControlStateMachine? StateMachine { get; set; }
+        public RegisterStateMachine? StateMachine { get; set; }
 
         public bool Up { get; set; }
 

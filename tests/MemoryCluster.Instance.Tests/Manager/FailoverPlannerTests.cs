@@ -1,8 +1,8 @@
 using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
+using MemoryCluster.Instance.Control;
 using MemoryCluster.Instance.Manager;
-using MemoryCluster.Raft;
 
 namespace MemoryCluster.Instance.Tests.Manager;
 
@@ -12,7 +12,7 @@ public sealed class FailoverPlannerTests
     private static readonly long PromoteAfter = (long)Timings.PromoteAfter.TotalMilliseconds;
 
     private static ControlState Control(ulong epoch, ulong primary, bool maintenance = false) =>
-        ControlState.Initial with { Epoch = epoch, Primary = new NodeId(primary), Maintenance = maintenance };
+        ControlState.Initial with { Epoch = new Epoch(epoch), Primary = new MemberId(primary), Maintenance = maintenance };
 
     private static PeerView Replica(ulong id, ulong receive, long stateAt = 100_000, long timeline = 1, bool reachable = true, bool running = true) =>
         new(id, $"mc-{id}", reachable, running ? "replica" : "unknown", false, false, receive, receive, timeline, running, 0, stateAt);

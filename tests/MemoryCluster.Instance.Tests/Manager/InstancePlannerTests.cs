@@ -1,9 +1,9 @@
 using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
+using MemoryCluster.Instance.Control;
 using MemoryCluster.Instance.Manager;
 using MemoryCluster.Instance.Postgres;
-using MemoryCluster.Raft;
 
 namespace MemoryCluster.Instance.Tests.Manager;
 
@@ -13,7 +13,7 @@ public sealed class InstancePlannerTests
     private static readonly PgState StreamingReplica = new(true, 1, 4000, 4000, 4000, true);
 
     private static ControlState Control(ulong epoch, ulong primary, ulong pending = 0) =>
-        ControlState.Initial with { Epoch = epoch, Primary = new NodeId(primary), PendingSwitchover = new NodeId(pending) };
+        ControlState.Initial with { Epoch = new Epoch(epoch), Primary = new MemberId(primary), PendingSwitchover = new MemberId(pending) };
 
     private static PeerView Peer(ulong id, string role, bool ready = true, bool streaming = false, ulong receive = 5000, ulong write = 5000, bool reachable = true) =>
         new(id, $"mc-{id}", reachable, role, ready, streaming, receive, write, 1);
@@ -48,7 +48,7 @@ public sealed class InstancePlannerTests
     {
         var action = InstancePlanner.Next(Observe(ControlState.Initial, leader: true, data: DataKind.Missing, running: false));
         var propose = Assert.IsType<InstanceAction.Propose>(action);
-        Assert.Equal(ControlCommand.SetPrimary(0, new NodeId(1)), propose.Command);
+        Assert.Equal(ControlCommand.SetPrimary(Epoch.Zero, new MemberId(1)), propose.Command);
     }
 
     [Fact]
@@ -169,7 +169,7 @@ public sealed class InstancePlannerTests
         var behind = InstancePlanner.Next(Observe(Control(1, 1, pending: 2), running: false, switchover: progress, peers: Peer(2, "replica", receive: 6000)));
         Assert.IsType<InstanceAction.Wait>(behind);
         var caughtUp = InstancePlanner.Next(Observe(Control(1, 1, pending: 2), running: false, switchover: progress, peers: Peer(2, "replica", receive: 6100)));
-        Assert.Equal(ControlCommand.SetPrimary(1, new NodeId(2)), Assert.IsType<InstanceAction.Propose>(caughtUp).Command);
+        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), new MemberId(2)), Assert.IsType<InstanceAction.Propose>(caughtUp).Command);
     }
 
     [Fact]

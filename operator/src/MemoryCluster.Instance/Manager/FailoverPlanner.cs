@@ -1,7 +1,7 @@
 using System.Globalization;
 using MemoryCluster.Api;
+using MemoryCluster.Instance.Control;
 using MemoryCluster.Instance.Postgres;
-using MemoryCluster.Raft;
 
 namespace MemoryCluster.Instance.Manager;
 
@@ -50,7 +50,7 @@ internal static class FailoverPlanner
     {
         ArgumentNullException.ThrowIfNull(input);
         var control = input.Control;
-        if (control.Epoch == 0 || control.Primary.IsNone)
+        if (control.Epoch == Epoch.Zero || control.Primary.IsNone)
         {
             return new FailoverDecision.Healthy("no primary yet");
         }
@@ -58,7 +58,7 @@ internal static class FailoverPlanner
         var primary = control.Primary.Value;
         input.Views.TryGetValue(primary, out var old);
         var name = old?.Name ?? $"member {primary}";
-        var reportedFenced = old is { Reachable: true } && old.FencedEpoch == control.Epoch && input.FencedSeenAtMs is not null;
+        var reportedFenced = old is { Reachable: true } && old.FencedEpoch == control.Epoch.Value && input.FencedSeenAtMs is not null;
 
         // The instant after which the old primary writes nothing more: a state read later shows every
         // acknowledged commit.

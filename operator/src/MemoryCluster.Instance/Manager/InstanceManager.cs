@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using MemoryCluster.Api;
+using MemoryCluster.Instance.Control;
 using MemoryCluster.Instance.Postgres;
 using MemoryCluster.Raft;
 using Microsoft.Extensions.Logging;
@@ -30,7 +31,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
     private readonly byte[] _clusterKey;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromMilliseconds(800) };
     private readonly ConcurrentDictionary<ulong, PeerView> _peers = new();
-    private RaftHost? _raft;
+    private RaftHost<ControlState>? _raft;
     private PostgresProcess? _postgres;
     private PgState? _pgState;
     private ulong _configuredUpstream;
@@ -100,6 +101,15 @@ public sealed partial class InstanceManager : IAsyncDisposable
         _startedAtMs = NowMs();
     }
 
+    /// <summary>Logs a message of the Raft host, storage or transport at its level.</summary>
+    private void LogRaft(RaftLogLevel level, string message) => Log.Raft(_logger, level switch
+    {
+        RaftLogLevel.Debug => LogLevel.Debug,
+        RaftLogLevel.Information => LogLevel.Information,
+        RaftLogLevel.Critical => LogLevel.Critical,
+        _ => LogLevel.Warning,
+    }, message);
+
     private string FenceFile => Path.Combine(_options.DataRoot, "fenced-epoch");
 
     private string DeadlineFile => Path.Combine(_options.DataRoot, "watchdog.deadline");
@@ -109,7 +119,8 @@ public sealed partial class InstanceManager : IAsyncDisposable
     {
         using var scope = _logger.BeginScope(new Dictionary<string, object> { ["instance"] = _options.Name, ["id"] = _options.Id });
         Prepare();
-        _raft = new RaftHost(
+        IReadOnlyList<Member> members = [.. _options.Peers.Select(p => new Member(new NodeId(p.Id), p.RaftAddress, true))];
+        _raft = new RaftHost<ControlState>(
             new RaftHostOptions
             {
                 Id = new NodeId(_options.Id),
@@ -117,16 +128,17 @@ public sealed partial class InstanceManager : IAsyncDisposable
                 // 50 ms ticks: a 500 ms election timeout and a 100 ms heartbeat. Shorter ticks elect faster
                 // but, on a busy host, change leaders for nothing, and every change costs lease renewals.
                 TickInterval = TimeSpan.FromMilliseconds(50),
-                InitialMembers = [.. _options.Peers.Select(p => new Member(new NodeId(p.Id), p.RaftAddress, true))],
-                Log = m => Log.Raft(_logger, m),
+                InitialMembers = members,
+                Log = LogRaft,
             },
-            new FileRaftStorage(new FileRaftStorageOptions { Directory = _options.RaftDirectory, Warn = m => Log.Raft(_logger, m) }),
+            new ControlStateMachine(members),
+            new FileRaftStorage(new FileRaftStorageOptions { Directory = _options.RaftDirectory, Log = LogRaft }),
             new TcpRaftTransport(new TcpRaftTransportOptions
             {
                 Id = new NodeId(_options.Id),
                 ListenAddress = _options.Self.RaftAddress,
                 ClusterKey = _clusterKey,
-                Warn = m => Log.Raft(_logger, m),
+                Log = LogRaft,
             }),
             _time);
         await _raft.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -263,9 +275,9 @@ public sealed partial class InstanceManager : IAsyncDisposable
     private async Task<Observation> ObserveAsync(CancellationToken cancellationToken)
     {
         var control = _raft!.State;
-        if (control.Epoch != _lastEpoch)
+        if (control.Epoch.Value != _lastEpoch)
         {
-            _lastEpoch = control.Epoch;
+            _lastEpoch = control.Epoch.Value;
             _primaryObjectsReady = false;
             _switchover = null;
         }
@@ -326,7 +338,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
             _options.SwitchoverMaxLagBytes,
             (long)_options.SwitchoverTimeout.TotalMilliseconds)
         {
-            HoldsPrimaryLease = HoldsPrimaryLease(control.Epoch),
+            HoldsPrimaryLease = HoldsPrimaryLease(control.Epoch.Value),
             FencedEpoch = _fencedEpoch,
             FenceReason = _fenceReason,
             StartupWaitMs = Math.Max(0, _startedAtMs + (long)_lease.Lease.TotalMilliseconds - NowMs()),
@@ -387,12 +399,12 @@ public sealed partial class InstanceManager : IAsyncDisposable
                 {
                     WriteConfig(0);
                     await _client.ReloadAsync(cancellationToken).ConfigureAwait(false);
-                    Log.Promoted(_logger, o.Control.Epoch);
+                    Log.Promoted(_logger, o.Control.Epoch.Value);
                 }
 
                 return;
             case InstanceAction.Fence fence:
-                await FenceAsync(o.Control.Epoch, fence.Why, cancellationToken).ConfigureAwait(false);
+                await FenceAsync(o.Control.Epoch.Value, fence.Why, cancellationToken).ConfigureAwait(false);
                 return;
             case InstanceAction.EnsurePrimaryObjects:
                 await EnsurePrimaryObjectsAsync(cancellationToken).ConfigureAwait(false);
@@ -613,7 +625,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
     private async Task LeaseRoundAsync(CancellationToken cancellationToken)
     {
         var control = _raft!.State;
-        var ours = control.Epoch != 0 && control.Primary.Value == _options.Id;
+        var ours = control.Epoch.Value != 0 && control.Primary.Value == _options.Id;
         var pg = _postgres;
         if (pg is { HasExited: true } && await FenceIfExitedUnexpectedlyAsync(pg, control, cancellationToken).ConfigureAwait(false))
         {
@@ -634,9 +646,9 @@ public sealed partial class InstanceManager : IAsyncDisposable
         }
 
         var mayWrite = running && (inRecovery == false || (inRecovery is null && _maybePrimary));
-        if (ours && _fencedEpoch != control.Epoch && healthy)
+        if (ours && _fencedEpoch != control.Epoch.Value && healthy)
         {
-            await RenewAsync(control.Epoch, cancellationToken).ConfigureAwait(false);
+            await RenewAsync(control.Epoch.Value, cancellationToken).ConfigureAwait(false);
         }
 
         if (!mayWrite)
@@ -650,12 +662,12 @@ public sealed partial class InstanceManager : IAsyncDisposable
         }
 
         ArmWatchdogForLease();
-        if (!HoldsPrimaryLease(control.Epoch) || !ours)
+        if (!HoldsPrimaryLease(control.Epoch.Value) || !ours)
         {
             var reason = !ours
                 ? $"epoch {control.Epoch} names {NameOf(control.Primary)} primary"
                 : healthy ? "no lease renewal from the Raft leader in time" : "postgres failed its health probe (query or disk) until the lease ran out";
-            await FenceAsync(ours ? control.Epoch : 0, reason, cancellationToken).ConfigureAwait(false);
+            await FenceAsync(ours ? control.Epoch.Value : 0, reason, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -810,9 +822,9 @@ public sealed partial class InstanceManager : IAsyncDisposable
             return new(false, "the Raft leader does not hold its leader lease");
         }
 
-        if (state.Epoch != epoch || state.Primary.Value != id)
+        if (state.Epoch.Value != epoch || state.Primary.Value != id)
         {
-            return new(false, $"epoch is {state.Epoch}, primary {NameOf(state.Primary)}", state.Epoch);
+            return new(false, $"epoch is {state.Epoch}, primary {NameOf(state.Primary)}", state.Epoch.Value);
         }
 
         lock (_leaseLock)
@@ -852,12 +864,12 @@ public sealed partial class InstanceManager : IAsyncDisposable
     /// </summary>
     private async Task<bool> FenceIfExitedUnexpectedlyAsync(PostgresProcess exited, ControlState control, CancellationToken cancellationToken)
     {
-        if (ReferenceEquals(exited, _stoppedOnPurpose) || ReferenceEquals(exited, _exitHandled) || control.Epoch == 0 || control.Primary.Value != _options.Id)
+        if (ReferenceEquals(exited, _stoppedOnPurpose) || ReferenceEquals(exited, _exitHandled) || control.Epoch.Value == 0 || control.Primary.Value != _options.Id)
         {
             return false;
         }
 
-        await FenceAsync(control.Epoch, "postgres exited unexpectedly", cancellationToken).ConfigureAwait(false);
+        await FenceAsync(control.Epoch.Value, "postgres exited unexpectedly", cancellationToken).ConfigureAwait(false);
         _exitHandled = exited;
         return true;
     }
@@ -965,20 +977,20 @@ public sealed partial class InstanceManager : IAsyncDisposable
     private async Task WakeOnEpochChangeAsync(CancellationToken cancellationToken)
     {
         var raft = _raft!;
-        var seen = raft.State.Epoch;
+        var seen = raft.State.Epoch.Value;
         while (!cancellationToken.IsCancellationRequested)
         {
             try
             {
                 // Raft evaluates the condition each time it has applied entries: no polling.
-                await raft.WaitForAsync(_ => raft.State.Epoch != seen, cancellationToken).ConfigureAwait(false);
+                await raft.WaitForAsync(_ => raft.State.Epoch.Value != seen, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or InvalidOperationException)
             {
                 return;
             }
 
-            seen = raft.State.Epoch;
+            seen = raft.State.Epoch.Value;
             _wake.Release();
             _leaseWake.Release();
         }
@@ -1074,23 +1086,23 @@ public sealed partial class InstanceManager : IAsyncDisposable
         }
 
         var control = raft.State;
-        if (control.Epoch != _epochSeen)
+        if (control.Epoch.Value != _epochSeen)
         {
-            _epochSeen = control.Epoch;
+            _epochSeen = control.Epoch.Value;
             _epochSeenMs = now;
         }
 
         var views = new Dictionary<ulong, PeerView>(_peers) { [_options.Id] = SelfView() };
-        if (views.TryGetValue(control.Primary.Value, out var primary) && primary.Reachable && primary.FencedEpoch == control.Epoch && _fencedSeenEpoch != control.Epoch)
+        if (views.TryGetValue(control.Primary.Value, out var primary) && primary.Reachable && primary.FencedEpoch == control.Epoch.Value && _fencedSeenEpoch != control.Epoch.Value)
         {
-            _fencedSeenEpoch = control.Epoch;
+            _fencedSeenEpoch = control.Epoch.Value;
             _fencedSeenMs = now;
         }
 
         long lastRenewal;
         lock (_leaseLock)
         {
-            lastRenewal = Math.Max(_leaderSinceMs, Math.Max(_epochSeenMs, _grantEpoch == control.Epoch ? _grantMs : long.MinValue));
+            lastRenewal = Math.Max(_leaderSinceMs, Math.Max(_epochSeenMs, _grantEpoch == control.Epoch.Value ? _grantMs : long.MinValue));
         }
 
         var decision = FailoverPlanner.Decide(new FailoverInput(
@@ -1100,7 +1112,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
             views,
             now,
             lastRenewal,
-            _fencedSeenEpoch == control.Epoch ? _fencedSeenMs : null,
+            _fencedSeenEpoch == control.Epoch.Value ? _fencedSeenMs : null,
             _lease));
         switch (decision)
         {
@@ -1123,12 +1135,12 @@ public sealed partial class InstanceManager : IAsyncDisposable
                 {
                     // IMPORTANT: from here on no renewal is granted for this epoch, so the old primary's lease
                     // only runs out.
-                    _noGrantEpoch = control.Epoch;
+                    _noGrantEpoch = control.Epoch.Value;
                 }
 
-                Log.FailingOver(_logger, control.Epoch, promote.Why);
+                Log.FailingOver(_logger, control.Epoch.Value, promote.Why);
                 _failoverNote = promote.Why;
-                var result = await raft.ProposeAsync(ControlCommand.SetPrimary(control.Epoch, new NodeId(promote.Target)), cancellationToken).ConfigureAwait(false);
+                var result = await raft.ProposeAsync(ControlCommand.SetPrimary(control.Epoch, new MemberId(promote.Target)).Encode(), cancellationToken).ConfigureAwait(false);
                 if (result.Outcome != ApplyOutcome.Applied)
                 {
                     Log.FailoverBlocked(_logger, $"the failover proposal was refused: {result.Outcome} {result.Reason}");
@@ -1162,7 +1174,7 @@ public sealed partial class InstanceManager : IAsyncDisposable
             Role = role,
             Ready = IsReady(),
             PostgresRunning = _postgres is { HasExited: false },
-            Epoch = control.Epoch,
+            Epoch = control.Epoch.Value,
             Primary = NameOf(control.Primary),
             PendingSwitchover = NameOf(control.PendingSwitchover),
             Timeline = pg?.Timeline,
@@ -1182,8 +1194,8 @@ public sealed partial class InstanceManager : IAsyncDisposable
             LastErrorAt = _lastErrorAt,
             StateAgeMs = Math.Max(0, NowMs() - _pgStateAtMs),
             FencedEpoch = _fencedEpoch,
-            Fenced = _fencedEpoch != 0 && _fencedEpoch == control.Epoch,
-            FenceReason = _fencedEpoch != 0 && _fencedEpoch == control.Epoch ? _fenceReason : null,
+            Fenced = _fencedEpoch != 0 && _fencedEpoch == control.Epoch.Value,
+            FenceReason = _fencedEpoch != 0 && _fencedEpoch == control.Epoch.Value ? _fenceReason : null,
             LeaseRemainingMs = LeaseRemainingMs(control),
             Watchdog = _options.WatchdogCommand is null ? "off" : _watchdogArmed is null ? "disarmed" : "armed",
             Failover = _failoverNote,
@@ -1192,12 +1204,12 @@ public sealed partial class InstanceManager : IAsyncDisposable
 
     private long? LeaseRemainingMs(ControlState control)
     {
-        if (control.Primary.Value != _options.Id || control.Epoch == 0)
+        if (control.Primary.Value != _options.Id || control.Epoch.Value == 0)
         {
             return null;
         }
 
-        return LeaseUsableUntilMs(control.Epoch) is { } until ? Math.Max(0, until - NowMs()) : 0;
+        return LeaseUsableUntilMs(control.Epoch.Value) is { } until ? Math.Max(0, until - NowMs()) : 0;
     }
 
     /// <summary>Ready for its role: a primary taking writes at the current epoch, or a streaming replica.</summary>
@@ -1285,8 +1297,8 @@ public sealed partial class InstanceManager : IAsyncDisposable
             return new(false, $"{to} is {lag} bytes behind the primary (limit {_options.SwitchoverMaxLagBytes}); refusing");
         }
 
-        var result = await ProposeAsync(ControlCommand.RequestSwitchover(control.Epoch, new NodeId(target.Id)), cancellationToken).ConfigureAwait(false);
-        return result.Accepted ? new(true, $"switchover to {to} requested at epoch {control.Epoch}", control.Epoch) : result;
+        var result = await ProposeAsync(ControlCommand.RequestSwitchover(control.Epoch, new MemberId(target.Id)), cancellationToken).ConfigureAwait(false);
+        return result.Accepted ? new(true, $"switchover to {to} requested at epoch {control.Epoch}", control.Epoch.Value) : result;
     }
 
     /// <summary>Proposes on the Raft leader: here when this node leads, else through the leader's manager.</summary>
@@ -1303,10 +1315,10 @@ public sealed partial class InstanceManager : IAsyncDisposable
         {
             try
             {
-                var applied = await raft.ProposeAsync(command, cancellationToken).ConfigureAwait(false);
+                var applied = await raft.ProposeAsync(command.Encode(), cancellationToken).ConfigureAwait(false);
                 return applied.Outcome == ApplyOutcome.Applied
-                    ? new(true, $"{command.Type} applied", applied.State.Epoch)
-                    : new(false, $"{command.Type} refused by the control state: {applied.Outcome} {applied.Reason}".TrimEnd(), applied.State.Epoch);
+                    ? new(true, $"{command.Type} applied", applied.State.Epoch.Value)
+                    : new(false, $"{command.Type} refused by the control state: {applied.Outcome} {applied.Reason}".TrimEnd(), applied.State.Epoch.Value);
             }
             catch (Exception e) when (e is NotLeaderException or ProposalLostException)
             {
@@ -1376,6 +1388,8 @@ public sealed partial class InstanceManager : IAsyncDisposable
     private string Sign(string purpose, string body) => Convert.ToHexString(HMACSHA256.HashData(_clusterKey, Encoding.ASCII.GetBytes(purpose + ":" + body)));
 
     private PeerView SelfView() => ToPeerView(Status(), NowMs());
+
+    private string? NameOf(MemberId id) => NameOf(id.ToNodeId());
 
     private string? NameOf(NodeId id) => id.IsNone ? null : _options.Peers.FirstOrDefault(p => p.Id == id.Value)?.Name ?? id.ToString();
 
@@ -1463,8 +1477,8 @@ public sealed partial class InstanceManager : IAsyncDisposable
         [LoggerMessage(15, LogLevel.Information, "promoted at epoch {Epoch}")]
         public static partial void Promoted(ILogger logger, ulong epoch);
 
-        [LoggerMessage(16, LogLevel.Debug, "raft: {Message}")]
-        public static partial void Raft(ILogger logger, string message);
+        [LoggerMessage(EventId = 16, Message = "raft: {Message}")]
+        public static partial void Raft(ILogger logger, LogLevel level, string message);
 
         [LoggerMessage(19, LogLevel.Warning, "{Message}")]
         public static partial void ObserveFailed(ILogger logger, string message);

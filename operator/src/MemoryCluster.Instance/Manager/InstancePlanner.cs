@@ -1,4 +1,4 @@
-using MemoryCluster.Raft;
+using MemoryCluster.Instance.Control;
 
 namespace MemoryCluster.Instance.Manager;
 
@@ -126,12 +126,12 @@ internal static class InstancePlanner
             return new InstanceAction.Wait($"just started: waiting {o.StartupWaitMs} ms more (one primary lease) before taking a role");
         }
 
-        if (control.Epoch == 0 || control.Primary.IsNone)
+        if (control.Epoch == Epoch.Zero || control.Primary.IsNone)
         {
             // IMPORTANT: the first primary is chosen through Raft (compare-and-set on epoch 0), so exactly one
             // member can ever run initdb for the cluster.
             return o.IsRaftLeader
-                ? new InstanceAction.Propose(ControlCommand.SetPrimary(0, new NodeId(o.Self)), "bootstrap: the first Raft leader proposes itself as the first primary")
+                ? new InstanceAction.Propose(ControlCommand.SetPrimary(Epoch.Zero, new MemberId(o.Self)), "bootstrap: the first Raft leader proposes itself as the first primary")
                 : new InstanceAction.Wait("waiting for the Raft quorum to choose the first primary");
         }
 
@@ -143,7 +143,7 @@ internal static class InstancePlanner
         var control = o.Control;
         if (o.Data == DataKind.Missing)
         {
-            return control.Epoch == 1
+            return control.Epoch == new Epoch(1)
                 ? new InstanceAction.InitDb("bootstrap: this instance is the first primary (epoch 1)")
                 : new InstanceAction.Wait($"the control state names this instance primary at epoch {control.Epoch} but its data directory is empty; refusing to create a new database in an existing cluster");
         }
@@ -153,7 +153,7 @@ internal static class InstancePlanner
             return SwitchoverInFlight(o, switchover);
         }
 
-        if (o.FencedEpoch == control.Epoch)
+        if (o.FencedEpoch == control.Epoch.Value)
         {
             // IMPORTANT: a primary that fenced itself never writes again at that epoch; only a newer epoch
             // (naming it or another) lets anything run as primary.
@@ -228,7 +228,7 @@ internal static class InstancePlanner
             // IMPORTANT: this instance's Postgres is stopped before the epoch moves, and the target promotes
             // only after the new epoch is committed, so the two are never writable together.
             return new InstanceAction.Propose(
-                ControlCommand.SetPrimary(o.Control.Epoch, new NodeId(switchover.Target)),
+                ControlCommand.SetPrimary(o.Control.Epoch, new MemberId(switchover.Target)),
                 $"switchover: {peer.Name} has received the final WAL record at {Postgres.Lsn.Format(switchover.FinalLsn)}");
         }
 

@@ -3,8 +3,11 @@ using System.Text;
 
 namespace MemoryCluster.Raft;
 
-/// <summary>A little-endian writer for the wire and disk formats.</summary>
-internal sealed class BinaryBuffer
+/// <summary>
+/// A little-endian writer for the wire and disk formats. Public so that a state machine can write its
+/// snapshots and commands in the same format (and embed a <see cref="ClusterConfig"/> with <see cref="ConfigCodec"/>).
+/// </summary>
+public sealed class BinaryBuffer
 {
     private byte[] _buffer = new byte[256];
 
@@ -46,7 +49,7 @@ internal sealed class BinaryBuffer
 }
 
 /// <summary>The matching reader; every read is bounds-checked and throws <see cref="FormatException"/>.</summary>
-internal ref struct BinaryCursor(ReadOnlySpan<byte> data)
+public ref struct BinaryCursor(ReadOnlySpan<byte> data)
 {
     private readonly ReadOnlySpan<byte> _data = data;
     private int _offset;
@@ -97,11 +100,15 @@ internal ref struct BinaryCursor(ReadOnlySpan<byte> data)
     }
 }
 
-/// <summary>Encodes the Raft types: configurations, entries, snapshots, hard state and messages.</summary>
-internal static class ConfigCodec
+/// <summary>
+/// Encodes the Raft types: configurations, entries, snapshots, hard state and messages. Only the
+/// configuration format (the data of <see cref="EntryType.Config"/> entries) is public, for state machines.
+/// </summary>
+public static class ConfigCodec
 {
     private const int MaxCount = 1 << 20;
 
+    /// <summary>The data of a <see cref="EntryType.Config"/> entry.</summary>
     public static byte[] Encode(ClusterConfig config)
     {
         var b = new BinaryBuffer();
@@ -109,6 +116,7 @@ internal static class ConfigCodec
         return b.ToArray();
     }
 
+    /// <summary>Reads the data of a <see cref="EntryType.Config"/> entry.</summary>
     public static ClusterConfig Decode(ReadOnlySpan<byte> data)
     {
         var c = new BinaryCursor(data);
@@ -117,8 +125,11 @@ internal static class ConfigCodec
         return config;
     }
 
+    /// <summary>Writes <paramref name="config"/> where it stands in a larger record (e.g. a state machine's snapshot).</summary>
     public static void Write(BinaryBuffer b, ClusterConfig config)
     {
+        ArgumentNullException.ThrowIfNull(b);
+        ArgumentNullException.ThrowIfNull(config);
         b.U32((uint)config.Members.Count);
         foreach (var m in config.Members)
         {
@@ -134,6 +145,7 @@ internal static class ConfigCodec
         }
     }
 
+    /// <summary>Reads a configuration written by <see cref="Write(BinaryBuffer, ClusterConfig)"/>.</summary>
     public static ClusterConfig ReadConfig(ref BinaryCursor c)
     {
         var members = new Member[Count(ref c)];
@@ -151,13 +163,14 @@ internal static class ConfigCodec
         return new ClusterConfig(members, retired);
     }
 
+    /// <summary>Reads a <c>u32</c> element count, refusing one too large to be real.</summary>
     public static int Count(ref BinaryCursor c)
     {
         var n = c.U32();
         return n > MaxCount ? throw new FormatException($"Count {n} too large.") : (int)n;
     }
 
-    public static void Write(BinaryBuffer b, Entry e)
+    internal static void Write(BinaryBuffer b, Entry e)
     {
         b.U64(e.Term.Value);
         b.U64(e.Index.Value);
@@ -165,7 +178,7 @@ internal static class ConfigCodec
         b.Bytes(e.Data);
     }
 
-    public static Entry ReadEntry(ref BinaryCursor c)
+    internal static Entry ReadEntry(ref BinaryCursor c)
     {
         var term = new Term(c.U64());
         var index = new LogIndex(c.U64());
@@ -178,7 +191,7 @@ internal static class ConfigCodec
         return new Entry(term, index, type, c.Bytes());
     }
 
-    public static void Write(BinaryBuffer b, Snapshot s)
+    internal static void Write(BinaryBuffer b, Snapshot s)
     {
         b.U64(s.Index.Value);
         b.U64(s.Term.Value);
@@ -186,20 +199,20 @@ internal static class ConfigCodec
         b.Bytes(s.Data);
     }
 
-    public static Snapshot ReadSnapshot(ref BinaryCursor c) =>
+    internal static Snapshot ReadSnapshot(ref BinaryCursor c) =>
         new(new LogIndex(c.U64()), new Term(c.U64()), ReadConfig(ref c), c.Bytes());
 
-    public static void Write(BinaryBuffer b, HardState h)
+    internal static void Write(BinaryBuffer b, HardState h)
     {
         b.U64(h.Term.Value);
         b.U64(h.Vote.Value);
         b.U64(h.Commit.Value);
     }
 
-    public static HardState ReadHardState(ref BinaryCursor c) =>
+    internal static HardState ReadHardState(ref BinaryCursor c) =>
         new(new Term(c.U64()), new NodeId(c.U64()), new LogIndex(c.U64()));
 
-    public static byte[] EncodeMessage(Message m)
+    internal static byte[] EncodeMessage(Message m)
     {
         var b = new BinaryBuffer();
         b.U8((byte)m.Type);
@@ -227,7 +240,7 @@ internal static class ConfigCodec
         return b.ToArray();
     }
 
-    public static Message DecodeMessage(ReadOnlySpan<byte> data)
+    internal static Message DecodeMessage(ReadOnlySpan<byte> data)
     {
         var c = new BinaryCursor(data);
         var type = (MessageType)c.U8();

@@ -12,7 +12,7 @@ internal static class ReadyProcessor
         IRaftStorage storage,
         IStateMachine<TState> stateMachine,
         Action<Message> send,
-        Action<Entry, ApplyResult>? applied = null,
+        Action<Entry, ApplyResult<TState>>? applied = null,
         Action<ReadState>? read = null)
     {
         var handled = 0;

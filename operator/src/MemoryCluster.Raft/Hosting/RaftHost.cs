@@ -4,7 +4,7 @@ using System.Threading.Channels;
 
 namespace MemoryCluster.Raft;
 
-/// <summary>Options of <see cref="RaftHost"/>. Times are real time; the core counts ticks.</summary>
+/// <summary>Options of <see cref="RaftHost{TState}"/>. Times are real time; the core counts ticks.</summary>
 public sealed record RaftHostOptions
 {
     public required NodeId Id { get; init; }
@@ -27,7 +27,11 @@ public sealed record RaftHostOptions
     /// <summary>Take a snapshot and compact the log after this many applied entries.</summary>
     public int SnapshotEvery { get; init; } = 1000;
 
-    public Action<string>? Log { get; init; }
+    /// <summary>
+    /// Receives the host's messages with their level: leadership won (information), the host stopped because
+    /// storage failed (critical). Called from the host's loop; it must not block.
+    /// </summary>
+    public Action<RaftLogLevel, string>? Log { get; init; }
 
     /// <summary>
     /// The real-time lease: (ElectionTicks - 2) ticks divided by the drift bound. Two ticks are given up: one
@@ -96,9 +100,12 @@ public sealed class RaftHostCounters
 
 /// <summary>
 /// Runs one Raft node: the core on a single loop, ticks from a <see cref="TimeProvider"/>, persistence and
-/// sending per Ready (persist, then send), committed entries applied to the <see cref="ControlStateMachine"/>.
+/// sending per Ready (persist, then send), committed entries applied to the caller's state machine.
+/// Commands are opaque bytes to Raft: the caller encodes them, and its state machine decodes them.
 /// </summary>
-public sealed class RaftHost : IAsyncDisposable
+/// <typeparam name="TState">The state machine's immutable state, published after every apply.</typeparam>
+public sealed class RaftHost<TState> : IAsyncDisposable
+    where TState : class
 {
     private const int MaxInboundQueued = 10_000;
 
@@ -107,10 +114,10 @@ public sealed class RaftHost : IAsyncDisposable
     private readonly IRaftTransport _transport;
     private readonly TimeProvider _time;
     private readonly Channel<Action> _inbox = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly ControlStateMachine _stateMachine;
+    private readonly IStateMachine<TState> _stateMachine;
     private readonly Dictionary<LogIndex, PendingEntry> _pendingEntries = [];
-    private readonly Dictionary<ulong, (Term Term, TaskCompletionSource<ControlState> Done)> _pendingReads = [];
-    private readonly List<(LogIndex Index, TaskCompletionSource<ControlState> Done)> _readsAwaitingApply = [];
+    private readonly Dictionary<ulong, (Term Term, TaskCompletionSource<TState> Done)> _pendingReads = [];
+    private readonly List<(LogIndex Index, TaskCompletionSource<TState> Done)> _readsAwaitingApply = [];
     private readonly List<(Func<RawNode, bool> Condition, TaskCompletionSource Done)> _waiters = [];
     private readonly long[] _tickTimestamps;
     private readonly CancellationTokenSource _stop = new();
@@ -123,12 +130,22 @@ public sealed class RaftHost : IAsyncDisposable
     private LogIndex _peersConfigIndex = new(ulong.MaxValue);
     private RaftRole _lastRole;
     private volatile RaftStatus? _status;
-    private volatile ControlState _state = ControlState.Initial;
-    private Exception? _fault;
+    private volatile TState _state;
+    private volatile Exception? _fault;
 
-    public RaftHost(RaftHostOptions options, IRaftStorage storage, IRaftTransport transport, TimeProvider? timeProvider = null)
+    /// <summary>Creates a host; nothing runs until <see cref="StartAsync"/>.</summary>
+    /// <param name="options">The node's identity, founding members and timings.</param>
+    /// <param name="stateMachine">
+    /// The state machine committed entries are applied to, in its state before any entry (e.g. knowing the
+    /// founding members). The host owns it from here on: only the host's loop may call it.
+    /// </param>
+    /// <param name="storage">Durable storage; the host disposes of it.</param>
+    /// <param name="transport">The transport to the other members; the host disposes of it.</param>
+    /// <param name="timeProvider">The clock for ticks and leases (the system's by default).</param>
+    public RaftHost(RaftHostOptions options, IStateMachine<TState> stateMachine, IRaftStorage storage, IRaftTransport transport, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(stateMachine);
         ArgumentNullException.ThrowIfNull(storage);
         ArgumentNullException.ThrowIfNull(transport);
         if (options.TickInterval <= TimeSpan.Zero)
@@ -141,7 +158,7 @@ public sealed class RaftHost : IAsyncDisposable
         _transport = transport;
         _time = timeProvider ?? TimeProvider.System;
         _tickTimestamps = new long[Math.Max(64, options.ElectionTicks * 4)];
-        _stateMachine = new ControlStateMachine(options.InitialMembers);
+        _stateMachine = stateMachine;
         _state = _stateMachine.Current;
     }
 
@@ -152,8 +169,14 @@ public sealed class RaftHost : IAsyncDisposable
     /// <summary>The latest status (updated by the loop after every step).</summary>
     public RaftStatus Status => _status ?? new RaftStatus(_options.Id, RaftRole.Unknown, Term.Zero, NodeId.None, LogIndex.Zero, LogIndex.Zero, [], null, false);
 
-    /// <summary>The locally applied control state; may be stale. Use <see cref="ReadAsync"/> for a linearizable read.</summary>
-    public ControlState State => _state;
+    /// <summary>The locally applied state; may be stale. Use <see cref="ReadAsync"/> for a linearizable read.</summary>
+    public TState State => _state;
+
+    /// <summary>
+    /// Why the host stopped taking part (storage failed, or the core found an impossible state); null while it
+    /// runs. Once set, every request fails and the node must be restarted.
+    /// </summary>
+    public Exception? Fault => _fault;
 
     /// <summary>Whether this node holds the leader lease right now (on the host's monotonic clock).</summary>
     public bool HoldsLease => _status is { LeaseValidUntilTimestamp: { } until } && _time.GetTimestamp() < until;
@@ -188,11 +211,16 @@ public sealed class RaftHost : IAsyncDisposable
 
     // ---------------------------------------------------------------- public requests
 
-    /// <summary>Proposes a command on the leader and returns once it is applied here (with its outcome).</summary>
-    public async Task<ApplyResult> ProposeAsync(ControlCommand command, CancellationToken cancellationToken)
+    /// <summary>
+    /// Proposes an encoded command on the leader and returns once it is applied here, with the outcome the
+    /// state machine gave it and the state after it.
+    /// </summary>
+    public async Task<ApplyResult<TState>> ProposeAsync(byte[] command, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(command);
-        var data = command.Encode();
+
+        // The log keeps the bytes: a copy, so that a caller reusing its buffer cannot change a proposed entry.
+        var data = (byte[])command.Clone();
         var done = await OnLoopAsync(node =>
         {
             Counters.Proposed.Add();
@@ -206,7 +234,7 @@ public sealed class RaftHost : IAsyncDisposable
     /// A linearizable read (ReadIndex), on the leader or on a follower (which asks the leader): the state once
     /// this node has applied the index the leader confirmed with a quorum.
     /// </summary>
-    public async Task<ControlState> ReadAsync(CancellationToken cancellationToken)
+    public async Task<TState> ReadAsync(CancellationToken cancellationToken)
     {
         var done = await OnLoopAsync(node =>
         {
@@ -217,7 +245,7 @@ public sealed class RaftHost : IAsyncDisposable
                 throw new NotLeaderException(node.Leader, $"read refused: {refusal}");
             }
 
-            var tcs = new TaskCompletionSource<ControlState>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var tcs = new TaskCompletionSource<TState>(TaskCreationOptions.RunContinuationsAsynchronously);
             _pendingReads[context] = (node.Term, tcs);
             return tcs;
         }, cancellationToken).ConfigureAwait(false);
@@ -271,8 +299,8 @@ public sealed class RaftHost : IAsyncDisposable
                 if (node.Role == RaftRole.Leader && AlreadyInEffect(node, change))
                 {
                     // Idempotent: a retried call after a lost answer succeeds once the change is committed.
-                    var settled = new TaskCompletionSource<ApplyResult>();
-                    settled.SetResult(new ApplyResult(ApplyOutcome.Applied, _stateMachine.Current));
+                    var settled = new TaskCompletionSource<ApplyResult<TState>>();
+                    settled.SetResult(new ApplyResult<TState>(ApplyOutcome.Applied, _stateMachine.Current));
                     return (settled, false);
                 }
 
@@ -371,7 +399,7 @@ public sealed class RaftHost : IAsyncDisposable
         }
 
         await _transport.DisposeAsync().ConfigureAwait(false);
-        FailAll(new ObjectDisposedException(nameof(RaftHost)));
+        FailAll(new ObjectDisposedException(nameof(RaftHost<TState>)));
         _storage.Dispose();
         _stop.Dispose();
     }
@@ -426,7 +454,7 @@ public sealed class RaftHost : IAsyncDisposable
         return await tcs.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private TaskCompletionSource<ApplyResult> Track(RawNode node, LogIndex index, RaftRefusal refusal)
+    private TaskCompletionSource<ApplyResult<TState>> Track(RawNode node, LogIndex index, RaftRefusal refusal)
     {
         if (refusal == RaftRefusal.NotLeader)
         {
@@ -438,7 +466,7 @@ public sealed class RaftHost : IAsyncDisposable
             throw new InvalidOperationException($"refused: {refusal}");
         }
 
-        var tcs = new TaskCompletionSource<ApplyResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var tcs = new TaskCompletionSource<ApplyResult<TState>>(TaskCreationOptions.RunContinuationsAsynchronously);
         _pendingEntries[index] = new PendingEntry(node.Term, tcs);
         return tcs;
     }
@@ -494,7 +522,7 @@ public sealed class RaftHost : IAsyncDisposable
             // IMPORTANT: storage failed (or the core found an impossible state). Crash-only: stop taking part,
             // never continue with state that may not be durable.
             _fault = e;
-            _options.Log?.Invoke($"raft host {_options.Id} stopped: {e}");
+            _options.Log?.Invoke(RaftLogLevel.Critical, $"raft host {_options.Id} stopped: {e}");
             FailAll(e);
         }
     }
@@ -531,7 +559,7 @@ public sealed class RaftHost : IAsyncDisposable
         if (node.Role == RaftRole.Leader && _lastRole != RaftRole.Leader)
         {
             Counters.BecameLeader.Add();
-            _options.Log?.Invoke($"raft {_options.Id}: leader in term {node.Term}");
+            _options.Log?.Invoke(RaftLogLevel.Information, $"raft {_options.Id}: leader in term {node.Term}");
         }
 
         _lastRole = node.Role;
@@ -547,7 +575,7 @@ public sealed class RaftHost : IAsyncDisposable
         }
     }
 
-    private void OnApplied(Entry entry, ApplyResult result)
+    private void OnApplied(Entry entry, ApplyResult<TState> result)
     {
         Counters.Applied.Add();
 
@@ -636,5 +664,5 @@ public sealed class RaftHost : IAsyncDisposable
         }
     }
 
-    private readonly record struct PendingEntry(Term Term, TaskCompletionSource<ApplyResult> Done);
+    private readonly record struct PendingEntry(Term Term, TaskCompletionSource<ApplyResult<TState>> Done);
 }

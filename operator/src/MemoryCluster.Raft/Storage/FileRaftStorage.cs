@@ -21,8 +21,8 @@ public sealed record FileRaftStorageOptions
     /// <summary>A new segment is started once the active one passes this size.</summary>
     public long SegmentBytes { get; init; } = 4 * 1024 * 1024;
 
-    /// <summary>Receives warnings, e.g. a truncated torn tail. Never receives entry contents.</summary>
-    public Action<string>? Warn { get; init; }
+    /// <summary>Receives messages with their level, e.g. a truncated torn tail (a warning). Never receives entry contents.</summary>
+    public Action<RaftLogLevel, string>? Log { get; init; }
 }
 
 /// <summary>
@@ -295,7 +295,7 @@ public sealed class FileRaftStorage : IRaftStorage
                     throw new RaftStorageCorruptException(segment.Path, offset, problem);
                 }
 
-                _options.Warn?.Invoke($"Truncating torn tail of {segment.Path} at offset {offset} ({data.Length - offset} bytes): {problem}.");
+                _options.Log?.Invoke(RaftLogLevel.Warning, $"Truncating torn tail of {segment.Path} at offset {offset} ({data.Length - offset} bytes): {problem}.");
                 using (var f = new FileStream(segment.Path, FileMode.Open, FileAccess.Write))
                 {
                     f.SetLength(offset);

@@ -78,7 +78,8 @@ public sealed record TcpRaftTransportOptions
 
     public int MaxFrameBytes { get; init; } = 16 * 1024 * 1024;
 
-    public Action<string>? Warn { get; init; }
+    /// <summary>Receives messages with their level, e.g. a refused connection (a warning). Never receives message contents.</summary>
+    public Action<RaftLogLevel, string>? Log { get; init; }
 }
 
 /// <summary>
@@ -190,7 +191,7 @@ public sealed class TcpRaftTransport : IRaftTransport
         }
         catch (TimeoutException)
         {
-            _options.Warn?.Invoke("transport loops did not stop within 5 s");
+            _options.Log?.Invoke(RaftLogLevel.Warning, "transport loops did not stop within 5 s");
         }
 
         foreach (var peer in _peers.Values)
@@ -309,7 +310,7 @@ public sealed class TcpRaftTransport : IRaftTransport
             catch (SocketException e)
             {
                 // A connection that failed before it was accepted must not stop the listener.
-                _options.Warn?.Invoke($"raft transport: accept failed: {e.SocketErrorCode}");
+                _options.Log?.Invoke(RaftLogLevel.Warning, $"raft transport: accept failed: {e.SocketErrorCode}");
                 continue;
             }
 
@@ -336,7 +337,7 @@ public sealed class TcpRaftTransport : IRaftTransport
                 if (!ct.IsCancellationRequested)
                 {
                     Counters.RejectedHandshakes.Add();
-                    _options.Warn?.Invoke($"raft transport: rejected connection from {client.Client.RemoteEndPoint}: {e.Message}");
+                    _options.Log?.Invoke(RaftLogLevel.Warning, $"raft transport: rejected connection from {client.Client.RemoteEndPoint}: {e.Message}");
                 }
 
                 return;
@@ -349,7 +350,7 @@ public sealed class TcpRaftTransport : IRaftTransport
             catch (InvalidDataException e)
             {
                 Counters.RejectedFrames.Add();
-                _options.Warn?.Invoke($"raft transport: dropped connection from node {from}: {e.Message}");
+                _options.Log?.Invoke(RaftLogLevel.Warning, $"raft transport: dropped connection from node {from}: {e.Message}");
             }
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
             {

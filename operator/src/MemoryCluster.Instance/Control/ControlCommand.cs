@@ -1,0 +1,94 @@
+using MemoryCluster.Raft;
+
+namespace MemoryCluster.Instance.Control;
+
+/// <summary>Kinds of control command. The numbers are part of the stored format.</summary>
+public enum ControlCommandType
+{
+    Unknown = 0,
+    SetPrimary = 1,
+    SetSyncSet = 2,
+    RequestSwitchover = 3,
+    ClearSwitchover = 4,
+    SetMaintenance = 5,
+}
+
+/// <summary>
+/// A command on the control state. Every command carries <see cref="ExpectedEpoch"/> and is refused
+/// unless it equals the current epoch (compare-and-set), so decisions taken on a stale view never apply.
+/// </summary>
+/// <param name="Type">What the command does.</param>
+/// <param name="ExpectedEpoch">The epoch the command was decided at.</param>
+/// <param name="Node">The member it names: the new primary, or the switchover target.</param>
+/// <param name="Nodes">The synchronous standby set of <see cref="ControlCommandType.SetSyncSet"/>.</param>
+/// <param name="Flag">The maintenance flag of <see cref="ControlCommandType.SetMaintenance"/>.</param>
+public sealed record ControlCommand(
+    ControlCommandType Type,
+    Epoch ExpectedEpoch,
+    MemberId Node = default,
+    IReadOnlyList<MemberId>? Nodes = null,
+    bool Flag = false)
+{
+    public static ControlCommand SetPrimary(Epoch expectedEpoch, MemberId primary) => new(ControlCommandType.SetPrimary, expectedEpoch, primary);
+
+    public static ControlCommand SetSyncSet(Epoch expectedEpoch, IReadOnlyList<MemberId> standbys) => new(ControlCommandType.SetSyncSet, expectedEpoch, Nodes: standbys);
+
+    public static ControlCommand RequestSwitchover(Epoch expectedEpoch, MemberId target) => new(ControlCommandType.RequestSwitchover, expectedEpoch, target);
+
+    public static ControlCommand ClearSwitchover(Epoch expectedEpoch) => new(ControlCommandType.ClearSwitchover, expectedEpoch);
+
+    public static ControlCommand SetMaintenance(Epoch expectedEpoch, bool on) => new(ControlCommandType.SetMaintenance, expectedEpoch, Flag: on);
+
+    private const byte FormatVersion = 1;
+
+    /// <summary>
+    /// The command as stored in the Raft log: <c>u8 version, u8 type, u64 epoch, u64 node, u32 count, u64 nodes...,
+    /// bool flag</c>, little-endian. Logs on disk hold this format: never change it without a new version.
+    /// </summary>
+    public byte[] Encode()
+    {
+        var b = new BinaryBuffer();
+        b.U8(FormatVersion);
+        b.U8((byte)Type);
+        b.U64(ExpectedEpoch.Value);
+        b.U64(Node.Value);
+        var nodes = Nodes ?? [];
+        b.U32((uint)nodes.Count);
+        foreach (var n in nodes)
+        {
+            b.U64(n.Value);
+        }
+
+        b.Bool(Flag);
+        return b.ToArray();
+    }
+
+    /// <summary>Reads a command written by <see cref="Encode"/>; throws <see cref="FormatException"/> on anything else.</summary>
+    public static ControlCommand Decode(ReadOnlySpan<byte> data)
+    {
+        var c = new BinaryCursor(data);
+        var version = c.U8();
+        if (version != FormatVersion)
+        {
+            throw new FormatException($"Unknown control command version {version}.");
+        }
+
+        var type = (ControlCommandType)c.U8();
+        if (type is < ControlCommandType.SetPrimary or > ControlCommandType.SetMaintenance)
+        {
+            throw new FormatException($"Unknown control command {(int)type}.");
+        }
+
+        var epoch = new Epoch(c.U64());
+        var node = new MemberId(c.U64());
+        var nodes = new MemberId[ConfigCodec.Count(ref c)];
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            nodes[i] = new MemberId(c.U64());
+        }
+
+        var flag = c.Bool();
+        c.ExpectEnd();
+        return new ControlCommand(type, epoch, node, nodes, flag);
+    }
+}

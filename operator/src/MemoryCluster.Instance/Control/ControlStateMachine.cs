@@ -1,0 +1,139 @@
+using MemoryCluster.Raft;
+
+namespace MemoryCluster.Instance.Control;
+
+/// <summary>The apply function of the control state, and its snapshots.</summary>
+/// <param name="initialMembers">The founding members (as voters), or none for a node that joins.</param>
+public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = null) : IStateMachine<ControlState>
+{
+    /// <summary>Before any entry: the founding members (as voters), or none for a node that joins.</summary>
+    public ControlState Current { get; private set; } =
+        ControlState.Initial with { Members = ClusterConfig.FromVoters(initialMembers ?? []).Members };
+
+    public ApplyResult<ControlState> Apply(Entry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        var (result, next) = entry.Type switch
+        {
+            EntryType.Config => (ApplyOutcome.Applied, Current with { Members = ConfigCodec.Decode(entry.Data).Members }),
+            EntryType.Command => ApplyEncoded(Current, entry.Data),
+            _ => (ApplyOutcome.Applied, Current),
+        };
+        Current = next with { AppliedIndex = entry.Index };
+        return new ApplyResult<ControlState>(result, Current, result == ApplyOutcome.Conflict ? $"epoch is {Current.Epoch}" : "");
+    }
+
+    private static (ApplyOutcome, ControlState) ApplyEncoded(ControlState state, byte[] data)
+    {
+        ControlCommand command;
+        try
+        {
+            command = ControlCommand.Decode(data);
+        }
+        catch (FormatException)
+        {
+            // Deterministic on every node: an undecodable command is refused, never half-applied.
+            return (ApplyOutcome.Invalid, state);
+        }
+
+        return ApplyCommand(state, command);
+    }
+
+    /// <summary>
+    /// The pure transition. A refused command leaves the state unchanged: <see cref="ApplyOutcome.Conflict"/>
+    /// when its expected epoch is not the current one, <see cref="ApplyOutcome.Invalid"/> when it is not allowed.
+    /// </summary>
+    public static (ApplyOutcome Outcome, ControlState State) ApplyCommand(ControlState state, ControlCommand command)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(command);
+        if (command.ExpectedEpoch != state.Epoch)
+        {
+            return (ApplyOutcome.Conflict, state);
+        }
+
+        switch (command.Type)
+        {
+            case ControlCommandType.SetPrimary:
+                if (command.Node.IsNone)
+                {
+                    return (ApplyOutcome.Invalid, state);
+                }
+
+                // IMPORTANT: every change of primary bumps the epoch; a primary fences itself when it sees a
+                // newer epoch, and CAS on the epoch means two concurrent decisions cannot both apply.
+                return (ApplyOutcome.Applied, state with
+                {
+                    Epoch = state.Epoch.Next(),
+                    Primary = command.Node,
+                    PendingSwitchover = MemberId.None,
+                    SyncStandbys = state.SyncStandbys.Where(n => n != command.Node).ToArray(),
+                });
+            case ControlCommandType.SetSyncSet:
+                var set = (command.Nodes ?? []).Distinct().Order().ToArray();
+                return set.Contains(state.Primary) && !state.Primary.IsNone
+                    ? (ApplyOutcome.Invalid, state)
+                    : (ApplyOutcome.Applied, state with { SyncStandbys = set });
+            case ControlCommandType.RequestSwitchover:
+                return command.Node.IsNone || command.Node == state.Primary
+                    ? (ApplyOutcome.Invalid, state)
+                    : (ApplyOutcome.Applied, state with { PendingSwitchover = command.Node });
+            case ControlCommandType.ClearSwitchover:
+                return (ApplyOutcome.Applied, state with { PendingSwitchover = MemberId.None });
+            case ControlCommandType.SetMaintenance:
+                return (ApplyOutcome.Applied, state with { Maintenance = command.Flag });
+            default:
+                return (ApplyOutcome.Invalid, state);
+        }
+    }
+
+    /// <summary>
+    /// The snapshot format: the members (as <see cref="ConfigCodec"/> writes a configuration, no retired ids),
+    /// <c>u64 epoch, u64 primary, u32 count, u64 standbys..., u64 pending switchover, bool maintenance,
+    /// u64 applied index</c>. Snapshots on disk hold this format: never change it.
+    /// </summary>
+    public byte[] TakeSnapshot()
+    {
+        var s = Current;
+        var b = new BinaryBuffer();
+        ConfigCodec.Write(b, new ClusterConfig(s.Members, []));
+        b.U64(s.Epoch.Value);
+        b.U64(s.Primary.Value);
+        b.U32((uint)s.SyncStandbys.Count);
+        foreach (var n in s.SyncStandbys)
+        {
+            b.U64(n.Value);
+        }
+
+        b.U64(s.PendingSwitchover.Value);
+        b.Bool(s.Maintenance);
+        b.U64(s.AppliedIndex.Value);
+        return b.ToArray();
+    }
+
+    public void Restore(Snapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (snapshot.Data.Length == 0)
+        {
+            Current = ControlState.Initial with { Members = snapshot.Config.Members, AppliedIndex = snapshot.Index };
+            return;
+        }
+
+        var c = new BinaryCursor(snapshot.Data);
+        var members = ConfigCodec.ReadConfig(ref c).Members;
+        var epoch = new Epoch(c.U64());
+        var primary = new MemberId(c.U64());
+        var sync = new MemberId[ConfigCodec.Count(ref c)];
+        for (var i = 0; i < sync.Length; i++)
+        {
+            sync[i] = new MemberId(c.U64());
+        }
+
+        var pending = new MemberId(c.U64());
+        var maintenance = c.Bool();
+        var applied = new LogIndex(c.U64());
+        c.ExpectEnd();
+        Current = new ControlState(members, epoch, primary, sync, pending, maintenance, applied);
+    }
+}
