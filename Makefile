@@ -54,6 +54,10 @@ demo: build ## Start a 3-instance local cluster in .memorycluster and print how 
 raft-sim: ## Raft simulator: SEEDS=N seeds (default 500), or SEED=x to replay one; ends with `raft-sim: seeds=N violations=V ...`
 	$(DOTNET) run -c Release --project operator/tools/MemoryCluster.Raft.Sim -- $(if $(SEED),--seed $(SEED),--seeds $(or $(SEEDS),500))
 
+.PHONY: failover-sim
+failover-sim: ## Failover simulator: SEEDS=N (default 500), or SEED=x [SCENARIO=name] [TRACE=1] to replay one; ends with `failover-sim: seeds=N violations=V ...`
+	$(DOTNET) run -c Release --project operator/tools/MemoryCluster.Failover.Sim -- $(if $(SEED),--seed $(SEED),--seeds $(or $(SEEDS),500)) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(TRACE),--trace)
+
 .PHONY: bench-raft
 bench-raft: ## Raft figures: election time after the leader is killed, commit latency with fsync
 	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Raft.Bench -- --elections 100 --commits 1000

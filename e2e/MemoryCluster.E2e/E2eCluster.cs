@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using MemoryCluster.Cli.Local;
 using MemoryCluster.Instance;
-using MemoryCluster.Instance.Manager;
+using MemoryCluster.Instance.Api;
 
 namespace MemoryCluster.E2e;
 
@@ -100,7 +100,7 @@ internal sealed class E2eCluster : IAsyncDisposable
         text.Append(LocalCluster.Table(statuses));
         foreach (var (member, status) in statuses)
         {
-            text.Append(CultureInfo.InvariantCulture, $"--- {member.Name} /status: ").Append(status is null ? "(no answer)" : JsonSerializer.Serialize(status, InstanceManager.JsonOptions)).Append('\n');
+            text.Append(CultureInfo.InvariantCulture, $"--- {member.Name} /status: ").Append(status is null ? "(no answer)" : JsonSerializer.Serialize(status, InstanceJson.Options)).Append('\n');
             var log = layout.LogFile(member);
             var lines = File.Exists(log)
                 ? File.ReadLines(log).Where(l => !l.Contains("\"postgres: ", StringComparison.Ordinal) || l.Contains("FATAL", StringComparison.Ordinal) || l.Contains("PANIC", StringComparison.Ordinal)).TakeLast(40)

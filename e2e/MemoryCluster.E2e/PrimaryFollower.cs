@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using MemoryCluster.Cli.Local;
 using MemoryCluster.Instance;
-using MemoryCluster.Instance.Manager;
+using MemoryCluster.Instance.Api;
 using Npgsql;
 
 namespace MemoryCluster.E2e;
@@ -102,7 +102,7 @@ internal sealed class PrimaryFollower : IWriteRoute, IAsyncDisposable
         lock (_gate)
         {
             var now = Stopwatch.GetTimestamp();
-            _answers[from] = (status.Epoch, status.Primary, now);
+            _answers[from] = (status.Epoch.Value, status.Primary, now);
             var named = _answers.Values.Where(a => Stopwatch.GetElapsedTime(a.At, now) <= Fresh).OrderByDescending(a => a.Epoch).First().Primary;
             var member = _layout.Members.FirstOrDefault(m => m.Name == named);
             var connectionString = member is null ? ConnectionStrings.ReadWrite(_layout) : ConnectionStrings.Direct(_layout, member, pooled: true);

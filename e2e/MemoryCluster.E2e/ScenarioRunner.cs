@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using MemoryCluster.Cli.Local;
 using MemoryCluster.Instance;
+using MemoryCluster.Instance.Node;
 using Npgsql;
 
 namespace MemoryCluster.E2e;
@@ -201,7 +202,7 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
         }
 
         var statuses = await local.StatusAsync(ct);
-        var primary = statuses.Single(s => s.Status is { Role: "primary", Ready: true }).Member;
+        var primary = statuses.Single(s => s.Status is { Role: InstanceRole.Primary, Ready: true }).Member;
         var start = Stopwatch.GetTimestamp();
         var context = new FaultContext(cluster, writer, primary, output, ct);
         await scenario.Inject(context);

@@ -44,7 +44,7 @@ public sealed class InstanceOptionsTests : IDisposable
     [InlineData("data-dir", "relative/path", "data-dir: must be an absolute path")]
     [InlineData("cluster-key-file", "/nonexistent/key", "cluster-key-file: no file at /nonexistent/key")]
     [InlineData("primary-lease-ms", "1000", "primary-lease-ms: must be a whole number from 1500 to 60000")]
-    [InlineData("loop-interval-ms", "5", "loop-interval-ms: must be a whole number from 20 to 10000")]
+    [InlineData("switchover-timeout-seconds", "0", "switchover-timeout-seconds: must be a whole number from 1 to")]
     [InlineData("colour", "blue", "colour: unknown setting")]
     public void Bad_setting_is_refused_naming_the_key_and_why(string key, string value, string expected)
     {

@@ -100,7 +100,7 @@ try
     for (var i = 0; i < runs; i++)
     {
         var statuses = await new MemoryCluster.Cli.Local.LocalCluster(layout, TextWriter.Null).StatusAsync(CancellationToken.None);
-        var current = statuses.Single(st => st.Status is { Role: "primary" }).Member;
+        var current = statuses.Single(st => st.Status is { Role: MemoryCluster.Instance.Node.InstanceRole.Primary }).Member;
         var members = layout.Members.ToList();
         var target = members[(members.IndexOf(current) + 1) % members.Count].Name;
         var from = Stopwatch.GetTimestamp();

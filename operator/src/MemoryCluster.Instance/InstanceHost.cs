@@ -1,64 +1,155 @@
-using MemoryCluster.Instance.Manager;
+using MemoryCluster.Instance.Api;
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Host;
+using MemoryCluster.Instance.Node;
+using MemoryCluster.Instance.Postgres;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace MemoryCluster.Instance;
 
-/// <summary>Runs an instance manager with its HTTP API (Kestrel) until cancelled.</summary>
+/// <summary>
+/// Runs an instance manager until cancelled: the pure <see cref="InstanceNode"/> inside its driver, the services
+/// that act for it (Raft, the watchdog, PostgreSQL's supervisor and observer, the peers, metrics), each a hosted
+/// service whose lifetime the host owns, and the HTTP API on Kestrel.
+/// </summary>
 public static class InstanceHost
 {
     public static async Task RunAsync(InstanceOptions options, ILoggerFactory loggers, IPodRoleLabeler labeler, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
-        await using var manager = new InstanceManager(options, loggers, labeler);
+        ArgumentNullException.ThrowIfNull(loggers);
+        var logger = loggers.CreateLogger("memorycluster.instance");
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["instance"] = options.Name, ["id"] = options.Id });
+        var binaries = PgBinaries.Locate(options.PgBinDir, options.RunAsUser);
+        var files = new PostgresFiles(options, binaries);
+        await files.PrepareAsync(cancellationToken).ConfigureAwait(false);
+        var (fencedEpoch, fenceReason) = files.ReadFence();
+
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggers);
+        builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
+        builder.Services.Configure<HostOptions>(o =>
+        {
+            o.ShutdownTimeout = TimeSpan.FromSeconds(30);
+            o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
+        });
         builder.WebHost.UseUrls($"http://{options.Self.Host}:{options.Self.HttpPort}");
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(new ClusterKey(File.ReadAllBytes(options.ClusterKeyFile)));
+        services.AddSingleton(binaries);
+        services.AddSingleton(new PgTools(binaries));
+        services.AddSingleton(new PgClient(options.SocketDirectory, options.Self.PgPort));
+        services.AddSingleton(files);
+        services.AddSingleton(labeler);
+        services.AddSingleton(new InstanceNode(NodeConfigFor(options)));
+        services.AddSingleton<NodeDriver>();
+        services.AddSingleton<StatusReporter>();
+        services.AddSingleton<InstanceMetrics>();
+
+        // Started in this order and stopped in the reverse: the driver ticks last and stops first; PostgreSQL stops
+        // (cleanly) before the watchdog is disarmed for good and before Raft goes.
+        AddHosted<RaftService>(services);
+        AddHosted<WatchdogSupervisor>(services);
+        AddHosted<PostgresSupervisor>(services);
+        AddHosted<PostgresObserver>(services);
+        AddHosted<PeerRpc>(services);
+        AddHosted<RoleLabeler>(services);
+        AddHosted<PostgresMetricsCollector>(services);
+        AddHosted<NodeDriver>(services);
+
         await using var app = builder.Build();
-        Map(app, manager);
+        app.Services.GetRequiredService<NodeDriver>().SetStarted(PostgresFiles.DataKindOf(options.DataDirectory), fencedEpoch, fenceReason);
+        Map(app);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        Log.Started(logger, options.Name, options.Self.ToString());
+
+        // Crash-only: a service that fails stops the host (BackgroundServiceExceptionBehavior.StopHost), and then the
+        // manager exits with an error (its supervisor, or Kubernetes, starts it again) rather than run on without it.
+        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
         try
         {
-            await manager.RunAsync(cancellationToken).ConfigureAwait(false);
+            await Task.Delay(Timeout.Infinite, lifetime.ApplicationStopping).WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
         finally
         {
             await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            Log.Stopped(logger, options.Name);
+        }
+
+        if (!cancellationToken.IsCancellationRequested)
+        {
+            throw new InvalidOperationException("a service of the instance manager failed and stopped it; its log says which and why");
         }
     }
 
-    private static void Map(WebApplication app, InstanceManager manager)
+    /// <summary>The node's settings, from the manager's options.</summary>
+    public static NodeConfig NodeConfigFor(InstanceOptions options)
     {
-        app.MapGet("/healthz", () => manager.IsAlive() ? Results.Text("ok\n") : Results.Text("postgres is not running\n", statusCode: 503));
-        app.MapGet("/readyz", () => manager.IsReady() ? Results.Text("ready\n") : Results.Text("not ready for its role\n", statusCode: 503));
-        app.MapGet("/status", () => Results.Json(manager.Status(), InstanceManager.JsonOptions));
-        app.MapGet("/metrics", () => Results.Text(manager.Metrics(), "text/plain; version=0.0.4"));
+        ArgumentNullException.ThrowIfNull(options);
+        return new NodeConfig(
+            new MemberId(options.Id),
+            [.. options.Peers.Select(p => new NodeMember(new MemberId(p.Id), p.Name))],
+            options.Quorum ? ReplicationMode.Quorum : ReplicationMode.Async,
+            options.Lease,
+            options.SwitchoverMaxLagBytes,
+            (long)options.SwitchoverTimeout.TotalMilliseconds,
+            options.WatchdogCommand is not null);
+    }
+
+    private static void AddHosted<T>(IServiceCollection services)
+        where T : class, IHostedService
+    {
+        services.AddSingleton<T>();
+        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<T>());
+    }
+
+    private static void Map(WebApplication app)
+    {
+        var status = app.Services.GetRequiredService<StatusReporter>();
+        var driver = app.Services.GetRequiredService<NodeDriver>();
+        var peers = app.Services.GetRequiredService<PeerRpc>();
+        var metrics = app.Services.GetRequiredService<InstanceMetrics>();
+        app.MapGet("/healthz", () => status.Health() is (true, _) ? Results.Text("ok\n") : Results.Text(status.Health().Why + "\n", statusCode: 503));
+        app.MapGet("/readyz", () => status.Ready() ? Results.Text("ready\n") : Results.Text("not ready for its role\n", statusCode: 503));
+        app.MapGet("/status", () => Results.Json(status.Status(), InstanceJson.Options));
+        app.MapGet("/metrics", async (HttpResponse response, CancellationToken ct) =>
+        {
+            response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+            await metrics.WriteAsync(response.Body, ct).ConfigureAwait(false);
+        });
         app.MapPost("/switchover", async (HttpRequest request, CancellationToken ct) =>
         {
             SwitchoverRequest? body;
             try
             {
-                body = await request.ReadFromJsonAsync<SwitchoverRequest>(InstanceManager.JsonOptions, ct).ConfigureAwait(false);
+                body = request.ContentLength is 0 ? new SwitchoverRequest(null) : await request.ReadFromJsonAsync<SwitchoverRequest>(InstanceJson.Options, ct).ConfigureAwait(false);
             }
             catch (System.Text.Json.JsonException e)
             {
-                return Results.Json(new ManagerAnswer(false, $"the body must be JSON like {{\"to\": \"NAME\"}}: {e.Message}"), InstanceManager.JsonOptions, statusCode: 400);
+                return Results.Json(new ManagerAnswer(false, $"the body must be JSON like {{\"to\": \"NAME\"}} (or empty for the most caught-up replica): {e.Message}"), InstanceJson.Options, statusCode: 400);
             }
 
-            if (body is null || string.IsNullOrWhiteSpace(body.To))
+            var (command, message) = driver.Read((node, _) => node.CheckSwitchover(string.IsNullOrWhiteSpace(body?.To) ? null : body!.To));
+            if (command is null)
             {
-                return Results.Json(new ManagerAnswer(false, "the body must name the target: {\"to\": \"NAME\"}"), InstanceManager.JsonOptions, statusCode: 400);
+                return Results.Json(new ManagerAnswer(false, message), InstanceJson.Options, statusCode: 409);
             }
 
-            var answer = await manager.RequestSwitchoverAsync(body.To, ct).ConfigureAwait(false);
-            return Results.Json(answer, InstanceManager.JsonOptions, statusCode: answer.Accepted ? 202 : 409);
+            var answer = await peers.ProposeHereOrForwardAsync(command, ct).ConfigureAwait(false);
+            return answer.Accepted
+                ? Results.Json(new ManagerAnswer(true, message, command.ExpectedEpoch), InstanceJson.Options, statusCode: 202)
+                : Results.Json(answer, InstanceJson.Options, statusCode: 409);
         });
-        MapInternal(app, "/internal/lease", manager.AcceptLeaseRequestAsync);
-        MapInternal(app, "/internal/propose", manager.AcceptForwardedProposalAsync);
+        MapInternal(app, "/internal/lease", peers.AcceptLeaseRequestAsync);
+        MapInternal(app, "/internal/propose", peers.AcceptForwardedProposalAsync);
     }
 
     /// <summary>An endpoint between managers: a text body signed with the cluster key; 200 when accepted, else 409.</summary>
@@ -67,7 +158,16 @@ public static class InstanceHost
         {
             using var reader = new StreamReader(request.Body);
             var body = await reader.ReadToEndAsync(ct).ConfigureAwait(false);
-            var answer = await handle(body, request.Headers[InstanceManager.SignatureHeader].FirstOrDefault(), ct).ConfigureAwait(false);
-            return Results.Json(answer, InstanceManager.JsonOptions, statusCode: answer.Accepted ? 200 : 409);
+            var answer = await handle(body, request.Headers[InstanceApiClient.SignatureHeader].FirstOrDefault(), ct).ConfigureAwait(false);
+            return Results.Json(answer, InstanceJson.Options, statusCode: answer.Accepted ? 200 : 409);
         });
+}
+
+internal static partial class Log
+{
+    [LoggerMessage(10, LogLevel.Information, "instance manager {Name} started ({Self})")]
+    public static partial void Started(ILogger logger, string name, string self);
+
+    [LoggerMessage(11, LogLevel.Information, "instance manager {Name} stopped")]
+    public static partial void Stopped(ILogger logger, string name);
 }

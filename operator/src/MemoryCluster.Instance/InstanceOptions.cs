@@ -41,18 +41,16 @@ public sealed record InstanceOptions
 
     public string ReplicationMode { get; init; } = ReplicationModes.Async;
 
-    public TimeSpan LoopInterval { get; init; } = TimeSpan.FromMilliseconds(200);
-
     /// <summary>A switchover is refused when the target is further behind than this.</summary>
     public long SwitchoverMaxLagBytes { get; init; } = 16 * 1024 * 1024;
 
     /// <summary>How long the old primary waits for the target to receive its final WAL before it gives up and resumes.</summary>
     public TimeSpan SwitchoverTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>The primary lease; every other failover timing follows from it (<see cref="Manager.LeaseTimings"/>).</summary>
-    public TimeSpan PrimaryLease { get; init; } = Manager.LeaseTimings.DefaultLease;
+    /// <summary>The primary lease; every other failover timing follows from it (<see cref="Node.LeaseTimings"/>).</summary>
+    public TimeSpan PrimaryLease { get; init; } = Node.LeaseTimings.DefaultLease;
 
-    public Manager.LeaseTimings Lease => Manager.LeaseTimings.For(PrimaryLease);
+    public Node.LeaseTimings Lease => Node.LeaseTimings.For(PrimaryLease);
 
     /// <summary>
     /// How to start the watchdog process (program and leading arguments; <c>watchdog --data-dir ...</c> follow).
@@ -85,7 +83,7 @@ public static partial class InstanceOptionsParser
     public static IReadOnlyList<string> Keys { get; } =
     [
         "id", "data-dir", "pg-bin-dir", "run-as", "peers", "cluster-key-file", "replication-password-file",
-        "app-password-file", "mode", "loop-interval-ms", "switchover-max-lag-bytes", "switchover-timeout-seconds",
+        "app-password-file", "mode", "switchover-max-lag-bytes", "switchover-timeout-seconds",
         "primary-lease-ms",
     ];
 
@@ -221,10 +219,9 @@ public static partial class InstanceOptionsParser
             errors.Add($"data-dir: must be an absolute path, not '{dataDir}'");
         }
 
-        var loop = Number("loop-interval-ms", 200, 20, 10_000);
         var maxLag = Number("switchover-max-lag-bytes", 16 * 1024 * 1024, 0, long.MaxValue);
         var timeout = Number("switchover-timeout-seconds", 30, 1, 3600);
-        var lease = Number("primary-lease-ms", (long)Manager.LeaseTimings.DefaultLease.TotalMilliseconds, (long)Manager.LeaseTimings.MinimumLease.TotalMilliseconds, 60_000);
+        var lease = Number("primary-lease-ms", (long)Node.LeaseTimings.DefaultLease.TotalMilliseconds, (long)Node.LeaseTimings.MinimumLease.TotalMilliseconds, 60_000);
         if (errors.Count > 0)
         {
             return (null, errors);
@@ -241,7 +238,6 @@ public static partial class InstanceOptionsParser
             ReplicationPasswordFile = passwordFile,
             AppPasswordFile = Get("app-password-file"),
             ReplicationMode = mode,
-            LoopInterval = TimeSpan.FromMilliseconds(loop),
             SwitchoverMaxLagBytes = maxLag,
             SwitchoverTimeout = TimeSpan.FromSeconds(timeout),
             PrimaryLease = TimeSpan.FromMilliseconds(lease),

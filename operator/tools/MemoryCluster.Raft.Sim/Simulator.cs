@@ -165,7 +165,7 @@ internal sealed class Simulator
                 ElectionTicks = _options.ElectionTicks,
                 HeartbeatTicks = _options.HeartbeatTicks,
                 ClockDriftBound = _options.DriftBound,
-                RandomSeed = HashCode.Combine(_options.Seed, node.Id.Value, node.Incarnation),
+                RandomSeed = unchecked((_options.Seed * 7919) + ((int)node.Id.Value * 104_729) + node.Incarnation),
                 InitialMembers = node.InitialMembers,
                 MaxEntriesPerAppend = 8,
             },

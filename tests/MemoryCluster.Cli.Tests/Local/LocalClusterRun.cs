@@ -1,5 +1,6 @@
 using MemoryCluster.Cli.Local;
-using MemoryCluster.Instance.Manager;
+using MemoryCluster.Instance.Api;
+using MemoryCluster.Instance.Node;
 using Npgsql;
 
 namespace MemoryCluster.Cli.Tests.Local;
@@ -38,8 +39,8 @@ internal sealed class LocalClusterRun : IAsyncDisposable
 
     public async Task<(string Name, ulong Epoch)> PrimaryAsync()
     {
-        var primary = (await StatusAsync()).Single(s => s.Status is { Role: "primary" });
-        return (primary.Member.Name, primary.Status!.Epoch);
+        var primary = (await StatusAsync()).Single(s => s.Status is { Role: InstanceRole.Primary });
+        return (primary.Member.Name, primary.Status!.Epoch.Value);
     }
 
     public async Task WaitHealthyAsync()

@@ -53,14 +53,4 @@ public sealed class PostgresConfigFilesTests
             "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
             verifier);
     }
-
-    [Theory]
-    [InlineData("0/0", 0UL)]
-    [InlineData("0/3000060", 0x3000060UL)]
-    [InlineData("1/A", 0x10000000AUL)]
-    public void Lsn_text_round_trips(string text, ulong value)
-    {
-        Assert.Equal(value, Lsn.Parse(text));
-        Assert.Equal(text, Lsn.Format(value));
-    }
 }

@@ -1,3 +1,4 @@
+using MemoryCluster.Instance.Node;
 using MemoryCluster.Instance.Postgres;
 
 namespace MemoryCluster.Instance.Tests.Postgres;
@@ -44,16 +45,20 @@ public sealed class ReplicationLifecycleTests
         await using var replica = await CloneAsync(primary, "b");
 
         await primary.ExecuteAsync("create table t (id int primary key); insert into t select generate_series(1, 100)");
-        await WaitUntilAsync(async () => (await replica.Client.GetStateAsync(CancellationToken.None)).Streaming, "the replica streams");
-        await WaitUntilAsync(async () => await replica.ScalarAsync("select count(*) from t where to_regclass('t') is not null") == 100, "the rows reach the replica", primary, replica);
+        await WaitUntilAsync(async () => (await replica.Client.GetStateAsync(CancellationToken.None)).Receiver == WalReceiverStatus.Streaming, "the replica streams");
+
+        // The table must exist on the replica before it can be counted there: "from t" fails to parse until it does.
+        await WaitUntilAsync(async () => await replica.ScalarAsync("select count(*) from pg_class where relname = 't'") == 1 && await replica.ScalarAsync("select count(*) from t") == 100, "the rows reach the replica", primary, replica);
 
         var primaryState = await primary.Client.GetStateAsync(CancellationToken.None);
         var replicaState = await replica.Client.GetStateAsync(CancellationToken.None);
         Assert.False(primaryState.InRecovery);
         Assert.True(replicaState.InRecovery);
-        Assert.Equal(1, replicaState.Timeline);
-        var standby = Assert.Single(await primary.Client.GetStandbysAsync(CancellationToken.None));
-        Assert.Equal("b", standby.ApplicationName);
+        Assert.Equal(TimelineId.First, replicaState.Timeline);
+        Assert.NotNull(replicaState.ReceiveLsn);
+        Assert.True(replicaState.ReceiveLsn >= replicaState.ReplayLsn);
+        var standby = Assert.Single(primaryState.Standbys);
+        Assert.Equal("b", standby.Name);
         Assert.Equal("streaming", standby.State);
         Assert.Equal(1, await primary.ScalarAsync("select count(*) from pg_replication_slots where slot_name = 'b' and active"));
     }
@@ -68,10 +73,12 @@ public sealed class ReplicationLifecycleTests
 
         // The old primary dies hard and writes nothing more; b is promoted and gets a slot for a.
         await a.StopAsync(ShutdownMode.Immediate);
-        Assert.True(await b.Client.PromoteAsync(CancellationToken.None));
+        await b.Client.SignalPromoteAsync(CancellationToken.None);
+        await b.Client.WaitOutOfRecoveryAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+        await b.Client.CheckpointAsync(CancellationToken.None);
         var promoted = await b.Client.GetStateAsync(CancellationToken.None);
         Assert.False(promoted.InRecovery);
-        Assert.Equal(2, promoted.Timeline);
+        Assert.Equal(new TimelineId(2), promoted.Timeline);
         await b.Client.EnsureSlotsAsync(["a"], CancellationToken.None);
         await b.ExecuteAsync("insert into t select generate_series(11, 20)");
 
@@ -83,7 +90,8 @@ public sealed class ReplicationLifecycleTests
         await WaitUntilAsync(async () => await a.ScalarAsync("select count(*) from t") == 20, "a has b's new rows", a, b);
         var rejoined = await a.Client.GetStateAsync(CancellationToken.None);
         Assert.True(rejoined.InRecovery);
-        Assert.Equal(2, rejoined.Timeline);
+        await WaitUntilAsync(async () => (await a.Client.GetStateAsync(CancellationToken.None)).Receiver == WalReceiverStatus.Streaming, "a streams from b", a, b);
+        Assert.Equal(new TimelineId(2), (await a.Client.GetStateAsync(CancellationToken.None)).Timeline);
     }
 
     [Fact]

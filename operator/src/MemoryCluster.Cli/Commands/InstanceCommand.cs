@@ -1,6 +1,6 @@
 using System.CommandLine;
 using MemoryCluster.Instance;
-using MemoryCluster.Instance.Manager;
+using MemoryCluster.Instance.Host;
 using Microsoft.Extensions.Logging;
 
 namespace MemoryCluster.Cli.Commands;
@@ -77,7 +77,17 @@ internal static class InstanceCommand
             using var loggers = JsonLogs();
             var (program, prefix) = Local.LocalCluster.SelfCommand();
             options = options with { WatchdogCommand = [program, .. prefix, "instance", "watchdog"] };
-            await InstanceHost.RunAsync(options, loggers, new NoPodRoleLabeler(), cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await InstanceHost.RunAsync(options, loggers, new NoPodRoleLabeler(), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is InvalidOperationException or InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                // Refused at start (data folder, membership, fence record) or a service failed: say why, exit non-zero.
+                await Console.Error.WriteLineAsync($"memorycluster instance: {e.Message}").ConfigureAwait(false);
+                return 1;
+            }
+
             return 0;
         });
         command.Add(WatchdogCommand());
@@ -118,7 +128,6 @@ internal static class InstanceCommand
         "replication-password-file" => "File with the replication role's password.",
         "app-password-file" => "File with the application role's password (creates role and database 'app').",
         "mode" => "async or quorum.",
-        "loop-interval-ms" => "How often the manager observes and acts (default 200).",
         "switchover-max-lag-bytes" => "A switchover target further behind is refused (default 16 MiB).",
         "switchover-timeout-seconds" => "How long a switchover may wait for the target (default 30).",
         "primary-lease-ms" => "The primary lease: the primary fences itself 0.7 s before it ends without a renewal; a replacement is promoted 1.1 x lease + 0.7 s after the last renewal (default 2500, at least 1500).",

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Net.Http.Json;
 using MemoryCluster.Api;
 using MemoryCluster.Cli.Local;
-using MemoryCluster.Instance.Manager;
+using MemoryCluster.Instance.Api;
+using MemoryCluster.Instance.Node;
 
 namespace MemoryCluster.Cli.Commands;
 
@@ -171,7 +171,7 @@ internal static class LocalCommand
 
     private static Command Switchover()
     {
-        var to = new Option<string>("--to") { Description = "The replica to make primary.", Required = true };
+        var to = new Option<string?>("--to") { Description = "The replica to make primary (default: the most caught-up streaming replica)." };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the new primary.", DefaultValueFactory = _ => 60 };
         var command = new Command("switchover", "Planned change of primary, with no acknowledged write lost.") { to, timeout };
         command.SetAction(async (result, ct) =>
@@ -181,19 +181,17 @@ internal static class LocalCommand
                 return 2;
             }
 
-            var target = result.GetValue(to)!;
+            var target = result.GetValue(to);
             var watch = Stopwatch.StartNew();
             ManagerAnswer? answer = null;
             foreach (var member in cluster.Layout.Members)
             {
                 try
                 {
-                    using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-                    using var response = await http.PostAsJsonAsync(new Uri(member.HttpBase, "switchover"), new SwitchoverRequest(target), InstanceManager.JsonOptions, ct).ConfigureAwait(false);
-                    answer = await response.Content.ReadFromJsonAsync<ManagerAnswer>(InstanceManager.JsonOptions, ct).ConfigureAwait(false);
+                    answer = await LocalCluster.Api.SwitchoverAsync(member.HttpBase, target, ct).ConfigureAwait(false);
                     break;
                 }
-                catch (HttpRequestException)
+                catch (InstanceApiException)
                 {
                 }
             }
@@ -215,9 +213,9 @@ internal static class LocalCommand
             while (watch.Elapsed < deadline)
             {
                 var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
-                if (statuses.Any(s => s.Member.Name == target && s.Status is { Role: "primary", Ready: true } && s.Status.Epoch > answer.Epoch))
+                if (statuses.Where(s => (target is null || s.Member.Name == target) && s.Status is { Role: InstanceRole.Primary, Ready: true } && s.Status.Epoch > answer.Epoch).Select(s => s.Member).FirstOrDefault() is { } now)
                 {
-                    Console.Out.WriteLine($"{target} is primary after {watch.Elapsed.TotalSeconds:0.00} s");
+                    Console.Out.WriteLine($"{now.Name} is primary after {watch.Elapsed.TotalSeconds:0.00} s");
                     var healthy = await cluster.WaitHealthyAsync(deadline - watch.Elapsed, ct).ConfigureAwait(false);
                     Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
                     return healthy ? 0 : 1;
@@ -226,7 +224,7 @@ internal static class LocalCommand
                 await Task.Delay(100, ct).ConfigureAwait(false);
             }
 
-            Console.Error.WriteLine($"{target} did not become primary within {deadline.TotalSeconds:0} s");
+            Console.Error.WriteLine($"{target ?? "the target"} did not become primary within {deadline.TotalSeconds:0} s");
             Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
             return 1;
         });

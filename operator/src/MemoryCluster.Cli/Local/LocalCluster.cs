@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Http.Json;
 using System.Text;
 using MemoryCluster.Instance;
-using MemoryCluster.Instance.Manager;
+using MemoryCluster.Instance.Api;
+using MemoryCluster.Instance.Node;
 using MemoryCluster.Instance.Postgres;
 
 namespace MemoryCluster.Cli.Local;
@@ -12,6 +12,9 @@ namespace MemoryCluster.Cli.Local;
 internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
+
+    /// <summary>The managers' API client (public endpoints only).</summary>
+    public static InstanceApiClient Api { get; } = new(Http);
 
     public LocalLayout Layout => layout;
 
@@ -67,23 +70,13 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
         await Task.WhenAll(layout.Members.Select(async m => (m, await StatusAsync(m, cancellationToken).ConfigureAwait(false)))).ConfigureAwait(false);
 
     /// <summary>One member's /status, or null when it does not answer (within 2 s, or before the token is cancelled).</summary>
-    public static async Task<StatusDocument?> StatusAsync(Peer member, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await Http.GetFromJsonAsync<StatusDocument>(new Uri(member.HttpBase, "status"), InstanceManager.JsonOptions, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
-        {
-            return null;
-        }
-    }
+    public static Task<StatusDocument?> StatusAsync(Peer member, CancellationToken cancellationToken) => Api.TryStatusAsync(member.HttpBase, cancellationToken);
 
     /// <summary>Whether one primary is ready and every other member is a streaming replica.</summary>
     public static (bool Healthy, string Summary) Assess(IReadOnlyList<(Peer Member, StatusDocument? Status)> statuses)
     {
-        var primaries = statuses.Where(s => s.Status is { Role: "primary", Ready: true }).Select(s => s.Member.Name).ToList();
-        var streaming = statuses.Count(s => s.Status is { Role: "replica", Ready: true });
+        var primaries = statuses.Where(s => s.Status is { Role: InstanceRole.Primary, Ready: true }).Select(s => s.Member.Name).ToList();
+        var streaming = statuses.Count(s => s.Status is { Role: InstanceRole.Replica, Ready: true });
         var replicas = statuses.Count - 1;
         var summary = primaries.Count switch
         {
@@ -137,10 +130,10 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
                 ? [member.Name, "down", "no", "-", "-", "-", "-", member.PgPort.ToString(CultureInfo.InvariantCulture), "-", "manager not answering"]
                 :
                 [
-                    member.Name, s.Role, s.Ready ? "yes" : "no", s.Epoch.ToString(CultureInfo.InvariantCulture),
+                    member.Name, s.Role.ToString().ToLowerInvariant(), s.Ready ? "yes" : "no", s.Epoch.ToString(),
                     s.Timeline?.ToString(CultureInfo.InvariantCulture) ?? "-",
-                    (s.Role == "primary" ? s.WriteLsn : s.ReplayLsn) ?? "-",
-                    s.LagBytes?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                    (s.Role == InstanceRole.Primary ? s.WriteLsn : s.ReplayLsn)?.ToString() ?? "-",
+                    s.LagBytes?.ToString(CultureInfo.InvariantCulture) ?? (s.Follow is FollowState.Diverged or FollowState.Rewinding or FollowState.Cloning ? s.Follow.ToString().ToLowerInvariant() : "-"),
                     member.PgPort.ToString(CultureInfo.InvariantCulture),
                     s.Raft.Role,
                     s.LastError is { } error && s.Activity?.StartsWith("waiting", StringComparison.Ordinal) == true ? $"{s.Activity} (last error: {error})" : s.Activity ?? string.Empty,

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 
 namespace MemoryCluster.Instance.Postgres;
 
@@ -9,7 +10,7 @@ namespace MemoryCluster.Instance.Postgres;
 /// root, so a manager started as root runs it as <c>postgres</c> through <c>setpriv</c>, which replaces itself
 /// with the program: the postmaster stays the manager's direct child, to signal and to reap.
 /// </param>
-internal sealed record PgBinaries(string BinDirectory, string? RunAs)
+internal sealed partial record PgBinaries(string BinDirectory, string? RunAs)
 {
     /// <summary>Finds the programs: an explicit folder, else <c>pg_config --bindir</c>, else the newest /usr/lib/postgresql/*/bin.</summary>
     public static PgBinaries Locate(string? binDirectory, string? runAs)
@@ -76,6 +77,46 @@ internal sealed record PgBinaries(string BinDirectory, string? RunAs)
             throw new InvalidOperationException($"chown -R {RunAs} {path} failed with exit code {chown.ExitCode}");
         }
     }
+
+    /// <summary>
+    /// Makes one file or folder (not what it holds) belong to the user PostgreSQL runs as: chown(2), no process
+    /// started, for the configuration files written at every role change.
+    /// </summary>
+    public void GiveFileToPostgres(string path)
+    {
+        if (RunAs is null)
+        {
+            return;
+        }
+
+        var (uid, gid) = _owner ??= LookUp(RunAs);
+        if (Chown(path, uid, gid) != 0)
+        {
+            throw new InvalidOperationException($"chown {RunAs} {path} failed (errno {Marshal.GetLastPInvokeError()})");
+        }
+    }
+
+    private (int Uid, int Gid)? _owner;
+
+    /// <summary>The user's uid and primary gid, from /etc/passwd.</summary>
+    private static (int Uid, int Gid) LookUp(string user)
+    {
+        foreach (var line in File.ReadLines("/etc/passwd"))
+        {
+            var fields = line.Split(':');
+            if (fields.Length > 3 && fields[0] == user
+                && int.TryParse(fields[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var uid)
+                && int.TryParse(fields[3], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var gid))
+            {
+                return (uid, gid);
+            }
+        }
+
+        throw new InvalidOperationException($"no user '{user}' in /etc/passwd");
+    }
+
+    [LibraryImport("libc", EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Chown(string path, int uid, int gid);
 
     private static bool IsRoot() => File.Exists("/proc/self/status")
         && File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal))?.Split('\t', StringSplitOptions.RemoveEmptyEntries) is [_, "0", ..];

@@ -1,35 +1,44 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using MemoryCluster.Instance.Node;
 using Npgsql;
 
 namespace MemoryCluster.Instance.Postgres;
 
-/// <summary>What one query round tells about a running server.</summary>
-/// <param name="InRecovery">True on a replica.</param>
-/// <param name="Timeline">The timeline the server writes (primary) or receives (replica).</param>
-/// <param name="WriteLsn">Primary: current WAL insert position. Replica: last replayed position.</param>
-/// <param name="ReceiveLsn">Replica: last WAL position received and flushed to disk. Primary: its flush position.</param>
-/// <param name="ReplayLsn">Replica: last WAL position replayed. Primary: same as <paramref name="WriteLsn"/>.</param>
-/// <param name="Streaming">Replica: the WAL receiver is streaming. Primary: false.</param>
-internal sealed record PgState(bool InRecovery, long Timeline, ulong WriteLsn, ulong ReceiveLsn, ulong ReplayLsn, bool Streaming);
-
-/// <summary>One standby as the primary's pg_stat_replication shows it.</summary>
-internal sealed record StandbyState(string ApplicationName, string State, string SyncState, ulong FlushLsn, ulong ReplayLsn);
+/// <summary>What one state query tells about a running server.</summary>
+/// <param name="InRecovery">True on a standby.</param>
+/// <param name="Timeline">Primary: the timeline it writes. Standby: the WAL receiver's, when one runs (else timeline 0).</param>
+/// <param name="WriteLsn">Primary: current WAL insert position.</param>
+/// <param name="FlushLsn">Primary: WAL flushed to disk.</param>
+/// <param name="ReceiveLsn">Standby: last WAL position received and flushed; null until streaming was first requested in this postmaster's life.</param>
+/// <param name="ReplayLsn">Standby: last WAL position replayed.</param>
+/// <param name="Receiver">Standby: the WAL receiver's state.</param>
+/// <param name="ReceiverSource">Standby: host:port the WAL receiver is connected to.</param>
+/// <param name="Standbys">Primary: pg_stat_replication.</param>
+public sealed record PgState(
+    bool InRecovery,
+    TimelineId Timeline,
+    Lsn WriteLsn,
+    Lsn FlushLsn,
+    Lsn? ReceiveLsn,
+    Lsn ReplayLsn,
+    WalReceiverStatus Receiver,
+    string? ReceiverSource,
+    IReadOnlyList<StandbyObservation> Standbys);
 
 /// <summary>
 /// The manager's SQL connection to its own PostgreSQL, over the private Unix socket as the superuser. Every
 /// value goes in as a parameter; the one exception, role passwords in DDL, sends a SCRAM verifier, never the
 /// password itself.
 /// </summary>
-internal sealed class PgClient(string socketDirectory, int port)
+public sealed class PgClient(string socketDirectory, int port)
 {
-    // Pooled (at most two idle connections): the state is read several times a second, and a fresh backend
-    // each time costs a fork. The pool is cleared whenever Postgres starts or exits (ResetPool).
+    // Pooled (at most two idle connections): the state is read several times a second, and a fresh backend each
+    // time costs a fork. The pool is cleared whenever PostgreSQL starts or exits (ResetPool).
     private readonly string _connectionString = ConnectionString(socketDirectory, port, pooling: true);
 
-    // The health probe's: a new connection every time, not a pooled one, since a postmaster that cannot fork a
-    // backend is not healthy.
+    // For some health probes: a new connection, since a postmaster that cannot fork a backend is not healthy.
     private readonly string _probeConnectionString = ConnectionString(socketDirectory, port, pooling: false);
 
     private static string ConnectionString(string socketDirectory, int port, bool pooling) => new NpgsqlConnectionStringBuilder
@@ -40,7 +49,7 @@ internal sealed class PgClient(string socketDirectory, int port)
         Database = "postgres",
         Pooling = pooling,
         MinPoolSize = 0,
-        MaxPoolSize = 2,
+        MaxPoolSize = 3,
         Timeout = 3,
         CommandTimeout = 5,
         ApplicationName = "memorycluster-instance-manager",
@@ -50,9 +59,7 @@ internal sealed class PgClient(string socketDirectory, int port)
         Options = "-c synchronous_commit=local",
     }.ConnectionString;
 
-    private int _lastReceivedTimeline;
-
-    /// <summary>Drops pooled connections: after Postgres started or exited they lead nowhere.</summary>
+    /// <summary>Drops pooled connections: after PostgreSQL started or exited they lead nowhere.</summary>
     public void ResetPool()
     {
         using var connection = new NpgsqlConnection(_connectionString);
@@ -94,18 +101,18 @@ internal sealed class PgClient(string socketDirectory, int port)
                 throw new TimeoutException($"postgres on port {port} did not accept connections within {timeout.TotalSeconds:0} s");
             }
 
-            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(25, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    /// <summary>The health probe's query: <c>pg_is_in_recovery()</c> on a fresh connection, all within <paramref name="timeout"/>.</summary>
-    public async Task<bool> InRecoveryAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>The health probe's query: <c>pg_is_in_recovery()</c> within <paramref name="timeout"/>, over a new connection when <paramref name="fresh"/>.</summary>
+    public async Task<bool> InRecoveryAsync(TimeSpan timeout, bool fresh, CancellationToken cancellationToken)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
         try
         {
-            await using var connection = new NpgsqlConnection(_probeConnectionString);
+            await using var connection = new NpgsqlConnection(fresh ? _probeConnectionString : _connectionString);
             await connection.OpenAsync(limit.Token).ConfigureAwait(false);
             await using var command = new NpgsqlCommand("select pg_is_in_recovery()", connection);
             return (bool)(await command.ExecuteScalarAsync(limit.Token).ConfigureAwait(false))!;
@@ -116,66 +123,163 @@ internal sealed class PgClient(string socketDirectory, int port)
         }
     }
 
+    /// <summary>One state query: recovery, positions, the WAL receiver, and (on a primary) its standbys.</summary>
     public async Task<PgState> GetStateAsync(CancellationToken cancellationToken)
     {
         const string sql = """
             select pg_is_in_recovery(),
-                   case when pg_is_in_recovery() then null else pg_current_wal_lsn() end,
+                   case when pg_is_in_recovery() then null else pg_current_wal_insert_lsn() end,
                    case when pg_is_in_recovery() then null else pg_current_wal_flush_lsn() end,
                    pg_last_wal_receive_lsn(),
                    pg_last_wal_replay_lsn(),
-                   (select received_tli from pg_stat_wal_receiver),
-                   (select status from pg_stat_wal_receiver),
-                   case when pg_is_in_recovery() then null else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end,
-                   (select timeline_id from pg_control_checkpoint())
+                   r.received_tli,
+                   r.status,
+                   r.sender_host || ':' || r.sender_port,
+                   case when pg_is_in_recovery() then null else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end
+            from (select 1) one left join pg_stat_wal_receiver r on true;
+            select application_name, state, coalesce(sync_state, ''), coalesce(flush_lsn, '0/0'), coalesce(replay_lsn, '0/0'), extract(epoch from replay_lag)::float8
+            from pg_stat_replication order by application_name
             """;
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand(sql, connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var inRecovery = reader.GetBoolean(0);
-        ulong Lsn(int i) => reader.IsDBNull(i) ? 0 : (ulong)reader.GetFieldValue<NpgsqlTypes.NpgsqlLogSequenceNumber>(i);
-        if (!inRecovery)
-        {
-            var current = Lsn(1);
-            return new PgState(false, reader.GetInt32(7), current, Lsn(2), current, false);
-        }
-
-        var receive = Lsn(3);
-        var replay = Lsn(4);
-
-        // The WAL receiver's timeline while it runs. Without one (the primary just died) the last checkpoint's
-        // timeline can be older than what was received since, so the last timeline streamed is kept (timelines
-        // of one data directory only grow, through rewind and re-clone too).
-        var checkpointTimeline = reader.GetInt32(8);
-        if (!reader.IsDBNull(5))
-        {
-            _lastReceivedTimeline = reader.GetInt32(5);
-        }
-
-        var timeline = Math.Max(checkpointTimeline, _lastReceivedTimeline);
-        var streaming = !reader.IsDBNull(6) && reader.GetString(6) == "streaming";
-        return new PgState(true, timeline, replay, Math.Max(receive, replay), replay, streaming);
-    }
-
-    public async Task<IReadOnlyList<StandbyState>> GetStandbysAsync(CancellationToken cancellationToken)
-    {
-        const string sql = "select application_name, state, sync_state, coalesce(flush_lsn, '0/0'), coalesce(replay_lsn, '0/0') from pg_stat_replication order by application_name";
-        var result = new List<StandbyState>();
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        Lsn? Read(int i) => reader.IsDBNull(i) ? null : new Lsn((ulong)reader.GetFieldValue<NpgsqlTypes.NpgsqlLogSequenceNumber>(i));
+        var write = Read(1) ?? Lsn.Zero;
+        var flush = Read(2) ?? Lsn.Zero;
+        var receive = Read(3);
+        var replay = Read(4) ?? Lsn.Zero;
+        var timeline = !inRecovery ? (uint)reader.GetInt32(8) : reader.IsDBNull(5) ? 0u : (uint)reader.GetInt32(5);
+        var receiver = reader.IsDBNull(6) ? WalReceiverStatus.None : ReceiverStatus(reader.GetString(6));
+        var source = reader.IsDBNull(7) ? null : reader.GetString(7);
+        var standbys = new List<StandbyObservation>();
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            result.Add(new StandbyState(
+            standbys.Add(new StandbyObservation(
                 reader.GetString(0),
                 reader.GetString(1),
                 reader.GetString(2),
-                (ulong)reader.GetFieldValue<NpgsqlTypes.NpgsqlLogSequenceNumber>(3),
-                (ulong)reader.GetFieldValue<NpgsqlTypes.NpgsqlLogSequenceNumber>(4)));
+                new Lsn((ulong)reader.GetFieldValue<NpgsqlTypes.NpgsqlLogSequenceNumber>(3)),
+                new Lsn((ulong)reader.GetFieldValue<NpgsqlTypes.NpgsqlLogSequenceNumber>(4)),
+                reader.IsDBNull(5) ? null : reader.GetDouble(5)));
         }
 
-        return result;
+        return new PgState(inRecovery, new TimelineId(timeline), write, flush, receive, replay, receiver, source, standbys);
+    }
+
+    private static WalReceiverStatus ReceiverStatus(string status) => status switch
+    {
+        "starting" => WalReceiverStatus.Starting,
+        "streaming" => WalReceiverStatus.Streaming,
+        "waiting" => WalReceiverStatus.Waiting,
+        "restarting" => WalReceiverStatus.Restarting,
+        "stopping" => WalReceiverStatus.Stopping,
+        "stopped" => WalReceiverStatus.Stopped,
+        _ => WalReceiverStatus.Unknown,
+    };
+
+    /// <summary>The statistics behind the metrics, in one round trip (each query cheap: views and catalog sizes).</summary>
+    public async Task<PgStats> ReadStatsAsync(CancellationToken cancellationToken)
+    {
+        const string sql = """
+            select coalesce(state, 'unknown'), count(*)::float8 from pg_stat_activity where backend_type = 'client backend' group by 1;
+            select coalesce(sum(xact_commit), 0)::float8, coalesce(sum(xact_rollback), 0)::float8, coalesce(sum(deadlocks), 0)::float8 from pg_stat_database;
+            select datname, pg_database_size(oid)::float8 from pg_database where datallowconn;
+            select wal_bytes::float8 from pg_stat_wal;
+            select checkpoints_timed::float8, checkpoints_req::float8 from pg_stat_bgwriter;
+            select coalesce(extract(epoch from max(clock_timestamp() - xact_start)), 0)::float8 from pg_stat_activity where backend_type = 'client backend' and xact_start is not null;
+            select application_name, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::float8, extract(epoch from replay_lag)::float8
+            from pg_stat_replication where not pg_is_in_recovery()
+            """;
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 2 };
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var backends = new Dictionary<string, double>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            backends[reader.GetString(0)] = reader.GetDouble(1);
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var (commits, rollbacks, deadlocks) = (reader.GetDouble(0), reader.GetDouble(1), reader.GetDouble(2));
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var sizes = new Dictionary<string, double>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            sizes[reader.GetString(0)] = reader.GetDouble(1);
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var wal = reader.GetDouble(0);
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var (timed, requested) = (reader.GetDouble(0), reader.GetDouble(1));
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var oldest = reader.GetDouble(0);
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var standbys = new List<StandbyLag>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            standbys.Add(new StandbyLag(reader.GetString(0), (long)reader.GetDouble(1), reader.IsDBNull(2) ? null : reader.GetDouble(2)));
+        }
+
+        return new PgStats(backends, commits, rollbacks, deadlocks, sizes, wal, timed, requested, oldest, standbys);
+    }
+
+    /// <summary><c>pg_last_wal_replay_lsn()</c> (a standby's replay position).</summary>
+    public async Task<Lsn> ReplayLsnAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("select coalesce(pg_last_wal_replay_lsn(), '0/0')", connection);
+        return new Lsn((ulong)(NpgsqlTypes.NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!);
+    }
+
+    /// <summary>Signals promotion (<c>pg_promote(wait => false)</c>): returns at once; see <see cref="WaitOutOfRecoveryAsync"/>.</summary>
+    public async Task SignalPromoteAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("select pg_promote(false)", connection);
+        if (!(bool)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+        {
+            throw new InvalidOperationException("pg_promote refused to signal the promotion");
+        }
+    }
+
+    /// <summary>Waits until the server has left recovery (promotion done), within <paramref name="timeout"/>.</summary>
+    public async Task WaitOutOfRecoveryAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            await using (var connection = await OpenAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await using var command = new NpgsqlCommand("select pg_is_in_recovery()", connection);
+                if (!(bool)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+                {
+                    return;
+                }
+            }
+
+            if (Environment.TickCount64 > deadline)
+            {
+                throw new TimeoutException($"postgres on port {port} was still in recovery {timeout.TotalSeconds:0} s after the promotion was signalled");
+            }
+
+            await Task.Delay(10, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>CHECKPOINT (a minute at most).</summary>
+    public async Task CheckpointAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("checkpoint", connection) { CommandTimeout = 60 };
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Creates the physical slots that are missing (slots are not replicated: every primary keeps its own).</summary>
@@ -233,11 +337,6 @@ internal sealed class PgClient(string socketDirectory, int port)
         }
     }
 
-    /// <summary>
-    /// Promotes the replica, then checkpoints. Without the checkpoint pg_control keeps the old timeline until the
-    /// next scheduled one, and a pg_rewind against this server decides "same timeline, no rewind required",
-    /// leaving the old primary unable to follow.
-    /// </summary>
     /// <summary>Creates database <paramref name="database"/> owned by <paramref name="owner"/> if it is missing.</summary>
     public async Task EnsureDatabaseAsync(string database, string owner, CancellationToken cancellationToken)
     {
@@ -249,20 +348,6 @@ internal sealed class PgClient(string socketDirectory, int port)
             await using var create = new NpgsqlCommand($"create database {QuoteIdentifier(database)} owner {QuoteIdentifier(owner)}", connection);
             await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
-    }
-
-    public async Task<bool> PromoteAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand("select pg_promote(true, 30)", connection) { CommandTimeout = 35 };
-        if (!(bool)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
-        {
-            return false;
-        }
-
-        await using var checkpoint = new NpgsqlCommand("checkpoint", connection) { CommandTimeout = 60 };
-        await checkpoint.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        return true;
     }
 
     public Task ReloadAsync(CancellationToken cancellationToken) => ExecuteAsync("select pg_reload_conf()", cancellationToken);
@@ -304,20 +389,18 @@ internal sealed class PgClient(string socketDirectory, int port)
     private static string QuoteIdentifier(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 }
 
-/// <summary>PostgreSQL's text form of a WAL position, <c>X/Y</c>.</summary>
-internal static class Lsn
-{
-    public static string Format(ulong lsn) => string.Create(CultureInfo.InvariantCulture, $"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}");
+/// <summary>One standby's lag, as its primary sees it.</summary>
+public sealed record StandbyLag(string Name, long LagBytes, double? LagSeconds);
 
-    public static ulong Parse(string text)
-    {
-        var slash = text.IndexOf('/', StringComparison.Ordinal);
-        if (slash <= 0)
-        {
-            throw new FormatException($"'{text}' is not a WAL position (X/Y)");
-        }
-
-        return (ulong.Parse(text[..slash], NumberStyles.HexNumber, CultureInfo.InvariantCulture) << 32)
-            | ulong.Parse(text[(slash + 1)..], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-    }
-}
+/// <summary>PostgreSQL's statistics for the metrics (cumulative ones as PostgreSQL counts them).</summary>
+public sealed record PgStats(
+    IReadOnlyDictionary<string, double> BackendsByState,
+    double Commits,
+    double Rollbacks,
+    double Deadlocks,
+    IReadOnlyDictionary<string, double> DatabaseSizes,
+    double WalBytes,
+    double CheckpointsTimed,
+    double CheckpointsRequested,
+    double OldestTransactionSeconds,
+    IReadOnlyList<StandbyLag> Standbys);

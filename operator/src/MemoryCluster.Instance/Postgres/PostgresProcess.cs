@@ -42,12 +42,12 @@ internal sealed partial class PostgresProcess : IAsyncDisposable
 
     public bool HasExited => Exited.IsCompleted;
 
-    /// <summary>Starts <c>postgres -D <paramref name="dataDirectory"/></c>; its log lines go to <paramref name="logger"/>.</summary>
-    public static PostgresProcess Start(PgBinaries binaries, string dataDirectory, ILogger logger)
+    /// <summary>Starts <c>postgres -D <paramref name="dataDirectory"/></c>; its log lines go to <paramref name="logger"/> and to <paramref name="onLine"/>.</summary>
+    public static PostgresProcess Start(PgBinaries binaries, string dataDirectory, ILogger logger, Action<string>? onLine = null)
     {
         var process = new Process { StartInfo = binaries.StartInfo("postgres", ["-D", dataDirectory]), EnableRaisingEvents = true };
-        process.OutputDataReceived += (_, e) => LogLine(logger, e.Data);
-        process.ErrorDataReceived += (_, e) => LogLine(logger, e.Data);
+        process.OutputDataReceived += (_, e) => LogLine(logger, e.Data, onLine);
+        process.ErrorDataReceived += (_, e) => LogLine(logger, e.Data, onLine);
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
@@ -104,11 +104,12 @@ internal sealed partial class PostgresProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
-    private static void LogLine(ILogger logger, string? line)
+    private static void LogLine(ILogger logger, string? line, Action<string>? onLine)
     {
         if (!string.IsNullOrEmpty(line))
         {
             Log.PostgresLine(logger, line);
+            onLine?.Invoke(line);
         }
     }
 

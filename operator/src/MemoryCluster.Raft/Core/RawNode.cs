@@ -205,7 +205,11 @@ internal sealed class RawNode
         _electionElapsed++;
         if (TransferTarget != NodeId.None && ++_transferElapsed >= _options.ElectionTicks)
         {
-            TransferTarget = NodeId.None;
+            // An abandoned transfer ends this leadership: the lease was dropped for the rest of the term (a late
+            // TimeoutNow may still arrive), and a leader that can never hold a lease again would leave every
+            // lease-based read refused. Stepping down lets an election give the cluster a leader with a lease.
+            BecomeFollower(Term, NodeId.None);
+            return;
         }
 
         if (_electionElapsed >= _options.ElectionTicks)

@@ -3,7 +3,7 @@ using System.Globalization;
 using MemoryCluster.Instance.Postgres;
 using Microsoft.Extensions.Logging;
 
-namespace MemoryCluster.Instance.Manager;
+namespace MemoryCluster.Instance.Host;
 
 /// <summary>
 /// The deadline the manager gives its watchdog: <c>armed NANOSECONDS</c> (a CLOCK_MONOTONIC instant, the clock
@@ -41,10 +41,12 @@ public static class WatchdogDeadline
 }
 
 /// <summary>
-/// The watchdog: a process of its own beside the manager, so that a manager that hangs (SIGSTOP, a stuck
-/// runtime) or dies cannot leave a primary writing past its lease. Every 50 ms it reads the deadline file;
-/// once an armed deadline has passed it kills every process in the data directory, once per deadline. It
-/// exits when the manager is gone and nothing is armed.
+/// The watchdog: a process of its own beside the manager, so that a manager that hangs (SIGSTOP, a stuck runtime,
+/// a long pause) or dies cannot leave a primary writing past its lease. Every 50 ms it reads the deadline file;
+/// while an armed deadline has passed it kills every process in the data directory, again at every check (a
+/// PostgreSQL started after the deadline by a manager that paused between its lease check and the start is
+/// killed too). It exits when the manager is gone and nothing is armed, or the armed deadline has passed and
+/// nothing is left to kill.
 /// </summary>
 public static partial class Watchdog
 {
@@ -52,8 +54,8 @@ public static partial class Watchdog
     {
         ArgumentNullException.ThrowIfNull(logger);
         Log.Watching(logger, dataDirectory, managerPid);
-        long? firedFor = null;
         long? deadline = null;
+        long? loggedFor = null;
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -66,19 +68,29 @@ public static partial class Watchdog
             }
 
             var managerAlive = Directory.Exists($"/proc/{managerPid}");
-            if (deadline is { } d && Stopwatch.GetTimestamp() > d && firedFor != d)
+            var expired = deadline is { } d && Stopwatch.GetTimestamp() > d;
+            var left = 0;
+            if (expired)
             {
-                firedFor = d;
                 var pids = ProcessFence.ProcessesIn(dataDirectory);
+                left = pids.Count;
                 if (pids.Count > 0)
                 {
-                    Log.Firing(logger, pids.Count, dataDirectory);
+                    // IMPORTANT: every time, not once per deadline: whatever runs in the data directory past an armed
+                    // deadline may be a writable primary.
+                    if (loggedFor != deadline)
+                    {
+                        Log.Firing(logger, pids.Count, dataDirectory);
+                        loggedFor = deadline;
+                    }
+
                     var done = await ProcessFence.KillAllAsync(dataDirectory, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+                    left = done ? 0 : 1;
                     Log.Fired(logger, done);
                 }
             }
 
-            if (!managerAlive && (deadline is null || firedFor == deadline))
+            if (!managerAlive && (deadline is null || (expired && left == 0)))
             {
                 Log.ManagerGone(logger, managerPid);
                 return 0;

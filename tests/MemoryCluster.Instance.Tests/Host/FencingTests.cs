@@ -1,9 +1,9 @@
 using System.Diagnostics;
-using MemoryCluster.Instance.Manager;
+using MemoryCluster.Instance.Host;
 using MemoryCluster.Instance.Postgres;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace MemoryCluster.Instance.Tests.Manager;
+namespace MemoryCluster.Instance.Tests.Host;
 
 /// <summary>Fencing on real processes: SIGKILL by working directory, and the watchdog process's rules.</summary>
 public sealed class FencingTests : IDisposable
@@ -60,7 +60,7 @@ public sealed class FencingTests : IDisposable
     }
 
     [Fact]
-    public async Task Watchdog_fences_once_an_armed_deadline_passes_and_leaves_a_disarmed_instance_alone()
+    public async Task Watchdog_fences_whatever_runs_past_an_armed_deadline_and_leaves_a_disarmed_instance_alone()
     {
         var data = _dir.CreateSubdirectory("pgdata").FullName;
         var file = Path.Combine(_dir.FullName, "deadline");
@@ -76,6 +76,11 @@ public sealed class FencingTests : IDisposable
 
         WatchdogDeadline.Write(file, Stopwatch.GetTimestamp() - 1);
         await WaitForAsync(() => victim.HasExited, "the watchdog to kill the process");
+
+        // Still past the armed deadline: a process started afterwards (a manager that paused between its lease
+        // check and the start) is killed too, not only what ran when the deadline passed.
+        var late = StartIn(data, "sleep 300");
+        await WaitForAsync(() => late.HasExited, "the watchdog to kill a process started after the deadline");
 
         // The manager goes away: the watchdog, having fired for the armed deadline, exits by itself.
         manager.Kill();

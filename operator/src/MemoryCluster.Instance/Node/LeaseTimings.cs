@@ -1,4 +1,4 @@
-namespace MemoryCluster.Instance.Manager;
+namespace MemoryCluster.Instance.Node;
 
 /// <summary>
 /// The timing rules of the primary lease (docs/failover.md). A primary counts its lease from the moment it

@@ -1,0 +1,191 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Node;
+using MemoryCluster.Instance.Postgres;
+
+namespace MemoryCluster.Instance.Api;
+
+/// <summary>The JSON of <c>GET /status</c>: what this instance is, as its manager sees it now.</summary>
+public sealed record StatusDocument
+{
+    public required string Name { get; init; }
+
+    public required ulong Id { get; init; }
+
+    /// <summary>What its PostgreSQL is now: primary (it may accept writes), replica (in recovery), stopped.</summary>
+    public required InstanceRole Role { get; init; }
+
+    /// <summary>Ready for its role: a primary taking writes at the current epoch under a lease, or a replica streaming from the primary.</summary>
+    public required bool Ready { get; init; }
+
+    public required bool PostgresRunning { get; init; }
+
+    /// <summary>async or quorum.</summary>
+    public ReplicationMode Mode { get; init; }
+
+    public required Epoch Epoch { get; init; }
+
+    /// <summary>The primary the control state names.</summary>
+    public string? Primary { get; init; }
+
+    public string? PendingSwitchover { get; init; }
+
+    public uint? Timeline { get; init; }
+
+    /// <summary>The line of history its WAL is on: <c>TIMELINE[:ANCESTOR@END,...]</c>.</summary>
+    public WalLine? Line { get; init; }
+
+    /// <summary>Primary: WAL insert position.</summary>
+    public Lsn? WriteLsn { get; init; }
+
+    /// <summary>Primary: WAL flushed. Replica: WAL received and flushed; never goes back on the same data.</summary>
+    public Lsn? FlushLsn { get; init; }
+
+    /// <summary>Replica: WAL replayed.</summary>
+    public Lsn? ReplayLsn { get; init; }
+
+    /// <summary>Replica: the flushed position is exact (local WAL replayed since PostgreSQL started).</summary>
+    public bool PositionSettled { get; init; }
+
+    /// <summary>Replica: WAL still to replay against the primary's last reported position; null when unknown or when it cannot follow.</summary>
+    public long? LagBytes { get; init; }
+
+    public bool Streaming { get; init; }
+
+    /// <summary>Replica: streaming, connecting, waitingForPrimary, diverged, rewinding, cloning; none otherwise.</summary>
+    public FollowState Follow { get; init; }
+
+    /// <summary>Why it cannot follow, when it cannot.</summary>
+    public string? FollowWhy { get; init; }
+
+    /// <summary>Replica: whom it is configured to stream from.</summary>
+    public string? Upstream { get; init; }
+
+    /// <summary>Primary: its standbys (pg_stat_replication).</summary>
+    public IReadOnlyList<StandbyDocument> Standbys { get; init; } = [];
+
+    public required RaftStatusDocument Raft { get; init; }
+
+    /// <summary>What the manager is doing or waiting for.</summary>
+    public string? Activity { get; init; }
+
+    /// <summary>The last failure; cleared once the member works in its role again.</summary>
+    public string? LastError { get; init; }
+
+    public DateTimeOffset? LastErrorAt { get; init; }
+
+    /// <summary>How old the PostgreSQL state shown is, in milliseconds.</summary>
+    public long StateAgeMs { get; init; }
+
+    /// <summary>Fenced as primary at the current epoch: its PostgreSQL was stopped and will not run as primary again at this epoch.</summary>
+    public bool Fenced { get; init; }
+
+    /// <summary>The last epoch at which this instance fenced itself (0: never).</summary>
+    public Epoch FencedEpoch { get; init; }
+
+    public string? FenceReason { get; init; }
+
+    /// <summary>On the primary: milliseconds before it fences itself unless the lease is renewed.</summary>
+    public long? LeaseRemainingMs { get; init; }
+
+    /// <summary>The watchdog: armed, disarmed or off.</summary>
+    public string? Watchdog { get; init; }
+
+    /// <summary>PostgreSQL may accept writes (started or promoted as primary and not verified stopped since).</summary>
+    public bool MayWrite { get; init; }
+
+    /// <summary>Quorum mode: this primary gave up its lease because no synchronous standby reaches it.</summary>
+    public bool SteppingDown { get; init; }
+
+    /// <summary>On the Raft leader, while the primary has failed: what it did or why it cannot promote.</summary>
+    public string? Failover { get; init; }
+}
+
+/// <summary>One standby of the primary.</summary>
+public sealed record StandbyDocument(string Name, string State, string SyncState, Lsn FlushLsn, Lsn ReplayLsn, double? ReplayLagSeconds);
+
+/// <summary>The Raft part of <see cref="StatusDocument"/>.</summary>
+public sealed record RaftStatusDocument(ulong Term, string Role, string? Leader, IReadOnlyList<string> Members, bool HoldsLease, bool Failed = false);
+
+/// <summary>The body of <c>POST /switchover</c>; no target: the most caught-up streaming replica.</summary>
+public sealed record SwitchoverRequest(string? To);
+
+/// <summary>The answer to a request the manager refused or accepted.</summary>
+public sealed record ManagerAnswer(bool Accepted, string Message, Epoch? Epoch = null);
+
+/// <summary>The JSON settings of the manager's API: camelCase, enums as camelCase strings, LSNs and lines in PostgreSQL's text forms.</summary>
+public static class InstanceJson
+{
+    public static JsonSerializerOptions Options { get; } = Create();
+
+    private static JsonSerializerOptions Create()
+    {
+        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: false));
+        options.Converters.Add(new LsnConverter());
+        options.Converters.Add(new WalLineConverter());
+        options.Converters.Add(new EpochConverter());
+        options.MakeReadOnly(populateMissingResolver: true);
+        return options;
+    }
+
+    private sealed class LsnConverter : JsonConverter<Lsn>
+    {
+        public override Lsn Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            Lsn.TryParse(reader.GetString(), out var lsn) ? lsn : throw new JsonException($"'{reader.GetString()}' is not a WAL position (X/Y)");
+
+        public override void Write(Utf8JsonWriter writer, Lsn value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString());
+    }
+
+    private sealed class WalLineConverter : JsonConverter<WalLine>
+    {
+        public override WalLine Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            try
+            {
+                return WalLine.Parse(reader.GetString() ?? string.Empty);
+            }
+            catch (FormatException e)
+            {
+                throw new JsonException(e.Message, e);
+            }
+        }
+
+        public override void Write(Utf8JsonWriter writer, WalLine value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString());
+    }
+
+    private sealed class EpochConverter : JsonConverter<Epoch>
+    {
+        public override Epoch Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => new(reader.GetUInt64());
+
+        public override void Write(Utf8JsonWriter writer, Epoch value, JsonSerializerOptions options) => writer.WriteNumberValue(value.Value);
+    }
+
+    /// <summary>An instance of <see cref="StatusDocument"/> as another member's node reads it: typed, dated on the reader's clock.</summary>
+    /// <param name="status">The document.</param>
+    /// <param name="id">The member it came from.</param>
+    /// <param name="askedAt">When the reader asked (its clock, ms): the state shown is no newer than that minus its age.</param>
+    public static PeerView ToPeerView(StatusDocument status, MemberId id, long askedAt)
+    {
+        ArgumentNullException.ThrowIfNull(status);
+        return new PeerView(
+            id,
+            true,
+            status.Epoch,
+            status.Role,
+            status.Ready,
+            status.PostgresRunning,
+            status.Line,
+            status.FlushLsn ?? Lsn.Zero,
+            status.ReplayLsn ?? Lsn.Zero,
+            status.PositionSettled,
+            status.Follow,
+            status.Streaming,
+            status.FencedEpoch,
+            askedAt - status.StateAgeMs);
+    }
+
+    internal static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}

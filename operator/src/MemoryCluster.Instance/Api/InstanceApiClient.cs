@@ -1,0 +1,174 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using MemoryCluster.Instance.Control;
+
+namespace MemoryCluster.Instance.Api;
+
+/// <summary>A request to a manager's API that failed: unreachable, timed out, or answered with something unreadable.</summary>
+public sealed class InstanceApiException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The one client of the instance manager's HTTP API, used by the managers themselves (reports, lease renewals,
+/// forwarded proposals), the command line, the end-to-end suite and the operator. The internal endpoints are
+/// signed with the cluster key (HMAC-SHA256 of <c>PURPOSE:BODY</c>, so a signature for one endpoint is no good for
+/// another); a client without the key can use only the public ones.
+/// </summary>
+public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null)
+{
+    public const string SignatureHeader = "X-MemoryCluster-Signature";
+    public const string LeasePurpose = "lease";
+    public const string ProposePurpose = "propose";
+
+    /// <summary>GET /status; throws <see cref="InstanceApiException"/> when the manager cannot be read.</summary>
+    public async Task<StatusDocument> StatusAsync(Uri baseUri, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await http.GetFromJsonAsync<StatusDocument>(new Uri(baseUri, "status"), InstanceJson.Options, cancellationToken).ConfigureAwait(false)
+                ?? throw new InstanceApiException($"{baseUri} answered /status with nothing");
+        }
+        catch (Exception e) when (e is HttpRequestException or JsonException or NotSupportedException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw new InstanceApiException($"{baseUri}status: {e.GetType().Name}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>GET /status; null when the manager does not answer in time (or at all).</summary>
+    public async Task<StatusDocument?> TryStatusAsync(Uri baseUri, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await StatusAsync(baseUri, cancellationToken).ConfigureAwait(false);
+        }
+        catch (InstanceApiException)
+        {
+            return null;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>POST /switchover: to <paramref name="to"/>, or (null) to the most caught-up streaming replica.</summary>
+    public async Task<ManagerAnswer> SwitchoverAsync(Uri baseUri, string? to, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await http.PostAsJsonAsync(new Uri(baseUri, "switchover"), new SwitchoverRequest(to), InstanceJson.Options, cancellationToken).ConfigureAwait(false);
+            return await ReadAnswerAsync(response, baseUri, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw new InstanceApiException($"{baseUri}switchover: {e.GetType().Name}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>GET /healthz: true on 200.</summary>
+    public Task<bool> HealthyAsync(Uri baseUri, CancellationToken cancellationToken) => OkAsync(new Uri(baseUri, "healthz"), cancellationToken);
+
+    /// <summary>GET /readyz: true on 200.</summary>
+    public Task<bool> ReadyAsync(Uri baseUri, CancellationToken cancellationToken) => OkAsync(new Uri(baseUri, "readyz"), cancellationToken);
+
+    /// <summary>GET /metrics: the Prometheus text exposition.</summary>
+    public async Task<string> MetricsAsync(Uri baseUri, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await http.GetStringAsync(new Uri(baseUri, "metrics"), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw new InstanceApiException($"{baseUri}metrics: {e.GetType().Name}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Between managers: asks the Raft leader's manager to renew <paramref name="member"/>'s primary lease at <paramref name="epoch"/>.</summary>
+    public Task<ManagerAnswer> RenewAsync(Uri leader, MemberId member, Epoch epoch, CancellationToken cancellationToken) =>
+        PostSignedAsync(leader, LeasePurpose, LeaseBody(member, epoch), cancellationToken);
+
+    /// <summary>Between managers: forwards a control command to the Raft leader's manager.</summary>
+    public Task<ManagerAnswer> ForwardProposalAsync(Uri leader, ControlCommand command, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        return PostSignedAsync(leader, ProposePurpose, Convert.ToBase64String(command.Encode()), cancellationToken);
+    }
+
+    /// <summary>The body of a renewal: <c>ID EPOCH</c>.</summary>
+    public static string LeaseBody(MemberId member, Epoch epoch) => string.Create(CultureInfo.InvariantCulture, $"{member.Value} {epoch.Value}");
+
+    /// <summary>Parses <see cref="LeaseBody"/>; false when malformed.</summary>
+    public static bool TryParseLeaseBody(string body, out MemberId member, out Epoch epoch)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        member = MemberId.None;
+        epoch = Epoch.Zero;
+        var parts = body.Split(' ');
+        if (parts.Length != 2
+            || !ulong.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+            || !ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var e))
+        {
+            return false;
+        }
+
+        member = new MemberId(id);
+        epoch = new Epoch(e);
+        return true;
+    }
+
+    /// <summary>HMAC-SHA256 of <c>PURPOSE:BODY</c> under <paramref name="key"/>, in hex.</summary>
+    public static string Sign(byte[] key, string purpose, string body) =>
+        Convert.ToHexString(HMACSHA256.HashData(key, Encoding.ASCII.GetBytes(purpose + ":" + body)));
+
+    /// <summary>Whether <paramref name="signature"/> is <paramref name="key"/>'s signature of <paramref name="body"/> for <paramref name="purpose"/> (constant time).</summary>
+    public static bool Verify(byte[] key, string purpose, string body, string? signature) =>
+        signature is not null && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Sign(key, purpose, body)), Encoding.ASCII.GetBytes(signature));
+
+    private async Task<ManagerAnswer> PostSignedAsync(Uri baseUri, string purpose, string body, CancellationToken cancellationToken)
+    {
+        var key = clusterKey ?? throw new InvalidOperationException("this client has no cluster key: it cannot call the internal endpoints");
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUri, "internal/" + purpose))
+        {
+            Content = new StringContent(body, Encoding.ASCII, "text/plain"),
+        };
+        request.Headers.Add(SignatureHeader, Sign(key, purpose, body));
+        try
+        {
+            using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            return await ReadAnswerAsync(response, baseUri, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw new InstanceApiException($"{baseUri}internal/{purpose}: {e.GetType().Name}: {e.Message}", e);
+        }
+    }
+
+    private static async Task<ManagerAnswer> ReadAnswerAsync(HttpResponseMessage response, Uri baseUri, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await response.Content.ReadFromJsonAsync<ManagerAnswer>(InstanceJson.Options, cancellationToken).ConfigureAwait(false)
+                ?? new ManagerAnswer(false, $"{baseUri} answered {(int)response.StatusCode} without a body");
+        }
+        catch (JsonException e)
+        {
+            return new ManagerAnswer(false, $"{baseUri} answered {(int)response.StatusCode} with something that is not an answer: {e.Message}");
+        }
+    }
+
+    private async Task<bool> OkAsync(Uri uri, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await http.GetAsync(uri, cancellationToken).ConfigureAwait(false);
+            return response.IsSuccessStatusCode;
+        }
+        catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using MemoryCluster.Instance.Node;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace MemoryCluster.Instance.Host;
+
+/// <summary>
+/// Owns the <see cref="InstanceNode"/>: every input goes through <see cref="Step"/>, one at a time, and the actions it
+/// returns are handed, in order and under the same lock, to the service that carries each kind out (handlers only
+/// queue work or write a small file, so nothing blocks here). It also ticks the node. Time is the host's monotonic
+/// clock in milliseconds from the driver's start.
+/// </summary>
+internal sealed partial class NodeDriver : BackgroundService
+{
+    /// <summary>How often the node is ticked: the lease rules act within this.</summary>
+    public static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(50);
+
+    private readonly InstanceNode _node;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly long _origin;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<Type, Action<NodeAction>> _handlers = [];
+    private Node.Started? _started;
+    private bool _stopping;
+
+    public NodeDriver(InstanceNode node, TimeProvider time, ILogger<NodeDriver> logger)
+    {
+        _node = node;
+        _time = time;
+        _logger = logger;
+        _origin = time.GetTimestamp();
+    }
+
+    /// <summary>The node's clock: milliseconds since the driver was made, from the host's monotonic clock.</summary>
+    public long NowMs => (long)_time.GetElapsedTime(_origin).TotalMilliseconds;
+
+    /// <summary>A node-clock instant as a <see cref="Stopwatch"/> timestamp (CLOCK_MONOTONIC on Linux, shared by every process on the host).</summary>
+    public long ToTimestamp(long nodeMs) => _origin + (long)(nodeMs * (_time.TimestampFrequency / 1000.0));
+
+    /// <summary>Registers who carries out actions of type <typeparamref name="T"/> (and its subtypes).</summary>
+    public void Handle<T>(Action<T> handler)
+        where T : NodeAction
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_gate)
+        {
+            _handlers[typeof(T)] = a => handler((T)a);
+        }
+    }
+
+    /// <summary>The first input, once the host has prepared the data directory; sent when the driver starts.</summary>
+    public void SetStarted(DataKind data, Control.Epoch fencedEpoch, string? fenceReason) =>
+        _started = new Node.Started(0, data, fencedEpoch, fenceReason);
+
+    /// <summary>
+    /// Steps the node with <paramref name="input"/> (built with the current time) and carries out what it returns.
+    /// Once the host is stopping nothing is stepped any more: PostgreSQL is then stopped cleanly by its supervisor,
+    /// which is no crash to fence and record.
+    /// </summary>
+    public IReadOnlyList<NodeAction> Step(Func<long, NodeInput> input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        lock (_gate)
+        {
+            if (_stopping)
+            {
+                return [];
+            }
+
+            var actions = _node.Step(input(NowMs));
+            foreach (var action in actions)
+            {
+                Dispatch(action);
+            }
+
+            return actions;
+        }
+    }
+
+    /// <summary>Reads the node (status, checks) under the same lock as <see cref="Step"/>.</summary>
+    public T Read<T>(Func<InstanceNode, long, T> read)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        lock (_gate)
+        {
+            return read(_node, NowMs);
+        }
+    }
+
+    public override Task StopAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            _stopping = true;
+        }
+
+        return base.StopAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var started = _started ?? throw new InvalidOperationException("the driver was not told what the host found at start");
+        Step(now => started with { Now = now });
+        using var timer = new PeriodicTimer(TickInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            {
+                Step(now => new Tick(now));
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private void Dispatch(NodeAction action)
+    {
+        if (action is Note note)
+        {
+            Log.Node(_logger, note.Level, note.Message);
+            return;
+        }
+
+        for (var type = action.GetType(); type is not null && type != typeof(object); type = type.BaseType)
+        {
+            if (_handlers.TryGetValue(type, out var handler))
+            {
+                handler(action);
+                return;
+            }
+        }
+
+        Log.Unhandled(_logger, action.GetType().Name);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 100, Message = "{Message}")]
+        public static partial void Node(ILogger logger, LogLevel level, string message);
+
+        [LoggerMessage(101, LogLevel.Critical, "no one carries out {Action}: a bug in the host's wiring")]
+        public static partial void Unhandled(ILogger logger, string action);
+    }
+}

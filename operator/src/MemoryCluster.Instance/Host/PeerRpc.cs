@@ -1,0 +1,228 @@
+using MemoryCluster.Instance.Api;
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Node;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace MemoryCluster.Instance.Host;
+
+/// <summary>
+/// What crosses between managers over HTTP: every other member's report, read as often as the node asks (each member
+/// on its own loop, so a hung one slows nothing); lease renewals to the Raft leader (granted here when this member
+/// leads); the leader's side of a renewal; proposals, forwarded to the leader when this member does not lead.
+/// </summary>
+internal sealed partial class PeerRpc : BackgroundService
+{
+    private readonly InstanceOptions _options;
+    private readonly NodeDriver _driver;
+    private readonly RaftService _raft;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly HttpClient _statusHttp = new() { Timeout = TimeSpan.FromMilliseconds(800) };
+    private readonly HttpClient _leaseHttp;
+    private readonly HttpClient _proposeHttp = new() { Timeout = TimeSpan.FromSeconds(5) };
+    private readonly InstanceApiClient _status;
+    private readonly InstanceApiClient _lease;
+    private readonly InstanceApiClient _propose;
+    private readonly byte[] _clusterKey;
+    private readonly CancellationTokenSource _stopping = new();
+    private long _nextRequest;
+
+    public PeerRpc(InstanceOptions options, NodeDriver driver, RaftService raft, ClusterKey key, TimeProvider time, ILogger<PeerRpc> logger)
+    {
+        _options = options;
+        _driver = driver;
+        _raft = raft;
+        _time = time;
+        _logger = logger;
+        _clusterKey = key.Bytes;
+        _leaseHttp = new HttpClient { Timeout = options.Lease.RenewInterval * 2 };
+        _status = new InstanceApiClient(_statusHttp);
+        _lease = new InstanceApiClient(_leaseHttp, _clusterKey);
+        _propose = new InstanceApiClient(_proposeHttp, _clusterKey);
+        driver.Handle<RequestRenewal>(r => _ = RenewAsync(r));
+        driver.Handle<Propose>(p => _ = ProposeAsync(p));
+
+        // Answers are taken from the step's own actions by whoever asked (GrantAsync).
+        driver.Handle<AnswerRenewal>(_ => { });
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var link = stoppingToken.Register(_stopping.Cancel);
+        var others = _options.Peers.Where(p => p.Id != _options.Id).ToList();
+        await Task.WhenAll(others.Select(p => PollLoopAsync(p, stoppingToken))).ConfigureAwait(false);
+    }
+
+    private async Task PollLoopAsync(Peer peer, CancellationToken ct)
+    {
+        var id = new MemberId(peer.Id);
+        while (!ct.IsCancellationRequested)
+        {
+            var asked = _driver.NowMs;
+            var status = await _status.TryStatusAsync(peer.HttpBase, ct).ConfigureAwait(false);
+            var view = status is null || status.Id != peer.Id ? PeerView.Unreachable(id) : InstanceJson.ToPeerView(status, id, asked);
+            _driver.Step(now => new PeerObserved(now, view));
+            var interval = TimeSpan.FromMilliseconds(_driver.Read((node, _) => node.PeerPollIntervalMs));
+            try
+            {
+                await Task.Delay(interval, _time, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Asks the Raft leader for a renewal; the send time is stamped just before the request leaves.</summary>
+    private async Task RenewAsync(RequestRenewal request)
+    {
+        var sentAt = _driver.NowMs;
+        ManagerAnswer answer;
+        var leader = _raft.Leader;
+        try
+        {
+            if (leader.IsNone)
+            {
+                answer = new ManagerAnswer(false, "no Raft leader known");
+            }
+            else if (leader.Value == _options.Id)
+            {
+                // Bounded like a remote renewal: a read that cannot reach a quorum must not hold the lease keeper up.
+                using var limit = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+                limit.CancelAfter(_options.Lease.RenewInterval * 2);
+                answer = await GrantAsync(new MemberId(_options.Id), request.Epoch, limit.Token).ConfigureAwait(false);
+            }
+            else
+            {
+                var peer = _options.Peers.Single(p => p.Id == leader.Value);
+                answer = await _lease.RenewAsync(peer.HttpBase, new MemberId(_options.Id), request.Epoch, _stopping.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is InstanceApiException || (e is OperationCanceledException && !_stopping.IsCancellationRequested))
+        {
+            answer = new ManagerAnswer(false, $"asking the Raft leader: {e.Message}");
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        _driver.Step(now => new LeaseAnswered(now, request.Id, request.Epoch, sentAt, answer.Accepted, answer.Message));
+    }
+
+    /// <summary>
+    /// The leader's side of a renewal: a linearizable read, then the node decides with the Raft lease sampled in the
+    /// same step. A member that does not lead refuses.
+    /// </summary>
+    public async Task<ManagerAnswer> GrantAsync(MemberId from, Epoch epoch, CancellationToken cancellationToken)
+    {
+        ControlState? state = null;
+        string? error = null;
+        try
+        {
+            state = await _raft.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidOperationException or TimeoutException || (e is OperationCanceledException && !_stopping.IsCancellationRequested))
+        {
+            error = e.Message;
+        }
+
+        var requestId = Interlocked.Increment(ref _nextRequest);
+        var actions = _driver.Step(now => new RenewalRequested(now, requestId, from, epoch, state, _raft.HoldsLease, error));
+        var answer = actions.OfType<AnswerRenewal>().FirstOrDefault(a => a.RequestId == requestId);
+        return answer is null ? new ManagerAnswer(false, "the node gave no answer") : new ManagerAnswer(answer.Granted, answer.Why, answer.Epoch);
+    }
+
+    /// <summary>Handles <c>POST /internal/lease</c>: <c>ID EPOCH</c>, signed with the cluster key.</summary>
+    public Task<ManagerAnswer> AcceptLeaseRequestAsync(string body, string? signature, CancellationToken cancellationToken)
+    {
+        if (!InstanceApiClient.Verify(_clusterKey, InstanceApiClient.LeasePurpose, body, signature))
+        {
+            Log.BadSignature(_logger, InstanceApiClient.LeasePurpose);
+            return Task.FromResult(new ManagerAnswer(false, "bad or missing signature"));
+        }
+
+        return InstanceApiClient.TryParseLeaseBody(body, out var member, out var epoch)
+            ? GrantAsync(member, epoch, cancellationToken)
+            : Task.FromResult(new ManagerAnswer(false, "malformed lease request: expected 'ID EPOCH'"));
+    }
+
+    /// <summary>Handles <c>POST /internal/propose</c>: a control command (base64), signed with the cluster key.</summary>
+    public async Task<ManagerAnswer> AcceptForwardedProposalAsync(string body, string? signature, CancellationToken cancellationToken)
+    {
+        if (!InstanceApiClient.Verify(_clusterKey, InstanceApiClient.ProposePurpose, body, signature))
+        {
+            Log.BadSignature(_logger, InstanceApiClient.ProposePurpose);
+            return new ManagerAnswer(false, "bad or missing signature");
+        }
+
+        ControlCommand command;
+        try
+        {
+            command = ControlCommand.Decode(Convert.FromBase64String(body));
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException or InvalidDataException)
+        {
+            return new ManagerAnswer(false, $"malformed command: {e.Message}");
+        }
+
+        return await ProposeHereOrForwardAsync(command, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Proposes on the Raft leader: here when this member leads, else through the leader's manager.</summary>
+    public async Task<ManagerAnswer> ProposeHereOrForwardAsync(ControlCommand command, CancellationToken cancellationToken)
+    {
+        var leader = _raft.Leader;
+        if (leader.IsNone)
+        {
+            return new ManagerAnswer(false, "no Raft leader right now; try again");
+        }
+
+        if (leader.Value == _options.Id)
+        {
+            return await _raft.ProposeAsync(command, cancellationToken).ConfigureAwait(false);
+        }
+
+        try
+        {
+            var peer = _options.Peers.Single(p => p.Id == leader.Value);
+            return await _propose.ForwardProposalAsync(peer.HttpBase, command, cancellationToken).ConfigureAwait(false);
+        }
+        catch (InstanceApiException e)
+        {
+            return new ManagerAnswer(false, $"forwarding to the Raft leader: {e.Message}");
+        }
+    }
+
+    private async Task ProposeAsync(Propose propose)
+    {
+        ManagerAnswer answer;
+        try
+        {
+            answer = await ProposeHereOrForwardAsync(propose.Command, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        _driver.Step(now => new ProposalDone(now, propose.Id, answer.Accepted, answer.Message));
+    }
+
+    public override void Dispose()
+    {
+        _stopping.Dispose();
+        _statusHttp.Dispose();
+        _leaseHttp.Dispose();
+        _proposeHttp.Dispose();
+        base.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(130, LogLevel.Warning, "refused a {Purpose} request with a bad or missing signature")]
+        public static partial void BadSignature(ILogger logger, string purpose);
+    }
+}

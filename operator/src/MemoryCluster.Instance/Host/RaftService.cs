@@ -1,0 +1,203 @@
+using MemoryCluster.Instance.Api;
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Node;
+using MemoryCluster.Raft;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace MemoryCluster.Instance.Host;
+
+/// <summary>The shared cluster key (at least 32 bytes), read once at start.</summary>
+internal sealed record ClusterKey(byte[] Bytes);
+
+/// <summary>
+/// Hosts this member's Raft voter over the control state, and tells the node whenever its role, term, leader or the
+/// applied control state change (Raft wakes this on every applied batch: no polling). Refuses to start when the
+/// configured members differ from the membership the Raft log already holds.
+/// </summary>
+internal sealed partial class RaftService : BackgroundService
+{
+    /// <summary>Raft ticks: 50 ms, with a 10-tick election timeout (0.5–1 s) and 2-tick heartbeats.</summary>
+    public static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(50);
+
+    private readonly InstanceOptions _options;
+    private readonly NodeDriver _driver;
+    private readonly ILogger _logger;
+    private readonly RaftHost<ControlState> _host;
+
+    public RaftService(InstanceOptions options, NodeDriver driver, ClusterKey key, TimeProvider time, ILogger<RaftService> logger)
+    {
+        _options = options;
+        _driver = driver;
+        _logger = logger;
+        var id = new NodeId(options.Id);
+        _host = new RaftHost<ControlState>(
+            new RaftHostOptions
+            {
+                Id = id,
+
+                // 50 ms ticks: a 500 ms election timeout and a 100 ms heartbeat. Shorter ticks elect faster but, on a
+                // busy host, change leaders for nothing, and every change costs lease renewals.
+                TickInterval = TickInterval,
+                InitialMembers = Members,
+                Log = (level, message) => Log.Raft(logger, ToLogLevel(level), message),
+            },
+            new ControlStateMachine(Members),
+            new FileRaftStorage(new FileRaftStorageOptions { Directory = options.RaftDirectory, Log = (level, m) => Log.Raft(logger, ToLogLevel(level), m) }),
+            new TcpRaftTransport(new TcpRaftTransportOptions
+            {
+                Id = id,
+                ListenAddress = options.Self.RaftAddress,
+                ClusterKey = key.Bytes,
+                Log = (level, m) => Log.Raft(logger, ToLogLevel(level), m),
+            }),
+            time);
+        driver.Handle<TransferLeadership>(t => _ = TransferAsync(t));
+    }
+
+    private IReadOnlyList<Member> Members => [.. _options.Peers.Select(p => new Member(new NodeId(p.Id), p.RaftAddress, true))];
+
+    /// <summary>Who leads, as this member believes.</summary>
+    public MemberId Leader => MemberId.FromNodeId(_host.Status.Leader);
+
+    /// <summary>This member leads and holds its Raft leader lease now.</summary>
+    public bool HoldsLease => _host.HoldsLease;
+
+    public RaftStatus Status => _host.Status;
+
+    public RaftHostCounters Counters => _host.Counters;
+
+    /// <summary>The Raft host stopped (its storage failed): set once, never cleared.</summary>
+    public Exception? Fault => _host.Fault;
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await _host.StartAsync(cancellationToken).ConfigureAwait(false);
+        CheckMembership();
+        Observe();
+        await base.StartAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The members this manager was configured with must be those the Raft log holds (once it holds any): a manager
+    /// started with other peers would vote and count quorums with the wrong members.
+    /// </summary>
+    private void CheckMembership()
+    {
+        var configured = Describe(Members);
+
+        // A configuration the log holds (a membership change, a snapshot) shows in the status; otherwise the members
+        // this member's Raft was founded with, written at its first start, are what it holds.
+        var held = _host.Status.Members.Count == 0 ? configured : Describe(_host.Status.Members);
+        var founding = Path.Combine(_options.RaftDirectory, "members");
+        if (held == configured && File.Exists(founding))
+        {
+            held = File.ReadAllText(founding).Trim();
+        }
+
+        if (held != configured)
+        {
+            throw new InvalidOperationException(
+                $"peers: this manager was started with members [{configured}] but its Raft state in {_options.RaftDirectory} holds [{held}]; refusing to start (membership changes go through Raft, not through flags)");
+        }
+
+        if (!File.Exists(founding))
+        {
+            File.WriteAllText(founding, configured + "\n");
+        }
+    }
+
+    private static string Describe(IEnumerable<Member> members) =>
+        string.Join(", ", members.OrderBy(m => m.Id.Value).Select(m => $"{m.Id}@{m.Address}"));
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var last = _host.Status;
+        var lastState = _host.State;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await _host.WaitForAsync(s => s.Role != last.Role || s.Term != last.Term || s.Leader != last.Leader || !ReferenceEquals(_host.State, lastState), stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException or IOException or UnauthorizedAccessException)
+            {
+                // The host failed: tell the node (it stops taking part) and stop watching.
+                Log.Raft(_logger, LogLevel.Critical, $"the Raft host stopped: {e.Message}");
+                Observe();
+                return;
+            }
+
+            last = _host.Status;
+            lastState = _host.State;
+            Observe();
+        }
+    }
+
+    private void Observe()
+    {
+        var status = _host.Status;
+        var view = new RaftView(status.Role, status.Term, MemberId.FromNodeId(status.Leader), _host.HoldsLease, _host.Fault is not null);
+        var state = _host.State;
+        _driver.Step(now => new RaftObserved(now, view, state));
+    }
+
+    /// <summary>A linearizable read of the control state (ReadIndex).</summary>
+    public Task<ControlState> ReadAsync(CancellationToken cancellationToken) => _host.ReadAsync(cancellationToken);
+
+    /// <summary>Proposes on this member, which must lead; the answer says whether the command applied.</summary>
+    public async Task<ManagerAnswer> ProposeAsync(ControlCommand command, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        try
+        {
+            var applied = await _host.ProposeAsync(command.Encode(), cancellationToken).ConfigureAwait(false);
+            return applied.Outcome == ApplyOutcome.Applied
+                ? new ManagerAnswer(true, $"{command.Type} applied", applied.State.Epoch)
+                : new ManagerAnswer(false, $"{command.Type} refused by the control state: {applied.Outcome} {applied.Reason}".TrimEnd(), applied.State.Epoch);
+        }
+        catch (Exception e) when (e is NotLeaderException or ProposalLostException or InvalidOperationException)
+        {
+            return new ManagerAnswer(false, e.Message);
+        }
+    }
+
+    private async Task TransferAsync(TransferLeadership transfer)
+    {
+        Log.Raft(_logger, LogLevel.Information, transfer.Why);
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _host.TransferLeadershipAsync(transfer.Target.ToNodeId(), limit.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or InvalidOperationException or OperationCanceledException)
+        {
+            Log.Raft(_logger, LogLevel.Warning, $"handing Raft leadership to {_options.Peers.FirstOrDefault(p => p.Id == transfer.Target.Value)?.Name}: {e.Message}");
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        await _host.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private static LogLevel ToLogLevel(RaftLogLevel level) => level switch
+    {
+        RaftLogLevel.Debug => LogLevel.Debug,
+        RaftLogLevel.Information => LogLevel.Information,
+        RaftLogLevel.Warning => LogLevel.Warning,
+        RaftLogLevel.Critical => LogLevel.Critical,
+        _ => LogLevel.Information,
+    };
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 140, Message = "raft: {Message}")]
+        public static partial void Raft(ILogger logger, LogLevel level, string message);
+    }
+}

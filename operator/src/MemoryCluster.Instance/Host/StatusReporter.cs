@@ -1,0 +1,86 @@
+using MemoryCluster.Instance.Api;
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Node;
+
+namespace MemoryCluster.Instance.Host;
+
+/// <summary>What the HTTP API says about this member: /status, /healthz and /readyz, all from the node's status.</summary>
+internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver, RaftService raft, TimeProvider time)
+{
+    /// <summary>The node's status now.</summary>
+    public NodeStatus Node() => driver.Read((node, _) => node.Status());
+
+    /// <summary>What <c>GET /status</c> returns.</summary>
+    public StatusDocument Status()
+    {
+        var (s, now) = driver.Read((node, now) => (node.Status(), now));
+        return ToDocument(s, now);
+    }
+
+    /// <summary>Alive: the Raft host runs, and PostgreSQL runs or the node is not stuck on a failing step.</summary>
+    public (bool Alive, string Why) Health()
+    {
+        var s = Node();
+        if (raft.Fault is { } fault)
+        {
+            return (false, $"the Raft host stopped: {fault.Message}");
+        }
+
+        return s.Running || s.LastError is null ? (true, "ok") : (false, $"postgres is not running and the last step failed: {s.LastError}");
+    }
+
+    /// <summary>Ready for its role.</summary>
+    public bool Ready() => Node().Ready;
+
+    public StatusDocument ToDocument(NodeStatus s, long now)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        var control = s.Control;
+        var raftStatus = raft.Status;
+        return new StatusDocument
+        {
+            Name = options.Name,
+            Id = options.Id,
+            Role = s.Role,
+            Ready = s.Ready,
+            PostgresRunning = s.Running,
+            Mode = options.Quorum ? ReplicationMode.Quorum : ReplicationMode.Async,
+            Epoch = control.Epoch,
+            Primary = NameOf(control.Primary),
+            PendingSwitchover = NameOf(control.PendingSwitchover),
+            Timeline = s.Line?.Timeline.Value,
+            Line = s.Line,
+            WriteLsn = s.Role == InstanceRole.Primary && !s.WriteLsn.IsZero ? s.WriteLsn : null,
+            FlushLsn = s.Line is null ? null : s.FlushLsn,
+            ReplayLsn = s.Role == InstanceRole.Replica ? s.ReplayLsn : null,
+            PositionSettled = s.PositionSettled,
+            LagBytes = s.LagBytes,
+            Streaming = s.Follow == FollowState.Streaming,
+            Follow = s.Follow,
+            FollowWhy = s.FollowWhy,
+            Upstream = NameOf(s.Upstream),
+            Standbys = [.. s.Standbys.Select(x => new StandbyDocument(x.Name, x.State, x.SyncState, x.Flush, x.Replay, x.ReplayLagSeconds))],
+            Raft = new RaftStatusDocument(
+                raftStatus.Term.Value,
+                raftStatus.Role.ToString().ToLowerInvariant(),
+                NameOf(MemberId.FromNodeId(raftStatus.Leader)),
+                [.. options.Peers.Select(p => p.Name)],
+                raft.HoldsLease,
+                raft.Fault is not null),
+            Activity = s.Activity,
+            LastError = s.LastError,
+            LastErrorAt = s.LastErrorAt is { } at ? time.GetUtcNow() - TimeSpan.FromMilliseconds(now - at) : null,
+            StateAgeMs = s.StateAgeMs,
+            Fenced = s.FencedEpoch == control.Epoch && control.Epoch != Epoch.Zero,
+            FencedEpoch = s.FencedEpoch,
+            FenceReason = s.FenceReason,
+            LeaseRemainingMs = s.LeaseRemainingMs,
+            Watchdog = options.WatchdogCommand is null ? "off" : s.WatchdogArmed ? "armed" : "disarmed",
+            MayWrite = s.MayWrite,
+            SteppingDown = s.SteppingDown,
+            Failover = s.Failover,
+        };
+    }
+
+    private string? NameOf(MemberId id) => id.IsNone ? null : options.Peers.FirstOrDefault(p => p.Id == id.Value)?.Name ?? id.ToString();
+}

@@ -1,0 +1,173 @@
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Postgres;
+using Microsoft.Extensions.Logging;
+
+namespace MemoryCluster.Instance.Node;
+
+/// <summary>The Raft leader's duties: granting primary leases, failing over a primary that stopped renewing, handing leadership away from the primary.</summary>
+public sealed partial class InstanceNode
+{
+    /// <summary>A Raft leader that is the primary hands leadership away no more often than this.</summary>
+    public const long HandOverEveryMs = 10_000;
+
+    /// <summary>... and not before it has led this long (a fresh leader first settles).</summary>
+    public const long HandOverAfterMs = 2_000;
+
+    private long _leaderSince = -1;
+    private Raft.Term _leaderTerm;
+    private Epoch _epochSeen;
+    private long _epochSeenAt;
+    private Epoch _grantEpoch;
+    private long _grantAt;
+    private Epoch _noGrantEpoch;
+    private Epoch _fencedSeenEpoch;
+    private long _fencedSeenAt;
+    private WalLine? _primaryLine;
+    private long? _failoverProposal;
+    private string? _failoverNote;
+    private long _failoverLoggedAt;
+    private long _lastHandOver = long.MinValue / 2;
+
+    /// <summary>
+    /// A renewal request, after the host's linearizable read. Granted only by a leader that holds its Raft lease (so
+    /// no other leader can exist), when the read shows the requester primary at that epoch, and never for an epoch
+    /// this leader has decided to fail over from.
+    /// </summary>
+    private void OnRenewalRequested(RenewalRequested r)
+    {
+        string? refusal = null;
+        if (!_raft.IsLeader)
+        {
+            refusal = "not the Raft leader";
+        }
+        else if (!r.HoldsRaftLease)
+        {
+            refusal = "the Raft leader does not hold its leader lease";
+        }
+        else if (r.ReadState is not { } state)
+        {
+            refusal = "the linearizable read failed: " + r.ReadError;
+        }
+        else if (state.Epoch != r.Epoch || state.Primary != r.From)
+        {
+            refusal = $"epoch is {state.Epoch}, primary {_config.NameOf(state.Primary)}";
+        }
+        else if (_noGrantEpoch == r.Epoch)
+        {
+            // IMPORTANT: once this leader decided to fail over from an epoch, the old primary's lease only runs out.
+            refusal = $"failing over from epoch {r.Epoch}";
+        }
+
+        if (refusal is null)
+        {
+            _grantEpoch = r.Epoch;
+            _grantAt = _now;
+        }
+
+        _out.Add(new AnswerRenewal(r.RequestId, refusal is null, r.ReadState?.Epoch ?? r.Epoch, refusal ?? "granted"));
+    }
+
+    /// <summary>On the Raft leader: is the primary alive, and if not, whom to promote; and hand leadership away from the primary.</summary>
+    private void WatchAsLeader()
+    {
+        if (!_raft.IsLeader || _leaderSince < 0)
+        {
+            return;
+        }
+
+        var control = _control;
+        var epoch = control.Epoch;
+        if (epoch == Epoch.Zero || control.Primary.IsNone)
+        {
+            return;
+        }
+
+        var views = Views();
+        if (views.TryGetValue(control.Primary, out var primary) && primary.Reachable && primary.Epoch == epoch)
+        {
+            if (primary.FencedEpoch == epoch && _fencedSeenEpoch != epoch)
+            {
+                _fencedSeenEpoch = epoch;
+                _fencedSeenAt = _now;
+            }
+
+            if (primary is { Role: InstanceRole.Primary, Line: not null })
+            {
+                _primaryLine = primary.Line;
+            }
+        }
+
+        if (_failoverProposal is not null)
+        {
+            return;
+        }
+
+        // IMPORTANT: the leader counts from its own last grant at this epoch, or from when it saw the epoch, or from
+        // its election, whichever is latest: every grant of an earlier leader precedes this leader's election.
+        var lastRenewal = Math.Max(_leaderSince, Math.Max(_epochSeen == epoch ? _epochSeenAt : long.MinValue, _grantEpoch == epoch ? _grantAt : long.MinValue));
+        var decision = FailoverPlanner.Decide(new FailoverInput(
+            control,
+            _config,
+            views,
+            _now,
+            lastRenewal,
+            _fencedSeenEpoch == epoch ? _fencedSeenAt : null,
+            _primaryLine));
+        switch (decision)
+        {
+            case FailoverDecision.Healthy:
+                _failoverNote = null;
+                HandOverLeadership(views);
+                return;
+            case FailoverDecision.Blocked blocked:
+                // The reason carries running figures: log it when it first appears, then every 2 s at most.
+                if (_failoverNote is null || (_failoverNote != blocked.Why && _now - _failoverLoggedAt >= 2000))
+                {
+                    Log(LogLevel.Warning, "failover blocked: " + blocked.Why);
+                    _failoverLoggedAt = _now;
+                }
+
+                _failoverNote = blocked.Why;
+                return;
+            case FailoverDecision.Promote promote:
+                // IMPORTANT: from here on no renewal is granted at this epoch, in the same step as the decision.
+                _noGrantEpoch = epoch;
+                _failoverNote = promote.Why;
+                _failoverProposal = NextId();
+                Log(LogLevel.Warning, $"failover from epoch {epoch}: {promote.Why}");
+                _out.Add(new Propose(_failoverProposal.Value, ControlCommand.SetPrimary(epoch, promote.Target), promote.Why));
+                return;
+        }
+    }
+
+    /// <summary>
+    /// A Raft leader that is also the primary hands leadership to a streaming replica: when the primary's host
+    /// fails, the member that must replace it already leads, and no election comes before the failover wait.
+    /// </summary>
+    private void HandOverLeadership(IReadOnlyDictionary<MemberId, PeerView> views)
+    {
+        if (_control.Primary != _config.Self || !_control.PendingSwitchover.IsNone || _now - _leaderSince < HandOverAfterMs || _now - _lastHandOver < HandOverEveryMs)
+        {
+            return;
+        }
+
+        var target = views.Values
+            .Where(v => v.Id != _config.Self && v.IsStreamingReplica)
+            .OrderByDescending(v => v.FlushLsn.Value).ThenBy(v => v.Id.Value)
+            .FirstOrDefault();
+        if (target is null)
+        {
+            return;
+        }
+
+        _lastHandOver = _now;
+        _out.Add(new TransferLeadership(target.Id, $"this Raft leader is the primary: handing Raft leadership to {_config.NameOf(target.Id)}"));
+    }
+
+    /// <summary>Every member's last report, this one's included.</summary>
+    private Dictionary<MemberId, PeerView> Views()
+    {
+        var views = new Dictionary<MemberId, PeerView>(_peers) { [_config.Self] = SelfView() };
+        return views;
+    }
+}

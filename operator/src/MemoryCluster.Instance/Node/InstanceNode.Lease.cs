@@ -1,0 +1,254 @@
+using MemoryCluster.Instance.Control;
+using Microsoft.Extensions.Logging;
+
+namespace MemoryCluster.Instance.Node;
+
+/// <summary>
+/// The primary's side of the lease (docs/failover.md): the latch that says PostgreSQL may accept writes, the
+/// fence, the watchdog, health probes and renewals.
+/// </summary>
+public sealed partial class InstanceNode
+{
+    // IMPORTANT: true from the moment the node asks to start PostgreSQL as primary or to promote it, until it is
+    // verified stopped (a clean shutdown, or a fence that found no process left). While it is true the watchdog
+    // is armed and the lease rules fence; nothing else clears it.
+    private bool _mayWrite;
+
+    // The lease: the send time (this node's clock) of the last renewal the Raft leader granted, and its epoch.
+    private Epoch _leaseEpoch;
+    private long _leaseSentAt;
+    private long? _renewalInFlight;
+    private long _nextRenewalAt;
+    private bool _probeInFlight;
+    private long _probeAskedAt;
+    private ProbeDone? _lastProbe;
+    private string? _renewalNote = string.Empty;
+
+    // Quorum mode: since when fewer than k standbys stream from this primary, and whether it gave up its lease.
+    private long _starvedSince = -1;
+    private bool _steppingDown;
+
+    // The fence: one at a time; the epoch recorded by the last one that completed.
+    private Fence? _fencing;
+    private Epoch _fencedEpoch;
+    private string? _fenceReason;
+
+    // The watchdog deadline last written (null: disarmed).
+    private long? _watchdogDeadline;
+    private bool _watchdogWritten;
+
+    /// <summary>Until when (node clock) the lease held for the current epoch lets PostgreSQL write; null when none is held for it.</summary>
+    private long? LeaseUntil =>
+        _leaseEpoch == _control.Epoch && _control.Epoch != Epoch.Zero && _control.Primary == _config.Self
+            ? _leaseSentAt + (long)_config.Lease.FenceAfter.TotalMilliseconds
+            : null;
+
+    /// <summary>How long a quorum-mode primary without k streaming standbys keeps its lease while healthy replicas exist elsewhere.</summary>
+    private long StarvationGrace => (long)(_config.Lease.Lease.TotalMilliseconds * 2);
+
+    /// <summary>Fences whenever PostgreSQL may write and must not.</summary>
+    private void EnforceFence()
+    {
+        if (!_mayWrite || _fencing is not null)
+        {
+            return;
+        }
+
+        var epoch = _control.Epoch;
+        if (_control.Primary != _config.Self)
+        {
+            // IMPORTANT: a committed epoch names another primary: this one stops at once.
+            StartFence(Epoch.Zero, $"epoch {epoch} names {_config.NameOf(_control.Primary)} primary");
+        }
+        else if (_fencedEpoch == epoch)
+        {
+            StartFence(epoch, $"already fenced at epoch {epoch}");
+        }
+        else if (LeaseUntil is not { } until || _now >= until)
+        {
+            // IMPORTANT: the lease counts from the send of the last granted renewal, so this deadline comes before
+            // anything the leader counts from; the leader promotes a replacement only ρ·L + S + M after its grant.
+            StartFence(epoch, _steppingDown
+                ? "stepped down: no synchronous standby streams from this primary while healthy replicas exist"
+                : _lastProbe is { Healthy: false } probe
+                    ? $"postgres failed its health probe until the lease ran out ({probe.Why})"
+                    : $"no lease renewal from the Raft leader in time ({_renewalNote ?? "none asked"})");
+        }
+    }
+
+    private void StartFence(Epoch record, string why)
+    {
+        if (_fencing is not null)
+        {
+            return;
+        }
+
+        _fencing = new Fence(NextId(), record, why);
+        _activity = "fencing: " + why;
+        Log(LogLevel.Warning, "fencing: " + why);
+        _out.Add(_fencing);
+    }
+
+    private void OnFenceDone(FenceDone f)
+    {
+        if (_fencing is not { } fence || fence.Id != f.ActionId)
+        {
+            return;
+        }
+
+        _fencing = null;
+        _data = f.Data;
+        if (f.Outcome != Outcome.Done)
+        {
+            // Processes survived SIGKILL: the rules fence again at once.
+            _lastError = "fence: " + f.Error;
+            _lastErrorAt = _now;
+            Log(LogLevel.Error, "fence incomplete: " + f.Error);
+            return;
+        }
+
+        _mayWrite = false;
+        _running = false;
+        _pg = null;
+        if (fence.Record != Epoch.Zero)
+        {
+            _fencedEpoch = fence.Record;
+            _fenceReason = fence.Why;
+            Log(LogLevel.Warning, $"fenced at epoch {fence.Record}: postgres stopped ({fence.Why})");
+        }
+    }
+
+    /// <summary>Armed at the lease's watchdog deadline whenever PostgreSQL may write, disarmed otherwise; written only on change.</summary>
+    private void SyncWatchdog()
+    {
+        long? desired = null;
+        if (_mayWrite)
+        {
+            desired = LeaseUntil is not null ? _leaseSentAt + (long)_config.Lease.WatchdogAfter.TotalMilliseconds : _now;
+        }
+
+        if (_watchdogWritten && desired == _watchdogDeadline)
+        {
+            return;
+        }
+
+        _watchdogDeadline = desired;
+        _watchdogWritten = true;
+        _out.Add(desired is { } d ? new ArmWatchdog(d) : new DisarmWatchdog());
+    }
+
+    /// <summary>While the control state names this member primary: probe, then ask the Raft leader for a renewal, every renewal interval.</summary>
+    private void KeepLease()
+    {
+        var epoch = _control.Epoch;
+        if (_control.Primary != _config.Self || epoch == Epoch.Zero)
+        {
+            return;
+        }
+
+        CheckStarvation();
+        if (_fencedEpoch == epoch || _steppingDown || _switchover is { FinalLsn: not null } || _renewalInFlight is not null || _now < _nextRenewalAt)
+        {
+            return;
+        }
+
+        // A running PostgreSQL is probed first; one being started or promoted cannot answer yet, and a stopped one
+        // needs the lease in order to start.
+        var probeable = _running && _inFlight is not (PostgresAction.StartPrimary or PostgresAction.StartStandby or PostgresAction.Promote);
+        if (probeable)
+        {
+            if (_lastProbe is null || _lastProbe.Now < _nextRenewalAt)
+            {
+                if (!_probeInFlight)
+                {
+                    _probeInFlight = true;
+                    _probeAskedAt = _now;
+                    _out.Add(new Probe());
+                }
+
+                return;
+            }
+
+            if (!_lastProbe.Healthy)
+            {
+                _nextRenewalAt = _now + (long)_config.Lease.RenewInterval.TotalMilliseconds;
+                return;
+            }
+        }
+
+        _renewalInFlight = NextId();
+        _nextRenewalAt = _now + (long)_config.Lease.RenewInterval.TotalMilliseconds;
+        _out.Add(new RequestRenewal(_renewalInFlight.Value, epoch));
+    }
+
+    private void OnProbeDone(ProbeDone p)
+    {
+        _probeInFlight = false;
+        if (p.Healthy != _lastProbe?.Healthy && !p.Healthy)
+        {
+            Log(LogLevel.Warning, $"health probe failed: {p.Why}");
+        }
+
+        _lastProbe = p;
+    }
+
+    private void OnLeaseAnswered(LeaseAnswered l)
+    {
+        if (l.RequestId == _renewalInFlight)
+        {
+            _renewalInFlight = null;
+        }
+
+        var note = l.Granted ? null : l.Why;
+        if (note != _renewalNote)
+        {
+            Log(l.Granted ? LogLevel.Information : LogLevel.Warning, l.Granted ? $"primary lease renewed at epoch {l.Epoch}" : $"primary lease renewal at epoch {l.Epoch} not granted: {l.Why}");
+            _renewalNote = note;
+        }
+
+        if (!l.Granted || l.Epoch != _control.Epoch || _control.Primary != _config.Self)
+        {
+            return;
+        }
+
+        if (l.Epoch != _leaseEpoch || l.SentAt > _leaseSentAt)
+        {
+            _leaseEpoch = l.Epoch;
+            _leaseSentAt = l.SentAt;
+        }
+    }
+
+    /// <summary>
+    /// Quorum mode: a primary from which fewer than k standbys stream blocks every commit. When that lasts and k
+    /// healthy replicas report elsewhere (they run, they can follow, they just do not reach this primary), it stops
+    /// renewing its lease so that the leader fails over to one of them.
+    /// </summary>
+    private void CheckStarvation()
+    {
+        if (_config.Mode != ReplicationMode.Quorum || _steppingDown || !_running || _pg is not { InRecovery: false } pg || !_primaryObjectsReady)
+        {
+            _starvedSince = -1;
+            return;
+        }
+
+        // Distinct members streaming (a pg_basebackup in progress adds walsenders of its own).
+        var streaming = pg.Standbys.Where(s => s.State == "streaming" && _config.Members.Any(m => m.Name == s.Name && m.Id != _config.Self)).Select(s => s.Name).Distinct(StringComparer.Ordinal).Count();
+        if (streaming >= _config.SyncStandbys)
+        {
+            _starvedSince = -1;
+            return;
+        }
+
+        if (_starvedSince < 0)
+        {
+            _starvedSince = _now;
+        }
+
+        var healthyElsewhere = _peers.Values.Count(p => p is { Reachable: true, Running: true, Role: InstanceRole.Replica } && p.Follow != FollowState.Diverged);
+        if (_now - _starvedSince >= StarvationGrace && healthyElsewhere >= _config.SyncStandbys)
+        {
+            _steppingDown = true;
+            Log(LogLevel.Warning, $"stepping down: {streaming} of the {_config.SyncStandbys} synchronous standbys needed stream from this primary for {(_now - _starvedSince) / 1000.0:0.0} s, every commit waits, and {healthyElsewhere} healthy replicas report elsewhere; no more lease renewals");
+        }
+    }
+}

@@ -1,0 +1,258 @@
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Postgres;
+
+namespace MemoryCluster.Instance.Node;
+
+/// <summary>What this member is, as its node knows it: the source of /status, /readyz, /healthz and the metrics.</summary>
+/// <param name="Role">What PostgreSQL is now.</param>
+/// <param name="Ready">Ready for its role: a primary taking writes at the current epoch under a lease, or a replica streaming from the primary.</param>
+/// <param name="Running">A postmaster runs.</param>
+/// <param name="Control">The control state this member has applied.</param>
+/// <param name="Raft">The Raft view.</param>
+/// <param name="Line">The line of history its WAL is on.</param>
+/// <param name="WriteLsn">Primary: the WAL insert position.</param>
+/// <param name="FlushLsn">Primary: WAL flushed. Replica: WAL received and flushed (never goes back on the same data).</param>
+/// <param name="ReplayLsn">Replica: WAL replayed.</param>
+/// <param name="PositionSettled">Replica: the position is exact (local WAL replay done since the start).</param>
+/// <param name="Follow">Replica: whether and how it follows the primary.</param>
+/// <param name="FollowWhy">Why it cannot, when it cannot.</param>
+/// <param name="Upstream">Whom it is configured to stream from.</param>
+/// <param name="LagBytes">Replica: WAL it still has to replay, against the primary's last reported position; null when unknown or when it cannot follow.</param>
+/// <param name="Standbys">Primary: its standbys.</param>
+/// <param name="Activity">What the node does or waits for.</param>
+/// <param name="LastError">The last failure, cleared once things work again.</param>
+/// <param name="LastErrorAt">When (node clock).</param>
+/// <param name="StateAgeMs">How old the PostgreSQL state shown is.</param>
+/// <param name="FencedEpoch">The last epoch at which it fenced itself as primary.</param>
+/// <param name="FenceReason">Why, when fenced at the current epoch.</param>
+/// <param name="LeaseRemainingMs">Primary: until it fences unless the lease is renewed.</param>
+/// <param name="WatchdogArmed">The watchdog deadline is armed.</param>
+/// <param name="MayWrite">PostgreSQL may accept writes (started or promoted as primary, not verified stopped).</param>
+/// <param name="Failover">On the Raft leader, while the primary has failed: what it did or why it cannot.</param>
+/// <param name="SteppingDown">Quorum mode: this primary gave up its lease because no synchronous standby reaches it.</param>
+public sealed record NodeStatus(
+    InstanceRole Role,
+    bool Ready,
+    bool Running,
+    ControlState Control,
+    RaftView Raft,
+    WalLine? Line,
+    Lsn WriteLsn,
+    Lsn FlushLsn,
+    Lsn ReplayLsn,
+    bool PositionSettled,
+    FollowState Follow,
+    string? FollowWhy,
+    MemberId Upstream,
+    long? LagBytes,
+    IReadOnlyList<StandbyObservation> Standbys,
+    string Activity,
+    string? LastError,
+    long? LastErrorAt,
+    long StateAgeMs,
+    Epoch FencedEpoch,
+    string? FenceReason,
+    long? LeaseRemainingMs,
+    bool WatchdogArmed,
+    bool MayWrite,
+    string? Failover,
+    bool SteppingDown);
+
+public sealed partial class InstanceNode
+{
+    /// <summary>How often the host should read the other members' reports, now.</summary>
+    public long PeerPollIntervalMs =>
+        _switchover is not null ? 20
+        : Attentive ? 100
+        : 1000;
+
+    /// <summary>How often the host should query PostgreSQL's state, now.</summary>
+    public long ObserveIntervalMs => Attentive || !_settled ? 100 : 250;
+
+    /// <summary>
+    /// Something is (or may soon be) happening: then reports and observations are read often; an idle member in
+    /// its role reads them rarely, which keeps an idle cluster cheap without slowing detection (the lease rules do
+    /// not depend on polling, and the leader reads often as soon as the primary misses a renewal).
+    /// </summary>
+    private bool Attentive
+    {
+        get
+        {
+            if (!Steady || !_control.PendingSwitchover.IsNone || _fencing is not null || _mayWrite != (_control.Primary == _config.Self))
+            {
+                return true;
+            }
+
+            if (_raft.IsLeader)
+            {
+                var lastRenewal = Math.Max(_leaderSince, _grantEpoch == _control.Epoch ? _grantAt : long.MinValue);
+                if (_now - lastRenewal > 2 * (long)_config.Lease.RenewInterval.TotalMilliseconds || _failoverNote is not null)
+                {
+                    return true;
+                }
+            }
+
+            return _peers.Values.Any(p => !p.Reachable || !p.Ready);
+        }
+    }
+
+    /// <summary>This member's report, as another member's node would read it.</summary>
+    public PeerView SelfView()
+    {
+        var status = Status();
+        return new PeerView(
+            _config.Self,
+            true,
+            _control.Epoch,
+            status.Role,
+            status.Ready,
+            status.Running,
+            status.Line,
+            status.FlushLsn,
+            status.ReplayLsn,
+            status.PositionSettled,
+            status.Follow,
+            _pg is { Receiver: WalReceiverStatus.Streaming },
+            _fencedEpoch,
+            _pgAt);
+    }
+
+    /// <summary>What this member is now.</summary>
+    public NodeStatus Status()
+    {
+        var primary = _control.Primary;
+        var isNamed = primary == _config.Self && _control.Epoch != Epoch.Zero;
+        var role = !_running ? InstanceRole.Stopped
+            : _mayWrite || _pg is { InRecovery: false } ? InstanceRole.Primary
+            : _pg is { InRecovery: true } ? InstanceRole.Replica
+            : InstanceRole.Unknown;
+        var (follow, followWhy) = FollowStateNow(role);
+        var leaseRemaining = isNamed ? (LeaseUntil is { } until ? Math.Max(0, until - _now) : 0) : (long?)null;
+        var ready = role switch
+        {
+            InstanceRole.Primary => isNamed && _pg is { InRecovery: false } && _primaryObjectsReady && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null,
+            InstanceRole.Replica => follow == FollowState.Streaming,
+            _ => false,
+        };
+        long? lag = null;
+        if (role == InstanceRole.Replica && follow is FollowState.Streaming or FollowState.Connecting
+            && _peers.TryGetValue(primary, out var p) && p is { Reachable: true, Role: InstanceRole.Primary })
+        {
+            lag = p.FlushLsn.BytesAfter(_replayed);
+        }
+        else if (role == InstanceRole.Primary)
+        {
+            lag = 0;
+        }
+
+        return new NodeStatus(
+            role,
+            ready,
+            _running,
+            _control,
+            _raft,
+            _line,
+            _pg?.WriteLsn ?? Lsn.Zero,
+            _flushed,
+            _replayed,
+            _settled,
+            follow,
+            followWhy,
+            _upstream,
+            lag,
+            _pg?.Standbys ?? [],
+            _activity,
+            _lastError,
+            _lastError is null ? null : _lastErrorAt,
+            _pg is null ? 0 : Math.Max(0, _now - _pgAt),
+            _fencedEpoch,
+            _fencedEpoch == _control.Epoch && _fencedEpoch != Epoch.Zero ? _fenceReason : null,
+            leaseRemaining,
+            _watchdogDeadline is not null,
+            _mayWrite,
+            _raft.IsLeader ? _failoverNote : null,
+            _steppingDown);
+    }
+
+    private (FollowState State, string? Why) FollowStateNow(InstanceRole role)
+    {
+        switch (_inFlight)
+        {
+            case PostgresAction.Rewind:
+                return (FollowState.Rewinding, _inFlight.Why);
+            case PostgresAction.CloneFrom or PostgresAction.Reclone:
+                return (FollowState.Cloning, _inFlight.Why);
+        }
+
+        if (role != InstanceRole.Replica)
+        {
+            return (FollowState.None, null);
+        }
+
+        var (check, why) = CheckFollow();
+        if (check is FollowCheck.Diverged or FollowCheck.NeedsClone)
+        {
+            return (FollowState.Diverged, why);
+        }
+
+        if (_upstream.IsNone || _upstream != _control.Primary)
+        {
+            return (FollowState.WaitingForPrimary, _upstream.IsNone ? "not following anyone yet" : $"still configured to follow {_config.NameOf(_upstream)}");
+        }
+
+        return _pg is { Receiver: WalReceiverStatus.Streaming } ? (FollowState.Streaming, null) : (FollowState.Connecting, null);
+    }
+
+    /// <summary>Why a switchover to <paramref name="target"/> (none: the most caught-up replica) is refused now, or the command to propose.</summary>
+    public (ControlCommand? Command, string Message) CheckSwitchover(string? target)
+    {
+        var control = _control;
+        if (control.Primary.IsNone || control.Epoch == Epoch.Zero)
+        {
+            return (null, "the cluster has no primary yet");
+        }
+
+        var views = Views();
+        MemberId to;
+        if (target is null)
+        {
+            var best = views.Values.Where(v => v.Id != control.Primary && v.IsStreamingReplica).OrderByDescending(v => v.FlushLsn.Value).ThenBy(v => v.Id.Value).FirstOrDefault();
+            if (best is null)
+            {
+                return (null, "no replica is streaming from the primary; nothing to switch over to");
+            }
+
+            to = best.Id;
+        }
+        else
+        {
+            var member = _config.Members.FirstOrDefault(m => m.Name == target);
+            if (member is null)
+            {
+                return (null, $"no member is named '{target}' (members: {string.Join(", ", _config.Members.Select(m => m.Name))})");
+            }
+
+            to = member.Id;
+        }
+
+        if (to == control.Primary)
+        {
+            return (null, $"{_config.NameOf(to)} is already the primary (epoch {control.Epoch})");
+        }
+
+        if (!control.PendingSwitchover.IsNone)
+        {
+            return (null, $"a switchover to {_config.NameOf(control.PendingSwitchover)} is already in progress");
+        }
+
+        if (!views.TryGetValue(control.Primary, out var primary) || primary is not { Reachable: true, Ready: true })
+        {
+            return (null, "the primary is not ready; a switchover needs a healthy primary to hand over from");
+        }
+
+        var refusal = PostgresPlanner.SwitchoverRefusal(_config, views.GetValueOrDefault(to), primary.FlushLsn, primary.Line, _config.SwitchoverMaxLagBytes);
+        return refusal is not null
+            ? (null, refusal + "; refusing to switch over")
+            : (ControlCommand.RequestSwitchover(control.Epoch, to), $"switchover to {_config.NameOf(to)} requested at epoch {control.Epoch}");
+    }
+}

@@ -1,0 +1,245 @@
+using MemoryCluster.Instance.Control;
+using Microsoft.Extensions.Logging;
+
+namespace MemoryCluster.Instance.Node;
+
+/// <summary>
+/// The instance manager's decisions, as <c>RawNode</c> is Raft's: no clock reads, no I/O, no threads. The host
+/// feeds it <see cref="NodeInput"/>s (time, the Raft view, PostgreSQL observations, peer reports, answers) through
+/// <see cref="Step"/> and carries out the <see cref="NodeAction"/>s it returns, in order. It owns every rule about
+/// the primary lease, fencing, the watchdog, failover, Raft hand-over and switchover; the host only acts.
+/// Not thread-safe: the host calls it from one place at a time.
+/// </summary>
+public sealed partial class InstanceNode
+{
+    private readonly NodeConfig _config;
+    private readonly List<NodeAction> _out = [];
+    private long _nextId = 1;
+    private long _now;
+    private bool _started;
+    private long _startedAt;
+
+    // Raft and the control state.
+    private RaftView _raft = RaftView.Unknown;
+    private ControlState _control = ControlState.Initial;
+
+    // PostgreSQL, as far as this node knows.
+    private DataKind _data = DataKind.Unknown;
+    private bool _running;
+    private PgObservation? _pg;
+    private long _pgAt;
+    private PostgresAction? _inFlight;
+    private bool _primaryObjectsReady;
+    private MemberId _upstream;
+    private bool _rewindFailed;
+    private int _failures;
+    private long _retryAt;
+    private string? _lastError;
+    private long _lastErrorAt;
+    private string _activity = "starting";
+    private long? _plannerProposal;
+    private SwitchoverProgress? _switchover;
+
+    // Other members' last reports.
+    private readonly Dictionary<MemberId, PeerView> _peers = [];
+
+    public InstanceNode(NodeConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var problems = config.Problems();
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException("invalid node configuration: " + string.Join("; ", problems), nameof(config));
+        }
+
+        _config = config;
+        foreach (var member in config.Members.Where(m => m.Id != config.Self))
+        {
+            _peers[member.Id] = PeerView.Unreachable(member.Id);
+        }
+    }
+
+    public NodeConfig Config => _config;
+
+    /// <summary>The control state this node last saw applied.</summary>
+    public ControlState Control => _control;
+
+    /// <summary>Handles one input and returns what the host must do now, in order.</summary>
+    public IReadOnlyList<NodeAction> Step(NodeInput input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        _out.Clear();
+        _now = Math.Max(_now, input.Now);
+        switch (input)
+        {
+            case Started s:
+                OnStarted(s);
+                break;
+            case Tick:
+                break;
+            case RaftObserved r:
+                OnRaftObserved(r);
+                break;
+            case PostgresObserved p:
+                OnPostgresObserved(p);
+                break;
+            case PostgresExited e:
+                OnPostgresExited(e);
+                break;
+            case ProbeDone p:
+                OnProbeDone(p);
+                break;
+            case ActionDone a:
+                OnActionDone(a);
+                break;
+            case FenceDone f:
+                OnFenceDone(f);
+                break;
+            case PeerObserved p:
+                OnPeerObserved(p);
+                break;
+            case LeaseAnswered l:
+                OnLeaseAnswered(l);
+                break;
+            case ProposalDone p:
+                OnProposalDone(p);
+                break;
+            case RenewalRequested r:
+                OnRenewalRequested(r);
+                break;
+            case TimelineRefused t:
+                OnTimelineRefused(t);
+                break;
+            default:
+                throw new ArgumentException($"no handler for {input.GetType().Name}", nameof(input));
+        }
+
+        if (_started)
+        {
+            Evaluate();
+        }
+
+        return [.. _out];
+    }
+
+    /// <summary>The rules, in order of precedence: safety first, then the lease, the leader's duties, then the next PostgreSQL step.</summary>
+    private void Evaluate()
+    {
+        EnforceFence();
+        SyncWatchdog();
+        KeepLease();
+        WatchAsLeader();
+        PlanPostgres();
+        SyncWatchdog();
+        if (_lastError is not null && _failures == 0 && Steady)
+        {
+            // A member back in its role shows no stale error.
+            _lastError = null;
+        }
+    }
+
+    private void OnStarted(Started s)
+    {
+        _started = true;
+        _startedAt = s.Now;
+        _data = s.Data;
+        _fencedEpoch = s.FencedEpoch;
+        _fenceReason = s.FenceReason;
+
+        // The host killed whatever an earlier life left running: nothing runs, nothing may write.
+        _out.Add(new DisarmWatchdog());
+        _watchdogDeadline = null;
+        _watchdogWritten = true;
+    }
+
+    private void OnRaftObserved(RaftObserved r)
+    {
+        var wasLeader = _raft.IsLeader;
+        var oldTerm = _raft.Term;
+        _raft = r.Raft;
+        if (r.Raft.Failed)
+        {
+            Log(LogLevel.Critical, "the Raft host has stopped: this member takes no further part until its manager restarts");
+        }
+
+        if (_raft.IsLeader && (!wasLeader || _raft.Term != oldTerm))
+        {
+            // Grants of earlier leaders all happened before this one was elected (they held Raft leases).
+            _leaderSince = _now;
+            _leaderTerm = _raft.Term;
+        }
+        else if (!_raft.IsLeader)
+        {
+            _leaderSince = -1;
+            _failoverNote = null;
+        }
+
+        var control = r.Control;
+        if (control.Epoch != _control.Epoch)
+        {
+            OnEpochChanged(control);
+        }
+
+        _control = control;
+    }
+
+    private void OnEpochChanged(ControlState next)
+    {
+        _epochSeen = next.Epoch;
+        _epochSeenAt = _now;
+        _primaryObjectsReady = false;
+        _switchover = null;
+        _steppingDown = false;
+        _starvedSince = -1;
+        _primaryLine = null;
+        if (next.Primary == _config.Self)
+        {
+            // A first lease at the new epoch is wanted at once: the planner waits for it to start or promote.
+            _nextRenewalAt = _now;
+        }
+
+        Log(LogLevel.Information, $"epoch {next.Epoch}: primary {_config.NameOf(next.Primary)}");
+    }
+
+    private void OnPeerObserved(PeerObserved p)
+    {
+        if (p.Report.Id != _config.Self && _peers.ContainsKey(p.Report.Id))
+        {
+            _peers[p.Report.Id] = p.Report;
+        }
+    }
+
+    private void OnProposalDone(ProposalDone p)
+    {
+        if (p.ProposalId == _failoverProposal)
+        {
+            _failoverProposal = null;
+            if (!p.Applied)
+            {
+                Log(LogLevel.Warning, $"failover blocked: the failover proposal was not applied: {p.Why}");
+            }
+        }
+        else if (p.ProposalId == _plannerProposal)
+        {
+            _plannerProposal = null;
+            if (!p.Applied)
+            {
+                Failed("propose", p.Why);
+            }
+        }
+    }
+
+    private long NextId() => _nextId++;
+
+    private void Log(LogLevel level, string message) => _out.Add(new Note(level, message));
+
+    /// <summary>Records a failed step and backs off (0.4 s doubling to 10 s) before the planner tries again.</summary>
+    private void Failed(string what, string? error)
+    {
+        _failures++;
+        _lastError = $"{what}: {error}";
+        _lastErrorAt = _now;
+        _retryAt = _now + Math.Min(10_000, 200L << Math.Min(_failures, 6));
+        Log(LogLevel.Warning, $"{what} failed: {error}");
+    }
+}

@@ -1,0 +1,345 @@
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Postgres;
+
+namespace MemoryCluster.Instance.Node;
+
+/// <summary>A planned switchover in flight on the old primary.</summary>
+/// <param name="Target">Who takes over.</param>
+/// <param name="StartedAt">When the old primary began to stop (node clock).</param>
+/// <param name="FinalLsn">The shutdown checkpoint's position, once PostgreSQL has stopped; null while it stops.</param>
+public sealed record SwitchoverProgress(MemberId Target, long StartedAt, Lsn? FinalLsn);
+
+/// <summary>Whether this replica's WAL can follow the primary's line of history.</summary>
+public enum FollowCheck
+{
+    Unknown = 0,
+
+    /// <summary>Its WAL is a prefix of the primary's line: it may stream from it.</summary>
+    Ok = 1,
+
+    /// <summary>It must be rewound first (past the branch point, or on another branch).</summary>
+    Diverged = 2,
+
+    /// <summary>
+    /// It lies on another branch that has the same timeline id as the primary's: pg_rewind compares timeline ids,
+    /// decides "no rewind required", and cannot help. It must be copied afresh.
+    /// </summary>
+    NeedsClone = 3,
+}
+
+/// <summary>Kinds of PostgreSQL step, mapped one to one onto <see cref="PostgresAction"/>s.</summary>
+public enum StepKind
+{
+    Unknown = 0,
+    InitDb = 1,
+    Clone = 2,
+    StartPrimary = 3,
+    StartStandby = 4,
+    Promote = 5,
+    Stop = 6,
+    StopForSwitchover = 7,
+    Rewind = 8,
+    Reclone = 9,
+    Repoint = 10,
+    EnsurePrimaryObjects = 11,
+}
+
+/// <summary>Everything <see cref="PostgresPlanner"/> looks at, gathered by the node.</summary>
+public sealed record PlanInput
+{
+    public required NodeConfig Config { get; init; }
+
+    public required ControlState Control { get; init; }
+
+    public bool IsRaftLeader { get; init; }
+
+    public DataKind Data { get; init; }
+
+    /// <summary>A postmaster runs (or is being started).</summary>
+    public bool Running { get; init; }
+
+    /// <summary>The last state query of this PostgreSQL's life; null until one answered.</summary>
+    public PgObservation? Pg { get; init; }
+
+    /// <summary>PostgreSQL may accept writes: started or promoted as primary, not yet verified stopped.</summary>
+    public bool MayWrite { get; init; }
+
+    /// <summary>Whom primary_conninfo names (none: no one).</summary>
+    public MemberId Upstream { get; init; }
+
+    public bool PrimaryObjectsReady { get; init; }
+
+    public bool RewindFailed { get; init; }
+
+    public SwitchoverProgress? Switchover { get; init; }
+
+    public required IReadOnlyDictionary<MemberId, PeerView> Peers { get; init; }
+
+    public long Now { get; init; }
+
+    /// <summary>Until when (node clock) the primary lease held at the current epoch lets PostgreSQL write; null when none is held.</summary>
+    public long? LeaseUntil { get; init; }
+
+    public Epoch FencedEpoch { get; init; }
+
+    public string? FenceReason { get; init; }
+
+    /// <summary>How much longer a just-started manager waits before it takes any role.</summary>
+    public long StartupWait { get; init; }
+
+    /// <summary>Whether this replica's WAL can follow the primary's line.</summary>
+    public FollowCheck Follow { get; init; }
+
+    /// <summary>Why it cannot (for the messages).</summary>
+    public string? FollowWhy { get; init; }
+
+    /// <summary>The replica's own flushed position (for the switchover lag check on the primary: its flush).</summary>
+    public Lsn Flushed { get; init; }
+
+    /// <summary>This primary's line of history (for checking a switchover target).</summary>
+    public WalLine? Line { get; init; }
+}
+
+/// <summary>What the planner says to do next.</summary>
+public abstract record PlanStep(string Why)
+{
+    /// <summary>Nothing to do now; <see cref="PlanStep.Why"/> says what the instance is waiting for.</summary>
+    public sealed record Wait(string Why) : PlanStep(Why);
+
+    /// <summary>A PostgreSQL action; <paramref name="Member"/> is the source or upstream where the kind needs one.</summary>
+    public sealed record Act(StepKind Kind, MemberId Member, string Why) : PlanStep(Why);
+
+    /// <summary>Kill PostgreSQL at once.</summary>
+    public sealed record Fence(string Why) : PlanStep(Why);
+
+    /// <summary>Propose a control command.</summary>
+    public sealed record Propose(ControlCommand Command, string Why) : PlanStep(Why);
+}
+
+/// <summary>
+/// Decides the instance's next PostgreSQL step. Pure and level-based: it looks only at its input, so a restarted
+/// manager picks up wherever things are. The lease, the fence and the watchdog are the node's (it only asks here
+/// whether a lease is held before it starts or promotes).
+/// </summary>
+public static class PostgresPlanner
+{
+    public static PlanStep Next(PlanInput o)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        var control = o.Control;
+        if (o.StartupWait > 0)
+        {
+            // IMPORTANT: a manager that (re)starts waits a full primary lease before it takes any role, so any lease
+            // it or its watchdog held in an earlier life has run out everywhere.
+            return new PlanStep.Wait($"just started: waiting one primary lease ({o.Config.Lease.Lease.TotalSeconds:0.0#} s) before taking a role");
+        }
+
+        if (control.Epoch == Epoch.Zero || control.Primary.IsNone)
+        {
+            // IMPORTANT: the first primary is chosen through Raft (compare-and-set on epoch 0), so exactly one member
+            // can ever run initdb for the cluster.
+            return o.IsRaftLeader
+                ? new PlanStep.Propose(ControlCommand.SetPrimary(Epoch.Zero, o.Config.Self), "bootstrap: the first Raft leader proposes itself as the first primary")
+                : new PlanStep.Wait("waiting for the Raft quorum to choose the first primary");
+        }
+
+        return control.Primary == o.Config.Self ? AsPrimary(o) : AsReplica(o, control.Primary);
+    }
+
+    /// <summary>A lease with some time left: starting or promoting on one about to run out only gets fenced.</summary>
+    private static bool LeaseUsable(PlanInput o) =>
+        o.LeaseUntil is { } until && o.Now + (long)o.Config.Lease.RenewInterval.TotalMilliseconds < until;
+
+    private static PlanStep AsPrimary(PlanInput o)
+    {
+        var epoch = o.Control.Epoch;
+        if (o.Data == DataKind.Missing)
+        {
+            return epoch == new Epoch(1)
+                ? new PlanStep.Act(StepKind.InitDb, MemberId.None, "bootstrap: this instance is the first primary (epoch 1)")
+                : new PlanStep.Wait($"the control state names this instance primary at epoch {epoch} but its data directory is empty; refusing to create a new database in an existing cluster");
+        }
+
+        if (o.Switchover is { } switchover)
+        {
+            return SwitchoverInFlight(o, switchover);
+        }
+
+        if (o.FencedEpoch == epoch)
+        {
+            // IMPORTANT: a primary that fenced itself never writes again at that epoch; only a newer epoch (naming
+            // it or another) lets anything run as primary.
+            return o.Running
+                ? new PlanStep.Fence($"fenced at epoch {epoch} ({o.FenceReason}) but postgres runs; stopping it")
+                : new PlanStep.Wait($"fenced at epoch {epoch} ({o.FenceReason}); waiting for the Raft leader to choose a primary");
+        }
+
+        if (!o.Running && o.Data == DataKind.Standby)
+        {
+            // A standby's data started without standby.signal would only run crash recovery and keep its timeline,
+            // which the primary it followed wrote: two members would then write different WAL on one timeline id.
+            // It starts in recovery, following no one, and is promoted to a timeline of its own.
+            return new PlanStep.Act(StepKind.StartStandby, MemberId.None, $"primary at epoch {epoch}: starting the standby's data in recovery before promoting it");
+        }
+
+        var inRecovery = o.Pg is { InRecovery: true };
+        if ((!o.Running || inRecovery) && !LeaseUsable(o))
+        {
+            // IMPORTANT: PostgreSQL becomes writable (start as primary, promote) only under a lease granted by the
+            // Raft leader for this epoch; the node arms the watchdog at that lease's deadline first.
+            return new PlanStep.Wait($"primary at epoch {epoch}: waiting for a primary lease from the Raft leader before {(o.Running ? "promoting" : "starting postgres")}");
+        }
+
+        if (!o.Running)
+        {
+            return new PlanStep.Act(StepKind.StartPrimary, MemberId.None, $"primary at epoch {epoch}: postgres is not running");
+        }
+
+        if (o.Pg is null)
+        {
+            return new PlanStep.Wait("postgres is starting");
+        }
+
+        if (o.Pg.InRecovery)
+        {
+            return new PlanStep.Act(StepKind.Promote, MemberId.None, $"the control state names this instance primary at epoch {epoch}");
+        }
+
+        if (!o.PrimaryObjectsReady)
+        {
+            return new PlanStep.Act(StepKind.EnsurePrimaryObjects, MemberId.None, "primary: a slot for every other member, the replication role, rewind grants");
+        }
+
+        if (!o.Control.PendingSwitchover.IsNone && o.Control.PendingSwitchover != o.Config.Self)
+        {
+            return StartSwitchover(o, o.Control.PendingSwitchover);
+        }
+
+        return new PlanStep.Wait($"primary at epoch {epoch}");
+    }
+
+    /// <summary>Why <paramref name="target"/> cannot take over now, or null when it can (checked on request and again before stopping).</summary>
+    public static string? SwitchoverRefusal(NodeConfig config, PeerView? target, Lsn primaryFlushed, WalLine? primaryLine, long maxLagBytes)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (target is null || !target.IsStreamingReplica)
+        {
+            return $"{(target is null ? "the target" : config.NameOf(target.Id))} is not a ready replica streaming from the primary";
+        }
+
+        if (primaryLine is not null && (target.Line is null || primaryLine.Relate(target.Line, target.FlushLsn, target.ReplayLsn).Relation != LineRelation.OnLine))
+        {
+            return $"{config.NameOf(target.Id)} is not on the primary's line of history ({target.Line?.ToString() ?? "unknown"} against {primaryLine})";
+        }
+
+        var lag = primaryFlushed.BytesAfter(target.FlushLsn);
+        return lag > maxLagBytes ? $"{config.NameOf(target.Id)} is {lag} bytes behind the primary (limit {maxLagBytes})" : null;
+    }
+
+    private static PlanStep StartSwitchover(PlanInput o, MemberId target)
+    {
+        o.Peers.TryGetValue(target, out var peer);
+        var refusal = SwitchoverRefusal(o.Config, peer, o.Pg!.FlushLsn, o.Line, o.Config.SwitchoverMaxLagBytes);
+        return refusal is not null
+            ? new PlanStep.Propose(ControlCommand.ClearSwitchover(o.Control.Epoch), $"switchover refused: {refusal}")
+            : new PlanStep.Act(StepKind.StopForSwitchover, target, $"switchover to {o.Config.NameOf(target)}: stopping cleanly so every WAL record reaches it");
+    }
+
+    private static PlanStep SwitchoverInFlight(PlanInput o, SwitchoverProgress switchover)
+    {
+        var epoch = o.Control.Epoch;
+        var target = o.Config.NameOf(switchover.Target);
+        if (switchover.FinalLsn is not { } final)
+        {
+            return new PlanStep.Wait($"switchover to {target}: postgres is stopping");
+        }
+
+        if (o.Running)
+        {
+            // Only a restart after an aborted switchover starts PostgreSQL again, and that happens at a new epoch.
+            return new PlanStep.Wait($"switchover to {target}: postgres runs again; waiting for the epoch to move");
+        }
+
+        if (o.Peers.TryGetValue(switchover.Target, out var peer) && peer.Reachable && peer.FlushLsn > final)
+        {
+            // IMPORTANT: this instance's PostgreSQL stopped cleanly before the epoch moves, and the target promotes
+            // only after the new epoch is committed, so the two are never writable together.
+            return new PlanStep.Propose(
+                ControlCommand.SetPrimary(epoch, switchover.Target),
+                $"switchover: {target} has received the final WAL record at {final}");
+        }
+
+        if (o.Now - switchover.StartedAt > o.Config.SwitchoverTimeoutMs)
+        {
+            // IMPORTANT: the abort is a compare-and-set on the same epoch as the hand-over, naming this instance:
+            // exactly one of the two (or a failover) applies, and a delayed hand-over can never apply after it.
+            return new PlanStep.Propose(
+                ControlCommand.SetPrimary(epoch, o.Config.Self),
+                $"switchover aborted: {target} did not receive the final WAL within {o.Config.SwitchoverTimeoutMs / 1000} s; resuming as primary at a new epoch");
+        }
+
+        return new PlanStep.Wait($"switchover: waiting for {target} to receive WAL up to {final}");
+    }
+
+    private static PlanStep AsReplica(PlanInput o, MemberId primary)
+    {
+        var epoch = o.Control.Epoch;
+        var name = o.Config.NameOf(primary);
+        o.Peers.TryGetValue(primary, out var upstream);
+        var upstreamReady = upstream is { Reachable: true, Ready: true, Role: InstanceRole.Primary } && upstream.Epoch == epoch;
+        if (o.Running && (o.MayWrite || o.Pg is { InRecovery: false }))
+        {
+            // IMPORTANT: a primary that sees a committed epoch naming another instance is killed at once; it never
+            // keeps taking writes beside the new primary.
+            return new PlanStep.Fence($"demoted: epoch {epoch} names {name} primary");
+        }
+
+        if (o.Data == DataKind.Missing)
+        {
+            return upstreamReady
+                ? new PlanStep.Act(StepKind.Clone, primary, $"new replica: cloning from {name}")
+                : new PlanStep.Wait($"waiting for primary {name} to be ready to clone from");
+        }
+
+        var needsRewind = (o.Data == DataKind.Primary && !o.Running) || o.Follow is FollowCheck.Diverged or FollowCheck.NeedsClone;
+        if (needsRewind)
+        {
+            var why = o.Data == DataKind.Primary ? "former primary" : $"diverged from {name}'s line ({o.FollowWhy})";
+            if (o.Running)
+            {
+                return new PlanStep.Act(StepKind.Stop, MemberId.None, $"{why}: stopping to rewind");
+            }
+
+            if (!upstreamReady)
+            {
+                return new PlanStep.Wait($"{why}: waiting for {name} to be ready before rewinding");
+            }
+
+            return o.RewindFailed || o.Follow == FollowCheck.NeedsClone
+                ? new PlanStep.Act(StepKind.Reclone, primary, $"{why}: pg_rewind could not bring it onto {name}'s timeline; cloning afresh")
+                : new PlanStep.Act(StepKind.Rewind, primary, $"{why}: rewinding onto {name}'s timeline");
+        }
+
+        if (!o.Running)
+        {
+            // Pointed at the primary at once: a rewound data directory becomes consistent (and answers queries) only
+            // once it has replayed WAL it may still have to stream. Following a line it cannot follow is refused by
+            // PostgreSQL itself (timeline ids are never reused, see PostgresAction.Promote), and the node then rewinds.
+            return new PlanStep.Act(StepKind.StartStandby, primary, $"replica of {name}: postgres is not running");
+        }
+
+        if (o.Pg is null)
+        {
+            return new PlanStep.Wait("postgres is starting");
+        }
+
+        if (o.Upstream != primary)
+        {
+            return upstreamReady
+                ? new PlanStep.Act(StepKind.Repoint, primary, $"epoch {epoch}: following the primary {name}")
+                : new PlanStep.Wait($"epoch {epoch}: waiting for the primary {name} to be ready");
+        }
+
+        return new PlanStep.Wait(o.Pg.Receiver == WalReceiverStatus.Streaming ? $"replica, streaming from {name}" : $"replica of {name}, not streaming yet");
+    }
+}

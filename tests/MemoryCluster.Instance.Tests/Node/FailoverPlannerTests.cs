@@ -1,0 +1,131 @@
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Node;
+using MemoryCluster.Instance.Postgres;
+using static MemoryCluster.Instance.Tests.Node.NodeFixtures;
+
+namespace MemoryCluster.Instance.Tests.Node;
+
+public sealed class FailoverPlannerTests
+{
+    private static readonly long PromoteAfter = (long)Lease.PromoteAfter.TotalMilliseconds;
+    private static readonly long StoppedWritingAfter = (long)Lease.StoppedWritingAfter.TotalMilliseconds;
+
+    /// <summary>The primary (member 1) last renewed at t = 0; it is now <paramref name="now"/>.</summary>
+    private static FailoverDecision Decide(long now, ReplicationMode mode = ReplicationMode.Quorum, int members = 3, long? fencedSeenAt = null, WalLine? primaryLine = null, params PeerView[] views) =>
+        FailoverPlanner.Decide(new FailoverInput(State(1, 1), Config(members: members, mode: mode), views.ToDictionary(v => v.Id), now, 0, fencedSeenAt, primaryLine));
+
+    private static PeerView Fresh(int id, ulong flush, WalLine? line = null, bool settled = true, ulong? replay = null) =>
+        Peer(id, InstanceRole.Replica, flush: flush, replay: replay, line: line, settled: settled, stateAt: StoppedWritingAfter + 1, streaming: false);
+
+    [Fact]
+    public void A_primary_within_its_lease_is_healthy_and_no_replacement_comes_before_the_promotion_wait()
+    {
+        Assert.IsType<FailoverDecision.Healthy>(Decide(1000, views: [Fresh(2, 10), Fresh(3, 10)]));
+        Assert.IsType<FailoverDecision.Healthy>(Decide(PromoteAfter - 1, views: [Fresh(2, 10), Fresh(3, 10)]));
+        Assert.IsType<FailoverDecision.Promote>(Decide(PromoteAfter, views: [Fresh(2, 10), Fresh(3, 10)]));
+    }
+
+    [Fact]
+    public void A_primary_that_reports_itself_fenced_is_replaced_at_once()
+    {
+        var fenced = Peer(1, InstanceRole.Stopped, fenced: 1, running: false);
+        var decision = Decide(500, fencedSeenAt: 400, views: [fenced, Fresh(2, 10) with { StateAt = 450 }, Fresh(3, 20) with { StateAt = 450 }]);
+        Assert.Equal(Id(3), Assert.IsType<FailoverDecision.Promote>(decision).Target);
+    }
+
+    [Fact]
+    public void Only_reports_read_after_the_old_primary_stopped_writing_count()
+    {
+        var stale = Peer(2, InstanceRole.Replica, flush: 10, stateAt: StoppedWritingAfter - 1);
+        Assert.IsType<FailoverDecision.Blocked>(Decide(PromoteAfter, ReplicationMode.Async, views: [stale]));
+    }
+
+    [Fact]
+    public void The_replica_with_the_highest_exact_position_is_promoted()
+    {
+        var decision = Decide(PromoteAfter, views: [Fresh(2, 100), Fresh(3, 300)]);
+        Assert.Equal(Id(3), Assert.IsType<FailoverDecision.Promote>(decision).Target);
+    }
+
+    [Fact]
+    public void Quorum_mode_needs_enough_exact_reports_to_prove_one_holds_every_acknowledged_commit()
+    {
+        // 3 members: k = 1, so both standbys must report; 5 members: k = 2, so 3 of the 4.
+        Assert.Contains("1 of 2 replicas", Assert.IsType<FailoverDecision.Blocked>(Decide(PromoteAfter, views: [Fresh(2, 100)])).Why, StringComparison.Ordinal);
+        Assert.IsType<FailoverDecision.Blocked>(Decide(PromoteAfter, members: 5, views: [Fresh(2, 100), Fresh(3, 100)]));
+        Assert.IsType<FailoverDecision.Promote>(Decide(PromoteAfter, members: 5, views: [Fresh(2, 100), Fresh(3, 100), Fresh(4, 90)]));
+
+        // Async mode promotes the best of what reports.
+        Assert.IsType<FailoverDecision.Promote>(Decide(PromoteAfter, ReplicationMode.Async, views: [Fresh(2, 100)]));
+    }
+
+    [Fact]
+    public void A_replica_still_replaying_local_wal_after_a_restart_neither_counts_nor_is_chosen()
+    {
+        // mc-3 flushed (and acknowledged) more than mc-2, then restarted: while it replays, its position is not exact.
+        var decision = Decide(PromoteAfter, views: [Fresh(2, 100), Fresh(3, 60, settled: false)]);
+        var blocked = Assert.IsType<FailoverDecision.Blocked>(decision);
+        Assert.Contains("mc-3 still replaying local WAL", blocked.Why, StringComparison.Ordinal);
+        Assert.Equal(Id(3), Assert.IsType<FailoverDecision.Promote>(Decide(PromoteAfter, views: [Fresh(2, 100), Fresh(3, 150)])).Target);
+    }
+
+    [Fact]
+    public void A_replica_on_another_branch_than_the_primarys_line_is_left_out_however_far_it_went()
+    {
+        // The primary promoted at epoch 3 on timeline 3 (forked from 2 at 500); mc-3 holds timeline 4 from an
+        // abandoned branch (forked from 2 at 400).
+        var primaryLine = Line(3, (1, 100), (2, 500));
+        var onLine = Fresh(2, 600, line: primaryLine);
+        var branch = Fresh(3, 900, line: Line(4, (1, 100), (2, 400)));
+        var decision = Decide(PromoteAfter, ReplicationMode.Async, primaryLine: primaryLine, views: [onLine, branch]);
+        Assert.Equal(Id(2), Assert.IsType<FailoverDecision.Promote>(decision).Target);
+
+        // In quorum mode the branch does not count towards the proof either.
+        Assert.IsType<FailoverDecision.Blocked>(Decide(PromoteAfter, primaryLine: primaryLine, views: [onLine, branch]));
+    }
+
+    [Fact]
+    public void Positions_compare_along_the_line_a_replica_behind_the_fork_holds_what_it_shares()
+    {
+        // mc-2 is on the primary's timeline 2 at 600; mc-3 never crossed the fork at 500 and replayed only to 450.
+        var primaryLine = Line(2, (1, 500));
+        var decision = Decide(PromoteAfter, primaryLine: primaryLine, views: [Fresh(2, 600, line: primaryLine), Fresh(3, 480, replay: 450)]);
+        Assert.Equal(Id(2), Assert.IsType<FailoverDecision.Promote>(decision).Target);
+
+        // One that flushed old-timeline WAL past the fork counts only up to the fork.
+        var past = Decide(PromoteAfter, primaryLine: primaryLine, views: [Fresh(2, 520, line: primaryLine), Fresh(3, 900)]);
+        Assert.Equal(Id(2), Assert.IsType<FailoverDecision.Promote>(past).Target);
+    }
+
+    [Fact]
+    public void Without_the_primarys_line_quorum_mode_refuses_to_choose_between_branches()
+    {
+        var a = Fresh(2, 600, line: Line(3, (1, 100), (2, 500)));
+        var b = Fresh(3, 700, line: Line(4, (1, 100), (2, 400)));
+        Assert.Contains("different branches", Assert.IsType<FailoverDecision.Blocked>(Decide(PromoteAfter, views: [a, b])).Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_fenced_primary_whose_manager_lives_is_restarted_at_a_new_epoch_when_no_replica_can_be_proven()
+    {
+        var fenced = Peer(1, InstanceRole.Stopped, fenced: 1, running: false);
+        Assert.IsType<FailoverDecision.Blocked>(Decide(1000, fencedSeenAt: 500, views: [fenced]));
+        var restart = Decide(500 + FailoverPlanner.FreshReportWaitMs, fencedSeenAt: 500, views: [fenced]);
+        Assert.Equal(Id(1), Assert.IsType<FailoverDecision.Promote>(restart).Target);
+    }
+
+    [Fact]
+    public void Maintenance_mode_pauses_automatic_failover() =>
+        Assert.Contains("maintenance", Assert.IsType<FailoverDecision.Blocked>(FailoverPlanner.Decide(new FailoverInput(
+            State(1, 1) with { Maintenance = true }, Config(), new Dictionary<MemberId, PeerView> { [Id(2)] = Fresh(2, 1), [Id(3)] = Fresh(3, 1) }, PromoteAfter, 0, null, null))).Why, StringComparison.Ordinal);
+
+    [Fact]
+    public void The_lease_timings_keep_the_watchdogs_fence_before_the_leaders_promotion_even_with_drift()
+    {
+        // The primary's watchdog fires WatchdogAfter after its send, on a clock up to ρ slower; the leader promotes
+        // PromoteAfter after its grant, later than that send.
+        Assert.Empty(Lease.Problems());
+        Assert.True((Lease.WatchdogAfter + Lease.StopBudget) * Lease.DriftBound < Lease.PromoteAfter);
+        Assert.True(Lease.StoppedWritingAfter < Lease.PromoteAfter);
+    }
+}

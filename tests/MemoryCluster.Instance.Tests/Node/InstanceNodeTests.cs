@@ -1,0 +1,356 @@
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Node;
+using MemoryCluster.Instance.Postgres;
+using MemoryCluster.Raft;
+using static MemoryCluster.Instance.Tests.Node.NodeFixtures;
+
+namespace MemoryCluster.Instance.Tests.Node;
+
+/// <summary>The node's rules, driven input by input as the host drives it.</summary>
+public sealed class InstanceNodeTests
+{
+    private static readonly long Startup = (long)Lease.Lease.TotalMilliseconds;
+    private static readonly long FenceAfter = (long)Lease.FenceAfter.TotalMilliseconds;
+    private static readonly long WatchdogAfter = (long)Lease.WatchdogAfter.TotalMilliseconds;
+
+    /// <summary>A node and its clock; <see cref="Step"/> remembers every action it returned.</summary>
+    private sealed class Harness(int self = 1, int members = 3, ReplicationMode mode = ReplicationMode.Quorum)
+    {
+        public InstanceNode Node { get; } = new(Config(self, members, mode));
+
+        public long Now { get; set; }
+
+        public List<NodeAction> All { get; } = [];
+
+        public IReadOnlyList<NodeAction> Step(Func<long, NodeInput> input)
+        {
+            var actions = Node.Step(input(Now));
+            All.AddRange(actions);
+            return actions;
+        }
+
+        public IReadOnlyList<NodeAction> Tick(long ms)
+        {
+            Now += ms;
+            return Step(now => new Tick(now));
+        }
+
+        public IReadOnlyList<NodeAction> Raft(ControlState control, int leader = 2, bool isLeader = false) =>
+            Step(now => new RaftObserved(now, new RaftView(isLeader ? RaftRole.Leader : RaftRole.Follower, new Term(1), Id(leader), isLeader, false), control));
+
+        public T Single<T>(IReadOnlyList<NodeAction> actions)
+            where T : NodeAction => Assert.Single(actions.OfType<T>());
+
+        /// <summary>Runs the steps (their actions are kept), then reads the node's latest action of a type.</summary>
+        public T Then<T>(IReadOnlyList<NodeAction> steps, Func<T> read)
+        {
+            _ = steps;
+            return read();
+        }
+
+        /// <summary>The latest action of type <typeparamref name="T"/> the node asked for so far.</summary>
+        public T Last<T>()
+            where T : NodeAction => All.OfType<T>().LastOrDefault() ?? throw new Xunit.Sdk.XunitException($"the node never asked for {typeof(T).Name}");
+
+        private readonly HashSet<long> _answered = [];
+
+        /// <summary>
+        /// Lets <paramref name="ms"/> pass in 50 ms ticks, answering as a healthy host would: renewals granted (when
+        /// <paramref name="grant"/>), probes healthy, PostgreSQL actions done, and after each tick the state query
+        /// <paramref name="observe"/> returns.
+        /// </summary>
+        public void Run(long ms, Func<PgObservation?> observe, bool grant = true)
+        {
+            var asked = All.OfType<RequestRenewal>().Where(r => !_answered.Contains(r.Id)).ToList();
+            for (var end = Now + ms; Now < end;)
+            {
+                var pending = new Queue<NodeAction>(Tick(50).Concat(asked));
+                asked = [];
+                if (observe() is { } pg)
+                {
+                    foreach (var next in Step(now => new PostgresObserved(now, pg, null)))
+                    {
+                        pending.Enqueue(next);
+                    }
+                }
+
+                while (pending.TryDequeue(out var action))
+                {
+                    IReadOnlyList<NodeAction> more = action switch
+                    {
+                        RequestRenewal r when _answered.Add(r.Id) => Step(now => new LeaseAnswered(now, r.Id, r.Epoch, now, grant, grant ? "granted" : "no Raft leader known")),
+                        Probe => Step(now => new ProbeDone(now, true, false, null)),
+                        PostgresAction a => Step(now => new ActionDone(now, a.Id, Outcome.Done, null, DataKind.Primary)),
+                        Fence f => Step(now => new FenceDone(now, f.Id, Outcome.Done, null, DataKind.Primary)),
+                        _ => [],
+                    };
+                    foreach (var next in more)
+                    {
+                        pending.Enqueue(next);
+                    }
+                }
+            }
+        }
+
+        /// <summary>Answers the latest renewal the node asked for (after <paramref name="before"/> ran), as sent at <paramref name="sentAt"/>.</summary>
+        public IReadOnlyList<NodeAction> Grant(IReadOnlyList<NodeAction> before, long sentAt, bool granted = true)
+        {
+            _ = before;
+            var request = All.OfType<RequestRenewal>().Last(r => !_answered.Contains(r.Id));
+            _answered.Add(request.Id);
+            return Step(now => new LeaseAnswered(now, request.Id, request.Epoch, sentAt, granted, granted ? "granted" : "refused"));
+        }
+    }
+
+    private static Harness NamedPrimary(DataKind data = DataKind.Primary, ulong epoch = 1)
+    {
+        var h = new Harness();
+        h.Raft(State(epoch, 1));
+        h.Step(now => new Started(now, data, Epoch.Zero, null));
+        h.Now = Startup;
+        return h;
+    }
+
+    /// <summary>A replica past its startup wait whose PostgreSQL the node has started (following the named primary).</summary>
+    private static Harness RunningReplica(int self, ControlState control)
+    {
+        var h = new Harness(self);
+        h.Raft(control, leader: (int)control.Primary.Value);
+        h.Step(now => new Started(now, DataKind.Standby, Epoch.Zero, null));
+        h.Now = Startup;
+        var start = h.Then(h.Tick(10), h.Last<PostgresAction.StartStandby>);
+        Assert.Equal(control.Primary, start.Upstream);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Standby));
+        return h;
+    }
+
+    [Fact]
+    public void The_watchdog_is_armed_at_the_leases_deadline_before_postgres_is_started_as_primary()
+    {
+        var h = NamedPrimary();
+        var ask = h.Tick(10);
+        var sentAt = h.Now;
+        var actions = h.Grant(ask, sentAt);
+
+        var arm = actions.OfType<ArmWatchdog>().Single();
+        var start = actions.OfType<PostgresAction.StartPrimary>().Single();
+        Assert.True(actions.ToList().IndexOf(arm) < actions.ToList().IndexOf(start), "armed before the start");
+        Assert.Equal(sentAt + WatchdogAfter, arm.Deadline);
+        Assert.Equal(sentAt + FenceAfter, start.NotAfter);
+        Assert.Equal(InstanceRole.Primary, h.Node.Status().Role);
+    }
+
+    [Fact]
+    public void A_primary_whose_lease_runs_out_is_fenced_at_the_deadline_counted_from_the_send_and_records_the_fence()
+    {
+        var h = NamedPrimary();
+        var sentAt = h.Now + 10;
+        var start = h.Then(h.Grant(h.Tick(10), sentAt), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+
+        // No renewal is granted any more; the node fences at the deadline, not a tick later.
+        for (var t = h.Now; t < sentAt + FenceAfter - 50; t += 50)
+        {
+            var actions = h.Tick(50);
+            Assert.Empty(actions.OfType<Fence>());
+            foreach (var r in actions.OfType<RequestRenewal>())
+            {
+                h.Step(now => new LeaseAnswered(now, r.Id, r.Epoch, now, false, "no Raft leader known"));
+            }
+        }
+
+        h.Now = sentAt + FenceAfter;
+        var fence = h.Single<Fence>(h.Step(now => new Tick(now)));
+        Assert.Equal(new Epoch(1), fence.Record);
+        var done = h.Step(now => new FenceDone(now, fence.Id, Outcome.Done, null, DataKind.Primary));
+        Assert.Single(done.OfType<DisarmWatchdog>());
+        var status = h.Node.Status();
+        Assert.Equal(new Epoch(1), status.FencedEpoch);
+        Assert.False(status.MayWrite);
+        Assert.Equal(InstanceRole.Stopped, status.Role);
+    }
+
+    [Fact]
+    public void The_watchdog_stays_armed_while_a_just_promoted_primary_is_still_seen_in_recovery()
+    {
+        // Hole 2: a lease round that landed during pg_promote saw "in recovery" and disarmed the watchdog.
+        var h = NamedPrimary(DataKind.Standby, epoch: 2);
+        var startStandby = h.Then(h.Tick(10), h.Last<PostgresAction.StartStandby>);
+        h.Step(now => new ActionDone(now, startStandby.Id, Outcome.Done, null, DataKind.Standby));
+        h.Step(now => new PostgresObserved(now, Replica(), null));
+        h.Tick(300);
+        h.Step(now => new ProbeDone(now, true, true, null));
+        h.Grant([], h.Now);
+        var promote = h.Last<PostgresAction.Promote>();
+        Assert.Equal(new Epoch(2), promote.Epoch);
+        var arm = h.Last<ArmWatchdog>();
+        Assert.True(h.All.IndexOf(arm) < h.All.IndexOf(promote), "armed before the promotion");
+
+        // The promotion is under way; the state query and the probe still see recovery.
+        var during = h.Step(now => new PostgresObserved(now, Replica(), null)).Concat(h.Step(now => new ProbeDone(now, true, true, null))).ToList();
+        Assert.Empty(during.OfType<DisarmWatchdog>());
+        Assert.True(h.Node.Status().WatchdogArmed);
+        Assert.Equal(InstanceRole.Primary, h.Node.Status().Role);
+    }
+
+    [Fact]
+    public void A_primary_demoted_by_a_newer_epoch_is_fenced_without_waiting_for_its_lease()
+    {
+        var h = NamedPrimary();
+        var start = h.Then(h.Grant(h.Tick(10), h.Now), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+        var fence = h.Single<Fence>(h.Raft(State(2, 2)));
+        Assert.Equal(Epoch.Zero, fence.Record);
+        Assert.Contains("names mc-2 primary", fence.Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Postgres_dying_under_a_primary_is_fenced_and_recorded_so_it_never_runs_as_primary_again_at_that_epoch()
+    {
+        var h = NamedPrimary();
+        var start = h.Then(h.Grant(h.Tick(10), h.Now), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+        var fence = h.Single<Fence>(h.Step(now => new PostgresExited(now, -9)));
+        Assert.Equal(new Epoch(1), fence.Record);
+        h.Step(now => new FenceDone(now, fence.Id, Outcome.Done, null, DataKind.Primary));
+        var after = h.Tick(100);
+        Assert.Empty(after.OfType<PostgresAction>());
+        Assert.Empty(after.OfType<RequestRenewal>());
+        Assert.True(h.Node.Status().FencedEpoch == new Epoch(1));
+    }
+
+    [Fact]
+    public void A_replicas_reported_position_never_goes_back_after_its_postmaster_restarts()
+    {
+        // Hole 1: during local replay after a restart pg_last_wal_receive_lsn() is null and replay is behind.
+        var h = RunningReplica(self: 2, State(1, 1));
+        h.Step(now => new PostgresObserved(now, Replica(replay: 7_000_000, receive: 7_500_000), null));
+        Assert.Equal(new Lsn(7_500_000), h.Node.SelfView().FlushLsn);
+        Assert.True(h.Node.SelfView().PositionSettled);
+
+        h.Step(now => new PostgresExited(now, -9));
+        var restart = h.Then(h.Tick(100), h.Last<PostgresAction.StartStandby>);
+        h.Step(now => new ActionDone(now, restart.Id, Outcome.Done, null, DataKind.Standby));
+        h.Step(now => new PostgresObserved(now, Replica(replay: 1_000_000, receive: null, streaming: false), null));
+        var view = h.Node.SelfView();
+        Assert.Equal(new Lsn(7_500_000), view.FlushLsn);
+        Assert.True(view.PositionSettled);
+    }
+
+    [Fact]
+    public void A_restarted_manager_reports_no_exact_position_until_local_replay_is_done()
+    {
+        var h = RunningReplica(self: 2, State(1, 1));
+        h.Step(now => new PostgresObserved(now, Replica(replay: 1_000_000, receive: null, streaming: false), null));
+        Assert.False(h.Node.SelfView().PositionSettled);
+        h.Step(now => new PostgresObserved(now, Replica(replay: 7_000_000, receive: 6_900_000, streaming: false), null));
+        Assert.True(h.Node.SelfView().PositionSettled);
+        Assert.Equal(new Lsn(7_000_000), h.Node.SelfView().FlushLsn);
+    }
+
+    [Fact]
+    public void A_replica_that_replayed_past_the_new_primarys_fork_says_so_and_is_rewound()
+    {
+        // Hole 3: it stayed on the old timeline for minutes, shown with lag 0.
+        var h = RunningReplica(self: 3, State(2, 2));
+        h.Step(now => new PostgresObserved(now, Replica(replay: 900, receive: 900, streaming: false), null));
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Primary, epoch: 2, line: Line(2, (1, 500)), flush: 1200)));
+        var status = h.Node.Status();
+        Assert.Equal(FollowState.Diverged, status.Follow);
+        Assert.False(status.Ready);
+        Assert.Null(status.LagBytes);
+        var stop = h.Then(h.Tick(50), h.Last<PostgresAction.Stop>);
+        h.Step(now => new PostgresExited(now, 0));
+        h.Step(now => new ActionDone(now, stop.Id, Outcome.Done, null, DataKind.Standby));
+        Assert.Equal(Id(2), h.Then(h.Tick(50), h.Last<PostgresAction.Rewind>).From);
+    }
+
+    [Fact]
+    public void A_raft_leader_refuses_renewals_for_an_epoch_it_decided_to_fail_over_from_in_the_same_step()
+    {
+        var h = new Harness(self: 2);
+        h.Raft(State(1, 1), leader: 2, isLeader: true);
+        h.Step(now => new Started(now, DataKind.Standby, Epoch.Zero, null));
+        var before = h.Step(now => new RenewalRequested(now, 1, Id(1), new Epoch(1), State(1, 1), true, null));
+        Assert.True(h.Single<AnswerRenewal>(before).Granted);
+
+        // The primary goes silent; the other replica and this one (further along) report fresh, exact positions.
+        h.Now += (long)Lease.PromoteAfter.TotalMilliseconds + 10;
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now)));
+        var decision = h.Step(now => new PostgresObserved(now, Replica(replay: 1000, receive: 1000), null));
+        var failover = decision.Concat(h.Tick(1)).OfType<Propose>().Single(p => p.Command.Type == ControlCommandType.SetPrimary);
+        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(2)), failover.Command);
+        var late = h.Step(now => new RenewalRequested(now, 2, Id(1), new Epoch(1), State(1, 1), true, null));
+        var answer = h.Single<AnswerRenewal>(late);
+        Assert.False(answer.Granted);
+        Assert.Contains("failing over from epoch 1", answer.Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Renewals_are_refused_without_the_raft_lease_and_for_a_member_the_read_does_not_show_primary()
+    {
+        var h = new Harness(self: 2);
+        h.Raft(State(1, 1), leader: 2, isLeader: true);
+        Assert.False(h.Single<AnswerRenewal>(h.Step(now => new RenewalRequested(now, 1, Id(1), new Epoch(1), State(1, 1), false, null))).Granted);
+        Assert.False(h.Single<AnswerRenewal>(h.Step(now => new RenewalRequested(now, 2, Id(3), new Epoch(1), State(1, 1), true, null))).Granted);
+        Assert.False(h.Single<AnswerRenewal>(h.Step(now => new RenewalRequested(now, 3, Id(1), new Epoch(1), null, true, "timed out"))).Granted);
+    }
+
+    [Fact]
+    public void A_quorum_primary_that_no_standby_reaches_gives_up_its_lease_when_healthy_replicas_report_elsewhere()
+    {
+        var h = NamedPrimary();
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: false)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: false)));
+        h.Run(2000, () => Primary());
+        Assert.True(h.Node.Status().Ready);
+        Assert.False(h.Node.Status().SteppingDown);
+
+        // No standby streams from it for two leases: every commit waits, and healthy replicas report elsewhere.
+        h.Run(8000, () => Primary());
+        Assert.True(h.Node.Status().SteppingDown);
+        var fence = Assert.Single(h.All.OfType<Fence>());
+        Assert.Contains("stepped down", fence.Why, StringComparison.Ordinal);
+        Assert.Empty(h.All.Skip(h.All.IndexOf(fence)).OfType<RequestRenewal>());
+
+        // With k standbys streaming it keeps its lease however long it runs.
+        var fine = NamedPrimary();
+        fine.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: false)));
+        fine.Run(10_000, () => Primary(standbys: Standby("mc-2")));
+        Assert.False(fine.Node.Status().SteppingDown);
+        Assert.Empty(fine.All.OfType<Fence>());
+    }
+
+    [Fact]
+    public void A_member_back_in_its_role_shows_no_stale_error()
+    {
+        var h = NamedPrimary();
+        h.Grant([], h.Now);
+        var start = h.Last<PostgresAction.StartPrimary>();
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Failed, "postgres exited while starting", DataKind.Primary));
+        Assert.Equal("start as primary: postgres exited while starting", h.Node.Status().LastError);
+        h.Run(3000, () => Primary());
+        Assert.True(h.Node.Status().Ready);
+        Assert.Null(h.Node.Status().LastError);
+    }
+
+    [Fact]
+    public void A_switchover_request_is_checked_against_the_members_reports()
+    {
+        var h = NamedPrimary();
+        var start = h.Then(h.Grant(h.Tick(10), h.Now), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+        h.Step(now => new PostgresObserved(now, Primary(), null));
+        var ensure = h.Then(h.Tick(10), h.Last<PostgresAction.EnsurePrimaryObjects>);
+        h.Step(now => new ActionDone(now, ensure.Id, Outcome.Done, null, DataKind.Primary));
+        Assert.Contains("no member is named 'mc-9'", h.Node.CheckSwitchover("mc-9").Message, StringComparison.Ordinal);
+        Assert.Contains("already the primary", h.Node.CheckSwitchover("mc-1").Message, StringComparison.Ordinal);
+        Assert.Null(h.Node.CheckSwitchover("mc-2").Command);
+
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true, flush: 4000)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: true, flush: 4990)));
+        var (command, message) = h.Node.CheckSwitchover(null);
+        Assert.Equal(ControlCommand.RequestSwitchover(new Epoch(1), Id(3)), command);
+        Assert.Contains("switchover to mc-3 requested", message, StringComparison.Ordinal);
+    }
+}

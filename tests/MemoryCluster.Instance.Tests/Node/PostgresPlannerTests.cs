@@ -1,0 +1,252 @@
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Node;
+using MemoryCluster.Instance.Postgres;
+using static MemoryCluster.Instance.Tests.Node.NodeFixtures;
+
+namespace MemoryCluster.Instance.Tests.Node;
+
+public sealed class PostgresPlannerTests
+{
+    private static PlanInput Input(
+        ControlState control,
+        int self = 1,
+        bool leader = false,
+        DataKind data = DataKind.Primary,
+        bool running = true,
+        PgObservation? pg = null,
+        bool mayWrite = false,
+        int upstream = 0,
+        bool objects = true,
+        bool rewindFailed = false,
+        SwitchoverProgress? switchover = null,
+        long now = 10_000,
+        bool lease = true,
+        ulong fenced = 0,
+        long startupWait = 0,
+        FollowCheck follow = FollowCheck.Unknown,
+        params PeerView[] peers) => new()
+        {
+            Config = Config(self),
+            Control = control,
+            IsRaftLeader = leader,
+            Data = data,
+            Running = running,
+            Pg = pg ?? (running ? Primary() : null),
+            MayWrite = mayWrite,
+            Upstream = Id(upstream),
+            PrimaryObjectsReady = objects,
+            RewindFailed = rewindFailed,
+            Switchover = switchover,
+            Peers = peers.ToDictionary(p => p.Id),
+            Now = now,
+            LeaseUntil = lease ? now + 1500 : null,
+            FencedEpoch = new Epoch(fenced),
+            FenceReason = fenced == 0 ? null : "postgres exited unexpectedly",
+            StartupWait = startupWait,
+            Follow = follow,
+            Flushed = new Lsn(5000),
+            Line = Tl1,
+        };
+
+    private static PlanStep Next(PlanInput input) => PostgresPlanner.Next(input);
+
+    private static PlanStep.Act Act(PlanStep step, StepKind kind)
+    {
+        var act = Assert.IsType<PlanStep.Act>(step);
+        Assert.Equal(kind, act.Kind);
+        return act;
+    }
+
+    [Fact]
+    public void Raft_leader_proposes_itself_as_the_first_primary_with_compare_and_set_on_epoch_0()
+    {
+        var propose = Assert.IsType<PlanStep.Propose>(Next(Input(ControlState.Initial, leader: true, data: DataKind.Missing, running: false)));
+        Assert.Equal(ControlCommand.SetPrimary(Epoch.Zero, Id(1)), propose.Command);
+    }
+
+    [Fact]
+    public void Follower_waits_for_the_quorum_to_choose_the_first_primary() =>
+        Assert.IsType<PlanStep.Wait>(Next(Input(ControlState.Initial, data: DataKind.Missing, running: false)));
+
+    [Fact]
+    public void First_primary_runs_initdb_only_at_epoch_1()
+    {
+        Act(Next(Input(State(1, 1), data: DataKind.Missing, running: false)), StepKind.InitDb);
+        var refuse = Assert.IsType<PlanStep.Wait>(Next(Input(State(4, 1), data: DataKind.Missing, running: false)));
+        Assert.Contains("refusing to create a new database", refuse.Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Primary_whose_postgres_is_down_starts_it_as_primary_under_a_lease() =>
+        Act(Next(Input(State(1, 1), running: false)), StepKind.StartPrimary);
+
+    [Fact]
+    public void A_standby_named_primary_starts_in_recovery_first_and_is_then_promoted_to_a_timeline_of_its_own()
+    {
+        // Started without standby.signal, a standby's data would keep the timeline the old primary wrote.
+        Assert.Equal(MemberId.None, Act(Next(Input(State(2, 1), data: DataKind.Standby, running: false, lease: false)), StepKind.StartStandby).Member);
+        Act(Next(Input(State(2, 1), data: DataKind.Standby, pg: Replica())), StepKind.Promote);
+    }
+
+    [Fact]
+    public void Fresh_primary_creates_slots_and_roles_before_it_calls_itself_ready() =>
+        Act(Next(Input(State(1, 1), objects: false)), StepKind.EnsurePrimaryObjects);
+
+    [Fact]
+    public void Running_primary_that_sees_another_named_primary_is_fenced_at_once()
+    {
+        Assert.IsType<PlanStep.Fence>(Next(Input(State(3, 2), mayWrite: true, peers: Peer(2, InstanceRole.Primary, epoch: 3))));
+
+        // Even when its last observation still says "in recovery": it was started or promoted as primary.
+        Assert.IsType<PlanStep.Fence>(Next(Input(State(3, 2), mayWrite: true, pg: Replica())));
+    }
+
+    [Property(MaxTest = 300)]
+    public Property Only_the_named_primary_ever_starts_as_primary_or_promotes() =>
+        Prop.ForAll(
+            Gen.Choose(1, 3).ToArbitrary(),
+            Gen.Choose(1, 3).ToArbitrary(),
+            Gen.Choose(0, 8000).ToArbitrary(),
+            (self, primary, seed) =>
+            {
+                var (epoch, flags) = (1 + (seed / 8), seed % 8);
+                var (running, standby, inRecovery) = ((flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0);
+                var step = Next(Input(State((ulong)epoch, primary), self: self, data: standby ? DataKind.Standby : DataKind.Primary, running: running,
+                    pg: running ? (inRecovery ? Replica() : Primary()) : null, peers: Peer(primary, InstanceRole.Primary, epoch: (ulong)epoch)));
+                var becomesPrimary = step is PlanStep.Act { Kind: StepKind.StartPrimary or StepKind.Promote };
+                return !becomesPrimary || self == primary;
+            });
+
+    [Property(MaxTest = 500)]
+    public Property Postgres_becomes_writable_only_with_a_lease_at_an_unfenced_epoch_after_the_startup_wait() =>
+        Prop.ForAll(
+            Gen.Choose(1, 6).ToArbitrary(),
+            Gen.Choose(0, 6).ToArbitrary(),
+            Gen.Choose(0, 15).ToArbitrary(),
+            (epoch, fenced, flags) =>
+            {
+                var (lease, running, standby, starting) = ((flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0, (flags & 8) != 0);
+                var step = Next(Input(
+                    State((ulong)epoch, 1),
+                    data: standby ? DataKind.Standby : DataKind.Primary,
+                    running: running,
+                    pg: running ? (standby ? Replica() : Primary()) : null,
+                    lease: lease,
+                    fenced: (ulong)fenced,
+                    startupWait: starting ? 500 : 0));
+                var becomesPrimary = step is PlanStep.Act { Kind: StepKind.StartPrimary or StepKind.Promote };
+                return !becomesPrimary || (lease && fenced != epoch && !starting);
+            });
+
+    [Fact]
+    public void A_manager_that_just_started_takes_no_role_for_one_lease()
+    {
+        foreach (var input in new[]
+        {
+            Input(ControlState.Initial, leader: true, data: DataKind.Missing, running: false, startupWait: 800),
+            Input(State(3, 1), running: false, startupWait: 800),
+            Input(State(3, 2), data: DataKind.Standby, running: false, startupWait: 800, peers: Peer(2, InstanceRole.Primary, epoch: 3)),
+        })
+        {
+            Assert.Contains("just started", Assert.IsType<PlanStep.Wait>(Next(input)).Why, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Fenced_primary_never_runs_again_at_the_epoch_it_fenced_at()
+    {
+        Assert.Contains("fenced at epoch 4", Assert.IsType<PlanStep.Wait>(Next(Input(State(4, 1), running: false, fenced: 4))).Why, StringComparison.Ordinal);
+        Assert.IsType<PlanStep.Fence>(Next(Input(State(4, 1), fenced: 4)));
+
+        // A newer epoch naming it again (the leader restarting it) lets it start.
+        Act(Next(Input(State(5, 1), running: false, fenced: 4)), StepKind.StartPrimary);
+    }
+
+    [Fact]
+    public void New_replica_clones_once_the_primary_is_ready_at_the_current_epoch()
+    {
+        Assert.IsType<PlanStep.Wait>(Next(Input(State(2, 1), self: 2, data: DataKind.Missing, running: false, peers: Peer(1, InstanceRole.Primary, epoch: 1))));
+        Assert.IsType<PlanStep.Wait>(Next(Input(State(2, 1), self: 2, data: DataKind.Missing, running: false, peers: Peer(1, InstanceRole.Primary, epoch: 2, ready: false))));
+        Assert.Equal(Id(1), Act(Next(Input(State(2, 1), self: 2, data: DataKind.Missing, running: false, peers: Peer(1, InstanceRole.Primary, epoch: 2))), StepKind.Clone).Member);
+    }
+
+    [Fact]
+    public void Former_primary_rewinds_onto_the_new_primary_then_reclones_when_rewind_failed()
+    {
+        var primary = Peer(2, InstanceRole.Primary, epoch: 2);
+        Assert.Equal(Id(2), Act(Next(Input(State(2, 2), running: false, peers: primary)), StepKind.Rewind).Member);
+        Assert.Equal(Id(2), Act(Next(Input(State(2, 2), running: false, rewindFailed: true, peers: primary)), StepKind.Reclone).Member);
+        Assert.IsType<PlanStep.Wait>(Next(Input(State(2, 2), running: false, peers: Peer(2, InstanceRole.Replica, epoch: 2, ready: false))));
+    }
+
+    [Fact]
+    public void A_replica_past_the_new_primarys_fork_is_stopped_and_rewound()
+    {
+        var primary = Peer(2, InstanceRole.Primary, epoch: 3);
+        Act(Next(Input(State(3, 2), self: 3, data: DataKind.Standby, pg: Replica(), upstream: 2, follow: FollowCheck.Diverged, peers: primary)), StepKind.Stop);
+        Act(Next(Input(State(3, 2), self: 3, data: DataKind.Standby, running: false, follow: FollowCheck.Diverged, peers: primary)), StepKind.Rewind);
+    }
+
+    [Fact]
+    public void A_replica_on_another_branch_with_the_same_timeline_id_is_copied_afresh_since_pg_rewind_cannot_tell() =>
+        Act(Next(Input(State(3, 2), self: 3, data: DataKind.Standby, running: false, follow: FollowCheck.NeedsClone, peers: Peer(2, InstanceRole.Primary, epoch: 3))), StepKind.Reclone);
+
+    [Fact]
+    public void Stopped_replica_starts_streaming_from_the_primary_at_once() =>
+        Assert.Equal(Id(1), Act(Next(Input(State(1, 1), self: 2, data: DataKind.Standby, running: false)), StepKind.StartStandby).Member);
+
+    [Fact]
+    public void Replica_following_the_old_primary_is_repointed_once_the_new_one_is_ready()
+    {
+        Assert.IsType<PlanStep.Wait>(Next(Input(State(2, 2), self: 3, data: DataKind.Standby, pg: Replica(), upstream: 1, peers: Peer(2, InstanceRole.Replica, epoch: 2, ready: false))));
+        Assert.Equal(Id(2), Act(Next(Input(State(2, 2), self: 3, data: DataKind.Standby, pg: Replica(), upstream: 1, peers: Peer(2, InstanceRole.Primary, epoch: 2))), StepKind.Repoint).Member);
+    }
+
+    [Fact]
+    public void Switchover_to_a_streaming_target_stops_the_primary_cleanly()
+    {
+        var act = Act(Next(Input(State(1, 1, pending: 2), peers: Peer(2, InstanceRole.Replica, streaming: true, flush: 4800))), StepKind.StopForSwitchover);
+        Assert.Equal(Id(2), act.Member);
+    }
+
+    [Theory]
+    [InlineData(false, true, 5000UL, "not a ready replica")]
+    [InlineData(true, false, 5000UL, "not a ready replica")]
+    [InlineData(true, true, 100UL, "bytes behind")]
+    public void Switchover_to_an_unfit_target_is_cleared_with_the_reason(bool ready, bool streaming, ulong flush, string reason)
+    {
+        var propose = Assert.IsType<PlanStep.Propose>(Next(Input(State(1, 1, pending: 2), peers: Peer(2, InstanceRole.Replica, ready: ready, streaming: streaming, flush: flush))));
+        Assert.Equal(ControlCommandType.ClearSwitchover, propose.Command.Type);
+        Assert.Contains(reason, propose.Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Stopped_old_primary_hands_over_only_once_the_target_has_its_final_wal()
+    {
+        var progress = new SwitchoverProgress(Id(2), 1000, new Lsn(6000));
+        Assert.IsType<PlanStep.Wait>(Next(Input(State(1, 1, pending: 2), running: false, switchover: progress, peers: Peer(2, InstanceRole.Replica, flush: 6000))));
+        var handOver = Assert.IsType<PlanStep.Propose>(Next(Input(State(1, 1, pending: 2), running: false, switchover: progress, peers: Peer(2, InstanceRole.Replica, flush: 6100))));
+        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(2)), handOver.Command);
+    }
+
+    [Fact]
+    public void Switchover_that_times_out_is_aborted_by_a_compare_and_set_naming_the_old_primary_at_a_new_epoch()
+    {
+        var progress = new SwitchoverProgress(Id(2), 1000, new Lsn(6000));
+        var abort = Assert.IsType<PlanStep.Propose>(Next(Input(State(1, 1, pending: 2), running: false, switchover: progress, now: 1000 + 30_001, peers: Peer(2, InstanceRole.Replica, flush: 10))));
+
+        // The same compare-and-set as the hand-over (expected epoch 1): exactly one of the two can apply, and a
+        // delayed hand-over finds the epoch moved.
+        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(1)), abort.Command);
+    }
+
+    [Fact]
+    public void Stopped_old_primary_does_not_restart_while_its_switchover_is_in_flight()
+    {
+        var step = Next(Input(State(1, 1, pending: 2), running: false, switchover: new SwitchoverProgress(Id(2), 1000, new Lsn(6000)), peers: Peer(2, InstanceRole.Replica, flush: 10)));
+        Assert.IsType<PlanStep.Wait>(step);
+    }
+}
