@@ -5,7 +5,8 @@ namespace MemoryCluster.Api.Tests;
 
 /// <summary>
 /// Evaluates the OpenAPI keywords of the generated schema that need no CEL (type, enum, minimum, maximum,
-/// minLength, maxLength, pattern, maxProperties, maxItems, required), as the API server does before CEL.
+/// minLength, maxLength, pattern, maxProperties, maxItems, required, and fields the schema does not declare),
+/// as the API server does before CEL.
 /// Test-only: it lets a validation case state what the API server would say and have that checked.
 /// </summary>
 internal static class SchemaEvaluator
@@ -61,6 +62,11 @@ internal static class SchemaEvaluator
                     else if (schema["additionalProperties"] is JsonObject additional)
                     {
                         Walk(additional, child, $"{path}[{key}]", violations);
+                    }
+                    else if (schema["properties"] is not null && schema["x-kubernetes-preserve-unknown-fields"] is null)
+                    {
+                        // Strict field validation (kubectl's default) refuses a field the schema does not declare.
+                        violations.Add($"{Join(path, key)}: unknown field");
                     }
                 }
 

@@ -9,8 +9,6 @@ public sealed class SpecPropertyTests
     private static Gen<MemoryClusterSpec> ValidSpecs =>
         from instances in Gen.Elements(3, 5)
         from mode in Gen.Elements(ReplicationModes.Async, ReplicationModes.Quorum)
-        from lease in Gen.Choose(1, 60)
-        from extra in Gen.Choose(1, 100)
         from m in Gen.Choose(2, 100)
         from efExtra in Gen.Choose(0, 300)
         from efSearch in Gen.Choose(1, 4096)
@@ -21,7 +19,7 @@ public sealed class SpecPropertyTests
         {
             Instances = instances,
             Storage = new StorageSpec { Size = new Quantity($"{sizeGi}Gi") },
-            Replication = new ReplicationSpec { Mode = mode, LeaseSeconds = lease, FailoverDelaySeconds = lease + extra },
+            Replication = new ReplicationSpec { Mode = mode },
             Compute = new ComputeSpec
             {
                 Replicas = replicas,
@@ -47,16 +45,6 @@ public sealed class SpecPropertyTests
         {
             var errors = SpecValidator.Validate(Fixtures.Valid() with { Spec = new MemoryClusterSpec { Instances = n } });
             return errors.Count == 1 && errors[0].Path == "spec.instances" && errors[0].RuleId == RuleIds.InstancesThreeOrFive;
-        });
-
-    [Property(MaxTest = 300)]
-    public Property Failover_delay_not_above_the_lease_is_refused() =>
-        Prop.ForAll(Gen.Choose(2, 60).ToArbitrary(), Gen.Choose(0, 58).ToArbitrary(), (lease, below) =>
-        {
-            var delay = Math.Max(2, lease - below);
-            var spec = new MemoryClusterSpec { Replication = new ReplicationSpec { LeaseSeconds = lease, FailoverDelaySeconds = delay } };
-            var errors = SpecValidator.ValidateSpec(spec);
-            return errors.Any(e => e.RuleId == RuleIds.FailoverDelayExceedsLease) == (delay <= lease);
         });
 
     [Property(MaxTest = 200)]

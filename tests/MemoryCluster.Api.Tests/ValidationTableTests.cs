@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Text.Json;
 using MemoryCluster.Api.Crd;
 
 namespace MemoryCluster.Api.Tests;
@@ -34,14 +35,13 @@ public sealed class ValidationTableTests
     private static MemoryClusterResource Params(MemoryClusterResource c, string key, string value) =>
         Spec(c, s => s with { Postgres = s.Postgres with { Parameters = new Dictionary<string, string> { [key] = value } } });
 
-    private static MemoryClusterResource Replication(MemoryClusterResource c, int lease, int delay) =>
-        Spec(c, s => s with { Replication = s.Replication with { LeaseSeconds = lease, FailoverDelaySeconds = delay } });
+    private static MemoryClusterResource RemovedReplicationField(MemoryClusterResource c, string field, int value) =>
+        Spec(c, s => s with { Replication = s.Replication with { Unmodeled = new() { [field] = JsonSerializer.SerializeToElement(value) } } });
 
     private static MemoryClusterResource Storage(MemoryClusterResource c, string size, string? className) =>
         Spec(c, s => s with { Storage = new StorageSpec { Size = new Quantity(size), StorageClassName = className } });
 
     private const string ThreeOrFive = "self == 3 || self == 5";
-    private const string DelayExceedsLease = "self.failoverDelaySeconds > self.leaseSeconds";
     private const string ClassImmutable =
         "!has(oldSelf.storageClassName) || (has(self.storageClassName) && self.storageClassName == oldSelf.storageClassName)";
 
@@ -63,8 +63,6 @@ public sealed class ValidationTableTests
         new("two instances", c => Spec(c, s => s with { Instances = 2 }), "spec.instances", RuleIds.InstancesThreeOrFive, CelPath: "spec.instances", CelRule: ThreeOrFive),
         new("four instances", c => Spec(c, s => s with { Instances = 4 }), "spec.instances", RuleIds.InstancesThreeOrFive, CelPath: "spec.instances", CelRule: ThreeOrFive),
         new("seven instances", c => Spec(c, s => s with { Instances = 7 }), "spec.instances", RuleIds.InstancesThreeOrFive, CelPath: "spec.instances", CelRule: ThreeOrFive),
-        new("delay below lease", c => Replication(c, 10, 5), "spec.replication.failoverDelaySeconds", RuleIds.FailoverDelayExceedsLease, CelPath: "spec.replication", CelRule: DelayExceedsLease),
-        new("delay equal to lease", c => Replication(c, 5, 5), "spec.replication.failoverDelaySeconds", RuleIds.FailoverDelayExceedsLease, CelPath: "spec.replication", CelRule: DelayExceedsLease),
         new("storage class changed", c => Storage(c, "1Gi", "slow"), "spec.storage.storageClassName", RuleIds.StorageClassImmutable, CelPath: "spec.storage", CelRule: ClassImmutable, Old: c => Storage(c, "1Gi", "fast")),
         new("storage class removed", c => Storage(c, "1Gi", null), "spec.storage.storageClassName", RuleIds.StorageClassImmutable, CelPath: "spec.storage", CelRule: ClassImmutable, Old: c => Storage(c, "1Gi", "fast")),
         new("efConstruction below m", c => Spec(c, s => s with { Compute = s.Compute with { Hnsw = new HnswSpec { M = 32, EfConstruction = 8 } } }), "spec.compute.hnsw.efConstruction", RuleIds.EfConstructionAtLeastM, CelPath: "spec.compute.hnsw", CelRule: "self.efConstruction >= self.m"),
@@ -74,8 +72,6 @@ public sealed class ValidationTableTests
 
         // Rules the schema's keywords check.
         new("unknown replication mode", c => Spec(c, s => s with { Replication = s.Replication with { Mode = "sync" } }), "spec.replication.mode", SchemaViolation: "spec.replication.mode: enum"),
-        new("lease of zero", c => Replication(c, 0, 6), "spec.replication.leaseSeconds", SchemaViolation: "spec.replication.leaseSeconds: minimum"),
-        new("lease over a minute", c => Replication(c, 61, 90), "spec.replication.leaseSeconds", SchemaViolation: "spec.replication.leaseSeconds: maximum"),
         new("unknown anti-affinity", c => Spec(c, s => s with { Scheduling = s.Scheduling with { AntiAffinity = "always" } }), "spec.scheduling.antiAffinity", SchemaViolation: "spec.scheduling.antiAffinity: enum"),
         new("embedding dimensions zero", c => Spec(c, s => s with { Compute = s.Compute with { EmbeddingDimensions = 0 } }), "spec.compute.embeddingDimensions", SchemaViolation: "spec.compute.embeddingDimensions: minimum"),
         new("negative compute replicas", c => Spec(c, s => s with { Compute = s.Compute with { Replicas = -1 } }), "spec.compute.replicas", SchemaViolation: "spec.compute.replicas: minimum"),
@@ -94,6 +90,12 @@ public sealed class ValidationTableTests
         new("missing name", c => c with { Metadata = new() }, "metadata.name"),
         new("request above limit", c => Spec(c, s => s with { Compute = s.Compute with { Resources = new() { Requests = new Dictionary<string, Quantity> { ["memory"] = new("2Gi") }, Limits = new Dictionary<string, Quantity> { ["memory"] = new("1Gi") } } } }), "spec.compute.resources.requests[memory]"),
         new("storage class that is not a name", c => Storage(c, "1Gi", "Fast SSD"), "spec.storage.storageClassName"),
+
+        // Fields the API no longer has. The schema does not declare them, so the API server refuses them as
+        // unknown under strict field validation (kubectl's default) and otherwise drops them with a warning;
+        // C# names them and says what replaced them.
+        new("removed leaseSeconds", c => RemovedReplicationField(c, "leaseSeconds", 4), "spec.replication.leaseSeconds", SchemaViolation: "spec.replication.leaseSeconds: unknown field"),
+        new("removed failoverDelaySeconds", c => RemovedReplicationField(c, "failoverDelaySeconds", 6), "spec.replication.failoverDelaySeconds", SchemaViolation: "spec.replication.failoverDelaySeconds: unknown field"),
     ];
 
     public static TheoryData<string> CaseNames => [.. Cases.Select(c => c.Name)];
@@ -213,9 +215,9 @@ public sealed class ValidationTableTests
     [Fact]
     public void Errors_name_every_broken_rule_at_once()
     {
-        var cluster = Spec(Fixtures.Valid("Bad"), s => s with { Instances = 4, Replication = s.Replication with { LeaseSeconds = 9, FailoverDelaySeconds = 3 } });
+        var cluster = Spec(Fixtures.Valid("Bad"), s => s with { Instances = 4, Replication = s.Replication with { Mode = "sync" } });
         var paths = SpecValidator.Validate(cluster).Select(e => e.Path).ToList();
-        Assert.Equal(["metadata.name", "spec.instances", "spec.replication.failoverDelaySeconds"], paths);
+        Assert.Equal(["metadata.name", "spec.instances", "spec.replication.mode"], paths);
     }
 
     [Fact]
@@ -223,5 +225,17 @@ public sealed class ValidationTableTests
     {
         var error = Assert.Single(SpecValidator.Validate(Spec(Fixtures.Valid(), s => s with { Instances = 2 })));
         Assert.Equal("spec.instances: must be 3 or 5 (2-node clusters cannot hold a safe majority)", error.ToString());
+    }
+
+    [Fact]
+    public void Removed_replication_fields_read_from_json_are_refused_and_name_the_instance_manager_setting()
+    {
+        var cluster = ApiJson.Deserialize("""{"metadata":{"name":"demo"},"spec":{"replication":{"mode":"quorum","leaseSeconds":4,"failoverDelaySeconds":6}}}""");
+        Assert.Equal(
+            [
+                "spec.replication.leaseSeconds: was removed from the API; delete it (the primary lease is the instance manager's primary-lease-ms setting, default 2500 ms; see docs/failover.md \"Tuning\")",
+                "spec.replication.failoverDelaySeconds: was removed from the API; delete it (the failover delay follows from the instance manager's primary-lease-ms setting; see docs/failover.md \"Tuning\")",
+            ],
+            SpecValidator.Validate(cluster).Select(e => e.ToString()));
     }
 }

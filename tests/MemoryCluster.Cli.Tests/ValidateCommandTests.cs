@@ -22,6 +22,18 @@ public sealed class ValidateCommandTests
         Assert.Contains("spec.postgres.parameters[port]: is managed by the instance manager", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Removed_replication_fields_are_refused_with_their_path_and_the_setting_that_replaced_them()
+    {
+        var (code, stdout, stderr) = Cli.RunWithInput(Header + "spec:\n  replication:\n    mode: quorum\n    leaseSeconds: 4\n    failoverDelaySeconds: 6\n", "validate", "-");
+        Assert.Equal(1, code);
+        Assert.Empty(stdout);
+        Assert.Equal(
+            "-: memorycluster/demo: spec.replication.leaseSeconds: was removed from the API; delete it (the primary lease is the instance manager's primary-lease-ms setting, default 2500 ms; see docs/failover.md \"Tuning\")\n" +
+            "-: memorycluster/demo: spec.replication.failoverDelaySeconds: was removed from the API; delete it (the failover delay follows from the instance manager's primary-lease-ms setting; see docs/failover.md \"Tuning\")\n",
+            stderr.ReplaceLineEndings("\n"));
+    }
+
     [Theory]
     [InlineData("spec:\n  instances: three\n", "spec.instances: must be an integer")]
     [InlineData("spec:\n  postgres: []\n", "spec.postgres: must be an object")]

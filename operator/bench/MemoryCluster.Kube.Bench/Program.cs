@@ -114,7 +114,7 @@ static async Task ReconcileThroughputAsync(int count, CancellationToken cancella
         watch.Restart();
         await Parallel.ForEachAsync(informer.List(), new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (mc, ct) =>
             await client.PatchAsync(ResourceTypes.MemoryCluster, mc.Metadata.Namespace, mc.Metadata.Name!,
-                new MergePatch(System.Text.Json.Nodes.JsonNode.Parse("""{"spec":{"replication":{"leaseSeconds":5}}}""")!), null, ct));
+                new MergePatch(System.Text.Json.Nodes.JsonNode.Parse("""{"spec":{"replication":{"mode":"quorum"}}}""")!), null, ct));
         await WaitObservedAsync(informer, count, 2, cancellationToken);
         var second = watch.Elapsed;
         await cts.CancelAsync();

@@ -9,8 +9,6 @@ public static class Defaults
 {
     public const string PostgresImage = "ghcr.io/memorycluster/instance:15";
     public const string StorageSize = "1Gi";
-    public const int LeaseSeconds = 4;
-    public const int FailoverDelaySeconds = 6;
     public const int EmbeddingDimensions = 384;
     public const string HostnameTopologyKey = "kubernetes.io/hostname";
     public const string ZoneTopologyKey = "topology.kubernetes.io/zone";

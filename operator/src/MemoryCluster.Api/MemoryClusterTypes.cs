@@ -43,7 +43,7 @@ public sealed record MemoryClusterSpec
     /// <summary>The persistent volume of every instance.</summary>
     public StorageSpec Storage { get; init; } = new();
 
-    /// <summary>How data reaches the replicas and when a failover may happen.</summary>
+    /// <summary>How data reaches the replicas.</summary>
     public ReplicationSpec Replication { get; init; } = new();
 
     /// <summary>The compute tier serving graph traversal, nearest-neighbour and fused queries.</summary>
@@ -117,9 +117,12 @@ public sealed record StorageSpec
     public Dictionary<string, JsonElement>? Unmodeled { get; init; }
 }
 
-/// <summary>How data reaches the replicas and when a failover may happen.</summary>
-[CelRule(RuleIds.FailoverDelayExceedsLease, "self.failoverDelaySeconds > self.leaseSeconds",
-    "failoverDelaySeconds must exceed leaseSeconds")]
+/// <summary>How data reaches the replicas.</summary>
+/// <remarks>
+/// Failover timing is not part of the spec: it follows from the instance manager's one setting,
+/// <c>primary-lease-ms</c> (docs/failover.md, "Tuning"). The fields <c>leaseSeconds</c> and
+/// <c>failoverDelaySeconds</c> were removed; <see cref="SpecValidator"/> names them when a manifest still sets them.
+/// </remarks>
 public sealed record ReplicationSpec
 {
     /// <summary>
@@ -128,14 +131,6 @@ public sealed record ReplicationSpec
     /// </summary>
     [OneOf(ReplicationModes.Async, ReplicationModes.Quorum)]
     public string Mode { get; init; } = ReplicationModes.Async;
-
-    /// <summary>Seconds the primary may accept writes after its last renewal through the Raft quorum.</summary>
-    [Bounds(1, 60)]
-    public int LeaseSeconds { get; init; } = Defaults.LeaseSeconds;
-
-    /// <summary>Seconds without a renewal before another instance may be promoted. Must exceed leaseSeconds.</summary>
-    [Bounds(2, 600)]
-    public int FailoverDelaySeconds { get; init; } = Defaults.FailoverDelaySeconds;
 
     /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
     [JsonExtensionData]
@@ -331,7 +326,6 @@ public static class RuleIds
     public const string InstancesThreeOrFive = "instances-3-or-5";
     public const string ParametersNotManaged = "parameters-not-managed";
     public const string StorageClassImmutable = "storage-class-immutable";
-    public const string FailoverDelayExceedsLease = "failover-delay-exceeds-lease";
     public const string EfConstructionAtLeastM = "ef-construction-at-least-m";
     public const string NameLength = "name-length";
 }

@@ -24,6 +24,17 @@ public static partial class SpecValidator
     public const decimal MinStorageBytes = 64m * 1024 * 1024;
 
     /// <summary>
+    /// Fields of <c>spec.replication</c> that the API no longer has, with what took their place. They land in
+    /// <see cref="ReplicationSpec.Unmodeled"/> like any unknown field; naming them refuses a manifest that still
+    /// sets them instead of letting the setting vanish without a word.
+    /// </summary>
+    private static readonly (string Name, string Replacement)[] RemovedReplicationFields =
+    [
+        ("leaseSeconds", "the primary lease is the instance manager's primary-lease-ms setting, default 2500 ms; see docs/failover.md \"Tuning\""),
+        ("failoverDelaySeconds", "the failover delay follows from the instance manager's primary-lease-ms setting; see docs/failover.md \"Tuning\""),
+    ];
+
+    /// <summary>
     /// Every rule <paramref name="cluster"/> breaks; empty when it is valid. With <paramref name="old"/> (an
     /// update), the rules about changes are checked too.
     /// </summary>
@@ -138,22 +149,12 @@ public static partial class SpecValidator
             errors.Add(new("spec.replication.mode", $"must be async or quorum, not '{replication.Mode}'"));
         }
 
-        if (replication.LeaseSeconds is < 1 or > 60)
+        foreach (var (name, replacement) in RemovedReplicationFields)
         {
-            errors.Add(new("spec.replication.leaseSeconds", "must be between 1 and 60"));
-        }
-
-        if (replication.FailoverDelaySeconds is < 2 or > 600)
-        {
-            errors.Add(new("spec.replication.failoverDelaySeconds", "must be between 2 and 600"));
-        }
-
-        if (replication.FailoverDelaySeconds <= replication.LeaseSeconds)
-        {
-            errors.Add(new(
-                "spec.replication.failoverDelaySeconds",
-                $"must exceed leaseSeconds ({replication.FailoverDelaySeconds} <= {replication.LeaseSeconds}): a replacement may be promoted only after the old primary's lease has run out",
-                RuleIds.FailoverDelayExceedsLease));
+            if (replication.Unmodeled?.ContainsKey(name) == true)
+            {
+                errors.Add(new($"spec.replication.{name}", $"was removed from the API; delete it ({replacement})"));
+            }
         }
     }
 
