@@ -67,11 +67,18 @@ bench-instance: ## Local cluster figures: bootstrap time (3, 5) and switchover w
 	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Instance.Bench -- $(or $(RUNS),20) $(or $(RECHECK),1)
 
 .PHONY: e2e
-e2e: ## Fault suite on local clusters: every scenario once, invariants checked (MODE=quorum|async, SCENARIO=a,b)
+e2e: ## Fault suite on local clusters: every default scenario once, invariants checked (MODE=quorum|async, SCENARIO=a,b)
+	@bash e2e/tools.sh
 	$(DOTNET) run -c Release --project e2e/MemoryCluster.E2e -- e2e --mode $(or $(MODE),quorum) $(if $(SCENARIO),--scenario $(SCENARIO))
+
+.PHONY: e2e-stress
+e2e-stress: ## The cpu-stress scenario: stress-ng on every core and fsync load for E2E_STRESS_SECONDS (300) while writing (MODE=quorum|async)
+	@bash e2e/tools.sh
+	$(DOTNET) run -c Release --project e2e/MemoryCluster.E2e -- e2e --mode $(or $(MODE),quorum) --scenario cpu-stress
 
 .PHONY: bench-failover
 bench-failover: ## Failover figures per scenario (RUNS=5, MODE=quorum|async, SCENARIO=a,b); ends with one JSON line
+	@bash e2e/tools.sh
 	$(DOTNET) run -c Release --project e2e/MemoryCluster.E2e -- bench --runs $(or $(RUNS),5) --mode $(or $(MODE),quorum) $(if $(SCENARIO),--scenario $(SCENARIO))
 
 .PHONY: bench-engine

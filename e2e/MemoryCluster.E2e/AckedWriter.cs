@@ -6,6 +6,12 @@ namespace MemoryCluster.E2e;
 /// <summary>One insert PostgreSQL acknowledged: its id, when it was sent and acknowledged (Stopwatch ticks), and the port of the server that acknowledged it.</summary>
 internal readonly record struct AckedWrite(long Id, long SentAt, long AckedAt, int ServerPort);
 
+/// <summary>
+/// An insert that returned success with PostgreSQL's warning that its wait for synchronous replication was
+/// cancelled: committed on that server only, so NOT acknowledged (<see cref="SyncRepWarning"/>).
+/// </summary>
+internal readonly record struct WarnedWrite(long Id, long SentAt, long At, int ServerPort);
+
 /// <summary>Where the next write goes: a connection string, and a token cancelled once that is no longer the right place.</summary>
 internal sealed record WriteTarget(string ConnectionString, CancellationToken Superseded);
 
@@ -19,17 +25,23 @@ internal interface IWriteRoute
 /// Inserts increasing ids every few milliseconds and records every insert PostgreSQL acknowledged, with its
 /// times and the server that acknowledged it. The route says where: a fixed read-write connection string
 /// (libpq-style multi-host, pooled, cleared on any error, so it follows a new primary the way any client does),
-/// or <see cref="PrimaryFollower"/>. An attempt whose target was superseded meanwhile is abandoned at once.
+/// or <see cref="PrimaryFollower"/>. An attempt whose target was superseded meanwhile, or that has not been
+/// answered within <see cref="AttemptBound"/>, is left behind (never cancelled: see <see cref="SyncRepWarning"/>).
+/// An insert answered with the synchronous-replication warning is not acknowledged.
 /// Bounded: it stops by itself after <c>maxDuration</c>.
 /// </summary>
 internal sealed class AckedWriter : IAsyncDisposable
 {
+    /// <summary>How long the writer waits for one attempt before it leaves it behind and tries the same id again.</summary>
+    public static readonly TimeSpan AttemptBound = TimeSpan.FromSeconds(5);
+
     private readonly IWriteRoute _route;
     private readonly string _table;
     private readonly TimeSpan _interval;
     private readonly CancellationTokenSource _stop;
     private readonly List<AckedWrite> _acked = [];
     private readonly List<long> _failedAt = [];
+    private readonly List<WarnedWrite> _warned = [];
     private readonly List<Task> _leftBehind = [];
     private readonly Task _loop;
     private long _failures;
@@ -52,7 +64,8 @@ internal sealed class AckedWriter : IAsyncDisposable
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand($"create table if not exists {table} (id bigint primary key, at timestamptz not null default clock_timestamp())", connection);
+        // writer: which writer inserted the row (the primary follower, or a member's session writer and its session).
+        await using var command = new NpgsqlCommand($"create table if not exists {table} (id bigint primary key, at timestamptz not null default clock_timestamp(), writer text not null default 'follow')", connection);
         await command.ExecuteNonQueryAsync();
     }
 
@@ -66,6 +79,18 @@ internal sealed class AckedWriter : IAsyncDisposable
             lock (_acked)
             {
                 return [.. _failedAt];
+            }
+        }
+    }
+
+    /// <summary>Inserts that returned success with the synchronous-replication warning: not acknowledged.</summary>
+    public IReadOnlyList<WarnedWrite> Warned
+    {
+        get
+        {
+            lock (_acked)
+            {
+                return [.. _warned];
             }
         }
     }
@@ -165,21 +190,23 @@ internal sealed class AckedWriter : IAsyncDisposable
         {
             var target = _route.Current;
 
-            // The attempt itself is cancelled only when the writer stops. When the route moves on, the writer
-            // stops waiting for it and goes on, leaving it behind: cancelling it would make Npgsql open a new
-            // connection to the old primary to send a cancel request, which a partition makes hang for seconds.
-            // An attempt left behind that is still acknowledged later is recorded all the same.
+            // The attempt itself is cancelled only when the writer stops. When the route moves on, or the attempt
+            // takes longer than AttemptBound, the writer stops waiting for it and goes on, leaving it behind:
+            // cancelling it would make Npgsql open a new connection to the server to send a cancel request, which
+            // a partition makes hang for seconds, and which turns a commit waiting for its synchronous standbys
+            // into a local-only commit reported as a success (with a warning). An attempt left behind that is
+            // still acknowledged later is recorded all the same.
             var work = AttemptAsync(target.ConnectionString, next);
             try
             {
-                await work.WaitAsync(target.Superseded);
+                await work.WaitAsync(AttemptBound, target.Superseded);
                 next++;
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {
                 return;
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException or OperationCanceledException)
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException or OperationCanceledException or SyncRepWarningException)
             {
                 if (!work.IsCompleted)
                 {
@@ -217,18 +244,37 @@ internal sealed class AckedWriter : IAsyncDisposable
         }
     }
 
-    /// <summary>One insert of <paramref name="id"/>; records it when acknowledged, whether or not the writer still waits for it.</summary>
+    /// <summary>
+    /// One insert of <paramref name="id"/>; records it when acknowledged, whether or not the writer still waits for
+    /// it. Throws <see cref="SyncRepWarningException"/> when it returned with the synchronous-replication warning.
+    /// </summary>
     private async Task AttemptAsync(string connectionString, long id)
     {
         var sent = Stopwatch.GetTimestamp();
         await using var connection = new NpgsqlConnection(connectionString);
+        var warning = new SyncRepWarning(connection);
         await connection.OpenAsync(_stop.Token);
-        await using var command = new NpgsqlCommand($"insert into {_table} (id) values ($1) returning inet_server_port()", connection) { CommandTimeout = 5 };
+
+        // No command timeout: Npgsql would send a cancel request when it fires (see SyncRepWarning). The writer
+        // bounds its wait itself; the command is cancelled only when the writer stops, after every check.
+        await using var command = new NpgsqlCommand($"insert into {_table} (id) values ($1) returning inet_server_port()", connection) { CommandTimeout = 0 };
         command.Parameters.AddWithValue(id);
         var port = (int)(await command.ExecuteScalarAsync(_stop.Token))!;
         lock (_acked)
         {
-            _acked.Add(new AckedWrite(id, sent, Stopwatch.GetTimestamp(), port));
+            if (warning.Seen)
+            {
+                _warned.Add(new WarnedWrite(id, sent, Stopwatch.GetTimestamp(), port));
+            }
+            else
+            {
+                _acked.Add(new AckedWrite(id, sent, Stopwatch.GetTimestamp(), port));
+            }
+        }
+
+        if (warning.Seen)
+        {
+            throw new SyncRepWarningException(id, port);
         }
     }
 

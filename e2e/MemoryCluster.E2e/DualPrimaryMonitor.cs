@@ -9,17 +9,30 @@ namespace MemoryCluster.E2e;
 internal sealed record DualPrimaryInstant(TimeSpan At, IReadOnlyList<string> Writable);
 
 /// <summary>
-/// Samples every instance every 50 ms, each on its own loop so a hung instance does not slow the others, and
-/// records when each one accepted writes.
+/// One answer on one of the monitor's long-lived sessions: which member and session (a number, new each time a
+/// session is opened), when the question was sent and answered (Stopwatch ticks), and whether it said writable.
+/// </summary>
+internal readonly record struct SessionAnswer(string Member, long Session, long From, long To, bool Writable);
+
+/// <summary>
+/// Samples every instance every 50 ms in two ways, each member and each way on its own loop so a hung instance
+/// does not slow the others, and records when each one accepted writes.
 /// <para>
-/// "Accepts writes" means: a NEW connection succeeds and <c>select not pg_is_in_recovery()</c> returns true,
-/// within 300 ms. The connection is TCP to the instance's PostgreSQL port, as the application role (what a
-/// client sees); when TCP fails (say the instance is cut off by a partition), the same query is tried over the
-/// instance's Unix socket, which crosses network namespaces, so that a primary still writable for clients on
+/// New connections: "accepts writes" means a NEW connection succeeds and <c>select not pg_is_in_recovery()</c>
+/// returns true, within 300 ms. The connection is TCP to the instance's PostgreSQL port, as the application role
+/// (what a client sees); when TCP fails (say the instance is cut off by a partition), the same query is tried over
+/// the instance's Unix socket, which crosses network namespaces, so that a primary still writable for clients on
 /// its side of a partition is seen too.
 /// </para>
 /// <para>
-/// A writable sample covers the whole interval from sending it to its answer (at most ~300 ms). Time is cut
+/// Long-lived sessions: one session per instance over its Unix socket, opened at the start (so before any fault)
+/// and reopened only when it broke or stayed unanswered for <see cref="SessionStuck"/>, asks the same question on
+/// the same cadence. A primary whose postmaster is stopped or dead cannot fork a backend for a new connection but
+/// still answers (and commits) on existing sessions. The question is never cancelled (a cancel request would break
+/// the session): an answer later than 300 ms is not a sample, and the next question waits for it.
+/// </para>
+/// <para>
+/// A writable sample covers the whole interval from sending it to its answer (at most 300 ms). Time is cut
 /// into 50 ms instants; an instant is a dual-primary instant when writable samples of two or more instances
 /// overlap it. That errs towards reporting: two primaries a few milliseconds apart count.
 /// </para>
@@ -30,22 +43,63 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
     public static readonly TimeSpan Period = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan SampleTimeout = TimeSpan.FromMilliseconds(300);
 
+    /// <summary>A session whose question stays unanswered this long is left behind and a new one opened.</summary>
+    public static readonly TimeSpan SessionStuck = TimeSpan.FromSeconds(5);
+
     private readonly LocalLayout _layout;
     private readonly CancellationTokenSource _stop;
     private readonly Task[] _loops;
     private readonly long _origin = Stopwatch.GetTimestamp();
     private readonly List<(string Member, long From, long To)> _writable = [];
+    private readonly List<SessionAnswer> _answers = [];
+    private readonly List<Task> _leftBehind = [];
+    private readonly Dictionary<string, long> _openSessions = new(StringComparer.Ordinal);
     private long _samples;
+    private long _sessionSamples;
+    private long _sessionNumbers;
 
     public DualPrimaryMonitor(LocalLayout layout, TimeSpan maxDuration)
     {
         _layout = layout;
         _stop = new CancellationTokenSource(maxDuration);
-        _loops = [.. layout.Members.Select(m => Task.Run(() => SampleLoopAsync(m)))];
+        _loops = [.. layout.Members.Select(m => Task.Run(() => SampleLoopAsync(m))), .. layout.Members.Select(m => Task.Run(() => SessionLoopAsync(m)))];
     }
 
-    /// <summary>Samples taken so far, over every instance.</summary>
+    /// <summary>Samples taken so far over new connections, over every instance.</summary>
     public long Samples => Interlocked.Read(ref _samples);
+
+    /// <summary>Answers received so far on the long-lived sessions, over every instance.</summary>
+    public long SessionSamples => Interlocked.Read(ref _sessionSamples);
+
+    /// <summary>The members that have a long-lived session open now.</summary>
+    public IReadOnlySet<string> OpenSessions
+    {
+        get
+        {
+            lock (_openSessions)
+            {
+                return _openSessions.Keys.ToHashSet(StringComparer.Ordinal);
+            }
+        }
+    }
+
+    /// <summary>Every answer on the long-lived sessions within [from, to] (by answer time), in order.</summary>
+    public IReadOnlyList<SessionAnswer> SessionAnswers(long from = long.MinValue, long to = long.MaxValue)
+    {
+        lock (_writable)
+        {
+            return [.. _answers.Where(a => a.To >= from && a.To <= to)];
+        }
+    }
+
+    /// <summary>Every writable sample (both ways) that overlaps [from, to].</summary>
+    public IReadOnlyList<(string Member, long From, long To)> WritableSamples(long from = long.MinValue, long to = long.MaxValue)
+    {
+        lock (_writable)
+        {
+            return [.. _writable.Where(w => w.To >= from && w.From <= to)];
+        }
+    }
 
     /// <summary>The dual-primary instants within [from, to] (Stopwatch ticks), each with the instances writable then.</summary>
     public IReadOnlyList<DualPrimaryInstant> Instants(long from, long to)
@@ -92,7 +146,153 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
     {
         await _stop.CancelAsync();
         await Task.WhenAll(_loops);
+        Task[] leftBehind;
+        lock (_leftBehind)
+        {
+            leftBehind = [.. _leftBehind];
+        }
+
+        // Questions left behind end now (cancelled with the monitor) or with their server; bounded.
+        await Task.WhenAll(leftBehind).WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { }, TaskScheduler.Default);
         _stop.Dispose();
+    }
+
+    private async Task SessionLoopAsync(Peer member)
+    {
+        var socket = ConnectionStrings.Socket(_layout, member);
+        using var timer = new PeriodicTimer(Period);
+        NpgsqlConnection? session = null;
+        long number = 0;
+        Task<bool>? pending = null;
+        long pendingFrom = 0;
+        try
+        {
+            do
+            {
+                if (session is null)
+                {
+                    session = await OpenSessionAsync(socket);
+                    if (session is null)
+                    {
+                        continue;
+                    }
+
+                    number = Interlocked.Increment(ref _sessionNumbers);
+                    lock (_openSessions)
+                    {
+                        _openSessions[member.Name] = number;
+                    }
+                }
+
+                if (pending is null)
+                {
+                    pendingFrom = Stopwatch.GetTimestamp();
+                    pending = AskAsync(session);
+                }
+
+                // Never cancelled: an answer later than SampleTimeout is no sample, and the next tick waits for it.
+                var limit = Stopwatch.GetElapsedTime(pendingFrom) < SampleTimeout ? SampleTimeout - Stopwatch.GetElapsedTime(pendingFrom) : Period;
+                if (!await SessionWriter.AnsweredWithinAsync(pending, limit, _stop.Token))
+                {
+                    if (Stopwatch.GetElapsedTime(pendingFrom) >= SessionStuck)
+                    {
+                        LeaveBehind(pending, session);
+                        (session, pending) = (null, null);
+                        Forget(member.Name, number);
+                    }
+
+                    continue;
+                }
+
+                var answered = Stopwatch.GetTimestamp();
+                var question = pending;
+                pending = null;
+                if (question.IsCompletedSuccessfully)
+                {
+                    Interlocked.Increment(ref _sessionSamples);
+                    var writable = await question;
+                    lock (_writable)
+                    {
+                        _answers.Add(new SessionAnswer(member.Name, number, pendingFrom, answered, writable));
+                        if (writable && Stopwatch.GetElapsedTime(pendingFrom, answered) <= SampleTimeout)
+                        {
+                            _writable.Add((member.Name, pendingFrom, answered));
+                        }
+                    }
+                }
+                else
+                {
+                    _stop.Token.ThrowIfCancellationRequested();
+                    await session.DisposeAsync();
+                    session = null;
+                    Forget(member.Name, number);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(_stop.Token));
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            if (session is not null)
+            {
+                if (pending is not null)
+                {
+                    LeaveBehind(pending, session);
+                }
+                else
+                {
+                    await session.DisposeAsync();
+                }
+            }
+        }
+    }
+
+    private void Forget(string member, long number)
+    {
+        lock (_openSessions)
+        {
+            if (_openSessions.TryGetValue(member, out var open) && open == number)
+            {
+                _openSessions.Remove(member);
+            }
+        }
+    }
+
+    private void LeaveBehind(Task question, NpgsqlConnection session)
+    {
+        var left = question.ContinueWith(_ => session.DisposeAsync().AsTask(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
+        lock (_leftBehind)
+        {
+            _leftBehind.Add(left);
+        }
+    }
+
+    private async Task<NpgsqlConnection?> OpenSessionAsync(string connectionString)
+    {
+        // Cancelling an open is safe: no backend exists yet, so no cancel request is sent.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        timeout.CancelAfter(TimeSpan.FromSeconds(1));
+        var connection = new NpgsqlConnection(connectionString);
+        try
+        {
+            await connection.OpenAsync(timeout.Token);
+            return connection;
+        }
+        catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException or IOException or System.Net.Sockets.SocketException)
+        {
+            await connection.DisposeAsync();
+            _stop.Token.ThrowIfCancellationRequested();
+            return null;
+        }
+    }
+
+    /// <summary>The question on a long-lived session; cancelled only when the monitor stops.</summary>
+    private async Task<bool> AskAsync(NpgsqlConnection session)
+    {
+        await using var command = new NpgsqlCommand("select not pg_is_in_recovery()", session) { CommandTimeout = 0 };
+        return (bool)(await command.ExecuteScalarAsync(_stop.Token))!;
     }
 
     private async Task SampleLoopAsync(Peer member)

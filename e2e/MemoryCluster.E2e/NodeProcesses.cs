@@ -45,6 +45,33 @@ internal sealed class NodeProcesses(LocalLayout layout, Peer member)
     /// <summary>Every process working in the data folder: the postmaster and all its children.</summary>
     public IReadOnlyList<int> PostgresPids => ProcessFence.ProcessesIn(DataDirectory);
 
+    /// <summary>
+    /// The PostgreSQL process whose title (PostgreSQL rewrites its command line: <c>postgres: mc-2: startup recovering
+    /// ...</c>) names <paramref name="kind"/> (<c>startup</c>, <c>walreceiver</c>, ...); null when there is none.
+    /// </summary>
+    public int? PostgresProcess(string kind) =>
+        PostgresPids.Cast<int?>().FirstOrDefault(pid => Title(pid!.Value).Contains($": {kind}", StringComparison.Ordinal));
+
+    /// <summary>The command line of a process as <c>ps</c> shows it; empty when it is gone.</summary>
+    public static string Title(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ').Trim();
+        }
+        catch (IOException)
+        {
+            return string.Empty;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return string.Empty;
+        }
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to one process.</summary>
+    public static void SignalProcess(int pid, int signal) => Signal(pid, signal);
+
     /// <summary>kill -9 of the postmaster only (its children notice and exit).</summary>
     public bool KillPostmaster() => PostmasterPid is { } pid && Signal(pid, SigKill);
 

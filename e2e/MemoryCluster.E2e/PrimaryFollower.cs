@@ -7,34 +7,28 @@ using Npgsql;
 namespace MemoryCluster.E2e;
 
 /// <summary>
-/// A write route that follows the control state: every 100 ms it asks each manager for /status (each on a loop
-/// of its own, so a hung manager does not slow the others) and routes writes to the instance named primary by
-/// the fresh answer (at most a second old) with the highest epoch. Until a manager has answered, and while the
-/// answer names no primary, it uses the libpq-style multi-host read-write connection string. Each time the route
-/// changes, the previous target's token is cancelled, so a write stuck on a dead or hung primary is abandoned
-/// at once instead of waiting for its timeout.
+/// A write route that follows the control state: it is fed every manager's /status as <see cref="StatusWatcher"/>
+/// reads them (every 100 ms, each manager on a loop of its own, so a hung manager does not slow the others) and
+/// routes writes to the instance named primary by the fresh answer (at most a second old) with the highest epoch.
+/// Until a manager has answered, and while the answer names no primary, it uses the libpq-style multi-host
+/// read-write connection string. Each time the route changes, the previous target's token is cancelled, so a write
+/// stuck on a dead or hung primary is abandoned at once instead of waiting for its bound.
 /// </summary>
-internal sealed class PrimaryFollower : IWriteRoute, IAsyncDisposable
+internal sealed class PrimaryFollower : IWriteRoute, IDisposable
 {
-    private static readonly TimeSpan Period = TimeSpan.FromMilliseconds(100);
-    private static readonly TimeSpan StatusTimeout = TimeSpan.FromMilliseconds(600);
     private static readonly TimeSpan Fresh = TimeSpan.FromSeconds(1);
 
     private readonly LocalLayout _layout;
-    private readonly CancellationTokenSource _stop;
-    private readonly Task[] _loops;
     private readonly object _gate = new();
     private readonly Dictionary<string, (ulong Epoch, string? Primary, long At)> _answers = [];
     private CancellationTokenSource _currentSource = new();
     private WriteTarget _current;
     private string? _named;
 
-    public PrimaryFollower(LocalLayout layout, TimeSpan maxDuration)
+    public PrimaryFollower(LocalLayout layout)
     {
         _layout = layout;
         _current = new WriteTarget(ConnectionStrings.ReadWrite(layout), _currentSource.Token);
-        _stop = new CancellationTokenSource(maxDuration);
-        _loops = [.. layout.Members.Select(m => Task.Run(() => PollAsync(m)))];
     }
 
     public WriteTarget Current
@@ -64,45 +58,24 @@ internal sealed class PrimaryFollower : IWriteRoute, IAsyncDisposable
     public static string? NamedPrimary(IReadOnlyList<(Peer Member, StatusDocument? Status)> statuses) =>
         statuses.Where(s => s.Status is not null).Select(s => s.Status!).OrderByDescending(s => s.Epoch).FirstOrDefault()?.Primary;
 
-    public async ValueTask DisposeAsync()
+    public void Dispose()
     {
-        await _stop.CancelAsync();
-        await Task.WhenAll(_loops);
-        _stop.Dispose();
-        _currentSource.Dispose();
-    }
-
-    private async Task PollAsync(Peer member)
-    {
-        while (!_stop.IsCancellationRequested)
+        lock (_gate)
         {
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
-            {
-                timeout.CancelAfter(StatusTimeout);
-                if (await LocalCluster.StatusAsync(member, timeout.Token) is { } status)
-                {
-                    Update(member.Name, status);
-                }
-            }
-
-            try
-            {
-                await Task.Delay(Period, _stop.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+            _currentSource.Dispose();
         }
     }
 
-    private void Update(string from, StatusDocument status)
+    /// <summary>A manager's fresh /status (<see cref="StatusWatcher"/> calls this for every answer).</summary>
+    public void Observe(Peer from, StatusDocument status)
     {
+        ArgumentNullException.ThrowIfNull(from);
+        ArgumentNullException.ThrowIfNull(status);
         CancellationTokenSource? superseded;
         lock (_gate)
         {
             var now = Stopwatch.GetTimestamp();
-            _answers[from] = (status.Epoch.Value, status.Primary, now);
+            _answers[from.Name] = (status.Epoch.Value, status.Primary, now);
             var named = _answers.Values.Where(a => Stopwatch.GetElapsedTime(a.At, now) <= Fresh).OrderByDescending(a => a.Epoch).First().Primary;
             var member = _layout.Members.FirstOrDefault(m => m.Name == named);
             var connectionString = member is null ? ConnectionStrings.ReadWrite(_layout) : ConnectionStrings.Direct(_layout, member, pooled: true);
@@ -135,7 +108,11 @@ internal static class ConnectionStrings
         HostRecheckSeconds = 1,
     }.ConnectionString;
 
-    /// <summary>One instance over TCP. A cancelled command breaks its connection at once (no cancel request to a server that may be hung).</summary>
+    /// <summary>
+    /// One instance over TCP. Cancelling a command still makes Npgsql send a cancel request (over a new connection to
+    /// the server); CancellationTimeout = -1 then breaks the connection at once instead of waiting for the server
+    /// to end the command. The writers never cancel an insert during a run (<see cref="SyncRepWarning"/>).
+    /// </summary>
     public static string Direct(LocalLayout layout, Peer member, bool pooled) => new NpgsqlConnectionStringBuilder
     {
         Host = member.Host,

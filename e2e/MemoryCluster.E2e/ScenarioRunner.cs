@@ -38,6 +38,18 @@ internal sealed record RunResult(
     IReadOnlyList<string> Violations)
 {
     public bool Passed => Violations.Count == 0;
+
+    /// <summary>Of <see cref="Acked"/>: the writes acknowledged on the members' long-lived sessions.</summary>
+    public long SessionAcked { get; init; }
+
+    /// <summary>Inserts answered during this run with the synchronous-replication warning: not acknowledged.</summary>
+    public long Warned { get; init; }
+
+    /// <summary>How many times the epoch (the primary) changed during this run.</summary>
+    public long EpochChanges { get; init; }
+
+    /// <summary>What the scenario noted about this run.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
 }
 
 /// <summary>Every run of one scenario.</summary>
@@ -45,8 +57,17 @@ internal sealed record ScenarioReport(Scenario Scenario, string Mode, IReadOnlyL
 {
     public bool Passed => Violations.Count == 0 && Runs.All(r => r.Passed);
 
+    /// <summary>Why the scenario did not run in this mode; null when it ran.</summary>
+    public string? Skipped { get; init; }
+
+    /// <summary>Inserts answered with the synchronous-replication warning over the whole scenario, those answered when the writers stopped included.</summary>
+    public long WarnedTotal { get; init; }
+
     public IEnumerable<string> AllViolations => Violations.Concat(Runs.SelectMany(r => r.Violations.Select(v => $"run {r.Run}: {v}")));
 }
+
+/// <summary>What watches a scenario's cluster: the run clock's zero, the writers, the monitor and the managers' reports.</summary>
+internal sealed record Watch(long Origin, AckedWriter Writer, SessionWriters Sessions, DualPrimaryMonitor Monitor, StatusWatcher Statuses);
 
 /// <summary>Options shared by <c>make e2e</c>, <c>make bench-failover</c> and the default test.</summary>
 /// <param name="Work">Folder the clusters live in (one subfolder each).</param>
@@ -57,11 +78,13 @@ internal sealed record RunnerOptions(string Work, string Mode)
 }
 
 /// <summary>
-/// Runs scenarios on fresh local clusters with a writer that follows the primary and a dual-primary monitor,
-/// and checks after every run: at most one writable primary at every sampled instant; no acknowledged write
-/// lost (quorum mode; counted and reported in async mode); back to full strength within a bound after healing.
-/// Every wait is bounded; the cluster is brought down (processes continued, network removed) even on failure;
-/// a failure report carries every manager's /status and log tail.
+/// Runs scenarios on fresh local clusters with a writer that follows the primary, a writer on a long-lived session
+/// to every member, a dual-primary monitor and a reader of every manager's /status, and checks after every run: at
+/// most one writable primary at every sampled instant, and no insert acknowledged by one member while another was
+/// seen writable; no acknowledged write lost (quorum mode; counted and reported in async mode); a member that may
+/// write has its watchdog armed; reported WAL positions never go back; back to full strength within a bound after
+/// healing. Every wait is bounded; the cluster is brought down (processes continued, network removed) even on
+/// failure; a failure report carries every manager's /status and log tail.
 /// </summary>
 internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
 {
@@ -76,17 +99,28 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
 
     private static readonly TimeSpan WriteInterval = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>The cadence of each member's session writer.</summary>
+    private static readonly TimeSpan SessionWriteInterval = TimeSpan.FromMilliseconds(20);
+
     public async Task<ScenarioReport> RunAsync(Scenario scenario, int runs, CancellationToken cancellationToken)
     {
+        if (!scenario.Modes.Contains(options.Mode))
+        {
+            var skipped = new ScenarioReport(scenario, options.Mode, [], [], null) { Skipped = scenario.SkipWhy ?? $"runs in {string.Join(", ", scenario.Modes)} mode only" };
+            output.WriteLine(Summary(skipped));
+            return skipped;
+        }
+
         // Bounded as a whole: bootstrap, every run, and the checks.
+        var maxDuration = TimeSpan.FromMinutes(4) + (runs * (TimeSpan.FromMinutes(5) + scenario.ExtraTime));
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(TimeSpan.FromMinutes(4) + (runs * TimeSpan.FromMinutes(5)));
+        limit.CancelAfter(maxDuration);
         var ct = limit.Token;
-        var maxDuration = TimeSpan.FromMinutes(4) + (runs * TimeSpan.FromMinutes(5));
         output.WriteLine($"{scenario.Name}: {scenario.Description} ({scenario.Instances} instances, {options.Mode}{(scenario.NetworkNamespaces ? ", network namespaces" : string.Empty)})");
         var results = new List<RunResult>();
         var violations = new List<string>();
         string? dump = null;
+        long warnedTotal = 0;
         E2eCluster? cluster = null;
         try
         {
@@ -94,9 +128,14 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
             var layout = cluster.Layout;
             var table = "e2e_" + scenario.Name.Replace('-', '_');
             await AckedWriter.CreateTableAsync(ConnectionStrings.ReadWrite(layout), table);
+            await SessionWriter.CreateFunctionAsync(ConnectionStrings.ReadWrite(layout), table);
+            var origin = Stopwatch.GetTimestamp();
             await using var monitor = new DualPrimaryMonitor(layout, maxDuration);
-            await using var follower = new PrimaryFollower(layout, maxDuration);
+            using var follower = new PrimaryFollower(layout);
+            await using var statuses = new StatusWatcher(layout, maxDuration, follower.Observe);
             await using var writer = new AckedWriter(follower, WriteInterval, maxDuration, table);
+            await using var sessions = new SessionWriters(layout, table, SessionWriteInterval, maxDuration);
+            var watch = new Watch(origin, writer, sessions, monitor, statuses);
             if (!await writer.WaitForAckedAsync(20, TimeSpan.FromSeconds(60)))
             {
                 violations.Add($"the writer got only {writer.Acked.Count} writes acknowledged before any fault");
@@ -106,7 +145,7 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
                 var lost = new HashSet<long>();
                 for (var run = 1; run <= runs; run++)
                 {
-                    var result = await RunOnceAsync(scenario, run, cluster, writer, monitor, lost, ct);
+                    var result = await RunOnceAsync(scenario, run, cluster, watch, lost, ct);
                     results.Add(result);
                     output.WriteLine("  " + Line(result));
                     if (result.FullStrengthSeconds is null)
@@ -117,7 +156,11 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
                 }
             }
 
+            // Inserts still waiting are cancelled now, after every check: one that was waiting for its synchronous
+            // standbys then returns with the warning, and counts as not acknowledged.
             await writer.StopAsync();
+            await sessions.StopAsync();
+            warnedTotal = writer.Warned.Count + sessions.Warned.Count;
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException or NpgsqlException or OperationCanceledException or IOException)
         {
@@ -136,7 +179,7 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
             }
         }
 
-        var report = new ScenarioReport(scenario, options.Mode, results, violations, dump);
+        var report = new ScenarioReport(scenario, options.Mode, results, violations, dump) { WarnedTotal = warnedTotal };
         output.WriteLine(Summary(report));
         if (!report.Passed)
         {
@@ -157,13 +200,19 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
     /// <summary>The per-scenario report line.</summary>
     public static string Summary(ScenarioReport report)
     {
+        if (report.Skipped is { } why)
+        {
+            return $"{report.Scenario.Name,-32} SKIP  {report.Mode}: {why}";
+        }
+
         var runs = report.Runs;
         var failovers = runs.Where(r => r.FailoverSeconds is not null).Select(r => r.FailoverSeconds!.Value).Order().ToList();
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"{report.Scenario.Name,-17} {(report.Passed ? "PASS" : "FAIL")}  {report.Mode} {report.Scenario.Instances}  runs {runs.Count}  " +
+            $"{report.Scenario.Name,-32} {(report.Passed ? "PASS" : "FAIL")}  {report.Mode} {report.Scenario.Instances}  runs {runs.Count}  " +
             $"failover p50 {Seconds(Percentile(failovers, 0.5))} p99 {Seconds(Percentile(failovers, 0.99))}  " +
             $"lost {runs.Sum(r => r.Lost)}/{runs.LastOrDefault()?.Acked ?? 0} acked  dual-primary instants {runs.Sum(r => r.Dual.Count)}  " +
+            $"not-acked-with-warning {Math.Max(report.WarnedTotal, runs.Sum(r => r.Warned))}  epoch changes {runs.Sum(r => r.EpochChanges)}  " +
             $"primaries {string.Join(' ', runs.Select(r => $"{r.OldPrimary}->{r.NewPrimary ?? "?"}"))}");
     }
 
@@ -178,10 +227,16 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"run {r.Run}: {(r.Passed ? "ok" : "FAILED")}; primary {r.OldPrimary} -> {r.NewPrimary ?? "?"}; ")
             .Append(CultureInfo.InvariantCulture, $"first write on it {Seconds(r.FailoverSeconds)} after the fault; longest write gap {r.LongestGapSeconds:0.00} s; ")
-            .Append(CultureInfo.InvariantCulture, $"lost {r.Lost} of {r.Acked} acked; dual-primary instants {r.Dual.Count}; full strength {Seconds(r.FullStrengthSeconds)} after healing");
+            .Append(CultureInfo.InvariantCulture, $"lost {r.Lost} of {r.Acked} acked ({r.SessionAcked} on members' sessions); dual-primary instants {r.Dual.Count}; ")
+            .Append(CultureInfo.InvariantCulture, $"not acknowledged (sync-rep warning) {r.Warned}; epoch changes {r.EpochChanges}; full strength {Seconds(r.FullStrengthSeconds)} after healing");
         foreach (var d in r.Dual.Take(5))
         {
             text.Append(CultureInfo.InvariantCulture, $"\n      dual primary at monitor time {d.At.TotalSeconds:0.00} s: {string.Join(", ", d.Writable)}");
+        }
+
+        foreach (var n in r.Notes)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"\n      note: {n}");
         }
 
         foreach (var v in r.Violations)
@@ -192,19 +247,28 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
         return text.ToString();
     }
 
-    private async Task<RunResult> RunOnceAsync(Scenario scenario, int run, E2eCluster cluster, AckedWriter writer, DualPrimaryMonitor monitor, HashSet<long> lost, CancellationToken ct)
+    private async Task<RunResult> RunOnceAsync(Scenario scenario, int run, E2eCluster cluster, Watch watch, HashSet<long> lost, CancellationToken ct)
     {
+        var (origin, writer, sessions, monitor, statusWatcher) = watch;
         var violations = new List<string>();
         var local = cluster.Local;
         if (!await local.WaitHealthyAsync(FullStrengthBound, ct))
         {
-            return new RunResult(scenario.Name, run, "?", null, null, 0, writer.Acked.Count, 0, [], null, ["the cluster was not at full strength before the fault"]);
+            return new RunResult(scenario.Name, run, "?", null, null, 0, writer.Acked.Count + sessions.Writes.Count, 0, [], null, ["the cluster was not at full strength before the fault"]);
+        }
+
+        // Sessions opened before the fault: every member's writer and the monitor's session to every member.
+        var members = cluster.Layout.Members.Select(m => m.Name).ToList();
+        var notes = new List<string>();
+        if (!await sessions.WaitForSessionsAsync(TimeSpan.FromSeconds(10), ct) || !await WaitForAsync(() => monitor.OpenSessions.IsSupersetOf(members), TimeSpan.FromSeconds(10), ct))
+        {
+            notes.Add($"not every session was open before the fault: writers on {string.Join(", ", sessions.Open)}; monitor on {string.Join(", ", monitor.OpenSessions)}");
         }
 
         var statuses = await local.StatusAsync(ct);
         var primary = statuses.Single(s => s.Status is { Role: InstanceRole.Primary, Ready: true }).Member;
         var start = Stopwatch.GetTimestamp();
-        var context = new FaultContext(cluster, writer, primary, output, ct);
+        var context = new FaultContext(cluster, writer, statusWatcher, primary, output, ct);
         await scenario.Inject(context);
         var healed = Stopwatch.GetTimestamp();
 
@@ -246,12 +310,24 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
             }
         }
 
+        foreach (var check in context.Checks)
+        {
+            if (check(statusWatcher) is { } violation)
+            {
+                violations.Add(violation);
+            }
+        }
+
         var end = Stopwatch.GetTimestamp();
-        var acked = writer.Acked;
+
+        // Every acknowledged insert, from every writer, with the member that acknowledged it.
+        var byPort = cluster.Layout.Members.ToDictionary(m => m.PgPort, m => m.Name);
+        var sessionWrites = sessions.Writes;
+        var all = writer.Writes.Concat(sessionWrites).ToList();
         var newlyLost = 0L;
         if (final is not null)
         {
-            foreach (var id in await MissingAsync(cluster.Layout, final, scenarioTable: "e2e_" + scenario.Name.Replace('-', '_'), acked, ct))
+            foreach (var id in await MissingAsync(cluster.Layout, final, scenarioTable: "e2e_" + scenario.Name.Replace('-', '_'), [.. all.Select(w => w.Id)], ct))
             {
                 if (lost.Add(id))
                 {
@@ -262,7 +338,7 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
 
         if (newlyLost > 0 && options.Mode == "quorum")
         {
-            violations.Add($"{newlyLost} acknowledged writes are missing on the primary {final!.Name} (quorum mode must lose none)");
+            violations.Add($"{newlyLost} acknowledged writes are missing on the primary {final!.Name} (quorum mode must lose none): {Sample(lost, all, byPort, origin)}");
         }
 
         // A monitor that never got an answer would find no dual primary either: it must have seen the primary.
@@ -277,6 +353,17 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
             violations.Add($"{dual.Count} instants with two or more writable instances, first at monitor time {dual[0].At.TotalSeconds:0.00} s: {string.Join(", ", dual[0].Writable)}");
         }
 
+        var windowed = all.Where(w => w.AckedAt >= start && w.AckedAt <= end).Select(w => (byPort.GetValueOrDefault(w.ServerPort, $"port {w.ServerPort}"), w));
+        Add(violations, "acknowledged while another member was writable", StatusChecks.AckedWhileAnotherWritable(windowed, monitor.WritableSamples(start - Stopwatch.Frequency, end), origin));
+
+        var reports = statusWatcher.Samples();
+        var inRun = reports.Where(r => r.AnsweredAt >= start && r.AnsweredAt <= end).ToList();
+        Add(violations, "may write with the watchdog not armed", StatusChecks.UnarmedWriters(inRun, origin));
+        Add(violations, "watchdog not armed while writable on a monitor session", StatusChecks.UnarmedWhileSessionWritable(monitor.SessionAnswers(start, end), inRun, origin));
+        Add(violations, "WAL position went back", StatusChecks.PositionsBackwards(reports.Where(r => r.AnsweredAt <= end), origin, reportFrom: start));
+
+        var warned = writer.Warned.Concat(sessions.Warned).Count(w => w.At >= start && w.At <= end);
+        notes.AddRange(context.Notes);
         return new RunResult(
             scenario.Name,
             run,
@@ -284,11 +371,46 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
             final?.Name,
             failover,
             writer.LongestGap(context.FaultAt, end).TotalSeconds,
-            acked.Count,
+            all.Count,
             newlyLost,
             dual,
             fullStrength,
-            violations);
+            violations)
+        {
+            SessionAcked = sessionWrites.Count,
+            Warned = warned,
+            EpochChanges = StatusChecks.EpochChanges(reports, start, end),
+            Notes = notes,
+        };
+    }
+
+    /// <summary>Adds each of <paramref name="found"/> (at most a few, then how many more) under one heading.</summary>
+    private static void Add(List<string> violations, string what, IReadOnlyList<string> found)
+    {
+        foreach (var line in StatusChecks.Capped(found))
+        {
+            violations.Add($"{what}: {line}");
+        }
+    }
+
+    /// <summary>A few of the lost ids, with who acknowledged them and when, for the report.</summary>
+    private static string Sample(HashSet<long> lost, List<AckedWrite> all, Dictionary<int, string> byPort, long origin) =>
+        string.Join("; ", all.Where(w => lost.Contains(w.Id)).Take(5).Select(w => $"id {w.Id} by {byPort.GetValueOrDefault(w.ServerPort, "?")} acknowledged at {StatusChecks.At(w.AckedAt, origin)}"));
+
+    private static async Task<bool> WaitForAsync(Func<bool> done, TimeSpan limit, CancellationToken ct)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!done())
+        {
+            if (watch.Elapsed > limit)
+            {
+                return false;
+            }
+
+            await Task.Delay(50, ct);
+        }
+
+        return true;
     }
 
     /// <summary>

@@ -1,5 +1,8 @@
 using System.Diagnostics;
+using System.Globalization;
 using MemoryCluster.Instance;
+using MemoryCluster.Instance.Node;
+using Npgsql;
 
 namespace MemoryCluster.E2e;
 
@@ -9,7 +12,19 @@ namespace MemoryCluster.E2e;
 /// have been acknowledged before it), heals when the scenario says so, and returns; the runner then checks the
 /// invariants.
 /// </summary>
-internal sealed record Scenario(string Name, int Instances, bool NetworkNamespaces, string Description, Func<FaultContext, Task> Inject);
+internal sealed record Scenario(string Name, int Instances, bool NetworkNamespaces, string Description, Func<FaultContext, Task> Inject)
+{
+    /// <summary>The modes it runs in; in another it is skipped, saying <see cref="SkipWhy"/>.</summary>
+    public IReadOnlyList<string> Modes { get; init; } = ["quorum", "async"];
+
+    public string? SkipWhy { get; init; }
+
+    /// <summary>Part of the set `make e2e` and `make bench-failover` run when no scenario is named.</summary>
+    public bool InDefaultSet { get; init; } = true;
+
+    /// <summary>Added to the scenario's time bound (a fault that lasts long on purpose).</summary>
+    public TimeSpan ExtraTime { get; init; }
+}
 
 /// <summary>The catalogue, by the names the reports use.</summary>
 internal static class Scenarios
@@ -23,6 +38,22 @@ internal static class Scenarios
     /// <summary>How long a killed replica or Raft leader stays down before it "reboots".</summary>
     public static readonly TimeSpan ReplicaDowntime = TimeSpan.FromSeconds(5);
 
+    /// <summary>replica-crash-then-primary-crash: how long the write load runs while the standby's startup process is stopped.</summary>
+    public static readonly TimeSpan ReplayBacklogLoad = TimeSpan.FromSeconds(3);
+
+    /// <summary>stop-new-primary-after-promote: how long the new primary's manager stays stopped.</summary>
+    public static readonly TimeSpan NewPrimaryStop = TimeSpan.FromSeconds(15);
+
+    /// <summary>primary-cut-from-standbys: how long the cut lasts at most, waiting for writes to resume elsewhere.</summary>
+    public static readonly TimeSpan CutHold = TimeSpan.FromSeconds(40);
+
+    /// <summary>lagging-replica-fork: the WAL the lagging replica must be behind the other before the primary dies.</summary>
+    public const long ForkGapBytes = 16 * 1024;
+
+    /// <summary>cpu-stress: how long the load lasts (E2E_STRESS_SECONDS, default 300).</summary>
+    public static TimeSpan StressDuration =>
+        TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable("E2E_STRESS_SECONDS"), NumberStyles.None, CultureInfo.InvariantCulture, out var s) && s > 0 ? s : 300);
+
     public static IReadOnlyList<Scenario> All { get; } =
     [
         new("kill-postgres", 3, false, "kill -9 the primary's postmaster", KillPostgresAsync),
@@ -34,7 +65,27 @@ internal static class Scenarios
         new("kill-raft-leader", 3, false, "kill -9 the Raft leader's node (moving the primary off it first if needed); restart it", KillRaftLeaderAsync),
         new("double-failure-5", 5, false, "kill -9 the primary's node and a replica's node at once (5 instances); restart both", DoubleFailureAsync),
         new("full-restart", 3, false, "`local down` (data kept), then `local up`; timed from the moment everything stopped", FullRestartAsync),
+        new("replica-crash-then-primary-crash", 3, false, "stop a standby's startup process under a heavy write load, kill -9 its postmaster, and while it replays kill -9 the primary's node", ReplicaCrashThenPrimaryCrashAsync),
+        new("stop-new-primary-after-promote", 3, false, "kill -9 the primary's node; SIGSTOP the manager of the member promoted in its place for 15 s, rebooting the old node meanwhile", StopNewPrimaryAfterPromoteAsync),
+        new("lagging-replica-fork", 3, true, "cut replica A's manager API from the others, stop the primary's walsender to replica B, kill -9 the primary's node: B, with less WAL, is promoted; A must rewind", LaggingReplicaForkAsync)
+        {
+            Modes = ["async"],
+            SkipWhy = "async mode only: in quorum mode the promoted replica holds every acknowledged commit, and a replica with more WAL than it is the normal case the quorum scenarios cover",
+        },
+        new("primary-cut-from-standbys", 3, true, "drop PostgreSQL traffic between the primary and its standbys (Raft and the managers' API still pass) until writes resume elsewhere", PrimaryCutFromStandbysAsync)
+        {
+            Modes = ["quorum"],
+            SkipWhy = "quorum mode only: an async primary cut from its standbys keeps committing and keeps its lease, as designed",
+        },
+        new("cpu-stress", 3, false, "stress-ng on every core plus an fsync-heavy load (E2E_STRESS_SECONDS, default 300) while the writers write; no fault", CpuStressAsync)
+        {
+            InDefaultSet = false,
+            ExtraTime = StressDuration,
+        },
     ];
+
+    /// <summary>What `make e2e` runs when no scenario is named: every scenario but the long cpu-stress (`make e2e-stress`).</summary>
+    public static IReadOnlyList<Scenario> Default => [.. All.Where(s => s.InDefaultSet)];
 
     public static Scenario Named(string name) =>
         All.FirstOrDefault(s => s.Name == name) ?? throw new ArgumentException($"no scenario '{name}' (scenarios: {string.Join(", ", All.Select(s => s.Name))})", nameof(name));
@@ -169,14 +220,221 @@ internal static class Scenarios
         context.Fault();
         await context.RestartAsync();
     }
+
+    private static async Task ReplicaCrashThenPrimaryCrashAsync(FaultContext context)
+    {
+        var primary = context.Primary;
+        var standby = context.Members.First(m => m.Name != primary.Name);
+        var node = context.Node(standby);
+        var startup = node.PostgresProcess("startup") ?? throw new InvalidOperationException($"{standby.Name}: no startup process found among its PostgreSQL processes");
+
+        // Its startup process stopped while the primary writes a lot: the WAL arrives and is flushed (and counts for
+        // quorum commits) but is not replayed. Then its postmaster dies: the restarted startup process replays that
+        // backlog from local pg_wal before it asks for streaming again.
+        long wal;
+        int? postmaster;
+        NodeProcesses.SignalProcess(startup, NodeProcesses.SigStop);
+        try
+        {
+            wal = await context.BallastAsync(primary, ReplayBacklogLoad);
+            postmaster = node.PostmasterPid;
+            if (!node.KillPostmaster())
+            {
+                throw new InvalidOperationException($"{standby.Name}: no postmaster to kill");
+            }
+        }
+        finally
+        {
+            // Continued once its postmaster is dead: it exits at once without replaying (a stopped process would
+            // keep the shared memory and stop a new postmaster from starting).
+            NodeProcesses.SignalProcess(startup, NodeProcesses.SigCont);
+        }
+
+        var killed = Stopwatch.GetTimestamp();
+        var restarted = await context.WaitUntilAsync(() => (node.PostmasterPid is { } p && p != postmaster) || context.Statuses.Latest(standby.Name) is { PositionSettled: false, PostgresRunning: true }, TimeSpan.FromSeconds(2));
+        var replica = context.Statuses.Latest(standby.Name);
+        context.Note(string.Create(CultureInfo.InvariantCulture, $"{standby.Name}: startup process stopped while the primary wrote {wal / (1024.0 * 1024):0.0} MB of WAL; postmaster killed; {(restarted ? "running again" : "not running again yet")} {Stopwatch.GetElapsedTime(killed).TotalSeconds:0.00} s later (last report: flush {replica?.FlushLsn}, settled {replica?.PositionSettled}); then the primary's node killed"));
+        context.Node(primary).KillNode();
+        context.Fault();
+        await context.WaitForWritesAwayFromAsync(primary, FaultHold);
+        await context.RestartAsync();
+    }
+
+    private static async Task StopNewPrimaryAfterPromoteAsync(FaultContext context)
+    {
+        var old = context.Primary;
+        var epoch = context.Statuses.Samples().Select(s => s.Epoch).DefaultIfEmpty(0UL).Max();
+        context.Node(old).KillNode();
+        context.Fault();
+        var promoted = await context.Statuses.WaitForAsync(s => s.Member != old.Name && s.Role == InstanceRole.Primary && s.Ready && s.Epoch > epoch, FaultHold, context.CancellationToken)
+            ?? throw new InvalidOperationException($"no other member reported itself primary and ready within {FaultHold.TotalSeconds:0} s of killing {old.Name}'s node");
+        var next = context.Members.Single(m => m.Name == promoted.Member);
+        var node = context.Node(next);
+        if (!node.SignalManager(NodeProcesses.SigStop))
+        {
+            throw new InvalidOperationException($"{next.Name}: its manager is not running");
+        }
+
+        context.Note(string.Create(CultureInfo.InvariantCulture, $"{next.Name} reported itself primary and ready at epoch {promoted.Epoch}, {Stopwatch.GetElapsedTime(context.FaultAt, promoted.AnsweredAt).TotalSeconds:0.00} s after the fault; its manager stopped for {NewPrimaryStop.TotalSeconds:0} s"));
+
+        // The killed node reboots meanwhile: with it, two of three members can elect a Raft leader and replace the
+        // stopped primary. `local up` waits for full strength, so it ends only after the SIGCONT.
+        var restart = context.RestartAsync();
+        try
+        {
+            await Task.Delay(NewPrimaryStop, context.CancellationToken);
+        }
+        finally
+        {
+            node.SignalManager(NodeProcesses.SigCont);
+        }
+
+        var writable = context.Statuses.Samples(context.FaultAt).Where(s => s.Role == InstanceRole.Primary && s.Member != next.Name && s.Member != old.Name).Select(s => s.Member).FirstOrDefault();
+        context.Note(writable is null ? $"no other member reported itself primary while {next.Name}'s manager was stopped" : $"{writable} reported itself primary while {next.Name}'s manager was stopped");
+        await restart;
+    }
+
+    private static async Task LaggingReplicaForkAsync(FaultContext context)
+    {
+        var network = context.Cluster.Layout.Network ?? throw new InvalidOperationException("lagging-replica-fork needs a cluster made with --netns");
+        var old = context.Primary;
+
+        // B decides the failover: the Raft leader, a replica (a primary that leads hands leadership to a replica),
+        // which counts its own report. A is the other replica.
+        var leader = await context.Statuses.WaitForAsync(s => s.RaftRole == "leader" && s.Member != old.Name && s.Role == InstanceRole.Replica, TimeSpan.FromSeconds(20), context.CancellationToken)
+            ?? throw new InvalidOperationException($"setup: no replica became the Raft leader within 20 s (the primary {old.Name} hands leadership to a replica)");
+        var b = context.Members.Single(m => m.Name == leader.Member);
+        var a = context.Members.Single(m => m.Name != old.Name && m.Name != b.Name);
+        var ns = network.Namespace(a);
+
+        // A's manager API cut from the other members (its Raft and PostgreSQL traffic still pass, and the suite still
+        // reads it through the bridge): the leader cannot read A's report, so A cannot be chosen.
+        HostTools.ApplyRules(ns, [$"ip saddr {{ {b.Host}, {old.Host} }} tcp dport {a.HttpPort} drop"], []);
+        try
+        {
+            // B falls behind: the primary's walsender for B stopped (B's walreceiver gives up only after 5 s), while
+            // the writes go on and A receives them. Stopping B's walreceiver instead would not do: the kernel keeps
+            // receiving into its socket buffer, which it reads when continued.
+            var sender = await context.WalSenderPidAsync(old, b) ?? throw new InvalidOperationException($"setup: no walsender for {b.Name} on {old.Name}");
+            NodeProcesses.SignalProcess(sender, NodeProcesses.SigStop);
+            var gapped = await context.WaitUntilAsync(() => Gap(context, a, b) >= ForkGapBytes, TimeSpan.FromSeconds(3));
+            context.Note(string.Create(CultureInfo.InvariantCulture, $"A={a.Name} (API cut from {b.Name} and {old.Name}), B={b.Name} (Raft leader; walsender stopped): A reported {Gap(context, a, b)} bytes more WAL than B{(gapped ? string.Empty : " (less than wanted)")} when the primary's node was killed"));
+            context.Node(old).KillNode();
+            context.Fault();
+            await context.WaitForWritesAwayFromAsync(old, FaultHold);
+        }
+        finally
+        {
+            HostTools.RemoveRules(ns);
+        }
+
+        await context.RestartAsync();
+        var faultAt = context.FaultAt;
+        context.AfterHealing(statuses =>
+        {
+            var seen = statuses.Samples(faultAt).Where(s => s.Member == a.Name).Select(s => s.Follow).Distinct().ToList();
+            var promoted = statuses.Samples(faultAt).Where(s => s.Role == InstanceRole.Primary && s.Ready).Select(s => s.Member).Distinct().ToList();
+            context.Note($"A={a.Name}'s follow states after the fault: {string.Join(", ", seen)}; ready primaries: {string.Join(", ", promoted)}");
+            if (!promoted.Contains(b.Name))
+            {
+                return $"setup did not hold: B={b.Name} (less WAL) was not promoted; ready primaries after the fault: {string.Join(", ", promoted)}";
+            }
+
+            return seen.Any(f => f is FollowState.Diverged or FollowState.Rewinding or FollowState.Cloning)
+                ? null
+                : $"A={a.Name} had more WAL than the promoted B={b.Name} but never reported diverged, rewinding or cloning (follow states seen: {string.Join(", ", seen)})";
+        });
+    }
+
+    private static long Gap(FaultContext context, Peer a, Peer b) =>
+        context.Statuses.Latest(a.Name)?.FlushLsn is { } fa && context.Statuses.Latest(b.Name)?.FlushLsn is { } fb ? fa.BytesAfter(fb) : 0;
+
+    private static async Task PrimaryCutFromStandbysAsync(FaultContext context)
+    {
+        var network = context.Cluster.Layout.Network ?? throw new InvalidOperationException("primary-cut-from-standbys needs a cluster made with --netns");
+        var old = context.Primary;
+        var ns = network.Namespace(old);
+        var hosts = string.Join(", ", context.Members.Where(m => m.Name != old.Name).Select(m => m.Host));
+        var ports = string.Join(", ", context.Members.Select(m => m.PgPort));
+
+        // Only PostgreSQL's traffic between the primary and the standbys, both ways, either end's port: replication,
+        // and anything a manager would run against another member's PostgreSQL. Raft, the managers' API and the
+        // suite's own connections (from the bridge) still pass.
+        HostTools.ApplyRules(
+            ns,
+            [$"ip saddr {{ {hosts} }} tcp dport {{ {ports} }} drop", $"ip saddr {{ {hosts} }} tcp sport {{ {ports} }} drop"],
+            [$"ip daddr {{ {hosts} }} tcp dport {{ {ports} }} drop", $"ip daddr {{ {hosts} }} tcp sport {{ {ports} }} drop"]);
+        try
+        {
+            context.Fault();
+            await context.WaitForWritesAwayFromAsync(old, CutHold);
+        }
+        finally
+        {
+            HostTools.RemoveRules(ns);
+        }
+
+        var faultAt = context.FaultAt;
+        var healedAt = Stopwatch.GetTimestamp();
+        context.AfterHealing(statuses =>
+        {
+            var down = statuses.Samples(faultAt, healedAt).FirstOrDefault(s => s.Member == old.Name && s.SteppingDown);
+            if (down is null)
+            {
+                return $"the primary {old.Name} never reported steppingDown while cut from its standbys";
+            }
+
+            context.Note(string.Create(CultureInfo.InvariantCulture, $"{old.Name} reported steppingDown {Stopwatch.GetElapsedTime(faultAt, down.AnsweredAt).TotalSeconds:0.00} s after the cut"));
+            return null;
+        });
+    }
+
+    private static async Task CpuStressAsync(FaultContext context)
+    {
+        var program = HostTools.Require("stress-ng", "stress-ng");
+        var seconds = (int)StressDuration.TotalSeconds;
+        var cores = Environment.ProcessorCount;
+        var folder = Directory.CreateDirectory(Path.Combine(context.Cluster.Dir, "stress")).FullName;
+        var start = new ProcessStartInfo(program) { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in (string[])["--cpu", $"{cores}", "--hdd", "1", "--hdd-opts", "fsync", "--hdd-bytes", "128m", "--temp-path", folder, "--timeout", $"{seconds}s", "--quiet"])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var stress = Process.Start(start) ?? throw new InvalidOperationException("could not start stress-ng");
+        var output = stress.StandardOutput.ReadToEndAsync(context.CancellationToken);
+        var errors = stress.StandardError.ReadToEndAsync(context.CancellationToken);
+        context.Fault();
+        try
+        {
+            // stress-ng stops itself after --timeout; the wait is bounded beyond that all the same.
+            await stress.WaitForExitAsync(context.CancellationToken).WaitAsync(StressDuration + TimeSpan.FromSeconds(30), context.CancellationToken);
+        }
+        finally
+        {
+            if (!stress.HasExited)
+            {
+                stress.Kill(entireProcessTree: true);
+            }
+        }
+
+        var said = (await output + await errors).Trim();
+        context.Note(string.Create(CultureInfo.InvariantCulture, $"stress-ng --cpu {cores} --hdd 1 --hdd-opts fsync for {seconds} s: exit {stress.ExitCode} {said}"));
+    }
 }
 
-/// <summary>What a scenario can see and do while it runs: the cluster, the writer's progress, the fault instant.</summary>
-internal sealed class FaultContext(E2eCluster cluster, AckedWriter writer, Peer primary, TextWriter log, CancellationToken cancellationToken)
+/// <summary>What a scenario can see and do while it runs: the cluster, the writer's progress, the managers' reports, the fault instant.</summary>
+internal sealed class FaultContext(E2eCluster cluster, AckedWriter writer, StatusWatcher statuses, Peer primary, TextWriter log, CancellationToken cancellationToken)
 {
+    private readonly List<string> _notes = [];
+    private readonly List<Func<StatusWatcher, string?>> _checks = [];
+
     public E2eCluster Cluster => cluster;
 
     public IReadOnlyList<Peer> Members => cluster.Layout.Members;
+
+    /// <summary>Every manager's /status, as read every 100 ms.</summary>
+    public StatusWatcher Statuses => statuses;
 
     /// <summary>The primary the fault is aimed at (after any preparation, such as a switchover).</summary>
     public Peer Primary { get; private set; } = primary;
@@ -186,6 +444,21 @@ internal sealed class FaultContext(E2eCluster cluster, AckedWriter writer, Peer 
     /// <summary>The fault instant (Stopwatch ticks); 0 until <see cref="Fault"/>.</summary>
     public long FaultAt { get; private set; }
 
+    /// <summary>What the scenario noted about this run, printed under its line.</summary>
+    public IReadOnlyList<string> Notes
+    {
+        get
+        {
+            lock (_notes)
+            {
+                return [.. _notes];
+            }
+        }
+    }
+
+    /// <summary>Checks of the scenario's own to make once the cluster is back at full strength.</summary>
+    public IReadOnlyList<Func<StatusWatcher, string?>> Checks => _checks;
+
     public NodeProcesses Node(Peer member) => new(cluster.Layout, member);
 
     public void Fault()
@@ -194,9 +467,37 @@ internal sealed class FaultContext(E2eCluster cluster, AckedWriter writer, Peer 
         log.WriteLine($"    fault at primary {Primary.Name}");
     }
 
+    public void Note(string note)
+    {
+        lock (_notes)
+        {
+            _notes.Add(note);
+        }
+    }
+
+    /// <summary>A check to make once the cluster is back at full strength: a violation, or null.</summary>
+    public void AfterHealing(Func<StatusWatcher, string?> check) => _checks.Add(check);
+
     /// <summary>Waits until a write sent after the fault is acknowledged by another instance than <paramref name="old"/>; false on timeout.</summary>
     public Task<bool> WaitForWritesAwayFromAsync(Peer old, TimeSpan limit) =>
         writer.WaitForAsync(w => w.Count > 0 && w[^1].SentAt >= FaultAt && w[^1].ServerPort != old.PgPort, limit);
+
+    /// <summary>Waits (checking every 10 ms) until <paramref name="done"/> holds; false when it did not within <paramref name="limit"/>.</summary>
+    public async Task<bool> WaitUntilAsync(Func<bool> done, TimeSpan limit)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!done())
+        {
+            if (watch.Elapsed > limit)
+            {
+                return false;
+            }
+
+            await Task.Delay(10, cancellationToken);
+        }
+
+        return true;
+    }
 
     /// <summary><c>local up</c>: starts every manager that is not running (a node reboot) and waits for health.</summary>
     public async Task RestartAsync()
@@ -227,5 +528,70 @@ internal sealed class FaultContext(E2eCluster cluster, AckedWriter writer, Peer 
 
         Primary = target;
         log.WriteLine($"    switched the primary over to {target.Name} first");
+    }
+
+    /// <summary>
+    /// A heavy write load on <paramref name="primary"/> for about <paramref name="duration"/> (at most 40 statements
+    /// of 20,000 rows, each waited for at most 10 s, never cancelled); returns the WAL it wrote, in bytes.
+    /// </summary>
+    public async Task<long> BallastAsync(Peer primary, TimeSpan duration)
+    {
+        var connection = new NpgsqlConnection(ConnectionStrings.Direct(cluster.Layout, primary, pooled: false));
+        await connection.OpenAsync(cancellationToken);
+        Task? pending = null;
+        try
+        {
+            pending = ExecuteAsync(connection, "create table if not exists e2e_ballast (id bigint, pad text)");
+            await pending;
+            var from = await LsnAsync(connection);
+            var watch = Stopwatch.StartNew();
+            for (var i = 0; i < 40 && watch.Elapsed < duration; i++)
+            {
+                pending = ExecuteAsync(connection, "insert into e2e_ballast select g, repeat('x', 400) from generate_series(1, 20000) g");
+                if (!await SessionWriter.AnsweredWithinAsync(pending, TimeSpan.FromSeconds(10), cancellationToken))
+                {
+                    return 0;
+                }
+
+                await pending;
+            }
+
+            pending = null;
+            return (long)(await LsnAsync(connection) - from);
+        }
+        finally
+        {
+            // A statement still running keeps its connection until it ends (closing it under the statement would not do).
+            if (pending is { IsCompleted: false })
+            {
+                _ = pending.ContinueWith(_ => connection.DisposeAsync().AsTask(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            }
+            else
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>The pid of <paramref name="primary"/>'s walsender that streams to <paramref name="standby"/>; null when there is none.</summary>
+    public async Task<int?> WalSenderPidAsync(Peer primary, Peer standby)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionStrings.Socket(cluster.Layout, primary));
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new NpgsqlCommand("select pid from pg_stat_replication where application_name = $1", connection);
+        command.Parameters.AddWithValue(standby.Name);
+        return await command.ExecuteScalarAsync(cancellationToken) is int pid ? pid : null;
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private async Task<ulong> LsnAsync(NpgsqlConnection connection)
+    {
+        await using var command = new NpgsqlCommand("select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint", connection);
+        return (ulong)(long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 }

@@ -1,0 +1,108 @@
+using MemoryCluster.Instance.Node;
+using MemoryCluster.Instance.Postgres;
+
+namespace MemoryCluster.E2e.Tests;
+
+public sealed class StatusChecksTests
+{
+    private static readonly WalLine One = WalLine.Initial;
+    private static readonly WalLine Two = WalLine.Parse("2:1@0/3000000");
+
+    [Fact]
+    public void A_member_that_may_write_with_its_watchdog_disarmed_is_reported_and_an_armed_one_is_not()
+    {
+        StatusSample[] samples =
+        [
+            Sample("mc-1", 10, InstanceRole.Primary, watchdog: "armed"),
+            Sample("mc-2", 10, InstanceRole.Replica, watchdog: "disarmed"),
+            Sample("mc-2", 20, InstanceRole.Replica, watchdog: "disarmed", mayWrite: true),
+            Sample("mc-3", 20, InstanceRole.Primary, watchdog: null),
+        ];
+
+        var found = StatusChecks.UnarmedWriters(samples, origin: 0);
+
+        Assert.Contains("mc-2", Assert.Single(found), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_disarmed_report_between_two_writable_answers_of_one_session_is_reported_but_not_across_sessions()
+    {
+        SessionAnswer[] answers =
+        [
+            new("mc-1", 1, 0, 10, true),
+            new("mc-1", 1, 100, 110, true),
+            new("mc-1", 2, 200, 210, true),
+            new("mc-1", 3, 300, 310, true),
+        ];
+        StatusSample[] samples =
+        [
+            Sample("mc-1", 50, InstanceRole.Replica, watchdog: "disarmed", asked: 40),
+            Sample("mc-1", 250, InstanceRole.Stopped, watchdog: "disarmed", asked: 240),
+        ];
+
+        var found = StatusChecks.UnarmedWhileSessionWritable(answers, samples, origin: 0);
+
+        Assert.Contains("monitor session 1", Assert.Single(found), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_settled_position_that_goes_back_on_one_timeline_is_reported_unless_a_rewind_came_between()
+    {
+        StatusSample[] samples =
+        [
+            Sample("mc-1", 10, InstanceRole.Replica, flush: 0x3000100),
+            Sample("mc-1", 20, InstanceRole.Replica, flush: 0x3000000),
+            Sample("mc-2", 10, InstanceRole.Replica, flush: 0x3000100),
+            Sample("mc-2", 20, InstanceRole.Stopped, flush: 0x3000100, follow: FollowState.Rewinding),
+            Sample("mc-2", 30, InstanceRole.Replica, flush: 0x3000000),
+            Sample("mc-3", 10, InstanceRole.Replica, flush: 0x3000100),
+            Sample("mc-3", 20, InstanceRole.Replica, flush: 0x2000000, settled: false),
+            Sample("mc-3", 30, InstanceRole.Primary, flush: 0x3000000, line: Two),
+        ];
+
+        var found = StatusChecks.PositionsBackwards(samples, origin: 0);
+
+        var violation = Assert.Single(found);
+        Assert.StartsWith("mc-1's settled flushLsn went back on timeline 1: 0/3000100", violation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_insert_acknowledged_while_another_member_was_writable_is_reported()
+    {
+        (string, AckedWrite)[] acked = [("mc-1", new AckedWrite(1, 100, 120, 5432)), ("mc-1", new AckedWrite(2, 300, 320, 5432))];
+        (string, long, long)[] writable = [("mc-1", 90, 130), ("mc-2", 110, 140), ("mc-2", 330, 340)];
+
+        var found = StatusChecks.AckedWhileAnotherWritable(acked, writable, origin: 0);
+
+        Assert.Contains("insert 1 acknowledged by mc-1", Assert.Single(found), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Epoch_changes_count_from_the_highest_epoch_seen_before_the_window()
+    {
+        StatusSample[] samples =
+        [
+            Sample("mc-1", 10, InstanceRole.Primary, epoch: 3),
+            Sample("mc-2", 110, InstanceRole.Replica, epoch: 3),
+            Sample("mc-2", 120, InstanceRole.Primary, epoch: 5),
+            Sample("mc-2", 300, InstanceRole.Primary, epoch: 6),
+        ];
+
+        Assert.Equal(2, StatusChecks.EpochChanges(samples, from: 100, to: 200));
+        Assert.Equal(0, StatusChecks.EpochChanges(samples, from: 400, to: 500));
+    }
+
+    private static StatusSample Sample(
+        string member,
+        long at,
+        InstanceRole role,
+        string? watchdog = "armed",
+        bool mayWrite = false,
+        long asked = -1,
+        ulong flush = 0x3000000,
+        bool settled = true,
+        FollowState follow = FollowState.Streaming,
+        WalLine? line = null,
+        ulong epoch = 1) =>
+        new(member, asked < 0 ? at - 5 : asked, at, role, true, role != InstanceRole.Stopped, mayWrite, watchdog, epoch, "mc-1", line ?? One, new Lsn(flush), settled, follow, false, "follower");
+}
