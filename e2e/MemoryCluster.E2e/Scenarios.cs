@@ -229,8 +229,9 @@ internal static class Scenarios
         var startup = node.PostgresProcess("startup") ?? throw new InvalidOperationException($"{standby.Name}: no startup process found among its PostgreSQL processes");
 
         // Its startup process stopped while the primary writes a lot: the WAL arrives and is flushed (and counts for
-        // quorum commits) but is not replayed. Then its postmaster dies: the restarted startup process replays that
-        // backlog from local pg_wal before it asks for streaming again.
+        // quorum commits) but is not replayed. Then the standby's PostgreSQL crashes — its postmaster and the stopped
+        // startup process killed (-9) together, so nothing replays the backlog before the restart —, and the
+        // restarted startup process replays that backlog from local pg_wal before it asks for streaming again.
         long wal;
         int? postmaster;
         NodeProcesses.SignalProcess(startup, NodeProcesses.SigStop);
@@ -242,21 +243,33 @@ internal static class Scenarios
             {
                 throw new InvalidOperationException($"{standby.Name}: no postmaster to kill");
             }
+
+            NodeProcesses.SignalProcess(startup, NodeProcesses.SigKill);
         }
         finally
         {
-            // Continued once its postmaster is dead: it exits at once without replaying (a stopped process would
-            // keep the shared memory and stop a new postmaster from starting).
+            // Nothing of the standby stays stopped, whatever happened above.
             NodeProcesses.SignalProcess(startup, NodeProcesses.SigCont);
         }
 
         var killed = Stopwatch.GetTimestamp();
-        var restarted = await context.WaitUntilAsync(() => (node.PostmasterPid is { } p && p != postmaster) || context.Statuses.Latest(standby.Name) is { PositionSettled: false, PostgresRunning: true }, TimeSpan.FromSeconds(2));
-        var replica = context.Statuses.Latest(standby.Name);
-        context.Note(string.Create(CultureInfo.InvariantCulture, $"{standby.Name}: startup process stopped while the primary wrote {wal / (1024.0 * 1024):0.0} MB of WAL; postmaster killed; {(restarted ? "running again" : "not running again yet")} {Stopwatch.GetElapsedTime(killed).TotalSeconds:0.00} s later (last report: flush {replica?.FlushLsn}, settled {replica?.PositionSettled}); then the primary's node killed"));
+        var reported = context.Statuses.Latest(standby.Name);
+
+        // As soon as its manager has started PostgreSQL again (replay of the backlog begins), the primary goes too.
+        var restarted = await context.WaitUntilAsync(() => (node.PostmasterPid is { } p && p != postmaster) || context.Statuses.Latest(standby.Name) is { PositionSettled: false, PostgresRunning: true }, TimeSpan.FromSeconds(10));
+        var after = Stopwatch.GetElapsedTime(killed);
         context.Node(primary).KillNode();
         context.Fault();
+        context.Note(string.Create(CultureInfo.InvariantCulture, $"{standby.Name}: startup process stopped while the primary wrote {wal / (1024.0 * 1024):0.0} MB of WAL; its PostgreSQL killed (last report before: flush {reported?.FlushLsn}, settled {reported?.PositionSettled}); {(restarted ? "running again" : "not running again")} {after.TotalSeconds:0.00} s later, when the primary's node was killed"));
         await context.WaitForWritesAwayFromAsync(primary, FaultHold);
+        var faultAt = context.FaultAt;
+        context.AfterHealing(statuses =>
+        {
+            // What the crashed standby reported while the failover was decided: its position, settled or not.
+            var reports = statuses.Samples(faultAt).Where(s => s.Member == standby.Name).Take(40).Select(s => $"{s.FlushLsn}{(s.PositionSettled ? string.Empty : " (unsettled)")}").Distinct();
+            context.Note($"{standby.Name} reported after the fault: {string.Join(", ", reports)}");
+            return null;
+        });
         await context.RestartAsync();
     }
 
