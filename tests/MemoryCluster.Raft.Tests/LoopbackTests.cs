@@ -36,6 +36,12 @@ public sealed class LoopbackTests
         var followerRead = await follower.ReadAsync(cts.Token);
         Assert.Equal(1UL, followerRead.Version);
         await Assert.ThrowsAsync<NotLeaderException>(() => follower.ProposeAsync(RegisterCommand.SetFlag(1, true).Encode(), cts.Token));
+
+        // A proposal bound to a term is taken only by the leader of that term.
+        var term = leader.Status.Term;
+        await Assert.ThrowsAsync<NotLeaderException>(() => leader.ProposeAsync(RegisterCommand.SetFlag(1, true).Encode(), term.Next(), cts.Token));
+        await Assert.ThrowsAsync<NotLeaderException>(() => follower.ProposeAsync(RegisterCommand.SetFlag(1, true).Encode(), term, cts.Token));
+        Assert.Equal(ApplyOutcome.Applied, (await leader.ProposeAsync(RegisterCommand.SetFlag(1, true).Encode(), term, cts.Token)).Outcome);
     }
 
     [Fact]

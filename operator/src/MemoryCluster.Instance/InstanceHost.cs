@@ -119,7 +119,17 @@ public static class InstanceHost
         var metrics = app.Services.GetRequiredService<InstanceMetrics>();
         app.MapGet("/healthz", () => status.Health() is (true, _) ? Results.Text("ok\n") : Results.Text(status.Health().Why + "\n", statusCode: 503));
         app.MapGet("/readyz", () => status.Ready() ? Results.Text("ready\n") : Results.Text("not ready for its role\n", statusCode: 503));
-        app.MapGet("/status", () => Results.Json(status.Status(), InstanceJson.Options));
+        var observer = app.Services.GetRequiredService<PostgresObserver>();
+        app.MapGet("/status", async (bool? fresh, CancellationToken ct) =>
+        {
+            if (fresh == true)
+            {
+                // The Raft leader, deciding a failover, wants PostgreSQL's state as of now.
+                await observer.ObserveNowAsync(TimeSpan.FromMilliseconds(300), ct).ConfigureAwait(false);
+            }
+
+            return Results.Json(status.Status(), InstanceJson.Options);
+        });
         app.MapGet("/metrics", async (HttpResponse response, CancellationToken ct) =>
         {
             response.ContentType = "text/plain; version=0.0.4; charset=utf-8";

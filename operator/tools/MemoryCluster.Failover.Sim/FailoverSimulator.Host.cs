@@ -190,6 +190,7 @@ internal sealed partial class FailoverSimulator
         var state = m.StateMachine!.Current;
         var actions = Step(m, now => new RenewalRequested(now, pending.RequestId, pending.From, pending.Epoch, state, m.Raft!.HoldsLease, null));
         var answer = actions.OfType<AnswerRenewal>().FirstOrDefault(a => a.RequestId == pending.RequestId);
+        TraceLine($"{m.Name}: renewal for {M(pending.From).Name} at epoch {pending.Epoch}: {(answer?.Granted == true ? "granted" : "refused: " + answer?.Why)} (term {m.Raft!.Term}, lease {m.Raft.HoldsLease})");
         pending.Reply(answer?.Granted ?? false, answer?.Why ?? "no answer", answer?.Epoch ?? pending.Epoch);
     }
 
@@ -615,8 +616,15 @@ internal sealed partial class FailoverSimulator
             var askedAt = m.LocalMs(_now);
             var inc = m.Incarnation;
             var answered = false;
+            var fresh = m.Node.WantsFreshReports;
             Http(m, peer, () => peer.ManagerUp && peer.Node is not null, reply =>
             {
+                if (fresh)
+                {
+                    // As the real host: the peer queries its PostgreSQL before it answers.
+                    Observe(peer);
+                }
+
                 var view = peer.Node!.SelfView();
                 var age = peer.Node.Status().StateAgeMs;
                 CheckReported(peer, view);
@@ -714,7 +722,19 @@ internal sealed partial class FailoverSimulator
 
         OnManager(m, _now + m.Micros(ProposeTimeoutMs), () => Answer(false, "timed out"));
         var leader = MemberId.FromNodeId(m.Raft!.Leader);
-        if (leader.IsNone)
+        if (propose.OnlyAsLeaderInTerm is { } term)
+        {
+            // A failover this node decided as leader: proposed here, in that term, or not at all.
+            if (m.Raft.Role == RaftRole.Leader && m.Raft.Term == term)
+            {
+                ProposeLocal(m, propose.Command, (applied, why) => OnManager(m, _now + 50, () => Answer(applied, why)));
+            }
+            else
+            {
+                OnManager(m, _now + 50, () => Answer(false, $"not the leader in term {term} any more"));
+            }
+        }
+        else if (leader.IsNone)
         {
             OnManager(m, _now + 100, () => Answer(false, "no Raft leader right now"));
         }

@@ -167,7 +167,7 @@ internal sealed partial class FailoverSimulator
                 {
                     var m = M(ev.Member);
                     Step(m, now => new Tick(now));
-                    Schedule(m.TrueAt(m.LocalMs(_now) + NodeTickMs, _now), ev);
+                    Schedule(m.TrueAt(m.LocalMs(_now) + m.Node!.TickIntervalMs, _now), ev);
                     break;
                 }
 

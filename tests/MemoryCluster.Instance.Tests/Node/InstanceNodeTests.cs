@@ -280,6 +280,9 @@ public sealed class InstanceNodeTests
         var decision = h.Step(now => new PostgresObserved(now, Replica(replay: 1000, receive: 1000), null));
         var failover = decision.Concat(h.Tick(1)).OfType<Propose>().Single(p => p.Command.Type == ControlCommandType.SetPrimary);
         Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(2)), failover.Command);
+
+        // Committed only by this leader in this term: another leader may have granted renewals this one never saw.
+        Assert.Equal(new Term(1), failover.OnlyAsLeaderInTerm);
         var late = h.Step(now => new RenewalRequested(now, 2, Id(1), new Epoch(1), State(1, 1), true, null));
         var answer = h.Single<AnswerRenewal>(late);
         Assert.False(answer.Granted);

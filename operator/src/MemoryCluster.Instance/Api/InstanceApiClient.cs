@@ -22,12 +22,15 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     public const string LeasePurpose = "lease";
     public const string ProposePurpose = "propose";
 
-    /// <summary>GET /status; throws <see cref="InstanceApiException"/> when the manager cannot be read.</summary>
-    public async Task<StatusDocument> StatusAsync(Uri baseUri, CancellationToken cancellationToken)
+    /// <summary>
+    /// GET /status; throws <see cref="InstanceApiException"/> when the manager cannot be read. <paramref name="fresh"/>:
+    /// the manager queries its PostgreSQL before it answers (a few hundred milliseconds at most).
+    /// </summary>
+    public async Task<StatusDocument> StatusAsync(Uri baseUri, CancellationToken cancellationToken, bool fresh = false)
     {
         try
         {
-            return await http.GetFromJsonAsync<StatusDocument>(new Uri(baseUri, "status"), InstanceJson.Options, cancellationToken).ConfigureAwait(false)
+            return await http.GetFromJsonAsync<StatusDocument>(new Uri(baseUri, fresh ? "status?fresh=true" : "status"), InstanceJson.Options, cancellationToken).ConfigureAwait(false)
                 ?? throw new InstanceApiException($"{baseUri} answered /status with nothing");
         }
         catch (Exception e) when (e is HttpRequestException or JsonException or NotSupportedException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
@@ -37,11 +40,11 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     }
 
     /// <summary>GET /status; null when the manager does not answer in time (or at all).</summary>
-    public async Task<StatusDocument?> TryStatusAsync(Uri baseUri, CancellationToken cancellationToken)
+    public async Task<StatusDocument?> TryStatusAsync(Uri baseUri, CancellationToken cancellationToken, bool fresh = false)
     {
         try
         {
-            return await StatusAsync(baseUri, cancellationToken).ConfigureAwait(false);
+            return await StatusAsync(baseUri, cancellationToken, fresh).ConfigureAwait(false);
         }
         catch (InstanceApiException)
         {

@@ -13,8 +13,6 @@ namespace MemoryCluster.Instance.Host;
 /// </summary>
 internal sealed partial class NodeDriver : BackgroundService
 {
-    /// <summary>How often the node is ticked: the lease rules act within this.</summary>
-    public static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(50);
 
     private readonly InstanceNode _node;
     private readonly TimeProvider _time;
@@ -103,11 +101,12 @@ internal sealed partial class NodeDriver : BackgroundService
     {
         var started = _started ?? throw new InvalidOperationException("the driver was not told what the host found at start");
         Step(now => started with { Now = now });
-        using var timer = new PeriodicTimer(TickInterval, _time);
         try
         {
-            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            // As often as the node asks: every 50 ms wherever a lease or failover deadline may fall due.
+            while (!stoppingToken.IsCancellationRequested)
             {
+                await Task.Delay(TimeSpan.FromMilliseconds(Read((node, _) => node.TickIntervalMs)), _time, stoppingToken).ConfigureAwait(false);
                 Step(now => new Tick(now));
             }
         }

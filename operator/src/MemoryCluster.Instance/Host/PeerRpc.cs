@@ -60,7 +60,8 @@ internal sealed partial class PeerRpc : BackgroundService
         while (!ct.IsCancellationRequested)
         {
             var asked = _driver.NowMs;
-            var status = await _status.TryStatusAsync(peer.HttpBase, ct).ConfigureAwait(false);
+            var fresh = _driver.Read((node, _) => node.WantsFreshReports);
+            var status = await _status.TryStatusAsync(peer.HttpBase, ct, fresh).ConfigureAwait(false);
             var view = status is null || status.Id != peer.Id ? PeerView.Unreachable(id) : InstanceJson.ToPeerView(status, id, asked);
             _driver.Step(now => new PeerObserved(now, view));
             var interval = TimeSpan.FromMilliseconds(_driver.Read((node, _) => node.PeerPollIntervalMs));
@@ -201,7 +202,9 @@ internal sealed partial class PeerRpc : BackgroundService
         ManagerAnswer answer;
         try
         {
-            answer = await ProposeHereOrForwardAsync(propose.Command, _stopping.Token).ConfigureAwait(false);
+            answer = propose.OnlyAsLeaderInTerm is { } term
+                ? await _raft.ProposeAsync(propose.Command, _stopping.Token, term).ConfigureAwait(false)
+                : await ProposeHereOrForwardAsync(propose.Command, _stopping.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {

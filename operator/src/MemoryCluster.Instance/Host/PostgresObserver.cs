@@ -17,6 +17,9 @@ internal sealed class PostgresObserver : BackgroundService
     /// <summary>A write to the data volume pending longer than this means the volume is stalled.</summary>
     public static readonly TimeSpan DiskStall = TimeSpan.FromSeconds(2);
 
+    /// <summary>How often a probe writes to the data volume (a stall shows as one write pending).</summary>
+    private static readonly TimeSpan DiskWriteEvery = TimeSpan.FromSeconds(1);
+
     /// <summary>Every this many probes, the query goes over a new connection (the postmaster must still fork backends).</summary>
     private const int FreshConnectionEvery = 4;
 
@@ -75,6 +78,26 @@ internal sealed class PostgresObserver : BackgroundService
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>Queries PostgreSQL's state now (for a report read fresh), within <paramref name="limit"/>; nothing when it is not running.</summary>
+    public async Task ObserveNowAsync(TimeSpan limit, CancellationToken cancellationToken)
+    {
+        if (!_supervisor.Running)
+        {
+            return;
+        }
+
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(limit);
+        try
+        {
+            await ObserveAsync(bounded.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Not within the limit: the report goes out with the last state, dated as it is.
         }
     }
 
@@ -158,6 +181,12 @@ internal sealed class PostgresObserver : BackgroundService
             {
                 _diskWrite = null;
                 return $"writing to the data volume failed: {failed.Exception?.InnerException?.Message}";
+            }
+
+            if (_diskWrite is not null && _time.GetElapsedTime(_diskWriteStarted) < DiskWriteEvery)
+            {
+                // One flushed write a second is enough to see a stalled volume.
+                return null;
             }
 
             _diskWriteStarted = _time.GetTimestamp();

@@ -135,6 +135,13 @@ internal sealed partial class PostgresSupervisor : BackgroundService
                 await PromoteAsync(promote.NotAfter, promote.Epoch, fencesBefore, ct).ConfigureAwait(false);
                 return null;
             case PostgresAction.Stop stop:
+                if (stop.ForSwitchover)
+                {
+                    // A checkpoint while writes go on leaves little for the shutdown checkpoint to write: the time
+                    // during which no one takes writes is shorter.
+                    await _client.CheckpointAsync(ct).ConfigureAwait(false);
+                }
+
                 await StopPostgresAsync(ct).ConfigureAwait(false);
                 if (stop.ForSwitchover)
                 {

@@ -149,13 +149,13 @@ internal sealed partial class RaftService : BackgroundService
     /// <summary>A linearizable read of the control state (ReadIndex).</summary>
     public Task<ControlState> ReadAsync(CancellationToken cancellationToken) => _host.ReadAsync(cancellationToken);
 
-    /// <summary>Proposes on this member, which must lead; the answer says whether the command applied.</summary>
-    public async Task<ManagerAnswer> ProposeAsync(ControlCommand command, CancellationToken cancellationToken)
+    /// <summary>Proposes on this member, which must lead (in <paramref name="onlyInTerm"/> when given); the answer says whether the command applied.</summary>
+    public async Task<ManagerAnswer> ProposeAsync(ControlCommand command, CancellationToken cancellationToken, Term? onlyInTerm = null)
     {
         ArgumentNullException.ThrowIfNull(command);
         try
         {
-            var applied = await _host.ProposeAsync(command.Encode(), cancellationToken).ConfigureAwait(false);
+            var applied = await _host.ProposeAsync(command.Encode(), onlyInTerm, cancellationToken).ConfigureAwait(false);
             return applied.Outcome == ApplyOutcome.Applied
                 ? new ManagerAnswer(true, $"{command.Type} applied", applied.State.Epoch)
                 : new ManagerAnswer(false, $"{command.Type} refused by the control state: {applied.Outcome} {applied.Reason}".TrimEnd(), applied.State.Epoch);

@@ -22,12 +22,12 @@ public sealed class NoPodRoleLabeler : IPodRoleLabeler
 
 /// <summary>
 /// Keeps the pod's role label on what this member is ready to serve: <c>primary</c> for a primary taking writes at
-/// the current epoch, <c>replica</c> for a replica in recovery, nothing otherwise. Checked every 100 ms (a read of
+/// the current epoch, <c>replica</c> for a replica in recovery, nothing otherwise. Checked every 250 ms (a read of
 /// the node's status), written only on change.
 /// </summary>
 internal sealed partial class RoleLabeler(NodeDriver driver, IPodRoleLabeler labeler, TimeProvider time, ILogger<RoleLabeler> logger) : BackgroundService
 {
-    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(250);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

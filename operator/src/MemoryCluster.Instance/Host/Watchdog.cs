@@ -42,14 +42,17 @@ public static class WatchdogDeadline
 
 /// <summary>
 /// The watchdog: a process of its own beside the manager, so that a manager that hangs (SIGSTOP, a stuck runtime,
-/// a long pause) or dies cannot leave a primary writing past its lease. Every 50 ms it reads the deadline file;
-/// while an armed deadline has passed it kills every process in the data directory, again at every check (a
-/// PostgreSQL started after the deadline by a manager that paused between its lease check and the start is
-/// killed too). It exits when the manager is gone and nothing is armed, or the armed deadline has passed and
+/// a long pause) or dies cannot leave a primary writing past its lease. It reads the deadline file every 250 ms,
+/// and wakes at an armed deadline itself; while an armed deadline has passed it kills every process in the data
+/// directory, again every 50 ms (a PostgreSQL started after the deadline by a manager that paused between its lease
+/// check and the start is killed too). It exits when the manager is gone and nothing is armed, or the armed deadline has passed and
 /// nothing is left to kill.
 /// </summary>
 public static partial class Watchdog
 {
+    private static readonly TimeSpan ReadEvery = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan KillEvery = TimeSpan.FromMilliseconds(50);
+
     public static async Task<int> RunAsync(string dataDirectory, string deadlineFile, int managerPid, ILogger logger, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(logger);
@@ -96,7 +99,16 @@ public static partial class Watchdog
                 return 0;
             }
 
-            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+            // Idle reads are cheap and rare; an armed deadline is met on time (the file is re-read at it, since the
+            // manager may have moved it on), and past it the checks are frequent.
+            var wait = ReadEvery;
+            if (deadline is { } armed)
+            {
+                var until = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), armed);
+                wait = expired ? KillEvery : until < wait ? until + TimeSpan.FromMilliseconds(1) : wait;
+            }
+
+            await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
         }
 
         return 0;

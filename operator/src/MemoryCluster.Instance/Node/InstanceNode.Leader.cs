@@ -11,7 +11,7 @@ public sealed partial class InstanceNode
     public const long HandOverEveryMs = 10_000;
 
     /// <summary>... and not before it has led this long (a fresh leader first settles).</summary>
-    public const long HandOverAfterMs = 2_000;
+    public const long HandOverAfterMs = 5_000;
 
     private long _leaderSince = -1;
     private Raft.Term _leaderTerm;
@@ -135,14 +135,19 @@ public sealed partial class InstanceNode
                 _failoverNote = promote.Why;
                 _failoverProposal = NextId();
                 Log(LogLevel.Warning, $"failover from epoch {epoch}: {promote.Why}");
-                _out.Add(new Propose(_failoverProposal.Value, ControlCommand.SetPrimary(epoch, promote.Target), promote.Why));
+                // IMPORTANT: committed only by this leader in this term: a leader elected meanwhile (this one paused,
+                // say) may have granted renewals it never saw, and its own election restarts the failover clock.
+                _out.Add(new Propose(_failoverProposal.Value, ControlCommand.SetPrimary(epoch, promote.Target), promote.Why, _leaderTerm));
                 return;
         }
     }
 
     /// <summary>
     /// A Raft leader that is also the primary hands leadership to a streaming replica: when the primary's host
-    /// fails, the member that must replace it already leads, and no election comes before the failover wait.
+    /// fails, the member that must replace it already leads, and no election comes first. The transfer costs the
+    /// primary its renewals until the new leader holds its Raft lease, so it is done only when that can be afforded:
+    /// every other member streams from this primary, and this primary's lease was just renewed (nearly all of the
+    /// fence window is left for the new leader to take over).
     /// </summary>
     private void HandOverLeadership(IReadOnlyDictionary<MemberId, PeerView> views)
     {
@@ -151,15 +156,14 @@ public sealed partial class InstanceNode
             return;
         }
 
-        var target = views.Values
-            .Where(v => v.Id != _config.Self && v.IsStreamingReplica)
-            .OrderByDescending(v => v.FlushLsn.Value).ThenBy(v => v.Id.Value)
-            .FirstOrDefault();
-        if (target is null)
+        var others = views.Values.Where(v => v.Id != _config.Self).ToList();
+        if (!others.All(v => v.IsStreamingReplica) || LeaseUntil is not { } until
+            || until - _now < (long)(_config.Lease.FenceAfter - _config.Lease.RenewInterval).TotalMilliseconds)
         {
             return;
         }
 
+        var target = others.OrderByDescending(v => v.FlushLsn.Value).ThenBy(v => v.Id.Value).First();
         _lastHandOver = _now;
         _out.Add(new TransferLeadership(target.Id, $"this Raft leader is the primary: handing Raft leadership to {_config.NameOf(target.Id)}"));
     }

@@ -66,8 +66,30 @@ public sealed partial class InstanceNode
         : Attentive ? 100
         : 1000;
 
-    /// <summary>How often the host should query PostgreSQL's state, now.</summary>
-    public long ObserveIntervalMs => Attentive || !_settled ? 100 : 250;
+    /// <summary>How often the host should query PostgreSQL's state, now (the leader asks for a fresh one when it matters).</summary>
+    public long ObserveIntervalMs => Attentive || !_settled ? 100 : 1000;
+
+    /// <summary>
+    /// How often the host should tick the node, now: every 50 ms wherever a deadline may fall due — PostgreSQL may
+    /// accept writes (the lease's fence), this member is named primary (renewals) or leads Raft (a failover), or
+    /// anything is happening —, every 250 ms for a replica sitting in its role.
+    /// </summary>
+    public long TickIntervalMs => _mayWrite || _control.Primary == _config.Self || _raft.IsLeader || Attentive || !_started ? 50 : 250;
+
+    /// <summary>
+    /// Whether reports should be read fresh (the other member queries its PostgreSQL before it answers): the leader,
+    /// while the primary is late; the old primary of a switchover, waiting for its target to have its final WAL.
+    /// </summary>
+    public bool WantsFreshReports => _switchover is not null || (_raft.IsLeader && (_failoverNote is not null || LeaderSeesPrimaryLate));
+
+    private bool LeaderSeesPrimaryLate
+    {
+        get
+        {
+            var lastRenewal = Math.Max(_leaderSince, _grantEpoch == _control.Epoch ? _grantAt : long.MinValue);
+            return _control.Epoch != Epoch.Zero && _now - lastRenewal > 2 * (long)_config.Lease.RenewInterval.TotalMilliseconds;
+        }
+    }
 
     /// <summary>
     /// Something is (or may soon be) happening: then reports and observations are read often; an idle member in
@@ -83,13 +105,9 @@ public sealed partial class InstanceNode
                 return true;
             }
 
-            if (_raft.IsLeader)
+            if (_raft.IsLeader && (LeaderSeesPrimaryLate || _failoverNote is not null))
             {
-                var lastRenewal = Math.Max(_leaderSince, _grantEpoch == _control.Epoch ? _grantAt : long.MinValue);
-                if (_now - lastRenewal > 2 * (long)_config.Lease.RenewInterval.TotalMilliseconds || _failoverNote is not null)
-                {
-                    return true;
-                }
+                return true;
             }
 
             return _peers.Values.Any(p => !p.Reachable || !p.Ready);

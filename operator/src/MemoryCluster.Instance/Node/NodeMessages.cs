@@ -359,8 +359,13 @@ public sealed record RequestRenewal(long Id, Epoch Epoch) : NodeAction;
 /// <summary>Answers a <see cref="RenewalRequested"/>.</summary>
 public sealed record AnswerRenewal(long RequestId, bool Granted, Epoch Epoch, string Why) : NodeAction;
 
-/// <summary>Proposes a control command on the Raft leader; <see cref="ProposalDone"/> comes back.</summary>
-public sealed record Propose(long Id, ControlCommand Command, string Why) : NodeAction;
+/// <summary>
+/// Proposes a control command on the Raft leader (forwarded to it when this member does not lead);
+/// <see cref="ProposalDone"/> comes back. With <paramref name="OnlyAsLeaderInTerm"/> — a failover this node decided
+/// as leader — it is proposed here and only while this member still leads in that term, never forwarded: another
+/// leader may have granted the primary renewals this one never saw.
+/// </summary>
+public sealed record Propose(long Id, ControlCommand Command, string Why, Raft.Term? OnlyAsLeaderInTerm = null) : NodeAction;
 
 /// <summary>Hands Raft leadership to <paramref name="Target"/>.</summary>
 public sealed record TransferLeadership(MemberId Target, string Why) : NodeAction;

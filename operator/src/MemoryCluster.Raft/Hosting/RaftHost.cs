@@ -215,7 +215,14 @@ public sealed class RaftHost<TState> : IAsyncDisposable
     /// Proposes an encoded command on the leader and returns once it is applied here, with the outcome the
     /// state machine gave it and the state after it.
     /// </summary>
-    public async Task<ApplyResult<TState>> ProposeAsync(byte[] command, CancellationToken cancellationToken)
+    public Task<ApplyResult<TState>> ProposeAsync(byte[] command, CancellationToken cancellationToken) => ProposeAsync(command, null, cancellationToken);
+
+    /// <summary>
+    /// Proposes a command on the leader and returns once it is applied here; with <paramref name="onlyInTerm"/>, only
+    /// while this node leads in that term (else <see cref="NotLeaderException"/>): a decision this leader made from
+    /// what it knew in that term is never committed in another leader's term.
+    /// </summary>
+    public async Task<ApplyResult<TState>> ProposeAsync(byte[] command, Term? onlyInTerm, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(command);
 
@@ -223,6 +230,11 @@ public sealed class RaftHost<TState> : IAsyncDisposable
         var data = (byte[])command.Clone();
         var done = await OnLoopAsync(node =>
         {
+            if (onlyInTerm is { } term && (node.Role != RaftRole.Leader || node.Term != term))
+            {
+                throw new NotLeaderException(node.Leader, $"not the leader in term {term} any more (term {node.Term}, {node.Role})");
+            }
+
             Counters.Proposed.Add();
             var (index, refusal) = node.Propose(data);
             return Track(node, index, refusal);
