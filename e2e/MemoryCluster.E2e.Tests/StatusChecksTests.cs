@@ -67,6 +67,30 @@ public sealed class StatusChecksTests
     }
 
     [Fact]
+    public void A_replica_that_reports_less_than_it_acknowledged_to_the_primary_is_reported_unless_rewound_since()
+    {
+        StatusSample[] samples =
+        [
+            Sample("mc-1", 10, InstanceRole.Primary, standbys: [("mc-2", new Lsn(0x3000200)), ("mc-3", new Lsn(0x3000200))]),
+            Sample("mc-2", 5, InstanceRole.Replica, flush: 0x3000100),
+            Sample("mc-2", 30, InstanceRole.Replica, flush: 0x3000100),
+            Sample("mc-3", 30, InstanceRole.Replica, flush: 0x3000200),
+            Sample("mc-3", 40, InstanceRole.Stopped, follow: FollowState.Rewinding),
+            Sample("mc-1", 50, InstanceRole.Primary, standbys: [("mc-3", new Lsn(0x3000400))], line: Two, epoch: 2),
+            Sample("mc-3", 60, InstanceRole.Replica, flush: 0x3000300, line: Two, epoch: 2),
+            Sample("mc-3", 70, InstanceRole.Replica, flush: 0x3000100, epoch: 1),
+        ];
+
+        var found = StatusChecks.UnderReported(samples, origin: 0);
+
+        // mc-2 at 30 (read after the primary's report at 10); not at 5 (read before it). mc-3 at 60 reports less
+        // than the 0/3000400 of the primary's report at 50: that one too. mc-3 at 70: epoch 1 acks came before its rewind.
+        Assert.Equal(2, found.Count);
+        Assert.StartsWith("mc-2 reported a settled flushLsn 0/3000100", found[0], StringComparison.Ordinal);
+        Assert.StartsWith("mc-3 reported a settled flushLsn 0/3000300", found[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void An_insert_acknowledged_while_another_member_was_writable_is_reported()
     {
         (string, AckedWrite)[] acked = [("mc-1", new AckedWrite(1, 100, 120, 5432)), ("mc-1", new AckedWrite(2, 300, 320, 5432))];
@@ -103,6 +127,7 @@ public sealed class StatusChecksTests
         bool settled = true,
         FollowState follow = FollowState.Streaming,
         WalLine? line = null,
-        ulong epoch = 1) =>
-        new(member, asked < 0 ? at - 5 : asked, at, role, true, role != InstanceRole.Stopped, mayWrite, watchdog, epoch, "mc-1", line ?? One, new Lsn(flush), settled, follow, false, "follower");
+        ulong epoch = 1,
+        (string, Lsn)[]? standbys = null) =>
+        new(member, asked < 0 ? at - 5 : asked, at, role, true, role != InstanceRole.Stopped, mayWrite, watchdog, epoch, "mc-1", line ?? One, new Lsn(flush), settled, follow, false, "follower", 0, standbys ?? []);
 }

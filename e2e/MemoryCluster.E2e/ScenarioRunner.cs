@@ -361,6 +361,7 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
         Add(violations, "may write with the watchdog not armed", StatusChecks.UnarmedWriters(inRun, origin));
         Add(violations, "watchdog not armed while writable on a monitor session", StatusChecks.UnarmedWhileSessionWritable(monitor.SessionAnswers(start, end), inRun, origin));
         Add(violations, "WAL position went back", StatusChecks.PositionsBackwards(reports.Where(r => r.AnsweredAt <= end), origin, reportFrom: start));
+        Add(violations, "replica position below what it acknowledged", StatusChecks.UnderReported([.. reports.Where(r => r.AnsweredAt <= end)], origin, reportFrom: start));
 
         var warned = writer.Warned.Concat(sessions.Warned).Count(w => w.At >= start && w.At <= end);
         notes.AddRange(context.Notes);

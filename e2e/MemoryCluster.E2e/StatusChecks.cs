@@ -93,6 +93,64 @@ internal static class StatusChecks
     }
 
     /// <summary>
+    /// (b, against the primary) A replica never reports as exact (settled) a position below what it had already
+    /// acknowledged to its primary as flushed: for a report of replica S whose state was read after a report of
+    /// the primary in which <c>standbys</c> showed S flushed to X (the state read times are compared: asked at
+    /// less the state's age, against answered at less the state's age), at the same epoch and on the same
+    /// timeline, with no rewind or clone of S in between, S's settled <c>flushLsn</c> is at least X. The leader
+    /// chooses the replacement of a failed primary by these positions: in quorum mode, a replica that holds a
+    /// commit it acknowledged but reports less than it could make the leader promote one that lacks it.
+    /// </summary>
+    public static IReadOnlyList<string> UnderReported(IReadOnlyList<StatusSample> samples, long origin, long reportFrom = long.MinValue)
+    {
+        var perMs = Stopwatch.Frequency / 1000;
+        var acks = samples
+            .Where(p => p.Role == InstanceRole.Primary && p.Line is not null)
+            .SelectMany(p => p.Standbys.Select(x => (Standby: x.Name, Primary: p, x.Flush, ReadBy: p.AnsweredAt - (p.StateAgeMs * perMs))))
+            .GroupBy(a => a.Standby)
+            .ToDictionary(g => g.Key, g => g.OrderBy(a => a.ReadBy).ToList(), StringComparer.Ordinal);
+        var violations = new List<string>();
+        foreach (var member in samples.GroupBy(s => s.Member))
+        {
+            if (!acks.TryGetValue(member.Key, out var acked))
+            {
+                continue;
+            }
+
+            long replacedAt = long.MinValue;
+            foreach (var s in member.OrderBy(s => s.AnsweredAt))
+            {
+                if (s.Follow is FollowState.Rewinding or FollowState.Cloning)
+                {
+                    replacedAt = s.AnsweredAt;
+                    continue;
+                }
+
+                if (s.Role != InstanceRole.Replica || !s.PositionSettled || s.Line is null || s.FlushLsn is not { } flush || s.AnsweredAt < reportFrom)
+                {
+                    continue;
+                }
+
+                var readFrom = s.AskedAt - (s.StateAgeMs * perMs);
+                var earlier = acked.Where(a => a.ReadBy < readFrom && a.Primary.AskedAt > replacedAt && a.Primary.Epoch == s.Epoch && a.Primary.Line!.Timeline == s.Line.Timeline).ToList();
+                if (earlier.Count == 0)
+                {
+                    continue;
+                }
+
+                var best = earlier.MaxBy(a => a.Flush.Value);
+                if (flush < best.Flush)
+                {
+                    violations.Add(Invariant(
+                        $"{s.Member} reported a settled flushLsn {flush} (answered at {At(s.AnsweredAt, origin)}, state {s.StateAgeMs} ms old) below the {best.Flush} it had acknowledged to the primary {best.Primary.Member} (its report answered at {At(best.Primary.AnsweredAt, origin)}), epoch {s.Epoch}, timeline {s.Line.Timeline.Value}"));
+                }
+            }
+        }
+
+        return violations;
+    }
+
+    /// <summary>
     /// An insert acknowledged by one member while the monitor saw another member writable: the write's interval
     /// (sent → acknowledged) overlaps a writable sample (sent → answered) of another member.
     /// </summary>

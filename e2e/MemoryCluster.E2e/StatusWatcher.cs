@@ -28,7 +28,9 @@ internal sealed record StatusSample(
     bool PositionSettled,
     FollowState Follow,
     bool SteppingDown,
-    string RaftRole)
+    string RaftRole,
+    long StateAgeMs,
+    IReadOnlyList<(string Name, Lsn Flush)> Standbys)
 {
     public static StatusSample Of(string member, long askedAt, long answeredAt, StatusDocument s)
     {
@@ -49,7 +51,9 @@ internal sealed record StatusSample(
             s.PositionSettled,
             s.Follow,
             s.SteppingDown,
-            s.Raft.Role);
+            s.Raft.Role,
+            s.StateAgeMs,
+            [.. s.Standbys.Select(x => (x.Name, x.FlushLsn))]);
     }
 }
 
