@@ -91,6 +91,28 @@ public sealed class StatusChecksTests
     }
 
     [Fact]
+    public void A_state_query_counts_from_its_start_for_the_replica_and_up_to_its_end_for_the_primary()
+    {
+        var ms = System.Diagnostics.Stopwatch.Frequency / 1000;
+        StatusSample[] samples =
+        [
+            // The primary's state query began at 1000 ms and took 400 ms: it read mc-2's flush by 1400 ms at the latest.
+            Sample("mc-1", 1500 * ms, InstanceRole.Primary, standbys: [("mc-2", new Lsn(0x3000200))], ageMs: 500, queryMs: 400),
+
+            // mc-2's query began at 1300 ms (asked at 1500, state 200 ms old): it may have read before the primary did.
+            Sample("mc-2", 1600 * ms, InstanceRole.Replica, flush: 0x3000100, asked: 1500 * ms, ageMs: 200),
+
+            // Its next began at 1450 ms, after the primary's read at the latest: it must show 0/3000200.
+            Sample("mc-2", 1700 * ms, InstanceRole.Replica, flush: 0x3000100, asked: 1500 * ms, ageMs: 50),
+        ];
+
+        var found = StatusChecks.UnderReported(samples, origin: 0);
+
+        var violation = Assert.Single(found);
+        Assert.Contains("state 50 ms old", violation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void An_insert_acknowledged_while_another_member_was_writable_is_reported()
     {
         (string, AckedWrite)[] acked = [("mc-1", new AckedWrite(1, 100, 120, 5432)), ("mc-1", new AckedWrite(2, 300, 320, 5432))];
@@ -128,6 +150,8 @@ public sealed class StatusChecksTests
         FollowState follow = FollowState.Streaming,
         WalLine? line = null,
         ulong epoch = 1,
-        (string, Lsn)[]? standbys = null) =>
-        new(member, asked < 0 ? at - 5 : asked, at, role, true, role != InstanceRole.Stopped, mayWrite, watchdog, epoch, "mc-1", line ?? One, new Lsn(flush), settled, follow, false, "follower", 0, standbys ?? []);
+        (string, Lsn)[]? standbys = null,
+        long ageMs = 0,
+        long queryMs = 0) =>
+        new(member, asked < 0 ? at - 5 : asked, at, role, true, role != InstanceRole.Stopped, mayWrite, watchdog, epoch, "mc-1", line ?? One, new Lsn(flush), settled, follow, false, "follower", ageMs, queryMs, standbys ?? []);
 }

@@ -95,8 +95,9 @@ internal static class StatusChecks
     /// <summary>
     /// (b, against the primary) A replica never reports as exact (settled) a position below what it had already
     /// acknowledged to its primary as flushed: for a report of replica S whose state was read after a report of
-    /// the primary in which <c>standbys</c> showed S flushed to X (the state read times are compared: asked at
-    /// less the state's age, against answered at less the state's age), at the same epoch and on the same
+    /// the primary in which <c>standbys</c> showed S flushed to X (the state read times are compared: S's read no
+    /// earlier than asked at less its state's age, which counts from when its query began; the primary's no later
+    /// than answered at less its state's age plus its query's duration), at the same epoch and on the same
     /// timeline, with no rewind or clone of S in between, S's settled <c>flushLsn</c> is at least X. The leader
     /// chooses the replacement of a failed primary by these positions: in quorum mode, a replica that holds a
     /// commit it acknowledged but reports less than it could make the leader promote one that lacks it.
@@ -106,7 +107,7 @@ internal static class StatusChecks
         var perMs = Stopwatch.Frequency / 1000;
         var acks = samples
             .Where(p => p.Role == InstanceRole.Primary && p.Line is not null)
-            .SelectMany(p => p.Standbys.Select(x => (Standby: x.Name, Primary: p, x.Flush, ReadBy: p.AnsweredAt - (p.StateAgeMs * perMs))))
+            .SelectMany(p => p.Standbys.Select(x => (Standby: x.Name, Primary: p, x.Flush, ReadBy: p.AnsweredAt - ((p.StateAgeMs - p.StateQueryMs) * perMs))))
             .GroupBy(a => a.Standby)
             .ToDictionary(g => g.Key, g => g.OrderBy(a => a.ReadBy).ToList(), StringComparer.Ordinal);
         var violations = new List<string>();

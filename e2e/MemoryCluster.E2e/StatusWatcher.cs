@@ -30,6 +30,7 @@ internal sealed record StatusSample(
     bool SteppingDown,
     string RaftRole,
     long StateAgeMs,
+    long StateQueryMs,
     IReadOnlyList<(string Name, Lsn Flush)> Standbys)
 {
     public static StatusSample Of(string member, long askedAt, long answeredAt, StatusDocument s)
@@ -53,6 +54,7 @@ internal sealed record StatusSample(
             s.SteppingDown,
             s.Raft.Role,
             s.StateAgeMs,
+            s.StateQueryMs,
             [.. s.Standbys.Select(x => (x.Name, x.FlushLsn))]);
     }
 }

@@ -65,6 +65,99 @@ double Bootstrap(int instances)
 static double Percentile(IReadOnlyList<double> sorted, double p) =>
     sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Count) - 1, 0, sorted.Count - 1)];
 
+// CPU time of a process (clock ticks): its own, or with its waited-for children (a postmaster's exited backends).
+static long CpuTicks(int pid, bool withReaped = false)
+{
+    try
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var own = long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
+        return withReaped ? own + long.Parse(f[13], CultureInfo.InvariantCulture) + long.Parse(f[14], CultureInfo.InvariantCulture) : own;
+    }
+    catch (IOException)
+    {
+        return 0;
+    }
+}
+
+static IEnumerable<int> Descendants(int pid)
+{
+    var tasks = $"/proc/{pid}/task";
+    if (!Directory.Exists(tasks))
+    {
+        yield break;
+    }
+
+    foreach (var task in Directory.EnumerateDirectories(tasks))
+    {
+        string children;
+        try
+        {
+            children = File.ReadAllText(Path.Combine(task, "children"));
+        }
+        catch (IOException)
+        {
+            continue;
+        }
+
+        foreach (var child in children.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(c => int.Parse(c, CultureInfo.InvariantCulture)))
+        {
+            yield return child;
+            foreach (var grandchild in Descendants(child))
+            {
+                yield return grandchild;
+            }
+        }
+    }
+}
+
+static string Comm(int pid)
+{
+    try
+    {
+        return File.ReadAllText($"/proc/{pid}/comm").Trim();
+    }
+    catch (IOException)
+    {
+        return string.Empty;
+    }
+}
+
+// Per member of an idle cluster: CPU of the manager, of its watchdog, of its PostgreSQL (every process of it, and
+// backends that exited meanwhile), as a percentage of one core over the window.
+async Task<List<(string Member, double Manager, double Watchdog, double Postgres)>> IdleCpu(string dir, TimeSpan settle, TimeSpan window)
+{
+    var layout = MemoryCluster.Cli.Local.LocalLayout.Load(dir)!;
+    await Task.Delay(settle);
+    var pids = layout.Members.ToDictionary(m => m.Name, m => int.Parse(File.ReadAllText(layout.PidFile(m)).Trim(), CultureInfo.InvariantCulture));
+    Dictionary<string, (long Manager, long Watchdog, long Postgres)> Sample() => pids.ToDictionary(p => p.Key, p =>
+    {
+        long watchdog = 0, postgres = 0;
+        foreach (var d in Descendants(p.Value))
+        {
+            if (Comm(d) == "postgres")
+            {
+                postgres += CpuTicks(d, withReaped: true);
+            }
+            else
+            {
+                watchdog += CpuTicks(d);
+            }
+        }
+
+        return (CpuTicks(p.Value), watchdog, postgres);
+    });
+    var a = Sample();
+    var watch = Stopwatch.StartNew();
+    await Task.Delay(window);
+    var b = Sample();
+    var seconds = watch.Elapsed.TotalSeconds;
+    const double ticksPerSecond = 100; // USER_HZ on Linux
+    double Pct(long from, long to) => Math.Max(0, to - from) / ticksPerSecond / seconds * 100;
+    return [.. pids.Keys.Order().Select(m => (m, Pct(a[m].Manager, b[m].Manager), Pct(a[m].Watchdog, b[m].Watchdog), Pct(a[m].Postgres, b[m].Postgres)))];
+}
+
 var bootstrap3 = Bootstrap(3);
 var bootstrap5 = Bootstrap(5);
 
@@ -73,12 +166,20 @@ var gaps = new List<double>();
 var durations = new List<double>();
 long lost;
 long acked;
+List<(string Member, double Manager, double Watchdog, double Postgres)> idle;
 try
 {
     var (code, output) = Run("local", "up", "--dir", switchDir, "--instances", "3", "--timeout", "150");
     if (code != 0)
     {
         throw new InvalidOperationException(output);
+    }
+
+    // Idle cost first, before the writer starts: the cluster (default mode) with nothing to do.
+    idle = await IdleCpu(switchDir, TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(60));
+    foreach (var (member, manager, watchdog, postgres) in idle)
+    {
+        Console.WriteLine($"idle {member}: manager {manager:0.00}% of a core, watchdog {watchdog:0.00}%, postgres {postgres:0.00}% (60 s, after 20 s)");
     }
 
     var layout = MemoryCluster.Cli.Local.LocalLayout.Load(switchDir)!;
@@ -139,6 +240,7 @@ gaps.Sort();
 Console.WriteLine(JsonSerializer.Serialize(new
 {
     bootstrap_s = new Dictionary<string, double> { ["3"] = Math.Round(bootstrap3, 2), ["5"] = Math.Round(bootstrap5, 2) },
+    idle_cpu_percent = idle.ToDictionary(i => i.Member, i => new { manager = Math.Round(i.Manager, 2), watchdog = Math.Round(i.Watchdog, 2), postgres = Math.Round(i.Postgres, 2) }),
     switchover = new
     {
         runs,

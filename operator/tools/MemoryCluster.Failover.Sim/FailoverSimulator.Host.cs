@@ -558,7 +558,8 @@ internal sealed partial class FailoverSimulator
     private void ObserveLoop(SimMember m) =>
         OnManager(m, _now + m.Micros(m.Node!.ObserveIntervalMs), () =>
         {
-            Observe(m);
+            // As on a loaded host, one query in ten answers up to 2 s after PostgreSQL read the state it shows.
+            Observe(m, _random.Next(10) == 0 ? _random.Next(2_000_000) : 0);
             ObserveLoop(m);
         });
 
@@ -575,7 +576,7 @@ internal sealed partial class FailoverSimulator
         }
     }
 
-    private void Observe(SimMember m)
+    private void Observe(SimMember m, long answerAfter = 0)
     {
         var pg = m.Pg;
         if (!pg.Running)
@@ -605,7 +606,15 @@ internal sealed partial class FailoverSimulator
             pg.Streaming ? M(pg.Upstream).Name : null,
             standbys,
             histories);
-        Step(m, now => new PostgresObserved(now, observation, null));
+        answerAfter += m.ObserveLag;
+        if (answerAfter == 0)
+        {
+            Step(m, now => new PostgresObserved(now, observation, null, _options.BreakQueryDate ? null : now));
+            return;
+        }
+
+        var started = m.LocalMs(_now);
+        OnManager(m, _now + answerAfter, () => Step(m, now => new PostgresObserved(now, observation, null, _options.BreakQueryDate ? null : started)));
     }
 
     // ---------------------------------------------------------------- between managers: reports, renewals, proposals

@@ -408,6 +408,7 @@ internal sealed partial class FailoverSimulator
         foreach (var m in _members)
         {
             m.Pg.ReplayRate = 200_000_000;
+            m.ObserveLag = 0;
             if (m.Pg.Running && m.Pg.Frozen)
             {
                 m.Pg.Frozen = false;
@@ -490,12 +491,39 @@ internal sealed partial class FailoverSimulator
                     ExpectWritesWithin(20_000_000);
                 });
                 break;
+            case "slow-state-query":
+                // Quorum mode: the replicas that will alone acknowledge the last commits answer every state query
+                // 1.5 s after PostgreSQL read it (a loaded host); the others stop receiving the primary's WAL; then
+                // the primary's PostgreSQL crashes and its manager reports the fence, so the leader decides at once.
+                // Their positions were read before the primary stopped: they must not count as fresh.
+                At(15_000_000, () =>
+                {
+                    var primary = Writable()!;
+                    var slow = _members.Where(m => m != primary).Take(_options.Members / 2).ToList();
+                    slow.ForEach(r => r.ObserveLag = 1_500_000);
+                    TraceLine($"scenario: {string.Join(", ", slow.Select(r => r.Name))} answer state queries 1.5 s late");
+                    At(_now + 2_000_000, () =>
+                    {
+                        foreach (var other in _members.Where(m => m != primary && !slow.Contains(m)))
+                        {
+                            _pgBlocked.Add((primary.Id, other.Id));
+                        }
+
+                        TraceLine($"scenario: only {string.Join(", ", slow.Select(r => r.Name))} receive {primary.Name}'s WAL");
+                        At(_now + 500_000, () =>
+                        {
+                            TraceLine($"scenario: {primary.Name}'s postgres crashes");
+                            PgExit(primary, primary.Pg.Kill, expected: false);
+                        });
+                    });
+                });
+                break;
             default:
                 throw new ArgumentException($"no scenario '{name}' (scenarios: {string.Join(", ", Scenarios)})", nameof(name));
         }
     }
 
-    public static IReadOnlyList<string> Scenarios { get; } = ["replica-crash-then-primary-crash", "stop-new-primary-after-promote", "lagging-replica-fork", "primary-cut-from-standbys"];
+    public static IReadOnlyList<string> Scenarios { get; } = ["replica-crash-then-primary-crash", "stop-new-primary-after-promote", "lagging-replica-fork", "primary-cut-from-standbys", "slow-state-query"];
 
     private void At(long at, Action run) => Schedule(at, new Event(EventKind.Later, Run: run));
 

@@ -20,6 +20,7 @@ internal static class Program
         string? scenario = null;
         var watchdog = true;
         double? drift = null;
+        var breakQueryDate = false;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -47,8 +48,12 @@ internal static class Program
                     // Spread clock rates beyond the 1.1 the nodes assume (to see the lease rules fail).
                     drift = double.Parse(args[++i], CultureInfo.InvariantCulture);
                     break;
+                case "--break-query-date":
+                    // Date a slow state query when it answers, as the manager did before (to see a stale position counted as fresh).
+                    breakQueryDate = true;
+                    break;
                 default:
-                    Console.Error.WriteLine($"unknown argument {args[i]}; usage: failover-sim [--seeds N] [--first S] [--seed X [--trace]] [--scenario NAME|all] [--no-watchdog] [--break-drift F]");
+                    Console.Error.WriteLine($"unknown argument {args[i]}; usage: failover-sim [--seeds N] [--first S] [--seed X [--trace]] [--scenario NAME|all] [--no-watchdog] [--break-drift F] [--break-query-date]");
                     return 2;
             }
         }
@@ -67,7 +72,7 @@ internal static class Program
 
         var stopwatch = Stopwatch.StartNew();
         IReadOnlyList<string?> scenarios = scenario == "all" ? [.. FailoverSimulator.Scenarios] : [scenario];
-        var results = scenarios.SelectMany(name => FailoverSimulationBatch.Run(first, seeds, trace, name, watchdog, drift)).ToList();
+        var results = scenarios.SelectMany(name => FailoverSimulationBatch.Run(first, seeds, trace, name, watchdog, drift, breakQueryDate)).ToList();
         foreach (var r in results.Where(r => r.Violations.Count > 0 || trace))
         {
             if (trace)
@@ -91,12 +96,12 @@ internal static class Program
 /// <summary>Runs a range of seeds in parallel; results come back in seed order.</summary>
 internal static class FailoverSimulationBatch
 {
-    public static IReadOnlyList<SimResult> Run(int first, int count, bool trace = false, string? scenario = null, bool watchdog = true, double? drift = null)
+    public static IReadOnlyList<SimResult> Run(int first, int count, bool trace = false, string? scenario = null, bool watchdog = true, double? drift = null, bool breakQueryDate = false)
     {
         var results = new SimResult[count];
         Parallel.For(0, count, i =>
         {
-            var options = SimOptions.ForSeed(first + i) with { Trace = trace, Scenario = scenario, Watchdog = watchdog, ActualDrift = drift ?? 1.1 };
+            var options = SimOptions.ForSeed(first + i) with { Trace = trace, Scenario = scenario, Watchdog = watchdog, ActualDrift = drift ?? 1.1, BreakQueryDate = breakQueryDate };
             if (scenario is "lagging-replica-fork")
             {
                 options = options with { Mode = Instance.Node.ReplicationMode.Async };

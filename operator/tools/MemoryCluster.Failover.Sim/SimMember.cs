@@ -17,6 +17,9 @@ internal sealed class SimMember(MemberId id, string name, double rate)
 
     public string Name { get; } = name;
 
+    /// <summary>True µs between PostgreSQL reading its state for a query and the manager getting the answer (a loaded host).</summary>
+    public long ObserveLag { get; set; }
+
     // ---------------------------------------------------------------- the clock (monotonic, drifting)
 
     private double _rate = rate;

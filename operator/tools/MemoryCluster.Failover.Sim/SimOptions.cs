@@ -24,6 +24,9 @@ internal sealed record SimOptions(int Seed)
     /// <summary>Runs with a watchdog process (disable to see the lease checker fire on a paused manager).</summary>
     public bool Watchdog { get; init; } = true;
 
+    /// <summary>Date slow state queries when they answer instead of when they began (to see the quorum checker fire).</summary>
+    public bool BreakQueryDate { get; init; }
+
     /// <summary>Leave the faults on without healing (for replays).</summary>
     public bool Trace { get; init; }
 

@@ -28,15 +28,19 @@ public sealed class FailoverSimulationTests
     }
 
     [Theory]
-    [InlineData("replica-crash-then-primary-crash")]
-    [InlineData("stop-new-primary-after-promote")]
-    [InlineData("lagging-replica-fork")]
-    [InlineData("primary-cut-from-standbys")]
-    public void The_holes_the_review_found_stay_closed(string scenario)
+    [InlineData("replica-crash-then-primary-crash", 40)]
+    [InlineData("stop-new-primary-after-promote", 40)]
+    [InlineData("lagging-replica-fork", 40)]
+    [InlineData("primary-cut-from-standbys", 40)]
+
+    // The old primary fenced with every commit it acknowledged: when the slow replica's fresh report comes too late,
+    // it may start again at a new epoch instead of a change of primary.
+    [InlineData("slow-state-query", 20)]
+    public void The_holes_the_review_found_stay_closed(string scenario, int minPrimaryChanges)
     {
         var results = FailoverSimulationBatch.Run(first: 1, count: 40, scenario: scenario);
         Assert.True(results.All(r => r.Violations.Count == 0), Failures(results));
-        Assert.True(results.Sum(r => r.Failovers) >= 40, $"{scenario}: only {results.Sum(r => r.Failovers)} changes of primary in 40 runs");
+        Assert.True(results.Sum(r => r.Failovers) >= minPrimaryChanges, $"{scenario}: only {results.Sum(r => r.Failovers)} changes of primary in 40 runs");
     }
 
     [Fact]
@@ -45,6 +49,11 @@ public sealed class FailoverSimulationTests
         // Without the watchdog a paused manager leaves its primary writing beside the next one.
         var noWatchdog = FailoverSimulationBatch.Run(first: 1, count: 40, scenario: "stop-new-primary-after-promote", watchdog: false);
         Assert.Contains(noWatchdog, r => r.Violations.Any(v => v.Contains("two members accept writes", StringComparison.Ordinal)));
+
+        // A state dated when its query answered, not when it began, passes a position read before the old primary
+        // stopped for a fresh one: the leader promotes a replica without the last acknowledged commits.
+        var lateDate = FailoverSimulationBatch.Run(first: 1, count: 40, scenario: "slow-state-query", breakQueryDate: true);
+        Assert.Contains(lateDate, r => r.Violations.Any(v => v.Contains("acknowledged commits", StringComparison.Ordinal)));
 
         // Clocks that drift further than the lease rules assume break them.
         var drift = FailoverSimulationBatch.Run(first: 1, count: 100, drift: 2.5);

@@ -220,6 +220,21 @@ public sealed class InstanceNodeTests
     }
 
     [Fact]
+    public void A_state_is_dated_when_its_query_began_so_a_slow_query_never_passes_for_a_fresh_one()
+    {
+        // The leader counts a replica's position only when read after the old primary stopped writing
+        // (PeerView.StateAt > stoppedBy): a query that answered late must not be dated when it answered.
+        var h = RunningReplica(self: 2, State(1, 1));
+        var began = h.Now;
+        h.Tick(1_500);
+        h.Step(now => new PostgresObserved(now, Replica(replay: 7_000_000, receive: 7_500_000), null, QueryStarted: began));
+
+        Assert.Equal(began, h.Node.SelfView().StateAt);
+        Assert.Equal(1_500, h.Node.Status().StateQueryMs);
+        Assert.Equal(1_500, h.Node.Status().StateAgeMs);
+    }
+
+    [Fact]
     public void A_replicas_reported_position_never_goes_back_after_its_postmaster_restarts()
     {
         // Hole 1: during local replay after a restart pg_last_wal_receive_lsn() is null and replay is behind.

@@ -76,8 +76,11 @@ public sealed record StatusDocument
 
     public DateTimeOffset? LastErrorAt { get; init; }
 
-    /// <summary>How old the PostgreSQL state shown is, in milliseconds.</summary>
+    /// <summary>How old the PostgreSQL state shown is, in milliseconds, counted from when its query began.</summary>
     public long StateAgeMs { get; init; }
+
+    /// <summary>How long that query took, in milliseconds: PostgreSQL read the state between <see cref="StateAgeMs"/> and <see cref="StateAgeMs"/> less this ago.</summary>
+    public long StateQueryMs { get; init; }
 
     /// <summary>Fenced as primary at the current epoch: its PostgreSQL was stopped and will not run as primary again at this epoch.</summary>
     public bool Fenced { get; init; }

@@ -105,6 +105,7 @@ internal sealed class PostgresObserver : BackgroundService
     {
         PgObservation? observation = null;
         string? error = null;
+        var started = _driver.NowMs;
         try
         {
             var state = await _client.GetStateAsync(ct).ConfigureAwait(false);
@@ -121,7 +122,7 @@ internal sealed class PostgresObserver : BackgroundService
             error = $"{e.GetType().Name}: {e.Message}";
         }
 
-        _driver.Step(now => new PostgresObserved(now, observation, error));
+        _driver.Step(now => new PostgresObserved(now, observation, error, started));
     }
 
     /// <summary>

@@ -35,7 +35,12 @@ public sealed partial class InstanceNode
         }
 
         _pg = pg;
-        _pgAt = p.Now;
+
+        // IMPORTANT: the state is dated when its query began, not when it ended: a failover counts a replica's
+        // position only when read after the old primary stopped writing (PeerView.StateAt), and a slow query on a
+        // loaded host may have read it well before it answered.
+        _pgAt = Math.Min(p.QueryStarted ?? p.Now, p.Now);
+        _pgQueryMs = p.Now - _pgAt;
         if (_lastError?.StartsWith("state query", StringComparison.Ordinal) == true)
         {
             _lastError = null;

@@ -22,7 +22,8 @@ namespace MemoryCluster.Instance.Node;
 /// <param name="Activity">What the node does or waits for.</param>
 /// <param name="LastError">The last failure, cleared once things work again.</param>
 /// <param name="LastErrorAt">When (node clock).</param>
-/// <param name="StateAgeMs">How old the PostgreSQL state shown is.</param>
+/// <param name="StateAgeMs">How old the PostgreSQL state shown is, counted from when its query began.</param>
+/// <param name="StateQueryMs">How long that query took: the state was read between its age and its age less this ago.</param>
 /// <param name="FencedEpoch">The last epoch at which it fenced itself as primary.</param>
 /// <param name="FenceReason">Why, when fenced at the current epoch.</param>
 /// <param name="LeaseRemainingMs">Primary: until it fences unless the lease is renewed.</param>
@@ -50,6 +51,7 @@ public sealed record NodeStatus(
     string? LastError,
     long? LastErrorAt,
     long StateAgeMs,
+    long StateQueryMs,
     Epoch FencedEpoch,
     string? FenceReason,
     long? LeaseRemainingMs,
@@ -183,6 +185,7 @@ public sealed partial class InstanceNode
             _lastError,
             _lastError is null ? null : _lastErrorAt,
             _pg is null ? 0 : Math.Max(0, _now - _pgAt),
+            _pg is null ? 0 : _pgQueryMs,
             _fencedEpoch,
             _fencedEpoch == _control.Epoch && _fencedEpoch != Epoch.Zero ? _fenceReason : null,
             leaseRemaining,

@@ -28,6 +28,7 @@ public sealed partial class InstanceNode
     private bool _running;
     private PgObservation? _pg;
     private long _pgAt;
+    private long _pgQueryMs;
     private PostgresAction? _inFlight;
     private bool _primaryObjectsReady;
     private MemberId _upstream;

@@ -247,8 +247,11 @@ public sealed record Tick(long Now) : NodeInput(Now);
 /// <summary>The Raft host's view and the control state it has applied (sent whenever either changes).</summary>
 public sealed record RaftObserved(long Now, RaftView Raft, ControlState Control) : NodeInput(Now);
 
-/// <summary>A state query of the running PostgreSQL finished: its result, or why it failed.</summary>
-public sealed record PostgresObserved(long Now, PgObservation? Observation, string? Error) : NodeInput(Now);
+/// <summary>
+/// A state query of the running PostgreSQL finished: its result, or why it failed. <paramref name="QueryStarted"/>
+/// is when the query began (node clock; none: at <paramref name="Now"/>): PostgreSQL read the state shown no earlier.
+/// </summary>
+public sealed record PostgresObserved(long Now, PgObservation? Observation, string? Error, long? QueryStarted = null) : NodeInput(Now);
 
 /// <summary>The postmaster exited (for whatever reason) with <paramref name="Code"/>.</summary>
 public sealed record PostgresExited(long Now, int Code) : NodeInput(Now);
