@@ -635,7 +635,8 @@ internal sealed partial class FailoverSimulator
                 }
 
                 var view = peer.Node!.SelfView();
-                var age = peer.Node.Status().StateAgeMs;
+                // As the real host: the age at the time of the answer, on the peer's clock.
+                var age = peer.Node.Status().StateAt is { } stateAt ? Math.Max(0, peer.LocalMs(_now) - stateAt) : 0;
                 CheckReported(peer, view);
                 reply(() =>
                 {

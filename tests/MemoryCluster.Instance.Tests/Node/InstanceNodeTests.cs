@@ -231,7 +231,7 @@ public sealed class InstanceNodeTests
 
         Assert.Equal(began, h.Node.SelfView().StateAt);
         Assert.Equal(1_500, h.Node.Status().StateQueryMs);
-        Assert.Equal(1_500, h.Node.Status().StateAgeMs);
+        Assert.Equal(began, h.Node.Status().StateAt);
     }
 
     [Fact]

@@ -22,7 +22,9 @@ namespace MemoryCluster.Instance.Node;
 /// <param name="Activity">What the node does or waits for.</param>
 /// <param name="LastError">The last failure, cleared once things work again.</param>
 /// <param name="LastErrorAt">When (node clock).</param>
-/// <param name="StateAgeMs">How old the PostgreSQL state shown is, counted from when its query began.</param>
+/// <param name="StateAt">When the query of the PostgreSQL state shown began (node clock; null: no state). The age of the
+/// state is counted from it by whoever answers, at the time it answers: the node's own time is that of its last step,
+/// which on an idle replica lags by a tick or more, and an age counted from it would make a stale state look fresh.</param>
 /// <param name="StateQueryMs">How long that query took: the state was read between its age and its age less this ago.</param>
 /// <param name="FencedEpoch">The last epoch at which it fenced itself as primary.</param>
 /// <param name="FenceReason">Why, when fenced at the current epoch.</param>
@@ -50,7 +52,7 @@ public sealed record NodeStatus(
     string Activity,
     string? LastError,
     long? LastErrorAt,
-    long StateAgeMs,
+    long? StateAt,
     long StateQueryMs,
     Epoch FencedEpoch,
     string? FenceReason,
@@ -184,7 +186,7 @@ public sealed partial class InstanceNode
             _activity,
             _lastError,
             _lastError is null ? null : _lastErrorAt,
-            _pg is null ? 0 : Math.Max(0, _now - _pgAt),
+            _pg is null ? null : _pgAt,
             _pg is null ? 0 : _pgQueryMs,
             _fencedEpoch,
             _fencedEpoch == _control.Epoch && _fencedEpoch != Epoch.Zero ? _fenceReason : null,
