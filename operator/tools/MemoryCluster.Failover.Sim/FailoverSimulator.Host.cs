@@ -11,6 +11,7 @@ internal sealed partial class FailoverSimulator
     private void StartManager(SimMember m)
     {
         m.Incarnation++;
+        m.QueryInFlight = false;
         m.ManagerUp = true;
         m.PausedUntil = 0;
         m.Action = null;
@@ -579,7 +580,7 @@ internal sealed partial class FailoverSimulator
     private void Observe(SimMember m, long answerAfter = 0)
     {
         var pg = m.Pg;
-        if (!pg.Running)
+        if (!pg.Running || m.QueryInFlight)
         {
             return;
         }
@@ -614,7 +615,12 @@ internal sealed partial class FailoverSimulator
         }
 
         var started = m.LocalMs(_now);
-        OnManager(m, _now + answerAfter, () => Step(m, now => new PostgresObserved(now, observation, null, _options.BreakQueryDate ? null : started)));
+        m.QueryInFlight = true;
+        OnManager(m, _now + answerAfter, () =>
+        {
+            m.QueryInFlight = false;
+            Step(m, now => new PostgresObserved(now, observation, null, _options.BreakQueryDate ? null : started));
+        });
     }
 
     // ---------------------------------------------------------------- between managers: reports, renewals, proposals

@@ -617,7 +617,7 @@ internal sealed partial class FailoverSimulator
     /// <summary>A member's report: its position must not go back on the same data and timeline once exact.</summary>
     private void CheckReported(SimMember m, PeerView view)
     {
-        if (!view.PositionSettled || view.Line is null || view.Role != InstanceRole.Replica)
+        if (!view.PositionSettled || view.Line is null || view.Role is not (InstanceRole.Replica or InstanceRole.Primary))
         {
             return;
         }

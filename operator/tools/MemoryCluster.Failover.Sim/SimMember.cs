@@ -20,6 +20,9 @@ internal sealed class SimMember(MemberId id, string name, double rate)
     /// <summary>True µs between PostgreSQL reading its state for a query and the manager getting the answer (a loaded host).</summary>
     public long ObserveLag { get; set; }
 
+    /// <summary>A state query is in flight until its answer is handed to the node: as the real host, the next one waits for it.</summary>
+    public bool QueryInFlight { get; set; }
+
     // ---------------------------------------------------------------- the clock (monotonic, drifting)
 
     private double _rate = rate;

@@ -30,6 +30,10 @@ internal sealed class PostgresObserver : BackgroundService
     private readonly PgClient _client;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _kick = new(0, 1);
+
+    // One state query at a time, each handed to the node before the next begins: the loop's and a fresh report's
+    // queries never answer out of order (an older answer after a newer one made a primary's flush position go back).
+    private readonly SemaphoreSlim _queryGate = new(1, 1);
     private readonly Lock _diskGate = new();
     private Task? _diskWrite;
     private long _diskWriteStarted;
@@ -102,6 +106,19 @@ internal sealed class PostgresObserver : BackgroundService
     }
 
     private async Task ObserveAsync(CancellationToken ct)
+    {
+        await _queryGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await QueryAndStepAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _queryGate.Release();
+        }
+    }
+
+    private async Task QueryAndStepAsync(CancellationToken ct)
     {
         PgObservation? observation = null;
         string? error = null;

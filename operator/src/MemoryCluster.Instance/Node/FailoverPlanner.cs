@@ -41,7 +41,7 @@ public abstract record FailoverDecision(string Why)
 public static class FailoverPlanner
 {
     /// <summary>How long the leader waits for replica reports before it restarts a fenced primary instead.</summary>
-    public const long FreshReportWaitMs = 2000;
+    public const long FreshReportWaitMs = 3000;
 
     public static FailoverDecision Decide(FailoverInput input)
     {
