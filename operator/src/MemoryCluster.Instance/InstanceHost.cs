@@ -147,7 +147,13 @@ public static class InstanceHost
                 return Results.Json(new ManagerAnswer(false, $"the body must be JSON like {{\"to\": \"NAME\"}} (or empty for the most caught-up replica): {e.Message}"), InstanceJson.Options, statusCode: 400);
             }
 
-            var (command, message) = driver.Read((node, _) => node.CheckSwitchover(string.IsNullOrWhiteSpace(body?.To) ? null : body!.To));
+            var (command, message, inProgressAt) = driver.Read((node, _) => node.CheckSwitchover(string.IsNullOrWhiteSpace(body?.To) ? null : body!.To));
+            if (inProgressAt is { } epoch)
+            {
+                // The same switchover is already requested (a client retrying after a lost answer): accepted again.
+                return Results.Json(new ManagerAnswer(true, message, epoch), InstanceJson.Options, statusCode: 202);
+            }
+
             if (command is null)
             {
                 return Results.Json(new ManagerAnswer(false, message), InstanceJson.Options, statusCode: 409);

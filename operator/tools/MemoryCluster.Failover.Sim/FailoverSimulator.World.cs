@@ -307,7 +307,7 @@ internal sealed partial class FailoverSimulator
                     var m = Any();
                     if (m.ManagerUp && !m.Paused(_now) && m.Node is not null)
                     {
-                        var (command, message) = m.Node.CheckSwitchover(_random.Next(2) == 0 ? null : _members[_random.Next(_members.Count)].Name);
+                        var (command, message, _) = m.Node.CheckSwitchover(_random.Next(2) == 0 ? null : _members[_random.Next(_members.Count)].Name);
                         TraceLine($"fault: a switchover is asked of {m.Name}: {message}");
                         if (command is not null)
                         {

@@ -367,8 +367,18 @@ public sealed class InstanceNodeTests
 
         h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true, flush: 4000)));
         h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: true, flush: 4990)));
-        var (command, message) = h.Node.CheckSwitchover(null);
+        var (command, message, _) = h.Node.CheckSwitchover(null);
         Assert.Equal(ControlCommand.RequestSwitchover(new Epoch(1), Id(3)), command);
         Assert.Contains("switchover to mc-3 requested", message, StringComparison.Ordinal);
+
+        // Once requested, the same request again (a client's retry after a lost answer) is accepted, another refused.
+        h.Raft(State(1, 1, pending: 3));
+        var retry = h.Node.CheckSwitchover("mc-3");
+        Assert.Null(retry.Command);
+        Assert.Equal(new Epoch(1), retry.InProgressAt);
+        Assert.Equal(new Epoch(1), h.Node.CheckSwitchover(null).InProgressAt);
+        var other = h.Node.CheckSwitchover("mc-2");
+        Assert.Null(other.InProgressAt);
+        Assert.Contains("a switchover to mc-3 is already in progress", other.Message, StringComparison.Ordinal);
     }
 }

@@ -226,13 +226,24 @@ public sealed partial class InstanceNode
         return _pg is { Receiver: WalReceiverStatus.Streaming } ? (FollowState.Streaming, null) : (FollowState.Connecting, null);
     }
 
-    /// <summary>Why a switchover to <paramref name="target"/> (none: the most caught-up replica) is refused now, or the command to propose.</summary>
-    public (ControlCommand? Command, string Message) CheckSwitchover(string? target)
+    /// <summary>
+    /// Why a switchover to <paramref name="target"/> (none: the most caught-up replica) is refused now, or the command to
+    /// propose; or, when that same switchover is already requested (a client's retry), the epoch it was requested at.
+    /// </summary>
+    public (ControlCommand? Command, string Message, Epoch? InProgressAt) CheckSwitchover(string? target)
     {
         var control = _control;
         if (control.Primary.IsNone || control.Epoch == Epoch.Zero)
         {
-            return (null, "the cluster has no primary yet");
+            return (null, "the cluster has no primary yet", null);
+        }
+
+        if (!control.PendingSwitchover.IsNone)
+        {
+            var pending = _config.NameOf(control.PendingSwitchover);
+            return target is null || target == pending
+                ? (null, $"a switchover to {pending} is already in progress at epoch {control.Epoch}", control.Epoch)
+                : (null, $"a switchover to {pending} is already in progress", null);
         }
 
         var views = Views();
@@ -242,7 +253,7 @@ public sealed partial class InstanceNode
             var best = views.Values.Where(v => v.Id != control.Primary && v.IsStreamingReplica).OrderByDescending(v => v.FlushLsn.Value).ThenBy(v => v.Id.Value).FirstOrDefault();
             if (best is null)
             {
-                return (null, "no replica is streaming from the primary; nothing to switch over to");
+                return (null, "no replica is streaming from the primary; nothing to switch over to", null);
             }
 
             to = best.Id;
@@ -252,7 +263,7 @@ public sealed partial class InstanceNode
             var member = _config.Members.FirstOrDefault(m => m.Name == target);
             if (member is null)
             {
-                return (null, $"no member is named '{target}' (members: {string.Join(", ", _config.Members.Select(m => m.Name))})");
+                return (null, $"no member is named '{target}' (members: {string.Join(", ", _config.Members.Select(m => m.Name))})", null);
             }
 
             to = member.Id;
@@ -260,22 +271,17 @@ public sealed partial class InstanceNode
 
         if (to == control.Primary)
         {
-            return (null, $"{_config.NameOf(to)} is already the primary (epoch {control.Epoch})");
-        }
-
-        if (!control.PendingSwitchover.IsNone)
-        {
-            return (null, $"a switchover to {_config.NameOf(control.PendingSwitchover)} is already in progress");
+            return (null, $"{_config.NameOf(to)} is already the primary (epoch {control.Epoch})", null);
         }
 
         if (!views.TryGetValue(control.Primary, out var primary) || primary is not { Reachable: true, Ready: true })
         {
-            return (null, "the primary is not ready; a switchover needs a healthy primary to hand over from");
+            return (null, "the primary is not ready; a switchover needs a healthy primary to hand over from", null);
         }
 
         var refusal = PostgresPlanner.SwitchoverRefusal(_config, views.GetValueOrDefault(to), primary.FlushLsn, primary.Line, _config.SwitchoverMaxLagBytes);
         return refusal is not null
-            ? (null, refusal + "; refusing to switch over")
-            : (ControlCommand.RequestSwitchover(control.Epoch, to), $"switchover to {_config.NameOf(to)} requested at epoch {control.Epoch}");
+            ? (null, refusal + "; refusing to switch over", null)
+            : (ControlCommand.RequestSwitchover(control.Epoch, to), $"switchover to {_config.NameOf(to)} requested at epoch {control.Epoch}", null);
     }
 }
