@@ -107,6 +107,40 @@ public sealed class CoreTests
     }
 
     [Fact]
+    public void Leader_holding_its_lease_answers_a_lease_confirmed_read_without_a_heartbeat_round()
+    {
+        var c = new TestCluster();
+        c.Create([1, 2, 3]);
+        c.Settle(40);
+        var leader = c.Leader()!;
+        c.Process(leader.Id.Value);
+        c.Deliver(print: false);
+        Assert.True(leader.HoldsLease);
+
+        Assert.Equal(RaftRefusal.None, leader.ReadIndex(5, leaseConfirmed: true));
+        var ready = leader.GetReady();
+        Assert.DoesNotContain(ready.Messages, m => m.Type == MessageType.Heartbeat);
+        Assert.Contains(ready.ReadStates, r => r.RequestContext == 5 && r.Index == leader.Commit);
+        leader.Advance(ready);
+
+        // Not confirmed by the caller's clock: the read waits for a quorum's answer to a heartbeat sent for it.
+        Assert.Equal(RaftRefusal.None, leader.ReadIndex(6));
+        ready = leader.GetReady();
+        Assert.Contains(ready.Messages, m => m.Type == MessageType.Heartbeat);
+        Assert.DoesNotContain(ready.ReadStates, r => r.RequestContext == 6);
+        leader.Advance(ready);
+
+        // Confirmed by the caller but the lease has run out in ticks (no heartbeat answered since): a round, too.
+        c.Partition([leader.Id.Value], c.Up.Where(n => n.Id != leader.Id).Select(n => n.Id.Value));
+        c.Tick(leader.Options.LeaseTicks + 1, [leader.Id.Value]);
+        c.Deliver(print: false);
+        Assert.False(leader.HoldsLease);
+        Assert.Equal(RaftRefusal.None, leader.ReadIndex(7, leaseConfirmed: true));
+        ready = leader.GetReady();
+        Assert.DoesNotContain(ready.ReadStates, r => r.RequestContext == 7);
+    }
+
+    [Fact]
     public void Lagging_follower_catches_up_from_a_snapshot_after_compaction()
     {
         var c = new TestCluster();

@@ -30,7 +30,14 @@ public static class InstanceHost
         await files.PrepareAsync(cancellationToken).ConfigureAwait(false);
         var (fencedEpoch, fenceReason) = files.ReadFence();
 
-        var builder = WebApplication.CreateSlimBuilder();
+        // No configuration files are read, so none is watched: by default the host watches its content root (the
+        // working directory, in a local cluster the folder of every member's data) recursively for appsettings
+        // changes, and every WAL write of every member woke every manager.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggers);
         builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
@@ -50,12 +57,15 @@ public static class InstanceHost
         services.AddSingleton(files);
         services.AddSingleton(labeler);
         services.AddSingleton(new InstanceNode(NodeConfigFor(options)));
+        services.AddSingleton<ManagerClock>();
         services.AddSingleton<NodeDriver>();
         services.AddSingleton<StatusReporter>();
         services.AddSingleton<InstanceMetrics>();
 
-        // Started in this order and stopped in the reverse: the driver ticks last and stops first; PostgreSQL stops
-        // (cleanly) before the watchdog is disarmed for good and before Raft goes.
+        // Started in this order and stopped in the reverse: the clock beats first and stops last (Raft ticks while the
+        // rest stops); the driver starts ticking the node last and stops first; PostgreSQL stops (cleanly) before the
+        // watchdog is disarmed for good and before Raft goes.
+        AddHosted<ManagerClock>(services);
         AddHosted<RaftService>(services);
         AddHosted<WatchdogSupervisor>(services);
         AddHosted<PostgresSupervisor>(services);
@@ -166,6 +176,7 @@ public static class InstanceHost
         });
         MapInternal(app, "/internal/lease", peers.AcceptLeaseRequestAsync);
         MapInternal(app, "/internal/propose", peers.AcceptForwardedProposalAsync);
+        MapInternal(app, "/internal/fenced", peers.AcceptFencedNoticeAsync);
     }
 
     /// <summary>An endpoint between managers: a text body signed with the cluster key; 200 when accepted, else 409.</summary>

@@ -118,6 +118,20 @@ internal sealed partial class FailoverSimulator
                 break;
             case AnswerRenewal:
                 break;
+            case AnnounceFenced:
+                // As PeerRpc: a signed notice to every other member, which then reads every report at once.
+                foreach (var peer in _members.Where(p => p != m))
+                {
+                    Http(m, peer, () => peer.ManagerUp && peer.Node is not null, _ =>
+                    {
+                        foreach (var other in _members.Where(o => o != peer))
+                        {
+                            PollOnce(peer, other);
+                        }
+                    });
+                }
+
+                break;
             default:
                 throw new InvalidOperationException($"the simulated host has no executor for {action.GetType().Name}");
         }
@@ -559,43 +573,49 @@ internal sealed partial class FailoverSimulator
     private void PollLoop(SimMember m, SimMember peer) =>
         OnManager(m, _now + m.Micros(m.Node!.PeerPollIntervalMs), () =>
         {
-            var askedAt = m.LocalMs(_now);
-            var inc = m.Incarnation;
-            var answered = false;
-            var fresh = m.Node.WantsFreshReports;
-            Http(m, peer, () => peer.ManagerUp && peer.Node is not null, reply =>
-            {
-                if (fresh)
-                {
-                    // As the real host: the peer queries its PostgreSQL before it answers.
-                    Observe(peer);
-                }
-
-                var view = peer.Node!.SelfView();
-                // As the real host: the age at the time of the answer, on the peer's clock.
-                var age = peer.Node.Status().StateAt is { } stateAt ? Math.Max(0, peer.LocalMs(_now) - stateAt) : 0;
-                CheckReported(peer, view);
-                reply(() =>
-                {
-                    if (answered || m.Incarnation != inc)
-                    {
-                        return;
-                    }
-
-                    answered = true;
-                    Step(m, now => new PeerObserved(now, view with { StateAt = askedAt - age }));
-                });
-            });
-            OnManager(m, _now + m.Micros(HttpTimeoutMs), () =>
-            {
-                if (!answered && m.Incarnation == inc)
-                {
-                    answered = true;
-                    Step(m, now => new PeerObserved(now, PeerView.Unreachable(peer.Id)));
-                }
-            });
+            PollOnce(m, peer);
             PollLoop(m, peer);
         });
+
+    /// <summary>One read of <paramref name="peer"/>'s report by <paramref name="m"/> (on m's manager).</summary>
+    private void PollOnce(SimMember m, SimMember peer)
+    {
+        var askedAt = m.LocalMs(_now);
+        var inc = m.Incarnation;
+        var answered = false;
+        var fresh = m.Node!.WantsFreshReports;
+        Http(m, peer, () => peer.ManagerUp && peer.Node is not null, reply =>
+        {
+            if (fresh)
+            {
+                // As the real host: the peer queries its PostgreSQL before it answers.
+                Observe(peer);
+            }
+
+            var view = peer.Node!.SelfView();
+            // As the real host: the age at the time of the answer, on the peer's clock.
+            var age = peer.Node.Status().StateAt is { } stateAt ? Math.Max(0, peer.LocalMs(_now) - stateAt) : 0;
+            CheckReported(peer, view);
+            reply(() =>
+            {
+                if (answered || m.Incarnation != inc)
+                {
+                    return;
+                }
+
+                answered = true;
+                Step(m, now => new PeerObserved(now, view with { StateAt = askedAt - age }));
+            });
+        });
+        OnManager(m, _now + m.Micros(HttpTimeoutMs), () =>
+        {
+            if (!answered && m.Incarnation == inc)
+            {
+                answered = true;
+                Step(m, now => new PeerObserved(now, PeerView.Unreachable(peer.Id)));
+            }
+        });
+    }
 
     private void DoRenew(SimMember m, RequestRenewal request)
     {
@@ -630,12 +650,13 @@ internal sealed partial class FailoverSimulator
         Http(m, target, () => target.ManagerUp, reply => Grant(target, m.Id, request.Epoch, (granted, why, _) => reply(() => Answer(granted, why))));
     }
 
-    /// <summary>The leader's side: a ReadIndex, then the node decides with the Raft lease sampled in the same step.</summary>
+    /// <summary>The leader's side: a ReadIndex (lease-based), then the node decides with the Raft lease sampled in the same step.</summary>
     private void Grant(SimMember leader, MemberId from, Epoch epoch, Action<bool, string, Epoch> reply)
     {
         var requestId = ++leader.NextRequest;
         var context = ++leader.NextReadContext;
-        var refusal = leader.Raft!.ReadIndex(context);
+        // Lease-based, as the manager reads (RaftHostOptions.LeaseReads): a leader holding its Raft lease answers at once.
+        var refusal = leader.Raft!.ReadIndex(context, leaseConfirmed: true);
         if (refusal != RaftRefusal.None)
         {
             var actions = Step(leader, now => new RenewalRequested(now, requestId, from, epoch, null, leader.Raft.HoldsLease, $"read refused: {refusal}"));

@@ -167,7 +167,7 @@ internal sealed partial class FailoverSimulator
                 {
                     var m = M(ev.Member);
                     Step(m, now => new Tick(now));
-                    Schedule(m.TrueAt(m.LocalMs(_now) + m.Node!.TickIntervalMs, _now), ev);
+                    Schedule(m.TrueAt(m.Node!.NextTickAt(m.LocalMs(_now)), _now), ev);
                     break;
                 }
 

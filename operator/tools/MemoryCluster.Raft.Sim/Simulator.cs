@@ -464,9 +464,10 @@ internal sealed class Simulator
         leader.Raft!.Propose(command.Encode());
         if (_random.Next(4) == 0)
         {
-            // A read on a random node (followers ask their leader).
+            // A read on a random node (followers ask their leader); half of them lease-based (a leader holding its
+            // lease answers at once: the sim's ticks are its real clock, so the lease in ticks is the real one).
             var reader = _nodes.Values.Where(n => n.Up).ElementAt(_random.Next(_nodes.Values.Count(n => n.Up)));
-            if (reader.Raft!.ReadIndex(_proposalCounter) == RaftRefusal.None)
+            if (reader.Raft!.ReadIndex(_proposalCounter, leaseConfirmed: _random.Next(2) == 0) == RaftRefusal.None)
             {
                 _readsIssued[_proposalCounter] = MaxCommitted();
                 AfterStep(reader);

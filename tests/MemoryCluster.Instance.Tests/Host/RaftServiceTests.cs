@@ -29,7 +29,8 @@ public sealed class RaftServiceTests : IDisposable
 
     private static RaftService Service(InstanceOptions options)
     {
-        var driver = new NodeDriver(new InstanceNode(InstanceHost.NodeConfigFor(options)), TimeProvider.System, NullLogger<NodeDriver>.Instance);
+        var clock = new ManagerClock(TimeProvider.System);
+        var driver = new NodeDriver(new InstanceNode(InstanceHost.NodeConfigFor(options)), clock, TimeProvider.System, NullLogger<NodeDriver>.Instance);
         return new RaftService(options, driver, new ClusterKey(new byte[32]), TimeProvider.System, NullLogger<RaftService>.Instance);
     }
 

@@ -128,4 +128,13 @@ public sealed class FailoverPlannerTests
         Assert.True((Lease.WatchdogAfter + Lease.StopBudget) * Lease.DriftBound < Lease.PromoteAfter);
         Assert.True(Lease.StoppedWritingAfter < Lease.PromoteAfter);
     }
+
+    [Fact]
+    public void Renewal_intervals_that_leave_too_few_tries_before_the_fence_are_refused_by_name()
+    {
+        Assert.Empty(LeaseTimings.For(LeaseTimings.MinimumLease).Problems());
+        Assert.Contains((Lease with { RenewInterval = TimeSpan.FromMilliseconds(1500) }).Problems(), p => p.Contains("three retries", StringComparison.Ordinal));
+        Assert.Contains((Lease with { RetryInterval = TimeSpan.FromMilliseconds(600) }).Problems(), p => p.Contains("no longer than the renewal interval", StringComparison.Ordinal));
+        Assert.Contains((Lease with { RetryInterval = TimeSpan.Zero }).Problems(), p => p.Contains("must be positive", StringComparison.Ordinal));
+    }
 }

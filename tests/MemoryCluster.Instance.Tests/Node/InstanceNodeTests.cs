@@ -14,9 +14,9 @@ public sealed class InstanceNodeTests
     private static readonly long WatchdogAfter = (long)Lease.WatchdogAfter.TotalMilliseconds;
 
     /// <summary>A node and its clock; <see cref="Step"/> remembers every action it returned.</summary>
-    private sealed class Harness(int self = 1, int members = 3, ReplicationMode mode = ReplicationMode.Quorum)
+    private sealed class Harness(int self = 1, int members = 3, ReplicationMode mode = ReplicationMode.Quorum, LeaseTimings? lease = null)
     {
-        public InstanceNode Node { get; } = new(Config(self, members, mode));
+        public InstanceNode Node { get; } = new(Config(self, members, mode, lease));
 
         public long Now { get; set; }
 
@@ -102,9 +102,9 @@ public sealed class InstanceNodeTests
         }
     }
 
-    private static Harness NamedPrimary(DataKind data = DataKind.Primary, ulong epoch = 1)
+    private static Harness NamedPrimary(DataKind data = DataKind.Primary, ulong epoch = 1, LeaseTimings? lease = null)
     {
-        var h = new Harness();
+        var h = new Harness(lease: lease);
         h.Raft(State(epoch, 1));
         h.Step(now => new Started(now, data, Epoch.Zero, null));
         h.Now = Startup;
@@ -171,6 +171,28 @@ public sealed class InstanceNodeTests
     }
 
     [Fact]
+    public void A_primary_that_may_write_is_ticked_at_its_leases_deadline_not_a_tick_later()
+    {
+        var h = NamedPrimary();
+        var sentAt = h.Now + 10;
+        var start = h.Then(h.Grant(h.Tick(10), sentAt), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+        Assert.True(h.Node.Status().MayWrite);
+        var deadline = sentAt + FenceAfter;
+        var interval = h.Node.TickIntervalMs;
+
+        Assert.Equal(deadline, h.Node.NextTickAt(deadline - 1));
+        Assert.Equal(deadline, h.Node.NextTickAt(deadline - interval + 1));
+        Assert.Equal(deadline - 10, h.Node.NextTickAt(deadline - interval - 10));
+
+        // Fenced, nothing may write: only the interval counts.
+        h.Now = deadline;
+        var fence = h.Single<Fence>(h.Step(now => new Tick(now)));
+        h.Step(now => new FenceDone(now, fence.Id, Outcome.Done, null, DataKind.Primary));
+        Assert.Equal(h.Now + h.Node.TickIntervalMs, h.Node.NextTickAt(h.Now));
+    }
+
+    [Fact]
     public void The_watchdog_stays_armed_while_a_just_promoted_primary_is_still_seen_in_recovery()
     {
         // Hole 2: a lease round that landed during pg_promote saw "in recovery" and disarmed the watchdog.
@@ -212,11 +234,78 @@ public sealed class InstanceNodeTests
         h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
         var fence = h.Single<Fence>(h.Step(now => new PostgresExited(now, -9)));
         Assert.Equal(new Epoch(1), fence.Record);
-        h.Step(now => new FenceDone(now, fence.Id, Outcome.Done, null, DataKind.Primary));
+        var done = h.Step(now => new FenceDone(now, fence.Id, Outcome.Done, null, DataKind.Primary));
+
+        // The others are told at once, so that the leader reads the fenced report now, not at its next poll.
+        Assert.Equal(new Epoch(1), Assert.Single(done.OfType<AnnounceFenced>()).Epoch);
         var after = h.Tick(100);
         Assert.Empty(after.OfType<PostgresAction>());
         Assert.Empty(after.OfType<RequestRenewal>());
+        Assert.Empty(after.OfType<AnnounceFenced>());
         Assert.True(h.Node.Status().FencedEpoch == new Epoch(1));
+    }
+
+    [Fact]
+    public void A_fence_that_records_no_epoch_is_not_announced()
+    {
+        var h = NamedPrimary();
+        var start = h.Then(h.Grant(h.Tick(10), h.Now), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+        var fence = h.Single<Fence>(h.Raft(State(2, 2)));
+        var done = h.Step(now => new FenceDone(now, fence.Id, Outcome.Done, null, DataKind.Primary));
+        Assert.Empty(done.OfType<AnnounceFenced>());
+    }
+
+    [Fact]
+    public void A_primary_renews_every_renewal_interval_while_granted_and_sooner_after_a_renewal_was_not_granted()
+    {
+        // The defaults renew every tenth of the lease either way; a longer steady interval shows the retry.
+        var timings = Lease with { RenewInterval = Lease.RetryInterval * 2 };
+        Assert.Empty(timings.Problems());
+        var renew = (long)timings.RenewInterval.TotalMilliseconds;
+        var retry = (long)timings.RetryInterval.TotalMilliseconds;
+        var h = NamedPrimary(lease: timings);
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica)));
+        h.Run(2000, () => Primary(standbys: Standby("mc-2")));
+        Assert.True(h.Node.Status().Ready);
+
+        // Returns when the next renewal is asked for, answering probes healthy on the way.
+        long NextRequest()
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                var pending = new Queue<NodeAction>(h.Tick(10));
+                while (pending.TryDequeue(out var action))
+                {
+                    switch (action)
+                    {
+                        case RequestRenewal:
+                            return h.Now;
+                        case Probe:
+                            foreach (var again in h.Step(now => new ProbeDone(now, true, false, null)))
+                            {
+                                pending.Enqueue(again);
+                            }
+
+                            break;
+                    }
+                }
+            }
+
+            throw new Xunit.Sdk.XunitException("no renewal was asked for within a second: " + string.Join(", ", h.All.TakeLast(8).Select(a => a.GetType().Name)) + " " + h.Node.Status().Activity);
+        }
+
+        var first = NextRequest();
+        h.Grant([], first);
+        var second = NextRequest();
+        Assert.InRange(second - first, renew, renew + 20);
+        h.Grant([], second, granted: false);
+        var third = NextRequest();
+        Assert.InRange(third - second, retry, retry + 20);
+        h.Grant([], third);
+        var fourth = NextRequest();
+        Assert.InRange(fourth - third, renew, renew + 20);
     }
 
     [Fact]
@@ -235,9 +324,10 @@ public sealed class InstanceNodeTests
     }
 
     [Fact]
-    public void A_replicas_reported_position_never_goes_back_after_its_postmaster_restarts()
+    public void A_replicas_reported_position_never_goes_back_after_its_postmaster_restarts_and_is_exact_again_only_after_local_replay()
     {
-        // Hole 1: during local replay after a restart pg_last_wal_receive_lsn() is null and replay is behind.
+        // Hole 1: during local replay after a restart pg_last_wal_receive_lsn() is null and replay is behind. And the
+        // data may hold WAL flushed after the last state query: the position read before is a lower bound only.
         var h = RunningReplica(self: 2, State(1, 1));
         h.Step(now => new PostgresObserved(now, Replica(replay: 7_000_000, receive: 7_500_000), null));
         Assert.Equal(new Lsn(7_500_000), h.Node.SelfView().FlushLsn);
@@ -249,7 +339,33 @@ public sealed class InstanceNodeTests
         h.Step(now => new PostgresObserved(now, Replica(replay: 1_000_000, receive: null, streaming: false), null));
         var view = h.Node.SelfView();
         Assert.Equal(new Lsn(7_500_000), view.FlushLsn);
+        Assert.False(view.PositionSettled);
+
+        // Local replay done, streaming asked for: the flushed WAL (past the last read before the crash) is known.
+        h.Step(now => new PostgresObserved(now, Replica(replay: 7_800_000, receive: 7_700_000, streaming: false), null));
+        view = h.Node.SelfView();
+        Assert.Equal(new Lsn(7_800_000), view.FlushLsn);
         Assert.True(view.PositionSettled);
+    }
+
+    [Fact]
+    public void A_state_read_before_postgres_exited_and_answered_after_is_ignored()
+    {
+        // Found by the simulator: a slow state query from the life before the crash answered once PostgreSQL was
+        // replaying again and settled the old, lower position.
+        var h = RunningReplica(self: 2, State(1, 1));
+        h.Step(now => new PostgresObserved(now, Replica(replay: 3_000_000, receive: 3_000_000), null));
+        var began = h.Now;
+        h.Tick(50);
+        h.Step(now => new PostgresExited(now, -9));
+        var restart = h.Then(h.Tick(100), h.Last<PostgresAction.StartStandby>);
+        h.Step(now => new ActionDone(now, restart.Id, Outcome.Done, null, DataKind.Standby));
+
+        h.Step(now => new PostgresObserved(now, Replica(replay: 6_000_000, receive: 6_500_000), null, QueryStarted: began));
+        var view = h.Node.SelfView();
+        Assert.Equal(new Lsn(3_000_000), view.FlushLsn);
+        Assert.False(view.PositionSettled);
+        Assert.True(view.StateAt < h.Now - 100, "the ignored state does not date the report either");
     }
 
     [Fact]

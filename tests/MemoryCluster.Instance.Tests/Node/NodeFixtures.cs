@@ -11,11 +11,11 @@ internal static class NodeFixtures
 
     public static MemberId Id(int id) => new((ulong)id);
 
-    public static NodeConfig Config(int self = 1, int members = 3, ReplicationMode mode = ReplicationMode.Quorum) => new(
+    public static NodeConfig Config(int self = 1, int members = 3, ReplicationMode mode = ReplicationMode.Quorum, LeaseTimings? lease = null) => new(
         Id(self),
         [.. Enumerable.Range(1, members).Select(i => new NodeMember(Id(i), $"mc-{i}"))],
         mode,
-        Lease,
+        lease ?? Lease,
         1000,
         30_000,
         WatchdogEnabled: true);

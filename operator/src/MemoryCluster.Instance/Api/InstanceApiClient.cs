@@ -21,6 +21,7 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     public const string SignatureHeader = "X-MemoryCluster-Signature";
     public const string LeasePurpose = "lease";
     public const string ProposePurpose = "propose";
+    public const string FencedPurpose = "fenced";
 
     /// <summary>
     /// GET /status; throws <see cref="InstanceApiException"/> when the manager cannot be read. <paramref name="fresh"/>:
@@ -100,7 +101,11 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
         return PostSignedAsync(leader, ProposePurpose, Convert.ToBase64String(command.Encode()), cancellationToken);
     }
 
-    /// <summary>The body of a renewal: <c>ID EPOCH</c>.</summary>
+    /// <summary>Between managers: tells <paramref name="peer"/> that <paramref name="member"/> fenced itself at <paramref name="epoch"/> (the peer reads its report at once).</summary>
+    public Task<ManagerAnswer> AnnounceFencedAsync(Uri peer, MemberId member, Epoch epoch, CancellationToken cancellationToken) =>
+        PostSignedAsync(peer, FencedPurpose, LeaseBody(member, epoch), cancellationToken);
+
+    /// <summary>The body of a renewal (and of a fence notice): <c>ID EPOCH</c>.</summary>
     public static string LeaseBody(MemberId member, Epoch epoch) => string.Create(CultureInfo.InvariantCulture, $"{member.Value} {epoch.Value}");
 
     /// <summary>Parses <see cref="LeaseBody"/>; false when malformed.</summary>

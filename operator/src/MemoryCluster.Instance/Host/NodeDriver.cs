@@ -8,13 +8,14 @@ namespace MemoryCluster.Instance.Host;
 /// <summary>
 /// Owns the <see cref="InstanceNode"/>: every input goes through <see cref="Step"/>, one at a time, and the actions it
 /// returns are handed, in order and under the same lock, to the service that carries each kind out (handlers only
-/// queue work or write a small file, so nothing blocks here). It also ticks the node. Time is the host's monotonic
+/// queue work or write a small file, so nothing blocks here). It also ticks the node, on the manager's clock. Time is the host's monotonic
 /// clock in milliseconds from the driver's start.
 /// </summary>
 internal sealed partial class NodeDriver : BackgroundService
 {
 
     private readonly InstanceNode _node;
+    private readonly ManagerClock _clock;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly long _origin;
@@ -22,10 +23,22 @@ internal sealed partial class NodeDriver : BackgroundService
     private readonly Dictionary<Type, Action<NodeAction>> _handlers = [];
     private Node.Started? _started;
     private bool _stopping;
+    private long _lastTickMs;
+    private long _nextTickAt = long.MaxValue;
+    private long _pollInterval = long.MaxValue;
+    private long _observeInterval = long.MaxValue;
 
-    public NodeDriver(InstanceNode node, TimeProvider time, ILogger<NodeDriver> logger)
+    /// <summary>
+    /// Raised (under the driver's lock: handlers only wake a loop) when the node wants other members' reports or its
+    /// PostgreSQL's state sooner than the loops that read them were told when they went to sleep: something started
+    /// happening, and a loop sleeping a second must not make the leader wait that second.
+    /// </summary>
+    public event Action? Quickened;
+
+    public NodeDriver(InstanceNode node, ManagerClock clock, TimeProvider time, ILogger<NodeDriver> logger)
     {
         _node = node;
+        _clock = clock;
         _time = time;
         _logger = logger;
         _origin = time.GetTimestamp();
@@ -73,6 +86,23 @@ internal sealed partial class NodeDriver : BackgroundService
                 Dispatch(action);
             }
 
+            if (_node.NextTickAt(_lastTickMs) < _nextTickAt)
+            {
+                // The node wants its next tick sooner (something started happening): the clock asks again at once.
+                _nextTickAt = _node.NextTickAt(_lastTickMs);
+                _clock.Nudge();
+            }
+
+            var poll = _node.PeerPollIntervalMs;
+            var observe = _node.ObserveIntervalMs;
+            var quickened = poll < _pollInterval || observe < _observeInterval;
+            _pollInterval = poll;
+            _observeInterval = observe;
+            if (quickened)
+            {
+                Quickened?.Invoke();
+            }
+
             return actions;
         }
     }
@@ -97,21 +127,39 @@ internal sealed partial class NodeDriver : BackgroundService
         return base.StopAsync(cancellationToken);
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var started = _started ?? throw new InvalidOperationException("the driver was not told what the host found at start");
         Step(now => started with { Now = now });
-        try
+        _clock.Subscribe(_ => TickIfDue());
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// On the manager's clock: ticks the node when it asks (<see cref="InstanceNode.NextTickAt"/>: every 50 to 250 ms,
+    /// and at the lease's deadline) and says when the next tick is due.
+    /// </summary>
+    private long TickIfDue()
+    {
+        lock (_gate)
         {
-            // As often as the node asks: every 50 ms wherever a lease or failover deadline may fall due.
-            while (!stoppingToken.IsCancellationRequested)
+            var now = NowMs;
+            if (_stopping)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(Read((node, _) => node.TickIntervalMs)), _time, stoppingToken).ConfigureAwait(false);
-                Step(now => new Tick(now));
+                return long.MaxValue;
             }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
+
+            if (now >= _node.NextTickAt(_lastTickMs))
+            {
+                _lastTickMs = now;
+                foreach (var action in _node.Step(new Tick(now)))
+                {
+                    Dispatch(action);
+                }
+            }
+
+            _nextTickAt = _node.NextTickAt(_lastTickMs);
+            return _nextTickAt - now;
         }
     }
 

@@ -26,6 +26,7 @@ internal sealed partial class PeerRpc : BackgroundService
     private readonly InstanceApiClient _propose;
     private readonly byte[] _clusterKey;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly Dictionary<ulong, SemaphoreSlim> _pollNow;
     private long _nextRequest;
 
     public PeerRpc(InstanceOptions options, NodeDriver driver, RaftService raft, ClusterKey key, TimeProvider time, ILogger<PeerRpc> logger)
@@ -36,12 +37,16 @@ internal sealed partial class PeerRpc : BackgroundService
         _time = time;
         _logger = logger;
         _clusterKey = key.Bytes;
-        _leaseHttp = new HttpClient { Timeout = options.Lease.RenewInterval * 2 };
+        _leaseHttp = new HttpClient { Timeout = options.Lease.RetryInterval * 2 };
+        _pollNow = options.Peers.Where(p => p.Id != options.Id).ToDictionary(p => p.Id, _ => new SemaphoreSlim(0, 1));
         _status = new InstanceApiClient(_statusHttp);
         _lease = new InstanceApiClient(_leaseHttp, _clusterKey);
         _propose = new InstanceApiClient(_proposeHttp, _clusterKey);
         driver.Handle<RequestRenewal>(r => _ = RenewAsync(r));
         driver.Handle<Propose>(p => _ = ProposeAsync(p));
+
+        driver.Handle<AnnounceFenced>(f => _ = AnnounceFencedAsync(f));
+        driver.Quickened += PollAllNow;
 
         // Answers are taken from the step's own actions by whoever asked (GrantAsync).
         driver.Handle<AnswerRenewal>(_ => { });
@@ -67,11 +72,68 @@ internal sealed partial class PeerRpc : BackgroundService
             var interval = TimeSpan.FromMilliseconds(_driver.Read((node, _) => node.PeerPollIntervalMs));
             try
             {
-                await Task.Delay(interval, _time, ct).ConfigureAwait(false);
+                // The next read after the interval, or at once when a member announced it fenced itself.
+                await _pollNow[peer.Id].WaitAsync(interval, ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
                 return;
+            }
+        }
+    }
+
+    /// <summary>Tells every other member that this one fenced itself; each reads the reports at once. Best effort.</summary>
+    private async Task AnnounceFencedAsync(AnnounceFenced announce)
+    {
+        var self = new MemberId(_options.Id);
+        await Task.WhenAll(_options.Peers.Where(p => p.Id != _options.Id).Select(async peer =>
+        {
+            try
+            {
+                using var limit = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+                limit.CancelAfter(_options.Lease.RetryInterval * 2);
+                await _lease.AnnounceFencedAsync(peer.HttpBase, self, announce.Epoch, limit.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is InstanceApiException or OperationCanceledException)
+            {
+                // The peer reads this member's report on its own schedule anyway.
+            }
+        })).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Handles <c>POST /internal/fenced</c> (<c>ID EPOCH</c>, signed): reads every member's report now, the fenced
+    /// one's and the replicas' the leader then needs. The notice itself changes nothing else.
+    /// </summary>
+    public Task<ManagerAnswer> AcceptFencedNoticeAsync(string body, string? signature, CancellationToken cancellationToken)
+    {
+        if (!InstanceApiClient.Verify(_clusterKey, InstanceApiClient.FencedPurpose, body, signature))
+        {
+            Log.BadSignature(_logger, InstanceApiClient.FencedPurpose);
+            return Task.FromResult(new ManagerAnswer(false, "bad or missing signature"));
+        }
+
+        if (!InstanceApiClient.TryParseLeaseBody(body, out var member, out _) || !_pollNow.ContainsKey(member.Value))
+        {
+            return Task.FromResult(new ManagerAnswer(false, "malformed fence notice: expected 'ID EPOCH' of another member"));
+        }
+
+        PollAllNow();
+        return Task.FromResult(new ManagerAnswer(true, "reading reports now"));
+    }
+
+    /// <summary>Wakes every poll loop: each reads its member's report now, then waits the node's current interval.</summary>
+    private void PollAllNow()
+    {
+        foreach (var kick in _pollNow.Values)
+        {
+            try
+            {
+                kick.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // A read is already due.
             }
         }
     }
@@ -92,7 +154,7 @@ internal sealed partial class PeerRpc : BackgroundService
             {
                 // Bounded like a remote renewal: a read that cannot reach a quorum must not hold the lease keeper up.
                 using var limit = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-                limit.CancelAfter(_options.Lease.RenewInterval * 2);
+                limit.CancelAfter(_options.Lease.RetryInterval * 2);
                 answer = await GrantAsync(new MemberId(_options.Id), request.Epoch, limit.Token).ConfigureAwait(false);
             }
             else
@@ -220,6 +282,11 @@ internal sealed partial class PeerRpc : BackgroundService
         _statusHttp.Dispose();
         _leaseHttp.Dispose();
         _proposeHttp.Dispose();
+        foreach (var kick in _pollNow.Values)
+        {
+            kick.Dispose();
+        }
+
         base.Dispose();
     }
 

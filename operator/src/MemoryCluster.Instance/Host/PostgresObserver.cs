@@ -48,6 +48,7 @@ internal sealed class PostgresObserver : BackgroundService
         _client = client;
         _time = time;
         supervisor.Changed += Kick;
+        driver.Quickened += Kick;
         driver.Handle<Node.Probe>(probe => _ = ProbeAsync());
     }
 

@@ -22,39 +22,33 @@ public sealed class NoPodRoleLabeler : IPodRoleLabeler
 
 /// <summary>
 /// Keeps the pod's role label on what this member is ready to serve: <c>primary</c> for a primary taking writes at
-/// the current epoch, <c>replica</c> for a replica in recovery, nothing otherwise. Checked every 250 ms (a read of
-/// the node's status), written only on change.
+/// the current epoch, <c>replica</c> for a replica in recovery, nothing otherwise. Checked on the manager's clock
+/// every 250 ms (a read of the node's status); the label is written only on change, and again after a
+/// failed write.
 /// </summary>
-internal sealed partial class RoleLabeler(NodeDriver driver, IPodRoleLabeler labeler, TimeProvider time, ILogger<RoleLabeler> logger) : BackgroundService
+internal sealed partial class RoleLabeler(NodeDriver driver, ManagerClock clock, IPodRoleLabeler labeler, ILogger<RoleLabeler> logger) : BackgroundService
 {
-    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(250);
+    private const long CheckEveryMs = 250;
+
+    private readonly SemaphoreSlim _changed = new(0, 1);
+    private long _nextCheck;
+    private string? _labelled;
+    private bool _labelledOnce;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        string? labelled = null;
-        var first = true;
-        using var timer = new PeriodicTimer(Interval, time);
+        clock.Subscribe(Check);
         try
         {
-            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            while (true)
             {
-                var status = driver.Read((node, _) => node.Status());
-                string? role = status switch
-                {
-                    { Role: InstanceRole.Primary, Ready: true } => "primary",
-                    { Role: InstanceRole.Replica } => "replica",
-                    _ => null,
-                };
-                if (role == labelled && !first)
-                {
-                    continue;
-                }
-
+                await _changed.WaitAsync(stoppingToken).ConfigureAwait(false);
+                var role = Role();
                 try
                 {
                     await labeler.SetRoleAsync(role, stoppingToken).ConfigureAwait(false);
-                    labelled = role;
-                    first = false;
+                    Volatile.Write(ref _labelled, role);
+                    Volatile.Write(ref _labelledOnce, true);
                 }
                 catch (Exception e) when (e is HttpRequestException or IOException or InvalidOperationException)
                 {
@@ -65,6 +59,48 @@ internal sealed partial class RoleLabeler(NodeDriver driver, IPodRoleLabeler lab
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+    }
+
+    /// <summary>On the manager's clock: every 250 ms, wakes the writer when the label differs from the role.</summary>
+    private long Check(long now)
+    {
+        if (now < _nextCheck)
+        {
+            return _nextCheck - now;
+        }
+
+        _nextCheck = now + CheckEveryMs;
+        if (Volatile.Read(ref _labelledOnce) && Role() == Volatile.Read(ref _labelled))
+        {
+            return CheckEveryMs;
+        }
+
+        if (_changed.CurrentCount == 0)
+        {
+            try
+            {
+                _changed.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Already signalled.
+            }
+        }
+
+        return CheckEveryMs;
+    }
+
+    private string? Role() => driver.Read((node, _) => node.Status()) switch
+    {
+        { Role: InstanceRole.Primary, Ready: true } => "primary",
+        { Role: InstanceRole.Replica } => "replica",
+        _ => null,
+    };
+
+    public override void Dispose()
+    {
+        _changed.Dispose();
+        base.Dispose();
     }
 
     private static partial class Log

@@ -115,6 +115,10 @@ public sealed partial class InstanceNode
             _fencedEpoch = fence.Record;
             _fenceReason = fence.Why;
             Log(LogLevel.Warning, $"fenced at epoch {fence.Record}: postgres stopped ({fence.Why})");
+
+            // The leader may replace a primary that reports itself fenced at once: tell the others now rather
+            // than wait for their next read of this member's report (up to a second on an idle cluster).
+            _out.Add(new AnnounceFenced(fence.Record));
         }
     }
 
@@ -171,7 +175,7 @@ public sealed partial class InstanceNode
 
             if (!_lastProbe.Healthy)
             {
-                _nextRenewalAt = _now + (long)_config.Lease.RenewInterval.TotalMilliseconds;
+                _nextRenewalAt = _now + (long)_config.Lease.RetryInterval.TotalMilliseconds;
                 return;
             }
         }
@@ -197,6 +201,11 @@ public sealed partial class InstanceNode
         if (l.RequestId == _renewalInFlight)
         {
             _renewalInFlight = null;
+            if (!l.Granted)
+            {
+                // Not granted (the leader changed, is busy, or refused): ask again sooner than the steady interval.
+                _nextRenewalAt = Math.Min(_nextRenewalAt, l.SentAt + (long)_config.Lease.RetryInterval.TotalMilliseconds);
+            }
         }
 
         var note = l.Granted ? null : l.Why;

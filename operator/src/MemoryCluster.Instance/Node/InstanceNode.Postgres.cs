@@ -15,10 +15,20 @@ public sealed partial class InstanceNode
     private bool _settled;
     private string? _refused;
 
+    // When PostgreSQL last exited (node clock): a state read before then describes a life that is over.
+    private long _pgExitedAt = long.MinValue;
+
     private void OnPostgresObserved(PostgresObserved p)
     {
         if (!_running)
         {
+            return;
+        }
+
+        if (p.Observation is not null && Math.Min(p.QueryStarted ?? p.Now, p.Now) <= _pgExitedAt)
+        {
+            // IMPORTANT: read before PostgreSQL last exited and answered since: its positions are from the life before
+            // (they would settle a position the restarted startup process has not replayed back to yet).
             return;
         }
 
@@ -67,8 +77,8 @@ public sealed partial class InstanceNode
         _flushed = Lsn.Max(_flushed, current);
         _replayed = Lsn.Max(_replayed, pg.ReplayLsn);
 
-        // IMPORTANT: exact only once the startup process has asked for streaming in this data's life (it has
-        // replayed all local WAL then); a retained position stays exact across postmaster restarts.
+        // IMPORTANT: exact only once the startup process has asked for streaming since this postmaster started (it
+        // has replayed all local WAL then); a postmaster's exit makes it inexact again (OnPostgresExited).
         _settled |= pg.ReceiveLsn is not null;
     }
 
@@ -96,6 +106,12 @@ public sealed partial class InstanceNode
         var expected = _inFlight is PostgresAction.Stop || _fencing is not null;
         _running = false;
         _pg = null;
+        _pgExitedAt = e.Now;
+
+        // IMPORTANT: the WAL this data holds may reach past the last position read (a standby flushes between two
+        // state queries, and a crash comes between them too): once started again, the position is exact only when
+        // the startup process has replayed all local WAL anew. The position read so far stays, as a lower bound.
+        _settled = false;
         if (expected)
         {
             if (_inFlight is PostgresAction.Stop && _fencing is null)

@@ -74,11 +74,22 @@ public sealed partial class InstanceNode
     public long ObserveIntervalMs => Attentive || !_settled ? 100 : 1000;
 
     /// <summary>
-    /// How often the host should tick the node, now: every 50 ms wherever a deadline may fall due — PostgreSQL may
-    /// accept writes (the lease's fence), this member is named primary (renewals) or leads Raft (a failover), or
-    /// anything is happening —, every 250 ms for a replica sitting in its role.
+    /// How often the host should tick the node, now: every 50 ms while anything is happening (a failover may fall
+    /// due), every 100 ms for an idle primary (renewals) or Raft leader (grants come as requests, not ticks), every
+    /// 250 ms for a replica sitting in its role. The lease's fence has a tick of its own (<see cref="NextTickAt"/>).
     /// </summary>
-    public long TickIntervalMs => _mayWrite || _control.Primary == _config.Self || _raft.IsLeader || Attentive || !_started ? 50 : 250;
+    public long TickIntervalMs => Attentive || !_started ? 50 : _mayWrite || _control.Primary == _config.Self || _raft.IsLeader ? 100 : 250;
+
+    /// <summary>
+    /// When the host should tick the node next, its last tick given: a tick interval later, or when the lease runs
+    /// out if PostgreSQL may write and that comes first, so that the fence starts at its deadline, not up to a tick
+    /// later.
+    /// </summary>
+    public long NextTickAt(long lastTick)
+    {
+        var next = lastTick + TickIntervalMs;
+        return _mayWrite && LeaseUntil is { } until && until > lastTick && until < next ? until : next;
+    }
 
     /// <summary>
     /// Whether reports should be read fresh (the other member queries its PostgreSQL before it answers): the leader,
@@ -91,7 +102,7 @@ public sealed partial class InstanceNode
         get
         {
             var lastRenewal = Math.Max(_leaderSince, _grantEpoch == _control.Epoch ? _grantAt : long.MinValue);
-            return _control.Epoch != Epoch.Zero && _now - lastRenewal > 2 * (long)_config.Lease.RenewInterval.TotalMilliseconds;
+            return _control.Epoch != Epoch.Zero && _now - lastRenewal > (long)_config.Lease.LateAfter.TotalMilliseconds;
         }
     }
 

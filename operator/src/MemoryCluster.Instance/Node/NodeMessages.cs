@@ -370,6 +370,12 @@ public sealed record AnswerRenewal(long RequestId, bool Granted, Epoch Epoch, st
 /// </summary>
 public sealed record Propose(long Id, ControlCommand Command, string Why, Raft.Term? OnlyAsLeaderInTerm = null) : NodeAction;
 
+/// <summary>
+/// Tells the other members that this member fenced itself at <paramref name="Epoch"/>: they read its report at once
+/// (the notice itself proves nothing; the report does).
+/// </summary>
+public sealed record AnnounceFenced(Epoch Epoch) : NodeAction;
+
 /// <summary>Hands Raft leadership to <paramref name="Target"/>.</summary>
 public sealed record TransferLeadership(MemberId Target, string Why) : NodeAction;
 

@@ -148,7 +148,7 @@ public static class PostgresPlanner
 
     /// <summary>A lease with some time left: starting or promoting on one about to run out only gets fenced.</summary>
     private static bool LeaseUsable(PlanInput o) =>
-        o.LeaseUntil is { } until && o.Now + (long)o.Config.Lease.RenewInterval.TotalMilliseconds < until;
+        o.LeaseUntil is { } until && o.Now + (long)o.Config.Lease.RetryInterval.TotalMilliseconds < until;
 
     private static PlanStep AsPrimary(PlanInput o)
     {

@@ -349,9 +349,12 @@ internal sealed class RawNode
 
     /// <summary>
     /// Starts a linearizable read. The answer comes as a <see cref="ReadState"/> in a later Ready, once a
-    /// quorum has confirmed this node is still the leader.
+    /// quorum has confirmed this node is still the leader — or, when <paramref name="leaseConfirmed"/> and this node
+    /// holds its leader lease, in the next Ready without a heartbeat round: no other leader can exist while the lease
+    /// holds. The caller confirms the lease on its real clock (a host whose ticks were delayed counts fewer ticks
+    /// than time passed, so the lease in ticks alone may look longer than it is).
     /// </summary>
-    public RaftRefusal ReadIndex(ulong requestContext)
+    public RaftRefusal ReadIndex(ulong requestContext, bool leaseConfirmed = false)
     {
         if (Role == RaftRole.Follower && !Leader.IsNone)
         {
@@ -365,10 +368,10 @@ internal sealed class RawNode
             return RaftRefusal.NotLeader;
         }
 
-        return StartRead(Id, requestContext);
+        return StartRead(Id, requestContext, leaseConfirmed);
     }
 
-    private RaftRefusal StartRead(NodeId requester, ulong requestContext)
+    private RaftRefusal StartRead(NodeId requester, ulong requestContext, bool leaseConfirmed = false)
     {
 
         if (Quorum == 1 && Config.IsVoter(Id))
@@ -389,6 +392,13 @@ internal sealed class RawNode
         {
             // The commit index is only known to be current once an entry of this term is committed.
             _pendingReads.Add(new PendingRead(requestContext, LogIndex.Zero, 0, requester));
+            return RaftRefusal.None;
+        }
+
+        if (leaseConfirmed && HoldsLease)
+        {
+            // IMPORTANT: no other leader can exist while this one holds its lease, so its commit index is current.
+            CompleteRead(new PendingRead(requestContext, Commit, 0, requester));
             return RaftRefusal.None;
         }
 

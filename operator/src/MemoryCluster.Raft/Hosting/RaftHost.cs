@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Threading.Channels;
 
 namespace MemoryCluster.Raft;
 
@@ -23,6 +22,13 @@ public sealed record RaftHostOptions
     public int HeartbeatTicks { get; init; } = 2;
 
     public double ClockDriftBound { get; init; } = 1.1;
+
+    /// <summary>
+    /// Lease-based reads: while this host holds its leader lease (on its monotonic clock, <see cref="LeaseDuration"/>),
+    /// its own reads are answered without a heartbeat round. As safe as the lease (it rests on <see cref="ClockDriftBound"/>).
+    /// Reads asked by a follower always wait for a round.
+    /// </summary>
+    public bool LeaseReads { get; init; }
 
     /// <summary>Take a snapshot and compact the log after this many applied entries.</summary>
     public int SnapshotEvery { get; init; } = 1000;
@@ -113,7 +119,7 @@ public sealed class RaftHost<TState> : IAsyncDisposable
     private readonly IRaftStorage _storage;
     private readonly IRaftTransport _transport;
     private readonly TimeProvider _time;
-    private readonly Channel<Action> _inbox = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Mailbox _inbox = new();
     private readonly IStateMachine<TState> _stateMachine;
     private readonly Dictionary<LogIndex, PendingEntry> _pendingEntries = [];
     private readonly Dictionary<ulong, (Term Term, TaskCompletionSource<TState> Done)> _pendingReads = [];
@@ -123,8 +129,6 @@ public sealed class RaftHost<TState> : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private RawNode? _node;
     private Task? _loop;
-    private Task? _ticker;
-    private int _tickQueued;
     private int _inboundQueued;
     private ulong _nextReadContext;
     private LogIndex _peersConfigIndex = new(ulong.MaxValue);
@@ -205,8 +209,7 @@ public sealed class RaftHost<TState> : IAsyncDisposable
         UpdatePeers();
         PublishStatus();
         await _transport.StartAsync(Receive, cancellationToken).ConfigureAwait(false);
-        _loop = RunLoopAsync(_stop.Token);
-        _ticker = RunTickerAsync(_stop.Token);
+        _loop = StartLoop(_stop.Token);
     }
 
     // ---------------------------------------------------------------- public requests
@@ -244,14 +247,15 @@ public sealed class RaftHost<TState> : IAsyncDisposable
 
     /// <summary>
     /// A linearizable read (ReadIndex), on the leader or on a follower (which asks the leader): the state once
-    /// this node has applied the index the leader confirmed with a quorum.
+    /// this node has applied the index the leader confirmed with a quorum (or, with <see cref="RaftHostOptions.LeaseReads"/>,
+    /// by holding its lease).
     /// </summary>
     public async Task<TState> ReadAsync(CancellationToken cancellationToken)
     {
         var done = await OnLoopAsync(node =>
         {
             var context = ++_nextReadContext;
-            var refusal = node.ReadIndex(context);
+            var refusal = node.ReadIndex(context, _options.LeaseReads && LeaseHeldNow(node));
             if (refusal != RaftRefusal.None)
             {
                 throw new NotLeaderException(node.Leader, $"read refused: {refusal}");
@@ -394,24 +398,22 @@ public sealed class RaftHost<TState> : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        _inbox.Writer.TryComplete();
-        foreach (var task in new[] { _loop, _ticker })
+        _inbox.Close();
+        if (_loop is not null)
         {
-            if (task is not null)
+            try
             {
-                try
-                {
-                    await task.ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Stopping.
-                }
+                await _loop.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopping.
             }
         }
 
         await _transport.DisposeAsync().ConfigureAwait(false);
         FailAll(new ObjectDisposedException(nameof(RaftHost<TState>)));
+        _inbox.Dispose();
         _storage.Dispose();
         _stop.Dispose();
     }
@@ -438,7 +440,7 @@ public sealed class RaftHost<TState> : IAsyncDisposable
 
     private void Post(Action action)
     {
-        if (!_inbox.Writer.TryWrite(action))
+        if (!_inbox.TryPost(action))
         {
             // Stopped: late messages are dropped.
         }
@@ -490,34 +492,73 @@ public sealed class RaftHost<TState> : IAsyncDisposable
         return tcs;
     }
 
-    private async Task RunTickerAsync(CancellationToken ct)
+    private void Tick(RawNode node)
     {
-        using var timer = new PeriodicTimer(_options.TickInterval, _time);
-        while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
-        {
-            // At most one tick waits in the queue: ticks never bunch up after a stall, which the lease relies on.
-            if (Interlocked.Exchange(ref _tickQueued, 1) == 0)
-            {
-                Post(() =>
-                {
-                    Volatile.Write(ref _tickQueued, 0);
-                    var node = _node!;
-                    node.Tick();
-                    _tickTimestamps[node.TickCount % _tickTimestamps.Length] = _time.GetTimestamp();
-                    Counters.TickCounter.Add();
-                });
-            }
-        }
+        node.Tick();
+        _tickTimestamps[node.TickCount % _tickTimestamps.Length] = _time.GetTimestamp();
+        Counters.TickCounter.Add();
     }
 
-    private async Task RunLoopAsync(CancellationToken ct)
+    /// <summary>Runs the loop on a thread of its own; the task completes when the loop ends.</summary>
+    private Task StartLoop(CancellationToken ct)
     {
-        var reader = _inbox.Reader;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                RunLoop(ct);
+                done.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                // Seen by DisposeAsync, as an exception of the loop's task was before it had a thread of its own.
+                _fault ??= e;
+                done.TrySetException(e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = $"raft {_options.Id}",
+        };
+        thread.Start();
+        return done.Task;
+    }
+
+    /// <summary>
+    /// The loop: ticks when a tick is due, then runs what was posted, and sleeps until the next tick or post. One
+    /// thread wakes per tick, not a timer's and then the loop's. After a stall the next tick is an interval away
+    /// (ticks never bunch up, which the lease relies on).
+    /// </summary>
+    private void RunLoop(CancellationToken ct)
+    {
+        var batch = new List<Action>(256);
+        var interval = (long)(_options.TickInterval.TotalSeconds * _time.TimestampFrequency);
+        var nextTick = _time.GetTimestamp() + interval;
         try
         {
-            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            while (true)
             {
-                for (var i = 0; i < 256 && reader.TryRead(out var action); i++)
+                var now = _time.GetTimestamp();
+                if (now >= nextTick)
+                {
+                    nextTick = Math.Max(nextTick + interval, now + (interval / 2));
+                    Tick(_node!);
+                    Process();
+                }
+
+                var waitMs = (int)Math.Ceiling((nextTick - _time.GetTimestamp()) * 1000.0 / _time.TimestampFrequency);
+                if (!_inbox.WaitAndTake(batch, 256, Math.Max(0, waitMs), ct))
+                {
+                    break;
+                }
+
+                if (batch.Count == 0)
+                {
+                    continue;
+                }
+
+                foreach (var action in batch)
                 {
                     action();
                 }
@@ -636,6 +677,16 @@ public sealed class RaftHost<TState> : IAsyncDisposable
     private void PublishStatus()
     {
         var node = _node!;
+        var leaseUntil = LeaseUntil(node);
+        _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.Commit, node.Applied, node.Config.Members, leaseUntil,
+            leaseUntil is { } u && _time.GetTimestamp() < u);
+    }
+
+    /// <summary>Whether the node holds its leader lease now, on this host's monotonic clock (called on the loop).</summary>
+    private bool LeaseHeldNow(RawNode node) => LeaseUntil(node) is { } until && _time.GetTimestamp() < until;
+
+    private long? LeaseUntil(RawNode node)
+    {
         long? leaseUntil = null;
         if (node.LeaseValidUntilTick is { } untilTick)
         {
@@ -649,8 +700,7 @@ public sealed class RaftHost<TState> : IAsyncDisposable
             }
         }
 
-        _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.Commit, node.Applied, node.Config.Members, leaseUntil,
-            leaseUntil is { } u && _time.GetTimestamp() < u);
+        return leaseUntil;
     }
 
     private void FailAll(Exception e)

@@ -155,6 +155,11 @@ public sealed class TcpRaftTransport : IRaftTransport
             {
                 FullMode = BoundedChannelFullMode.DropOldest,
                 SingleReader = true,
+
+                // The sender (the Raft loop) runs the pump's continuation itself: it frames and signs the message and
+                // hands it to the socket, which does not block (a full buffer makes the pump wait, off the loop). One
+                // thread hop less per message.
+                AllowSynchronousContinuations = true,
             }));
             if (_peers.TryRemove(id, out var old))
             {
@@ -239,7 +244,7 @@ public sealed class TcpRaftTransport : IRaftTransport
             {
                 return;
             }
-            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or InvalidDataException)
+            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or InvalidDataException or TimeoutException)
             {
                 // Reconnect with capped exponential backoff; queued messages wait (bounded, oldest dropped).
             }
@@ -270,9 +275,18 @@ public sealed class TcpRaftTransport : IRaftTransport
                 BinaryPrimitives.WriteUInt64LittleEndian(frame.AsSpan(4), ++counter);
                 payload.CopyTo(frame.AsSpan(12));
                 HMACSHA256.HashData(sessionKey, frame.AsSpan(4, 8 + payload.Length), frame.AsSpan(12 + payload.Length));
-                using var write = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                write.CancelAfter(_options.WriteTimeout);
-                await stream.WriteAsync(frame, write.Token).ConfigureAwait(false);
+                var write = stream.WriteAsync(frame, ct);
+                if (write.IsCompleted)
+                {
+                    await write.ConfigureAwait(false);
+                }
+                else
+                {
+                    // The socket's buffer is full: the write is bounded (a timer only then, not one per message, which
+                    // woke the process's timer thread at every heartbeat); on timeout the connection is dropped.
+                    await write.AsTask().WaitAsync(_options.WriteTimeout, ct).ConfigureAwait(false);
+                }
+
                 Counters.Sent.Add();
             }
         }
