@@ -86,10 +86,11 @@ internal sealed partial class NodeDriver : BackgroundService
                 Dispatch(action);
             }
 
-            if (_node.NextTickAt(_lastTickMs) < _nextTickAt)
+            var nextTick = _node.NextTickAt(_lastTickMs);
+            if (nextTick < _nextTickAt)
             {
                 // The node wants its next tick sooner (something started happening): the clock asks again at once.
-                _nextTickAt = _node.NextTickAt(_lastTickMs);
+                _nextTickAt = nextTick;
                 _clock.Nudge();
             }
 

@@ -107,10 +107,9 @@ internal sealed partial class PeerRpc : BackgroundService
     /// </summary>
     public Task<ManagerAnswer> AcceptFencedNoticeAsync(string body, string? signature, CancellationToken cancellationToken)
     {
-        if (!InstanceApiClient.Verify(_clusterKey, InstanceApiClient.FencedPurpose, body, signature))
+        if (Unsigned(InstanceApiClient.FencedPurpose, body, signature) is { } refused)
         {
-            Log.BadSignature(_logger, InstanceApiClient.FencedPurpose);
-            return Task.FromResult(new ManagerAnswer(false, "bad or missing signature"));
+            return Task.FromResult(refused);
         }
 
         if (!InstanceApiClient.TryParseLeaseBody(body, out var member, out _) || !_pollNow.ContainsKey(member.Value))
@@ -120,6 +119,18 @@ internal sealed partial class PeerRpc : BackgroundService
 
         PollAllNow();
         return Task.FromResult(new ManagerAnswer(true, "reading reports now"));
+    }
+
+    /// <summary>The refusal of a request between managers that the cluster key did not sign (logged); null when signed.</summary>
+    private ManagerAnswer? Unsigned(string purpose, string body, string? signature)
+    {
+        if (InstanceApiClient.Verify(_clusterKey, purpose, body, signature))
+        {
+            return null;
+        }
+
+        Log.BadSignature(_logger, purpose);
+        return new ManagerAnswer(false, "bad or missing signature");
     }
 
     /// <summary>Wakes every poll loop: each reads its member's report now, then waits the node's current interval.</summary>
@@ -201,10 +212,9 @@ internal sealed partial class PeerRpc : BackgroundService
     /// <summary>Handles <c>POST /internal/lease</c>: <c>ID EPOCH</c>, signed with the cluster key.</summary>
     public Task<ManagerAnswer> AcceptLeaseRequestAsync(string body, string? signature, CancellationToken cancellationToken)
     {
-        if (!InstanceApiClient.Verify(_clusterKey, InstanceApiClient.LeasePurpose, body, signature))
+        if (Unsigned(InstanceApiClient.LeasePurpose, body, signature) is { } refused)
         {
-            Log.BadSignature(_logger, InstanceApiClient.LeasePurpose);
-            return Task.FromResult(new ManagerAnswer(false, "bad or missing signature"));
+            return Task.FromResult(refused);
         }
 
         return InstanceApiClient.TryParseLeaseBody(body, out var member, out var epoch)
@@ -215,10 +225,9 @@ internal sealed partial class PeerRpc : BackgroundService
     /// <summary>Handles <c>POST /internal/propose</c>: a control command (base64), signed with the cluster key.</summary>
     public async Task<ManagerAnswer> AcceptForwardedProposalAsync(string body, string? signature, CancellationToken cancellationToken)
     {
-        if (!InstanceApiClient.Verify(_clusterKey, InstanceApiClient.ProposePurpose, body, signature))
+        if (Unsigned(InstanceApiClient.ProposePurpose, body, signature) is { } refused)
         {
-            Log.BadSignature(_logger, InstanceApiClient.ProposePurpose);
-            return new ManagerAnswer(false, "bad or missing signature");
+            return refused;
         }
 
         ControlCommand command;
