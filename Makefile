@@ -26,17 +26,7 @@ test: ## Run the default test suite; ends with the line `N passed, N failed`
 	$(DOTNET) test Operator.sln -c $(CONFIGURATION) --nologo --logger trx --results-directory $(RESULTS) \
 	  --blame-hang-timeout 10m $(TEST_ARGS); \
 	rc=$$?; \
-	passed=0; failed=0; \
-	for f in $(RESULTS)/*.trx; do \
-	  [ -f "$$f" ] || continue; \
-	  counters=$$(grep -o '<Counters [^>]*>' "$$f"); \
-	  p=$$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$$counters"); \
-	  x=$$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$$counters"); \
-	  passed=$$((passed + $${p:-0})); failed=$$((failed + $${x:-0})); \
-	done; \
-	if [ $$rc -ne 0 ] && [ $$failed -eq 0 ]; then failed=1; echo "the test run failed outside any test (build error, crash or hang): counting it as 1 failure"; fi; \
-	echo "$$passed passed, $$failed failed"; \
-	exit $$rc
+	python3 tests/trx-summary.py $(RESULTS) $$rc
 
 .PHONY: test-integration
 test-integration: ## Run only the tests that start real servers (trait Category=Integration)
