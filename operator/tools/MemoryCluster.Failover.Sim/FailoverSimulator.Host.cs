@@ -102,6 +102,16 @@ internal sealed partial class FailoverSimulator
             case Fence fence:
                 OnManager(m, _now + 200, () => DoFence(m, fence));
                 break;
+            case AbandonAction abandon:
+                // As the supervisor: the action's wait ends at once, and it reports itself failed.
+                OnManager(m, _now + m.Micros(1 + _random.Next(5)), () =>
+                {
+                    if (m.Action is { } running && running.Id == abandon.ActionId)
+                    {
+                        Complete(m, running, $"abandoned: {abandon.Why}");
+                    }
+                });
+                break;
             case Probe:
                 DoProbe(m);
                 break;
@@ -633,7 +643,7 @@ internal sealed partial class FailoverSimulator
             Step(m, now => new LeaseAnswered(now, request.Id, request.Epoch, sentAt, granted, why));
         }
 
-        OnManager(m, _now + m.Micros(RenewTimeoutMs), () => Answer(false, "asking the Raft leader: timed out"));
+        OnManager(m, _now + m.Micros((long)LeaseTimings.Default.RenewalTimeout.TotalMilliseconds), () => Answer(false, "asking the Raft leader: timed out"));
         if (leader.IsNone)
         {
             OnManager(m, _now + 100, () => Answer(false, "no Raft leader known"));

@@ -24,7 +24,6 @@ internal sealed partial class FailoverSimulator
     private const long StreamEvery = 5_000;
     private const long WriteEvery = 20_000;
     private const long HttpTimeoutMs = 800;
-    private const long RenewTimeoutMs = 500;
     private const long ProposeTimeoutMs = 5_000;
 
     private readonly SimOptions _options;

@@ -108,6 +108,16 @@ internal sealed class LocalClusterRun : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // As the end-to-end suite: MEMORYCLUSTER_E2E_LOGS=DIR keeps every manager's log of every run.
+        if (Environment.GetEnvironmentVariable("MEMORYCLUSTER_E2E_LOGS") is { Length: > 0 } keep && LocalLayout.Load(Dir) is { } layout)
+        {
+            var into = Directory.CreateDirectory(Path.Combine(keep, Path.GetFileName(Dir))).FullName;
+            foreach (var member in layout.Members.Where(m => File.Exists(layout.LogFile(m))))
+            {
+                File.Copy(layout.LogFile(member), Path.Combine(into, member.Name + ".log"), overwrite: true);
+            }
+        }
+
         var (code, stdout, stderr) = Tests.Cli.Run("local", "down", "--dir", Dir, "--purge");
         if (code != 0 && Directory.Exists(Dir))
         {

@@ -144,7 +144,8 @@ public sealed class LocalClusterTests
         // The whole cluster stopped and started keeps its primary, epoch and data.
         Assert.Equal(0, cluster.Cli("local", "down").Code);
         Assert.Equal(0, cluster.Cli("local", "up").Code);
-        Assert.Equal((primary, epoch), await cluster.PrimaryAsync());
+        var restarted = await cluster.PrimaryAsync();
+        Assert.True((primary, epoch) == restarted, $"primary {primary} at epoch {epoch} before the restart, {restarted.Name} at epoch {restarted.Epoch} after\n{cluster.Logs()}");
         Assert.Equal(rows, await cluster.CountAsync(primary));
 
         // And `local up` on a cluster that is up changes nothing.

@@ -257,6 +257,63 @@ public sealed class InstanceNodeTests
     }
 
     [Fact]
+    public void Renewals_overlap_at_a_slow_leader_up_to_a_bound_a_new_leader_is_asked_at_once_and_a_late_grant_still_extends_the_lease()
+    {
+        // Seen under load: a renewal answered after the host's short timeout was lost although granted, and while it
+        // waited no other renewal went out; a primary restarted with its cluster fenced itself and was replaced.
+        var h = NamedPrimary();
+        var firstSent = h.Now + 10;
+        var start = h.Then(h.Grant(h.Tick(10), firstSent), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+        var granted = h.All.OfType<RequestRenewal>().Last();
+        foreach (var earlier in h.All.OfType<RequestRenewal>().Where(r => r != granted).ToList())
+        {
+            h.Step(now => new LeaseAnswered(now, earlier.Id, earlier.Epoch, firstSent, false, "asking the Raft leader: timed out"));
+        }
+
+        // The leader answers nothing: probes pass, renewals pile up to the bound and no further.
+        var sent = new List<(RequestRenewal Request, long At)>();
+        void TickAnsweringProbes(long ms) => AnswerProbes(h.Tick(ms));
+        void AnswerProbes(IReadOnlyList<NodeAction> actions)
+        {
+            foreach (var action in actions)
+            {
+                if (action is Probe)
+                {
+                    foreach (var r in h.Step(now => new ProbeDone(now, true, false, null)).OfType<RequestRenewal>())
+                    {
+                        sent.Add((r, h.Now));
+                    }
+                }
+                else if (action is RequestRenewal r)
+                {
+                    sent.Add((r, h.Now));
+                }
+            }
+        }
+
+        for (var t = 0; t < 1_500; t += 50)
+        {
+            TickAnsweringProbes(50);
+        }
+
+        Assert.Equal(LeaseTimings.RenewalsInFlight, sent.Count);
+        Assert.True(sent[1].At - sent[0].At >= (long)Lease.RenewInterval.TotalMilliseconds, "one renewal interval apart");
+
+        // Another Raft leader is asked at once, although as many wait at the old one.
+        AnswerProbes(h.Raft(State(1, 1), leader: 3));
+        TickAnsweringProbes(50);
+        Assert.Equal(LeaseTimings.RenewalsInFlight + 1, sent.Count);
+
+        // The first renewal the old leader sat on is granted late: the lease now runs from its send, not the start's.
+        h.Step(now => new LeaseAnswered(now, sent[0].Request.Id, sent[0].Request.Epoch, sent[0].At, true, "granted"));
+        h.Now = firstSent + FenceAfter;
+        Assert.Empty(h.Step(now => new Tick(now)).OfType<Fence>());
+        h.Now = sent[0].At + FenceAfter;
+        Assert.Single(h.Step(now => new Tick(now)).OfType<Fence>());
+    }
+
+    [Fact]
     public void A_primary_renews_every_renewal_interval_while_granted_and_sooner_after_a_renewal_was_not_granted()
     {
         // The defaults renew every tenth of the lease either way; a longer steady interval shows the retry.
@@ -394,6 +451,51 @@ public sealed class InstanceNodeTests
         h.Step(now => new PostgresExited(now, 0));
         h.Step(now => new ActionDone(now, stop.Id, Outcome.Done, null, DataKind.Standby));
         Assert.Equal(Id(2), h.Then(h.Tick(50), h.Last<PostgresAction.Rewind>).From);
+    }
+
+    [Fact]
+    public void A_standby_start_that_refuses_the_primarys_timeline_is_abandoned_and_rewound()
+    {
+        // Found by the simulator (seed 5055): a rewound standby started towards the primary of that moment, which was
+        // replaced while it replayed; it refused the new timeline, never became consistent, and the start waited its
+        // full minute for connections before the node could rewind it.
+        var h = RunningReplica(self: 3, State(2, 2));
+        h.Step(now => new PostgresExited(now, -9));
+        var start = h.Then(h.Tick(100), h.Last<PostgresAction.StartStandby>);
+        var refused = h.Step(now => new TimelineRefused(now, "new timeline 3 forked off current database system timeline 2 before current recovery point 0/5000060"));
+        var abandon = Assert.Single(refused.OfType<AbandonAction>());
+        Assert.Equal(start.Id, abandon.ActionId);
+
+        // A refusal while nothing starts abandons nothing.
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Failed, $"abandoned: {abandon.Why}", DataKind.Standby));
+        Assert.Empty(h.Step(now => new TimelineRefused(now, "new timeline 3 forked off ...")).OfType<AbandonAction>());
+
+        var stop = h.Then(h.Tick(1_000), h.Last<PostgresAction.Stop>);
+        h.Step(now => new PostgresExited(now, 0));
+        h.Step(now => new ActionDone(now, stop.Id, Outcome.Done, null, DataKind.Standby));
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Primary, epoch: 2, line: Line(2, (1, 500)), flush: 1200)));
+        Assert.Equal(Id(2), h.Then(h.Tick(50), h.Last<PostgresAction.Rewind>).From);
+    }
+
+    [Fact]
+    public void A_raft_leader_whose_manager_stops_hands_leadership_to_a_streaming_replica_before_the_primary()
+    {
+        // Seen: a replica's manager stopped with SIGTERM while it led Raft; the others waited for an election and the
+        // primary fenced itself 90 ms before the new leader could grant it a renewal.
+        var h = RunningReplica(self: 2, State(1, 1));
+        h.Raft(State(1, 1), leader: 2, isLeader: true);
+        h.Step(now => new PeerObserved(now, Peer(1, InstanceRole.Primary, flush: 9000)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: true, flush: 8000)));
+        var transfer = h.Single<TransferLeadership>(h.Step(now => new StopRequested(now)));
+        Assert.Equal(Id(3), transfer.Target);
+
+        // With the other replica gone, the primary leads rather than nobody.
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, reachable: false)));
+        Assert.Equal(Id(1), h.Single<TransferLeadership>(h.Step(now => new StopRequested(now))).Target);
+
+        // A member that does not lead hands nothing on.
+        h.Raft(State(1, 1), leader: 3);
+        Assert.Empty(h.Step(now => new StopRequested(now)).OfType<TransferLeadership>());
     }
 
     [Fact]

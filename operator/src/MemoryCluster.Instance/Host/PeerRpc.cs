@@ -37,7 +37,7 @@ internal sealed partial class PeerRpc : BackgroundService
         _time = time;
         _logger = logger;
         _clusterKey = key.Bytes;
-        _leaseHttp = new HttpClient { Timeout = options.Lease.RetryInterval * 2 };
+        _leaseHttp = new HttpClient { Timeout = options.Lease.RenewalTimeout };
         _pollNow = options.Peers.Where(p => p.Id != options.Id).ToDictionary(p => p.Id, _ => new SemaphoreSlim(0, 1));
         _status = new InstanceApiClient(_statusHttp);
         _lease = new InstanceApiClient(_leaseHttp, _clusterKey);
@@ -163,9 +163,9 @@ internal sealed partial class PeerRpc : BackgroundService
             }
             else if (leader.Value == _options.Id)
             {
-                // Bounded like a remote renewal: a read that cannot reach a quorum must not hold the lease keeper up.
+                // Bounded like a remote renewal: a read that cannot reach a quorum ends when it could no longer help.
                 using var limit = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-                limit.CancelAfter(_options.Lease.RetryInterval * 2);
+                limit.CancelAfter(_options.Lease.RenewalTimeout);
                 answer = await GrantAsync(new MemberId(_options.Id), request.Epoch, limit.Token).ConfigureAwait(false);
             }
             else

@@ -25,6 +25,8 @@ internal sealed partial class PostgresSupervisor : BackgroundService
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Lock _current = new();
     private CancellationTokenSource? _actionCancel;
+    private long _actionId;
+    private string? _abandoned;
     private PostgresProcess? _postgres;
     private long _fences;
 
@@ -38,6 +40,7 @@ internal sealed partial class PostgresSupervisor : BackgroundService
         _logger = logger;
         driver.Handle<PostgresAction>(a => _actions.Writer.TryWrite(a));
         driver.Handle<Fence>(f => _ = FenceAsync(f));
+        driver.Handle<AbandonAction>(Abandon);
     }
 
     /// <summary>Raised after every action and every start, so the observer looks again at once.</summary>
@@ -81,6 +84,8 @@ internal sealed partial class PostgresSupervisor : BackgroundService
         lock (_current)
         {
             _actionCancel = cancel;
+            _actionId = action.Id;
+            _abandoned = null;
         }
 
         var fencesBefore = Interlocked.Read(ref _fences);
@@ -106,6 +111,12 @@ internal sealed partial class PostgresSupervisor : BackgroundService
             lock (_current)
             {
                 _actionCancel = null;
+                _actionId = 0;
+                if (_abandoned is { } why)
+                {
+                    outcome = Outcome.Failed;
+                    error = $"abandoned: {why}";
+                }
             }
         }
 
@@ -279,6 +290,19 @@ internal sealed partial class PostgresSupervisor : BackgroundService
         _client.ResetPool();
         _driver.Step(now => new PostgresExited(now, code));
         Changed?.Invoke();
+    }
+
+    private void Abandon(AbandonAction abandon)
+    {
+        lock (_current)
+        {
+            if (_actionId == abandon.ActionId && _actionCancel is { } cancel)
+            {
+                // Called while the driver steps the node: the action's own continuations run elsewhere.
+                _abandoned = abandon.Why;
+                _ = cancel.CancelAsync();
+            }
+        }
     }
 
     /// <summary>SIGKILL to every process in the data directory; records the fence before it reports it done.</summary>

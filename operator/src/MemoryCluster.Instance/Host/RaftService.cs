@@ -15,7 +15,7 @@ internal sealed record ClusterKey(byte[] Bytes);
 /// applied control state change (Raft wakes this on every applied batch: no polling). Refuses to start when the
 /// configured members differ from the membership the Raft log already holds.
 /// </summary>
-internal sealed partial class RaftService : BackgroundService
+internal sealed partial class RaftService : BackgroundService, IHostedLifecycleService
 {
     /// <summary>Raft ticks: 50 ms, with a 10-tick election timeout (0.5–1 s) and 2-tick heartbeats.</summary>
     public static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(50);
@@ -183,6 +183,35 @@ internal sealed partial class RaftService : BackgroundService
             Log.Raft(_logger, LogLevel.Warning, $"handing Raft leadership to {_options.Peers.FirstOrDefault(p => p.Id == transfer.Target.Value)?.Name}: {e.Message}");
         }
     }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// Before any service stops (the HTTP server, which serves renewals, included): a leader hands Raft leadership on,
+    /// to whom the node chooses, and waits for it a little while, so that the primary's renewals go on.
+    /// </summary>
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        if (!_driver.Step(now => new StopRequested(now)).OfType<TransferLeadership>().Any())
+        {
+            return;
+        }
+
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _host.WaitForAsync(s => s.Role != RaftRole.Leader, limit.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Log.Raft(_logger, LogLevel.Warning, "stopping while still the Raft leader: the hand-over did not complete within 2 s");
+        }
+    }
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {

@@ -17,7 +17,8 @@ public sealed partial class InstanceNode
     // The lease: the send time (this node's clock) of the last renewal the Raft leader granted, and its epoch.
     private Epoch _leaseEpoch;
     private long _leaseSentAt;
-    private long? _renewalInFlight;
+    // Renewals asked and not answered yet: the Raft leader known when each was asked (the host sends it there), and when.
+    private readonly Dictionary<long, (MemberId Leader, long At)> _renewals = [];
     private long _nextRenewalAt;
     private bool _probeInFlight;
     private long _probeAskedAt;
@@ -151,7 +152,31 @@ public sealed partial class InstanceNode
         }
 
         CheckStarvation();
-        if (_fencedEpoch == epoch || _steppingDown || _switchover is { FinalLsn: not null } || _renewalInFlight is not null || _now < _nextRenewalAt)
+        if (_fencedEpoch == epoch || _steppingDown || _switchover is { FinalLsn: not null } || _now < _nextRenewalAt)
+        {
+            return;
+        }
+
+        // The host answers every renewal by its timeout; one it never answered does not hold a place for ever.
+        // IMPORTANT: renewals overlap. A slow answer (a starved leader, a busy host) still extends the lease from its
+        // send time if it comes before the lease runs out, while the next renewals are already on their way; only so
+        // many wait on one leader at a time, and a new leader is asked at once.
+        var forgetBefore = _now - (long)(_config.Lease.RenewalTimeout + _config.Lease.RenewInterval).TotalMilliseconds;
+        var atLeader = 0;
+        foreach (var (id, asked) in _renewals)
+        {
+            if (asked.At < forgetBefore)
+            {
+                // The host answers every renewal by its timeout; one it never answered does not hold a place for ever.
+                _renewals.Remove(id);
+            }
+            else if (asked.Leader == _raft.Leader)
+            {
+                atLeader++;
+            }
+        }
+
+        if (atLeader >= LeaseTimings.RenewalsInFlight)
         {
             return;
         }
@@ -180,9 +205,10 @@ public sealed partial class InstanceNode
             }
         }
 
-        _renewalInFlight = NextId();
+        var request = NextId();
+        _renewals[request] = (_raft.Leader, _now);
         _nextRenewalAt = _now + (long)_config.Lease.RenewInterval.TotalMilliseconds;
-        _out.Add(new RequestRenewal(_renewalInFlight.Value, epoch));
+        _out.Add(new RequestRenewal(request, epoch));
     }
 
     private void OnProbeDone(ProbeDone p)
@@ -198,9 +224,8 @@ public sealed partial class InstanceNode
 
     private void OnLeaseAnswered(LeaseAnswered l)
     {
-        if (l.RequestId == _renewalInFlight)
+        if (_renewals.Remove(l.RequestId))
         {
-            _renewalInFlight = null;
             if (!l.Granted)
             {
                 // Not granted (the leader changed, is busy, or refused): ask again sooner than the steady interval.

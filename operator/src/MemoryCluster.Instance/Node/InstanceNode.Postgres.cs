@@ -99,6 +99,12 @@ public sealed partial class InstanceNode
         }
 
         _refused = t.Line;
+        if (_inFlight is PostgresAction.StartStandby start)
+        {
+            // A standby that refuses the primary's timeline never reaches a consistent state, so it never accepts the
+            // connections the start waits for: stop waiting, so the node can stop it and rewind.
+            _out.Add(new AbandonAction(start.Id, "postgres refuses the primary's timeline"));
+        }
     }
 
     private void OnPostgresExited(PostgresExited e)

@@ -111,6 +111,9 @@ public sealed partial class InstanceNode
             case TimelineRefused t:
                 OnTimelineRefused(t);
                 break;
+            case StopRequested:
+                OnStopRequested();
+                break;
             default:
                 throw new ArgumentException($"no handler for {input.GetType().Name}", nameof(input));
         }

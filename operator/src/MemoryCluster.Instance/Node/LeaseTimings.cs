@@ -50,6 +50,12 @@ public sealed record LeaseTimings(TimeSpan Lease, double DriftBound, TimeSpan St
     /// </summary>
     public TimeSpan StoppedWritingAfter => (WatchdogAfter + StopBudget) * DriftBound;
 
+    /// <summary>How many renewals the primary leaves unanswered at one Raft leader before it waits for one to end.</summary>
+    public const int RenewalsInFlight = 4;
+
+    /// <summary>How long the primary waits for a renewal's answer: one that came later could no longer extend the lease.</summary>
+    public TimeSpan RenewalTimeout => FenceAfter;
+
     /// <summary>The leader counts the primary late (and reads reports often and fresh) when it granted nothing for this long.</summary>
     public TimeSpan LateAfter => RenewInterval + (RetryInterval * 2);
 

@@ -290,6 +290,9 @@ public sealed record RenewalRequested(long Now, long RequestId, MemberId From, E
 /// <summary>PostgreSQL logged that it refuses the newest timeline: "new timeline N forked off current database system timeline M before current recovery point".</summary>
 public sealed record TimelineRefused(long Now, string Line) : NodeInput(Now);
 
+/// <summary>The manager is about to stop cleanly (SIGTERM): a Raft leader hands its leadership on first.</summary>
+public sealed record StopRequested(long Now) : NodeInput(Now);
+
 // ---------------------------------------------------------------- actions
 
 /// <summary>What the node asks its host to do.</summary>
@@ -346,6 +349,13 @@ public abstract record PostgresAction(long Id, string Why) : NodeAction
 /// thing after the kill, so this member never runs as primary again at that epoch.
 /// </summary>
 public sealed record Fence(long Id, Epoch Record, string Why) : NodeAction;
+
+/// <summary>
+/// The PostgreSQL action <paramref name="ActionId"/>, if it still runs, can no longer succeed: the host stops it (its
+/// waits end at once) and reports it failed with <paramref name="Why"/> through <see cref="ActionDone"/>. What it
+/// started keeps running; an action already done is left alone.
+/// </summary>
+public sealed record AbandonAction(long ActionId, string Why) : NodeAction;
 
 /// <summary>Arms the watchdog at <paramref name="Deadline"/> (host clock, ms): past it, the watchdog kills PostgreSQL.</summary>
 public sealed record ArmWatchdog(long Deadline) : NodeAction;
