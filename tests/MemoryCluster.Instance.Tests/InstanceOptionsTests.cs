@@ -56,6 +56,40 @@ public sealed class InstanceOptionsTests : IDisposable
     }
 
     [Fact]
+    public void In_a_pod_the_member_is_the_peer_named_like_the_pod()
+    {
+        var values = Valid();
+        values.Remove("id");
+        values["pod-name"] = "b";
+        var (options, errors) = InstanceOptionsParser.Parse(values);
+        Assert.Empty(errors);
+        Assert.Equal(2UL, options!.Id);
+        Assert.Equal("b", options.Name);
+    }
+
+    [Theory]
+    [InlineData("x", false, "pod-name: 'x' is not among the peers (a, b, c)")]
+    [InlineData("a", true, "pod-name: give either id or pod-name, not both")]
+    [InlineData(null, false, "id: required")]
+    public void A_pod_name_that_names_no_peer_or_comes_with_an_id_is_refused(string? podName, bool keepId, string expected)
+    {
+        var values = Valid();
+        if (!keepId)
+        {
+            values.Remove("id");
+        }
+
+        if (podName is not null)
+        {
+            values["pod-name"] = podName;
+        }
+
+        var (options, errors) = InstanceOptionsParser.Parse(values);
+        Assert.Null(options);
+        Assert.Contains(errors, e => e.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Short_cluster_key_is_refused()
     {
         var values = Valid();

@@ -7,6 +7,7 @@ var root = new RootCommand("memorycluster: highly available PostgreSQL with an i
     ValidateCommand.Create(),
     InstanceCommand.Create(),
     LocalCommand.Create(),
+    OperatorCommand.Create(),
 };
 foreach (var command in LaterCommands.Create())
 {

@@ -84,7 +84,7 @@ public static partial class InstanceOptionsParser
     [
         "id", "data-dir", "pg-bin-dir", "run-as", "peers", "cluster-key-file", "replication-password-file",
         "app-password-file", "mode", "switchover-max-lag-bytes", "switchover-timeout-seconds",
-        "primary-lease-ms",
+        "primary-lease-ms", "pod-name",
     ];
 
     public static string EnvironmentName(string key) => "MEMORYCLUSTER_" + key.ToUpperInvariant().Replace('-', '_');
@@ -156,9 +156,14 @@ public static partial class InstanceOptionsParser
         }
 
         var id = (ulong)Number("id", 0, 1, 1_000_000);
-        if (Get("id") is null)
+        var podName = Get("pod-name");
+        if (Get("id") is null && podName is null)
         {
-            errors.Add($"id: required (flag --id or {EnvironmentName("id")})");
+            errors.Add($"id: required (flag --id or {EnvironmentName("id")}; in a pod, --pod-name names the member instead)");
+        }
+        else if (Get("id") is not null && podName is not null)
+        {
+            errors.Add("pod-name: give either id or pod-name, not both");
         }
 
         var dataDir = Required("data-dir");
@@ -177,6 +182,20 @@ public static partial class InstanceOptionsParser
             if (peers.Count is not (3 or 5))
             {
                 errors.Add($"peers: must list 3 or 5 members (2-node clusters cannot hold a safe majority), not {peers.Count}");
+            }
+
+            if (podName is not null && Get("id") is null)
+            {
+                // In a pod the member is the peer named like the pod (the StatefulSet's ordinal names): one config for all.
+                var self = peers.FirstOrDefault(p => p.Name == podName);
+                if (self is null)
+                {
+                    errors.Add($"pod-name: '{podName}' is not among the peers ({string.Join(", ", peers.Select(p => p.Name))})");
+                }
+                else
+                {
+                    id = self.Id;
+                }
             }
 
             if (id != 0 && peers.All(p => p.Id != id))

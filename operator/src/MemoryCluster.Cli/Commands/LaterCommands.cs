@@ -10,7 +10,6 @@ internal static class LaterCommands
 {
     public static IEnumerable<Command> Create()
     {
-        yield return Unavailable("operator", "Run the Kubernetes operator (watches MemoryClusters and what they own).");
         yield return Unavailable("compute", "Run the compute tier: graph, nearest-neighbour and fused queries over HTTP.");
     }
 

@@ -35,38 +35,11 @@ internal static class ValidateCommand
         var failed = false;
         foreach (var file in files)
         {
-            string yaml;
-            if (file == "-")
+            var clusters = ManifestFiles.Read(file, Console.In, stderr, oldYaml);
+            if (clusters is null)
             {
-                yaml = Console.In.ReadToEnd();
-            }
-            else if (File.Exists(file))
-            {
-                yaml = File.ReadAllText(file);
-            }
-            else
-            {
-                stderr.WriteLine($"{file}: no such file");
                 failed = true;
                 continue;
-            }
-
-            IReadOnlyList<ClusterManifest> clusters;
-            try
-            {
-                clusters = ClusterManifest.Read(yaml, oldYaml);
-            }
-            catch (ManifestException e)
-            {
-                stderr.WriteLine($"{file}: not valid YAML: {e.Message}");
-                failed = true;
-                continue;
-            }
-
-            if (clusters.Count == 0)
-            {
-                stderr.WriteLine($"{file}: holds no MemoryCluster");
-                failed = true;
             }
 
             foreach (var cluster in clusters)

@@ -138,7 +138,9 @@ internal static partial class YamlJson
             case JsonValue value when value.TryGetValue<string>(out var text):
                 // A string that would read back as another type must be quoted.
                 var plainWouldChangeType = ConvertScalar(new YamlScalarNode(text)) is not JsonValue v || !v.TryGetValue<string>(out _);
-                return new YamlScalarNode(text) { Style = plainWouldChangeType ? ScalarStyle.DoubleQuoted : ScalarStyle.Any };
+                // Lines of a file (a config in a ConfigMap) read best as a literal block, as kubectl users write them.
+                var lines = text.Contains('\n', StringComparison.Ordinal) && !text.Contains(" \n", StringComparison.Ordinal) && !text.Contains('\t', StringComparison.Ordinal);
+                return new YamlScalarNode(text) { Style = lines ? ScalarStyle.Literal : plainWouldChangeType ? ScalarStyle.DoubleQuoted : ScalarStyle.Any };
             case JsonValue value when value.TryGetValue<bool>(out var flag):
                 return new YamlScalarNode(flag ? "true" : "false") { Style = ScalarStyle.Plain };
             default:

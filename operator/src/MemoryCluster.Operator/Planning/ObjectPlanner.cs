@@ -1,0 +1,455 @@
+using System.Globalization;
+using System.Reflection;
+using System.Text;
+using k8s;
+using k8s.Models;
+using MemoryCluster.Api;
+
+namespace MemoryCluster.Operator.Planning;
+
+/// <summary>What a MemoryCluster should own: the Secrets to make once, and every other object, whole.</summary>
+public sealed record DesiredObjects(IReadOnlyList<SecretRequest> Secrets, IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Objects);
+
+/// <summary>
+/// Renders a MemoryCluster into the objects it owns (DESIGN.md, "Kubernetes objects"). Pure: the same cluster and
+/// settings give the same objects, field for field, so that server-side apply of an unchanged render changes
+/// nothing. The spec must have passed <see cref="SpecValidator"/>; this does not check it again.
+/// </summary>
+public static class ObjectPlanner
+{
+    /// <summary>Where each instance's volume is mounted; PostgreSQL's files, Raft's log and the manager's state live under it.</summary>
+    public const string DataMount = "/var/lib/memorycluster";
+
+    public const string ConfigMount = "/etc/memorycluster/config";
+    public const string SecretsMount = "/etc/memorycluster/secrets";
+
+    /// <summary>The instance manager's settings file in the ConfigMap (<c>memorycluster instance --config</c>).</summary>
+    public const string InstanceConfigKey = "instance.conf";
+
+    /// <summary>The spec's extra postgresql.conf parameters, one <c>name = 'value'</c> per line.</summary>
+    public const string ParametersKey = "postgresql.conf";
+
+    /// <summary>The environment variable through which each instance learns its pod's name (and so its member id).</summary>
+    public const string PodNameVariable = "MEMORYCLUSTER_POD_NAME";
+
+    public const string PgBinDir = "/usr/lib/postgresql/15/bin";
+
+    public static DesiredObjects Render(MemoryClusterResource cluster, OperatorSettings settings)
+    {
+        var names = ClusterNames.Of(cluster);
+        var owner = OwnerOf(cluster);
+        var objects = new List<IKubernetesObject<V1ObjectMeta>>
+        {
+            Config(cluster, names),
+            InstanceAccount(names),
+            InstanceRole(cluster, names),
+            InstanceRoleBinding(names),
+            HeadlessService(names),
+            RoleService(names, names.ReadWrite, InstanceRoles.Primary),
+            RoleService(names, names.ReadOnly, InstanceRoles.Replica),
+            RoleService(names, names.Read, role: null),
+            DisruptionBudget(names),
+            StatefulSet(cluster, names, settings),
+        };
+        if (cluster.Spec.Compute.Replicas > 0)
+        {
+            objects.Add(ComputeDeployment(cluster, names, settings));
+            objects.Add(ComputeService(names));
+        }
+
+        foreach (var obj in objects)
+        {
+            obj.Metadata.NamespaceProperty = names.Namespace;
+            if (owner is not null)
+            {
+                obj.Metadata.OwnerReferences = [owner];
+            }
+        }
+
+        return new DesiredObjects(Secrets(names), objects);
+    }
+
+    /// <summary>The owner reference every object carries; null while the MemoryCluster has no uid (rendered from a file).</summary>
+    private static V1OwnerReference? OwnerOf(MemoryClusterResource cluster) =>
+        string.IsNullOrEmpty(cluster.Metadata.Uid)
+            ? null
+            : new V1OwnerReference
+            {
+                ApiVersion = ApiGroup.ApiVersion,
+                Kind = ApiGroup.Kind,
+                Name = cluster.Metadata.Name,
+                Uid = cluster.Metadata.Uid,
+                Controller = true,
+                BlockOwnerDeletion = true,
+            };
+
+    private static List<SecretRequest> Secrets(ClusterNames names) =>
+    [
+        BasicAuth(names.SuperuserSecret, "postgres"),
+        BasicAuth(names.ReplicationSecret, "replicator"),
+        BasicAuth(names.AppSecret, "app"),
+        new(names.ClusterKeySecret, "Opaque", new Dictionary<string, string>(), new Dictionary<string, int> { ["key"] = 32 }),
+    ];
+
+    private static SecretRequest BasicAuth(string name, string user) =>
+        new(name, "kubernetes.io/basic-auth", new Dictionary<string, string> { ["username"] = user }, new Dictionary<string, int> { ["password"] = 24 });
+
+    private static T New<T>(string name, Dictionary<string, string> labels)
+        where T : IKubernetesObject<V1ObjectMeta>, new()
+    {
+        var entity = typeof(T).GetCustomAttribute<KubernetesEntityAttribute>()
+            ?? throw new InvalidOperationException($"{typeof(T).Name} is not a Kubernetes model");
+        return new T
+        {
+            ApiVersion = string.IsNullOrEmpty(entity.Group) ? entity.ApiVersion : entity.Group + "/" + entity.ApiVersion,
+            Kind = entity.Kind,
+            Metadata = new V1ObjectMeta { Name = name, Labels = labels },
+        };
+    }
+
+    private static V1ConfigMap Config(MemoryClusterResource cluster, ClusterNames names)
+    {
+        var config = New<V1ConfigMap>(names.Config, ClusterLabels.For(names, ClusterLabels.PostgresComponent));
+        config.Data = new Dictionary<string, string>
+        {
+            [InstanceConfigKey] = InstanceConfig(cluster, names),
+            [ParametersKey] = Parameters(cluster.Spec.Postgres.Parameters),
+        };
+        return config;
+    }
+
+    /// <summary>The settings every instance manager reads; its own id comes from its pod's name.</summary>
+    internal static string InstanceConfig(MemoryClusterResource cluster, ClusterNames names)
+    {
+        var peers = Enumerable.Range(0, cluster.Spec.Instances)
+            .Select(i => $"{i + 1}={names.Pod(i)}@{names.PodHost(i)}:{ClusterPorts.Postgres}:{ClusterPorts.Raft}:{ClusterPorts.Manager}");
+        var text = new StringBuilder();
+        text.Append("# Rendered by the operator for MemoryCluster ").Append(names.Namespace).Append('/').Append(names.Cluster)
+            .Append("; read by every instance (memorycluster instance --config).\n");
+        text.Append("data-dir = ").Append(DataMount).Append("/data\n");
+        text.Append("pg-bin-dir = ").Append(PgBinDir).Append('\n');
+        text.Append("peers = ").AppendJoin(',', peers).Append('\n');
+        text.Append("cluster-key-file = ").Append(SecretsMount).Append("/cluster-key/key\n");
+        text.Append("replication-password-file = ").Append(SecretsMount).Append("/replication/password\n");
+        text.Append("app-password-file = ").Append(SecretsMount).Append("/app/password\n");
+        text.Append("mode = ").Append(cluster.Spec.Replication.Mode).Append('\n');
+        return text.ToString();
+    }
+
+    /// <summary>postgresql.conf lines in name order, values quoted as PostgreSQL reads them.</summary>
+    internal static string Parameters(IReadOnlyDictionary<string, string> parameters)
+    {
+        var text = new StringBuilder();
+        foreach (var (name, value) in parameters.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            text.Append(name).Append(" = '").Append(value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "''", StringComparison.Ordinal)).Append("'\n");
+        }
+
+        return text.ToString();
+    }
+
+    private static V1ServiceAccount InstanceAccount(ClusterNames names) =>
+        New<V1ServiceAccount>(names.InstanceAccount, ClusterLabels.For(names, ClusterLabels.PostgresComponent));
+
+    /// <summary>
+    /// What an instance may do: read and label the cluster's pods (its own among them; RBAC cannot name "the
+    /// caller's pod", so the list is the StatefulSet's pod names), and read its MemoryCluster. Nothing more.
+    /// </summary>
+    private static V1Role InstanceRole(MemoryClusterResource cluster, ClusterNames names)
+    {
+        var role = New<V1Role>(names.InstanceAccount, ClusterLabels.For(names, ClusterLabels.PostgresComponent));
+        role.Rules =
+        [
+            new V1PolicyRule
+            {
+                ApiGroups = [""],
+                Resources = ["pods"],
+                ResourceNames = [.. Enumerable.Range(0, cluster.Spec.Instances).Select(names.Pod)],
+                Verbs = ["get", "patch"],
+            },
+            new V1PolicyRule
+            {
+                ApiGroups = [ApiGroup.Group],
+                Resources = [ApiGroup.Plural],
+                ResourceNames = [names.Cluster],
+                Verbs = ["get"],
+            },
+        ];
+        return role;
+    }
+
+    private static V1RoleBinding InstanceRoleBinding(ClusterNames names)
+    {
+        var binding = New<V1RoleBinding>(names.InstanceAccount, ClusterLabels.For(names, ClusterLabels.PostgresComponent));
+        binding.RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "Role", Name = names.InstanceAccount };
+        binding.Subjects = [new Rbacv1Subject { Kind = "ServiceAccount", Name = names.InstanceAccount, NamespaceProperty = names.Namespace }];
+        return binding;
+    }
+
+    private static V1Service HeadlessService(ClusterNames names)
+    {
+        var service = New<V1Service>(names.Headless, ClusterLabels.For(names, ClusterLabels.PostgresComponent));
+        service.Spec = new V1ServiceSpec
+        {
+            ClusterIP = "None",
+            // Raft and replication must reach members that are not ready yet: a cluster bootstraps through them.
+            PublishNotReadyAddresses = true,
+            Selector = ClusterLabels.Selector(names, ClusterLabels.PostgresComponent),
+            Ports =
+            [
+                Port("postgres", ClusterPorts.Postgres),
+                Port("raft", ClusterPorts.Raft),
+                Port("manager", ClusterPorts.Manager),
+            ],
+        };
+        return service;
+    }
+
+    /// <summary>A Service on the Postgres port of the instances with <paramref name="role"/> (any instance when null).</summary>
+    private static V1Service RoleService(ClusterNames names, string name, string? role)
+    {
+        var selector = ClusterLabels.Selector(names, ClusterLabels.PostgresComponent);
+        if (role is not null)
+        {
+            selector[ClusterLabels.Role] = role;
+        }
+
+        var service = New<V1Service>(name, ClusterLabels.For(names, ClusterLabels.PostgresComponent));
+        service.Spec = new V1ServiceSpec { Type = "ClusterIP", Selector = selector, Ports = [Port("postgres", ClusterPorts.Postgres)] };
+        return service;
+    }
+
+    private static V1ServicePort Port(string name, int port) =>
+        new() { Name = name, Port = port, TargetPort = name, Protocol = "TCP" };
+
+    private static V1PodDisruptionBudget DisruptionBudget(ClusterNames names)
+    {
+        var budget = New<V1PodDisruptionBudget>(names.DisruptionBudget, ClusterLabels.For(names, ClusterLabels.PostgresComponent));
+        budget.Spec = new V1PodDisruptionBudgetSpec
+        {
+            // One instance at a time: a 3-member Raft quorum survives one loss, and so does a 5-member one with margin.
+            MaxUnavailable = 1,
+            Selector = new V1LabelSelector { MatchLabels = ClusterLabels.Selector(names, ClusterLabels.PostgresComponent) },
+        };
+        return budget;
+    }
+
+    private static V1StatefulSet StatefulSet(MemoryClusterResource cluster, ClusterNames names, OperatorSettings settings)
+    {
+        var spec = cluster.Spec;
+        var labels = ClusterLabels.For(names, ClusterLabels.PostgresComponent);
+        var set = New<V1StatefulSet>(names.StatefulSet, labels);
+        set.Spec = new V1StatefulSetSpec
+        {
+            Replicas = spec.Instances,
+            ServiceName = names.Headless,
+            Selector = new V1LabelSelector { MatchLabels = ClusterLabels.Selector(names, ClusterLabels.PostgresComponent) },
+            // Raft needs a majority up to elect anyone: ordered start would wait for a pod that waits for its peers.
+            PodManagementPolicy = "Parallel",
+            // The operator orders restarts itself: replicas first, then a switchover, then the old primary.
+            UpdateStrategy = new V1StatefulSetUpdateStrategy { Type = "OnDelete" },
+            PersistentVolumeClaimRetentionPolicy = new V1StatefulSetPersistentVolumeClaimRetentionPolicy { WhenDeleted = "Retain", WhenScaled = "Retain" },
+            Template = new V1PodTemplateSpec
+            {
+                Metadata = new V1ObjectMeta { Labels = labels },
+                Spec = InstancePod(cluster, names, settings),
+            },
+            VolumeClaimTemplates =
+            [
+                new V1PersistentVolumeClaim
+                {
+                    Metadata = new V1ObjectMeta { Name = "data", Labels = ClusterLabels.Selector(names, ClusterLabels.PostgresComponent) },
+                    Spec = new V1PersistentVolumeClaimSpec
+                    {
+                        AccessModes = ["ReadWriteOnce"],
+                        StorageClassName = spec.Storage.StorageClassName,
+                        Resources = new V1VolumeResourceRequirements
+                        {
+                            Requests = new Dictionary<string, ResourceQuantity> { ["storage"] = new(spec.Storage.Size.Text) },
+                        },
+                    },
+                },
+            ],
+        };
+        return set;
+    }
+
+    private static V1PodSpec InstancePod(MemoryClusterResource cluster, ClusterNames names, OperatorSettings settings)
+    {
+        var spec = cluster.Spec;
+        var container = new V1Container
+        {
+            Name = "instance",
+            Image = spec.Postgres.Image,
+            Command = ["memorycluster", "instance", "--config", $"{ConfigMount}/{InstanceConfigKey}"],
+            Env =
+            [
+                new V1EnvVar { Name = PodNameVariable, ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.name" } } },
+            ],
+            Ports =
+            [
+                new V1ContainerPort { Name = "postgres", ContainerPort = ClusterPorts.Postgres, Protocol = "TCP" },
+                new V1ContainerPort { Name = "raft", ContainerPort = ClusterPorts.Raft, Protocol = "TCP" },
+                new V1ContainerPort { Name = "manager", ContainerPort = ClusterPorts.Manager, Protocol = "TCP" },
+            ],
+            Resources = Resources(spec.Postgres.Resources),
+            // A first start may run initdb or copy the whole primary: up to an hour before the manager answers.
+            StartupProbe = Http("/healthz", "manager", periodSeconds: 10, failureThreshold: 360),
+            // The manager's own health, never PostgreSQL's speed: fencing a slow primary is the lease's job, not the kubelet's.
+            LivenessProbe = Http("/healthz", "manager", periodSeconds: 10, failureThreshold: 6),
+            ReadinessProbe = Http("/readyz", "manager", periodSeconds: 5, failureThreshold: 3),
+            SecurityContext = ContainerSecurity(),
+            VolumeMounts =
+            [
+                new V1VolumeMount { Name = "data", MountPath = DataMount },
+                new V1VolumeMount { Name = "config", MountPath = ConfigMount, ReadOnlyProperty = true },
+                new V1VolumeMount { Name = "cluster-key", MountPath = SecretsMount + "/cluster-key", ReadOnlyProperty = true },
+                new V1VolumeMount { Name = "replication", MountPath = SecretsMount + "/replication", ReadOnlyProperty = true },
+                new V1VolumeMount { Name = "app", MountPath = SecretsMount + "/app", ReadOnlyProperty = true },
+                new V1VolumeMount { Name = "superuser", MountPath = SecretsMount + "/superuser", ReadOnlyProperty = true },
+            ],
+        };
+        return new V1PodSpec
+        {
+            ServiceAccountName = names.InstanceAccount,
+            TerminationGracePeriodSeconds = settings.TerminationGraceSeconds,
+            SecurityContext = PodSecurity(settings),
+            Affinity = AntiAffinity(spec.Scheduling, names),
+            TopologySpreadConstraints = spec.Scheduling.TopologySpread is { } spread
+                ? [new V1TopologySpreadConstraint
+                {
+                    TopologyKey = spread.TopologyKey,
+                    MaxSkew = spread.MaxSkew,
+                    WhenUnsatisfiable = spread.WhenUnsatisfiable,
+                    LabelSelector = new V1LabelSelector { MatchLabels = ClusterLabels.Selector(names, ClusterLabels.PostgresComponent) },
+                }]
+                : null,
+            Containers = [container],
+            Volumes =
+            [
+                new V1Volume { Name = "config", ConfigMap = new V1ConfigMapVolumeSource { Name = names.Config } },
+                SecretVolume("cluster-key", names.ClusterKeySecret),
+                SecretVolume("replication", names.ReplicationSecret),
+                SecretVolume("app", names.AppSecret),
+                SecretVolume("superuser", names.SuperuserSecret),
+            ],
+        };
+    }
+
+    /// <summary>Secret files readable by the owner only (0400), owned through fsGroup by the container's user.</summary>
+    private static V1Volume SecretVolume(string name, string secret) =>
+        new() { Name = name, Secret = new V1SecretVolumeSource { SecretName = secret, DefaultMode = Convert.ToInt32("400", 8) } };
+
+    private static V1Affinity AntiAffinity(SchedulingSpec scheduling, ClusterNames names)
+    {
+        var term = new V1PodAffinityTerm
+        {
+            TopologyKey = scheduling.TopologyKey,
+            LabelSelector = new V1LabelSelector { MatchLabels = ClusterLabels.Selector(names, ClusterLabels.PostgresComponent) },
+        };
+        return new V1Affinity
+        {
+            PodAntiAffinity = scheduling.AntiAffinity == AntiAffinityModes.Required
+                ? new V1PodAntiAffinity { RequiredDuringSchedulingIgnoredDuringExecution = [term] }
+                : new V1PodAntiAffinity { PreferredDuringSchedulingIgnoredDuringExecution = [new V1WeightedPodAffinityTerm { Weight = 100, PodAffinityTerm = term }] },
+        };
+    }
+
+    private static V1Deployment ComputeDeployment(MemoryClusterResource cluster, ClusterNames names, OperatorSettings settings)
+    {
+        var compute = cluster.Spec.Compute;
+        var labels = ClusterLabels.For(names, ClusterLabels.ComputeComponent);
+        var deployment = New<V1Deployment>(names.Compute, labels);
+        var container = new V1Container
+        {
+            Name = "compute",
+            Image = settings.ComputeImage,
+            Command = ["memorycluster", "compute"],
+            Env =
+            [
+                Value("MEMORYCLUSTER_COMPUTE_PRIMARY_HOST", names.ReadWriteHost),
+                Value("MEMORYCLUSTER_COMPUTE_PRIMARY_PORT", ClusterPorts.Postgres.ToString(CultureInfo.InvariantCulture)),
+                Value("MEMORYCLUSTER_COMPUTE_DATABASE", "app"),
+                FromSecret("MEMORYCLUSTER_COMPUTE_USER", names.AppSecret, "username"),
+                FromSecret("MEMORYCLUSTER_COMPUTE_PASSWORD", names.AppSecret, "password"),
+                Value("MEMORYCLUSTER_COMPUTE_PORT", ClusterPorts.Compute.ToString(CultureInfo.InvariantCulture)),
+                Value("MEMORYCLUSTER_COMPUTE_EMBEDDING_DIMENSIONS", compute.EmbeddingDimensions.ToString(CultureInfo.InvariantCulture)),
+                Value("MEMORYCLUSTER_COMPUTE_HNSW_M", compute.Hnsw.M.ToString(CultureInfo.InvariantCulture)),
+                Value("MEMORYCLUSTER_COMPUTE_HNSW_EF_CONSTRUCTION", compute.Hnsw.EfConstruction.ToString(CultureInfo.InvariantCulture)),
+                Value("MEMORYCLUSTER_COMPUTE_HNSW_EF_SEARCH", compute.Hnsw.EfSearch.ToString(CultureInfo.InvariantCulture)),
+            ],
+            Ports = [new V1ContainerPort { Name = "http", ContainerPort = ClusterPorts.Compute, Protocol = "TCP" }],
+            Resources = Resources(compute.Resources),
+            // Loading the graph and its index can take minutes on a large store; ready only once caught up.
+            StartupProbe = Http("/healthz", "http", periodSeconds: 10, failureThreshold: 180),
+            LivenessProbe = Http("/healthz", "http", periodSeconds: 10, failureThreshold: 6),
+            ReadinessProbe = Http("/readyz", "http", periodSeconds: 5, failureThreshold: 3),
+            SecurityContext = ContainerSecurity(),
+        };
+        deployment.Spec = new V1DeploymentSpec
+        {
+            Replicas = compute.Replicas,
+            Selector = new V1LabelSelector { MatchLabels = ClusterLabels.Selector(names, ClusterLabels.ComputeComponent) },
+            Template = new V1PodTemplateSpec
+            {
+                Metadata = new V1ObjectMeta { Labels = labels },
+                Spec = new V1PodSpec
+                {
+                    // The compute pods talk to PostgreSQL only; they need no Kubernetes API.
+                    AutomountServiceAccountToken = false,
+                    SecurityContext = PodSecurity(settings),
+                    Containers = [container],
+                },
+            },
+        };
+        return deployment;
+    }
+
+    private static V1Service ComputeService(ClusterNames names)
+    {
+        var service = New<V1Service>(names.Compute, ClusterLabels.For(names, ClusterLabels.ComputeComponent));
+        service.Spec = new V1ServiceSpec
+        {
+            Type = "ClusterIP",
+            Selector = ClusterLabels.Selector(names, ClusterLabels.ComputeComponent),
+            Ports = [new V1ServicePort { Name = "http", Port = ClusterPorts.Compute, TargetPort = "http", Protocol = "TCP" }],
+        };
+        return service;
+    }
+
+    private static V1EnvVar Value(string name, string value) => new() { Name = name, Value = value };
+
+    private static V1EnvVar FromSecret(string name, string secret, string key) =>
+        new() { Name = name, ValueFrom = new V1EnvVarSource { SecretKeyRef = new V1SecretKeySelector { Name = secret, Key = key } } };
+
+    private static V1Probe Http(string path, string port, int periodSeconds, int failureThreshold) =>
+        new() { HttpGet = new V1HTTPGetAction { Path = path, Port = port }, PeriodSeconds = periodSeconds, FailureThreshold = failureThreshold, TimeoutSeconds = 5 };
+
+    private static V1ResourceRequirements? Resources(ResourceRequirements resources)
+    {
+        if (resources.Requests.Count == 0 && resources.Limits.Count == 0)
+        {
+            return null;
+        }
+
+        static Dictionary<string, ResourceQuantity>? Of(IReadOnlyDictionary<string, Quantity> values) =>
+            values.Count == 0 ? null : values.OrderBy(v => v.Key, StringComparer.Ordinal).ToDictionary(v => v.Key, v => new ResourceQuantity(v.Value.Text));
+
+        return new V1ResourceRequirements { Requests = Of(resources.Requests), Limits = Of(resources.Limits) };
+    }
+
+    private static V1PodSecurityContext PodSecurity(OperatorSettings settings) => new()
+    {
+        RunAsNonRoot = true,
+        RunAsUser = settings.RunAsUser,
+        RunAsGroup = settings.RunAsUser,
+        FsGroup = settings.RunAsUser,
+        SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+    };
+
+    private static V1SecurityContext ContainerSecurity() => new()
+    {
+        AllowPrivilegeEscalation = false,
+        Capabilities = new V1Capabilities { Drop = ["ALL"] },
+    };
+}

@@ -1,0 +1,218 @@
+using k8s;
+using k8s.Models;
+using MemoryCluster.Api;
+using MemoryCluster.Api.Meta;
+using MemoryCluster.Instance;
+using MemoryCluster.Operator.Planning;
+
+namespace MemoryCluster.Operator.Tests.Planning;
+
+public sealed class ObjectPlannerTests
+{
+    private static MemoryClusterResource Cluster(int instances = 3, string name = "demo", string? uid = "6f1c0a4e-0000-4000-8000-000000000001") => new()
+    {
+        Metadata = new ObjectMeta { Name = name, Namespace = "memory", Uid = uid },
+        Spec = new MemoryClusterSpec { Instances = instances },
+    };
+
+    private static T One<T>(DesiredObjects desired, string name)
+        where T : IKubernetesObject<V1ObjectMeta> =>
+        Assert.Single(desired.Objects.OfType<T>(), o => o.Metadata.Name == name);
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void Every_object_the_design_names_is_rendered_in_the_clusters_namespace_with_an_owner_reference(int instances)
+    {
+        var desired = ObjectPlanner.Render(Cluster(instances), OperatorSettings.Default);
+
+        var kinds = desired.Objects.Select(o => $"{o.Kind}/{o.Metadata.Name}").Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(
+            [
+                "ConfigMap/demo-config", "Deployment/demo-compute", "PodDisruptionBudget/demo", "Role/demo-instance",
+                "RoleBinding/demo-instance", "Service/demo-compute", "Service/demo-hl", "Service/demo-r", "Service/demo-ro",
+                "Service/demo-rw", "ServiceAccount/demo-instance", "StatefulSet/demo",
+            ],
+            kinds);
+        Assert.Equal(["demo-superuser", "demo-replication", "demo-app", "demo-cluster-key"], desired.Secrets.Select(s => s.Name));
+        foreach (var obj in desired.Objects)
+        {
+            Assert.Equal("memory", obj.Metadata.NamespaceProperty);
+            var owner = Assert.Single(obj.Metadata.OwnerReferences);
+            Assert.Equal((ApiGroup.ApiVersion, ApiGroup.Kind, "demo", "6f1c0a4e-0000-4000-8000-000000000001", true),
+                (owner.ApiVersion, owner.Kind, owner.Name, owner.Uid, owner.Controller ?? false));
+            Assert.False(string.IsNullOrEmpty(obj.ApiVersion));
+        }
+
+        Assert.Equal(instances, One<V1StatefulSet>(desired, "demo").Spec.Replicas);
+    }
+
+    [Fact]
+    public void Without_a_uid_the_render_carries_no_owner_reference()
+    {
+        var desired = ObjectPlanner.Render(Cluster(uid: null), OperatorSettings.Default);
+        Assert.All(desired.Objects, o => Assert.Null(o.Metadata.OwnerReferences));
+    }
+
+    [Fact]
+    public void Rendering_is_deterministic_field_for_field()
+    {
+        string Json() => string.Join("\n", ObjectPlanner.Render(Cluster(5), OperatorSettings.Default).Objects.Select(o => KubernetesJson.Serialize(o)));
+        Assert.Equal(Json(), Json());
+    }
+
+    [Fact]
+    public void Secrets_name_their_generated_keys_and_carry_no_value_but_the_user_name()
+    {
+        var desired = ObjectPlanner.Render(Cluster(), OperatorSettings.Default);
+        foreach (var secret in desired.Secrets)
+        {
+            Assert.NotEmpty(secret.Generated);
+            Assert.All(secret.Generated.Values, bytes => Assert.True(bytes >= 24, $"{secret.Name}: {bytes} random bytes"));
+            Assert.All(secret.Fixed.Keys, k => Assert.Equal("username", k));
+        }
+
+        Assert.Equal(32, desired.Secrets.Single(s => s.Name == "demo-cluster-key").Generated["key"]);
+    }
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void Every_selector_matches_the_pods_it_means(int instances)
+    {
+        var desired = ObjectPlanner.Render(Cluster(instances), OperatorSettings.Default);
+        var instancePods = One<V1StatefulSet>(desired, "demo").Spec.Template.Metadata.Labels;
+        var computePods = One<V1Deployment>(desired, "demo-compute").Spec.Template.Metadata.Labels;
+        static bool Selects(IDictionary<string, string> selector, IDictionary<string, string> labels) =>
+            selector.All(s => labels.TryGetValue(s.Key, out var v) && v == s.Value);
+
+        Assert.True(Selects(One<V1StatefulSet>(desired, "demo").Spec.Selector.MatchLabels, instancePods));
+        Assert.True(Selects(One<V1PodDisruptionBudget>(desired, "demo").Spec.Selector.MatchLabels, instancePods));
+        Assert.True(Selects(One<V1Deployment>(desired, "demo-compute").Spec.Selector.MatchLabels, computePods));
+        Assert.False(Selects(One<V1Deployment>(desired, "demo-compute").Spec.Selector.MatchLabels, instancePods));
+        foreach (var name in new[] { "demo-hl", "demo-r" })
+        {
+            Assert.True(Selects(One<V1Service>(desired, name).Spec.Selector, instancePods));
+        }
+
+        // The -rw and -ro Services follow the role label each instance manager sets on its own pod.
+        var primary = new Dictionary<string, string>(instancePods) { [ClusterLabels.Role] = InstanceRoles.Primary };
+        var replica = new Dictionary<string, string>(instancePods) { [ClusterLabels.Role] = InstanceRoles.Replica };
+        Assert.True(Selects(One<V1Service>(desired, "demo-rw").Spec.Selector, primary));
+        Assert.False(Selects(One<V1Service>(desired, "demo-rw").Spec.Selector, replica));
+        Assert.True(Selects(One<V1Service>(desired, "demo-ro").Spec.Selector, replica));
+        Assert.False(Selects(One<V1Service>(desired, "demo-ro").Spec.Selector, primary));
+        Assert.True(Selects(One<V1Service>(desired, "demo-compute").Spec.Selector, computePods));
+
+        var headless = One<V1Service>(desired, "demo-hl").Spec;
+        Assert.Equal(("None", true), (headless.ClusterIP, headless.PublishNotReadyAddresses ?? false));
+        Assert.Equal("demo-hl", One<V1StatefulSet>(desired, "demo").Spec.ServiceName);
+    }
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void Each_pod_reads_the_one_rendered_config_as_its_own_member_through_the_instance_managers_parser(int instances)
+    {
+        var desired = ObjectPlanner.Render(Cluster(instances), OperatorSettings.Default);
+        var config = One<V1ConfigMap>(desired, "demo-config").Data[ObjectPlanner.InstanceConfigKey];
+        var values = new Dictionary<string, string>(InstanceOptionsParser.ReadFile(config, out var fileErrors));
+        Assert.Empty(fileErrors);
+
+        // The mounted Secret files do not exist here: stand in for them, keeping every other setting as rendered.
+        var dir = Directory.CreateTempSubdirectory("mc-render-");
+        try
+        {
+            foreach (var key in new[] { "cluster-key-file", "replication-password-file", "app-password-file" })
+            {
+                Assert.StartsWith(ObjectPlanner.SecretsMount + "/", values[key], StringComparison.Ordinal);
+                values[key] = Path.Combine(dir.FullName, key);
+                File.WriteAllBytes(values[key], new byte[32]);
+            }
+
+            for (var ordinal = 0; ordinal < instances; ordinal++)
+            {
+                var (options, errors) = InstanceOptionsParser.Parse(new Dictionary<string, string>(values) { ["pod-name"] = $"demo-{ordinal}" });
+                Assert.Empty(errors);
+                Assert.Equal((ulong)ordinal + 1, options!.Id);
+                Assert.Equal(instances, options.Peers.Count);
+                Assert.Equal($"demo-{ordinal}.demo-hl.memory.svc", options.Self.Host);
+                Assert.StartsWith(ObjectPlanner.DataMount + "/", options.DataRoot, StringComparison.Ordinal);
+                Assert.Equal(ReplicationModes.Async, options.ReplicationMode);
+            }
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+
+        var container = Assert.Single(One<V1StatefulSet>(desired, "demo").Spec.Template.Spec.Containers);
+        Assert.Equal(["memorycluster", "instance", "--config", $"{ObjectPlanner.ConfigMount}/{ObjectPlanner.InstanceConfigKey}"], container.Command);
+        var podName = Assert.Single(container.Env, e => e.Name == InstanceOptionsParser.EnvironmentName("pod-name"));
+        Assert.Equal("metadata.name", podName.ValueFrom.FieldRef.FieldPath);
+    }
+
+    [Fact]
+    public void The_replication_mode_and_parameters_reach_the_config_quoted_as_postgresql_reads_them()
+    {
+        var cluster = Cluster() with
+        {
+            Spec = new MemoryClusterSpec
+            {
+                Replication = new ReplicationSpec { Mode = ReplicationModes.Quorum },
+                Postgres = new PostgresSpec { Parameters = new Dictionary<string, string> { ["work_mem"] = "16MB", ["application_name"] = "it's \\here" } },
+            },
+        };
+        var data = One<V1ConfigMap>(ObjectPlanner.Render(cluster, OperatorSettings.Default), "demo-config").Data;
+        Assert.Contains("mode = quorum\n", data[ObjectPlanner.InstanceConfigKey], StringComparison.Ordinal);
+        Assert.Equal("application_name = 'it''s \\\\here'\nwork_mem = '16MB'\n", data[ObjectPlanner.ParametersKey]);
+    }
+
+    [Theory]
+    [InlineData(AntiAffinityModes.Required, true)]
+    [InlineData(AntiAffinityModes.Preferred, false)]
+    public void Anti_affinity_follows_the_spec(string mode, bool required)
+    {
+        var cluster = Cluster() with { Spec = new MemoryClusterSpec { Scheduling = new SchedulingSpec { AntiAffinity = mode, TopologyKey = "zone" } } };
+        var affinity = One<V1StatefulSet>(ObjectPlanner.Render(cluster, OperatorSettings.Default), "demo").Spec.Template.Spec.Affinity.PodAntiAffinity;
+        Assert.Equal(required, affinity.RequiredDuringSchedulingIgnoredDuringExecution is { Count: 1 });
+        Assert.Equal(!required, affinity.PreferredDuringSchedulingIgnoredDuringExecution is { Count: 1 });
+        var term = affinity.RequiredDuringSchedulingIgnoredDuringExecution?.Single() ?? affinity.PreferredDuringSchedulingIgnoredDuringExecution.Single().PodAffinityTerm;
+        Assert.Equal("zone", term.TopologyKey);
+    }
+
+    [Fact]
+    public void No_compute_replicas_render_no_compute_objects()
+    {
+        var cluster = Cluster() with { Spec = new MemoryClusterSpec { Compute = new ComputeSpec { Replicas = 0 } } };
+        Assert.DoesNotContain(ObjectPlanner.Render(cluster, OperatorSettings.Default).Objects, o => o.Metadata.Name == "demo-compute");
+    }
+
+    [Fact]
+    public void Names_of_the_longest_allowed_cluster_stay_within_kubernetes_limits()
+    {
+        var name = new string('a', 50);
+        var desired = ObjectPlanner.Render(Cluster(5, name), OperatorSettings.Default);
+        Assert.All(desired.Objects, o => Assert.True(o.Metadata.Name.Length <= 63, o.Metadata.Name));
+        Assert.All(desired.Secrets, s => Assert.True(s.Name.Length <= 63, s.Name));
+        var names = new ClusterNames(name, "memory");
+        Assert.All(Enumerable.Range(0, 5), i => Assert.True(names.Pod(i).Length <= 63));
+    }
+
+    [Fact]
+    public void Pods_run_as_the_images_non_root_user_and_the_instance_may_only_touch_its_own_clusters_pods()
+    {
+        var desired = ObjectPlanner.Render(Cluster(), OperatorSettings.Default with { RunAsUser = 1234 });
+        foreach (var pod in new[] { One<V1StatefulSet>(desired, "demo").Spec.Template.Spec, One<V1Deployment>(desired, "demo-compute").Spec.Template.Spec })
+        {
+            Assert.Equal((true, 1234L, 1234L), (pod.SecurityContext.RunAsNonRoot ?? false, pod.SecurityContext.RunAsUser ?? 0, pod.SecurityContext.FsGroup ?? 0));
+            Assert.All(pod.Containers, c => Assert.False(c.SecurityContext.AllowPrivilegeEscalation ?? true));
+        }
+
+        var rules = One<V1Role>(desired, "demo-instance").Rules;
+        Assert.Equal(["demo-0", "demo-1", "demo-2"], rules.Single(r => r.Resources.Contains("pods")).ResourceNames);
+        Assert.Equal(["get", "patch"], rules.Single(r => r.Resources.Contains("pods")).Verbs);
+        Assert.DoesNotContain(rules, r => r.Verbs.Any(v => v is "*" or "create" or "delete" or "update" or "list"));
+        Assert.Equal("demo-instance", One<V1StatefulSet>(desired, "demo").Spec.Template.Spec.ServiceAccountName);
+    }
+}
