@@ -9,7 +9,9 @@ namespace MemoryCluster.E2e;
 /// The processes of one member, found the way the faults need them:
 /// <list type="bullet">
 /// <item>its manager: the pid in <c>manager.pid</c>; started through <c>setsid</c>, so that pid is also its process
-/// group, which holds the manager and whatever it started without a session of its own (its watchdog);</item>
+/// group, which holds the manager and its postmaster;</item>
+/// <item>its watchdog: started in a session of its own (so that a stop of the manager's group cannot freeze it),
+/// found by its command line, which names the member's data folder;</item>
 /// <item>its postmaster: line 1 of <c>pgdata/postmaster.pid</c>;</item>
 /// <item>its whole PostgreSQL: every process whose working directory is the data folder. The backends call
 /// setsid, so neither the postmaster's pid nor a process group finds them all; the working directory does (the
@@ -41,6 +43,15 @@ internal sealed class NodeProcesses(LocalLayout layout, Peer member)
             }
         }
     }
+
+    /// <summary>The member's watchdog processes (normally one; a killed manager's may outlive it until its deadline is handled).</summary>
+    public IReadOnlyList<int> WatchdogPids =>
+    [
+        .. Directory.EnumerateDirectories("/proc")
+            .Select(d => int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : 0)
+            .Where(pid => pid > 0 && Title(pid) is var title && title.Contains(" watchdog ", StringComparison.Ordinal)
+                && title.Contains($"--data-dir {DataDirectory} ", StringComparison.Ordinal)),
+    ];
 
     /// <summary>Every process working in the data folder: the postmaster and all its children.</summary>
     public IReadOnlyList<int> PostgresPids => ProcessFence.ProcessesIn(DataDirectory);
@@ -75,12 +86,17 @@ internal sealed class NodeProcesses(LocalLayout layout, Peer member)
     /// <summary>kill -9 of the postmaster only (its children notice and exit).</summary>
     public bool KillPostmaster() => PostmasterPid is { } pid && Signal(pid, SigKill);
 
-    /// <summary>kill -9 of the manager's process group and of every PostgreSQL process, together: a node that lost power.</summary>
+    /// <summary>kill -9 of the manager's process group, its watchdog and every PostgreSQL process, together: a node that lost power.</summary>
     public void KillNode()
     {
         if (ManagerPid is { } manager)
         {
             Signal(-manager, SigKill);
+        }
+
+        foreach (var pid in WatchdogPids)
+        {
+            Signal(pid, SigKill);
         }
 
         foreach (var pid in PostgresPids)
@@ -92,15 +108,23 @@ internal sealed class NodeProcesses(LocalLayout layout, Peer member)
     /// <summary>Sends <paramref name="signal"/> to every PostgreSQL process; returns how many got it.</summary>
     public int SignalPostgres(int signal) => PostgresPids.Count(pid => Signal(pid, signal));
 
+    /// <summary>Sends <paramref name="signal"/> to the manager's process group: the manager and its postmaster, not the watchdog.</summary>
+    public bool SignalManagerGroup(int signal) => ManagerPid is { } pid && ProcessSignals.Send(-pid, signal) == 0;
+
     /// <summary>Sends <paramref name="signal"/> to the manager's pid only (not its group).</summary>
     public bool SignalManager(int signal) => ManagerPid is { } pid && Signal(pid, signal);
 
-    /// <summary>SIGCONT to the manager's group and every PostgreSQL process: nothing of this member stays stopped.</summary>
+    /// <summary>SIGCONT to the manager's group, its watchdog and every PostgreSQL process: nothing of this member stays stopped.</summary>
     public void ContinueAll()
     {
         if (ManagerPid is { } manager)
         {
             Signal(-manager, SigCont);
+        }
+
+        foreach (var pid in WatchdogPids)
+        {
+            Signal(pid, SigCont);
         }
 
         SignalPostgres(SigCont);

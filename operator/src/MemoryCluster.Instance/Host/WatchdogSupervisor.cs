@@ -14,6 +14,9 @@ internal sealed partial class WatchdogSupervisor : BackgroundService
 {
     private static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>util-linux's setsid (Debian's essential set, so also in the instance image).</summary>
+    private const string SetsidPath = "/usr/bin/setsid";
+
     private readonly InstanceOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -76,8 +79,18 @@ internal sealed partial class WatchdogSupervisor : BackgroundService
             return;
         }
 
-        var info = new ProcessStartInfo(command[0]) { UseShellExecute = false, WorkingDirectory = "/" };
-        foreach (var argument in command.Skip(1).Concat(["--data-dir", _options.DataDirectory, "--deadline-file", DeadlineFile, "--manager-pid", Environment.ProcessId.ToString(CultureInfo.InvariantCulture)]))
+        // IMPORTANT: the watchdog runs in a session of its own, so that a stop of the manager's process group
+        // (kill -STOP -PGID, Ctrl-Z in a terminal) cannot freeze the one process that fences a frozen manager while
+        // PostgreSQL's backends, each in its own session, go on committing. setsid execs in place (the child .NET
+        // starts leads no group), so the process watched below is the watchdog itself.
+        var isolated = File.Exists(SetsidPath);
+        var info = new ProcessStartInfo(isolated ? SetsidPath : command[0]) { UseShellExecute = false, WorkingDirectory = "/" };
+        if (!isolated)
+        {
+            Log.NoSetsid(_logger, SetsidPath);
+        }
+
+        foreach (var argument in (isolated ? command : command.Skip(1)).Concat(["--data-dir", _options.DataDirectory, "--deadline-file", DeadlineFile, "--manager-pid", Environment.ProcessId.ToString(CultureInfo.InvariantCulture)]))
         {
             info.ArgumentList.Add(argument);
         }
@@ -92,5 +105,8 @@ internal sealed partial class WatchdogSupervisor : BackgroundService
 
         [LoggerMessage(111, LogLevel.Warning, "the watchdog exited with code {Code}; starting it again")]
         public static partial void Exited(ILogger logger, int code);
+
+        [LoggerMessage(112, LogLevel.Warning, "no {Path}: the watchdog shares the manager's process group, and a stop of that group freezes both")]
+        public static partial void NoSetsid(ILogger logger, string path);
     }
 }
