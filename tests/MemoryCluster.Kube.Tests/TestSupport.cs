@@ -2,14 +2,14 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using k8s;
+using k8s.Models;
 using MemoryCluster.Api;
 using MemoryCluster.Api.Meta;
 using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Config;
 using MemoryCluster.Kube.Resources;
-using MemoryCluster.Kube.Serialization;
 using MemoryCluster.Kube.TestServer;
 
 namespace MemoryCluster.Kube.Tests;
@@ -42,8 +42,7 @@ internal sealed class Harness : IAsyncDisposable
 
     public async Task InstallCrdAsync()
     {
-        var crd = System.Text.Json.JsonSerializer.Deserialize<CustomResourceDefinition>(
-            Repo.CrdJson(), Serialization.KubeJson.Options)!;
+        var crd = KubernetesJson.Deserialize<V1CustomResourceDefinition>(Repo.CrdJson());
         await Client.CreateAsync(ResourceTypes.CustomResourceDefinition, crd, CancellationToken.None);
     }
 
@@ -59,9 +58,9 @@ internal sealed class Harness : IAsyncDisposable
         Spec = new MemoryClusterSpec { Instances = instances },
     };
 
-    public static ConfigMap ConfigMap(string name, string ns = "default", IReadOnlyDictionary<string, string>? labels = null) => new()
+    public static V1ConfigMap ConfigMap(string name, string ns = "default", IDictionary<string, string>? labels = null) => new()
     {
-        Metadata = new ObjectMeta { Name = name, Namespace = ns, Labels = labels },
+        Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns, Labels = labels },
         Data = new Dictionary<string, string> { ["key"] = "value" },
     };
 }
@@ -162,11 +161,11 @@ internal static class DynamicTypes
 {
     public static ResourceType<JsonObject> Of(string group, string version, string kind, string plural, bool namespaced = true) =>
         new(group, version, kind, plural, namespaced,
-            o => o["metadata"]?.Deserialize<ObjectMeta>(KubeJson.Options) ?? new ObjectMeta(),
+            o => o["metadata"] is { } meta ? KubernetesJson.Deserialize<V1ObjectMeta>(meta) : new V1ObjectMeta(),
             (o, m) =>
             {
                 var copy = (JsonObject)o.DeepClone();
-                copy["metadata"] = JsonSerializer.SerializeToNode(m, KubeJson.Options);
+                copy["metadata"] = JsonNode.Parse(KubernetesJson.Serialize(m));
                 return copy;
             });
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
+using k8s;
+using k8s.Models;
 using MemoryCluster.Api;
 using MemoryCluster.Api.Meta;
 using MemoryCluster.Kube.Client;
@@ -145,8 +146,8 @@ static string FindRoot()
     return dir?.FullName ?? Directory.GetCurrentDirectory();
 }
 
-static CustomResourceDefinition CrdFromYaml(string yaml) =>
-    YamlDocuments.FirstAsJson(yaml).Deserialize<CustomResourceDefinition>(MemoryCluster.Kube.Serialization.KubeJson.Options)!;
+static V1CustomResourceDefinition CrdFromYaml(string yaml) =>
+    KubernetesJson.Deserialize<V1CustomResourceDefinition>(YamlDocuments.FirstAsJson(yaml)!);
 
 /// <summary>The trivial reconciler: publish observedGeneration, write nothing when it is already current.</summary>
 internal sealed class StatusReconciler(IKubeApiClient client) : IReconciler<MemoryClusterResource>

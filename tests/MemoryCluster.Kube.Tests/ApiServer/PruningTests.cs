@@ -79,7 +79,7 @@ public sealed class PruningTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Our_typed_client_keeps_fields_it_does_not_model_through_a_read_modify_write()
+    public async Task Our_typed_client_keeps_every_field_of_the_models_through_a_read_modify_write()
     {
         await _h.Client.CreateAsync(DynamicTypes.StatefulSet, JsonNode.Parse("""
             {"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"db","namespace":"default"},

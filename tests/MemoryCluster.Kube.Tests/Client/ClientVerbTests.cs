@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
+using k8s;
+using k8s.Models;
 using MemoryCluster.Api;
-using MemoryCluster.Api.Meta;
 using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Resources;
 
@@ -96,37 +97,36 @@ public sealed class ClientVerbTests : IAsyncLifetime
     [Fact]
     public async Task Merge_patch_replaces_arrays_and_null_deletes()
     {
-        await Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("c") with
+        await Client.CreateAsync(ResourceTypes.ConfigMap, new V1ConfigMap
         {
-            Metadata = new ObjectMeta { Name = "c", Namespace = "default", Finalizers = ["a/x", "b/y"] },
+            Metadata = new V1ObjectMeta { Name = "c", NamespaceProperty = "default", Finalizers = ["a/x", "b/y"] },
             Data = new Dictionary<string, string> { ["k1"] = "v1", ["k2"] = "v2" },
         }, None);
         var patched = await Client.PatchAsync(ResourceTypes.ConfigMap, "default", "c",
             new MergePatch(JsonNode.Parse("""{"metadata":{"finalizers":["b/y"]},"data":{"k1":null,"k3":"v3"}}""")!), null, None);
-        Assert.Equal(["b/y"], patched.Metadata.Finalizers!);
+        Assert.Equal(["b/y"], patched.Metadata.Finalizers);
         Assert.Equal(new Dictionary<string, string> { ["k2"] = "v2", ["k3"] = "v3" }, patched.Data);
     }
 
     [Fact]
     public async Task Json_patch_with_a_failing_test_changes_nothing()
     {
-        await Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("c") with
-        {
-            Metadata = new ObjectMeta { Name = "c", Namespace = "default", Finalizers = ["a/x", "memorycluster.io/cleanup"] },
-        }, None);
+        var finalized = Harness.ConfigMap("c");
+        finalized.Metadata.Finalizers = ["a/x", "memorycluster.io/cleanup"];
+        await Client.CreateAsync(ResourceTypes.ConfigMap, finalized, None);
         var removeOurs = new JsonPatch([JsonPatchOperation.Test("/metadata/finalizers/1", "memorycluster.io/cleanup"), JsonPatchOperation.Remove("/metadata/finalizers/1")]);
         var patched = await Client.PatchAsync(ResourceTypes.ConfigMap, "default", "c", removeOurs, null, None);
-        Assert.Equal(["a/x"], patched.Metadata.Finalizers!);
+        Assert.Equal(["a/x"], patched.Metadata.Finalizers);
         await Assert.ThrowsAsync<InvalidException>(() => Client.PatchAsync(ResourceTypes.ConfigMap, "default", "c", removeOurs, null, None));
-        Assert.Equal(["a/x"], (await Client.GetAsync(ResourceTypes.ConfigMap, "default", "c", None)).Metadata.Finalizers!);
+        Assert.Equal(["a/x"], (await Client.GetAsync(ResourceTypes.ConfigMap, "default", "c", None)).Metadata.Finalizers);
     }
 
     [Fact]
     public async Task Server_side_apply_creates_with_201_updates_with_200_and_removes_fields_no_longer_sent()
     {
-        var first = await Client.ApplyAsync(ResourceTypes.ConfigMap, new ConfigMap
+        var first = await Client.ApplyAsync(ResourceTypes.ConfigMap, new V1ConfigMap
         {
-            Metadata = new ObjectMeta { Name = "c", Namespace = "default", Labels = new Dictionary<string, string> { ["a"] = "1" } },
+            Metadata = new V1ObjectMeta { Name = "c", NamespaceProperty = "default", Labels = new Dictionary<string, string> { ["a"] = "1" } },
             Data = new Dictionary<string, string> { ["k1"] = "v1", ["k2"] = "v2" },
         }, "memorycluster-operator", force: true, null, None);
         Assert.True(first.Created);
@@ -134,23 +134,23 @@ public sealed class ClientVerbTests : IAsyncLifetime
         // Another manager adds a key of its own.
         await Client.PatchAsync(ResourceTypes.ConfigMap, "default", "c", new MergePatch(JsonNode.Parse("""{"data":{"other":"x"}}""")!), null, None);
 
-        var second = await Client.ApplyAsync(ResourceTypes.ConfigMap, new ConfigMap
+        var second = await Client.ApplyAsync(ResourceTypes.ConfigMap, new V1ConfigMap
         {
-            Metadata = new ObjectMeta { Name = "c", Namespace = "default" },
+            Metadata = new V1ObjectMeta { Name = "c", NamespaceProperty = "default" },
             Data = new Dictionary<string, string> { ["k1"] = "v1b" },
         }, "memorycluster-operator", force: true, null, None);
         Assert.False(second.Created);
         Assert.Equal(new Dictionary<string, string> { ["k1"] = "v1b", ["other"] = "x" }, second.Object.Data);
         Assert.Null(second.Object.Metadata.Labels);
-        var managers = second.Object.Metadata.Unmodeled!["managedFields"].EnumerateArray().Select(m => m.GetProperty("manager").GetString()).ToList();
-        Assert.Contains("memorycluster-operator", managers);
+        Assert.Contains(second.Object.Metadata.ManagedFields, m => m.Manager == "memorycluster-operator" && m.Operation == "Apply");
     }
 
     [Fact]
     public async Task Server_side_apply_reports_conflicts_unless_forced()
     {
         await Client.ApplyAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("c"), "first", force: false, null, None);
-        var clash = Harness.ConfigMap("c") with { Data = new Dictionary<string, string> { ["key"] = "mine" } };
+        var clash = Harness.ConfigMap("c");
+        clash.Data["key"] = "mine";
         var e = await Assert.ThrowsAsync<ConflictException>(() => Client.ApplyAsync(ResourceTypes.ConfigMap, clash, "second", force: false, null, None));
         Assert.Contains("first", e.Message + string.Join(",", e.Status.Details?.Causes?.Select(c => c.Message) ?? []));
         var forced = await Client.ApplyAsync(ResourceTypes.ConfigMap, clash, "second", force: true, null, None);
@@ -198,7 +198,7 @@ public sealed class ClientVerbTests : IAsyncLifetime
         var page = await Client.ListAsync(ResourceTypes.ConfigMap, "default", new ListOptions { Limit = 3 }, None);
         var names = page.Items.Select(c => c.Metadata.Name).ToList();
         Assert.Equal(4, page.Metadata.RemainingItemCount);
-        while (page.Metadata.Continue is { } token)
+        while (page.Metadata.ContinueProperty is { } token)
         {
             page = await Client.ListAsync(ResourceTypes.ConfigMap, "default", new ListOptions { Limit = 3, Continue = token }, None);
             names.AddRange(page.Items.Select(c => c.Metadata.Name));
@@ -222,20 +222,19 @@ public sealed class ClientVerbTests : IAsyncLifetime
         var page = await Client.ListAsync(ResourceTypes.ConfigMap, "default", new ListOptions { Limit = 1 }, None);
         await Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("later"), None);
         _h.Server.Compact();
-        await Assert.ThrowsAsync<GoneException>(() => Client.ListAsync(ResourceTypes.ConfigMap, "default", new ListOptions { Limit = 1, Continue = page.Metadata.Continue }, None));
+        await Assert.ThrowsAsync<GoneException>(() => Client.ListAsync(ResourceTypes.ConfigMap, "default", new ListOptions { Limit = 1, Continue = page.Metadata.ContinueProperty }, None));
     }
 
     [Fact]
     public async Task Delete_honours_preconditions_and_finalizers_delay_it_with_a_deletionTimestamp()
     {
-        var created = await Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("c") with
-        {
-            Metadata = new ObjectMeta { Name = "c", Namespace = "default", Finalizers = ["memorycluster.io/cleanup"] },
-        }, None);
+        var finalized = Harness.ConfigMap("c");
+        finalized.Metadata.Finalizers = ["memorycluster.io/cleanup"];
+        var created = await Client.CreateAsync(ResourceTypes.ConfigMap, finalized, None);
         await Assert.ThrowsAsync<ConflictException>(() => Client.DeleteAsync(ResourceTypes.ConfigMap, "default", "c",
-            new DeleteOptions { PreconditionUid = "someone-else" }, None));
+            new V1DeleteOptions { Preconditions = new V1Preconditions { Uid = "someone-else" } }, None));
         var deleting = await Client.DeleteAsync(ResourceTypes.ConfigMap, "default", "c",
-            new DeleteOptions { PreconditionUid = created.Metadata.Uid, PreconditionResourceVersion = created.Metadata.ResourceVersion }, None);
+            new V1DeleteOptions { Preconditions = new V1Preconditions { Uid = created.Metadata.Uid, ResourceVersion = created.Metadata.ResourceVersion } }, None);
         Assert.NotNull(deleting!.Metadata.DeletionTimestamp);
         var e = await Assert.ThrowsAsync<InvalidException>(() => Client.PatchAsync(ResourceTypes.ConfigMap, "default", "c",
             new JsonPatch([JsonPatchOperation.Add("/metadata/finalizers/-", "new/one")]), null, None));
@@ -249,25 +248,24 @@ public sealed class ClientVerbTests : IAsyncLifetime
     [Fact]
     public async Task Deleting_an_owner_collects_its_dependents_in_background_foreground_and_orphan_modes()
     {
-        foreach (var policy in new[] { PropagationPolicy.Background, PropagationPolicy.Foreground, PropagationPolicy.Orphan })
+        foreach (var policy in new[] { "Background", "Foreground", "Orphan" })
         {
             var owner = await Client.CreateAsync(ResourceTypes.MemoryCluster, Harness.Cluster("owner"), None);
-            var reference = new OwnerReference
+            var reference = new V1OwnerReference
             {
                 ApiVersion = ApiGroup.ApiVersion,
                 Kind = ApiGroup.Kind,
                 Name = "owner",
-                Uid = owner.Metadata.Uid!,
+                Uid = owner.Metadata.Uid,
                 Controller = true,
                 BlockOwnerDeletion = true,
             };
-            await Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("child") with
-            {
-                Metadata = new ObjectMeta { Name = "child", Namespace = "default", OwnerReferences = [reference] },
-            }, None);
-            await Client.DeleteAsync(ResourceTypes.MemoryCluster, "default", "owner", new DeleteOptions { PropagationPolicy = policy }, None);
+            var child = Harness.ConfigMap("child");
+            child.Metadata.OwnerReferences = [reference];
+            await Client.CreateAsync(ResourceTypes.ConfigMap, child, None);
+            await Client.DeleteAsync(ResourceTypes.MemoryCluster, "default", "owner", new V1DeleteOptions { PropagationPolicy = policy }, None);
             await Assert.ThrowsAsync<NotFoundException>(() => Client.GetAsync(ResourceTypes.MemoryCluster, "default", "owner", None));
-            if (policy == PropagationPolicy.Orphan)
+            if (policy == "Orphan")
             {
                 var orphan = await Client.GetAsync(ResourceTypes.ConfigMap, "default", "child", None);
                 Assert.Empty(orphan.Metadata.OwnerReferences ?? []);
@@ -284,17 +282,12 @@ public sealed class ClientVerbTests : IAsyncLifetime
     public async Task Foreground_deletion_waits_for_a_blocking_dependent_with_a_finalizer()
     {
         var owner = await Client.CreateAsync(ResourceTypes.MemoryCluster, Harness.Cluster("owner"), None);
-        await Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("child") with
-        {
-            Metadata = new ObjectMeta
-            {
-                Name = "child",
-                Namespace = "default",
-                Finalizers = ["hold/on"],
-                OwnerReferences = [new OwnerReference { ApiVersion = ApiGroup.ApiVersion, Kind = ApiGroup.Kind, Name = "owner", Uid = owner.Metadata.Uid!, BlockOwnerDeletion = true }],
-            },
-        }, None);
-        await Client.DeleteAsync(ResourceTypes.MemoryCluster, "default", "owner", new DeleteOptions { PropagationPolicy = PropagationPolicy.Foreground }, None);
+        var child = Harness.ConfigMap("child");
+        child.Metadata.Finalizers = ["hold/on"];
+        child.Metadata.OwnerReferences =
+            [new V1OwnerReference { ApiVersion = ApiGroup.ApiVersion, Kind = ApiGroup.Kind, Name = "owner", Uid = owner.Metadata.Uid, BlockOwnerDeletion = true }];
+        await Client.CreateAsync(ResourceTypes.ConfigMap, child, None);
+        await Client.DeleteAsync(ResourceTypes.MemoryCluster, "default", "owner", new V1DeleteOptions { PropagationPolicy = "Foreground" }, None);
         var waiting = await Client.GetAsync(ResourceTypes.MemoryCluster, "default", "owner", None);
         Assert.NotNull(waiting.Metadata.DeletionTimestamp);
         Assert.Contains("foregroundDeletion", waiting.Metadata.Finalizers!);
@@ -308,7 +301,7 @@ public sealed class ClientVerbTests : IAsyncLifetime
     {
         var list = await Client.ListAsync(ResourceTypes.ConfigMap, "default", null, None);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        var seen = new List<WatchEvent<ConfigMap>>();
+        var seen = new List<WatchEvent<V1ConfigMap>>();
         var reading = Task.Run(async () =>
         {
             await foreach (var e in Client.WatchAsync(ResourceTypes.ConfigMap, "default", new WatchOptions { ResourceVersion = list.Metadata.ResourceVersion }, cts.Token))
@@ -321,7 +314,8 @@ public sealed class ClientVerbTests : IAsyncLifetime
         }, cts.Token);
         await Eventually.TrueAsync(() => _h.Server.OpenWatches == 1, "the watch to open");
         var created = await Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("c"), None);
-        await Client.ReplaceAsync(ResourceTypes.ConfigMap, created with { Data = new Dictionary<string, string> { ["k"] = "2" } }, None);
+        created.Data = new Dictionary<string, string> { ["k"] = "2" };
+        await Client.ReplaceAsync(ResourceTypes.ConfigMap, created, None);
         await Client.DeleteAsync(ResourceTypes.ConfigMap, "default", "c", null, None);
         await Eventually.TrueAsync(() => { lock (seen) { return seen.Any(e => e.Type == WatchEventType.Bookmark) && seen.Count(e => e.Type != WatchEventType.Bookmark) == 3; } }, "3 events and a bookmark");
         _h.Server.ExpireWatches();

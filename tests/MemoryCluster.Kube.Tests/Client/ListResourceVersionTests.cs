@@ -1,3 +1,4 @@
+using k8s.Models;
 using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Resources;
 using MemoryCluster.Kube.TestServer;
@@ -17,11 +18,11 @@ public sealed class ListResourceVersionTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
-    private Task<KubeList<ConfigMap>> ListAsync(string? rv, string? match = null, int? limit = null, string? continueToken = null) =>
+    private Task<KubeList<V1ConfigMap>> ListAsync(string? rv, string? match = null, int? limit = null, string? continueToken = null) =>
         Client.ListAsync(ResourceTypes.ConfigMap, "default",
             new ListOptions { ResourceVersion = rv, ResourceVersionMatch = match, Limit = limit, Continue = continueToken }, None);
 
-    private static List<string?> Names(KubeList<ConfigMap> list) => [.. list.Items.Select(c => c.Metadata.Name)];
+    private static List<string?> Names(KubeList<V1ConfigMap> list) => [.. list.Items.Select(c => c.Metadata.Name)];
 
     [Fact]
     public async Task Without_a_resourceVersion_a_list_is_the_latest_state_while_0_may_be_a_stale_watch_cache()
@@ -86,7 +87,7 @@ public sealed class ListResourceVersionTests : IAsyncLifetime
             new MergePatch(System.Text.Json.Nodes.JsonNode.Parse("""{"data":{"key":"later"}}""")!), null, None);
         await Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("c6"), None);
         var last = page;
-        while (page.Metadata.Continue is { } token)
+        while (page.Metadata.ContinueProperty is { } token)
         {
             page = await ListAsync(null, limit: 2, continueToken: token);
             Assert.Equal(listRv, page.Metadata.ResourceVersion);
@@ -113,8 +114,8 @@ public sealed class ListResourceVersionTests : IAsyncLifetime
 
         await Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("b"), None);
         var page = await ListAsync(null, limit: 1);
-        Assert.NotNull(page.Metadata.Continue);
-        var withRv = await Assert.ThrowsAsync<KubeApiException>(() => ListAsync(page.Metadata.ResourceVersion, limit: 1, continueToken: page.Metadata.Continue));
+        Assert.NotNull(page.Metadata.ContinueProperty);
+        var withRv = await Assert.ThrowsAsync<KubeApiException>(() => ListAsync(page.Metadata.ResourceVersion, limit: 1, continueToken: page.Metadata.ContinueProperty));
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, withRv.StatusCode);
         Assert.Contains("not allowed when using continue", withRv.Message, StringComparison.Ordinal);
     }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using k8s.Models;
 using MemoryCluster.Api;
 using MemoryCluster.Kube.Controller;
 using MemoryCluster.Kube.Resources;
@@ -14,12 +15,12 @@ public sealed class EventRecorderTests
         await using var h = await Harness.StartAsync();
         var cluster = await h.Client.CreateAsync(ResourceTypes.MemoryCluster, Harness.Cluster("demo"), CancellationToken.None);
         var recorder = new EventRecorder(h.Client, "memorycluster.io/operator", "operator-0");
-        var regarding = new ObjectReference
+        var regarding = new V1ObjectReference
         {
             ApiVersion = ApiGroup.ApiVersion,
             Kind = ApiGroup.Kind,
             Name = "demo",
-            Namespace = "default",
+            NamespaceProperty = "default",
             Uid = cluster.Metadata.Uid,
         };
         for (var i = 0; i < 3; i++)

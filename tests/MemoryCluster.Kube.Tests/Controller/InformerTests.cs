@@ -1,6 +1,7 @@
 using System.Globalization;
 using FsCheck.Xunit;
-using MemoryCluster.Api.Meta;
+using k8s;
+using k8s.Models;
 using MemoryCluster.Kube.Controller;
 using MemoryCluster.Kube.Resources;
 using MemoryCluster.Kube.TestServer;
@@ -24,9 +25,9 @@ public sealed class InformerTests
         Seed = seed,
     };
 
-    private static async Task<bool> ConvergedAsync(Harness h, Informer<ConfigMap> informer)
+    private static async Task<bool> ConvergedAsync(Harness h, Informer<V1ConfigMap> informer)
     {
-        Kube.Resources.KubeList<ConfigMap> list;
+        Kube.Resources.KubeList<V1ConfigMap> list;
         try
         {
             list = await h.Client.ListAsync(ResourceTypes.ConfigMap, "default", null, None);
@@ -42,7 +43,7 @@ public sealed class InformerTests
         return server.Count == cache.Count && server.All(s => cache.TryGetValue(s.Key, out var rv) && rv == s.Value);
     }
 
-    private static async Task ConvergeAsync(Harness h, Informer<ConfigMap> informer, string what)
+    private static async Task ConvergeAsync(Harness h, Informer<V1ConfigMap> informer, string what)
     {
         var deadline = DateTime.UtcNow.AddSeconds(15);
         while (!await ConvergedAsync(h, informer))
@@ -61,7 +62,7 @@ public sealed class InformerTests
             await h.Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("c" + i), None);
         }
 
-        var informer = new Informer<ConfigMap>(h.Client, ResourceTypes.ConfigMap, FastOptions());
+        var informer = new Informer<V1ConfigMap>(h.Client, ResourceTypes.ConfigMap, FastOptions());
         using var cts = new CancellationTokenSource();
         var run = informer.RunAsync(cts.Token);
         await informer.WaitForSyncAsync(None).WaitAsync(TimeSpan.FromSeconds(10));
@@ -70,14 +71,14 @@ public sealed class InformerTests
         await h.Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("new"), None);
         await ConvergeAsync(h, informer, "after a delete and a create");
         var served = await h.Client.GetAsync(ResourceTypes.ConfigMap, "default", "new", None);
-        Assert.True(served.Metadata.Unmodeled!.ContainsKey("managedFields"));
-        Assert.Null(informer.Get("default/new")!.Metadata.Unmodeled);
+        Assert.NotEmpty(served.Metadata.ManagedFields);
+        Assert.Null(informer.Get("default/new")!.Metadata.ManagedFields);
 
         // A change to another kind moves the server's RV; only a bookmark can tell the informer, and a bookmark
         // is remembered but never delivered to handlers.
         var delivered = 0;
         informer.Subscribe(_ => Interlocked.Increment(ref delivered));
-        await h.Client.CreateAsync(ResourceTypes.Secret, new Secret { Metadata = new ObjectMeta { Name = "s", Namespace = "default" } }, None);
+        await h.Client.CreateAsync(ResourceTypes.Secret, new V1Secret { Metadata = new V1ObjectMeta { Name = "s", NamespaceProperty = "default" } }, None);
         var rv = h.Server.ResourceVersion.ToString(CultureInfo.InvariantCulture);
         await Eventually.TrueAsync(() => informer.ResourceVersion == rv, "a bookmark to advance the informer's resourceVersion");
         Assert.Equal(0, delivered);
@@ -92,7 +93,7 @@ public sealed class InformerTests
         await using var h = await Harness.StartAsync(new FakeApiServerOptions { BookmarkInterval = TimeSpan.FromMinutes(5) });
         await h.Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("a"), None);
         await h.Client.CreateAsync(ResourceTypes.ConfigMap, Harness.ConfigMap("b"), None);
-        var informer = new Informer<ConfigMap>(h.Client, ResourceTypes.ConfigMap, FastOptions() with { MinWatchTimeoutSeconds = 60, MaxWatchTimeoutSeconds = 60 });
+        var informer = new Informer<V1ConfigMap>(h.Client, ResourceTypes.ConfigMap, FastOptions() with { MinWatchTimeoutSeconds = 60, MaxWatchTimeoutSeconds = 60 });
         var deleted = new List<string>();
         informer.Subscribe(e =>
         {
@@ -125,7 +126,7 @@ public sealed class InformerTests
     {
         await using var h = await Harness.StartAsync(new FakeApiServerOptions { BookmarkInterval = TimeSpan.FromMinutes(5) });
         var options = FastOptions() with { MinWatchTimeoutSeconds = 1, MaxWatchTimeoutSeconds = 1 };
-        var informer = new Informer<ConfigMap>(h.Client, ResourceTypes.ConfigMap, options);
+        var informer = new Informer<V1ConfigMap>(h.Client, ResourceTypes.ConfigMap, options);
         using var cts = new CancellationTokenSource();
         var run = informer.RunAsync(cts.Token);
         await informer.WaitForSyncAsync(None).WaitAsync(TimeSpan.FromSeconds(10));
@@ -148,7 +149,7 @@ public sealed class InformerTests
     public async Task Server_errors_back_off_and_watch_again_without_a_relist_with_randomised_timeouts()
     {
         await using var h = await Harness.StartAsync(new FakeApiServerOptions { BookmarkInterval = TimeSpan.FromMinutes(5) }, installCrd: false);
-        var informer = new Informer<ConfigMap>(h.Client, ResourceTypes.ConfigMap, FastOptions() with { MinWatchTimeoutSeconds = 300, MaxWatchTimeoutSeconds = 600 });
+        var informer = new Informer<V1ConfigMap>(h.Client, ResourceTypes.ConfigMap, FastOptions() with { MinWatchTimeoutSeconds = 300, MaxWatchTimeoutSeconds = 600 });
         using var cts = new CancellationTokenSource();
         var run = informer.RunAsync(cts.Token);
         await informer.WaitForSyncAsync(None).WaitAsync(TimeSpan.FromSeconds(10));
@@ -185,7 +186,7 @@ public sealed class InformerTests
     {
         var random = new Random(seed);
         await using var h = await Harness.StartAsync(new FakeApiServerOptions { BookmarkInterval = TimeSpan.FromMilliseconds(150) }, installCrd: false);
-        var informer = new Informer<ConfigMap>(h.Client, ResourceTypes.ConfigMap, FastOptions(seed));
+        var informer = new Informer<V1ConfigMap>(h.Client, ResourceTypes.ConfigMap, FastOptions(seed));
         var order = new Dictionary<string, long>();
         var violations = new List<string>();
         informer.Subscribe(e =>

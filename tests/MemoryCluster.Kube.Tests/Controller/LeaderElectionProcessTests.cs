@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using k8s.Models;
 using MemoryCluster.Kube.Resources;
 using MemoryCluster.Kube.TestServer;
 
@@ -69,7 +70,7 @@ public sealed class LeaderElectionProcessTests
         Assert.Equal(1, after.LeaseTransitions);
     }
 
-    private static async Task<LeaseSpec> LeaseAsync(FakeApiServer server)
+    private static async Task<V1LeaseSpec> LeaseAsync(FakeApiServer server)
     {
         using var client = new Kube.Client.KubeApiClient(new Kube.Config.KubeClientSettings { Server = server.Url });
         var lease = await client.GetAsync(ResourceTypes.Lease, "default", "memorycluster-operator", CancellationToken.None);

@@ -1,3 +1,4 @@
+using k8s.Models;
 using MemoryCluster.Api;
 using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Controller;
@@ -92,7 +93,7 @@ public sealed class ReconcilerHostTests
 
         var reconciler = new RecordingReconciler((key, _, call) => (key, call) switch
         {
-            ("default/conflict", 1) => throw new ConflictException(new Status { Reason = "Conflict", Code = 409 }),
+            ("default/conflict", 1) => throw new ConflictException(new V1Status { Reason = "Conflict", Code = 409 }),
             ("default/error", 1) => throw new InvalidOperationException("boom"),
             ("default/requeue", 1) => ReconcileResult.RequeueAfter(TimeSpan.FromMilliseconds(100)),
             ("default/terminal", _) => ReconcileResult.Terminal("spec cannot be satisfied"),

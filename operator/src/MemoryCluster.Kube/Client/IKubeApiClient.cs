@@ -1,3 +1,4 @@
+using k8s.Models;
 using MemoryCluster.Kube.Resources;
 
 namespace MemoryCluster.Kube.Client;
@@ -46,7 +47,10 @@ public interface IKubeApiClient
     Task<ApplyResult<T>> ApplyAsync<T>(ResourceType<T> type, T obj, string fieldManager, bool force, string? subresource, CancellationToken cancellationToken)
         where T : class;
 
-    /// <summary>DELETE; returns the object when the server returns it (e.g. when finalizers delay the deletion), else null.</summary>
-    Task<T?> DeleteAsync<T>(ResourceType<T> type, string? ns, string name, DeleteOptions? options, CancellationToken cancellationToken)
+    /// <summary>
+    /// DELETE with <paramref name="options"/> as the body (null: background propagation); returns the object when the
+    /// server returns it (e.g. when finalizers delay the deletion), else null.
+    /// </summary>
+    Task<T?> DeleteAsync<T>(ResourceType<T> type, string? ns, string name, V1DeleteOptions? options, CancellationToken cancellationToken)
         where T : class;
 }

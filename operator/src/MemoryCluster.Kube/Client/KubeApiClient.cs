@@ -6,9 +6,10 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using k8s;
+using k8s.Models;
 using MemoryCluster.Kube.Config;
 using MemoryCluster.Kube.Resources;
-using MemoryCluster.Kube.Serialization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -55,7 +56,7 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
     {
         using var response = await SendAsync(HttpMethod.Get, type.ItemPath(NamespaceFor(type, ns), name), null, null, false, cancellationToken)
             .ConfigureAwait(false);
-        return await ReadAsync<T>(response, cancellationToken).ConfigureAwait(false);
+        return await ReadAsync<T>(response, type.Json, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<KubeList<T>> ListAsync<T>(ResourceType<T> type, string? ns, ListOptions? options, CancellationToken cancellationToken)
@@ -71,7 +72,7 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
             ("resourceVersionMatch", options.ResourceVersionMatch));
         using var response = await SendAsync(HttpMethod.Get, type.CollectionPath(ListNamespace(type, ns)) + query, null, null, false, cancellationToken)
             .ConfigureAwait(false);
-        return await ReadAsync<KubeList<T>>(response, cancellationToken).ConfigureAwait(false);
+        return await ReadAsync<KubeList<T>>(response, type.Json, cancellationToken).ConfigureAwait(false);
     }
 
     public async IAsyncEnumerable<WatchEvent<T>> WatchAsync<T>(
@@ -121,7 +122,7 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
         var obj = root.GetProperty("object");
         if (kind == "ERROR")
         {
-            var status = obj.Deserialize<Status>(KubeJson.Options) ?? new Status();
+            var status = KubernetesJson.Deserialize<V1Status>(obj) ?? new V1Status();
             throw KubeApiException.From((HttpStatusCode)(status.Code ?? 500), status, null);
         }
 
@@ -133,13 +134,13 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
             "BOOKMARK" => WatchEventType.Bookmark,
             _ => throw new JsonException($"unknown watch event type '{kind}'"),
         };
-        var value = obj.Deserialize<T>(KubeJson.Options) ?? throw new JsonException("watch event without an object");
+        var value = KubernetesJson.Deserialize<T>(obj, type.Json) ?? throw new JsonException("watch event without an object");
         return new WatchEvent<T>(eventType, value, type.Metadata(value).ResourceVersion);
     }
 
     public Task<T> CreateAsync<T>(ResourceType<T> type, T obj, CancellationToken cancellationToken)
         where T : class =>
-        WriteAsync(type, HttpMethod.Post, type.CollectionPath(NamespaceFor(type, type.Metadata(obj).Namespace)), obj, cancellationToken);
+        WriteAsync(type, HttpMethod.Post, type.CollectionPath(NamespaceFor(type, type.Metadata(obj).NamespaceProperty)), obj, cancellationToken);
 
     public Task<T> ReplaceAsync<T>(ResourceType<T> type, T obj, CancellationToken cancellationToken)
         where T : class =>
@@ -154,7 +155,7 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
     {
         var path = type.ItemPath(NamespaceFor(type, ns), name) + (subresource is null ? "" : "/" + subresource);
         using var response = await SendAsync(HttpMethod.Patch, path, patch.Body, patch.ContentType, false, cancellationToken).ConfigureAwait(false);
-        return await ReadAsync<T>(response, cancellationToken).ConfigureAwait(false);
+        return await ReadAsync<T>(response, type.Json, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<ApplyResult<T>> ApplyAsync<T>(
@@ -166,18 +167,18 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
             + Query(("fieldManager", fieldManager), ("force", force ? "true" : null));
         using var response = await SendAsync(HttpMethod.Patch, path, body.ToJsonString(), "application/apply-patch+yaml", false, cancellationToken)
             .ConfigureAwait(false);
-        var result = await ReadAsync<T>(response, cancellationToken).ConfigureAwait(false);
+        var result = await ReadAsync<T>(response, type.Json, cancellationToken).ConfigureAwait(false);
         return new ApplyResult<T>(result, response.StatusCode == HttpStatusCode.Created);
     }
 
-    /// <summary>The body of a server-side apply: the fields we own and nothing the server owns.</summary>
+    /// <summary>
+    /// The body of a server-side apply: the fields we own and nothing the server owns. Nulls are left out by both
+    /// serializers, and the package's models leave collections null until set, so nothing unset is sent as [] or {}.
+    /// </summary>
     internal static JsonObject ApplyBody<T>(ResourceType<T> type, T obj, string? subresource)
         where T : class
     {
-        var body = JsonSerializer.SerializeToNode(obj, KubeJson.Options) as JsonObject
-            ?? throw new JsonException("an applied object must serialise to a JSON object");
-        body["apiVersion"] = type.ApiVersion;
-        body["kind"] = type.Kind;
+        var body = BodyOf(type, obj);
         if (body["metadata"] is JsonObject meta)
         {
             foreach (var field in ServerOwnedMetadata)
@@ -194,32 +195,12 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
         return body;
     }
 
-    public async Task<T?> DeleteAsync<T>(ResourceType<T> type, string? ns, string name, DeleteOptions? options, CancellationToken cancellationToken)
+    public async Task<T?> DeleteAsync<T>(ResourceType<T> type, string? ns, string name, V1DeleteOptions? options, CancellationToken cancellationToken)
         where T : class
     {
-        options ??= new DeleteOptions();
-        var body = new JsonObject
-        {
-            ["kind"] = "DeleteOptions",
-            ["apiVersion"] = "v1",
-            ["propagationPolicy"] = options.PropagationPolicy == PropagationPolicy.Unknown ? null : options.PropagationPolicy.ToString(),
-        };
-        if (options.PreconditionUid is not null || options.PreconditionResourceVersion is not null)
-        {
-            var preconditions = new JsonObject();
-            if (options.PreconditionUid is not null)
-            {
-                preconditions["uid"] = options.PreconditionUid;
-            }
-
-            if (options.PreconditionResourceVersion is not null)
-            {
-                preconditions["resourceVersion"] = options.PreconditionResourceVersion;
-            }
-
-            body["preconditions"] = preconditions;
-        }
-
+        var body = JsonNode.Parse(KubernetesJson.Serialize(options ?? new V1DeleteOptions { PropagationPolicy = "Background" }))!.AsObject();
+        body["apiVersion"] ??= "v1";
+        body["kind"] ??= "DeleteOptions";
         using var response = await SendAsync(HttpMethod.Delete, type.ItemPath(NamespaceFor(type, ns), name), body.ToJsonString(), "application/json", false, cancellationToken)
             .ConfigureAwait(false);
         var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
@@ -229,25 +210,33 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
             return null;
         }
 
-        return node.Deserialize<T>(KubeJson.Options);
+        return KubernetesJson.Deserialize<T>(node, type.Json);
+    }
+
+    /// <summary>The object as JSON with its apiVersion and kind (the package's models leave them null until set).</summary>
+    private static JsonObject BodyOf<T>(ResourceType<T> type, T obj)
+        where T : class
+    {
+        var body = JsonNode.Parse(KubernetesJson.Serialize(obj, type.Json)) as JsonObject
+            ?? throw new JsonException("an object must serialise to a JSON object");
+        body["apiVersion"] = type.ApiVersion;
+        body["kind"] = type.Kind;
+        return body;
     }
 
     private async Task<T> WriteAsync<T>(ResourceType<T> type, HttpMethod method, string path, T obj, CancellationToken cancellationToken)
         where T : class
     {
-        var body = JsonSerializer.SerializeToNode(obj, KubeJson.Options) as JsonObject
-            ?? throw new JsonException("an object must serialise to a JSON object");
-        body["apiVersion"] = type.ApiVersion;
-        body["kind"] = type.Kind;
+        var body = BodyOf(type, obj);
         using var response = await SendAsync(method, path, body.ToJsonString(), "application/json", false, cancellationToken).ConfigureAwait(false);
-        return await ReadAsync<T>(response, cancellationToken).ConfigureAwait(false);
+        return await ReadAsync<T>(response, type.Json, cancellationToken).ConfigureAwait(false);
     }
 
     private static string PathOf<T>(ResourceType<T> type, T obj)
         where T : class
     {
         var meta = type.Metadata(obj);
-        return type.ItemPath(NamespaceFor(type, meta.Namespace), meta.Name ?? throw new ArgumentException("metadata.name is required", nameof(obj)));
+        return type.ItemPath(NamespaceFor(type, meta.NamespaceProperty), meta.Name ?? throw new ArgumentException("metadata.name is required", nameof(obj)));
     }
 
     private static string? NamespaceFor<T>(ResourceType<T> type, string? ns)
@@ -292,11 +281,11 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
         }
     }
 
-    private static async Task<T> ReadAsync<T>(HttpResponseMessage response, CancellationToken cancellationToken)
+    /// <summary>Reads a response (already buffered: only watches stream) with the kind's serializer settings.</summary>
+    private static async Task<T> ReadAsync<T>(HttpResponseMessage response, JsonSerializerOptions? json, CancellationToken cancellationToken)
     {
         using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        return await JsonSerializer.DeserializeAsync<T>(stream, KubeJson.Options, cancellationToken).ConfigureAwait(false)
-            ?? throw new JsonException("the server returned null");
+        return KubernetesJson.Deserialize<T>(stream, json) ?? throw new JsonException("the server returned null");
     }
 
     private async Task<HttpResponseMessage> SendAsync(
@@ -388,12 +377,12 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
         return null;
     }
 
-    private static async Task<Status> StatusOfAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    private static async Task<V1Status> StatusOfAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (JsonSerializer.Deserialize<Status>(text, KubeJson.Options) is { Kind: "Status" } status)
+            if (KubernetesJson.Deserialize<V1Status>(text) is { Kind: "Status" } status)
             {
                 return status;
             }
@@ -403,10 +392,10 @@ public sealed partial class KubeApiClient : IKubeApiClient, IDisposable
             // Not a Status (a proxy's HTML page, say): fall through and describe the response as it is.
         }
 
-        return new Status
+        return new V1Status
         {
             Kind = "Status",
-            Outcome = "Failure",
+            Status = "Failure",
             Code = (int)response.StatusCode,
             Reason = response.ReasonPhrase,
             Message = text.Length > 512 ? text[..512] : text,

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using MemoryCluster.Api.Meta;
+using k8s.Models;
 using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Resources;
 using MemoryCluster.Kube.Serialization;
@@ -27,10 +27,10 @@ public sealed class EventRecorder(IKubeApiClient client, string reportingControl
 
     public TimeSpan SeriesWindow { get; init; } = TimeSpan.FromMinutes(6);
 
-    public async Task<EventsV1Event> RecordAsync(ObjectReference regarding, string type, string reason, string action, string note, CancellationToken cancellationToken)
+    public async Task<Eventsv1Event> RecordAsync(V1ObjectReference regarding, string type, string reason, string action, string note, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
-        var key = (regarding.Uid, regarding.Namespace, regarding.Name, type, reason, action, note);
+        var key = (regarding.Uid, regarding.NamespaceProperty, regarding.Name, type, reason, action, note);
         Series? series;
         lock (_lock)
         {
@@ -41,7 +41,7 @@ public sealed class EventRecorder(IKubeApiClient client, string reportingControl
             }
         }
 
-        var ns = regarding.Namespace ?? "default";
+        var ns = regarding.NamespaceProperty ?? "default";
         if (series is not null)
         {
             var count = series.Count + 1;
@@ -66,10 +66,10 @@ public sealed class EventRecorder(IKubeApiClient client, string reportingControl
         }
 
         var name = (regarding.Name ?? "event") + "." + now.UtcTicks.ToString("x", CultureInfo.InvariantCulture);
-        var created = await client.CreateAsync(ResourceTypes.Event, new EventsV1Event
+        var created = await client.CreateAsync(ResourceTypes.Event, new Eventsv1Event
         {
-            Metadata = new ObjectMeta { Name = name, Namespace = ns },
-            EventTime = now,
+            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns },
+            EventTime = now.UtcDateTime,
             ReportingController = reportingController,
             ReportingInstance = reportingInstance,
             Action = action,

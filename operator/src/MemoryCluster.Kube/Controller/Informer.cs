@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using k8s;
 using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Resources;
 using Microsoft.Extensions.Logging;
@@ -44,7 +45,10 @@ public sealed record InformerOptions
     public int? Seed { get; init; }
 }
 
-/// <summary>A read-only view of an informer's cache.</summary>
+/// <summary>
+/// A read-only view of an informer's cache. The package's models are records with settable properties: as with
+/// client-go's cache, never change an object the cache hands out; make a <c>with</c> copy, a patch or an applied object.
+/// </summary>
 public interface IInformer<T>
     where T : class
 {
@@ -196,7 +200,7 @@ public sealed partial class Informer<T> : IInformer<T>
                 items[_type.KeyOf(item)] = Trim(item);
             }
 
-            continueToken = page.Metadata.Continue;
+            continueToken = page.Metadata.ContinueProperty;
             resourceVersion = page.Metadata.ResourceVersion;
         }
         while (!string.IsNullOrEmpty(continueToken));
@@ -287,14 +291,12 @@ public sealed partial class Informer<T> : IInformer<T>
     private T Trim(T obj)
     {
         var meta = _type.Metadata(obj);
-        if (!_options.DropManagedFields || meta.Unmodeled is not { } extra || !extra.ContainsKey("managedFields"))
+        if (!_options.DropManagedFields || meta.ManagedFields is null)
         {
             return obj;
         }
 
-        var rest = new Dictionary<string, System.Text.Json.JsonElement>(extra);
-        rest.Remove("managedFields");
-        return _type.WithMetadata(obj, meta with { Unmodeled = rest.Count == 0 ? null : rest });
+        return _type.WithMetadata(obj, meta with { ManagedFields = null });
     }
 
     private void Notify(InformerEvent<T> e)

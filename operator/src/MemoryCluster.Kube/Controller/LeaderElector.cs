@@ -1,4 +1,4 @@
-using MemoryCluster.Api.Meta;
+using k8s.Models;
 using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Resources;
 using Microsoft.Extensions.Logging;
@@ -29,16 +29,18 @@ public sealed record LeaderElectionOptions
 /// <summary>
 /// client-go's Lease lock: create (409 = someone else won) or take over a lease whose record has not changed for
 /// <c>LeaseDuration</c> by our own clock; renew every retry period; step down when a renewal has not succeeded within
-/// the renew deadline. The guarded work is stopped (and awaited) before the lease is released.
+/// the renew deadline. The guarded work is stopped (and awaited) before the lease is released. Kept instead of the
+/// package's <c>k8s.LeaderElection.LeaderElector</c>, which does not release the lease when cancelled (the next
+/// leader waits out the whole lease duration) and does not wait for the guarded work to stop.
 /// </summary>
 public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionOptions options, TimeProvider? time = null, ILogger? logger = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly Random _random = new();
-    private LeaseSpec? _observed;
+    private V1LeaseSpec? _observed;
     private DateTimeOffset _observedAt;
-    private Lease? _current;
+    private V1Lease? _current;
     private volatile bool _isLeader;
 
     public bool IsLeader => _isLeader;
@@ -151,30 +153,31 @@ public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionO
         var now = _time.GetUtcNow();
         try
         {
-            Lease lease;
+            V1Lease lease;
             try
             {
                 lease = await client.GetAsync(ResourceTypes.Lease, options.Namespace, options.LeaseName, cancellationToken).ConfigureAwait(false);
             }
             catch (NotFoundException)
             {
-                _current = await client.CreateAsync(ResourceTypes.Lease, new Lease
+                _current = await client.CreateAsync(ResourceTypes.Lease, new V1Lease
                 {
-                    Metadata = new ObjectMeta { Name = options.LeaseName, Namespace = options.Namespace },
-                    Spec = new LeaseSpec
+                    Metadata = new V1ObjectMeta { Name = options.LeaseName, NamespaceProperty = options.Namespace },
+                    Spec = new V1LeaseSpec
                     {
                         HolderIdentity = options.Identity,
                         LeaseDurationSeconds = (int)options.LeaseDuration.TotalSeconds,
-                        AcquireTime = now,
-                        RenewTime = now,
+                        AcquireTime = now.UtcDateTime,
+                        RenewTime = now.UtcDateTime,
                         LeaseTransitions = 0,
                     },
                 }, cancellationToken).ConfigureAwait(false);
-                Observe(_current.Spec!, now);
+                Observe(_current.Spec, now);
                 return true;
             }
 
-            var spec = lease.Spec ?? new LeaseSpec();
+            // The package's models are records: a LeaseSpec (scalars only) compares by value.
+            var spec = lease.Spec ?? new V1LeaseSpec();
             if (_observed is null || !_observed.Equals(spec))
             {
                 Observe(spec, now);
@@ -191,12 +194,12 @@ public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionO
             {
                 HolderIdentity = options.Identity,
                 LeaseDurationSeconds = (int)options.LeaseDuration.TotalSeconds,
-                RenewTime = now,
-                AcquireTime = mine ? spec.AcquireTime : now,
+                RenewTime = now.UtcDateTime,
+                AcquireTime = mine ? spec.AcquireTime : now.UtcDateTime,
                 LeaseTransitions = mine ? spec.LeaseTransitions : (spec.LeaseTransitions ?? 0) + 1,
             };
             _current = await client.ReplaceAsync(ResourceTypes.Lease, lease with { Spec = next }, cancellationToken).ConfigureAwait(false);
-            Observe(_current.Spec!, now);
+            Observe(_current.Spec, now);
             return true;
         }
         catch (KubeApiException e) when (e is ConflictException or AlreadyExistsException)
@@ -211,10 +214,10 @@ public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionO
         }
     }
 
-    private TimeSpan LeaseDurationOf(LeaseSpec spec) =>
+    private TimeSpan LeaseDurationOf(V1LeaseSpec spec) =>
         spec.LeaseDurationSeconds is { } s ? TimeSpan.FromSeconds(s) : options.LeaseDuration;
 
-    private void Observe(LeaseSpec spec, DateTimeOffset now)
+    private void Observe(V1LeaseSpec spec, DateTimeOffset now)
     {
         _observed = spec;
         _observedAt = now;
@@ -233,7 +236,7 @@ public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionO
             var now = _time.GetUtcNow();
             await client.ReplaceAsync(ResourceTypes.Lease, _current with
             {
-                Spec = _current.Spec! with { HolderIdentity = "", LeaseDurationSeconds = 1, RenewTime = now },
+                Spec = _current.Spec with { HolderIdentity = "", LeaseDurationSeconds = 1, RenewTime = now.UtcDateTime },
             }, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is KubeApiException or HttpRequestException or IOException or OperationCanceledException)
@@ -253,4 +256,5 @@ public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionO
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "lease {Lease}: {Reason}")]
     private static partial void LogError(ILogger logger, string lease, string reason);
+
 }

@@ -1,123 +1,29 @@
-using System.Text.Json;
-using System.Text.Json.Serialization;
+using k8s.Models;
 
 namespace MemoryCluster.Kube.Resources;
 
-/// <summary>What every typed resource has.</summary>
-public interface IKubernetesObject
-{
-    string ApiVersion { get; }
+// The package models metav1's own types (V1ListMeta, V1Status, V1DeleteOptions, WatchEventType) and we use
+// them. What stays here is what it has no shape for: a list page that also holds our own custom resource
+// (its KubernetesList<T> needs T : IKubernetesObject, which MemoryCluster.Api cannot implement without the
+// package), a parsed watch event, and the query parameters of a list and a watch.
 
-    string Kind { get; }
-
-    Api.Meta.ObjectMeta Metadata { get; }
-}
-
-/// <summary><c>metav1.ListMeta</c>.</summary>
-public sealed record ListMeta
-{
-    public string? ResourceVersion { get; init; }
-
-    [JsonPropertyName("continue")]
-    public string? Continue { get; init; }
-
-    public long? RemainingItemCount { get; init; }
-
-    [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
-}
-
-/// <summary>A page of a list: <c>items</c> and the list's resourceVersion.</summary>
+/// <summary>A page of a list: <c>items</c> and the list's resourceVersion and continue token.</summary>
 public sealed record KubeList<T>
 {
     public string? ApiVersion { get; init; }
 
     public string? Kind { get; init; }
 
-    public ListMeta Metadata { get; init; } = new();
+    public V1ListMeta Metadata { get; init; } = new();
 
     public IReadOnlyList<T> Items { get; init; } = [];
 }
 
-/// <summary>Kubernetes' <c>metav1.Status</c>, the body of every error.</summary>
-public sealed record Status
-{
-    public string? ApiVersion { get; init; }
-
-    public string? Kind { get; init; }
-
-    [JsonPropertyName("status")]
-    public string? Outcome { get; init; }
-
-    public string? Message { get; init; }
-
-    public string? Reason { get; init; }
-
-    public StatusDetails? Details { get; init; }
-
-    public int? Code { get; init; }
-
-    [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
-}
-
-public sealed record StatusDetails
-{
-    public string? Name { get; init; }
-
-    public string? Group { get; init; }
-
-    public string? Kind { get; init; }
-
-    public string? Uid { get; init; }
-
-    public IReadOnlyList<StatusCause>? Causes { get; init; }
-
-    public int? RetryAfterSeconds { get; init; }
-}
-
-public sealed record StatusCause
-{
-    public string? Reason { get; init; }
-
-    public string? Message { get; init; }
-
-    public string? Field { get; init; }
-}
-
-/// <summary>The kinds of watch event.</summary>
-public enum WatchEventType
-{
-    Unknown = 0,
-    Added,
-    Modified,
-    Deleted,
-    Bookmark,
-}
-
-/// <summary>One event of a watch. For bookmarks only <c>metadata.resourceVersion</c> of the object is set.</summary>
-public sealed record WatchEvent<T>(WatchEventType Type, T Object, string? ResourceVersion);
-
-/// <summary>DELETE's <c>propagationPolicy</c>.</summary>
-public enum PropagationPolicy
-{
-    Unknown = 0,
-    Background,
-    Foreground,
-    Orphan,
-}
-
-/// <summary><c>metav1.DeleteOptions</c>.</summary>
-public sealed record DeleteOptions
-{
-    public PropagationPolicy PropagationPolicy { get; init; } = PropagationPolicy.Background;
-
-    /// <summary>Delete only if the object still has this uid.</summary>
-    public string? PreconditionUid { get; init; }
-
-    /// <summary>Delete only if the object still has this resourceVersion.</summary>
-    public string? PreconditionResourceVersion { get; init; }
-}
+/// <summary>
+/// One event of a watch. For bookmarks only <c>metadata.resourceVersion</c> of the object is set. ERROR events are
+/// never delivered: the watch throws the matching exception instead.
+/// </summary>
+public sealed record WatchEvent<T>(k8s.WatchEventType Type, T Object, string? ResourceVersion);
 
 /// <summary>Query parameters of a list.</summary>
 public sealed record ListOptions

@@ -1,20 +1,36 @@
+using System.Reflection;
+using System.Text.Json;
+using k8s;
+using k8s.Models;
 using MemoryCluster.Api;
 using MemoryCluster.Api.Meta;
+using MemoryCluster.Kube.Serialization;
 
 namespace MemoryCluster.Kube.Resources;
 
 /// <summary>
-/// Where a kind of resource lives in the REST API and how to read its metadata: the typed client's
-/// equivalent of KubernetesClient's <c>GenericClient</c> constructor arguments.
+/// Where a kind of resource lives in the REST API, how to read and write its metadata, and how to serialise it:
+/// the typed client's equivalent of KubernetesClient's <c>GenericClient</c> constructor arguments.
 /// </summary>
+/// <param name="Group">The API group; empty for the core group.</param>
+/// <param name="Version">The group's version, e.g. <c>v1</c>.</param>
+/// <param name="Kind">The kind, e.g. <c>StatefulSet</c>.</param>
+/// <param name="Plural">The resource name in paths, e.g. <c>statefulsets</c>.</param>
+/// <param name="Namespaced">Whether objects of the kind live in a namespace.</param>
+/// <param name="Metadata">The object's metadata as <see cref="V1ObjectMeta"/>: the object's own for the package's
+/// models, a copy for types whose metadata has another shape. Change it with <paramref name="WithMetadata"/>.</param>
+/// <param name="WithMetadata">A copy of the object with this metadata (the package's models are records: a
+/// shallow <c>with</c> copy).</param>
+/// <param name="Json">The serializer settings; null for KubernetesJson's own (IntOrString, ResourceQuantity, times).</param>
 public sealed record ResourceType<T>(
     string Group,
     string Version,
     string Kind,
     string Plural,
     bool Namespaced,
-    Func<T, ObjectMeta> Metadata,
-    Func<T, ObjectMeta, T> WithMetadata)
+    Func<T, V1ObjectMeta> Metadata,
+    Func<T, V1ObjectMeta, T> WithMetadata,
+    JsonSerializerOptions? Json = null)
     where T : class
 {
     public string ApiVersion => Group.Length == 0 ? Version : Group + "/" + Version;
@@ -37,7 +53,7 @@ public sealed record ResourceType<T>(
     public string KeyOf(T obj)
     {
         var meta = Metadata(obj);
-        return ObjectKey.Of(meta.Namespace, meta.Name ?? string.Empty);
+        return ObjectKey.Of(meta.NamespaceProperty, meta.Name ?? string.Empty);
     }
 }
 
@@ -53,45 +69,51 @@ public static class ObjectKey
     }
 }
 
-/// <summary>The resources the operator and the instance manager touch.</summary>
+/// <summary>The resources the operator and the instance manager touch: the package's models, and our MemoryCluster.</summary>
 public static class ResourceTypes
 {
-    public static ResourceType<Pod> Pod { get; } = Core<Pod>("Pod", "pods", (o, m) => o with { Metadata = m });
-    public static ResourceType<Service> Service { get; } = Core<Service>("Service", "services", (o, m) => o with { Metadata = m });
-    public static ResourceType<Secret> Secret { get; } = Core<Secret>("Secret", "secrets", (o, m) => o with { Metadata = m });
-    public static ResourceType<ConfigMap> ConfigMap { get; } = Core<ConfigMap>("ConfigMap", "configmaps", (o, m) => o with { Metadata = m });
-    public static ResourceType<ServiceAccount> ServiceAccount { get; } =
-        Core<ServiceAccount>("ServiceAccount", "serviceaccounts", (o, m) => o with { Metadata = m });
-    public static ResourceType<PersistentVolumeClaim> PersistentVolumeClaim { get; } =
-        Core<PersistentVolumeClaim>("PersistentVolumeClaim", "persistentvolumeclaims", (o, m) => o with { Metadata = m });
-    public static ResourceType<CoreEvent> CoreEvent { get; } = Core<CoreEvent>("Event", "events", (o, m) => o with { Metadata = m });
-    public static ResourceType<StatefulSet> StatefulSet { get; } =
-        Of<StatefulSet>("apps", "v1", "StatefulSet", "statefulsets", (o, m) => o with { Metadata = m });
-    public static ResourceType<Deployment> Deployment { get; } =
-        Of<Deployment>("apps", "v1", "Deployment", "deployments", (o, m) => o with { Metadata = m });
-    public static ResourceType<PodDisruptionBudget> PodDisruptionBudget { get; } =
-        Of<PodDisruptionBudget>("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", (o, m) => o with { Metadata = m });
-    public static ResourceType<Role> Role { get; } =
-        Of<Role>("rbac.authorization.k8s.io", "v1", "Role", "roles", (o, m) => o with { Metadata = m });
-    public static ResourceType<RoleBinding> RoleBinding { get; } =
-        Of<RoleBinding>("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", (o, m) => o with { Metadata = m });
-    public static ResourceType<Lease> Lease { get; } =
-        Of<Lease>("coordination.k8s.io", "v1", "Lease", "leases", (o, m) => o with { Metadata = m });
-    public static ResourceType<EventsV1Event> Event { get; } =
-        Of<EventsV1Event>("events.k8s.io", "v1", "Event", "events", (o, m) => o with { Metadata = m });
-    public static ResourceType<CustomResourceDefinition> CustomResourceDefinition { get; } =
-        new("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false,
-            o => o.Metadata, (o, m) => o with { Metadata = m });
+    public static ResourceType<V1Pod> Pod { get; } = Model<V1Pod>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1Service> Service { get; } = Model<V1Service>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1Secret> Secret { get; } = Model<V1Secret>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1ConfigMap> ConfigMap { get; } = Model<V1ConfigMap>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1ServiceAccount> ServiceAccount { get; } = Model<V1ServiceAccount>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1PersistentVolumeClaim> PersistentVolumeClaim { get; } = Model<V1PersistentVolumeClaim>((o, m) => o with { Metadata = m });
 
+    /// <summary>core/v1 Event (the older API; <see cref="Event"/> is what we write).</summary>
+    public static ResourceType<Corev1Event> CoreEvent { get; } = Model<Corev1Event>((o, m) => o with { Metadata = m }, json: KubeJson.Models);
+    public static ResourceType<V1StatefulSet> StatefulSet { get; } = Model<V1StatefulSet>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1Deployment> Deployment { get; } = Model<V1Deployment>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1PodDisruptionBudget> PodDisruptionBudget { get; } = Model<V1PodDisruptionBudget>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1Role> Role { get; } = Model<V1Role>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1RoleBinding> RoleBinding { get; } = Model<V1RoleBinding>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1Lease> Lease { get; } = Model<V1Lease>((o, m) => o with { Metadata = m }, json: KubeJson.Models);
+
+    /// <summary>events.k8s.io/v1 Event.</summary>
+    public static ResourceType<Eventsv1Event> Event { get; } = Model<Eventsv1Event>((o, m) => o with { Metadata = m }, json: KubeJson.Models);
+    public static ResourceType<V1CustomResourceDefinition> CustomResourceDefinition { get; } = Model<V1CustomResourceDefinition>((o, m) => o with { Metadata = m }, namespaced: false);
+
+    /// <summary>
+    /// Our custom resource keeps its own <see cref="ObjectMeta"/> (MemoryCluster.Api references no package) and our
+    /// serializer settings; its metadata is bridged to <see cref="V1ObjectMeta"/> through JSON, which loses nothing:
+    /// the package models every field of metav1.ObjectMeta, and ours keeps the fields it does not model.
+    /// </summary>
     public static ResourceType<MemoryClusterResource> MemoryCluster { get; } =
         new(ApiGroup.Group, ApiGroup.Version, ApiGroup.Kind, ApiGroup.Plural, true,
-            o => o.Metadata, (o, m) => o with { Metadata = m });
+            o => ToModel(o.Metadata), (o, m) => o with { Metadata = FromModel(m) }, KubeJson.Options);
 
-    private static ResourceType<T> Core<T>(string kind, string plural, Func<T, ObjectMeta, T> with)
-        where T : class, IKubernetesObject =>
-        Of("", "v1", kind, plural, with);
+    /// <summary>A kind the package models, placed by its <see cref="KubernetesEntityAttribute"/>.</summary>
+    public static ResourceType<T> Model<T>(Func<T, V1ObjectMeta, T> withMetadata, bool namespaced = true, JsonSerializerOptions? json = null)
+        where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var entity = typeof(T).GetCustomAttribute<KubernetesEntityAttribute>()
+            ?? throw new ArgumentException($"{typeof(T).Name} has no [KubernetesEntity]: it is not a kind of the API");
+        return new(entity.Group ?? "", entity.ApiVersion, entity.Kind, entity.PluralName, namespaced,
+            o => o.Metadata ?? new V1ObjectMeta(), withMetadata, json);
+    }
 
-    private static ResourceType<T> Of<T>(string group, string version, string kind, string plural, Func<T, ObjectMeta, T> with)
-        where T : class, IKubernetesObject =>
-        new(group, version, kind, plural, true, o => o.Metadata, with);
+    private static V1ObjectMeta ToModel(ObjectMeta meta) =>
+        KubernetesJson.Deserialize<V1ObjectMeta>(JsonSerializer.SerializeToElement(meta, KubeJson.Options));
+
+    private static ObjectMeta FromModel(V1ObjectMeta meta) =>
+        JsonSerializer.Deserialize<ObjectMeta>(KubernetesJson.Serialize(meta), KubeJson.Options) ?? new ObjectMeta();
 }
