@@ -70,7 +70,7 @@ internal sealed partial class FailoverSimulator
                 pg.Streaming = false;
             }
 
-            if (pg.Refusal is { } refusal && refusal != refusedBefore && m.ManagerUp && refusal.Contains("forked off", StringComparison.Ordinal))
+            if (pg.Refusal is { } refusal && refusal != refusedBefore && m.ManagerUp && TimelineRefused.IsRefusal(refusal))
             {
                 var line = refusal;
                 OnManager(m, _now + 100, () => Step(m, now => new TimelineRefused(now, line)));

@@ -344,7 +344,7 @@ internal sealed class SimPostgres(MemberId id)
             var end = theirs.EndOf(mine.Timeline);
             if (end is null)
             {
-                Refusal = $"requested timeline {mine.Timeline} is not in the upstream's history";
+                Refusal = $"could not receive data from WAL stream: ERROR:  requested timeline {mine.Timeline} is not in this server's history";
                 Streaming = false;
                 return;
             }

@@ -453,16 +453,21 @@ public sealed class InstanceNodeTests
         Assert.Equal(Id(2), h.Then(h.Tick(50), h.Last<PostgresAction.Rewind>).From);
     }
 
-    [Fact]
-    public void A_standby_start_that_refuses_the_primarys_timeline_is_abandoned_and_rewound()
+    [Theory]
+    [InlineData("new timeline 3 forked off current database system timeline 2 before current recovery point 0/5000060")]
+    [InlineData("new timeline 4 is not a child of database system timeline 2")]
+    [InlineData("could not receive data from WAL stream: ERROR:  requested timeline 2 is not in this server's history")]
+    [InlineData("could not receive data from WAL stream: ERROR:  requested starting point 0/5000000 on timeline 2 is not in this server's history")]
+    public void A_standby_start_that_refuses_the_primarys_timeline_is_abandoned_and_rewound(string line)
     {
-        // Found by the simulator (seed 5055): a rewound standby started towards the primary of that moment, which was
-        // replaced while it replayed; it refused the new timeline, never became consistent, and the start waited its
-        // full minute for connections before the node could rewind it.
+        // Found by the simulator (seeds 5055 and 8515): a rewound standby started towards the primary of that moment,
+        // which was replaced while it replayed; it refused the new timeline (past its branch point, or not on its line
+        // at all), never became consistent, and waited for connections before the node could rewind it.
+        Assert.True(TimelineRefused.IsRefusal(line));
         var h = RunningReplica(self: 3, State(2, 2));
         h.Step(now => new PostgresExited(now, -9));
         var start = h.Then(h.Tick(100), h.Last<PostgresAction.StartStandby>);
-        var refused = h.Step(now => new TimelineRefused(now, "new timeline 3 forked off current database system timeline 2 before current recovery point 0/5000060"));
+        var refused = h.Step(now => new TimelineRefused(now, line));
         var abandon = Assert.Single(refused.OfType<AbandonAction>());
         Assert.Equal(start.Id, abandon.ActionId);
 
@@ -476,6 +481,12 @@ public sealed class InstanceNodeTests
         h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Primary, epoch: 2, line: Line(2, (1, 500)), flush: 1200)));
         Assert.Equal(Id(2), h.Then(h.Tick(50), h.Last<PostgresAction.Rewind>).From);
     }
+
+    [Theory]
+    [InlineData("started streaming WAL from primary at 0/5000000 on timeline 2")]
+    [InlineData("new target timeline is 4")]
+    [InlineData("could not receive data from WAL stream: ERROR:  requested WAL segment 000000020000000000000005 has already been removed")]
+    public void Lines_that_do_not_refuse_the_timeline_are_not_refusals(string line) => Assert.False(TimelineRefused.IsRefusal(line));
 
     [Fact]
     public void A_raft_leader_whose_manager_stops_hands_leadership_to_a_streaming_replica_before_the_primary()

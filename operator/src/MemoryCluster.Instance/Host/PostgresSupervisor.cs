@@ -346,8 +346,7 @@ internal sealed partial class PostgresSupervisor : BackgroundService
 
     private void OnPostgresLine(string line)
     {
-        // "new timeline 3 forked off current database system timeline 2 before current recovery point 0/5000060"
-        if (line.Contains("forked off current database system timeline", StringComparison.Ordinal))
+        if (TimelineRefused.IsRefusal(line))
         {
             _driver.Step(now => new TimelineRefused(now, line));
         }

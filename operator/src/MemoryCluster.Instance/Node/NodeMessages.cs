@@ -287,8 +287,21 @@ public sealed record ProposalDone(long Now, long ProposalId, bool Applied, strin
 /// </summary>
 public sealed record RenewalRequested(long Now, long RequestId, MemberId From, Epoch Epoch, ControlState? ReadState, bool HoldsRaftLease, string? ReadError) : NodeInput(Now);
 
-/// <summary>PostgreSQL logged that it refuses the newest timeline: "new timeline N forked off current database system timeline M before current recovery point".</summary>
-public sealed record TimelineRefused(long Now, string Line) : NodeInput(Now);
+/// <summary>PostgreSQL logged that this standby cannot follow its upstream's timeline (<see cref="IsRefusal"/>).</summary>
+public sealed record TimelineRefused(long Now, string Line) : NodeInput(Now)
+{
+    /// <summary>
+    /// Whether a PostgreSQL log line says the standby's timeline cannot lead to its upstream's: it holds WAL past
+    /// the branch point ("new timeline N forked off current database system timeline M before current recovery
+    /// point"), or its timeline is not on the upstream's line at all ("new timeline N is not a child of database
+    /// system timeline M"; the walsender's "requested timeline M is not in this server's history", also as
+    /// "requested starting point X on timeline M ..."). Either way only a rewind (or a clone) brings it back.
+    /// </summary>
+    public static bool IsRefusal(string line) =>
+        line.Contains("forked off current database system timeline", StringComparison.Ordinal)
+        || line.Contains("is not a child of database system timeline", StringComparison.Ordinal)
+        || (line.Contains("requested ", StringComparison.Ordinal) && line.Contains("is not in this server's history", StringComparison.Ordinal));
+}
 
 /// <summary>The manager is about to stop cleanly (SIGTERM): a Raft leader hands its leadership on first.</summary>
 public sealed record StopRequested(long Now) : NodeInput(Now);
