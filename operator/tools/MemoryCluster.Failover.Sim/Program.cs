@@ -99,7 +99,9 @@ internal static class FailoverSimulationBatch
     public static IReadOnlyList<SimResult> Run(int first, int count, bool trace = false, string? scenario = null, bool watchdog = true, double? drift = null, bool breakQueryDate = false)
     {
         var results = new SimResult[count];
-        Parallel.For(0, count, i =>
+        // One worker per core: unbounded, the pool kept adding threads to long seeds (770 threads and 2.4 GB after
+        // 77 minutes of a 20,000-seed run, with no result out), where 2,000-seed runs finish in 1.5 minutes.
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
         {
             var options = SimOptions.ForSeed(first + i) with { Trace = trace, Scenario = scenario, Watchdog = watchdog, ActualDrift = drift ?? 1.1, BreakQueryDate = breakQueryDate };
             if (scenario is "lagging-replica-fork")
