@@ -75,6 +75,10 @@ bench-failover: ## Failover figures per scenario (RUNS=5, MODE=quorum|async, SCE
 bench-engine: ## Compute engine: ANN vs hnswlib-node, 3-hop vs recursive SQL, fusion (VECTORS=DIR, GRAPH=FILE.tsv)
 	VECTORS="$(VECTORS)" GRAPH="$(GRAPH)" compute/bench/run.sh
 
+.PHONY: bench-operator
+bench-operator: build ## Operator figures against the API double: reconcile latency p50/p99, memory with CLUSTERS (100) clusters, writes per no-op resync
+	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Operator.Bench -- $(or $(CLUSTERS),100) $(or $(NOOP_SECONDS),30)
+
 .PHONY: bench-kube
 bench-kube: ## Kubernetes client figures: informer memory per 1,000 objects, reconcile throughput with 100 clusters
 	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Kube.Bench

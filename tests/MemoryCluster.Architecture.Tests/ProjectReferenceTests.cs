@@ -15,7 +15,9 @@ public sealed class ProjectReferenceTests
         ["MemoryCluster.Raft"] = [],
         ["MemoryCluster.Compute.Engine"] = [],
         ["MemoryCluster.Kube"] = ["MemoryCluster.Api"],
-        ["MemoryCluster.Operator"] = ["MemoryCluster.Api", "MemoryCluster.Kube"],
+        // The operator reads and drives the instance managers through their one typed client (InstanceApiClient) and
+        // its wire types, which live with the manager that serves them (issue: "the operator uses its typed client").
+        ["MemoryCluster.Operator"] = ["MemoryCluster.Api", "MemoryCluster.Kube", "MemoryCluster.Instance"],
         ["MemoryCluster.Instance"] = ["MemoryCluster.Api", "MemoryCluster.Raft", "MemoryCluster.Kube"],
         ["MemoryCluster.Compute"] = ["MemoryCluster.Api", "MemoryCluster.Compute.Engine"],
         ["MemoryCluster.Cli"] =

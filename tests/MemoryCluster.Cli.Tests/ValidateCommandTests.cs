@@ -93,13 +93,19 @@ public sealed class ValidateCommandTests
         Assert.Contains("does-not-exist.yaml: no such file", stderr, StringComparison.Ordinal);
     }
 
-    [Theory]
-    [InlineData("operator")]
-    [InlineData("compute")]
-    public void Roles_not_built_yet_say_so_and_fail(string role)
+    [Fact]
+    public void Compute_is_not_built_yet_and_says_so()
     {
-        var (code, _, stderr) = Cli.Run(role);
+        var (code, _, stderr) = Cli.Run("compute");
         Assert.Equal(2, code);
         Assert.Contains("not available in this build yet", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_operator_without_a_reachable_configuration_says_which_and_fails()
+    {
+        var (code, _, stderr) = Cli.Run("operator", "run", "--kubeconfig", "does-not-exist.kubeconfig");
+        Assert.Equal(2, code);
+        Assert.StartsWith("memorycluster operator run: --kubeconfig does-not-exist.kubeconfig: no such file", stderr, StringComparison.Ordinal);
     }
 }

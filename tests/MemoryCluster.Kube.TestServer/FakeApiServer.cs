@@ -210,6 +210,15 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Every write served so far (POST, PUT, PATCH, DELETE), by "VERB plural[/subresource]".</summary>
+    public IReadOnlyDictionary<string, int> Writes()
+    {
+        lock (_lock)
+        {
+            return _requestCounts.Where(c => c.Key.Split(' ')[0] is "POST" or "PUT" or "PATCH" or "DELETE").ToDictionary(c => c.Key, c => c.Value);
+        }
+    }
+
     /// <summary>The <c>timeoutSeconds</c> of every watch opened so far.</summary>
     public IReadOnlyList<int> WatchTimeouts
     {

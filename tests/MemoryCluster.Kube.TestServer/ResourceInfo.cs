@@ -41,6 +41,7 @@ internal sealed record ResourceInfo(
         Of("rbac.authorization.k8s.io", "Role", "roles", false),
         Of("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", false),
         Of("coordination.k8s.io", "Lease", "leases", false),
+        Of("networking.k8s.io", "NetworkPolicy", "networkpolicies", false, "netpol"),
         Of("events.k8s.io", "Event", "events", false, "ev"),
         new("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition",
             false, true, ["crd", "crds"], [], null, false),

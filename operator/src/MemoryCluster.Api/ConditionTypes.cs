@@ -41,6 +41,10 @@ public static class ConditionReasons
     public const string ComputeUnavailable = "ComputeUnavailable";
     public const string ComputeDisabled = "ComputeDisabled";
     public const string NotYetObserved = "NotYetObserved";
+    public const string ReplicaDown = "ReplicaDown";
+    public const string QuorumAtRisk = "QuorumAtRisk";
+    public const string Healthy = "Healthy";
+    public const string Idle = "Idle";
 }
 
 /// <summary>Pure helpers for a list of conditions, following Kubernetes' <c>meta.SetStatusCondition</c>.</summary>

@@ -307,6 +307,9 @@ public sealed record InstanceStatus
     /// <summary>Whether the instance is ready for its role.</summary>
     public bool? Healthy { get; init; }
 
+    /// <summary>Why the instance is not ready, or what it is doing: unreachable, diverged, rewinding, cloning, lagging.</summary>
+    public string? Message { get; init; }
+
     /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Unmodeled { get; init; }

@@ -3,29 +3,119 @@ using System.Text.Json.Nodes;
 using k8s;
 using k8s.Models;
 using MemoryCluster.Cli.Manifests;
+using MemoryCluster.Kube.Client;
+using MemoryCluster.Kube.Config;
+using MemoryCluster.Operator.Hosting;
 using MemoryCluster.Operator.Planning;
+using MemoryCluster.Operator.Reconciling;
+using Microsoft.Extensions.Logging;
 
 namespace MemoryCluster.Cli.Commands;
 
 /// <summary>
-/// <c>memorycluster operator</c>: the Kubernetes operator. <c>operator render</c> prints every object the planner
-/// would apply for a MemoryCluster, with no cluster needed; running the operator itself is not in this build yet.
+/// <c>memorycluster operator</c>: the Kubernetes operator. <c>operator run</c> reconciles MemoryClusters;
+/// <c>operator render</c> prints every object the planner would apply for a MemoryCluster, with no cluster needed.
 /// </summary>
 internal static class OperatorCommand
 {
     public static Command Create()
     {
-        var command = new Command("operator", "Run the Kubernetes operator (watches MemoryClusters and what they own). Running it is not available in this build yet; 'operator render' is.")
-        {
-            TreatUnmatchedTokensAsErrors = false,
-        };
-        command.SetAction(_ =>
-        {
-            Console.Error.WriteLine("memorycluster operator: running the operator is not available in this build yet ('memorycluster operator render -f FILE' is); README.md lists what works today");
-            return 2;
-        });
+        var command = new Command("operator", "The Kubernetes operator: 'operator run' reconciles MemoryClusters into what they own; 'operator render' prints what it would apply.");
+        command.Add(RunCommand());
         command.Add(RenderCommand());
         return command;
+    }
+
+    private static Command RunCommand()
+    {
+        var watchNamespace = new Option<string?>("--watch-namespace") { Description = "Namespace to watch; empty or unset: every namespace." };
+        var leaderElect = new Option<bool>("--leader-elect") { Description = "Reconcile only while holding the leader Lease (run two or more replicas)." };
+        var leaseNamespace = new Option<string?>("--lease-namespace") { Description = "Namespace of the leader Lease (default: $POD_NAMESPACE, else the kubeconfig's namespace)." };
+        var identity = new Option<string?>("--identity") { Description = "This replica's name in the Lease (default: $POD_NAME, else the host name)." };
+        var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics.", DefaultValueFactory = _ => 8080 };
+        var healthPort = new Option<int>("--health-port") { Description = "Port of /healthz and /readyz.", DefaultValueFactory = _ => 8081 };
+        var computeImage = new Option<string>("--compute-image") { Description = "Image of the compute pods.", DefaultValueFactory = _ => OperatorSettings.Default.ComputeImage };
+        var kubeconfig = new Option<string?>("--kubeconfig") { Description = "kubeconfig file (default: in-cluster when run in a pod, else $KUBECONFIG or ~/.kube/config)." };
+        var context = new Option<string?>("--context") { Description = "kubeconfig context (default: its current-context)." };
+        var instanceUrl = new Option<string?>("--instance-url")
+        {
+            Description = "Where each instance manager's API is, as a template with {namespace}, {cluster}, {pod} and {ordinal} (default: http://{pod}.{cluster}-hl.{namespace}.svc:8000/, the headless Service; set it when the operator runs outside the cluster network).",
+        };
+        var command = new Command("run", "Run the operator: watch MemoryClusters and reconcile them (Ctrl-C or SIGTERM stops it, releasing the Lease).")
+        {
+            watchNamespace, leaderElect, leaseNamespace, identity, metricsPort, healthPort, computeImage, kubeconfig, context, instanceUrl,
+        };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            KubeClientSettings settings;
+            if (result.GetValue(kubeconfig) is { } path && !File.Exists(path))
+            {
+                Console.Error.WriteLine($"memorycluster operator run: --kubeconfig {path}: no such file");
+                return 2;
+            }
+
+            try
+            {
+                settings = result.GetValue(kubeconfig) is { } file
+                    ? KubeConfigLoader.Load([file], result.GetValue(context))
+                    : InClusterConfig.IsInCluster() && result.GetValue(context) is null ? InClusterConfig.Load() : KubeConfigLoader.FromEnvironment(result.GetValue(context));
+            }
+            catch (KubeConfigException e)
+            {
+                Console.Error.WriteLine($"memorycluster operator run: {e.Message}");
+                return 2;
+            }
+
+            using var loggers = LoggerFactory.Create(b => b.AddJsonConsole(o =>
+            {
+                o.IncludeScopes = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                o.UseUtcTimestamp = true;
+            }).SetMinimumLevel(LogLevel.Information).AddFilter("Microsoft", LogLevel.Warning));
+            using var client = new KubeApiClient(settings, logger: loggers.CreateLogger<KubeApiClient>());
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            var options = new OperatorOptions
+            {
+                WatchNamespace = string.IsNullOrEmpty(result.GetValue(watchNamespace)) ? null : result.GetValue(watchNamespace),
+                LeaderElect = result.GetValue(leaderElect),
+                LeaseNamespace = result.GetValue(leaseNamespace) ?? Environment.GetEnvironmentVariable("POD_NAMESPACE") ?? settings.Namespace ?? "default",
+                Identity = result.GetValue(identity) ?? Environment.GetEnvironmentVariable("POD_NAME") ?? Environment.MachineName,
+                MetricsPort = result.GetValue(metricsPort),
+                HealthPort = result.GetValue(healthPort),
+                Reconciler = new ReconcilerOptions { Settings = OperatorSettings.Default with { ComputeImage = result.GetValue(computeImage)! } },
+            };
+            var template = result.GetValue(instanceUrl);
+            Func<ClusterNames, int, Uri>? address = template is null ? null : (names, ordinal) => InstanceUrl(template, names, ordinal);
+            if (template is not null && !InstanceUrl(template, new ClusterNames("demo", "default"), 0).IsAbsoluteUri)
+            {
+                Console.Error.WriteLine($"memorycluster operator run: --instance-url {template}: not an absolute URL");
+                return 2;
+            }
+
+            var host = new OperatorHost(client, new HttpInstanceClient(http, address), options, loggers);
+            try
+            {
+                await host.RunAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Stopped by a signal: the Lease is released.
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>The <c>--instance-url</c> template filled in for one pod; always ends with a slash.</summary>
+    internal static Uri InstanceUrl(string template, ClusterNames names, int ordinal)
+    {
+        var text = template
+            .Replace("{namespace}", names.Namespace, StringComparison.Ordinal)
+            .Replace("{cluster}", names.Cluster, StringComparison.Ordinal)
+            .Replace("{pod}", names.Pod(ordinal), StringComparison.Ordinal)
+            .Replace("{ordinal}", ordinal.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        return new Uri(text.EndsWith('/') ? text : text + "/", UriKind.RelativeOrAbsolute);
     }
 
     private static Command RenderCommand()

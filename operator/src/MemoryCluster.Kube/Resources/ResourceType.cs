@@ -86,6 +86,7 @@ public static class ResourceTypes
     public static ResourceType<V1PodDisruptionBudget> PodDisruptionBudget { get; } = Model<V1PodDisruptionBudget>((o, m) => o with { Metadata = m });
     public static ResourceType<V1Role> Role { get; } = Model<V1Role>((o, m) => o with { Metadata = m });
     public static ResourceType<V1RoleBinding> RoleBinding { get; } = Model<V1RoleBinding>((o, m) => o with { Metadata = m });
+    public static ResourceType<V1NetworkPolicy> NetworkPolicy { get; } = Model<V1NetworkPolicy>((o, m) => o with { Metadata = m });
     public static ResourceType<V1Lease> Lease { get; } = Model<V1Lease>((o, m) => o with { Metadata = m }, json: KubeJson.Models);
 
     /// <summary>events.k8s.io/v1 Event.</summary>

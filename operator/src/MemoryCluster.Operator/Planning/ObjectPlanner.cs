@@ -34,7 +34,11 @@ public static class ObjectPlanner
 
     public const string PgBinDir = "/usr/lib/postgresql/15/bin";
 
-    public static DesiredObjects Render(MemoryClusterResource cluster, OperatorSettings settings)
+    /// <summary>
+    /// Every object <paramref name="cluster"/> should own. <paramref name="instancePods"/>: the StatefulSet's size when
+    /// the workload planner holds it apart from spec.instances mid-scale (members leave the quorum before their pods go).
+    /// </summary>
+    public static DesiredObjects Render(MemoryClusterResource cluster, OperatorSettings settings, int? instancePods = null)
     {
         var names = ClusterNames.Of(cluster);
         var owner = OwnerOf(cluster);
@@ -42,14 +46,14 @@ public static class ObjectPlanner
         {
             Config(cluster, names),
             InstanceAccount(names),
-            InstanceRole(cluster, names),
+            InstanceRole(names, instancePods ?? cluster.Spec.Instances),
             InstanceRoleBinding(names),
             HeadlessService(names),
             RoleService(names, names.ReadWrite, InstanceRoles.Primary),
             RoleService(names, names.ReadOnly, InstanceRoles.Replica),
             RoleService(names, names.Read, role: null),
             DisruptionBudget(names),
-            StatefulSet(cluster, names, settings),
+            StatefulSet(cluster, names, settings, instancePods ?? cluster.Spec.Instances),
         };
         if (cluster.Spec.Compute.Replicas > 0)
         {
@@ -155,7 +159,7 @@ public static class ObjectPlanner
     /// What an instance may do: read and label the cluster's pods (its own among them; RBAC cannot name "the
     /// caller's pod", so the list is the StatefulSet's pod names), and read its MemoryCluster. Nothing more.
     /// </summary>
-    private static V1Role InstanceRole(MemoryClusterResource cluster, ClusterNames names)
+    private static V1Role InstanceRole(ClusterNames names, int pods)
     {
         var role = New<V1Role>(names.InstanceAccount, ClusterLabels.For(names, ClusterLabels.PostgresComponent));
         role.Rules =
@@ -164,7 +168,7 @@ public static class ObjectPlanner
             {
                 ApiGroups = [""],
                 Resources = ["pods"],
-                ResourceNames = [.. Enumerable.Range(0, cluster.Spec.Instances).Select(names.Pod)],
+                ResourceNames = [.. Enumerable.Range(0, pods).Select(names.Pod)],
                 Verbs = ["get", "patch"],
             },
             new V1PolicyRule
@@ -234,14 +238,14 @@ public static class ObjectPlanner
         return budget;
     }
 
-    private static V1StatefulSet StatefulSet(MemoryClusterResource cluster, ClusterNames names, OperatorSettings settings)
+    private static V1StatefulSet StatefulSet(MemoryClusterResource cluster, ClusterNames names, OperatorSettings settings, int pods)
     {
         var spec = cluster.Spec;
         var labels = ClusterLabels.For(names, ClusterLabels.PostgresComponent);
         var set = New<V1StatefulSet>(names.StatefulSet, labels);
         set.Spec = new V1StatefulSetSpec
         {
-            Replicas = spec.Instances,
+            Replicas = pods,
             ServiceName = names.Headless,
             Selector = new V1LabelSelector { MatchLabels = ClusterLabels.Selector(names, ClusterLabels.PostgresComponent) },
             // Raft needs a majority up to elect anyone: ordered start would wait for a pod that waits for its peers.

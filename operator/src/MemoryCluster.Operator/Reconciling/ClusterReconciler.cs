@@ -1,0 +1,334 @@
+using System.Security.Cryptography;
+using System.Text;
+using k8s.Models;
+using MemoryCluster.Api;
+using MemoryCluster.Kube.Client;
+using MemoryCluster.Kube.Controller;
+using MemoryCluster.Kube.Resources;
+using MemoryCluster.Operator.Planning;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace MemoryCluster.Operator.Reconciling;
+
+/// <summary>Settings of the reconciler.</summary>
+public sealed record ReconcilerOptions
+{
+    /// <summary>The field manager of every server-side apply: one owner for every field the operator sets.</summary>
+    public string FieldManager { get; init; } = ClusterLabels.Manager;
+
+    /// <summary>How often a cluster's instances are read again when nothing else changes.</summary>
+    public TimeSpan StatusPollInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>While something is under way (bootstrap, scale, rolling update, failover): read again this often.</summary>
+    public TimeSpan BusyPollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    public OperatorSettings Settings { get; init; } = OperatorSettings.Default;
+}
+
+/// <summary>What one reconcile wrote, for logs, metrics and the benchmark.</summary>
+public sealed record ReconcileWrites(int Created, int Applied, int Deleted, bool StatusWritten, int Events, string? Action);
+
+/// <summary>
+/// The executor: reads the MemoryCluster and what it owns from the caches and the instances from their managers,
+/// asks the planners what should be, and only acts: creates missing Secrets, applies objects that differ, deletes
+/// what is no longer wanted, carries out one instance action, writes the status if it changed, records Events.
+/// </summary>
+public sealed partial class ClusterReconciler(
+    IKubeApiClient client,
+    OwnedObjects owned,
+    IInstanceClient instances,
+    EventRecorder events,
+    ReconcilerOptions? options = null,
+    TimeProvider? time = null,
+    ILogger? logger = null) : IReconciler<MemoryClusterResource>
+{
+    private readonly ReconcilerOptions _options = options ?? new ReconcilerOptions();
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly ILogger _logger = logger ?? NullLogger.Instance;
+    private long _writes;
+
+    /// <summary>Writes made so far (creates, applies, deletes, status writes, events, instance actions).</summary>
+    public long Writes => Interlocked.Read(ref _writes);
+
+    /// <summary>Called after every reconcile with what it wrote.</summary>
+    public Action<string, ReconcileWrites>? Observer { get; init; }
+
+    public async Task<ReconcileResult> ReconcileAsync(string key, MemoryClusterResource? current, CancellationToken cancellationToken)
+    {
+        if (current is null || current.Metadata.DeletionTimestamp is not null)
+        {
+            // Deleted: the garbage collector removes what it owns through the owner references.
+            return ReconcileResult.Done;
+        }
+
+        var names = ClusterNames.Of(current);
+        var ns = names.Namespace;
+        var set = owned.StatefulSets.GetTyped(ns, names.StatefulSet);
+        var errors = SpecValidator.Validate(current).Concat(ObservedRules.Check(current, set)).ToList();
+        var counts = new Counts();
+        if (errors.Count > 0)
+        {
+            // Nothing but the status and a Warning: an invalid spec changes no object.
+            var invalid = StatusPlanner.Plan(new StatusInput(current, errors, WorkloadObservation.None, [], null, _time.GetUtcNow()));
+            await WriteStatusAsync(current, invalid, counts, cancellationToken).ConfigureAwait(false);
+            Observer?.Invoke(key, counts.ToWrites(null));
+            return ReconcileResult.Terminal("invalid spec: " + string.Join("; ", errors));
+        }
+
+        // The instances first: the workload planner needs them to size the StatefulSet.
+        var pods = Math.Max(current.Spec.Instances, set?.Spec?.Replicas ?? 0);
+        var observations = set is null ? [] : await instances.ReadAsync(names, pods, cancellationToken).ConfigureAwait(false);
+        var workload = WorkloadPlanner.Plan(WorkloadInputOf(current, names, set, observations));
+
+        var desired = ObjectPlanner.Render(current, _options.Settings, workload.Replicas);
+        await EnsureSecretsAsync(current, names, desired, counts, cancellationToken).ConfigureAwait(false);
+        await ApplyAsync(current, desired, counts, cancellationToken).ConfigureAwait(false);
+
+        string? acted = null;
+        if (workload.Action is { } action)
+        {
+            acted = await ActAsync(current, names, action, observations, counts, cancellationToken).ConfigureAwait(false);
+        }
+
+        var compute = owned.Deployments.GetTyped(ns, names.Compute);
+        var workloads = new WorkloadObservation(set?.Spec?.Replicas, compute?.Spec?.Replicas, compute is null ? null : compute.Status?.AvailableReplicas ?? 0);
+        var plan = StatusPlanner.Plan(new StatusInput(current, [], workloads, observations, workload.Progress, _time.GetUtcNow()));
+        var events = plan.Events.ToList();
+        events.AddRange(ScaleEvents(current.Status, workload.Progress, current.Spec.Instances));
+        await WriteStatusAsync(current, plan with { Events = events }, counts, cancellationToken).ConfigureAwait(false);
+        Observer?.Invoke(key, counts.ToWrites(acted));
+
+        var busy = workload.Progress is not null || plan.Status.Phase is not Phases.Healthy || workload.Action is not null;
+        return ReconcileResult.RequeueAfter(busy ? _options.BusyPollInterval : _options.StatusPollInterval);
+    }
+
+    private WorkloadInput WorkloadInputOf(MemoryClusterResource cluster, ClusterNames names, V1StatefulSet? set, IReadOnlyList<InstanceObservation> observations)
+    {
+        var statuses = observations.Where(o => o.Status is not null).Select(o => o.Status!).ToList();
+        var leader = statuses.OrderByDescending(s => s.Raft.Term).FirstOrDefault(s => s.Raft.Role == "leader")
+            ?? statuses.OrderByDescending(s => s.Raft.Term).FirstOrDefault();
+        var epoch = statuses.Count == 0 ? 0UL : statuses.Max(s => s.Epoch.Value);
+        var current = statuses.Where(s => s.Epoch.Value == epoch).ToList();
+        var primary = current.Select(s => s.Primary).FirstOrDefault(p => p is not null);
+        var pods = observations.Select((o, ordinal) =>
+        {
+            var pod = owned.Pods.GetTyped(names.Namespace, o.Pod);
+            string? revision = null;
+            pod?.Metadata.Labels?.TryGetValue("controller-revision-hash", out revision);
+            return new PodView(o.Pod, ordinal, pod is not null && pod.Metadata.DeletionTimestamp is null, revision, o.Status?.Ready == true, o.Status is not null);
+        }).ToList();
+        return new WorkloadInput(
+            cluster.Spec.Instances,
+            set?.Spec?.Replicas,
+            set?.Status?.UpdateRevision,
+            leader?.Raft.Members,
+            [],
+            primary,
+            current.Select(s => s.PendingSwitchover).FirstOrDefault(p => p is not null),
+            pods);
+    }
+
+    private async Task EnsureSecretsAsync(MemoryClusterResource cluster, ClusterNames names, DesiredObjects desired, Counts counts, CancellationToken cancellationToken)
+    {
+        foreach (var request in desired.Secrets)
+        {
+            if (owned.Secrets.GetTyped(names.Namespace, request.Name) is not null)
+            {
+                continue;
+            }
+
+            var data = request.Fixed.ToDictionary(f => f.Key, f => Encoding.UTF8.GetBytes(f.Value));
+            foreach (var (name, bytes) in request.Generated)
+            {
+                // IMPORTANT: generated once, from the cryptographic RNG, never logged; base64url text so a file or an env var holds it as is.
+                data[name] = Encoding.ASCII.GetBytes(Base64Url(RandomNumberGenerator.GetBytes(bytes)));
+            }
+
+            var secret = new V1Secret
+            {
+                ApiVersion = "v1",
+                Kind = "Secret",
+                Metadata = new V1ObjectMeta
+                {
+                    Name = request.Name,
+                    NamespaceProperty = names.Namespace,
+                    Labels = ClusterLabels.For(names, ClusterLabels.PostgresComponent),
+                    OwnerReferences = desired.Objects.FirstOrDefault()?.Metadata.OwnerReferences,
+                },
+                Type = request.Type,
+                Data = data,
+            };
+            try
+            {
+                await client.CreateAsync(ResourceTypes.Secret, secret, cancellationToken).ConfigureAwait(false);
+                counts.Created++;
+                Interlocked.Increment(ref _writes);
+                LogSecretCreated(_logger, names.Namespace, names.Cluster, request.Name);
+            }
+            catch (AlreadyExistsException)
+            {
+                // Made by an earlier reconcile whose event the cache has not seen yet: never replace it.
+            }
+        }
+    }
+
+    private async Task ApplyAsync(MemoryClusterResource cluster, DesiredObjects desired, Counts counts, CancellationToken cancellationToken)
+    {
+        var ns = ClusterNames.Of(cluster).Namespace;
+        var wanted = new HashSet<(string, string)>();
+        foreach (var obj in desired.Objects)
+        {
+            var kind = owned.KindOf(obj);
+            wanted.Add((obj.Kind, obj.Metadata.Name));
+            var withHash = ObjectDiff.WithHash(obj);
+            if (ObjectDiff.Satisfied(kind.Get(ns, obj.Metadata.Name), ObjectDiff.ToJson(withHash)))
+            {
+                continue;
+            }
+
+            await kind.ApplyAsync(client, withHash, _options.FieldManager, cancellationToken).ConfigureAwait(false);
+            counts.Applied++;
+            Interlocked.Increment(ref _writes);
+            LogApplied(_logger, ns, cluster.Metadata.Name, obj.Kind, obj.Metadata.Name);
+        }
+
+        if (cluster.Metadata.Uid is not { } uid)
+        {
+            return;
+        }
+
+        // What the cluster owns and the render no longer has (compute scaled to 0, the NetworkPolicy turned off).
+        foreach (var kind in owned.Kinds)
+        {
+            foreach (var name in kind.OwnedBy(ns, uid))
+            {
+                if (!wanted.Contains((kind.Kind, name)))
+                {
+                    await kind.DeleteAsync(client, ns, name, cancellationToken).ConfigureAwait(false);
+                    counts.Deleted++;
+                    Interlocked.Increment(ref _writes);
+                    LogDeleted(_logger, ns, cluster.Metadata.Name, kind.Kind, name);
+                }
+            }
+        }
+    }
+
+    private async Task<string> ActAsync(MemoryClusterResource cluster, ClusterNames names, InstanceAction action, IReadOnlyList<InstanceObservation> observations, Counts counts, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _writes);
+        counts.Events++;
+        if (action is DeletePod delete)
+        {
+            await owned.Pods.DeleteAsync(client, names.Namespace, delete.Pod, cancellationToken).ConfigureAwait(false);
+            await RecordAsync(cluster, new PlannedEvent(EventTypes.Normal, "InstanceRestarted", "RollingUpdate", $"deleted {delete.Pod} to restart it with the new template"), cancellationToken).ConfigureAwait(false);
+            return $"deleted pod {delete.Pod}";
+        }
+
+        var key = owned.Secrets.GetTyped(names.Namespace, names.ClusterKeySecret)?.Data is { } keyData && keyData.TryGetValue("key", out var keyBytes) ? keyBytes : null;
+        if (key is null)
+        {
+            return $"{action}: waiting for Secret {names.ClusterKeySecret}";
+        }
+
+        var primary = observations.Select(o => o.Status?.Primary).FirstOrDefault(p => p is not null);
+        var answer = await instances.ActAsync(names, action, primary, key, cancellationToken).ConfigureAwait(false);
+        var (reason, what) = action switch
+        {
+            Switchover s => ("SwitchoverRequested", $"switchover to {s.Pod} ({s.Reason})"),
+            AddMember a => ("MemberAdded", $"{a.Pod} joins the Raft membership"),
+            RemoveMember r => ("MemberRemoved", $"{r.Pod} leaves the Raft membership"),
+            _ => (action.GetType().Name, action.ToString()),
+        };
+        await RecordAsync(cluster, new PlannedEvent(answer.Accepted ? EventTypes.Normal : EventTypes.Warning, reason, "Instance", $"{what}: {answer.Message}"), cancellationToken).ConfigureAwait(false);
+        return $"{what}: {(answer.Accepted ? "accepted" : "refused")}: {answer.Message}";
+    }
+
+    /// <summary>ScaleStarted when a scale begins, ScaleCompleted when it ends (from the phase the status had).</summary>
+    private static IEnumerable<PlannedEvent> ScaleEvents(MemoryClusterStatus? old, Progress? progress, int instances)
+    {
+        var was = old?.Phase == Phases.Scaling || Conditions.Find(old?.Conditions, ConditionTypes.Progressing)?.Reason == ConditionReasons.Scaling;
+        var now = progress?.Reason == ConditionReasons.Scaling;
+        if (now && !was)
+        {
+            yield return new PlannedEvent(EventTypes.Normal, "ScaleStarted", "Scale", progress!.Message);
+        }
+        else if (was && !now)
+        {
+            yield return new PlannedEvent(EventTypes.Normal, "ScaleCompleted", "Scale", $"{instances} instances, all members of the Raft quorum");
+        }
+    }
+
+    private async Task WriteStatusAsync(MemoryClusterResource cluster, StatusPlan plan, Counts counts, CancellationToken cancellationToken)
+    {
+        if (!StatusChanged(cluster.Status, plan.Status))
+        {
+            // Recorded only with a status change: a resync that changes nothing writes nothing.
+            return;
+        }
+
+        await client.ReplaceStatusAsync(ResourceTypes.MemoryCluster, cluster with { Status = plan.Status }, cancellationToken).ConfigureAwait(false);
+        counts.Status = true;
+        Interlocked.Increment(ref _writes);
+        foreach (var planned in plan.Events)
+        {
+            await RecordAsync(cluster, planned, cancellationToken).ConfigureAwait(false);
+            counts.Events++;
+        }
+    }
+
+    private async Task RecordAsync(MemoryClusterResource cluster, PlannedEvent planned, CancellationToken cancellationToken)
+    {
+        var regarding = new V1ObjectReference
+        {
+            ApiVersion = ApiGroup.ApiVersion,
+            Kind = ApiGroup.Kind,
+            Name = cluster.Metadata.Name,
+            NamespaceProperty = cluster.Metadata.Namespace,
+            Uid = cluster.Metadata.Uid,
+        };
+        try
+        {
+            await events.RecordAsync(regarding, planned.Type, planned.Reason, planned.Action, planned.Note, cancellationToken).ConfigureAwait(false);
+            Interlocked.Increment(ref _writes);
+        }
+        catch (KubeApiException e)
+        {
+            // An Event is worth a try, never a failed reconcile.
+            LogEventFailed(_logger, cluster.Metadata.Namespace, cluster.Metadata.Name, planned.Reason, e.Message);
+        }
+    }
+
+    /// <summary>Whether the new status differs from the stored one (in JSON, so a round trip through the API compares equal).</summary>
+    internal static bool StatusChanged(MemoryClusterStatus? old, MemoryClusterStatus now) =>
+        old is null || System.Text.Json.JsonSerializer.Serialize(old, ApiJson.Options) != System.Text.Json.JsonSerializer.Serialize(now, ApiJson.Options);
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private sealed class Counts
+    {
+        public int Created { get; set; }
+
+        public int Applied { get; set; }
+
+        public int Deleted { get; set; }
+
+        public bool Status { get; set; }
+
+        public int Events { get; set; }
+
+        public ReconcileWrites ToWrites(string? action) => new(Created, Applied, Deleted, Status, Events, action);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Namespace}/{Cluster}: created Secret {Secret}")]
+    private static partial void LogSecretCreated(ILogger logger, string @namespace, string cluster, string secret);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Namespace}/{Cluster}: applied {Kind} {Name}")]
+    private static partial void LogApplied(ILogger logger, string @namespace, string? cluster, string kind, string name);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Namespace}/{Cluster}: deleted {Kind} {Name}, no longer in the spec")]
+    private static partial void LogDeleted(ILogger logger, string @namespace, string? cluster, string kind, string name);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Namespace}/{Cluster}: could not record Event {Reason}: {Error}")]
+    private static partial void LogEventFailed(ILogger logger, string? @namespace, string? cluster, string reason, string error);
+}

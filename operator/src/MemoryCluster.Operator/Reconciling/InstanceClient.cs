@@ -1,0 +1,79 @@
+using System.Globalization;
+using MemoryCluster.Instance.Api;
+using MemoryCluster.Operator.Planning;
+
+namespace MemoryCluster.Operator.Reconciling;
+
+/// <summary>How the operator talks to the instance managers of a cluster.</summary>
+public interface IInstanceClient
+{
+    /// <summary>Each pod's <c>/status</c>, read in parallel; a pod that does not answer in time is an observation with an error.</summary>
+    Task<IReadOnlyList<InstanceObservation>> ReadAsync(ClusterNames names, int pods, CancellationToken cancellationToken);
+
+    /// <summary>Carries out <paramref name="action"/> through the managers, signed with <paramref name="clusterKey"/>; the manager's answer.</summary>
+    Task<ManagerAnswer> ActAsync(ClusterNames names, InstanceAction action, string? primary, byte[] clusterKey, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The instance managers over HTTP through the typed <see cref="InstanceApiClient"/>: each pod at its stable DNS
+/// name through the headless Service (or where <see cref="Address"/> says, for tests).
+/// </summary>
+public sealed class HttpInstanceClient(HttpClient http, Func<ClusterNames, int, Uri>? address = null) : IInstanceClient
+{
+    /// <summary>How long one <c>/status</c> may take before the pod counts as unreachable.</summary>
+    public TimeSpan StatusTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    public Func<ClusterNames, int, Uri> Address { get; } = address ?? ((names, ordinal) =>
+        new Uri(string.Create(CultureInfo.InvariantCulture, $"http://{names.PodHost(ordinal)}:{ClusterPorts.Manager}/")));
+
+    public async Task<IReadOnlyList<InstanceObservation>> ReadAsync(ClusterNames names, int pods, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        var client = new InstanceApiClient(http);
+        var reads = Enumerable.Range(0, pods).Select(async ordinal =>
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(StatusTimeout);
+            try
+            {
+                var status = await client.StatusAsync(Address(names, ordinal), timeout.Token).ConfigureAwait(false);
+                return new InstanceObservation(names.Pod(ordinal), status);
+            }
+            catch (InstanceApiException e)
+            {
+                return new InstanceObservation(names.Pod(ordinal), null, e.Message);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                return new InstanceObservation(names.Pod(ordinal), null, $"no answer within {StatusTimeout.TotalSeconds:0.#} s");
+            }
+        });
+        return await Task.WhenAll(reads).ConfigureAwait(false);
+    }
+
+    public async Task<ManagerAnswer> ActAsync(ClusterNames names, InstanceAction action, string? primary, byte[] clusterKey, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        ArgumentNullException.ThrowIfNull(action);
+        var client = new InstanceApiClient(http, clusterKey);
+        switch (action)
+        {
+            case Switchover switchover:
+                var at = primary is null ? 0 : Ordinal(names, primary);
+                return await client.SwitchoverAsync(Address(names, at), switchover.Pod, cancellationToken).ConfigureAwait(false);
+            default:
+                return new ManagerAnswer(false, $"{action.GetType().Name} is not supported by this instance manager yet");
+        }
+    }
+
+    /// <summary>The ordinal of a pod of the cluster (its name is CLUSTER-ORDINAL).</summary>
+    public static int Ordinal(ClusterNames names, string pod)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        ArgumentNullException.ThrowIfNull(pod);
+        var prefix = names.Cluster + "-";
+        return pod.StartsWith(prefix, StringComparison.Ordinal) && int.TryParse(pod.AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var ordinal)
+            ? ordinal
+            : throw new ArgumentException($"{pod} is not a pod of {names.Cluster}", nameof(pod));
+    }
+}
