@@ -55,6 +55,24 @@ public sealed record MemoryClusterSpec
     /// <summary>Metrics for Prometheus.</summary>
     public MonitoringSpec Monitoring { get; init; } = new();
 
+    /// <summary>Who may reach the instances (a NetworkPolicy when enabled).</summary>
+    public NetworkPolicySpec NetworkPolicy { get; init; } = new();
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
+}
+
+/// <summary>Who may reach the instances.</summary>
+public sealed record NetworkPolicySpec
+{
+    /// <summary>
+    /// Create a NetworkPolicy (off by default) that admits to the instance pods only: their peers (Postgres, Raft and
+    /// the manager's API), the operator (the manager's API), and clients and compute pods on the Postgres port; with
+    /// monitoring enabled, also scrapes of the manager's port.
+    /// </summary>
+    public bool Enabled { get; init; }
+
     /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Unmodeled { get; init; }
@@ -112,9 +130,24 @@ public sealed record StorageSpec
     [Bounds(1, 253)]
     public string? StorageClassName { get; init; }
 
+    /// <summary>
+    /// What happens to the instances' volumes (PersistentVolumeClaims) when the MemoryCluster is deleted: Retain
+    /// (the default: the data outlives the cluster; delete the claims by hand) or Delete. Volumes of members
+    /// removed by a scale down are always kept.
+    /// </summary>
+    [OneOf(ClaimRetention.Retain, ClaimRetention.Delete)]
+    public string WhenDeleted { get; init; } = ClaimRetention.Retain;
+
     /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Unmodeled { get; init; }
+}
+
+/// <summary>The values of <c>spec.storage.whenDeleted</c> (a StatefulSet's claim retention policy).</summary>
+public static class ClaimRetention
+{
+    public const string Retain = "Retain";
+    public const string Delete = "Delete";
 }
 
 /// <summary>How data reaches the replicas.</summary>

@@ -140,6 +140,11 @@ public static partial class SpecValidator
         {
             errors.Add(new("spec.storage.storageClassName", $"is immutable once set (was '{oldClass}')", RuleIds.StorageClassImmutable));
         }
+
+        if (storage.WhenDeleted is not (ClaimRetention.Retain or ClaimRetention.Delete))
+        {
+            errors.Add(new("spec.storage.whenDeleted", $"must be Retain or Delete, not '{storage.WhenDeleted}'"));
+        }
     }
 
     private static void ValidateReplication(ReplicationSpec replication, List<ValidationError> errors)

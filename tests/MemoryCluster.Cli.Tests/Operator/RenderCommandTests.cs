@@ -46,7 +46,7 @@ public sealed class RenderCommandTests
         var (code, stdout, _) = Render(File.ReadAllText(Path.Combine(Repository.Root, "crds", "samples", "full.yaml")));
         Assert.Equal(0, code);
         var documents = Manifests.YamlJson.ToJson(stdout);
-        Assert.Equal(16, documents.Count);
+        Assert.Equal(17, documents.Count); // 4 Secrets, 12 objects, and the NetworkPolicy the full sample turns on
         Assert.All(documents, d => Assert.False(string.IsNullOrEmpty(d["kind"]?.GetValue<string>())));
         Assert.DoesNotContain("password:", stdout, StringComparison.Ordinal);
     }

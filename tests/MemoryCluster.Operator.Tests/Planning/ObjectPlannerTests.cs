@@ -216,3 +216,57 @@ public sealed class ObjectPlannerTests
         Assert.Equal("demo-instance", One<V1StatefulSet>(desired, "demo").Spec.Template.Spec.ServiceAccountName);
     }
 }
+
+public sealed class NetworkPolicyAndRetentionTests
+{
+    private static MemoryClusterResource Cluster(MemoryClusterSpec spec) => new()
+    {
+        Metadata = new ObjectMeta { Name = "demo", Namespace = "memory", Uid = "u" },
+        Spec = spec,
+    };
+
+    [Fact]
+    public void No_network_policy_unless_the_spec_asks()
+    {
+        var desired = ObjectPlanner.Render(Cluster(new MemoryClusterSpec()), OperatorSettings.Default);
+        Assert.DoesNotContain(desired.Objects, o => o is V1NetworkPolicy);
+    }
+
+    [Fact]
+    public void The_network_policy_admits_peers_the_operator_and_postgres_clients_only()
+    {
+        var desired = ObjectPlanner.Render(Cluster(new MemoryClusterSpec { NetworkPolicy = new NetworkPolicySpec { Enabled = true } }), OperatorSettings.Default);
+        var policy = Assert.Single(desired.Objects.OfType<V1NetworkPolicy>());
+        Assert.Equal("demo-instances", policy.Metadata.Name);
+        Assert.Equal(["Ingress"], policy.Spec.PolicyTypes);
+        Assert.Equal("demo", policy.Spec.PodSelector.MatchLabels[ClusterLabels.Cluster]);
+
+        // Which port each kind of source may reach.
+        string Describe(V1NetworkPolicyIngressRule r) =>
+            (r.FromProperty is null ? "anyone" : r.FromProperty.Single().NamespaceSelector is not null ? "operator" : "peers")
+            + ":" + string.Join(",", r.Ports.Select(p => p.Port.Value));
+        Assert.Equal(["peers:5432,7000,8000", "operator:8000", "anyone:5432"], policy.Spec.Ingress.Select(Describe));
+
+        var withMetrics = ObjectPlanner.Render(Cluster(new MemoryClusterSpec { NetworkPolicy = new NetworkPolicySpec { Enabled = true }, Monitoring = new MonitoringSpec { Enabled = true } }), OperatorSettings.Default);
+        Assert.Contains("anyone:8000", withMetrics.Objects.OfType<V1NetworkPolicy>().Single().Spec.Ingress.Select(Describe));
+    }
+
+    [Theory]
+    [InlineData(ClaimRetention.Retain)]
+    [InlineData(ClaimRetention.Delete)]
+    public void The_claims_follow_the_specs_retention_on_deletion_and_are_always_kept_on_scale_down(string whenDeleted)
+    {
+        var desired = ObjectPlanner.Render(Cluster(new MemoryClusterSpec { Storage = new StorageSpec { WhenDeleted = whenDeleted } }), OperatorSettings.Default);
+        var policy = desired.Objects.OfType<V1StatefulSet>().Single().Spec.PersistentVolumeClaimRetentionPolicy;
+        Assert.Equal((whenDeleted, "Retain"), (policy.WhenDeleted, policy.WhenScaled));
+    }
+
+    [Fact]
+    public void An_unknown_retention_is_refused_with_its_path()
+    {
+        var errors = SpecValidator.ValidateSpec(new MemoryClusterSpec { Storage = new StorageSpec { WhenDeleted = "Keep" } });
+        var error = Assert.Single(errors);
+        Assert.Equal("spec.storage.whenDeleted", error.Path);
+        Assert.Contains("Retain or Delete", error.Message, StringComparison.Ordinal);
+    }
+}

@@ -179,14 +179,16 @@ public sealed class ReconcilerTests
     }
 
     [Fact]
-    public async Task Compute_scaled_to_zero_deletes_its_deployment_and_service()
+    public async Task What_the_spec_turns_off_is_deleted_compute_scaled_to_zero_and_the_network_policy()
     {
         await using var harness = await OperatorHarness.StartAsync();
         harness.StartOperator();
-        await harness.CreateAsync(OperatorHarness.Cluster(compute: 1));
+        await harness.CreateAsync(OperatorHarness.Cluster(compute: 1) is var c ? c with { Spec = c.Spec with { NetworkPolicy = new NetworkPolicySpec { Enabled = true } } } : c);
         await OperatorHarness.EventuallyAsync(async () => (await harness.Client.ListAsync(ResourceTypes.Deployment, "default", null, CancellationToken.None)).Items.Count == 1, "the compute Deployment");
+        await OperatorHarness.EventuallyAsync(async () => (await harness.Client.ListAsync(ResourceTypes.NetworkPolicy, "default", null, CancellationToken.None)).Items.Count == 1, "the NetworkPolicy");
 
-        await harness.UpdateSpecAsync("demo", s => s with { Compute = s.Compute with { Replicas = 0 } });
+        await harness.UpdateSpecAsync("demo", s => s with { Compute = s.Compute with { Replicas = 0 }, NetworkPolicy = new NetworkPolicySpec { Enabled = false } });
+        await OperatorHarness.EventuallyAsync(async () => (await harness.Client.ListAsync(ResourceTypes.NetworkPolicy, "default", null, CancellationToken.None)).Items.Count == 0, "the NetworkPolicy deleted");
         await OperatorHarness.EventuallyAsync(async () => (await harness.Client.ListAsync(ResourceTypes.Deployment, "default", null, CancellationToken.None)).Items.Count == 0, "the Deployment deleted");
         var services = await harness.Client.ListAsync(ResourceTypes.Service, "default", null, CancellationToken.None);
         Assert.DoesNotContain(services.Items, s => s.Metadata.Name == "demo-compute");

@@ -61,6 +61,11 @@ public static class ObjectPlanner
             objects.Add(ComputeService(names));
         }
 
+        if (cluster.Spec.NetworkPolicy.Enabled)
+        {
+            objects.Add(InstanceNetworkPolicy(cluster, names));
+        }
+
         foreach (var obj in objects)
         {
             obj.Metadata.NamespaceProperty = names.Namespace;
@@ -226,6 +231,55 @@ public static class ObjectPlanner
     private static V1ServicePort Port(string name, int port) =>
         new() { Name = name, Port = port, TargetPort = name, Protocol = "TCP" };
 
+    /// <summary>The pods of the operator (the chart's label), in any namespace: they call the managers' API.</summary>
+    public static readonly Dictionary<string, string> OperatorPodLabels = new(StringComparer.Ordinal) { [ClusterLabels.Name] = ClusterLabels.Manager };
+
+    /// <summary>
+    /// Ingress to the instance pods: peers on every instance port (replication, Raft, the managers' calls), the
+    /// operator on the manager's port, anyone on the Postgres port (clients and compute); with monitoring, anyone on
+    /// the manager's port (scrapes of /metrics; its calls that change anything are signed).
+    /// </summary>
+    private static V1NetworkPolicy InstanceNetworkPolicy(MemoryClusterResource cluster, ClusterNames names)
+    {
+        var instances = ClusterLabels.Selector(names, ClusterLabels.PostgresComponent);
+        var policy = New<V1NetworkPolicy>(names.Cluster + "-instances", ClusterLabels.For(names, ClusterLabels.PostgresComponent));
+        var rules = new List<V1NetworkPolicyIngressRule>
+        {
+            new()
+            {
+                FromProperty = [new V1NetworkPolicyPeer { PodSelector = new V1LabelSelector { MatchLabels = instances } }],
+                Ports = [TcpPort(ClusterPorts.Postgres), TcpPort(ClusterPorts.Raft), TcpPort(ClusterPorts.Manager)],
+            },
+            new()
+            {
+                FromProperty =
+                [
+                    new V1NetworkPolicyPeer
+                    {
+                        NamespaceSelector = new V1LabelSelector(),
+                        PodSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string>(OperatorPodLabels) },
+                    },
+                ],
+                Ports = [TcpPort(ClusterPorts.Manager)],
+            },
+            new() { Ports = [TcpPort(ClusterPorts.Postgres)] },
+        };
+        if (cluster.Spec.Monitoring.Enabled)
+        {
+            rules.Add(new V1NetworkPolicyIngressRule { Ports = [TcpPort(ClusterPorts.Manager)] });
+        }
+
+        policy.Spec = new V1NetworkPolicySpec
+        {
+            PodSelector = new V1LabelSelector { MatchLabels = instances },
+            PolicyTypes = ["Ingress"],
+            Ingress = rules,
+        };
+        return policy;
+    }
+
+    private static V1NetworkPolicyPort TcpPort(int port) => new() { Port = port, Protocol = "TCP" };
+
     private static V1PodDisruptionBudget DisruptionBudget(ClusterNames names)
     {
         var budget = New<V1PodDisruptionBudget>(names.DisruptionBudget, ClusterLabels.For(names, ClusterLabels.PostgresComponent));
@@ -252,7 +306,8 @@ public static class ObjectPlanner
             PodManagementPolicy = "Parallel",
             // The operator orders restarts itself: replicas first, then a switchover, then the old primary.
             UpdateStrategy = new V1StatefulSetUpdateStrategy { Type = "OnDelete" },
-            PersistentVolumeClaimRetentionPolicy = new V1StatefulSetPersistentVolumeClaimRetentionPolicy { WhenDeleted = "Retain", WhenScaled = "Retain" },
+            // A member removed by a scale down keeps its data; the cluster's deletion keeps it unless the spec says Delete.
+            PersistentVolumeClaimRetentionPolicy = new V1StatefulSetPersistentVolumeClaimRetentionPolicy { WhenDeleted = spec.Storage.WhenDeleted, WhenScaled = "Retain" },
             Template = new V1PodTemplateSpec
             {
                 Metadata = new V1ObjectMeta { Labels = labels },
