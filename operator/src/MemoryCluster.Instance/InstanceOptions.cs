@@ -58,6 +58,9 @@ public sealed record InstanceOptions
     /// </summary>
     public IReadOnlyList<string>? WatchdogCommand { get; init; }
 
+    /// <summary>The pod this manager runs in (setting <c>pod-name</c>), when it runs in Kubernetes.</summary>
+    public string? PodName { get; init; }
+
     public Peer Self => Peers.Single(p => p.Id == Id);
 
     public string Name => Self.Name;
@@ -260,6 +263,7 @@ public static partial class InstanceOptionsParser
             SwitchoverMaxLagBytes = maxLag,
             SwitchoverTimeout = TimeSpan.FromSeconds(timeout),
             PrimaryLease = TimeSpan.FromMilliseconds(lease),
+            PodName = podName,
         }, errors);
     }
 

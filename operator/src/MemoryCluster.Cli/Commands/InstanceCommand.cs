@@ -77,9 +77,16 @@ internal static class InstanceCommand
             using var loggers = JsonLogs();
             var (program, prefix) = Local.LocalCluster.SelfCommand();
             options = options with { WatchdogCommand = [program, .. prefix, "instance", "watchdog"] };
+            // In a pod (the API server's address in the environment, and a pod name): label the pod with the role.
+            using var kube = options.PodName is { } podName && Kube.Config.InClusterConfig.IsInCluster()
+                ? new Kube.Client.KubeApiClient(Kube.Config.InClusterConfig.Load())
+                : null;
+            IPodRoleLabeler labeler = kube is null
+                ? new NoPodRoleLabeler()
+                : new KubePodRoleLabeler(kube, Environment.GetEnvironmentVariable("POD_NAMESPACE") ?? kube.Settings.Namespace, options.PodName!);
             try
             {
-                await InstanceHost.RunAsync(options, loggers, new NoPodRoleLabeler(), cancellationToken).ConfigureAwait(false);
+                await InstanceHost.RunAsync(options, loggers, labeler, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is InvalidOperationException or InvalidDataException or IOException or UnauthorizedAccessException)
             {

@@ -14,6 +14,54 @@ public interface IPodRoleLabeler
     Task SetRoleAsync(string? role, CancellationToken cancellationToken);
 }
 
+/// <summary>The role label of a member's pod, from its node status. Pure.</summary>
+public static class PodRole
+{
+    /// <summary>
+    /// <c>primary</c> only for a primary taking writes at the current epoch under its lease; <c>replica</c> only for a
+    /// replica ready for its role (streaming from the primary), so the -ro Service never sends reads to a replica that
+    /// cannot follow; nothing otherwise (starting, fenced, diverged, rewinding, stopped).
+    /// </summary>
+    public static string? Of(NodeStatus status)
+    {
+        ArgumentNullException.ThrowIfNull(status);
+        return status switch
+        {
+            { Role: InstanceRole.Primary, Ready: true } => "primary",
+            { Role: InstanceRole.Replica, Ready: true } => "replica",
+            _ => null,
+        };
+    }
+}
+
+/// <summary>
+/// The labeler of a manager in a pod: a merge patch of its own pod's <c>memorycluster.io/role</c> label (null
+/// removes it). The instance Role the operator makes allows exactly this: get and patch of the cluster's pods.
+/// </summary>
+public sealed class KubePodRoleLabeler(Kube.Client.IKubeApiClient client, string podNamespace, string podName) : IPodRoleLabeler
+{
+    public const string Label = "memorycluster.io/role";
+
+    public async Task SetRoleAsync(string? role, CancellationToken cancellationToken)
+    {
+        var patch = new Kube.Client.MergePatch(new System.Text.Json.Nodes.JsonObject
+        {
+            ["metadata"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["labels"] = new System.Text.Json.Nodes.JsonObject { [Label] = role },
+            },
+        });
+        try
+        {
+            await client.PatchAsync(Kube.Resources.ResourceTypes.Pod, podNamespace, podName, patch, null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Kube.Client.KubeApiException e)
+        {
+            throw new InvalidOperationException($"PATCH pod {podNamespace}/{podName}: {e.Message}", e);
+        }
+    }
+}
+
 /// <summary>The labeler of the local cluster: there is no pod to label.</summary>
 public sealed class NoPodRoleLabeler : IPodRoleLabeler
 {
@@ -21,8 +69,7 @@ public sealed class NoPodRoleLabeler : IPodRoleLabeler
 }
 
 /// <summary>
-/// Keeps the pod's role label on what this member is ready to serve: <c>primary</c> for a primary taking writes at
-/// the current epoch, <c>replica</c> for a replica in recovery, nothing otherwise. Checked on the manager's clock
+/// Keeps the pod's role label on what this member is ready to serve (<see cref="PodRole.Of"/>). Checked on the manager's clock
 /// every 250 ms (a read of the node's status); the label is written only on change, and again after a
 /// failed write.
 /// </summary>
@@ -90,12 +137,7 @@ internal sealed partial class RoleLabeler(NodeDriver driver, ManagerClock clock,
         return CheckEveryMs;
     }
 
-    private string? Role() => driver.Read((node, _) => node.Status()) switch
-    {
-        { Role: InstanceRole.Primary, Ready: true } => "primary",
-        { Role: InstanceRole.Replica } => "replica",
-        _ => null,
-    };
+    private string? Role() => PodRole.Of(driver.Read((node, _) => node.Status()));
 
     public override void Dispose()
     {
