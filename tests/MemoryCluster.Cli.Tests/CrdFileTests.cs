@@ -5,13 +5,15 @@ namespace MemoryCluster.Cli.Tests;
 
 public sealed class CrdFileTests
 {
-    [Fact]
-    public void Committed_crd_is_what_the_types_generate()
+    [Theory]
+    [InlineData(CrdFile.RelativePath)]
+    [InlineData(CrdFile.ChartCopyRelativePath)]
+    public void Committed_crd_and_the_charts_copy_are_what_the_types_generate(string path)
     {
-        var committed = File.ReadAllText(Repository.PathOf(CrdFile.RelativePath));
+        var committed = File.ReadAllText(Repository.PathOf(path));
         Assert.True(
             committed == CrdFile.Generate(),
-            $"{CrdFile.RelativePath} differs from what the C# types generate: run `make crds` and commit the result");
+            $"{path} differs from what the C# types generate: run `make crds` and commit the result");
     }
 
     [Fact]
@@ -49,16 +51,27 @@ public sealed class CrdFileTests
         try
         {
             var path = Path.Combine(dir.FullName, "crd.yaml");
-            var (code, _, _) = Cli.Run("crds", "--output", path, "--api-reference", "");
+            var copy = Path.Combine(dir.FullName, "chart", "crds", "crd.yaml");
+            string[] paths = ["--output", path, "--api-reference", "", "--chart-copy", copy];
+            var (code, _, _) = Cli.Run(["crds", .. paths]);
             Assert.Equal(0, code);
-            (code, var stdout, _) = Cli.Run("crds", "--output", path, "--api-reference", "", "--check");
+            Assert.Equal(File.ReadAllText(path), File.ReadAllText(copy));
+            (code, var stdout, _) = Cli.Run(["crds", .. paths, "--check"]);
             Assert.Equal(0, code);
             Assert.Contains("up to date", stdout, StringComparison.Ordinal);
 
             File.AppendAllText(path, "# edited by hand\n");
-            (code, _, var stderr) = Cli.Run("crds", "--output", path, "--api-reference", "", "--check");
+            (code, _, var stderr) = Cli.Run(["crds", .. paths, "--check"]);
             Assert.Equal(1, code);
             Assert.Contains("make crds", stderr, StringComparison.Ordinal);
+
+            // The chart's copy alone going stale fails the check as well, naming the copy.
+            (code, _, _) = Cli.Run(["crds", .. paths]);
+            Assert.Equal(0, code);
+            File.AppendAllText(copy, "# edited by hand\n");
+            (code, _, stderr) = Cli.Run(["crds", .. paths, "--check"]);
+            Assert.Equal(1, code);
+            Assert.Contains(copy + " differs", stderr, StringComparison.Ordinal);
         }
         finally
         {

@@ -18,16 +18,21 @@ internal static class CrdsCommand
             Description = "The Markdown API reference whose generated field table is kept in step ('' to skip).",
             DefaultValueFactory = _ => ApiReference.RelativePath,
         };
+        var chartCopy = new Option<string>("--chart-copy")
+        {
+            Description = "The Helm chart's copy of the CRD, written and checked with it ('' to skip).",
+            DefaultValueFactory = _ => CrdFile.ChartCopyRelativePath,
+        };
         var check = new Option<bool>("--check")
         {
             Description = "Do not write; exit 1 when the file differs from what the types generate.",
         };
-        var command = new Command("crds", "Generate the MemoryCluster CustomResourceDefinition from the C# types.") { output, reference, check };
-        command.SetAction(result => Run(result.GetValue(output)!, result.GetValue(reference)!, result.GetValue(check)));
+        var command = new Command("crds", "Generate the MemoryCluster CustomResourceDefinition from the C# types.") { output, reference, chartCopy, check };
+        command.SetAction(result => Run(result.GetValue(output)!, result.GetValue(reference)!, result.GetValue(chartCopy)!, result.GetValue(check)));
         return command;
     }
 
-    private static int Run(string output, string reference, bool check)
+    private static int Run(string output, string reference, string chartCopy, bool check)
     {
         var yaml = CrdFile.Generate();
         if (output == "-")
@@ -37,6 +42,11 @@ internal static class CrdsCommand
         }
 
         var files = new List<(string Path, string Content)> { (output, yaml) };
+        if (chartCopy.Length > 0)
+        {
+            files.Add((chartCopy, yaml));
+        }
+
         if (reference.Length > 0)
         {
             if (!File.Exists(reference))

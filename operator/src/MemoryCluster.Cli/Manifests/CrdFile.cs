@@ -10,6 +10,9 @@ internal static class CrdFile
     /// <summary>Path of the CRD relative to the repository root.</summary>
     public const string RelativePath = "crds/memorycluster.io_memoryclusters.yaml";
 
+    /// <summary>The Helm chart's copy of the CRD (Helm installs what is in a chart's <c>crds/</c>), kept equal to <see cref="RelativePath"/>.</summary>
+    public const string ChartCopyRelativePath = "charts/memorycluster-operator/crds/memorycluster.io_memoryclusters.yaml";
+
     private const string Header =
         "# Generated from the C# types in operator/src/MemoryCluster.Api by `memorycluster crds` (make crds).\n" +
         "# Do not edit by hand: `make checks` fails when this file differs from what the types generate.\n";
