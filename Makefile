@@ -84,19 +84,37 @@ bench-kube: ## Kubernetes client figures: informer memory per 1,000 objects, rec
 	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Kube.Bench
 
 .PHONY: crds
-crds: ## Regenerate crds/ from the C# types in operator/src/MemoryCluster.Api
+crds: ## Regenerate crds/ (and the chart's copy in charts/memorycluster-operator/crds/) from the C# types in operator/src/MemoryCluster.Api
 	$(DOTNET) run --project $(CLI_PROJECT) -c $(CONFIGURATION) -- crds
 
 .PHONY: crds-check
-crds-check: ## Fail when the committed CRD differs from what the types generate
+crds-check: ## Fail when the committed CRD, or the chart's copy, differs from what the types generate
 	$(DOTNET) run --project $(CLI_PROJECT) -c $(CONFIGURATION) -- crds --check
+
+CHART := charts/memorycluster-operator
+CHART_FULL_VALUES := tests/MemoryCluster.Cli.Tests/Chart/chart-values-full.yaml
+CHART_RENDER := artifacts/chart-render/render
+
+.PHONY: chart-render
+chart-render: ## Render the Helm chart without helm, as `helm template` (VALUES=file merged over values.yaml, RELEASE, NAMESPACE)
+	@bash charts/tools/render/build.sh >/dev/null
+	@$(CHART_RENDER) -chart $(CHART) -name $(or $(RELEASE),memorycluster) -namespace $(or $(NAMESPACE),memorycluster-system) $(if $(VALUES),-f $(VALUES))
+
+.PHONY: chart-check
+chart-check: ## Check the chart (default and full values) and the operator's golden renders against the official Kubernetes schemas
+	@test -d tests/schema-check/node_modules || (cd tests/schema-check && npm ci --no-audit --no-fund)
+	@bash charts/tools/render/build.sh >/dev/null
+	@set -o pipefail; \
+	$(CHART_RENDER) -chart $(CHART) -include-crds | node tests/schema-check/check.mjs - && \
+	$(CHART_RENDER) -chart $(CHART) -include-crds -f $(CHART_FULL_VALUES) | node tests/schema-check/check.mjs - && \
+	node tests/schema-check/check.mjs --crd crds/memorycluster.io_memoryclusters.yaml tests/MemoryCluster.Cli.Tests/Operator/golden/*.yaml crds/samples/*.yaml
 
 .PHONY: lint
 lint: ## Check formatting and code style (dotnet format --verify-no-changes)
 	$(DOTNET) format Operator.sln --verify-no-changes
 
 .PHONY: checks
-checks: build lint crds-check test ## Everything CI cares about: build, lint, CRD drift, tests
+checks: build lint crds-check chart-check test ## Everything CI cares about: build, lint, CRD drift, chart schemas, tests
 
 .PHONY: clean
 clean: ## Remove build outputs and test results
