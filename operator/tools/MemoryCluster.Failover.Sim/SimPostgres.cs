@@ -264,12 +264,12 @@ internal sealed class SimPostgres(MemberId id)
 
     public void SignalPromote(long doneAt) => PromotionDoneAt = doneAt;
 
-    /// <summary>The manager's placeholders: history files for the ids between the data's timeline and the epoch.</summary>
+    /// <summary>The manager's placeholders: history files for the ids between the data's timeline and the epoch; each names no parent (TimelinePlaceholders), so nothing ever follows one.</summary>
     public void WriteTimelinePlaceholders(Epoch epoch)
     {
         for (var id = DataTimeline + 1; id < epoch.Value; id++)
         {
-            Histories.TryAdd(id, new WalLine(new TimelineId(id), [.. Line.Ancestors, new TimelineSwitch(Line.Timeline, new Lsn((ulong)Replayed))]));
+            Histories.TryAdd(id, new WalLine(new TimelineId(id), []));
         }
     }
 

@@ -482,6 +482,25 @@ public sealed class InstanceNodeTests
         Assert.Equal(Id(2), h.Then(h.Tick(50), h.Last<PostgresAction.Rewind>).From);
     }
 
+    [Fact]
+    public void The_member_named_primary_ignores_its_startup_process_refusing_the_placeholder_timelines()
+    {
+        // A standby named primary is started in recovery, then promoted; before the promotion the host writes
+        // placeholder history files, which PostgreSQL refuses at every rescan ("is not a child of ..."). That refusal
+        // is about no upstream: it must neither end the start nor mark the data diverged.
+        var h = NamedPrimary(DataKind.Standby, epoch: 4);
+        var start = h.Then(h.Tick(10), h.Last<PostgresAction.StartStandby>);
+        var refused = h.Step(now => new TimelineRefused(now, "new timeline 3 is not a child of database system timeline 1"));
+        Assert.Empty(refused.OfType<AbandonAction>());
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Standby));
+        h.Step(now => new PostgresObserved(now, Replica(receive: null, streaming: false), null));
+        h.Grant(h.Tick(10), h.Now);
+        var promote = h.Then(h.Tick(10), h.Last<PostgresAction.Promote>);
+        Assert.Equal(new Epoch(4), promote.Epoch);
+        Assert.Empty(h.Step(now => new TimelineRefused(now, "new timeline 3 is not a child of database system timeline 1")).OfType<AbandonAction>());
+        Assert.Empty(h.All.OfType<PostgresAction.Rewind>());
+    }
+
     [Theory]
     [InlineData("started streaming WAL from primary at 0/5000000 on timeline 2")]
     [InlineData("new target timeline is 4")]

@@ -1,3 +1,4 @@
+using MemoryCluster.Instance.Control;
 using MemoryCluster.Instance.Node;
 using MemoryCluster.Instance.Postgres;
 
@@ -92,6 +93,48 @@ public sealed class ReplicationLifecycleTests
         Assert.True(rejoined.InRecovery);
         await WaitUntilAsync(async () => (await a.Client.GetStateAsync(CancellationToken.None)).Receiver == WalReceiverStatus.Streaming, "a streams from b", a, b);
         Assert.Equal(new TimelineId(2), (await a.Client.GetStateAsync(CancellationToken.None)).Timeline);
+    }
+
+    [Fact]
+    public async Task A_promotion_at_a_later_epoch_takes_the_epochs_timeline_and_never_follows_a_placeholder()
+    {
+        await using var a = await BootstrapPrimaryAsync("a", "b", "c");
+        await using var b = await CloneAsync(a, "b");
+        await using var c = await CloneAsync(a, "c");
+        await a.ExecuteAsync("create table t (id int primary key); insert into t select generate_series(1, 10)");
+        await WaitUntilAsync(async () => await b.ScalarAsync("select count(*) from pg_class where relname = 't'") == 1 && await b.ScalarAsync("select count(*) from t") == 10, "b has the rows", b);
+        await WaitUntilAsync(async () => await c.ScalarAsync("select count(*) from pg_class where relname = 't'") == 1 && await c.ScalarAsync("select count(*) from t") == 10, "c has the rows", c);
+
+        // The old primary dies; b is promoted at epoch 4 from timeline 1. With the old primary gone, b's startup process
+        // rescans for newer timelines every wal_retrieve_retry_interval (500 ms) and once more at the promotion.
+        await a.StopAsync(ShutdownMode.Immediate);
+        var wal = Path.Combine(b.DataDirectory, "pg_wal");
+        foreach (var id in TimelinePlaceholders.ToWrite(TimelineId.First, new Epoch(4), []))
+        {
+            await File.WriteAllTextAsync(Path.Combine(wal, id.HistoryFileName), TimelinePlaceholders.Content);
+        }
+
+        await Task.Delay(1500);
+        await b.Client.SignalPromoteAsync(CancellationToken.None);
+        await b.Client.WaitOutOfRecoveryAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+        await b.Client.CheckpointAsync(CancellationToken.None);
+        Assert.Equal(new TimelineId(4), (await b.Client.GetStateAsync(CancellationToken.None)).Timeline);
+
+        // The new timeline's history names timeline 1 only, ending where b's WAL ended: no placeholder on its line.
+        var history = WalLine.FromHistoryFile(new TimelineId(4), await File.ReadAllTextAsync(Path.Combine(wal, new TimelineId(4).HistoryFileName)));
+        var parent = Assert.Single(history.Ancestors);
+        Assert.Equal(TimelineId.First, parent.Timeline);
+        Assert.DoesNotContain(b.Log.Tail(), "new target timeline is", StringComparison.Ordinal);
+
+        // c, which holds what b held, follows b onto timeline 4 without a rewind.
+        await b.Client.EnsureSlotsAsync(["c"], CancellationToken.None);
+        await b.ExecuteAsync("insert into t select generate_series(11, 20)");
+        await c.StopAsync();
+        c.WriteConfig(b.SourceFor(c));
+        await c.StartAsync();
+        await WaitUntilAsync(async () => await c.ScalarAsync("select count(*) from t") == 20, "c has b's new rows", b, c);
+        Assert.Equal(new TimelineId(4), (await c.Client.GetStateAsync(CancellationToken.None)).Timeline);
+        Assert.DoesNotContain(c.Log.Tail(), "forked off", StringComparison.Ordinal);
     }
 
     [Fact]

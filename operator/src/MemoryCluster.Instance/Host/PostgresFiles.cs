@@ -220,32 +220,34 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
     }
 
     /// <summary>
-    /// Before a promotion at <paramref name="epoch"/>: history files for every timeline id between the data's
-    /// timeline and the epoch that pg_wal lacks, so that PostgreSQL, which takes the first id after the history files
-    /// it finds, gives the new timeline the epoch's id. A placeholder names no WAL (no segment of its timeline exists)
-    /// and no real history names it; it copies the current timeline's history, which keeps every parser content.
+    /// Before a promotion at <paramref name="epoch"/>: placeholder history files for every timeline id between the
+    /// data's timeline and the epoch that pg_wal lacks, so that PostgreSQL, which takes the first id after the history
+    /// files it finds, gives the new timeline the epoch's id. A placeholder names no parent, so PostgreSQL never
+    /// switches to it (<see cref="TimelinePlaceholders"/>).
     /// </summary>
-    public void WriteTimelinePlaceholders(Epoch epoch, Lsn replayed)
+    public void WriteTimelinePlaceholders(Epoch epoch)
     {
         var (timeline, histories) = ReadTimelines();
-        var current = histories.TryGetValue(timeline, out var line) ? line : new WalLine(timeline, []);
-        var text = new System.Text.StringBuilder();
-        foreach (var ancestor in current.Ancestors)
+        foreach (var id in TimelinePlaceholders.ToWrite(timeline, epoch, histories.Keys))
         {
-            text.Append(CultureInfo.InvariantCulture, $"{ancestor.Timeline.Value}\t{ancestor.End}\tno recovery target specified\n");
+            Write(Path.Combine(options.DataDirectory, "pg_wal", id.HistoryFileName), TimelinePlaceholders.Content);
+        }
+    }
+
+    /// <summary>Before PostgreSQL starts: removes the placeholders a promotion that never came left above the data's timeline (<see cref="TimelinePlaceholders.Stale"/>).</summary>
+    public void RemoveStaleTimelinePlaceholders()
+    {
+        var wal = Path.Combine(options.DataDirectory, "pg_wal");
+        if (!Directory.Exists(wal))
+        {
+            return;
         }
 
-        text.Append(CultureInfo.InvariantCulture, $"{timeline.Value}\t{replayed}\tplaceholder: memorycluster gives each promotion's timeline the id of its epoch\n");
-        for (var id = timeline.Value + 1; id < epoch.Value && id <= uint.MaxValue; id++)
+        var (timeline, histories) = ReadTimelines();
+        var kinds = histories.Keys.ToDictionary(id => id, id => TimelinePlaceholders.IsPlaceholder(File.ReadAllText(Path.Combine(wal, id.HistoryFileName))));
+        foreach (var id in TimelinePlaceholders.Stale(timeline, kinds))
         {
-            var tli = new TimelineId((uint)id);
-            if (histories.ContainsKey(tli))
-            {
-                continue;
-            }
-
-            var path = Path.Combine(options.DataDirectory, "pg_wal", tli.HistoryFileName);
-            Write(path, text.ToString());
+            File.Delete(Path.Combine(wal, id.HistoryFileName));
         }
     }
 

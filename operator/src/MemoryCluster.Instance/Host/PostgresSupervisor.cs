@@ -196,6 +196,7 @@ internal sealed partial class PostgresSupervisor : BackgroundService
         // A postmaster that crashed can leave backends behind; they hold no lease (this one is not primary yet, or
         // the node fenced already) and would block the start.
         await ProcessFence.KillAllAsync(_options.DataDirectory, TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
+        _files.RemoveStaleTimelinePlaceholders();
         _files.WriteConfig(upstream, standby: !asPrimary);
         _client.ResetPool();
         PostgresProcess process;
@@ -221,7 +222,8 @@ internal sealed partial class PostgresSupervisor : BackgroundService
     private async Task PromoteAsync(long notAfter, Epoch epoch, long fencesBefore, CancellationToken ct)
     {
         // The new timeline's id is the epoch (see PostgresAction.Promote).
-        _files.WriteTimelinePlaceholders(epoch, await _client.ReplayLsnAsync(ct).ConfigureAwait(false));
+        _files.WriteTimelinePlaceholders(epoch);
+        var signalled = false;
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -229,10 +231,17 @@ internal sealed partial class PostgresSupervisor : BackgroundService
             // only signals, so the gate is held for milliseconds.
             Authorize(notAfter, fencesBefore, ct);
             await _client.SignalPromoteAsync(ct).ConfigureAwait(false);
+            signalled = true;
         }
         finally
         {
             _gate.Release();
+            if (!signalled)
+            {
+                // No promotion: placeholders left as the newest timelines would be PostgreSQL's recovery target at its
+                // next start, which it would refuse.
+                _files.RemoveStaleTimelinePlaceholders();
+            }
         }
 
         await _client.WaitOutOfRecoveryAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);

@@ -93,6 +93,14 @@ public sealed partial class InstanceNode
 
     private void OnTimelineRefused(TimelineRefused t)
     {
+        if (_control.Primary == _config.Self && _control.Epoch != Epoch.Zero)
+        {
+            // The member named primary follows no one: its startup process refusing a timeline is about the
+            // placeholders written before its promotion (TimelinePlaceholders), which it must refuse, not about an
+            // upstream; a rewind now would throw away the data it is promoting.
+            return;
+        }
+
         if (_refused is null)
         {
             Log(LogLevel.Warning, $"postgres refuses the primary's timeline: {t.Line}");

@@ -231,14 +231,6 @@ public sealed class PgClient(string socketDirectory, int port)
         return new PgStats(backends, commits, rollbacks, deadlocks, sizes, wal, timed, requested, oldest, standbys);
     }
 
-    /// <summary><c>pg_last_wal_replay_lsn()</c> (a standby's replay position).</summary>
-    public async Task<Lsn> ReplayLsnAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand("select coalesce(pg_last_wal_replay_lsn(), '0/0')", connection);
-        return new Lsn((ulong)(NpgsqlTypes.NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!);
-    }
-
     /// <summary>Signals promotion (<c>pg_promote(wait => false)</c>): returns at once; see <see cref="WaitOutOfRecoveryAsync"/>.</summary>
     public async Task SignalPromoteAsync(CancellationToken cancellationToken)
     {
