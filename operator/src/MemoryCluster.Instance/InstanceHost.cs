@@ -128,7 +128,7 @@ public static class InstanceHost
         var peers = app.Services.GetRequiredService<PeerRpc>();
         var metrics = app.Services.GetRequiredService<InstanceMetrics>();
         app.MapGet("/healthz", () => status.Health() is (true, _) ? Results.Text("ok\n") : Results.Text(status.Health().Why + "\n", statusCode: 503));
-        app.MapGet("/readyz", () => status.Ready() ? Results.Text("ready\n") : Results.Text("not ready for its role\n", statusCode: 503));
+        app.MapGet("/readyz", () => status.Ready() is (true, _) ? Results.Text("ready\n") : Results.Text($"not ready for its role: {status.Ready().Why}\n", statusCode: 503));
         var observer = app.Services.GetRequiredService<PostgresObserver>();
         app.MapGet("/status", async (bool? fresh, CancellationToken ct) =>
         {

@@ -43,7 +43,7 @@ internal sealed partial class FailoverSimulator
 
         var standbys = _members
             .Where(s => s != m && s.Pg.Running && s.Pg.Upstream == m.Id && s.Pg.Streaming)
-            .Select(s => new StandbyObservation(s.Name, "streaming", _options.Mode == ReplicationMode.Quorum ? "quorum" : "async", new Lsn((ulong)s.Pg.Flushed), new Lsn((ulong)s.Pg.Replayed), 0))
+            .Select(s => new StandbyObservation(s.Name, "streaming", _options.Mode == ReplicationMode.Quorum ? "quorum" : "async", new Lsn((ulong)s.Pg.Flushed), new Lsn((ulong)s.Pg.Replayed), 0, ReplyAgeSeconds: 0))
             .ToList();
         var histories = pg.Histories.ToDictionary(h => new TimelineId(h.Key), h => h.Value);
         var observation = new PgObservation(

@@ -12,9 +12,9 @@ namespace MemoryCluster.Instance.Tests.Host;
 
 public sealed class PodRoleLabelTests
 {
-    private static NodeStatus Status(InstanceRole role, bool ready, FollowState follow = FollowState.None) => new(
+    private static NodeStatus Status(InstanceRole role, bool ready, FollowState follow = FollowState.None, bool waiting = false) => new(
         role, ready, true, ControlState.Initial, new RaftView(Raft.RaftRole.Follower, new Raft.Term(1), MemberId.None, false, false),
-        null, Lsn.Zero, Lsn.Zero, Lsn.Zero, true, follow, null, MemberId.None, null, [], "", null, null, null, 0, Epoch.Zero, null, null, false, role == InstanceRole.Primary, null, false);
+        null, Lsn.Zero, Lsn.Zero, Lsn.Zero, true, follow, null, MemberId.None, null, [], "", null, null, null, 0, Epoch.Zero, null, null, false, role == InstanceRole.Primary, null, false, WaitingForStandbys: waiting);
 
     [Theory]
     [InlineData(InstanceRole.Primary, true, FollowState.None, "primary")]
@@ -25,6 +25,10 @@ public sealed class PodRoleLabelTests
     [InlineData(InstanceRole.Unknown, false, FollowState.None, null)]
     public void Only_a_member_ready_for_its_role_gets_the_label_the_services_select(InstanceRole role, bool ready, FollowState follow, string? label) =>
         Assert.Equal(label, PodRole.Of(Status(role, ready, follow)));
+
+    [Fact]
+    public void A_quorum_primary_whose_commits_wait_for_standbys_keeps_the_primary_label() =>
+        Assert.Equal("primary", PodRole.Of(Status(InstanceRole.Primary, false, waiting: true)));
 
     [Fact]
     public async Task The_pods_label_is_set_changed_and_removed_through_the_api_leaving_other_labels()

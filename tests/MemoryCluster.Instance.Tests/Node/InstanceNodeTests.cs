@@ -569,7 +569,8 @@ public sealed class InstanceNodeTests
         h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: false)));
         h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: false)));
         h.Run(2000, () => Primary());
-        Assert.True(h.Node.Status().Ready);
+        Assert.False(h.Node.Status().Ready);
+        Assert.True(h.Node.Status().WaitingForStandbys);
         Assert.False(h.Node.Status().SteppingDown);
 
         // No standby streams from it for two leases: every commit waits, and healthy replicas report elsewhere.
@@ -588,6 +589,72 @@ public sealed class InstanceNodeTests
     }
 
     [Fact]
+    public void A_quorum_primary_counts_a_standby_whose_replies_stopped_as_not_streaming_and_steps_down()
+    {
+        // A frozen walreceiver (SIGSTOP) leaves its walsender's row "streaming" until wal_sender_timeout; it
+        // acknowledges nothing, so every commit waits on it.
+        var h = NamedPrimary();
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: false)));
+        h.Run(2000, () => Primary(standbys: Standby("mc-2")));
+        Assert.True(h.Node.Status().Ready);
+
+        h.Run(8000, () => Primary(standbys: Standby("mc-2", replyAge: 30)));
+        Assert.False(h.Node.Status().Ready);
+        Assert.True(h.Node.Status().SteppingDown);
+        Assert.Contains("stepped down", Assert.Single(h.All.OfType<Fence>()).Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_quorum_primary_whose_commits_wait_for_standbys_is_not_ready_and_says_why_but_keeps_its_role()
+    {
+        var h = NamedPrimary();
+        h.Run(2000, () => Primary(standbys: Standby("mc-3")));
+        Assert.True(h.Node.Status().Ready);
+        Assert.Null(h.Node.Status().NotReadyWhy);
+
+        // Its only standby stops replying (the row stays "streaming"), or has not replied yet.
+        foreach (var age in new double?[] { 3.5, null })
+        {
+            h.Run(200, () => Primary(standbys: Standby("mc-3", replyAge: age)));
+            var status = h.Node.Status();
+            Assert.False(status.Ready);
+            Assert.True(status.WaitingForStandbys);
+            Assert.Equal(InstanceRole.Primary, status.Role);
+            Assert.Equal("waiting for synchronous standbys: 0 of 1 replying", status.NotReadyWhy);
+        }
+
+        // No standby at all.
+        h.Run(200, () => Primary());
+        Assert.Equal("waiting for synchronous standbys: 0 of 1 replying", h.Node.Status().NotReadyWhy);
+
+        // A reply comes back.
+        h.Run(200, () => Primary(standbys: Standby("mc-3", replyAge: 0.1)));
+        Assert.True(h.Node.Status().Ready);
+        Assert.False(h.Node.Status().WaitingForStandbys);
+    }
+
+    [Fact]
+    public void A_replica_whose_walreceiver_heard_nothing_from_the_primary_for_seconds_is_not_streaming_nor_ready()
+    {
+        var h = RunningReplica(self: 2, State(1, 1));
+        h.Step(now => new PostgresObserved(now, Replica(receiptAge: 1.0), null));
+        Assert.Equal(FollowState.Streaming, h.Node.Status().Follow);
+        Assert.True(h.Node.Status().Ready);
+        Assert.True(h.Node.SelfView().Streaming);
+
+        // PostgreSQL still says "streaming": the walreceiver process exists, frozen.
+        h.Step(now => new PostgresObserved(now, Replica(receiptAge: 12.5), null));
+        var status = h.Node.Status();
+        Assert.Equal(FollowState.Connecting, status.Follow);
+        Assert.False(status.Ready);
+        Assert.Contains("received nothing from the primary for 12.5 s", status.FollowWhy, StringComparison.Ordinal);
+        Assert.Contains("not streaming from the primary", status.NotReadyWhy, StringComparison.Ordinal);
+        Assert.False(h.Node.SelfView().Streaming);
+        Assert.False(h.Node.SelfView().IsStreamingReplica);
+    }
+
+    [Fact]
     public void A_member_back_in_its_role_shows_no_stale_error()
     {
         var h = NamedPrimary();
@@ -595,7 +662,7 @@ public sealed class InstanceNodeTests
         var start = h.Last<PostgresAction.StartPrimary>();
         h.Step(now => new ActionDone(now, start.Id, Outcome.Failed, "postgres exited while starting", DataKind.Primary));
         Assert.Equal("start as primary: postgres exited while starting", h.Node.Status().LastError);
-        h.Run(3000, () => Primary());
+        h.Run(3000, () => Primary(standbys: Standby("mc-2")));
         Assert.True(h.Node.Status().Ready);
         Assert.Null(h.Node.Status().LastError);
     }

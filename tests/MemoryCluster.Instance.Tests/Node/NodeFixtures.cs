@@ -31,14 +31,14 @@ internal static class NodeFixtures
     public static PgObservation Primary(ulong flush = 5000, WalLine? line = null, params StandbyObservation[] standbys) =>
         new(false, (line ?? Tl1).Timeline, new Lsn(flush), new Lsn(flush), null, Lsn.Zero, WalReceiverStatus.None, null, standbys, Histories(line));
 
-    public static PgObservation Replica(ulong replay = 4000, ulong? receive = 4000, bool streaming = true, WalLine? line = null) =>
+    public static PgObservation Replica(ulong replay = 4000, ulong? receive = 4000, bool streaming = true, WalLine? line = null, double? receiptAge = 0.5) =>
         new(true, (line ?? Tl1).Timeline, Lsn.Zero, Lsn.Zero, receive is { } r ? new Lsn(r) : null, new Lsn(replay),
-            streaming ? WalReceiverStatus.Streaming : WalReceiverStatus.Waiting, streaming ? "127.0.0.1:5432" : null, [], Histories(line));
+            streaming ? WalReceiverStatus.Streaming : WalReceiverStatus.Waiting, streaming ? "127.0.0.1:5432" : null, [], Histories(line), streaming ? receiptAge : null);
 
     private static Dictionary<TimelineId, WalLine> Histories(WalLine? line) =>
         line is null || line.Ancestors.Count == 0 ? [] : new Dictionary<TimelineId, WalLine> { [line.Timeline] = line };
 
-    public static StandbyObservation Standby(string name, ulong flush = 5000) => new(name, "streaming", "quorum", new Lsn(flush), new Lsn(flush), 0);
+    public static StandbyObservation Standby(string name, ulong flush = 5000, double? replyAge = 0.2) => new(name, "streaming", "quorum", new Lsn(flush), new Lsn(flush), 0, replyAge);
 
     /// <summary>A member's report as another node reads it.</summary>
     public static PeerView Peer(

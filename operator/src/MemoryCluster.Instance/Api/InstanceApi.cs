@@ -17,8 +17,14 @@ public sealed record StatusDocument
     /// <summary>What its PostgreSQL is now: primary (it may accept writes), replica (in recovery), stopped.</summary>
     public required InstanceRole Role { get; init; }
 
-    /// <summary>Ready for its role: a primary taking writes at the current epoch under a lease, or a replica streaming from the primary.</summary>
+    /// <summary>Ready for its role: a primary taking writes at the current epoch under a lease (in quorum mode, with k standbys replying), or a replica streaming from the primary (heard from it recently).</summary>
     public required bool Ready { get; init; }
+
+    /// <summary>Why it is not ready, when it is not (e.g. "waiting for synchronous standbys: 0 of 1 replying").</summary>
+    public string? NotReadyWhy { get; init; }
+
+    /// <summary>Quorum mode: a primary that takes writes while its commits wait for standbys (not ready; still the primary to follow and to write to).</summary>
+    public bool WaitingForStandbys { get; init; }
 
     public required bool PostgresRunning { get; init; }
 
@@ -107,7 +113,7 @@ public sealed record StatusDocument
 }
 
 /// <summary>One standby of the primary.</summary>
-public sealed record StandbyDocument(string Name, string State, string SyncState, Lsn FlushLsn, Lsn ReplayLsn, double? ReplayLagSeconds);
+public sealed record StandbyDocument(string Name, string State, string SyncState, Lsn FlushLsn, Lsn ReplayLsn, double? ReplayLagSeconds, double? ReplyAgeSeconds = null, bool Replying = false);
 
 /// <summary>The Raft part of <see cref="StatusDocument"/>.</summary>
 public sealed record RaftStatusDocument(ulong Term, string Role, string? Leader, IReadOnlyList<string> Members, bool HoldsLease, bool Failed = false);
@@ -178,7 +184,7 @@ public static class InstanceJson
             true,
             status.Epoch,
             status.Role,
-            status.Ready,
+            status.Ready || status.WaitingForStandbys,
             status.PostgresRunning,
             status.Line,
             status.FlushLsn ?? Lsn.Zero,

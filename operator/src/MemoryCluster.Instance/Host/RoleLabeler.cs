@@ -18,7 +18,7 @@ public interface IPodRoleLabeler
 public static class PodRole
 {
     /// <summary>
-    /// <c>primary</c> only for a primary taking writes at the current epoch under its lease; <c>replica</c> only for a
+    /// <c>primary</c> only for a primary taking writes at the current epoch under its lease (also while its quorum commits wait for standbys: writes still go there); <c>replica</c> only for a
     /// replica ready for its role (streaming from the primary), so the -ro Service never sends reads to a replica that
     /// cannot follow; nothing otherwise (starting, fenced, diverged, rewinding, stopped).
     /// </summary>
@@ -28,6 +28,9 @@ public static class PodRole
         return status switch
         {
             { Role: InstanceRole.Primary, Ready: true } => "primary",
+
+            // Quorum commits wait for a standby, but this is still where writes go: a client waits rather than finds no primary.
+            { Role: InstanceRole.Primary, WaitingForStandbys: true } => "primary",
             { Role: InstanceRole.Replica, Ready: true } => "replica",
             _ => null,
         };

@@ -29,8 +29,12 @@ internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver,
         return s.Running || s.LastError is null ? (true, "ok") : (false, $"postgres is not running and the last step failed: {s.LastError}");
     }
 
-    /// <summary>Ready for its role.</summary>
-    public bool Ready() => Node().Ready;
+    /// <summary>Ready for its role, or why not.</summary>
+    public (bool Ready, string? Why) Ready()
+    {
+        var s = Node();
+        return (s.Ready, s.NotReadyWhy);
+    }
 
     public StatusDocument ToDocument(NodeStatus s, long now)
     {
@@ -43,6 +47,8 @@ internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver,
             Id = options.Id,
             Role = s.Role,
             Ready = s.Ready,
+            NotReadyWhy = s.NotReadyWhy,
+            WaitingForStandbys = s.WaitingForStandbys,
             PostgresRunning = s.Running,
             Mode = options.Quorum ? ReplicationMode.Quorum : ReplicationMode.Async,
             Epoch = control.Epoch,
@@ -59,7 +65,7 @@ internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver,
             Follow = s.Follow,
             FollowWhy = s.FollowWhy,
             Upstream = NameOf(s.Upstream),
-            Standbys = [.. s.Standbys.Select(x => new StandbyDocument(x.Name, x.State, x.SyncState, x.Flush, x.Replay, x.ReplayLagSeconds))],
+            Standbys = [.. s.Standbys.Select(x => new StandbyDocument(x.Name, x.State, x.SyncState, x.Flush, x.Replay, x.ReplayLagSeconds, x.ReplyAgeSeconds, ReplicationLiveness.IsReplying(x)))],
             Raft = new RaftStatusDocument(
                 raftStatus.Term.Value,
                 raftStatus.Role.ToString().ToLowerInvariant(),

@@ -265,8 +265,9 @@ public sealed partial class InstanceNode
             return;
         }
 
-        // Distinct members streaming (a pg_basebackup in progress adds walsenders of its own).
-        var streaming = pg.Standbys.Where(s => s.State == "streaming" && _config.Members.Any(m => m.Name == s.Name && m.Id != _config.Self)).Select(s => s.Name).Distinct(StringComparer.Ordinal).Count();
+        // Distinct members streaming and replying: a walsender stays "streaming" while its standby's walreceiver is
+        // frozen (until wal_sender_timeout), and such a standby acknowledges nothing (ReplicationLiveness).
+        var streaming = ReplicationLiveness.ReplyingMembers(pg.Standbys, _config);
         if (streaming >= _config.SyncStandbys)
         {
             _starvedSince = -1;
@@ -282,7 +283,7 @@ public sealed partial class InstanceNode
         if (_now - _starvedSince >= StarvationGrace && healthyElsewhere >= _config.SyncStandbys)
         {
             _steppingDown = true;
-            Log(LogLevel.Warning, $"stepping down: {streaming} of the {_config.SyncStandbys} synchronous standbys needed stream from this primary for {(_now - _starvedSince) / 1000.0:0.0} s, every commit waits, and {healthyElsewhere} healthy replicas report elsewhere; no more lease renewals");
+            Log(LogLevel.Warning, $"stepping down: {streaming} of the {_config.SyncStandbys} synchronous standbys needed stream to this primary and reply for {(_now - _starvedSince) / 1000.0:0.0} s, every commit waits, and {healthyElsewhere} healthy replicas report elsewhere; no more lease renewals");
         }
     }
 }

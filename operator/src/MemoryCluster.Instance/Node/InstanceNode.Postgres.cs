@@ -395,5 +395,5 @@ public sealed partial class InstanceNode
         _inFlight is null && _fencing is null && _running && _switchover is null
         && (_control.Primary == _config.Self
             ? _pg is { InRecovery: false } && _primaryObjectsReady
-            : _pg is { InRecovery: true, Receiver: WalReceiverStatus.Streaming } && _upstream == _control.Primary);
+            : _pg is { InRecovery: true } pg && ReplicationLiveness.ReceiverNotStreaming(pg) is null && _upstream == _control.Primary);
 }

@@ -5,7 +5,7 @@ namespace MemoryCluster.Instance.Node;
 
 /// <summary>What this member is, as its node knows it: the source of /status, /readyz, /healthz and the metrics.</summary>
 /// <param name="Role">What PostgreSQL is now.</param>
-/// <param name="Ready">Ready for its role: a primary taking writes at the current epoch under a lease, or a replica streaming from the primary.</param>
+/// <param name="Ready">Ready for its role: a primary taking writes at the current epoch under a lease (in quorum mode, with k standbys replying), or a replica streaming from the primary (a message from it heard recently).</param>
 /// <param name="Running">A postmaster runs.</param>
 /// <param name="Control">The control state this member has applied.</param>
 /// <param name="Raft">The Raft view.</param>
@@ -33,6 +33,8 @@ namespace MemoryCluster.Instance.Node;
 /// <param name="MayWrite">PostgreSQL may accept writes (started or promoted as primary, not verified stopped).</param>
 /// <param name="Failover">On the Raft leader, while the primary has failed: what it did or why it cannot.</param>
 /// <param name="SteppingDown">Quorum mode: this primary gave up its lease because no synchronous standby reaches it.</param>
+/// <param name="NotReadyWhy">Why it is not ready, when it is not.</param>
+/// <param name="WaitingForStandbys">Quorum mode: a primary that takes writes, whose commits wait because fewer than k standbys reply (not ready, but still where writes go).</param>
 public sealed record NodeStatus(
     InstanceRole Role,
     bool Ready,
@@ -60,7 +62,9 @@ public sealed record NodeStatus(
     bool WatchdogArmed,
     bool MayWrite,
     string? Failover,
-    bool SteppingDown);
+    bool SteppingDown,
+    string? NotReadyWhy = null,
+    bool WaitingForStandbys = false);
 
 public sealed partial class InstanceNode
 {
@@ -138,14 +142,14 @@ public sealed partial class InstanceNode
             true,
             _control.Epoch,
             status.Role,
-            status.Ready,
+            status.Ready || status.WaitingForStandbys,
             status.Running,
             status.Line,
             status.FlushLsn,
             status.ReplayLsn,
             status.PositionSettled,
             status.Follow,
-            _pg is { Receiver: WalReceiverStatus.Streaming },
+            _pg is { } pg && ReplicationLiveness.ReceiverNotStreaming(pg) is null,
             _fencedEpoch,
             _pgAt);
     }
@@ -161,12 +165,29 @@ public sealed partial class InstanceNode
             : InstanceRole.Unknown;
         var (follow, followWhy) = FollowStateNow(role);
         var leaseRemaining = isNamed ? (LeaseUntil is { } until ? Math.Max(0, until - _now) : 0) : (long?)null;
+        var takesWrites = role == InstanceRole.Primary && isNamed && _pg is { InRecovery: false } && _primaryObjectsReady && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null;
+
+        // Quorum mode: a primary that takes writes but hears from fewer than k standbys blocks every commit; it is not
+        // ready, and says why (it keeps its role: nowhere else can the writes go).
+        var blocked = takesWrites ? ReplicationLiveness.SynchronousCommitsBlocked(_pg!, _config) : null;
         var ready = role switch
         {
-            InstanceRole.Primary => isNamed && _pg is { InRecovery: false } && _primaryObjectsReady && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null,
+            InstanceRole.Primary => takesWrites && blocked is null,
             InstanceRole.Replica => follow == FollowState.Streaming,
             _ => false,
         };
+        var notReadyWhy = ready ? null
+            : blocked ?? (role switch
+            {
+                InstanceRole.Primary => !isNamed ? "another member is named primary"
+                    : _pg is not { InRecovery: false } ? "not out of recovery yet"
+                    : !_primaryObjectsReady ? "setting up the primary's slots and roles"
+                    : _fencedEpoch == _control.Epoch || _fencing is not null ? "fenced"
+                    : "no primary lease",
+                InstanceRole.Replica => $"not streaming from the primary ({follow.ToString().ToLowerInvariant()}{(followWhy is null ? string.Empty : ": " + followWhy)})",
+                InstanceRole.Stopped => "postgres is not running",
+                _ => "postgres state unknown",
+            });
         long? lag = null;
         if (role == InstanceRole.Replica && follow is FollowState.Streaming or FollowState.Connecting
             && _peers.TryGetValue(primary, out var p) && p is { Reachable: true, Role: InstanceRole.Primary })
@@ -205,7 +226,9 @@ public sealed partial class InstanceNode
             _watchdogDeadline is not null,
             _mayWrite,
             _raft.IsLeader ? _failoverNote : null,
-            _steppingDown);
+            _steppingDown,
+            notReadyWhy,
+            blocked is not null);
     }
 
     private (FollowState State, string? Why) FollowStateNow(InstanceRole role)
@@ -234,7 +257,15 @@ public sealed partial class InstanceNode
             return (FollowState.WaitingForPrimary, _upstream.IsNone ? "not following anyone yet" : $"still configured to follow {_config.NameOf(_upstream)}");
         }
 
-        return _pg is { Receiver: WalReceiverStatus.Streaming } ? (FollowState.Streaming, null) : (FollowState.Connecting, null);
+        if (_pg is not { } pg)
+        {
+            return (FollowState.Connecting, null);
+        }
+
+        // IMPORTANT for the truth of /status: PostgreSQL says "streaming" as long as the walreceiver process exists,
+        // also while it is frozen; only a message from the primary heard recently shows it streams.
+        var silent = ReplicationLiveness.ReceiverNotStreaming(pg);
+        return silent is null ? (FollowState.Streaming, null) : (FollowState.Connecting, pg.Receiver == WalReceiverStatus.Streaming ? silent : null);
     }
 
     /// <summary>

@@ -135,7 +135,14 @@ public sealed record NodeConfig(
 }
 
 /// <summary>One standby as the primary's <c>pg_stat_replication</c> shows it.</summary>
-public sealed record StandbyObservation(string Name, string State, string SyncState, Lsn Flush, Lsn Replay, double? ReplayLagSeconds);
+/// <param name="Name">Its application_name (the member's name).</param>
+/// <param name="State">The walsender's state: streaming, catchup, backup, ...</param>
+/// <param name="SyncState">quorum, async, ...</param>
+/// <param name="Flush">WAL it has flushed.</param>
+/// <param name="Replay">WAL it has replayed.</param>
+/// <param name="ReplayLagSeconds">replay_lag.</param>
+/// <param name="ReplyAgeSeconds"><c>now() - reply_time</c> on the primary: how long ago the standby's last status reply was sent (null: none yet). See <see cref="ReplicationLiveness"/>.</param>
+public sealed record StandbyObservation(string Name, string State, string SyncState, Lsn Flush, Lsn Replay, double? ReplayLagSeconds, double? ReplyAgeSeconds = null);
 
 /// <summary>
 /// What one state query of a running PostgreSQL showed, plus the timelines its pg_wal folder holds (read by the
@@ -151,6 +158,7 @@ public sealed record StandbyObservation(string Name, string State, string SyncSt
 /// <param name="ReceiverSource">Standby: the host:port its WAL receiver is connected to, when one runs.</param>
 /// <param name="Standbys">Primary: <c>pg_stat_replication</c>.</param>
 /// <param name="Histories">Every timeline history file in pg_wal, parsed.</param>
+/// <param name="ReceiptAgeSeconds">Standby: <c>now() - pg_stat_wal_receiver.last_msg_receipt_time</c>, how long ago the walreceiver last heard from the primary (null: no walreceiver, or nothing received yet). See <see cref="ReplicationLiveness"/>.</param>
 public sealed record PgObservation(
     bool InRecovery,
     TimelineId DataTimeline,
@@ -161,7 +169,8 @@ public sealed record PgObservation(
     WalReceiverStatus Receiver,
     string? ReceiverSource,
     IReadOnlyList<StandbyObservation> Standbys,
-    IReadOnlyDictionary<TimelineId, WalLine> Histories)
+    IReadOnlyDictionary<TimelineId, WalLine> Histories,
+    double? ReceiptAgeSeconds = null)
 {
     /// <summary>The line of history the data is on (timeline 1 has no history file).</summary>
     public WalLine Line => Histories.TryGetValue(DataTimeline, out var line) ? line : new WalLine(DataTimeline, []);
@@ -188,7 +197,7 @@ public sealed record RaftView(Raft.RaftRole Role, Raft.Term Term, MemberId Leade
 /// <param name="Reachable">Its manager answered the last poll.</param>
 /// <param name="Epoch">The epoch its control state is at.</param>
 /// <param name="Role">What its PostgreSQL is.</param>
-/// <param name="Ready">Ready for its role.</param>
+/// <param name="Ready">Ready for its role; a quorum primary whose commits wait for standbys counts (it takes writes, and its replicas must be able to clone from and follow it): <c>/status</c> says ready false, waitingForStandbys true.</param>
 /// <param name="Running">Its PostgreSQL runs.</param>
 /// <param name="Line">The line of history its WAL is on (primary: its timeline); null when unknown.</param>
 /// <param name="FlushLsn">Primary: WAL flushed. Replica: WAL received and flushed (never lower than before on the same data).</param>

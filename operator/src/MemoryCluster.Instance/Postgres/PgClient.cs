@@ -15,7 +15,8 @@ namespace MemoryCluster.Instance.Postgres;
 /// <param name="ReplayLsn">Standby: last WAL position replayed.</param>
 /// <param name="Receiver">Standby: the WAL receiver's state.</param>
 /// <param name="ReceiverSource">Standby: host:port the WAL receiver is connected to.</param>
-/// <param name="Standbys">Primary: pg_stat_replication.</param>
+/// <param name="Standbys">Primary: pg_stat_replication, with each standby's reply age.</param>
+/// <param name="ReceiptAgeSeconds">Standby: how long ago the WAL receiver last heard from the primary (its own clock).</param>
 public sealed record PgState(
     bool InRecovery,
     TimelineId Timeline,
@@ -25,7 +26,8 @@ public sealed record PgState(
     Lsn ReplayLsn,
     WalReceiverStatus Receiver,
     string? ReceiverSource,
-    IReadOnlyList<StandbyObservation> Standbys);
+    IReadOnlyList<StandbyObservation> Standbys,
+    double? ReceiptAgeSeconds);
 
 /// <summary>
 /// The manager's SQL connection to its own PostgreSQL, over the private Unix socket as the superuser. Every
@@ -135,9 +137,11 @@ public sealed class PgClient(string socketDirectory, int port)
                    r.received_tli,
                    r.status,
                    r.sender_host || ':' || r.sender_port,
-                   case when pg_is_in_recovery() then null else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end
+                   case when pg_is_in_recovery() then null else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end,
+                   extract(epoch from now() - r.last_msg_receipt_time)::float8
             from (select 1) one left join pg_stat_wal_receiver r on true;
-            select application_name, state, coalesce(sync_state, ''), coalesce(flush_lsn, '0/0'), coalesce(replay_lsn, '0/0'), extract(epoch from replay_lag)::float8
+            select application_name, state, coalesce(sync_state, ''), coalesce(flush_lsn, '0/0'), coalesce(replay_lsn, '0/0'), extract(epoch from replay_lag)::float8,
+                   extract(epoch from now() - reply_time)::float8
             from pg_stat_replication order by application_name
             """;
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -153,6 +157,7 @@ public sealed class PgClient(string socketDirectory, int port)
         var timeline = !inRecovery ? (uint)reader.GetInt32(8) : reader.IsDBNull(5) ? 0u : (uint)reader.GetInt32(5);
         var receiver = reader.IsDBNull(6) ? WalReceiverStatus.None : ReceiverStatus(reader.GetString(6));
         var source = reader.IsDBNull(7) ? null : reader.GetString(7);
+        double? receiptAge = reader.IsDBNull(9) ? null : reader.GetDouble(9);
         var standbys = new List<StandbyObservation>();
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -163,10 +168,11 @@ public sealed class PgClient(string socketDirectory, int port)
                 reader.GetString(2),
                 new Lsn((ulong)reader.GetFieldValue<NpgsqlTypes.NpgsqlLogSequenceNumber>(3)),
                 new Lsn((ulong)reader.GetFieldValue<NpgsqlTypes.NpgsqlLogSequenceNumber>(4)),
-                reader.IsDBNull(5) ? null : reader.GetDouble(5)));
+                reader.IsDBNull(5) ? null : reader.GetDouble(5),
+                reader.IsDBNull(6) ? null : reader.GetDouble(6)));
         }
 
-        return new PgState(inRecovery, new TimelineId(timeline), write, flush, receive, replay, receiver, source, standbys);
+        return new PgState(inRecovery, new TimelineId(timeline), write, flush, receive, replay, receiver, source, standbys, receiptAge);
     }
 
     private static WalReceiverStatus ReceiverStatus(string status) => status switch

@@ -65,6 +65,9 @@ internal static class PostgresConfigFiles
             ("wal_receiver_timeout", "5s"),
             ("wal_sender_timeout", "5s"),
             ("wal_retrieve_retry_interval", "500ms"),
+
+            // A live standby replies at least this often, so a silent one is seen within seconds (ReplicationLiveness).
+            ("wal_receiver_status_interval", Node.ReplicationLiveness.StatusInterval),
             ("recovery_target_timeline", "latest"),
             ("logging_collector", "off"),
             ("log_destination", "stderr"),
