@@ -78,6 +78,11 @@ internal static class Scenarios
             Modes = ["quorum"],
             SkipWhy = "quorum mode only: an async primary cut from its standbys keeps committing and keeps its lease, as designed",
         },
+        new("freeze-standby-receiver", 3, false, "SIGSTOP a standby's walreceiver (its walsender stays 'streaming' until wal_sender_timeout): writes go on through the other standby, the frozen one reports not streaming and not ready; SIGCONT after 8 s", FreezeStandbyReceiverAsync)
+        {
+            Modes = ["quorum"],
+            SkipWhy = "quorum mode only: in async mode no commit waits for a standby",
+        },
         new("cpu-stress", 3, false, "stress-ng on every core plus an fsync-heavy load (E2E_STRESS_SECONDS, default 300) while the writers write; no fault", CpuStressAsync)
         {
             InDefaultSet = false,
@@ -232,6 +237,47 @@ internal static class Scenarios
         await context.CliAsync("local", "down");
         context.Fault();
         await context.RestartAsync();
+    }
+
+    /// <summary>freeze-standby-receiver: how long the walreceiver stays stopped.</summary>
+    public static readonly TimeSpan ReceiverFreeze = TimeSpan.FromSeconds(8);
+
+    /// <summary>
+    /// A frozen walreceiver: PostgreSQL keeps showing it "streaming" on both sides. Writes must go on (the other
+    /// standby acknowledges them), and the frozen standby's /status must stop claiming it streams within the
+    /// staleness bound (4 s without a message from the primary, plus a state query).
+    /// </summary>
+    private static async Task FreezeStandbyReceiverAsync(FaultContext context)
+    {
+        var standby = context.Members.First(m => m.Name != context.Primary.Name);
+        var node = context.Node(standby);
+        var receiver = node.PostgresProcess("walreceiver") ?? throw new InvalidOperationException($"{standby.Name}: no walreceiver found among its PostgreSQL processes");
+        NodeProcesses.SignalProcess(receiver, NodeProcesses.SigStop);
+        context.Fault();
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            if (!await context.WaitForWritesAwayFromAsync(standby, TimeSpan.FromSeconds(5)))
+            {
+                throw new InvalidOperationException($"no write acknowledged within 5 s of freezing {standby.Name}'s walreceiver");
+            }
+
+            var writes = watch.Elapsed;
+            var honest = await context.Statuses.WaitForAsync(
+                s => s.Member == standby.Name && s.AskedAt >= context.FaultAt && !s.Ready && s.Follow != FollowState.Streaming,
+                TimeSpan.FromSeconds(7),
+                context.CancellationToken) ?? throw new InvalidOperationException($"{standby.Name} still reported ready and streaming 7 s after its walreceiver was frozen");
+            context.Note(string.Create(CultureInfo.InvariantCulture, $"{standby.Name}: walreceiver frozen; a write acknowledged after {writes.TotalSeconds:0.00} s; its status said not streaming ({honest.Follow}) after {watch.Elapsed.TotalSeconds:0.00} s"));
+            var rest = ReceiverFreeze - watch.Elapsed;
+            if (rest > TimeSpan.Zero)
+            {
+                await Task.Delay(rest, context.CancellationToken);
+            }
+        }
+        finally
+        {
+            NodeProcesses.SignalProcess(receiver, NodeProcesses.SigCont);
+        }
     }
 
     private static async Task ReplicaCrashThenPrimaryCrashAsync(FaultContext context)
