@@ -43,6 +43,7 @@ public static class ConditionReasons
     public const string NotYetObserved = "NotYetObserved";
     public const string ReplicaDown = "ReplicaDown";
     public const string QuorumAtRisk = "QuorumAtRisk";
+    public const string CommitsBlocked = "CommitsBlocked";
     public const string Healthy = "Healthy";
     public const string Idle = "Idle";
 }

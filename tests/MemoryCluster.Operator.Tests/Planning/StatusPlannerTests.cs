@@ -170,6 +170,26 @@ public sealed class StatusPlannerTests
     }
 
     [Fact]
+    public void A_quorum_primary_whose_commits_wait_is_the_primary_but_not_available_and_says_why()
+    {
+        IReadOnlyList<InstanceObservation> instances =
+        [
+            new InstanceObservation("demo-0", Doc(0, InstanceRole.Primary, false) with { WaitingForStandbys = true, NotReadyWhy = "waiting for synchronous standbys: 0 of 1 replying" }),
+            new InstanceObservation("demo-1", Doc(1, InstanceRole.Replica, false, follow: FollowState.Connecting)),
+            new InstanceObservation("demo-2", Doc(2, InstanceRole.Replica, false, follow: FollowState.Connecting)),
+        ];
+        var plan = Plan(Cluster(), instances);
+
+        var primary = Get(plan, ConditionTypes.PrimaryAvailable);
+        Assert.Equal((ConditionStatus.False, ConditionReasons.CommitsBlocked), (primary.Status, primary.Reason));
+        Assert.Contains("0 of 1 replying", primary.Message, StringComparison.Ordinal);
+        Assert.Equal(ConditionReasons.CommitsBlocked, Get(plan, ConditionTypes.Degraded).Reason);
+        Assert.Equal(ConditionStatus.False, Get(plan, ConditionTypes.Ready).Status);
+        Assert.Equal(("demo-0", Phases.Degraded), (plan.Status.CurrentPrimary, plan.Status.Phase));
+        Assert.Equal("waiting for synchronous standbys: 0 of 1 replying", plan.Status.Instances![0].Message);
+    }
+
+    [Fact]
     public void Compute_with_replicas_must_be_available_for_ready()
     {
         var plan = Plan(Cluster(compute: 2), Healthy(), new WorkloadObservation(3, 2, 1));

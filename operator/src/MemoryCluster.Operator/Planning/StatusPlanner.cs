@@ -162,6 +162,12 @@ public static class StatusPlanner
 
     private static Condition PrimaryCondition(ClusterView view, long? generation)
     {
+        if (view.Primary is { Ready: false } waiting)
+        {
+            return Condition(ConditionTypes.PrimaryAvailable, ConditionStatus.False, ConditionReasons.CommitsBlocked,
+                $"{waiting.Name} is the primary at epoch {view.Epoch} but its commits wait: {waiting.NotReadyWhy ?? "too few synchronous standbys reply"}", generation);
+        }
+
         if (view.Primary is { } primary)
         {
             return Condition(ConditionTypes.PrimaryAvailable, ConditionStatus.True, ConditionReasons.PrimaryElected, $"{primary.Name} accepts writes at epoch {view.Epoch}", generation);
@@ -225,6 +231,12 @@ public static class StatusPlanner
         if (view.Primary is null)
         {
             return Condition(ConditionTypes.Degraded, ConditionStatus.True, ConditionReasons.NoPrimary, "no instance accepts writes", generation);
+        }
+
+        if (!view.Primary.Ready)
+        {
+            return Condition(ConditionTypes.Degraded, ConditionStatus.True, ConditionReasons.CommitsBlocked,
+                $"{view.Primary.Name}: {view.Primary.NotReadyWhy ?? "commits wait for synchronous standbys"}", generation);
         }
 
         if (view.WithLeader < view.Majority)
@@ -359,7 +371,8 @@ public static class StatusPlanner
         string? message = null;
         if (!s.Ready)
         {
-            message = s.Fenced ? $"fenced: {s.FenceReason}"
+            message = s.NotReadyWhy is { } notReady ? notReady
+                : s.Fenced ? $"fenced: {s.FenceReason}"
                 : s.FollowWhy is { } why ? $"{s.Follow}: {why}"
                 : !s.PostgresRunning ? "PostgreSQL is not running" + (s.Activity is { } a ? $" ({a})" : string.Empty)
                 : s.Activity ?? (primary ? "primary not accepting writes" : $"replica {s.Follow}");
@@ -410,7 +423,8 @@ public static class StatusPlanner
             var named = current.Select(s => s.Primary).FirstOrDefault(p => p is not null);
 
             // The primary: the member named at the current epoch, saying it is primary and ready (it holds the lease).
-            var primary = current.FirstOrDefault(s => s.Name == named && s.Role == InstanceRole.Primary && s.Ready);
+            // A quorum primary whose commits wait for standbys is still the primary (writes go there, and wait).
+            var primary = current.FirstOrDefault(s => s.Name == named && s.Role == InstanceRole.Primary && (s.Ready || s.WaitingForStandbys));
             var fenced = primary is null ? current.FirstOrDefault(s => s.Name == named && s.Fenced) : null;
 
             // The Raft leader of the highest term anyone reports, and how many members follow it in that term.
