@@ -145,12 +145,13 @@ public static class InstanceHost
             response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             await metrics.WriteAsync(response.Body, ct).ConfigureAwait(false);
         });
-        app.MapPost("/switchover", async (HttpRequest request, CancellationToken ct) =>
+        var guard = new SignatureGuard(app.Services.GetRequiredService<ClusterKey>().Bytes, app.Services.GetRequiredService<TimeProvider>(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("memorycluster.instance.api"));
+        app.MapSigned("POST", "/switchover", InstanceApiClient.SwitchoverPurpose, guard, async (text, _, ct) =>
         {
             SwitchoverRequest? body;
             try
             {
-                body = request.ContentLength is 0 ? new SwitchoverRequest(null) : await request.ReadFromJsonAsync<SwitchoverRequest>(InstanceJson.Options, ct).ConfigureAwait(false);
+                body = text.Length == 0 ? new SwitchoverRequest(null) : System.Text.Json.JsonSerializer.Deserialize<SwitchoverRequest>(text, InstanceJson.Options);
             }
             catch (System.Text.Json.JsonException e)
             {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MemoryCluster.Cli.Local;
 using MemoryCluster.E2e;
+using MemoryCluster.Instance.Api;
 using MemoryCluster.Instance.Node;
 
 namespace MemoryCluster.Cli.Tests.Local;
@@ -134,6 +135,29 @@ public sealed class LocalClusterTests
         Assert.Equal(1, code);
         Assert.Contains("switchover refused", stderr, StringComparison.Ordinal);
         Assert.Equal((primary, epoch), await cluster.PrimaryAsync());
+
+        // The managers obey only requests signed with the cluster key: unsigned or wrongly signed, a switchover to a
+        // streaming replica is refused (401, 403) and changes nothing.
+        var streaming = cluster.Layout.Members.First(m => m.Name != primary && m.Name != replica.Name);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var managers = cluster.Layout.Members.Where(m => m.Name != replica.Name).ToList();
+        foreach (var client in new[] { new InstanceApiClient(http), new InstanceApiClient(http, new byte[32]) })
+        {
+            foreach (var member in managers)
+            {
+                var refused = await client.SwitchoverAsync(member.HttpBase, streaming.Name, CancellationToken.None);
+                Assert.False(refused.Accepted, refused.Message);
+                Assert.Contains("nothing was changed", refused.Message, StringComparison.Ordinal);
+            }
+        }
+
+        using (var raw = await http.PostAsync(new Uri(managers[0].HttpBase, "switchover"), new StringContent("{\"to\": \"" + streaming.Name + "\"}")))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, raw.StatusCode);
+        }
+
+        Assert.Equal((primary, epoch), await cluster.PrimaryAsync());
+        Assert.All(await cluster.StatusAsync(), s => Assert.True(s.Status is null || s.Status.PendingSwitchover is null, $"{s.Member.Name} shows a pending switchover"));
 
         // `local up` starts the missing manager; the replica catches up.
         Assert.Equal(0, cluster.Cli("local", "up").Code);

@@ -184,11 +184,12 @@ internal static class LocalCommand
             var target = result.GetValue(to);
             var watch = Stopwatch.StartNew();
             ManagerAnswer? answer = null;
+            var api = cluster.SigningApi();
             foreach (var member in cluster.Layout.Members)
             {
                 try
                 {
-                    answer = await LocalCluster.Api.SwitchoverAsync(member.HttpBase, target, ct).ConfigureAwait(false);
+                    answer = await api.SwitchoverAsync(member.HttpBase, target, ct).ConfigureAwait(false);
                     break;
                 }
                 catch (InstanceApiException)

@@ -16,6 +16,12 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
     /// <summary>The managers' API client (public endpoints only).</summary>
     public static InstanceApiClient Api { get; } = new(Http);
 
+    /// <summary>
+    /// A client that signs with this cluster's key (<see cref="LocalLayout.ClusterKeyFile"/>, made by <c>local up</c>),
+    /// for the endpoints that change something: switchover, membership.
+    /// </summary>
+    public InstanceApiClient SigningApi() => new(Http, File.ReadAllBytes(layout.ClusterKeyFile));
+
     public LocalLayout Layout => layout;
 
     /// <summary>The pid of a member's manager, when it is running.</summary>

@@ -14,14 +14,24 @@ public sealed class InstanceApiException(string message, Exception? inner = null
 /// The one client of the instance manager's HTTP API, used by the managers themselves (reports, lease renewals,
 /// forwarded proposals), the command line, the end-to-end suite and the operator. The internal endpoints are
 /// signed with the cluster key (HMAC-SHA256 of <c>PURPOSE:BODY</c>, so a signature for one endpoint is no good for
-/// another); a client without the key can use only the public ones.
+/// another); so are the public endpoints that change something (switchover, membership: <see cref="SignedRequest"/>,
+/// which adds the time and the path). A client without the key can use only the read-only ones.
 /// </summary>
-public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null)
+/// <param name="http">The HTTP client (its timeout bounds every call).</param>
+/// <param name="clusterKey">The cluster key; null for a client that only reads.</param>
+/// <param name="time">The wall clock signatures are dated with (the system's by default).</param>
+public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null, TimeProvider? time = null)
 {
     public const string SignatureHeader = "X-MemoryCluster-Signature";
     public const string LeasePurpose = "lease";
     public const string ProposePurpose = "propose";
     public const string FencedPurpose = "fenced";
+    public const string SwitchoverPurpose = "switchover";
+    public const string AddMemberPurpose = "members-add";
+    public const string RemoveMemberPurpose = "members-remove";
+
+    /// <summary>Whether this client can call the endpoints that change something.</summary>
+    public bool CanSign => clusterKey is not null;
 
     /// <summary>
     /// GET /status; throws <see cref="InstanceApiException"/> when the manager cannot be read. <paramref name="fresh"/>:
@@ -57,17 +67,41 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
         }
     }
 
-    /// <summary>POST /switchover: to <paramref name="to"/>, or (null) to the most caught-up streaming replica.</summary>
-    public async Task<ManagerAnswer> SwitchoverAsync(Uri baseUri, string? to, CancellationToken cancellationToken)
+    /// <summary>
+    /// POST /switchover: to <paramref name="to"/>, or (null) to the most caught-up streaming replica. Signed when this
+    /// client has the cluster key; unsigned, the manager refuses it (401) and changes nothing.
+    /// </summary>
+    public Task<ManagerAnswer> SwitchoverAsync(Uri baseUri, string? to, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, baseUri, "switchover", SwitchoverPurpose, JsonSerializer.Serialize(new SwitchoverRequest(to), InstanceJson.Options), cancellationToken);
+
+    /// <summary>
+    /// Sends a request to an endpoint that changes something, as JSON, signed (<see cref="SignedRequest"/>) when this
+    /// client has the key; the manager's answer, whatever its status.
+    /// </summary>
+    private async Task<ManagerAnswer> SendAsync(HttpMethod method, Uri baseUri, string relative, string purpose, string body, CancellationToken cancellationToken)
     {
+        var uri = new Uri(baseUri, relative);
+        using var request = new HttpRequestMessage(method, uri);
+        if (body.Length > 0)
+        {
+            request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+        }
+
+        if (clusterKey is { } key)
+        {
+            var at = (time ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds();
+            request.Headers.Add(SignedRequest.TimestampHeader, at.ToString(CultureInfo.InvariantCulture));
+            request.Headers.Add(SignatureHeader, SignedRequest.Sign(key, purpose, at, method.Method, uri.AbsolutePath, body));
+        }
+
         try
         {
-            using var response = await http.PostAsJsonAsync(new Uri(baseUri, "switchover"), new SwitchoverRequest(to), InstanceJson.Options, cancellationToken).ConfigureAwait(false);
+            using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
             return await ReadAnswerAsync(response, baseUri, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            throw new InstanceApiException($"{baseUri}switchover: {e.GetType().Name}: {e.Message}", e);
+            throw new InstanceApiException($"{uri}: {e.GetType().Name}: {e.Message}", e);
         }
     }
 
