@@ -26,7 +26,8 @@ public static class InstanceHost
         var logger = loggers.CreateLogger("memorycluster.instance");
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["instance"] = options.Name, ["id"] = options.Id });
         var binaries = PgBinaries.Locate(options.PgBinDir, options.RunAsUser);
-        var files = new PostgresFiles(options, binaries);
+        var directory = new MemberDirectory(options);
+        var files = new PostgresFiles(options, binaries, directory);
         await files.PrepareAsync(cancellationToken).ConfigureAwait(false);
         var (fencedEpoch, fenceReason) = files.ReadFence();
 
@@ -55,12 +56,14 @@ public static class InstanceHost
         services.AddSingleton(new PgTools(binaries));
         services.AddSingleton(new PgClient(options.SocketDirectory, options.Self.PgPort));
         services.AddSingleton(files);
+        services.AddSingleton(directory);
         services.AddSingleton(labeler);
         services.AddSingleton(new InstanceNode(NodeConfigFor(options)));
         services.AddSingleton<ManagerClock>();
         services.AddSingleton<NodeDriver>();
         services.AddSingleton<StatusReporter>();
         services.AddSingleton<InstanceMetrics>();
+        services.AddSingleton<MembershipService>();
 
         // Started in this order and stopped in the reverse: the clock beats first and stops last (Raft ticks while the
         // rest stops); the driver starts ticking the node last and stops first; PostgreSQL stops (cleanly) before the
@@ -174,6 +177,39 @@ public static class InstanceHost
             return answer.Accepted
                 ? Results.Json(new ManagerAnswer(true, message, command.ExpectedEpoch), InstanceJson.Options, statusCode: 202)
                 : Results.Json(answer, InstanceJson.Options, statusCode: 409);
+        });
+        var membership = app.Services.GetRequiredService<MembershipService>();
+        app.MapGet("/members", async (CancellationToken ct) => Results.Json(await membership.ListAsync(ct).ConfigureAwait(false), InstanceJson.Options));
+        app.MapSigned("POST", "/members", InstanceApiClient.AddMemberPurpose, guard, async (text, _, ct) =>
+        {
+            AddMemberRequest? body;
+            try
+            {
+                body = System.Text.Json.JsonSerializer.Deserialize<AddMemberRequest>(text, InstanceJson.Options);
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                body = null;
+                text = e.Message;
+            }
+
+            if (body is null)
+            {
+                return Results.Json(new ManagerAnswer(false, $"the body must be JSON like {{\"id\": 4, \"name\": \"mc-4\", \"host\": \"10.0.0.4\", \"pgPort\": 5432, \"raftPort\": 7000, \"httpPort\": 8008}}: {text}"), InstanceJson.Options, statusCode: 400);
+            }
+
+            var (code, answer) = await membership.AddAsync(body, ct).ConfigureAwait(false);
+            return Results.Json(answer, InstanceJson.Options, statusCode: code);
+        });
+        app.MapSigned("DELETE", "/members/{id}", InstanceApiClient.RemoveMemberPurpose, guard, async (_, context, ct) =>
+        {
+            if (!ulong.TryParse(context.Request.RouteValues["id"] as string, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) || id == 0)
+            {
+                return Results.Json(new ManagerAnswer(false, "DELETE /members/ID: the id is a member's Raft id (1 or more)"), InstanceJson.Options, statusCode: 400);
+            }
+
+            var (code, answer) = await membership.RemoveAsync(new MemberId(id), ct).ConfigureAwait(false);
+            return Results.Json(answer, InstanceJson.Options, statusCode: code);
         });
         MapInternal(app, "/internal/lease", peers.AcceptLeaseRequestAsync);
         MapInternal(app, "/internal/propose", peers.AcceptForwardedProposalAsync);

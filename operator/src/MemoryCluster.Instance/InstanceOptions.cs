@@ -17,7 +17,45 @@ public sealed record Peer(ulong Id, string Name, string Host, int PgPort, int Ra
 
     public Uri HttpBase => new($"http://{Host}:{HttpPort}/");
 
-    public override string ToString() => $"{Id}={Name}@{Host}:{PgPort}:{RaftPort}:{HttpPort}";
+    /// <summary>
+    /// The member's address as the Raft membership holds it for a member added through the managers:
+    /// <c>NAME@HOST:PGPORT:RAFTPORT:HTTPPORT</c>, everything the other managers need to know of it. (Founding members
+    /// are held as <c>HOST:RAFTPORT</c>, as they always were; their other details come from the peers setting.)
+    /// </summary>
+    public string MemberAddress => $"{Name}@{Host}:{PgPort}:{RaftPort}:{HttpPort}";
+
+    public override string ToString() => $"{Id}={MemberAddress}";
+
+    /// <summary>
+    /// The member <paramref name="id"/> whose Raft address is <paramref name="address"/>: read from the address when it is
+    /// a <see cref="MemberAddress"/>, else the configured peer of that id whose Raft address it is; null when neither.
+    /// </summary>
+    public static Peer? FromMember(ulong id, string address, IEnumerable<Peer> configured)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        ArgumentNullException.ThrowIfNull(configured);
+        if (address.Contains('@', StringComparison.Ordinal))
+        {
+            var parsed = InstanceOptionsParser.ParsePeers(string.Create(CultureInfo.InvariantCulture, $"{id}={address}"), []);
+            return parsed.Count == 1 ? parsed[0] : null;
+        }
+
+        return configured.FirstOrDefault(p => p.Id == id && p.RaftAddress == address);
+    }
+
+    /// <summary>The Raft transport's <c>HOST:RAFTPORT</c> of a member address in either form.</summary>
+    public static string TransportAddressOf(string address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        var at = address.IndexOf('@', StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return address;
+        }
+
+        var parts = address[(at + 1)..].Split(':');
+        return parts.Length >= 4 ? $"{string.Join(':', parts[..^3])}:{parts[^2]}" : address;
+    }
 }
 
 /// <summary>Everything an instance manager needs to run; built only through <see cref="InstanceOptionsParser"/>.</summary>
@@ -60,6 +98,11 @@ public sealed record InstanceOptions
 
     /// <summary>The pod this manager runs in (setting <c>pod-name</c>), when it runs in Kubernetes.</summary>
     public string? PodName { get; init; }
+    /// <summary>
+    /// This member joins a running cluster: on its first start it founds nothing and waits until the members add it
+    /// (<c>POST /members</c>); it never bootstraps a cluster of its own. Ignored once its Raft state holds anything.
+    /// </summary>
+    public bool Join { get; init; }
 
     public Peer Self => Peers.Single(p => p.Id == Id);
 
@@ -87,7 +130,7 @@ public static partial class InstanceOptionsParser
     [
         "id", "data-dir", "pg-bin-dir", "run-as", "peers", "cluster-key-file", "replication-password-file",
         "app-password-file", "mode", "switchover-max-lag-bytes", "switchover-timeout-seconds",
-        "primary-lease-ms", "pod-name",
+        "primary-lease-ms", "pod-name", "join",
     ];
 
     public static string EnvironmentName(string key) => "MEMORYCLUSTER_" + key.ToUpperInvariant().Replace('-', '_');
@@ -241,6 +284,18 @@ public static partial class InstanceOptionsParser
             errors.Add($"data-dir: must be an absolute path, not '{dataDir}'");
         }
 
+        var join = Get("join") switch
+        {
+            null or "false" => false,
+            "true" => true,
+            var other => Invalid($"join: must be true or false, not '{other}'"),
+        };
+        bool Invalid(string problem)
+        {
+            errors.Add(problem);
+            return false;
+        }
+
         var maxLag = Number("switchover-max-lag-bytes", 16 * 1024 * 1024, 0, long.MaxValue);
         var timeout = Number("switchover-timeout-seconds", 30, 1, 3600);
         var lease = Number("primary-lease-ms", (long)Node.LeaseTimings.DefaultLease.TotalMilliseconds, (long)Node.LeaseTimings.MinimumLease.TotalMilliseconds, 60_000);
@@ -264,6 +319,7 @@ public static partial class InstanceOptionsParser
             SwitchoverTimeout = TimeSpan.FromSeconds(timeout),
             PrimaryLease = TimeSpan.FromMilliseconds(lease),
             PodName = podName,
+            Join = join,
         }, errors);
     }
 

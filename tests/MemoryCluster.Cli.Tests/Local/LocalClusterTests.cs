@@ -178,6 +178,77 @@ public sealed class LocalClusterTests
         Assert.Contains("already up; nothing changed", again.Stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Quorum_cluster_grows_to_five_and_shrinks_to_three_through_the_managers_under_a_writer_with_no_failover_and_no_lost_row()
+    {
+        await using var cluster = await LocalClusterRun.UpAsync(3, "quorum");
+        await AckedWriter.CreateTableAsync(cluster.ReadWrite);
+        var (_, epoch) = await cluster.PrimaryAsync();
+        await using var writer = new AckedWriter(cluster.ReadWrite, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(3));
+        Assert.True(await writer.WaitForAckedAsync(30, TimeSpan.FromSeconds(30)), $"only {writer.Acked.Count} writes were acknowledged before scaling");
+
+        // Membership changes are signed like a switchover: unsigned, refused and nothing changes.
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var first = cluster.Layout.Members[0];
+        var unsigned = await new InstanceApiClient(http).AddMemberAsync(first.HttpBase, new AddMemberRequest(9, "mc-9", "127.0.0.1", 1, 2, 3), CancellationToken.None);
+        Assert.False(unsigned.Accepted, unsigned.Message);
+        Assert.False((await new InstanceApiClient(http).RemoveMemberAsync(first.HttpBase, 3, CancellationToken.None)).Accepted);
+        Assert.Equal(3, (await LocalCluster.Api.MembersAsync(first.HttpBase, CancellationToken.None)).Members.Count);
+
+        var grow = cluster.Cli("local", "scale", "--instances", "5");
+        Assert.True(grow.Code == 0, $"scale to 5 failed:\n{grow.Stdout}\n{grow.Stderr}\n{cluster.Logs()}");
+        var members = await LocalCluster.Api.MembersAsync(first.HttpBase, CancellationToken.None);
+        Assert.Equal([1UL, 2, 3, 4, 5], members.Members.Select(m => m.Id));
+        Assert.All(members.Members, m => Assert.True(m.Voter, $"{m.Name} is not a voter"));
+        Assert.Equal(2, members.SyncStandbys);
+        var (primary, _) = await cluster.PrimaryAsync();
+        Assert.StartsWith("ANY 2 (", await SynchronousStandbyNamesAsync(cluster, primary, "ANY 2 ("), StringComparison.Ordinal);
+        var during = writer.Acked.Count;
+
+        var shrink = cluster.Cli("local", "scale", "--instances", "3");
+        Assert.True(shrink.Code == 0, $"scale to 3 failed:\n{shrink.Stdout}\n{shrink.Stderr}\n{cluster.Logs()}");
+        Assert.Contains($"its data is kept in {Path.Combine(cluster.Dir, "mc-5")}", shrink.Stdout, StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(cluster.Dir, "mc-4", "pgdata")));
+        Assert.True(await writer.WaitForAckedAsync(during + 20, TimeSpan.FromSeconds(30)), "writes stopped after scaling");
+        await writer.StopAsync();
+
+        members = await LocalCluster.Api.MembersAsync(first.HttpBase, CancellationToken.None);
+        Assert.Equal([1UL, 2, 3], members.Members.Select(m => m.Id));
+        Assert.Equal(1, members.SyncStandbys);
+        var statuses = await cluster.StatusAsync();
+        Assert.Equal(3, statuses.Count);
+        Assert.Single(statuses, s => s.Status is { Role: InstanceRole.Primary, Ready: true });
+        Assert.Equal(2, statuses.Count(s => s.Status is { Role: InstanceRole.Replica, Streaming: true }));
+        Assert.All(statuses, s => Assert.Equal(3, s.Status!.Raft.Members.Count));
+
+        // No failover: the same epoch throughout, and every acknowledged row on the final primary.
+        var (final, finalEpoch) = await cluster.PrimaryAsync();
+        Assert.Equal(epoch, finalEpoch);
+        Assert.StartsWith("ANY 1 (", await SynchronousStandbyNamesAsync(cluster, final, "ANY 1 ("), StringComparison.Ordinal);
+        var acked = writer.Acked;
+        Assert.True(acked.Count > during, $"{acked.Count} writes acknowledged, {during} before shrinking");
+        Assert.Equal(acked.Count, await cluster.CountAsync(final, $"select count(*) from writes where id = any(array[{string.Join(',', acked)}]::bigint[])"));
+    }
+
+    /// <summary>The primary's synchronous_standby_names, once it starts with <paramref name="expected"/> (a reload is asynchronous) or after 10 s.</summary>
+    private static async Task<string> SynchronousStandbyNamesAsync(LocalClusterRun cluster, string member, string expected)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            await using var connection = new Npgsql.NpgsqlConnection(cluster.Direct(member));
+            await connection.OpenAsync();
+            await using var command = new Npgsql.NpgsqlCommand("show synchronous_standby_names", connection);
+            var names = (string)(await command.ExecuteScalarAsync())!;
+            if (names.StartsWith(expected, StringComparison.Ordinal) || watch.Elapsed > TimeSpan.FromSeconds(10))
+            {
+                return names;
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
     private static async Task WaitForRowsEverywhereAsync(LocalClusterRun cluster, long expected)
     {
         var deadline = Stopwatch.StartNew();

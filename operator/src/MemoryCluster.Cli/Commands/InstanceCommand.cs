@@ -135,6 +135,7 @@ internal static class InstanceCommand
         "replication-password-file" => "File with the replication role's password.",
         "app-password-file" => "File with the application role's password (creates role and database 'app').",
         "mode" => "async or quorum.",
+        "join" => "true: this member joins a running cluster (it founds nothing and waits to be added through POST /members); default false.",
         "pod-name" => "Instead of --id: this member is the peer of that name (in a pod: the pod's name, MEMORYCLUSTER_POD_NAME).",
         "switchover-max-lag-bytes" => "A switchover target further behind is refused (default 16 MiB).",
         "switchover-timeout-seconds" => "How long a switchover may wait for the target (default 30).",

@@ -24,6 +24,7 @@ internal static class LocalCommand
         command.Add(Status());
         command.Add(Psql());
         command.Add(Switchover());
+        command.Add(Scale());
         command.Add(KillCommand());
         command.Add(LinkCommand("isolate", "Cut one instance's network link (clusters made with --netns; fault injection).", up: false));
         command.Add(LinkCommand("heal", "Restore one instance's network link cut by `local isolate`.", up: true));
@@ -228,6 +229,57 @@ internal static class LocalCommand
             Console.Error.WriteLine($"{target ?? "the target"} did not become primary within {deadline.TotalSeconds:0} s");
             Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
             return 1;
+        });
+        return command;
+    }
+
+    private static Command Scale()
+    {
+        var instances = new Option<int>("--instances") { Description = "3 or 5.", Required = true };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the change and a healthy cluster.", DefaultValueFactory = _ => 120 };
+        var command = new Command("scale", "Grow (3 to 5) or shrink (5 to 3) a running cluster through the managers' membership endpoints; removed members' data is kept.") { instances, timeout };
+        command.SetAction(async (result, ct) =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            var target = result.GetValue(instances);
+            var current = cluster.Layout.Members.Count;
+            if (target is not (3 or 5))
+            {
+                Console.Error.WriteLine($"--instances: must be 3 or 5 (2-node clusters cannot hold a safe majority), not {target}");
+                return 2;
+            }
+
+            if (target == current)
+            {
+                Console.Out.WriteLine($"the cluster already has {current} instances; nothing changed");
+                return 0;
+            }
+
+            if (cluster.Layout.Members.Any(m => cluster.RunningPid(m) is null))
+            {
+                Console.Error.WriteLine("every member must be running to change the membership: start them with `memorycluster local up` first");
+                return 1;
+            }
+
+            var scale = new LocalScale(cluster, Console.Out);
+            var limit = TimeSpan.FromSeconds(result.GetValue(timeout));
+            var done = target > current
+                ? await scale.GrowAsync(target, limit, ct).ConfigureAwait(false)
+                : await scale.ShrinkAsync(target, limit, ct).ConfigureAwait(false);
+            var layout = LocalLayout.Load(cluster.Layout.Directory)!;
+            Console.Out.Write(LocalCluster.Table(await new LocalCluster(layout, Console.Out).StatusAsync(ct).ConfigureAwait(false)));
+            if (!done)
+            {
+                Console.Error.WriteLine($"scaling to {target} did not complete; logs: {layout.Directory}/*/manager.log");
+                return 1;
+            }
+
+            Console.Out.WriteLine($"{target} instances, every one a voter");
+            return 0;
         });
         return command;
     }

@@ -42,7 +42,8 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
     /// Starts every manager that is not running. Each runs detached from this command, in its own session (so
     /// its pid is its process group), and, with network namespaces, inside its member's namespace.
     /// </summary>
-    public void StartManagers()
+    /// <param name="joining">Members started for the first time to join the running cluster (<c>--join true</c>).</param>
+    public void StartManagers(IReadOnlyCollection<ulong>? joining = null)
     {
         var (program, prefix) = SelfCommand();
         layout.Network?.Ensure(layout.Members);
@@ -65,6 +66,11 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
                 "--app-password-file", layout.AppPasswordFile,
                 "--mode", layout.Mode,
             };
+            if (joining?.Contains(member.Id) == true)
+            {
+                args.AddRange(["--join", "true"]);
+            }
+
             var command = "exec " + layout.Network?.ExecPrefix(member) + "setsid " + Quote(program) + " " + string.Join(' ', args.Select(Quote)) + " >> " + Quote(layout.LogFile(member)) + " 2>&1 < /dev/null";
             using var process = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", command]) { UseShellExecute = false, WorkingDirectory = layout.Directory })!;
             File.WriteAllText(layout.PidFile(member), process.Id.ToString(CultureInfo.InvariantCulture));
@@ -156,10 +162,11 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
         return text.ToString();
     }
 
-    /// <summary>Stops every manager: SIGTERM (they stop Postgres cleanly), then SIGKILL after the grace period.</summary>
-    public async Task StopManagersAsync(TimeSpan grace, CancellationToken cancellationToken)
+    /// <summary>Stops every manager (or those of <paramref name="only"/>): SIGTERM (they stop Postgres cleanly), then SIGKILL after the grace period.</summary>
+    public async Task StopManagersAsync(TimeSpan grace, CancellationToken cancellationToken, IReadOnlyList<Peer>? only = null)
     {
-        var pids = layout.Members.Select(m => (m, RunningPid(m))).Where(p => p.Item2 is not null).ToList();
+        var stopping = only ?? layout.Members;
+        var pids = stopping.Select(m => (m, RunningPid(m))).Where(p => p.Item2 is not null).ToList();
         foreach (var (_, pid) in pids)
         {
             // SIGCONT too: a stopped manager (fault injection) would keep SIGTERM pending until SIGKILL.
@@ -180,7 +187,7 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
         }
 
         // A manager killed with SIGKILL leaves its postmaster behind: stop any that still holds our data.
-        foreach (var member in layout.Members)
+        foreach (var member in stopping)
         {
             var pidFile = Path.Combine(layout.InstanceDirectory(member), "pgdata", "postmaster.pid");
             if (File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var postmaster)

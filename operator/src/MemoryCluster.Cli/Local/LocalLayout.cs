@@ -86,6 +86,30 @@ internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<
         return layout;
     }
 
+    /// <summary>
+    /// This layout with <paramref name="count"/> more members: the next ids (never one used before: ids are never
+    /// reused), names mc-ID, free ports; saved to cluster.json.
+    /// </summary>
+    public LocalLayout Grow(int count, ulong firstId)
+    {
+        var ports = FreePorts(count * 3);
+        var added = Enumerable.Range(0, count).Select(i =>
+        {
+            var id = firstId + (ulong)i;
+            return new Peer(id, $"mc-{id}", Network is null ? Host : LocalNetwork.MemberAddress(Network.Octet, id), ports[3 * i], ports[(3 * i) + 1], ports[(3 * i) + 2]);
+        });
+        return (this with { Members = [.. Members, .. added] }).Save();
+    }
+
+    /// <summary>This layout with only <paramref name="members"/>; saved to cluster.json (the others' folders stay on disk).</summary>
+    public LocalLayout Keep(IReadOnlyList<Peer> members) => (this with { Members = members }).Save();
+
+    private LocalLayout Save()
+    {
+        File.WriteAllText(ClusterFile, JsonSerializer.Serialize(new Stored(Mode, Members, Network), JsonOptions));
+        return this;
+    }
+
     private static string Password() => Convert.ToHexString(RandomNumberGenerator.GetBytes(18)).ToLowerInvariant();
 
     /// <summary>Distinct free loopback ports: every probe listener stays open until all are chosen.</summary>

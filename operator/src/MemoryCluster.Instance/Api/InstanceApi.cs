@@ -122,7 +122,36 @@ public sealed record RaftStatusDocument(ulong Term, string Role, string? Leader,
 public sealed record SwitchoverRequest(string? To);
 
 /// <summary>The answer to a request the manager refused or accepted.</summary>
-public sealed record ManagerAnswer(bool Accepted, string Message, Epoch? Epoch = null);
+/// <param name="Accepted">Accepted (done or in progress), or refused.</param>
+/// <param name="Message">What was done, what is awaited, or why it was refused.</param>
+/// <param name="Epoch">The epoch, for a switchover.</param>
+/// <param name="Done">For a membership change: true when in effect (200), false when accepted and in progress (202: ask again).</param>
+public sealed record ManagerAnswer(bool Accepted, string Message, Epoch? Epoch = null, bool? Done = null);
+
+/// <summary>The body of <c>POST /members</c>: the member to add (it joins as a learner, then becomes a voter).</summary>
+public sealed record AddMemberRequest(ulong Id, string Name, string Host, int PgPort, int RaftPort, int HttpPort);
+
+/// <summary>The JSON of <c>GET /members</c>: the committed Raft membership.</summary>
+/// <param name="Members">Every member, by id.</param>
+/// <param name="ChangePending">A membership change is proposed and not committed yet (as far as this member knows).</param>
+/// <param name="Leader">The Raft leader, as this member believes.</param>
+/// <param name="Commit">The Raft commit index this member knows.</param>
+/// <param name="SyncStandbys">Quorum mode's k for this membership (⌊voters/2⌋).</param>
+public sealed record MembersDocument(IReadOnlyList<MemberDocument> Members, bool ChangePending, string? Leader, ulong Commit, int SyncStandbys);
+
+/// <summary>One member of <see cref="MembersDocument"/>.</summary>
+/// <param name="Id">Its Raft id.</param>
+/// <param name="Name">Its instance name.</param>
+/// <param name="Host">Where the other members reach it (null when not known here).</param>
+/// <param name="PgPort">PostgreSQL's port.</param>
+/// <param name="RaftPort">The Raft transport's port.</param>
+/// <param name="HttpPort">Its manager's HTTP port.</param>
+/// <param name="Voter">A voter, or a learner (joining: receives the log, does not vote).</param>
+/// <param name="Match">On the Raft leader: how far the member's Raft log matches the leader's; null elsewhere.</param>
+/// <param name="CaughtUp">On the Raft leader: the member's Raft log has reached the commit index; null elsewhere.</param>
+/// <param name="Role">Its PostgreSQL's role as its last report showed it (null for this member's own, see /status).</param>
+/// <param name="Streaming">Its last report showed it streaming from the primary.</param>
+public sealed record MemberDocument(ulong Id, string Name, string? Host, int? PgPort, int? RaftPort, int? HttpPort, bool Voter, ulong? Match, bool? CaughtUp, InstanceRole? Role, bool? Streaming);
 
 /// <summary>The JSON settings of the manager's API: camelCase, enums as camelCase strings, LSNs and lines in PostgreSQL's text forms.</summary>
 public static class InstanceJson

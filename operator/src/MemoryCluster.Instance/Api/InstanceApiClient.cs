@@ -74,6 +74,34 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     public Task<ManagerAnswer> SwitchoverAsync(Uri baseUri, string? to, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, baseUri, "switchover", SwitchoverPurpose, JsonSerializer.Serialize(new SwitchoverRequest(to), InstanceJson.Options), cancellationToken);
 
+    /// <summary>GET /members: the committed Raft membership (open: no key needed).</summary>
+    public async Task<MembersDocument> MembersAsync(Uri baseUri, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await http.GetFromJsonAsync<MembersDocument>(new Uri(baseUri, "members"), InstanceJson.Options, cancellationToken).ConfigureAwait(false)
+                ?? throw new InstanceApiException($"{baseUri} answered /members with nothing");
+        }
+        catch (Exception e) when (e is HttpRequestException or JsonException or NotSupportedException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw new InstanceApiException($"{baseUri}members: {e.GetType().Name}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// POST /members (signed): takes the next step to make the member a voter (a learner first, promoted once caught
+    /// up). <see cref="ManagerAnswer.Done"/> is true once it votes; until then, ask again: repeated calls converge.
+    /// </summary>
+    public Task<ManagerAnswer> AddMemberAsync(Uri baseUri, AddMemberRequest member, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, baseUri, "members", AddMemberPurpose, JsonSerializer.Serialize(member, InstanceJson.Options), cancellationToken);
+
+    /// <summary>
+    /// DELETE /members/{id} (signed): removes the member (never the primary: switch over first). <see cref="ManagerAnswer.Done"/>
+    /// is true once removed; an in-progress answer asks again (e.g. after a Raft leadership hand-over).
+    /// </summary>
+    public Task<ManagerAnswer> RemoveMemberAsync(Uri baseUri, ulong id, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Delete, baseUri, string.Create(CultureInfo.InvariantCulture, $"members/{id}"), RemoveMemberPurpose, string.Empty, cancellationToken);
+
     /// <summary>
     /// Sends a request to an endpoint that changes something, as JSON, signed (<see cref="SignedRequest"/>) when this
     /// client has the key; the manager's answer, whatever its status.

@@ -26,19 +26,20 @@ internal sealed partial class PeerRpc : BackgroundService
     private readonly InstanceApiClient _propose;
     private readonly byte[] _clusterKey;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly Dictionary<ulong, SemaphoreSlim> _pollNow;
+    private readonly MemberDirectory _directory;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, SemaphoreSlim> _pollNow = new();
     private long _nextRequest;
 
-    public PeerRpc(InstanceOptions options, NodeDriver driver, RaftService raft, ClusterKey key, TimeProvider time, ILogger<PeerRpc> logger)
+    public PeerRpc(InstanceOptions options, NodeDriver driver, RaftService raft, MemberDirectory directory, ClusterKey key, TimeProvider time, ILogger<PeerRpc> logger)
     {
         _options = options;
+        _directory = directory;
         _driver = driver;
         _raft = raft;
         _time = time;
         _logger = logger;
         _clusterKey = key.Bytes;
         _leaseHttp = new HttpClient { Timeout = options.Lease.RenewalTimeout };
-        _pollNow = options.Peers.Where(p => p.Id != options.Id).ToDictionary(p => p.Id, _ => new SemaphoreSlim(0, 1));
         _status = new InstanceApiClient(_statusHttp);
         _lease = new InstanceApiClient(_leaseHttp, _clusterKey);
         _propose = new InstanceApiClient(_proposeHttp, _clusterKey);
@@ -52,11 +53,58 @@ internal sealed partial class PeerRpc : BackgroundService
         driver.Handle<AnswerRenewal>(_ => { });
     }
 
+    /// <summary>One poll loop per other member of the membership: started when a member is added, ended when it is removed.</summary>
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var link = stoppingToken.Register(_stopping.Cancel);
-        var others = _options.Peers.Where(p => p.Id != _options.Id).ToList();
-        await Task.WhenAll(others.Select(p => PollLoopAsync(p, stoppingToken))).ConfigureAwait(false);
+        var loops = new Dictionary<Peer, (CancellationTokenSource Stop, Task Loop)>();
+        using var changed = new SemaphoreSlim(0, 1);
+        void Wake()
+        {
+            try
+            {
+                changed.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Already woken.
+            }
+        }
+
+        _directory.Changed += Wake;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var others = _directory.Others;
+                foreach (var (peer, (stop, _)) in loops.Where(l => !others.Contains(l.Key)).ToList())
+                {
+                    await stop.CancelAsync().ConfigureAwait(false);
+                    await loops[peer].Loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                    stop.Dispose();
+                    loops.Remove(peer);
+                    _pollNow.TryRemove(peer.Id, out _);
+                }
+
+                foreach (var peer in others.Where(p => !loops.ContainsKey(p)))
+                {
+                    var stop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                    _pollNow.TryAdd(peer.Id, new SemaphoreSlim(0, 1));
+                    loops[peer] = (stop, PollLoopAsync(peer, stop.Token));
+                }
+
+                await changed.WaitAsync(stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+        finally
+        {
+            _directory.Changed -= Wake;
+            await Task.WhenAll(loops.Values.Select(l => l.Loop)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            foreach (var (stop, _) in loops.Values)
+            {
+                stop.Dispose();
+            }
+        }
     }
 
     private async Task PollLoopAsync(Peer peer, CancellationToken ct)
@@ -73,7 +121,14 @@ internal sealed partial class PeerRpc : BackgroundService
             try
             {
                 // The next read after the interval, or at once when a member announced it fenced itself.
-                await _pollNow[peer.Id].WaitAsync(interval, ct).ConfigureAwait(false);
+                if (_pollNow.TryGetValue(peer.Id, out var kick))
+                {
+                    await kick.WaitAsync(interval, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    await Task.Delay(interval, _time, ct).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException)
             {
@@ -86,7 +141,7 @@ internal sealed partial class PeerRpc : BackgroundService
     private async Task AnnounceFencedAsync(AnnounceFenced announce)
     {
         var self = new MemberId(_options.Id);
-        await Task.WhenAll(_options.Peers.Where(p => p.Id != _options.Id).Select(async peer =>
+        await Task.WhenAll(_directory.Others.Select(async peer =>
         {
             try
             {
@@ -170,7 +225,7 @@ internal sealed partial class PeerRpc : BackgroundService
             }
             else
             {
-                var peer = _options.Peers.Single(p => p.Id == leader.Value);
+                var peer = _directory.Find(leader.Value) ?? throw new InstanceApiException($"the Raft leader {leader} is not in the membership known here");
                 answer = await _lease.RenewAsync(peer.HttpBase, new MemberId(_options.Id), request.Epoch, _stopping.Token).ConfigureAwait(false);
             }
         }
@@ -259,7 +314,7 @@ internal sealed partial class PeerRpc : BackgroundService
 
         try
         {
-            var peer = _options.Peers.Single(p => p.Id == leader.Value);
+            var peer = _directory.Find(leader.Value) ?? throw new InstanceApiException($"the Raft leader {leader} is not in the membership known here");
             return await _propose.ForwardProposalAsync(peer.HttpBase, command, cancellationToken).ConfigureAwait(false);
         }
         catch (InstanceApiException e)

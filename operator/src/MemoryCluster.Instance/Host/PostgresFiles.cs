@@ -10,7 +10,7 @@ namespace MemoryCluster.Instance.Host;
 /// directory's configuration (the manager owns postgresql.conf and rewrites it for every role), and the objects a
 /// new primary creates. Only I/O; every decision about when to use it is the node's.
 /// </summary>
-internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries)
+internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries, MemberDirectory directory)
 {
     public const string ReplicationUser = "replicator";
     public const string AppUser = "app";
@@ -136,7 +136,9 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
     /// <param name="standby">A standby (standby.signal present) rather than a primary.</param>
     public void WriteConfig(MemberId upstream, bool standby)
     {
-        var others = options.Peers.Where(p => p.Id != options.Id).Select(p => p.Name).ToList();
+        // Quorum mode: every other member (learners too) may acknowledge; k counts the voters.
+        var others = directory.Others.Select(p => p.Name).ToList();
+        var voters = directory.Members.Count(p => directory.IsVoter(p.Id));
         var settings = new PostgresSettings(
             options.Self.PgPort,
             options.Self.Host,
@@ -146,7 +148,7 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
 
             // Written on standbys too (where it does nothing): a standby that is promoted requires synchronous
             // standbys from its very first commit, not from the reload after promotion.
-            PostgresConfigFiles.SynchronousStandbyNames(options.Quorum, others, options.Peers.Count),
+            PostgresConfigFiles.SynchronousStandbyNames(options.Quorum, others, voters),
             new Dictionary<string, string>());
         var data = options.DataDirectory;
         Write(Path.Combine(data, "postgresql.conf"), PostgresConfigFiles.PostgresqlConf(settings));
@@ -172,7 +174,7 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
     /// <summary>Where this member streams from when it follows <paramref name="id"/>.</summary>
     public ReplicationSource SourceFor(MemberId id)
     {
-        var peer = options.Peers.Single(p => p.Id == id.Value);
+        var peer = directory.Find(id.Value) ?? throw new InvalidOperationException($"member {id} is not in the membership");
         return new ReplicationSource(peer.Host, peer.PgPort, ReplicationUser, options.PassFile, options.Name, SlotName(options.Name));
     }
 
@@ -182,7 +184,9 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
     public async Task EnsurePrimaryObjectsAsync(PgClient client, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(client);
-        await client.EnsureSlotsAsync(options.Peers.Where(p => p.Id != options.Id).Select(p => SlotName(p.Name)), cancellationToken).ConfigureAwait(false);
+        var slots = directory.Others.Select(p => SlotName(p.Name)).ToList();
+        await client.EnsureSlotsAsync(slots, cancellationToken).ConfigureAwait(false);
+        await client.DropSlotsExceptAsync(slots, cancellationToken).ConfigureAwait(false);
         var password = File.ReadAllText(options.ReplicationPasswordFile).Trim();
         await client.EnsureRoleAsync(ReplicationUser, password, replication: true, cancellationToken).ConfigureAwait(false);
         await client.GrantRewindAsync(ReplicationUser, cancellationToken).ConfigureAwait(false);

@@ -176,6 +176,10 @@ internal sealed partial class PostgresSupervisor : BackgroundService
                 return null;
             case PostgresAction.EnsurePrimaryObjects:
                 await _files.EnsurePrimaryObjectsAsync(_client, ct).ConfigureAwait(false);
+
+                // The membership may have changed since the start or promotion: the synchronous standbys (and k) follow it.
+                _files.WriteConfig(MemberId.None, standby: false);
+                await _client.ReloadAsync(ct).ConfigureAwait(false);
                 return null;
             default:
                 throw new InvalidOperationException($"no executor for {action.GetType().Name}");

@@ -25,12 +25,14 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
     private readonly ILogger _logger;
     private readonly RaftHost<ControlState> _host;
 
-    public RaftService(InstanceOptions options, NodeDriver driver, ClusterKey key, TimeProvider time, ILogger<RaftService> logger)
+    public RaftService(InstanceOptions options, NodeDriver driver, MemberDirectory directory, ClusterKey key, TimeProvider time, ILogger<RaftService> logger)
     {
         _options = options;
+        _directory = directory;
         _driver = driver;
         _logger = logger;
         var id = new NodeId(options.Id);
+        _founding = ReadFounding(options) ?? (options.Join ? [] : Configured);
         _host = new RaftHost<ControlState>(
             new RaftHostOptions
             {
@@ -39,14 +41,22 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
                 // 50 ms ticks: a 500 ms election timeout and a 100 ms heartbeat. Shorter ticks elect faster but, on a
                 // busy host, change leaders for nothing, and every change costs lease renewals.
                 TickInterval = TickInterval,
-                InitialMembers = Members,
+
+                // IMPORTANT: the members the cluster was founded with (recorded at the first start), not the peers
+                // setting of this start: a manager started with other flags neither votes nor counts quorums with
+                // other members than those Raft holds. A member that joins founds nothing.
+                InitialMembers = _founding,
+
+                // A joiner answers the leader before the configuration that names everyone reaches it.
+                SeedPeers = _founding.Count == 0 ? options.Peers.Where(p => p.Id != options.Id).ToDictionary(p => new NodeId(p.Id), p => p.RaftAddress) : new Dictionary<NodeId, string>(),
+                TransportAddress = Peer.TransportAddressOf,
 
                 // A lease renewal reads the control state (4 a second): the leader holding its Raft lease answers
                 // without a heartbeat round, which halves the Raft messages of an idle cluster.
                 LeaseReads = true,
                 Log = (level, message) => Log.Raft(logger, ToLogLevel(level), message),
             },
-            new ControlStateMachine(Members),
+            new ControlStateMachine(_founding),
             new FileRaftStorage(new FileRaftStorageOptions { Directory = options.RaftDirectory, Log = (level, m) => Log.Raft(logger, ToLogLevel(level), m) }),
             new TcpRaftTransport(new TcpRaftTransportOptions
             {
@@ -59,7 +69,36 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
         driver.Handle<TransferLeadership>(t => _ = TransferAsync(t));
     }
 
-    private IReadOnlyList<Member> Members => [.. _options.Peers.Select(p => new Member(new NodeId(p.Id), p.RaftAddress, true))];
+    private readonly IReadOnlyList<Member> _founding;
+    private readonly MemberDirectory _directory;
+
+    private IReadOnlyList<Member> Configured => [.. _options.Peers.Select(p => new Member(new NodeId(p.Id), p.RaftAddress, true))];
+
+    private string FoundingFile => Path.Combine(_options.RaftDirectory, "members");
+
+    /// <summary>The founding members recorded at the first start (none for a member that joined); null before any start.</summary>
+    private static IReadOnlyList<Member>? ReadFounding(InstanceOptions options)
+    {
+        var file = Path.Combine(options.RaftDirectory, "members");
+        if (!File.Exists(file))
+        {
+            return null;
+        }
+
+        var members = new List<Member>();
+        foreach (var item in File.ReadAllText(file).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var at = item.IndexOf('@', StringComparison.Ordinal);
+            if (at <= 0 || !ulong.TryParse(item[..at], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
+            {
+                throw new InvalidOperationException($"{file}: '{item}' is not ID@ADDRESS; the founding members cannot be read");
+            }
+
+            members.Add(new Member(new NodeId(id), item[(at + 1)..], true));
+        }
+
+        return members;
+    }
 
     /// <summary>Who leads, as this member believes.</summary>
     public MemberId Leader => MemberId.FromNodeId(_host.Status.Leader);
@@ -68,6 +107,9 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
     public bool HoldsLease => _host.HoldsLease;
 
     public RaftStatus Status => _host.Status;
+
+    /// <summary>The control state applied here (the committed membership among it); may be stale.</summary>
+    public ControlState State => _host.State;
 
     public RaftHostCounters Counters => _host.Counters;
 
@@ -83,36 +125,45 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
     }
 
     /// <summary>
-    /// The members this manager was configured with must be those the Raft log holds (once it holds any): a manager
-    /// started with other peers would vote and count quorums with the wrong members.
+    /// The membership is Raft's (founded with the first start's peers, changed only through <c>/members</c>); the peers
+    /// setting only says where members are. A manager whose peers setting puts a member Raft holds at another address
+    /// was started with the wrong peers (or the wrong data): it refuses to start. Peers Raft does not hold are not
+    /// members (yet, or any more); members the setting does not list are known from Raft. A member that is not (yet)
+    /// in the membership it holds waits to be added.
     /// </summary>
     private void CheckMembership()
     {
-        var configured = Describe(Members);
-
-        // A configuration the log holds (a membership change, a snapshot) shows in the status; otherwise the members
-        // this member's Raft was founded with, written at its first start, are what it holds.
-        var held = _host.Status.Members.Count == 0 ? configured : Describe(_host.Status.Members);
-        var founding = Path.Combine(_options.RaftDirectory, "members");
-        if (held == configured && File.Exists(founding))
-        {
-            held = File.ReadAllText(founding).Trim();
-        }
-
-        if (held != configured)
+        var held = _host.Status.Members;
+        var conflicts = MembershipPlanner.Conflicts(held, _options.Peers);
+        if (conflicts.Count > 0)
         {
             throw new InvalidOperationException(
-                $"peers: this manager was started with members [{configured}] but its Raft state in {_options.RaftDirectory} holds [{held}]; refusing to start (membership changes go through Raft, not through flags)");
+                $"peers: this manager was started with members [{Describe(Configured)}] but its Raft state in {_options.RaftDirectory} holds [{Describe(held)}] ({string.Join("; ", conflicts)}); refusing to start (membership changes go through Raft, not through flags)");
         }
 
-        if (!File.Exists(founding))
+        if (!File.Exists(FoundingFile))
         {
-            File.WriteAllText(founding, configured + "\n");
+            // Written once, at the first start: empty for a member that joins.
+            File.WriteAllText(FoundingFile, Describe(_founding) + "\n");
+        }
+
+        if (!held.Any(m => m.Id.Value == _options.Id))
+        {
+            Log.Raft(_logger, LogLevel.Information, $"not a member of the cluster (yet): waiting to be added (the membership held here: [{Describe(held)}])");
         }
     }
 
     private static string Describe(IEnumerable<Member> members) =>
         string.Join(", ", members.OrderBy(m => m.Id.Value).Select(m => $"{m.Id}@{m.Address}"));
+
+    /// <summary>The membership, with each member's match index when this member leads.</summary>
+    public Task<RaftMembership> MembershipAsync(CancellationToken cancellationToken) => _host.MembershipAsync(cancellationToken);
+
+    /// <summary>Proposes one membership change on this member (the leader) and waits until it applies here.</summary>
+    public Task ChangeMembershipAsync(MembershipChange change, CancellationToken cancellationToken) => _host.ChangeMembershipAsync(change, cancellationToken);
+
+    /// <summary>Hands Raft leadership to <paramref name="target"/> and waits until it leads.</summary>
+    public Task TransferLeadershipAsync(MemberId target, CancellationToken cancellationToken) => _host.TransferLeadershipAsync(target.ToNodeId(), cancellationToken);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -147,6 +198,9 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
         var status = _host.Status;
         var view = new RaftView(status.Role, status.Term, MemberId.FromNodeId(status.Leader), _host.HoldsLease, _host.Fault is not null);
         var state = _host.State;
+
+        // The directory first: what the node then asks for (a slot, a report) finds the members it names.
+        _directory.Update(state.Members);
         _driver.Step(now => new RaftObserved(now, view, state));
     }
 
@@ -180,7 +234,7 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
         }
         catch (Exception e) when (e is TimeoutException or InvalidOperationException or OperationCanceledException)
         {
-            Log.Raft(_logger, LogLevel.Warning, $"handing Raft leadership to {_options.Peers.FirstOrDefault(p => p.Id == transfer.Target.Value)?.Name}: {e.Message}");
+            Log.Raft(_logger, LogLevel.Warning, $"handing Raft leadership to {_directory.Find(transfer.Target.Value)?.Name}: {e.Message}");
         }
     }
 

@@ -5,7 +5,7 @@ using MemoryCluster.Instance.Node;
 namespace MemoryCluster.Instance.Host;
 
 /// <summary>What the HTTP API says about this member: /status, /healthz and /readyz, all from the node's status.</summary>
-internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver, RaftService raft, TimeProvider time)
+internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver, RaftService raft, MemberDirectory directory, TimeProvider time)
 {
     /// <summary>The node's status now.</summary>
     public NodeStatus Node() => driver.Read((node, _) => node.Status());
@@ -70,7 +70,7 @@ internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver,
                 raftStatus.Term.Value,
                 raftStatus.Role.ToString().ToLowerInvariant(),
                 NameOf(MemberId.FromNodeId(raftStatus.Leader)),
-                [.. options.Peers.Select(p => p.Name)],
+                [.. directory.Members.Select(p => directory.IsVoter(p.Id) ? p.Name : p.Name + " (learner)")],
                 raft.HoldsLease,
                 raft.Fault is not null),
             Activity = s.Activity,
@@ -90,5 +90,5 @@ internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver,
         };
     }
 
-    private string? NameOf(MemberId id) => id.IsNone ? null : options.Peers.FirstOrDefault(p => p.Id == id.Value)?.Name ?? id.ToString();
+    private string? NameOf(MemberId id) => id.IsNone ? null : directory.Find(id.Value)?.Name ?? id.ToString();
 }

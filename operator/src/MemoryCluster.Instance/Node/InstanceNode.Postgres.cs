@@ -225,7 +225,8 @@ public sealed partial class InstanceNode
 
                 break;
             case PostgresAction.EnsurePrimaryObjects:
-                _primaryObjectsReady = true;
+                // Done for the membership it was asked for: a change meanwhile asks for them again.
+                _primaryObjectsReady = _objectsForMembership == _membershipVersion;
                 break;
         }
     }
@@ -374,6 +375,7 @@ public sealed partial class InstanceNode
                 break;
             case StepKind.EnsurePrimaryObjects:
                 action = new PostgresAction.EnsurePrimaryObjects(id, act.Why);
+                _objectsForMembership = _membershipVersion;
                 break;
             default:
                 throw new InvalidOperationException($"no action for {act.Kind}");

@@ -134,6 +134,9 @@ public sealed partial class InstanceNode
     }
 
     /// <summary>This member's report, as another member's node would read it.</summary>
+    /// <summary>The other members' last reports, as this node holds them.</summary>
+    public IReadOnlyDictionary<MemberId, PeerView> PeerReports() => new Dictionary<MemberId, PeerView>(_peers);
+
     public PeerView SelfView()
     {
         var status = Status();
@@ -306,6 +309,11 @@ public sealed partial class InstanceNode
             if (member is null)
             {
                 return (null, $"no member is named '{target}' (members: {string.Join(", ", _config.Members.Select(m => m.Name))})", null);
+            }
+
+            if (!member.IsVoter)
+            {
+                return (null, $"{target} is a learner still joining the cluster; a switchover goes to a voter", null);
             }
 
             to = member.Id;

@@ -12,7 +12,10 @@ namespace MemoryCluster.Instance.Node;
 /// </summary>
 public sealed partial class InstanceNode
 {
-    private readonly NodeConfig _config;
+    private readonly NodeConfig _configured;
+
+    // The settings with the committed membership (the configured members until Raft holds any).
+    private NodeConfig _config;
     private readonly List<NodeAction> _out = [];
     private long _nextId = 1;
     private long _now;
@@ -31,6 +34,8 @@ public sealed partial class InstanceNode
     private long _pgQueryMs;
     private PostgresAction? _inFlight;
     private bool _primaryObjectsReady;
+    private long _membershipVersion;
+    private long _objectsForMembership;
     private MemberId _upstream;
     private bool _rewindFailed;
     private int _failures;
@@ -53,6 +58,7 @@ public sealed partial class InstanceNode
             throw new ArgumentException("invalid node configuration: " + string.Join("; ", problems), nameof(config));
         }
 
+        _configured = config;
         _config = config;
         foreach (var member in config.Members.Where(m => m.Id != config.Self))
         {
@@ -60,6 +66,7 @@ public sealed partial class InstanceNode
         }
     }
 
+    /// <summary>The settings, with the committed Raft membership as <see cref="NodeConfig.Members"/>.</summary>
     public NodeConfig Config => _config;
 
     /// <summary>The control state this node last saw applied.</summary>
@@ -185,6 +192,37 @@ public sealed partial class InstanceNode
         }
 
         _control = control;
+        OnMembership(control.Members);
+    }
+
+    /// <summary>
+    /// Takes the committed membership: reports are read from the members it names, and a primary writes its slots
+    /// and synchronous standbys (k from the voters) again.
+    /// </summary>
+    private void OnMembership(IReadOnlyList<Raft.Member> members)
+    {
+        var next = _configured.WithMembership(members);
+        if (next.Members.SequenceEqual(_config.Members))
+        {
+            return;
+        }
+
+        _config = next;
+        _membershipVersion++;
+        foreach (var gone in _peers.Keys.Where(id => next.Members.All(m => m.Id != id)).ToList())
+        {
+            _peers.Remove(gone);
+        }
+
+        foreach (var member in next.Members.Where(m => m.Id != _config.Self && !_peers.ContainsKey(m.Id)))
+        {
+            _peers[member.Id] = PeerView.Unreachable(member.Id);
+        }
+
+        // IMPORTANT (quorum mode): the primary's synchronous_standby_names must follow the membership: k grows with
+        // the voters, and a new member needs its slot before it can stream.
+        _primaryObjectsReady = false;
+        Log(LogLevel.Information, $"membership: {string.Join(", ", next.Members.Select(m => m.IsVoter ? m.Name : m.Name + " (learner)"))}; quorum k = {next.SyncStandbys}");
     }
 
     private void OnEpochChanged(ControlState next)

@@ -86,12 +86,15 @@ public enum WalReceiverStatus
     Stopped = 7,
 }
 
-/// <summary>One member of the cluster as every manager knows it from its configuration.</summary>
-public sealed record NodeMember(MemberId Id, string Name);
+/// <summary>One member of the cluster: a voter, or a learner (receives the Raft log, votes not, not yet counted in k).</summary>
+public sealed record NodeMember(MemberId Id, string Name, bool IsVoter = true);
 
 /// <summary>The fixed settings of one <see cref="InstanceNode"/>.</summary>
 /// <param name="Self">This member.</param>
-/// <param name="Members">Every member, this one included (3 or 5).</param>
+/// <param name="Members">
+/// Every member, this one included: 3 or 5 from the peers setting at start; then, in the node's
+/// <see cref="InstanceNode.Config"/>, the committed Raft membership (<see cref="WithMembership"/>).
+/// </param>
 /// <param name="Mode">Async or quorum.</param>
 /// <param name="Lease">The primary lease's rules.</param>
 /// <param name="SwitchoverMaxLagBytes">A switchover target further behind is refused.</param>
@@ -108,8 +111,32 @@ public sealed record NodeConfig(
 {
     public string NameOf(MemberId id) => id.IsNone ? "none" : Members.FirstOrDefault(m => m.Id == id)?.Name ?? $"member {id}";
 
-    /// <summary>Standbys that must flush a commit before it is acknowledged in quorum mode: ⌊n/2⌋.</summary>
-    public int SyncStandbys => Members.Count / 2;
+    /// <summary>Standbys that must flush a commit before it is acknowledged in quorum mode: ⌊voters/2⌋.</summary>
+    public int SyncStandbys => MembershipPlanner.SyncStandbyCount(Members.Count(m => m.IsVoter));
+
+    /// <summary>
+    /// These settings with the committed Raft membership: each member named from its Raft address
+    /// (<c>NAME@...</c>) or, for a founding member, from the members known at start. Empty: unchanged.
+    /// </summary>
+    public NodeConfig WithMembership(IReadOnlyList<Raft.Member> members)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        if (members.Count == 0)
+        {
+            return this;
+        }
+
+        return this with
+        {
+            Members = [.. members.Select(m =>
+            {
+                var id = MemberId.FromNodeId(m.Id);
+                var at = m.Address.IndexOf('@', StringComparison.Ordinal);
+                var name = at > 0 ? m.Address[..at] : Members.FirstOrDefault(k => k.Id == id)?.Name ?? $"member-{id}";
+                return new NodeMember(id, name, m.IsVoter);
+            })],
+        };
+    }
 
     /// <summary>Problems with these settings, empty when they are consistent.</summary>
     public IReadOnlyList<string> Problems()

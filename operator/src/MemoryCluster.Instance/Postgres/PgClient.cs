@@ -294,6 +294,21 @@ public sealed class PgClient(string socketDirectory, int port)
         }
     }
 
+    /// <summary>
+    /// Drops the physical slots, not in use, that belong to no member any more (a member removed from the cluster):
+    /// a slot nobody streams from would keep WAL without end.
+    /// </summary>
+    public async Task DropSlotsExceptAsync(IReadOnlyList<string> keep, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(keep);
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_type = 'physical' and not active and not temporary and slot_name <> all($1)",
+            connection);
+        command.Parameters.AddWithValue(keep.ToArray());
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Creates <paramref name="role"/> if missing and sets its password, sending only a SCRAM verifier.</summary>
     public async Task EnsureRoleAsync(string role, string password, bool replication, CancellationToken cancellationToken)
     {

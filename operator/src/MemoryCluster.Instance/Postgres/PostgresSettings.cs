@@ -115,14 +115,14 @@ internal static class PostgresConfigFiles
     /// acknowledged commit reach a Raft majority of the instances (the primary plus k standbys):
     /// k = ⌊n/2⌋, i.e. 1 of 2 standbys for 3 instances, 2 of 4 for 5. Empty in async mode.
     /// </summary>
-    public static string SynchronousStandbyNames(bool quorum, IReadOnlyList<string> standbys, int members)
+    public static string SynchronousStandbyNames(bool quorum, IReadOnlyList<string> standbys, int voters)
     {
         if (!quorum || standbys.Count == 0)
         {
             return string.Empty;
         }
 
-        var k = Math.Min(members / 2, standbys.Count);
+        var k = Math.Min(Node.MembershipPlanner.SyncStandbyCount(voters), standbys.Count);
         return string.Create(CultureInfo.InvariantCulture, $"ANY {k} ({string.Join(", ", standbys.Order(StringComparer.Ordinal).Select(s => "\"" + s + "\""))})");
     }
 }

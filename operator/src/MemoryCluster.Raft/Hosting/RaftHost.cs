@@ -14,6 +14,13 @@ public sealed record RaftHostOptions
     /// <summary>Addresses to reach before the configuration is known (a joiner needs its leader's).</summary>
     public IReadOnlyDictionary<NodeId, string> SeedPeers { get; init; } = new Dictionary<NodeId, string>();
 
+    /// <summary>
+    /// The transport's address of a member's <see cref="Member.Address"/> (which may carry more than the transport
+    /// needs, e.g. the application's other ports); the address itself when null. <see cref="SeedPeers"/> are
+    /// transport addresses already.
+    /// </summary>
+    public Func<string, string>? TransportAddress { get; init; }
+
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(15);
 
     /// <summary>Minimum election timeout in ticks (10 x 15 ms = 150 ms; the actual timeout is random in [150, 300) ms).</summary>
@@ -67,6 +74,21 @@ public sealed record RaftStatus(
     IReadOnlyList<Member> Members,
     long? LeaseValidUntilTimestamp,
     bool HoldsLease);
+
+/// <summary>
+/// The membership as this node sees it: the latest configuration in its log (<see cref="ConfigIndex"/>; committed
+/// when it is at or below <see cref="Commit"/>), with the ids ever removed, and, on the leader, how far each member's
+/// log matches the leader's.
+/// </summary>
+public sealed record RaftMembership(
+    RaftRole Role,
+    ClusterConfig Config,
+    LogIndex ConfigIndex,
+    LogIndex Commit,
+    IReadOnlyDictionary<NodeId, LogIndex> Match)
+{
+    public bool ChangePending => ConfigIndex > Commit;
+}
 
 /// <summary>Counters of the host, Prometheus-style.</summary>
 public sealed class RaftHostCounters
@@ -351,6 +373,17 @@ public sealed class RaftHost<TState> : IAsyncDisposable
             _ => false,
         };
     }
+
+    /// <summary>The membership and, on the leader, each member's match index, read on the loop.</summary>
+    public Task<RaftMembership> MembershipAsync(CancellationToken cancellationToken) =>
+        OnLoopAsync(node => new RaftMembership(
+            node.Role,
+            node.Config,
+            node.ConfigIndex,
+            node.Commit,
+            node.Role == RaftRole.Leader
+                ? node.Config.Members.ToDictionary(m => m.Id, m => m.Id == node.Id ? node.LastIndex : node.MatchOf(m.Id))
+                : new Dictionary<NodeId, LogIndex>()), cancellationToken);
 
     /// <summary>Waits until <paramref name="condition"/> holds for this node's status.</summary>
     public async Task WaitForAsync(Func<RaftStatus, bool> condition, CancellationToken cancellationToken)
@@ -667,7 +700,7 @@ public sealed class RaftHost<TState> : IAsyncDisposable
         var addresses = new Dictionary<NodeId, string>(_options.SeedPeers);
         foreach (var m in node.Config.Members)
         {
-            addresses[m.Id] = m.Address;
+            addresses[m.Id] = _options.TransportAddress is { } map ? map(m.Address) : m.Address;
         }
 
         addresses.Remove(_options.Id);
