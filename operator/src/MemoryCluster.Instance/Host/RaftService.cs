@@ -169,6 +169,12 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
     {
         var last = _host.Status;
         var lastState = _host.State;
+
+        // IMPORTANT: the loop runs since StartAsync: what it changed between StartAsync's observation and the two
+        // reads above (entries applied at start, a leader heard from) would otherwise never reach the node, which then
+        // stays at the epoch it first saw (0 for a joining or restarted member) until some later change. Observe once
+        // more after taking the baseline, so every change is either delivered here or wakes the wait below.
+        Observe();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
