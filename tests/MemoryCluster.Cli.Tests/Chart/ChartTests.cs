@@ -94,7 +94,9 @@ public sealed partial class ChartTests
             var apiVersion = o["apiVersion"]!.GetValue<string>();
             var group = apiVersion.Contains('/', StringComparison.Ordinal) ? apiVersion[..apiVersion.IndexOf('/', StringComparison.Ordinal)] : "";
             // Every kind the planner renders has a regular plural: its lower-case name and an s.
-            var resource = o["kind"]!.GetValue<string>().ToLowerInvariant() + "s";
+            // The resource names of the kinds the planner renders: lower case plus "s", "y" becoming "ies" (NetworkPolicy).
+            var kind = o["kind"]!.GetValue<string>().ToLowerInvariant();
+            var resource = kind.EndsWith('y') ? kind[..^1] + "ies" : kind + "s";
             foreach (var verb in new[] { "get", "list", "watch", "create", "update", "patch", "delete" })
             {
                 Assert.True(Allows(group, resource, verb), $"the ClusterRole does not allow {verb} on {resource} ({apiVersion}), which the operator applies");
