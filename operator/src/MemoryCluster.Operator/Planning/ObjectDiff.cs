@@ -21,8 +21,43 @@ public static class ObjectDiff
     public static string Hash(IKubernetesObject<V1ObjectMeta> desired)
     {
         ArgumentNullException.ThrowIfNull(desired);
-        var node = JsonNode.Parse(KubernetesJson.Serialize(desired))!.AsObject();
-        if (node["metadata"] is JsonObject metadata && metadata["annotations"] is JsonObject annotations)
+        return HashOf(ToJson(desired));
+    }
+
+    /// <summary><paramref name="desired"/> with its hash annotation set (a copy of its metadata; the object itself is shared).</summary>
+    public static T WithHash<T>(T desired)
+        where T : IKubernetesObject<V1ObjectMeta>
+    {
+        Prepare(desired);
+        return desired;
+    }
+
+    /// <summary>
+    /// Sets the hash annotation on <paramref name="desired"/> and returns the object as JSON with it, from one
+    /// serialisation (what <see cref="Satisfied"/> compares).
+    /// </summary>
+    public static JsonObject Prepare(IKubernetesObject<V1ObjectMeta> desired)
+    {
+        ArgumentNullException.ThrowIfNull(desired);
+        var json = ToJson(desired);
+        var hash = HashOf(json);
+        desired.Metadata.Annotations = new Dictionary<string, string>(desired.Metadata.Annotations ?? new Dictionary<string, string>(), StringComparer.Ordinal)
+        {
+            [HashAnnotation] = hash,
+        };
+        var metadata = json["metadata"] as JsonObject ?? [];
+        json["metadata"] = metadata;
+        var annotations = metadata["annotations"] as JsonObject ?? [];
+        metadata["annotations"] = annotations;
+        annotations[HashAnnotation] = hash;
+        return json;
+    }
+
+    /// <summary>The hash of an object's JSON without the hash annotation (<paramref name="node"/> is left as it was).</summary>
+    private static string HashOf(JsonObject node)
+    {
+        var copy = node.DeepClone().AsObject();
+        if (copy["metadata"] is JsonObject metadata && metadata["annotations"] is JsonObject annotations)
         {
             annotations.Remove(HashAnnotation);
             if (annotations.Count == 0)
@@ -31,22 +66,7 @@ public static class ObjectDiff
             }
         }
 
-        var bytes = SHA256.HashData(Encoding.UTF8.GetBytes(node.ToJsonString()));
-        return Convert.ToHexStringLower(bytes.AsSpan(0, 8));
-    }
-
-    /// <summary><paramref name="desired"/> with its hash annotation set (a copy of its metadata; the object itself is shared).</summary>
-    public static T WithHash<T>(T desired)
-        where T : IKubernetesObject<V1ObjectMeta>
-    {
-        ArgumentNullException.ThrowIfNull(desired);
-        var hash = Hash(desired);
-        var annotations = new Dictionary<string, string>(desired.Metadata.Annotations ?? new Dictionary<string, string>(), StringComparer.Ordinal)
-        {
-            [HashAnnotation] = hash,
-        };
-        desired.Metadata.Annotations = annotations;
-        return desired;
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(copy.ToJsonString())).AsSpan(0, 8));
     }
 
     /// <summary>

@@ -397,42 +397,50 @@ public static class StatusPlanner
     }
 
     private static string Clip(string text) => text.Length <= MessageLength ? text : text[..(MessageLength - 1)] + "…";
+}
 
-    /// <summary>The cluster as the reachable managers agree it is.</summary>
-    private sealed record ClusterView(
-        int Voters,
-        int Reachable,
-        ulong Epoch,
-        StatusDocument? Primary,
-        string? NamedPrimary,
-        StatusDocument? Fenced,
-        string? RaftLeader,
-        int WithLeader,
-        string? PendingSwitchover)
+/// <summary>
+/// The cluster as the reachable managers agree it is: the highest epoch, the primary the control state names at it,
+/// the Raft leader of the highest term and the membership its members report. Read by the status and workload
+/// planners and by the executor, so all three see one primary.
+/// </summary>
+internal sealed record ClusterView(
+    int Voters,
+    int Reachable,
+    ulong Epoch,
+    StatusDocument? Primary,
+    string? NamedPrimary,
+    StatusDocument? Fenced,
+    string? RaftLeader,
+    int WithLeader,
+    string? PendingSwitchover,
+    IReadOnlyList<string>? Members)
+{
+    public int Majority => (Voters / 2) + 1;
+
+    /// <summary>No member has reported an epoch yet: the first primary has not been chosen.</summary>
+    public bool Bootstrapping => Epoch == 0;
+
+    public static ClusterView Of(MemoryClusterResource cluster, IReadOnlyList<InstanceObservation> observations)
     {
-        public int Majority => (Voters / 2) + 1;
+        var statuses = observations.Where(o => o.Status is not null).Select(o => o.Status!).ToList();
+        var epoch = statuses.Count == 0 ? 0UL : statuses.Max(s => s.Epoch.Value);
+        var current = statuses.Where(s => s.Epoch.Value == epoch).ToList();
+        var named = current.Select(s => s.Primary).FirstOrDefault(p => p is not null);
 
-        /// <summary>No member has reported an epoch yet: the first primary has not been chosen.</summary>
-        public bool Bootstrapping => Epoch == 0;
+        // The primary: the member named at the current epoch, saying it is primary and ready (it holds the lease).
+        // A quorum primary whose commits wait for standbys is still the primary (writes go there, and wait).
+        var primary = current.FirstOrDefault(s => s.Name == named && s.Role == InstanceRole.Primary && (s.Ready || s.WaitingForStandbys));
+        var fenced = primary is null ? current.FirstOrDefault(s => s.Name == named && s.Fenced) : null;
 
-        public static ClusterView Of(MemoryClusterResource cluster, IReadOnlyList<InstanceObservation> observations)
-        {
-            var statuses = observations.Where(o => o.Status is not null).Select(o => o.Status!).ToList();
-            var epoch = statuses.Count == 0 ? 0UL : statuses.Max(s => s.Epoch.Value);
-            var current = statuses.Where(s => s.Epoch.Value == epoch).ToList();
-            var named = current.Select(s => s.Primary).FirstOrDefault(p => p is not null);
+        // The Raft leader of the highest term anyone reports, and how many members follow it in that term.
+        var term = statuses.Count == 0 ? 0UL : statuses.Max(s => s.Raft.Term);
+        var leader = statuses.Where(s => s.Raft.Term == term).Select(s => s.Raft.Leader).FirstOrDefault(l => l is not null);
+        var withLeader = leader is null ? 0 : statuses.Count(s => s.Raft.Term == term && s.Raft.Leader == leader);
+        var voters = statuses.Where(s => s.Raft.Members.Count > 0).Select(s => s.Raft.Members.Count).DefaultIfEmpty(cluster.Spec.Instances).Max();
 
-            // The primary: the member named at the current epoch, saying it is primary and ready (it holds the lease).
-            // A quorum primary whose commits wait for standbys is still the primary (writes go there, and wait).
-            var primary = current.FirstOrDefault(s => s.Name == named && s.Role == InstanceRole.Primary && (s.Ready || s.WaitingForStandbys));
-            var fenced = primary is null ? current.FirstOrDefault(s => s.Name == named && s.Fenced) : null;
-
-            // The Raft leader of the highest term anyone reports, and how many members follow it in that term.
-            var term = statuses.Count == 0 ? 0UL : statuses.Max(s => s.Raft.Term);
-            var leader = statuses.Where(s => s.Raft.Term == term).Select(s => s.Raft.Leader).FirstOrDefault(l => l is not null);
-            var withLeader = leader is null ? 0 : statuses.Count(s => s.Raft.Term == term && s.Raft.Leader == leader);
-            var voters = statuses.Where(s => s.Raft.Members.Count > 0).Select(s => s.Raft.Members.Count).DefaultIfEmpty(cluster.Spec.Instances).Max();
-            return new ClusterView(voters, statuses.Count, epoch, primary, named, fenced, leader, withLeader, current.Select(s => s.PendingSwitchover).FirstOrDefault(p => p is not null));
-        }
+        // The membership as the Raft leader reports it (else whoever knows the highest term).
+        var members = (statuses.FirstOrDefault(s => s.Raft.Term == term && s.Raft.Role == "leader") ?? statuses.FirstOrDefault(s => s.Raft.Term == term))?.Raft.Members;
+        return new ClusterView(voters, statuses.Count, epoch, primary, named, fenced, leader, withLeader, current.Select(s => s.PendingSwitchover).FirstOrDefault(p => p is not null), members);
     }
 }

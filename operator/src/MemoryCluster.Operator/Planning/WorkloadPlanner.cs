@@ -68,7 +68,6 @@ public static class WorkloadPlanner
         }
 
         var members = input.Members.ToHashSet(StringComparer.Ordinal);
-        var pods = input.Pods.ToDictionary(p => p.Name, StringComparer.Ordinal);
         var byOrdinal = input.Pods.OrderBy(p => p.Ordinal).ToList();
         var leaving = byOrdinal.Where(p => p.Ordinal >= input.Instances && members.Contains(p.Name)).ToList();
         var highestMember = byOrdinal.Where(p => members.Contains(p.Name)).Select(p => p.Ordinal + 1).DefaultIfEmpty(0).Max();
@@ -115,10 +114,10 @@ public static class WorkloadPlanner
             return new WorkloadPlan(input.Instances, null, new Progress(ConditionReasons.Scaling, $"scaling the StatefulSet to {input.Instances} pods"));
         }
 
-        return Rolling(input, byOrdinal, pods);
+        return Rolling(input, byOrdinal);
     }
 
-    private static WorkloadPlan Rolling(WorkloadInput input, List<PodView> byOrdinal, Dictionary<string, PodView> pods)
+    private static WorkloadPlan Rolling(WorkloadInput input, List<PodView> byOrdinal)
     {
         if (input.UpdateRevision is null)
         {
@@ -147,7 +146,7 @@ public static class WorkloadPlanner
 
         // Only the primary is left: hand over to an updated replica, then it restarts as a replica.
         var target = Best(byOrdinal.Where(p => p.Name != input.Primary && p.Revision == input.UpdateRevision));
-        return target is null || input.Primary is null || !pods.ContainsKey(input.Primary)
+        return target is null || input.Primary is null || !byOrdinal.Any(p => p.Name == input.Primary)
             ? new WorkloadPlan(input.Instances, null, progress)
             : new WorkloadPlan(input.Instances, new Switchover(target.Name, $"rolling update: {input.Primary} restarts last"), progress);
     }

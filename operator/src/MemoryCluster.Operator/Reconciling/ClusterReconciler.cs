@@ -79,7 +79,8 @@ public sealed partial class ClusterReconciler(
         // The instances first: the workload planner needs them to size the StatefulSet.
         var pods = Math.Max(current.Spec.Instances, set?.Spec?.Replicas ?? 0);
         var observations = set is null ? [] : await instances.ReadAsync(names, pods, cancellationToken).ConfigureAwait(false);
-        var workload = WorkloadPlanner.Plan(WorkloadInputOf(current, names, set, observations));
+        var view = ClusterView.Of(current, observations);
+        var workload = WorkloadPlanner.Plan(WorkloadInputOf(current, names, set, observations, view));
 
         var desired = ObjectPlanner.Render(current, _options.Settings, workload.Replicas);
         await EnsureSecretsAsync(current, names, desired, counts, cancellationToken).ConfigureAwait(false);
@@ -88,7 +89,7 @@ public sealed partial class ClusterReconciler(
         string? acted = null;
         if (workload.Action is { } action)
         {
-            acted = await ActAsync(current, names, action, observations, counts, cancellationToken).ConfigureAwait(false);
+            acted = await ActAsync(current, names, action, view.NamedPrimary, counts, cancellationToken).ConfigureAwait(false);
         }
 
         var compute = owned.Deployments.GetTyped(ns, names.Compute);
@@ -103,14 +104,8 @@ public sealed partial class ClusterReconciler(
         return ReconcileResult.RequeueAfter(busy ? _options.BusyPollInterval : _options.StatusPollInterval);
     }
 
-    private WorkloadInput WorkloadInputOf(MemoryClusterResource cluster, ClusterNames names, V1StatefulSet? set, IReadOnlyList<InstanceObservation> observations)
+    private WorkloadInput WorkloadInputOf(MemoryClusterResource cluster, ClusterNames names, V1StatefulSet? set, IReadOnlyList<InstanceObservation> observations, ClusterView view)
     {
-        var statuses = observations.Where(o => o.Status is not null).Select(o => o.Status!).ToList();
-        var leader = statuses.OrderByDescending(s => s.Raft.Term).FirstOrDefault(s => s.Raft.Role == "leader")
-            ?? statuses.OrderByDescending(s => s.Raft.Term).FirstOrDefault();
-        var epoch = statuses.Count == 0 ? 0UL : statuses.Max(s => s.Epoch.Value);
-        var current = statuses.Where(s => s.Epoch.Value == epoch).ToList();
-        var primary = current.Select(s => s.Primary).FirstOrDefault(p => p is not null);
         var pods = observations.Select((o, ordinal) =>
         {
             var pod = owned.Pods.GetTyped(names.Namespace, o.Pod);
@@ -118,15 +113,7 @@ public sealed partial class ClusterReconciler(
             pod?.Metadata.Labels?.TryGetValue("controller-revision-hash", out revision);
             return new PodView(o.Pod, ordinal, pod is not null && pod.Metadata.DeletionTimestamp is null, revision, o.Status?.Ready == true, o.Status is not null);
         }).ToList();
-        return new WorkloadInput(
-            cluster.Spec.Instances,
-            set?.Spec?.Replicas,
-            set?.Status?.UpdateRevision,
-            leader?.Raft.Members,
-            [],
-            primary,
-            current.Select(s => s.PendingSwitchover).FirstOrDefault(p => p is not null),
-            pods);
+        return new WorkloadInput(cluster.Spec.Instances, set?.Spec?.Replicas, set?.Status?.UpdateRevision, view.Members, [], view.NamedPrimary, view.PendingSwitchover, pods);
     }
 
     private async Task EnsureSecretsAsync(MemoryClusterResource cluster, ClusterNames names, DesiredObjects desired, Counts counts, CancellationToken cancellationToken)
@@ -181,13 +168,12 @@ public sealed partial class ClusterReconciler(
         {
             var kind = owned.KindOf(obj);
             wanted.Add((obj.Kind, obj.Metadata.Name));
-            var withHash = ObjectDiff.WithHash(obj);
-            if (ObjectDiff.Satisfied(kind.Get(ns, obj.Metadata.Name), ObjectDiff.ToJson(withHash)))
+            if (ObjectDiff.Satisfied(kind.Get(ns, obj.Metadata.Name), ObjectDiff.Prepare(obj)))
             {
                 continue;
             }
 
-            await kind.ApplyAsync(client, withHash, _options.FieldManager, cancellationToken).ConfigureAwait(false);
+            await kind.ApplyAsync(client, obj, _options.FieldManager, cancellationToken).ConfigureAwait(false);
             counts.Applied++;
             Interlocked.Increment(ref _writes);
             LogApplied(_logger, ns, cluster.Metadata.Name, obj.Kind, obj.Metadata.Name);
@@ -214,7 +200,7 @@ public sealed partial class ClusterReconciler(
         }
     }
 
-    private async Task<string> ActAsync(MemoryClusterResource cluster, ClusterNames names, InstanceAction action, IReadOnlyList<InstanceObservation> observations, Counts counts, CancellationToken cancellationToken)
+    private async Task<string> ActAsync(MemoryClusterResource cluster, ClusterNames names, InstanceAction action, string? primary, Counts counts, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _writes);
         counts.Events++;
@@ -231,7 +217,6 @@ public sealed partial class ClusterReconciler(
             return $"{action}: waiting for Secret {names.ClusterKeySecret}";
         }
 
-        var primary = observations.Select(o => o.Status?.Primary).FirstOrDefault(p => p is not null);
         var answer = await instances.ActAsync(names, action, primary, key, cancellationToken).ConfigureAwait(false);
         var (reason, what) = action switch
         {
