@@ -129,6 +129,7 @@ internal sealed partial class FailoverSimulator
             case AnswerRenewal:
                 break;
             case AnnounceFenced:
+            case AnnounceDetach:
                 // As PeerRpc: a signed notice to every other member, which then reads every report at once.
                 foreach (var peer in _members.Where(p => p != m))
                 {
@@ -293,6 +294,11 @@ internal sealed partial class FailoverSimulator
                 StartPostgres(m, action, standby: true, start.Upstream, null, fences);
                 break;
             case PostgresAction.Promote promote:
+                if (_onPromoteBegin is { } hook && hook(m))
+                {
+                    _onPromoteBegin = null;
+                }
+
                 Promote(m, promote, fences);
                 break;
             case PostgresAction.Stop stop:

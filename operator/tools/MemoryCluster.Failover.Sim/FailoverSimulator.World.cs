@@ -37,7 +37,7 @@ internal sealed partial class FailoverSimulator
         foreach (var m in _members)
         {
             var pg = m.Pg;
-            if (pg.PromotionDoneAt >= 0 && _now >= pg.PromotionDoneAt && pg.Running && !pg.Frozen && pg.InRecovery)
+            if (pg.PromotionDoneAt >= 0 && _now >= pg.PromotionDoneAt && pg.Running && !pg.Frozen && !pg.StartupStalled && pg.InRecovery)
             {
                 pg.FinishPromotion(NewOrigin());
                 TraceLine($"{m.Name}: promotion done: timeline {pg.DataTimeline} from {pg.Line}");
@@ -129,6 +129,12 @@ internal sealed partial class FailoverSimulator
 
     private void Ack(Commit commit)
     {
+        if (_options.Mode == ReplicationMode.Quorum && _wasPrimary is { } latest && latest != commit.WrittenOn && M(latest).Pg.Writable(_now) && !M(latest).Pg.Holds(commit))
+        {
+            // A commit acknowledged by a member other than the newest primary, which lacks it: lost on failover.
+            Violation($"{M(commit.WrittenOn).Name} acknowledged commit {commit.Id} at {commit.Lsn} while {M(latest).Name}, the newer primary, accepts writes without it");
+        }
+
         _acked.Add(commit);
         if (_writesExpectedAfter is { } after && _now > after)
         {
@@ -164,6 +170,12 @@ internal sealed partial class FailoverSimulator
     {
         if (!m.WatchdogUp)
         {
+            return;
+        }
+
+        if (m.WatchdogPausedUntil > _now)
+        {
+            Schedule(m.WatchdogPausedUntil, ev);
             return;
         }
 
@@ -323,6 +335,12 @@ internal sealed partial class FailoverSimulator
                 if (_members.FirstOrDefault(m => m.Pg.Writable(_now) && m.ManagerUp) is { } primary)
                 {
                     Pause(primary, 1_000_000 + _random.Next(8_000_000));
+                    if (_options.Mode == ReplicationMode.Quorum && _random.Next(3) == 0)
+                    {
+                        // A double fault only quorum mode survives: its PostgreSQL goes on, unfenced, until the pause ends.
+                        TraceLine($"fault: {primary.Name}'s watchdog paused with it");
+                        primary.WatchdogPausedUntil = primary.PausedUntil;
+                    }
                 }
 
                 break;
@@ -409,6 +427,8 @@ internal sealed partial class FailoverSimulator
         {
             m.Pg.ReplayRate = 200_000_000;
             m.ObserveLag = 0;
+            m.Pg.StartupStalled = false;
+            m.WatchdogPausedUntil = 0;
             if (m.Pg.Running && m.Pg.Frozen)
             {
                 m.Pg.Frozen = false;
@@ -522,12 +542,76 @@ internal sealed partial class FailoverSimulator
                     });
                 });
                 break;
+            case "freeze-primary-and-watchdog":
+                // Quorum mode (adversarial finding 1): the primary's manager and its watchdog are stopped together for
+                // 15 s while its PostgreSQL goes on; the standbys streaming from it would go on acknowledging its
+                // commits after the leader read their positions.
+                At(15_000_000, () =>
+                {
+                    var primary = Writable()!;
+                    TraceLine($"scenario: {primary.Name}'s manager and watchdog stopped together; its postgres goes on");
+                    Pause(primary, 15_000_000);
+                    primary.WatchdogPausedUntil = _now + 15_000_000;
+                    ExpectWritesWithin(15_000_000);
+                });
+                break;
+            case "freeze-switchover-target":
+                // Adversarial finding 3: a switchover's target stops (its manager) right after the hand-over, before it
+                // promotes; the old primary, stopped cleanly with every commit, must be able to take over.
+                At(15_000_000, () =>
+                {
+                    var primary = Writable()!;
+                    var target = _members.First(m => m != primary && m.Pg.Streaming);
+                    var (command, message, _) = primary.Node!.CheckSwitchover(target.Name);
+                    TraceLine($"scenario: a switchover to {target.Name} is asked of {primary.Name}: {message}");
+                    if (command is not null)
+                    {
+                        _switchovers++;
+                        DoPropose(primary, new Propose(-1, command, "scenario's switchover"));
+                    }
+
+                    _onPromoteBegin = m =>
+                    {
+                        if (m == target)
+                        {
+                            TraceLine($"scenario: {m.Name}'s manager stops right after the hand-over, before it promotes");
+                            Pause(m, 25_000_000);
+                            return true;
+                        }
+
+                        return false;
+                    };
+                    ExpectWritesWithin(15_000_000);
+                });
+                break;
+            case "stall-promotion":
+                // Adversarial finding 4: the primary's node dies; the member promoted in its place has its startup
+                // process stopped, so the promotion never finishes; another replica holds the same WAL.
+                At(15_000_000, () =>
+                {
+                    CrashNode(Writable()!, 30_000_000);
+                    _onPromoteBegin = m =>
+                    {
+                        TraceLine($"scenario: {m.Name}'s startup process stops as its promotion begins");
+                        m.Pg.StartupStalled = true;
+                        return true;
+                    };
+                    ExpectWritesWithin(20_000_000);
+                });
+                break;
             default:
                 throw new ArgumentException($"no scenario '{name}' (scenarios: {string.Join(", ", Scenarios)})", nameof(name));
         }
     }
 
-    public static IReadOnlyList<string> Scenarios { get; } = ["replica-crash-then-primary-crash", "stop-new-primary-after-promote", "lagging-replica-fork", "primary-cut-from-standbys", "slow-state-query"];
+    public static IReadOnlyList<string> Scenarios { get; } =
+    [
+        "replica-crash-then-primary-crash", "stop-new-primary-after-promote", "lagging-replica-fork", "primary-cut-from-standbys", "slow-state-query",
+        "freeze-primary-and-watchdog", "freeze-switchover-target", "stall-promotion",
+    ];
+
+    /// <summary>Called as a member begins a promotion; returns true when done with (it is then forgotten).</summary>
+    private Func<SimMember, bool>? _onPromoteBegin;
 
     private void At(long at, Action run) => Schedule(at, new Event(EventKind.Later, Run: run));
 
@@ -540,9 +624,10 @@ internal sealed partial class FailoverSimulator
     private void CheckInvariants()
     {
         var writable = _members.Where(m => m.Pg.Writable(_now)).ToList();
-        if (writable.Count > 1)
+        var accepting = writable.Where(CanAcknowledge).ToList();
+        if (accepting.Count > 1)
         {
-            Violation($"two members accept writes: {string.Join(", ", writable.Select(m => $"{m.Name} (timeline {m.Pg.DataTimeline})"))}");
+            Violation($"two members accept writes: {string.Join(", ", accepting.Select(m => $"{m.Name} (timeline {m.Pg.DataTimeline})"))}");
         }
 
         foreach (var m in writable)
@@ -605,6 +690,14 @@ internal sealed partial class FailoverSimulator
     }
 
     private MemberId? _wasPrimary;
+
+    /// <summary>
+    /// A writable member can acknowledge a commit: in async mode always; in quorum mode only while at least k standbys
+    /// stream from it (a commit it cannot acknowledge is not accepted: the client never hears it committed).
+    /// </summary>
+    private bool CanAcknowledge(SimMember m) =>
+        _options.Mode == ReplicationMode.Async || m.Pg.SyncRequired == 0
+        || _members.Count(s => s != m && s.Pg.Running && s.Pg.Upstream == m.Id && s.Pg.Streaming && PgReachable(s.Id, m.Id)) >= m.Pg.SyncRequired;
 
     /// <summary>One member takes writes and is ready; every other is a ready replica streaming from it.</summary>
     private bool Healthy()

@@ -81,6 +81,9 @@ internal sealed class SimMember(MemberId id, string name, double rate)
     /// <summary>The watchdog process runs (it outlives a dead manager while armed).</summary>
     public bool WatchdogUp { get; set; }
 
+    /// <summary>While set, the watchdog process is stopped (SIGSTOP) until this true time.</summary>
+    public long WatchdogPausedUntil { get; set; }
+
     // ---------------------------------------------------------------- the host glue's own state
 
     public PostgresAction? Action { get; set; }

@@ -40,6 +40,9 @@ internal sealed class SimPostgres(MemberId id)
     /// <summary>SIGSTOP: no progress, no answers, no writes, until continued.</summary>
     public bool Frozen { get; set; }
 
+    /// <summary>The startup process alone is stopped (SIGSTOP): no replay, a promotion never finishes; queries answer.</summary>
+    public bool StartupStalled { get; set; }
+
     public bool InRecovery { get; private set; }
 
     /// <summary>Until then (true time), a starting postmaster accepts no connections.</summary>
@@ -212,6 +215,7 @@ internal sealed class SimPostgres(MemberId id)
     {
         Running = true;
         Frozen = false;
+        StartupStalled = false;
         InRecovery = standby;
         StandbySignal = standby;
         ReadyAt = now + startDelay;
@@ -236,6 +240,7 @@ internal sealed class SimPostgres(MemberId id)
     {
         Running = false;
         Frozen = false;
+        StartupStalled = false;
         Streaming = false;
         PromotionDoneAt = -1;
         Waiting.Clear();
@@ -299,7 +304,7 @@ internal sealed class SimPostgres(MemberId id)
     /// <summary>Replay moves on (a starved host replays slowly); once all local WAL is replayed, streaming is requested.</summary>
     public void AdvanceReplay(long elapsedMicros)
     {
-        if (!Running || Frozen || !InRecovery)
+        if (!Running || Frozen || StartupStalled || !InRecovery)
         {
             return;
         }

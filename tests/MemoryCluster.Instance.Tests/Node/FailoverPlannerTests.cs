@@ -14,8 +14,35 @@ public sealed class FailoverPlannerTests
     private static FailoverDecision Decide(long now, ReplicationMode mode = ReplicationMode.Quorum, int members = 3, long? fencedSeenAt = null, WalLine? primaryLine = null, params PeerView[] views) =>
         FailoverPlanner.Decide(new FailoverInput(State(1, 1), Config(members: members, mode: mode), views.ToDictionary(v => v.Id), now, 0, fencedSeenAt, primaryLine));
 
+    /// <summary>A replica's report read after the old primary stopped writing, and after it stopped streaming from it (epoch 1).</summary>
     private static PeerView Fresh(int id, ulong flush, WalLine? line = null, bool settled = true, ulong? replay = null) =>
-        Peer(id, InstanceRole.Replica, flush: flush, replay: replay, line: line, settled: settled, stateAt: StoppedWritingAfter + 1, streaming: false);
+        Peer(id, InstanceRole.Replica, flush: flush, replay: replay, line: line, settled: settled, stateAt: StoppedWritingAfter + 1, streaming: false) with { DetachedFrom = new Epoch(1) };
+
+    [Fact]
+    public void Quorum_mode_counts_a_replica_only_once_it_stopped_streaming_from_a_primary_that_stopped_renewing()
+    {
+        // Adversarial finding 1: with the primary's manager and watchdog frozen together, its backends go on committing
+        // and a standby still streaming from it goes on acknowledging: a position read before it stops proves nothing.
+        var attached = Decide(PromoteAfter, views: [Fresh(2, 100) with { DetachedFrom = Epoch.Zero }, Fresh(3, 300)]);
+        var blocked = Assert.IsType<FailoverDecision.Blocked>(attached);
+        Assert.True(blocked.DetachReplicas);
+        Assert.Contains("asked mc-2 to stop streaming from mc-1", blocked.Why, StringComparison.Ordinal);
+
+        // Stopped streaming from an earlier epoch's primary: not this one.
+        Assert.IsType<FailoverDecision.Blocked>(Decide(PromoteAfter, views: [Fresh(2, 100) with { DetachedFrom = Epoch.Zero }, Fresh(3, 300) with { DetachedFrom = new Epoch(7) }]));
+
+        // 5 members, k = 2: three of the four standbys stopped is enough, whatever the fourth does.
+        Assert.IsType<FailoverDecision.Promote>(Decide(PromoteAfter, members: 5, views: [Fresh(2, 100), Fresh(3, 100), Fresh(4, 90), Fresh(5, 900) with { DetachedFrom = Epoch.Zero }]));
+
+        // Not needed when the primary reported itself fenced (every process of it verified gone), nor in async mode.
+        var fenced = Peer(1, InstanceRole.Stopped, fenced: 1, running: false);
+        Assert.IsType<FailoverDecision.Promote>(Decide(500, fencedSeenAt: 400, views: [fenced, Fresh(2, 10) with { StateAt = 450, DetachedFrom = Epoch.Zero }, Fresh(3, 20) with { StateAt = 450, DetachedFrom = Epoch.Zero }]));
+        var async = Assert.IsType<FailoverDecision.Promote>(Decide(PromoteAfter, ReplicationMode.Async, views: [Fresh(2, 100) with { DetachedFrom = Epoch.Zero }]));
+        Assert.Equal(Id(2), async.Target);
+
+        // Before the promotion wait the primary is healthy: no replica is asked to stop.
+        Assert.IsType<FailoverDecision.Healthy>(Decide(PromoteAfter - 1, views: [Fresh(2, 100) with { DetachedFrom = Epoch.Zero }]));
+    }
 
     [Fact]
     public void A_primary_within_its_lease_is_healthy_and_no_replacement_comes_before_the_promotion_wait()

@@ -196,14 +196,7 @@ public sealed class InstanceNodeTests
     public void The_watchdog_stays_armed_while_a_just_promoted_primary_is_still_seen_in_recovery()
     {
         // Hole 2: a lease round that landed during pg_promote saw "in recovery" and disarmed the watchdog.
-        var h = NamedPrimary(DataKind.Standby, epoch: 2);
-        var startStandby = h.Then(h.Tick(10), h.Last<PostgresAction.StartStandby>);
-        h.Step(now => new ActionDone(now, startStandby.Id, Outcome.Done, null, DataKind.Standby));
-        h.Step(now => new PostgresObserved(now, Replica(), null));
-        h.Tick(300);
-        h.Step(now => new ProbeDone(now, true, true, null));
-        h.Grant([], h.Now);
-        var promote = h.Last<PostgresAction.Promote>();
+        var (h, promote) = Promoting();
         Assert.Equal(new Epoch(2), promote.Epoch);
         var arm = h.Last<ArmWatchdog>();
         Assert.True(h.All.IndexOf(arm) < h.All.IndexOf(promote), "armed before the promotion");
@@ -213,6 +206,76 @@ public sealed class InstanceNodeTests
         Assert.Empty(during.OfType<DisarmWatchdog>());
         Assert.True(h.Node.Status().WatchdogArmed);
         Assert.Equal(InstanceRole.Primary, h.Node.Status().Role);
+    }
+
+    /// <summary>A standby named primary at epoch 2 whose promotion has been asked for and has not finished.</summary>
+    private static (Harness H, PostgresAction.Promote Promote) Promoting()
+    {
+        var h = NamedPrimary(DataKind.Standby, epoch: 2);
+        var startStandby = h.Then(h.Tick(10), h.Last<PostgresAction.StartStandby>);
+        h.Step(now => new ActionDone(now, startStandby.Id, Outcome.Done, null, DataKind.Standby));
+        h.Step(now => new PostgresObserved(now, Replica(), null));
+        h.Tick(300);
+        h.Step(now => new ProbeDone(now, true, true, null));
+        h.Grant([], h.Now);
+        return (h, h.Last<PostgresAction.Promote>());
+    }
+
+    /// <summary>Lets time pass with the lease renewed and probes healthy, the promotion unanswered, replay at <paramref name="replayAt"/>(t); returns the first fence.</summary>
+    private static Fence? RunPromoting(Harness h, long ms, Func<long, ulong> replayAt)
+    {
+        var answered = new HashSet<long>();
+        for (var end = h.Now + ms; h.Now < end;)
+        {
+            var actions = h.Tick(50).Concat(h.Step(now => new PostgresObserved(now, Replica(replay: replayAt(now), receive: replayAt(now)), null))).ToList();
+            foreach (var action in actions)
+            {
+                if (action is Fence fence)
+                {
+                    return fence;
+                }
+
+                if (action is RequestRenewal r && answered.Add(r.Id))
+                {
+                    h.Step(now => new LeaseAnswered(now, r.Id, r.Epoch, now, true, "granted"));
+                }
+                else if (action is Probe)
+                {
+                    h.Step(now => new ProbeDone(now, true, true, null));
+                }
+            }
+        }
+
+        return null;
+    }
+
+    [Fact]
+    public void A_promotion_that_makes_no_progress_is_given_up_by_a_fence_recording_the_epoch()
+    {
+        // Seen (adversarial review, finding 4): the promotion target's startup process was frozen; pg_promote waited,
+        // the lease kept being renewed, and nothing gave up for 34 s although another replica held the same WAL.
+        var (h, promote) = Promoting();
+        var asked = h.Now;
+        var fence = RunPromoting(h, InstanceNode.PromoteStallMs + 2_000, _ => 4000);
+        Assert.NotNull(fence);
+        Assert.Equal(new Epoch(2), fence.Record);
+        Assert.Contains("promotion made no progress", fence.Why, StringComparison.Ordinal);
+        Assert.InRange(h.Now - asked, InstanceNode.PromoteStallMs, InstanceNode.PromoteStallMs + 200);
+
+        // Fenced at the epoch it was promoted at: it says so to the others, so the leader replaces it at once.
+        var done = h.Step(now => new FenceDone(now, fence.Id, Outcome.Done, null, DataKind.Standby));
+        Assert.Equal(new Epoch(2), Assert.Single(done.OfType<AnnounceFenced>()).Epoch);
+        h.Step(now => new ActionDone(now, promote.Id, Outcome.Failed, "postgres exited during the promotion", DataKind.Standby));
+        Assert.Empty(h.Tick(100).OfType<PostgresAction>());
+    }
+
+    [Fact]
+    public void A_promotion_still_replaying_is_not_given_up()
+    {
+        // A promotion first replays what the standby received: while replay moves on, it is progress, however long.
+        var (h, _) = Promoting();
+        var start = h.Now;
+        Assert.Null(RunPromoting(h, InstanceNode.PromoteStallMs * 3, now => 4000 + (ulong)(now - start)));
     }
 
     [Fact]
@@ -531,18 +594,15 @@ public sealed class InstanceNodeTests
     [Fact]
     public void A_raft_leader_refuses_renewals_for_an_epoch_it_decided_to_fail_over_from_in_the_same_step()
     {
-        var h = new Harness(self: 2);
-        h.Raft(State(1, 1), leader: 2, isLeader: true);
-        h.Step(now => new Started(now, DataKind.Standby, Epoch.Zero, null));
-        var before = h.Step(now => new RenewalRequested(now, 1, Id(1), new Epoch(1), State(1, 1), true, null));
+        var h = AsyncLeader(out var before);
         Assert.True(h.Single<AnswerRenewal>(before).Granted);
 
-        // The primary goes silent; the other replica and this one (further along) report fresh, exact positions.
+        // The primary goes silent (async mode: positions count without the replicas stopping first); the other
+        // replica reports a fresh, exact position.
         h.Now += (long)Lease.PromoteAfter.TotalMilliseconds + 10;
-        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now)));
-        var decision = h.Step(now => new PostgresObserved(now, Replica(replay: 1000, receive: 1000), null));
-        var failover = decision.Concat(h.Tick(1)).OfType<Propose>().Single(p => p.Command.Type == ControlCommandType.SetPrimary);
-        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(2)), failover.Command);
+        var decision = h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now)));
+        var failover = decision.OfType<Propose>().Single(p => p.Command.Type == ControlCommandType.SetPrimary);
+        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(3)), failover.Command);
 
         // Committed only by this leader in this term: another leader may have granted renewals this one never saw.
         Assert.Equal(new Term(1), failover.OnlyAsLeaderInTerm);
@@ -550,6 +610,85 @@ public sealed class InstanceNodeTests
         var answer = h.Single<AnswerRenewal>(late);
         Assert.False(answer.Granted);
         Assert.Contains("failing over from epoch 1", answer.Why, StringComparison.Ordinal);
+    }
+
+    private static Harness AsyncLeader(out IReadOnlyList<NodeAction> granted)
+    {
+        var h = new Harness(self: 2, mode: ReplicationMode.Async);
+        h.Raft(State(1, 1), leader: 2, isLeader: true);
+        h.Step(now => new Started(now, DataKind.Standby, Epoch.Zero, null));
+        granted = h.Step(now => new RenewalRequested(now, 1, Id(1), new Epoch(1), State(1, 1), true, null));
+        return h;
+    }
+
+    /// <summary>Quorum mode: the Raft leader (member 2, a replica streaming from member 1) whose primary went silent.</summary>
+    private static Harness QuorumLeaderWithSilentPrimary()
+    {
+        var h = RunningReplica(self: 2, State(1, 1));
+        h.Raft(State(1, 1), leader: 2, isLeader: true);
+        h.Step(now => new PeerObserved(now, Peer(1, InstanceRole.Primary, flush: 5000, stateAt: now)));
+        h.Step(now => new PostgresObserved(now, Replica(replay: 1000, receive: 1000), null));
+        Assert.True(h.Single<AnswerRenewal>(h.Step(now => new RenewalRequested(now, 1, Id(1), new Epoch(1), State(1, 1), true, null))).Granted);
+        h.Step(now => new PeerObserved(now, Peer(1, InstanceRole.Primary, reachable: false)));
+        return h;
+    }
+
+    [Fact]
+    public void In_quorum_mode_the_leader_asks_the_replicas_to_stop_streaming_from_a_silent_primary_and_counts_only_positions_read_after()
+    {
+        // Adversarial finding 1: the old primary's manager and watchdog frozen together; its backends commit on and a
+        // standby streaming from it acknowledges, after the leader read that standby's position.
+        var h = QuorumLeaderWithSilentPrimary();
+        var asked = h.Now;
+        h.Now += (long)Lease.PromoteAfter.TotalMilliseconds + 10;
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now)));
+        var ask = h.Step(now => new PostgresObserved(now, Replica(replay: 1000, receive: 1000), null)).Concat(h.Tick(1)).ToList();
+        Assert.Equal(new Epoch(1), Assert.Single(h.All.OfType<AnnounceDetach>()).Epoch);
+        Assert.DoesNotContain(ask.OfType<Propose>(), p => p.Command.Type == ControlCommandType.SetPrimary);
+        Assert.Equal(new Epoch(1), h.Node.SelfView().DetachFrom);
+
+        // This member, a replica too, stops streaming: primary_conninfo emptied.
+        var repoint = h.Last<PostgresAction.Repoint>();
+        Assert.True(repoint.Upstream.IsNone);
+        h.Step(now => new ActionDone(now, repoint.Id, Outcome.Done, null, DataKind.Standby));
+        Assert.Equal(Epoch.Zero, h.Node.SelfView().DetachedFrom);
+
+        // Its WAL receiver seen gone by a state query begun after the stop: its position counts; the other replica's
+        // does once it says the same. Still streaming, it would not.
+        h.Tick(10);
+        h.Step(now => new PostgresObserved(now, Replica(replay: 1000, receive: 1000, streaming: false) with { Receiver = WalReceiverStatus.None }, null));
+        Assert.Equal(new Epoch(1), h.Node.SelfView().DetachedFrom);
+        Assert.DoesNotContain(h.Tick(50).OfType<Propose>(), p => p.Command.Type == ControlCommandType.SetPrimary);
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now) with { DetachedFrom = new Epoch(1) }));
+        h.Tick(50);
+        Assert.True(h.All.OfType<Propose>().Any(p => p.Command.Type == ControlCommandType.SetPrimary), h.Node.Status().Failover);
+        var failover = h.All.OfType<Propose>().Single(p => p.Command.Type == ControlCommandType.SetPrimary);
+        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(2)), failover.Command);
+        Assert.True(h.Now - asked > (long)Lease.PromoteAfter.TotalMilliseconds);
+    }
+
+    [Fact]
+    public void A_detached_replica_follows_the_primary_again_only_once_it_takes_writes_under_a_later_lease()
+    {
+        var h = RunningReplica(self: 3, State(1, 1));
+        h.Step(now => new PostgresObserved(now, Replica(), null));
+
+        // The leader (member 2) asks: this replica stops streaming.
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true, stateAt: now) with { DetachFrom = new Epoch(1) }));
+        var repoint = h.Then(h.Tick(10), h.Last<PostgresAction.Repoint>);
+        Assert.True(repoint.Upstream.IsNone);
+        h.Step(now => new ActionDone(now, repoint.Id, Outcome.Done, null, DataKind.Standby));
+
+        // The leader's ask is no longer seen (out of reach): it stays detached.
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, reachable: false)));
+        h.Step(now => new PeerObserved(now, Peer(1, InstanceRole.Primary, ready: false, stateAt: now)));
+        h.Tick(500);
+        Assert.DoesNotContain(h.All.OfType<PostgresAction.Repoint>(), r => r.Upstream == Id(1));
+
+        // The primary takes writes again (it was granted a lease after the ask): the replica follows it.
+        h.Step(now => new PeerObserved(now, Peer(1, InstanceRole.Primary, stateAt: now + 1)));
+        h.Tick(50);
+        Assert.Equal(Id(1), h.Last<PostgresAction.Repoint>().Upstream);
     }
 
     [Fact]

@@ -183,6 +183,24 @@ public sealed class PostgresPlannerTests
     }
 
     [Fact]
+    public void A_former_primary_stopped_cleanly_for_a_switchover_starts_as_a_replica_of_the_target_at_once_even_while_the_target_does_not_answer()
+    {
+        // Adversarial finding 3: the target froze right after the hand-over; the old primary waited to rewind onto it,
+        // stopped, and so no member could prove it held every commit. Cleanly stopped, its WAL ends at the shutdown
+        // checkpoint, which the target received: it starts following the target, and reports an exact position.
+        var frozenTarget = Peer(2, InstanceRole.Replica, epoch: 1, reachable: false);
+        var start = Act(Next(Input(State(2, 2), running: false, peers: frozenTarget) with { StoppedCleanlyAt = new Lsn(6000) }), StepKind.StartStandby);
+        Assert.Equal(Id(2), start.Member);
+        Assert.Contains("stopped cleanly at", start.Why, StringComparison.Ordinal);
+
+        // Not known to be clean (a crash, a fence, a restarted manager): it waits to rewind, as before.
+        Assert.IsType<PlanStep.Wait>(Next(Input(State(2, 2), running: false, peers: frozenTarget)));
+
+        // Clean, but the new primary's line leaves it after all: rewound.
+        Act(Next(Input(State(2, 2), running: false, follow: FollowCheck.Diverged, peers: Peer(2, InstanceRole.Primary, epoch: 2)) with { StoppedCleanlyAt = new Lsn(6000) }), StepKind.Rewind);
+    }
+
+    [Fact]
     public void A_replica_past_the_new_primarys_fork_is_stopped_and_rewound()
     {
         var primary = Peer(2, InstanceRole.Primary, epoch: 3);

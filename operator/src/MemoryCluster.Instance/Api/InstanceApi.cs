@@ -110,6 +110,12 @@ public sealed record StatusDocument
 
     /// <summary>On the Raft leader, while the primary has failed: what it did or why it cannot promote.</summary>
     public string? Failover { get; init; }
+
+    /// <summary>On the Raft leader failing over in quorum mode from a primary that stopped renewing: that epoch; every replica stops streaming from its primary first (0: none).</summary>
+    public Epoch DetachFrom { get; init; }
+
+    /// <summary>Replica: the epoch whose primary it has stopped streaming from (its WAL receiver seen gone), so its position is all it can have acknowledged (0: none).</summary>
+    public Epoch DetachedFrom { get; init; }
 }
 
 /// <summary>One standby of the primary.</summary>
@@ -222,7 +228,9 @@ public static class InstanceJson
             status.Follow,
             status.Streaming,
             status.FencedEpoch,
-            askedAt - status.StateAgeMs);
+            askedAt - status.StateAgeMs,
+            status.DetachFrom,
+            status.DetachedFrom);
     }
 
     internal static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

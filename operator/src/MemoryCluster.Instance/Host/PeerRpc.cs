@@ -46,7 +46,8 @@ internal sealed partial class PeerRpc : BackgroundService
         driver.Handle<RequestRenewal>(r => _ = RenewAsync(r));
         driver.Handle<Propose>(p => _ = ProposeAsync(p));
 
-        driver.Handle<AnnounceFenced>(f => _ = AnnounceFencedAsync(f));
+        driver.Handle<AnnounceFenced>(f => _ = AnnounceAsync(f.Epoch));
+        driver.Handle<AnnounceDetach>(d => _ = AnnounceAsync(d.Epoch));
         driver.Quickened += PollAllNow;
 
         // Answers are taken from the step's own actions by whoever asked (GrantAsync).
@@ -137,8 +138,12 @@ internal sealed partial class PeerRpc : BackgroundService
         }
     }
 
-    /// <summary>Tells every other member that this one fenced itself; each reads the reports at once. Best effort.</summary>
-    private async Task AnnounceFencedAsync(AnnounceFenced announce)
+    /// <summary>
+    /// Tells every other member to read the reports at once: this one fenced itself, or (as the Raft leader) asks the
+    /// replicas to stop streaming from the primary of <paramref name="epoch"/>. Best effort: the notice proves nothing,
+    /// the report read then does.
+    /// </summary>
+    private async Task AnnounceAsync(Epoch epoch)
     {
         var self = new MemberId(_options.Id);
         await Task.WhenAll(_directory.Others.Select(async peer =>
@@ -147,7 +152,7 @@ internal sealed partial class PeerRpc : BackgroundService
             {
                 using var limit = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
                 limit.CancelAfter(_options.Lease.RetryInterval * 2);
-                await _lease.AnnounceFencedAsync(peer.HttpBase, self, announce.Epoch, limit.Token).ConfigureAwait(false);
+                await _lease.AnnounceFencedAsync(peer.HttpBase, self, epoch, limit.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is InstanceApiException or OperationCanceledException)
             {
@@ -158,7 +163,8 @@ internal sealed partial class PeerRpc : BackgroundService
 
     /// <summary>
     /// Handles <c>POST /internal/fenced</c> (<c>ID EPOCH</c>, signed): reads every member's report now, the fenced
-    /// one's and the replicas' the leader then needs. The notice itself changes nothing else.
+    /// one's and the replicas' the leader then needs; also sent by a Raft leader that asks the replicas to stop
+    /// streaming from a failed primary (its report says so). The notice itself changes nothing else.
     /// </summary>
     public Task<ManagerAnswer> AcceptFencedNoticeAsync(string body, string? signature, CancellationToken cancellationToken)
     {

@@ -87,6 +87,8 @@ internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver,
             MayWrite = s.MayWrite,
             SteppingDown = s.SteppingDown,
             Failover = s.Failover,
+            DetachFrom = s.DetachFrom,
+            DetachedFrom = s.DetachedFrom,
         };
     }
 

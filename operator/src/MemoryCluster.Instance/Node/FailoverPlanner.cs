@@ -27,8 +27,12 @@ public abstract record FailoverDecision(string Why)
     /// <summary>The primary holds its lease (or there is none yet); nothing to do.</summary>
     public sealed record Healthy(string Why) : FailoverDecision(Why);
 
-    /// <summary>The primary has failed but no replacement can be chosen safely; <see cref="FailoverDecision.Why"/> says why.</summary>
-    public sealed record Blocked(string Why) : FailoverDecision(Why);
+    /// <summary>
+    /// The primary has failed but no replacement can be chosen safely; <see cref="FailoverDecision.Why"/> says why. With
+    /// <paramref name="DetachReplicas"/>, the replicas must first stop streaming from the old primary (quorum mode,
+    /// a primary that stopped renewing: only their positions read after that count).
+    /// </summary>
+    public sealed record Blocked(string Why, bool DetachReplicas = false) : FailoverDecision(Why);
 
     /// <summary>Commit <c>{epoch+1, primary = Target}</c>.</summary>
     public sealed record Promote(MemberId Target, string Why) : FailoverDecision(Why);
@@ -90,14 +94,33 @@ public static class FailoverPlanner
             return new FailoverDecision.Blocked($"{cause}; maintenance mode is on, so automatic failover is paused");
         }
 
+        // IMPORTANT (quorum mode): a primary that stopped renewing has fenced itself by stoppedBy, by its manager or
+        // its watchdog; but should both be frozen together, its backends (in sessions of their own) go on committing,
+        // and a standby still streaming from it goes on acknowledging. So only positions read after a replica stopped
+        // streaming from it count: once standbys − k + 1 have, fewer than k can acknowledge anything more, and the
+        // highest of their positions holds every acknowledged commit. A primary that reported itself fenced had every
+        // process verified gone, so no replica needs to stop first.
+        var detachFirst = !reportedFenced && config.Mode == ReplicationMode.Quorum;
         var fresh = input.Views.Values
-            .Where(v => v.Id != primary && v.Reachable && v.Running && v.Role == InstanceRole.Replica && v.StateAt > stoppedBy)
+            .Where(v => v.Id != primary && v.Reachable && v.Running && v.Role == InstanceRole.Replica && v.StateAt > stoppedBy
+                && (!detachFirst || v.DetachedFrom == control.Epoch))
             .OrderBy(v => v.Id.Value)
             .ToList();
         var reason = Choose(input, fresh, out var best);
         if (best is not null)
         {
             return new FailoverDecision.Promote(best.Value, $"{cause}; {reason}");
+        }
+
+        if (detachFirst)
+        {
+            var waiting = input.Views.Values
+                .Where(v => v.Id != primary && v.Reachable && v.Role == InstanceRole.Replica && v.DetachedFrom != control.Epoch)
+                .Select(v => config.NameOf(v.Id))
+                .OrderBy(n => n, StringComparer.Ordinal)
+                .ToList();
+            var note = waiting.Count == 0 ? string.Empty : $"; asked {string.Join(", ", waiting)} to stop streaming from {name} first";
+            return new FailoverDecision.Blocked($"{cause}; {reason}{note}", DetachReplicas: true);
         }
 
         // No replica can be promoted safely. A primary that fenced itself and still answers holds every commit it

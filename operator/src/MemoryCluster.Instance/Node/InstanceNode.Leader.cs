@@ -28,6 +28,9 @@ public sealed partial class InstanceNode
     private long _failoverLoggedAt;
     private long _lastHandOver = long.MinValue / 2;
 
+    // The epoch from whose primary this leader asked the replicas to stop streaming (quorum mode).
+    private Epoch _detachEpoch;
+
     /// <summary>
     /// A renewal request, after the host's linearizable read. Granted only by a leader that holds its Raft lease (so
     /// no other leader can exist), when the read shows the requester primary at that epoch, and never for an epoch
@@ -62,6 +65,13 @@ public sealed partial class InstanceNode
         {
             _grantEpoch = r.Epoch;
             _grantAt = _now;
+            if (_detachEpoch == r.Epoch)
+            {
+                // The primary renews again (one that had not started writing, say): the replicas may follow it again
+                // once it takes writes; positions read before this grant no longer count anyway (the failover clock
+                // restarts from it).
+                _detachEpoch = Epoch.Zero;
+            }
         }
 
         _out.Add(new AnswerRenewal(r.RequestId, refusal is null, r.ReadState?.Epoch ?? r.Epoch, refusal ?? "granted"));
@@ -128,6 +138,17 @@ public sealed partial class InstanceNode
                 }
 
                 _failoverNote = blocked.Why;
+                if (blocked.DetachReplicas && _detachEpoch != epoch)
+                {
+                    // IMPORTANT: asked after the primary's lease ran out by this leader's clock. A replica stays
+                    // detached until it sees the primary take writes again under a lease (granted later, or by a newer
+                    // leader should this one have been deposed unawares: its failover proposal then cannot commit),
+                    // never merely because the ask is no longer seen.
+                    _detachEpoch = epoch;
+                    Log(LogLevel.Warning, $"failover from epoch {epoch}: asking the replicas to stop streaming from {_config.NameOf(control.Primary)} before their positions count");
+                    _out.Add(new AnnounceDetach(epoch));
+                }
+
                 return;
             case FailoverDecision.Promote promote:
                 // IMPORTANT: from here on no renewal is granted at this epoch, in the same step as the decision.

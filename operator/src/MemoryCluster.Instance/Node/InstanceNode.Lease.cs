@@ -34,6 +34,12 @@ public sealed partial class InstanceNode
     private Epoch _fencedEpoch;
     private string? _fenceReason;
 
+    /// <summary>A promotion whose replay has not moved for this long is given up (the member fences itself).</summary>
+    public const long PromoteStallMs = 6000;
+
+    // When the promotion in flight was asked for or last made progress (replay moved on).
+    private long _promoteProgressAt;
+
     // The watchdog deadline last written (null: disarmed).
     private long? _watchdogDeadline;
     private bool _watchdogWritten;
@@ -64,6 +70,13 @@ public sealed partial class InstanceNode
         else if (_fencedEpoch == epoch)
         {
             StartFence(epoch, $"already fenced at epoch {epoch}");
+        }
+        else if (_inFlight is PostgresAction.Promote && _now - _promoteProgressAt > PromoteStallMs)
+        {
+            // IMPORTANT: a promotion that makes no progress (its startup process frozen, say) keeps the lease and so
+            // keeps every other member from being promoted: give the epoch up (fence and say so), and the leader
+            // promotes another member at once. The fence records the epoch, so this member never writes at it.
+            StartFence(epoch, $"the promotion made no progress for {PromoteStallMs / 1000} s (replay stuck at {_replayed})");
         }
         else if (LeaseUntil is not { } until || _now >= until)
         {

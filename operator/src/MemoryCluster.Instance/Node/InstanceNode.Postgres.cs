@@ -15,6 +15,13 @@ public sealed partial class InstanceNode
     private bool _settled;
     private string? _refused;
 
+    // Where the data's WAL ends when this manager stopped PostgreSQL cleanly for a switchover (null otherwise).
+    private Lsn? _stoppedCleanlyAt;
+
+    // Quorum-mode failover: the epoch whose primary this replica stopped streaming from, and when (node clock).
+    private Epoch _detachedEpoch;
+    private long _detachedAt;
+
     // When PostgreSQL last exited (node clock): a state read before then describes a life that is over.
     private long _pgExitedAt = long.MinValue;
 
@@ -75,6 +82,11 @@ public sealed partial class InstanceNode
         _line = line;
         var current = Lsn.Max(pg.ReceiveLsn ?? Lsn.Zero, pg.ReplayLsn);
         _flushed = Lsn.Max(_flushed, current);
+        if (pg.ReplayLsn > _replayed)
+        {
+            _promoteProgressAt = _now;
+        }
+
         _replayed = Lsn.Max(_replayed, pg.ReplayLsn);
 
         // IMPORTANT: exact only once the startup process has asked for streaming since this postmaster started (it
@@ -221,6 +233,7 @@ public sealed partial class InstanceNode
                 if (stop.ForSwitchover && _switchover is { } s)
                 {
                     _switchover = s with { FinalLsn = done.FinalLsn ?? Lsn.Zero };
+                    _stoppedCleanlyAt = done.FinalLsn;
                 }
 
                 break;
@@ -229,7 +242,59 @@ public sealed partial class InstanceNode
                 _primaryObjectsReady = _objectsForMembership == _membershipVersion;
                 break;
         }
+
+        if (action is PostgresAction.Repoint or PostgresAction.StartStandby)
+        {
+            if (!_upstream.IsNone)
+            {
+                // Following a primary again: a detachment (if any) is over.
+                _detachedEpoch = Epoch.Zero;
+            }
+            else if (Detaching && _detachedEpoch != _control.Epoch)
+            {
+                _detachedEpoch = _control.Epoch;
+                _detachedAt = _now;
+                Log(LogLevel.Information, $"stopped streaming from {_config.NameOf(_control.Primary)}: the Raft leader fails over from epoch {_control.Epoch}");
+            }
+        }
     }
+
+    /// <summary>
+    /// Whether this replica must not stream from the primary: the Raft leader (this member, or as another member's
+    /// report shows) fails over from the current epoch in quorum mode; or it did, and this replica stopped, and the
+    /// primary has not been seen taking writes since (a later grant). Never resumed merely because the ask is not seen
+    /// (a leader out of reach may still count this replica's position as final).
+    /// </summary>
+    private bool Detaching
+    {
+        get
+        {
+            var epoch = _control.Epoch;
+            if (epoch == Epoch.Zero || _control.Primary.IsNone || _control.Primary == _config.Self)
+            {
+                return false;
+            }
+
+            if (_detachEpoch == epoch || _peers.Values.Any(p => p.Reachable && p.DetachFrom == epoch))
+            {
+                return true;
+            }
+
+            return _detachedEpoch == epoch
+                && !(_peers.TryGetValue(_control.Primary, out var primary)
+                    && primary is { Reachable: true, Ready: true, Role: InstanceRole.Primary } && primary.Epoch == epoch && primary.StateAt > _detachedAt);
+        }
+    }
+
+    /// <summary>
+    /// The epoch whose primary this replica has stopped streaming from, as far as the state shown proves it: its
+    /// WAL receiver seen gone by a state query begun after the stop; zero otherwise.
+    /// </summary>
+    private Epoch DetachedFromNow =>
+        _detachedEpoch == _control.Epoch && _detachedEpoch != Epoch.Zero && _upstream.IsNone && _running && _settled
+        && _pg is { InRecovery: true, Receiver: WalReceiverStatus.None or WalReceiverStatus.Stopped } && _pgAt > _detachedAt
+            ? _detachedEpoch
+            : Epoch.Zero;
 
     private static string KindName(PostgresAction action) => action.GetType().Name switch
     {
@@ -302,6 +367,9 @@ public sealed partial class InstanceNode
             FollowWhy = followWhy,
             Flushed = _flushed,
             Line = _line,
+            StoppedCleanlyAt = _stoppedCleanlyAt,
+            Detach = Detaching,
+            PositionSettled = _settled,
         });
         if (step.Why != _activity)
         {
@@ -349,6 +417,7 @@ public sealed partial class InstanceNode
                 // IMPORTANT: PostgreSQL may accept writes from here on: latch it and arm the watchdog at the lease's
                 // deadline before the host starts or promotes, and forbid the host to begin once the lease is over.
                 _mayWrite = true;
+                _promoteProgressAt = _now;
                 SyncWatchdog();
                 action = act.Kind == StepKind.StartPrimary
                     ? new PostgresAction.StartPrimary(id, LeaseUntil!.Value, act.Why)
@@ -381,6 +450,8 @@ public sealed partial class InstanceNode
                 throw new InvalidOperationException($"no action for {act.Kind}");
         }
 
+        // Any other action starts, changes or replaces the data: its end is no longer the clean shutdown's.
+        _stoppedCleanlyAt = null;
         if (action is PostgresAction.StartPrimary or PostgresAction.StartStandby)
         {
             _running = true;

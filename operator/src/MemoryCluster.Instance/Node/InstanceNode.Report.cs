@@ -34,6 +34,8 @@ namespace MemoryCluster.Instance.Node;
 /// <param name="Failover">On the Raft leader, while the primary has failed: what it did or why it cannot.</param>
 /// <param name="SteppingDown">Quorum mode: this primary gave up its lease because no synchronous standby reaches it.</param>
 /// <param name="NotReadyWhy">Why it is not ready, when it is not.</param>
+/// <param name="DetachFrom">On the Raft leader failing over in quorum mode from a primary that stopped renewing: that epoch (replicas stop streaming from its primary first).</param>
+/// <param name="DetachedFrom">Replica: the epoch whose primary it has stopped streaming from, proven by the state shown.</param>
 /// <param name="WaitingForStandbys">Quorum mode: a primary that takes writes, whose commits wait because fewer than k standbys reply (not ready, but still where writes go).</param>
 public sealed record NodeStatus(
     InstanceRole Role,
@@ -64,7 +66,9 @@ public sealed record NodeStatus(
     string? Failover,
     bool SteppingDown,
     string? NotReadyWhy = null,
-    bool WaitingForStandbys = false);
+    bool WaitingForStandbys = false,
+    Epoch DetachFrom = default,
+    Epoch DetachedFrom = default);
 
 public sealed partial class InstanceNode
 {
@@ -154,7 +158,9 @@ public sealed partial class InstanceNode
             status.Follow,
             _pg is { } pg && ReplicationLiveness.ReceiverNotStreaming(pg) is null,
             _fencedEpoch,
-            _pgAt);
+            _pgAt,
+            status.DetachFrom,
+            status.DetachedFrom);
     }
 
     /// <summary>What this member is now.</summary>
@@ -231,7 +237,9 @@ public sealed partial class InstanceNode
             _raft.IsLeader ? _failoverNote : null,
             _steppingDown,
             notReadyWhy,
-            blocked is not null);
+            blocked is not null,
+            _detachEpoch == _control.Epoch ? _detachEpoch : Epoch.Zero,
+            DetachedFromNow);
     }
 
     private (FollowState State, string? Why) FollowStateNow(InstanceRole role)

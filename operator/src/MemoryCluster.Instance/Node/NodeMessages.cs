@@ -234,6 +234,8 @@ public sealed record RaftView(Raft.RaftRole Role, Raft.Term Term, MemberId Leade
 /// <param name="Streaming">Replica: its WAL receiver streams.</param>
 /// <param name="FencedEpoch">The epoch at which it fenced itself as primary (its PostgreSQL verified stopped), zero for none.</param>
 /// <param name="StateAt">On the observer's clock, no later than when the PostgreSQL state shown was read.</param>
+/// <param name="DetachFrom">On the Raft leader, failing over in quorum mode from a primary that stopped renewing: the epoch whose primary every replica must stop streaming from; zero otherwise.</param>
+/// <param name="DetachedFrom">Replica: the epoch whose primary it has stopped streaming from, its WAL receiver seen gone by the state shown (so the position shown is all it can have acknowledged); zero otherwise.</param>
 public sealed record PeerView(
     MemberId Id,
     bool Reachable,
@@ -248,7 +250,9 @@ public sealed record PeerView(
     FollowState Follow,
     bool Streaming,
     Epoch FencedEpoch,
-    long StateAt)
+    long StateAt,
+    Epoch DetachFrom = default,
+    Epoch DetachedFrom = default)
 {
     public static PeerView Unreachable(MemberId id) =>
         new(id, false, Epoch.Zero, InstanceRole.Unknown, false, false, null, Lsn.Zero, Lsn.Zero, false, FollowState.Unknown, false, Epoch.Zero, 0);
@@ -434,6 +438,12 @@ public sealed record Propose(long Id, ControlCommand Command, string Why, Raft.T
 /// (the notice itself proves nothing; the report does).
 /// </summary>
 public sealed record AnnounceFenced(Epoch Epoch) : NodeAction;
+
+/// <summary>
+/// The Raft leader asks every replica to stop streaming from the primary of <paramref name="Epoch"/> (its report says
+/// so): the others read the reports at once, as for <see cref="AnnounceFenced"/>.
+/// </summary>
+public sealed record AnnounceDetach(Epoch Epoch) : NodeAction;
 
 /// <summary>Hands Raft leadership to <paramref name="Target"/>.</summary>
 public sealed record TransferLeadership(MemberId Target, string Why) : NodeAction;

@@ -98,6 +98,18 @@ public sealed record PlanInput
 
     /// <summary>This primary's line of history (for checking a switchover target).</summary>
     public WalLine? Line { get; init; }
+
+    /// <summary>
+    /// The data's WAL ends at this shutdown checkpoint: this manager stopped it cleanly for a switchover (null when not
+    /// known so: a crash, a fence, a manager restarted since).
+    /// </summary>
+    public Lsn? StoppedCleanlyAt { get; init; }
+
+    /// <summary>The Raft leader fails over from the current epoch and asks the replicas to stop streaming from its primary.</summary>
+    public bool Detach { get; init; }
+
+    /// <summary>Replica: its position is exact (the startup process has asked for streaming since PostgreSQL started).</summary>
+    public bool PositionSettled { get; init; }
 }
 
 /// <summary>What the planner says to do next.</summary>
@@ -301,7 +313,15 @@ public static class PostgresPlanner
                 : new PlanStep.Wait($"waiting for primary {name} to be ready to clone from");
         }
 
-        var needsRewind = (o.Data == DataKind.Primary && !o.Running) || o.Follow is FollowCheck.Diverged or FollowCheck.NeedsClone;
+        // A former primary's data may hold WAL past where the new primary's line leaves it (written after the last
+        // record a standby received), so it is rewound before it follows; unless it was stopped cleanly for a
+        // switchover: its WAL ends at the shutdown checkpoint, which the target received before the epoch moved.
+        // It then starts as a replica at once (seen: a switchover target frozen right after the hand-over left no
+        // member that could prove it held every commit, while the old primary, stopped and waiting to rewind onto the
+        // frozen target, held them all). Should another member's line leave it after all, the follow check says so
+        // (or PostgreSQL refuses the timeline) and it is rewound then.
+        var formerPrimaryUnknownEnd = o.Data == DataKind.Primary && !o.Running && o.StoppedCleanlyAt is null;
+        var needsRewind = formerPrimaryUnknownEnd || o.Follow is FollowCheck.Diverged or FollowCheck.NeedsClone;
         if (needsRewind)
         {
             var why = o.Data == DataKind.Primary ? "former primary" : $"diverged from {name}'s line ({o.FollowWhy})";
@@ -325,12 +345,30 @@ public static class PostgresPlanner
             // Pointed at the primary at once: a rewound data directory becomes consistent (and answers queries) only
             // once it has replayed WAL it may still have to stream. Following a line it cannot follow is refused by
             // PostgreSQL itself (timeline ids are never reused, see PostgresAction.Promote), and the node then rewinds.
-            return new PlanStep.Act(StepKind.StartStandby, primary, $"replica of {name}: postgres is not running");
+            return new PlanStep.Act(StepKind.StartStandby, primary, o.Data == DataKind.Primary && o.StoppedCleanlyAt is { } end
+                ? $"former primary, stopped cleanly at {end}: starting as a replica of {name}"
+                : $"replica of {name}: postgres is not running");
         }
 
         if (o.Pg is null)
         {
             return new PlanStep.Wait("postgres is starting");
+        }
+
+        if (o.Detach)
+        {
+            // IMPORTANT (quorum mode): the leader counts this replica's position only once it has stopped streaming
+            // from the old primary, which then cannot have anything more acknowledged by it. It stops only once its
+            // position is exact: without primary_conninfo the startup process never asks for streaming, the only sign
+            // that it has replayed all local WAL (a replica started meanwhile follows the primary until then).
+            if (o.Upstream.IsNone)
+            {
+                return new PlanStep.Wait($"stopped streaming from {name}: the Raft leader fails over from epoch {epoch}");
+            }
+
+            return o.PositionSettled
+                ? new PlanStep.Act(StepKind.Repoint, MemberId.None, $"the Raft leader fails over from epoch {epoch}: stopping streaming from {name}")
+                : new PlanStep.Wait($"the Raft leader fails over from epoch {epoch}: replaying local WAL before stopping streaming from {name}");
         }
 
         if (o.Upstream != primary)
