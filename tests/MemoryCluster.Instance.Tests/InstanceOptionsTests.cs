@@ -56,6 +56,30 @@ public sealed class InstanceOptionsTests : IDisposable
     }
 
     [Fact]
+    public void Tls_files_are_given_all_three_or_none_and_must_exist()
+    {
+        var (plain, _) = InstanceOptionsParser.Parse(Valid());
+        Assert.Null(plain!.Tls);
+
+        var values = Valid();
+        foreach (var key in new[] { "tls-cert-file", "tls-key-file", "tls-ca-file" })
+        {
+            values[key] = Path.Combine(_dir.FullName, key);
+            File.WriteAllText(values[key], "pem");
+        }
+
+        var (options, errors) = InstanceOptionsParser.Parse(values);
+        Assert.Empty(errors);
+        Assert.Equal(new TlsFileSettings(values["tls-cert-file"], values["tls-key-file"], values["tls-ca-file"]), options!.Tls);
+        Assert.Equal(Path.Combine(_dir.FullName, "tls"), options.TlsDirectory);
+
+        values.Remove("tls-ca-file");
+        Assert.Contains("tls-ca-file: required with tls-cert-file and tls-key-file (give the certificate, key and CA files, or none)", InstanceOptionsParser.Parse(values).Errors);
+        values["tls-ca-file"] = "/nonexistent/ca.crt";
+        Assert.Contains("tls-ca-file: no file at /nonexistent/ca.crt", InstanceOptionsParser.Parse(values).Errors);
+    }
+
+    [Fact]
     public void In_a_pod_the_member_is_the_peer_named_like_the_pod()
     {
         var values = Valid();

@@ -72,6 +72,7 @@ public static class InstanceHost
         AddHosted<RaftService>(services);
         AddHosted<WatchdogSupervisor>(services);
         AddHosted<PostgresSupervisor>(services);
+        AddHosted<TlsReloader>(services);
         AddHosted<PostgresObserver>(services);
         AddHosted<PeerRpc>(services);
         AddHosted<RoleLabeler>(services);

@@ -58,6 +58,12 @@ public sealed record Peer(ulong Id, string Name, string Host, int PgPort, int Ra
     }
 }
 
+/// <summary>Where the mounted TLS files are (the manager copies them before PostgreSQL reads them).</summary>
+/// <param name="CertificateFile">The server certificate, PEM.</param>
+/// <param name="KeyFile">Its private key, PEM.</param>
+/// <param name="CaFile">The CA certificate that issued it and every peer's, PEM.</param>
+public sealed record TlsFileSettings(string CertificateFile, string KeyFile, string CaFile);
+
 /// <summary>Everything an instance manager needs to run; built only through <see cref="InstanceOptionsParser"/>.</summary>
 public sealed record InstanceOptions
 {
@@ -104,6 +110,13 @@ public sealed record InstanceOptions
     /// </summary>
     public bool Join { get; init; }
 
+    /// <summary>
+    /// The server certificate, its key and the CA that issued it (settings <c>tls-cert-file</c>, <c>tls-key-file</c>,
+    /// <c>tls-ca-file</c>, all three or none): PostgreSQL serves TLS with them and replication verifies its upstream
+    /// (<c>sslmode=verify-full</c>). Null: no TLS (the local cluster's default).
+    /// </summary>
+    public TlsFileSettings? Tls { get; init; }
+
     public Peer Self => Peers.Single(p => p.Id == Id);
 
     public string Name => Self.Name;
@@ -115,6 +128,9 @@ public sealed record InstanceOptions
     public string RaftDirectory => Path.Combine(DataRoot, "raft");
 
     public string PassFile => Path.Combine(DataRoot, "replication.pass");
+
+    /// <summary>Private copies of the TLS files, owned by PostgreSQL's user (the key 0600), outside PGDATA.</summary>
+    public string TlsDirectory => Path.Combine(DataRoot, "tls");
 
     public bool Quorum => ReplicationMode == ReplicationModes.Quorum;
 }
@@ -130,7 +146,7 @@ public static partial class InstanceOptionsParser
     [
         "id", "data-dir", "pg-bin-dir", "run-as", "peers", "cluster-key-file", "replication-password-file",
         "app-password-file", "mode", "switchover-max-lag-bytes", "switchover-timeout-seconds",
-        "primary-lease-ms", "pod-name", "join",
+        "primary-lease-ms", "pod-name", "join", "tls-cert-file", "tls-key-file", "tls-ca-file",
     ];
 
     public static string EnvironmentName(string key) => "MEMORYCLUSTER_" + key.ToUpperInvariant().Replace('-', '_');
@@ -266,7 +282,16 @@ public static partial class InstanceOptionsParser
             }
         }
 
-        foreach (var (key, path) in new[] { ("cluster-key-file", keyFile), ("replication-password-file", passwordFile), ("app-password-file", Get("app-password-file") ?? string.Empty) })
+        string[] tlsKeys = ["tls-cert-file", "tls-key-file", "tls-ca-file"];
+        var tlsGiven = tlsKeys.Where(k => Get(k) is not null).ToList();
+        if (tlsGiven.Count is > 0 and < 3)
+        {
+            errors.Add($"{tlsKeys.Except(tlsGiven).First()}: required with {string.Join(" and ", tlsGiven)} (give the certificate, key and CA files, or none)");
+        }
+
+        var tls = tlsGiven.Count == 3 ? new TlsFileSettings(Get("tls-cert-file")!, Get("tls-key-file")!, Get("tls-ca-file")!) : null;
+        foreach (var (key, path) in new[] { ("cluster-key-file", keyFile), ("replication-password-file", passwordFile), ("app-password-file", Get("app-password-file") ?? string.Empty) }
+            .Concat(tlsKeys.Select(k => (k, Get(k) ?? string.Empty))))
         {
             if (path.Length > 0 && !File.Exists(path))
             {
@@ -320,6 +345,7 @@ public static partial class InstanceOptionsParser
             PrimaryLease = TimeSpan.FromMilliseconds(lease),
             PodName = podName,
             Join = join,
+            Tls = tls,
         }, errors);
     }
 

@@ -25,6 +25,30 @@ public sealed class PostgresConfigFilesTests
         Assert.Contains("primary_slot_name = 'b'", text, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void With_tls_postgresql_serves_the_copies_and_replication_verifies_the_upstream_by_the_clusters_ca()
+    {
+        var upstream = new ReplicationSource("demo-0.demo-hl.memory.svc", 5432, "replicator", "/data/pass", "demo-1", "demo_1", "/data/tls/ca.crt");
+        var text = PostgresConfigFiles.PostgresqlConf(Settings(upstream) with { Tls = new PostgresTls("/data/tls/server.crt", "/data/tls/server.key", "/data/tls/ca.crt") });
+        Assert.Contains("ssl = 'on'\n", text, StringComparison.Ordinal);
+        Assert.Contains("ssl_cert_file = '/data/tls/server.crt'\n", text, StringComparison.Ordinal);
+        Assert.Contains("ssl_key_file = '/data/tls/server.key'\n", text, StringComparison.Ordinal);
+        Assert.Contains("ssl_ca_file = '/data/tls/ca.crt'\n", text, StringComparison.Ordinal);
+        Assert.EndsWith(" sslmode=verify-full sslrootcert=/data/tls/ca.crt", upstream.ConnInfo, StringComparison.Ordinal);
+
+        var plain = PostgresConfigFiles.PostgresqlConf(Settings(upstream with { SslRootCert = null }));
+        Assert.DoesNotContain("ssl", plain, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void With_tls_every_tcp_line_of_pg_hba_requires_it()
+    {
+        var lines = PostgresConfigFiles.PgHbaConf("replicator", tls: true).Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith('#')).ToList();
+        Assert.Equal(4, lines.Count(l => l.StartsWith("hostssl ", StringComparison.Ordinal)));
+        Assert.All(lines, l => Assert.True(l.StartsWith("local ", StringComparison.Ordinal) || l.StartsWith("hostssl ", StringComparison.Ordinal), l));
+        Assert.DoesNotContain("hostssl", PostgresConfigFiles.PgHbaConf("replicator"), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("it's", "'it''s'")]
     [InlineData(@"C:\x", @"'C:\\x'")]

@@ -29,7 +29,8 @@ public sealed class ReplicationLifecycleTests
         return replica;
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, params TestNode[] logsOf)
+    /// <summary>Waits until <paramref name="condition"/> holds, at most 30 s; the failure shows the nodes' PostgreSQL logs.</summary>
+    internal static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, params TestNode[] logsOf)
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (!await condition())

@@ -64,12 +64,12 @@ internal sealed class TestNode : IAsyncDisposable
     public ReplicationSource SourceFor(TestNode replica) =>
         new("127.0.0.1", Port, ReplicationUser, replica.PassFile, replica.Name, replica.Name);
 
-    public void WriteConfig(ReplicationSource? upstream)
+    public void WriteConfig(ReplicationSource? upstream, PostgresTls? tls = null)
     {
-        var settings = new PostgresSettings(Port, "127.0.0.1", SocketDirectory, Name, upstream, string.Empty, new Dictionary<string, string>());
+        var settings = new PostgresSettings(Port, "127.0.0.1", SocketDirectory, Name, upstream, string.Empty, new Dictionary<string, string>(), tls);
         File.WriteAllText(Path.Combine(DataDirectory, "postgresql.conf"), PostgresConfigFiles.PostgresqlConf(settings));
         File.WriteAllText(Path.Combine(DataDirectory, "postgresql.auto.conf"), string.Empty);
-        File.WriteAllText(Path.Combine(DataDirectory, "pg_hba.conf"), PostgresConfigFiles.PgHbaConf(ReplicationUser));
+        File.WriteAllText(Path.Combine(DataDirectory, "pg_hba.conf"), PostgresConfigFiles.PgHbaConf(ReplicationUser, tls is not null));
         var standby = Path.Combine(DataDirectory, "standby.signal");
         if (upstream is null)
         {

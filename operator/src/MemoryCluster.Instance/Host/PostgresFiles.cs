@@ -15,6 +15,8 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
     public const string ReplicationUser = "replicator";
     public const string AppUser = "app";
 
+    private readonly TlsFiles? _tls = TlsFiles.For(options, binaries);
+
     public PgBinaries Binaries => binaries;
 
     public string FenceFile => Path.Combine(options.DataRoot, "fenced-epoch");
@@ -40,6 +42,9 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
         File.SetUnixFileMode(options.PassFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         binaries.GiveToPostgres(options.SocketDirectory);
         binaries.GiveFileToPostgres(options.PassFile);
+
+        // With TLS configured PostgreSQL never starts without it: unreadable TLS files stop the manager here.
+        _tls?.Sync();
         EnsureDataDirectory();
         if (ProcessFence.ProcessesIn(options.DataDirectory).Count > 0
             && !await ProcessFence.KillAllAsync(options.DataDirectory, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false))
@@ -149,11 +154,12 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
             // Written on standbys too (where it does nothing): a standby that is promoted requires synchronous
             // standbys from its very first commit, not from the reload after promotion.
             PostgresConfigFiles.SynchronousStandbyNames(options.Quorum, others, voters),
-            new Dictionary<string, string>());
+            new Dictionary<string, string>(),
+            _tls?.Copies);
         var data = options.DataDirectory;
         Write(Path.Combine(data, "postgresql.conf"), PostgresConfigFiles.PostgresqlConf(settings));
         Write(Path.Combine(data, "postgresql.auto.conf"), "# Not used: the instance manager owns postgresql.conf.\n");
-        Write(Path.Combine(data, "pg_hba.conf"), PostgresConfigFiles.PgHbaConf(ReplicationUser));
+        Write(Path.Combine(data, "pg_hba.conf"), PostgresConfigFiles.PgHbaConf(ReplicationUser, tls: _tls is not null));
         var signal = Path.Combine(data, "standby.signal");
         if (standby)
         {
@@ -175,7 +181,8 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
     public ReplicationSource SourceFor(MemberId id)
     {
         var peer = directory.Find(id.Value) ?? throw new InvalidOperationException($"member {id} is not in the membership");
-        return new ReplicationSource(peer.Host, peer.PgPort, ReplicationUser, options.PassFile, options.Name, SlotName(options.Name));
+        // With TLS, replication, pg_basebackup and pg_rewind verify the upstream's certificate and name (verify-full).
+        return new ReplicationSource(peer.Host, peer.PgPort, ReplicationUser, options.PassFile, options.Name, SlotName(options.Name), _tls?.Copies.CaFile);
     }
 
     public static string SlotName(string instance) => instance.Replace('-', '_');

@@ -11,6 +11,7 @@ namespace MemoryCluster.Instance.Postgres;
 /// <param name="Upstream">For a replica: where to stream from. Null on the primary.</param>
 /// <param name="SynchronousStandbyNames">In quorum mode, e.g. <c>ANY 1 ("b", "c")</c>, on every member (a standby ignores it until promoted); empty in async mode.</param>
 /// <param name="UserParameters">The spec's extra parameters (managed keys already refused by validation).</param>
+/// <param name="Tls">The certificate files PostgreSQL serves TLS with; null: no TLS.</param>
 internal sealed record PostgresSettings(
     int Port,
     string ListenAddresses,
@@ -18,7 +19,14 @@ internal sealed record PostgresSettings(
     string ClusterName,
     ReplicationSource? Upstream,
     string SynchronousStandbyNames,
-    IReadOnlyDictionary<string, string> UserParameters);
+    IReadOnlyDictionary<string, string> UserParameters,
+    PostgresTls? Tls = null);
+
+/// <summary>The files PostgreSQL reads for TLS (the manager's private copies; the key has mode 0600).</summary>
+/// <param name="CertificateFile">Server certificate.</param>
+/// <param name="KeyFile">Its private key.</param>
+/// <param name="CaFile">The cluster's CA certificate (<c>ssl_ca_file</c>, and <c>sslrootcert</c> of replication).</param>
+internal sealed record PostgresTls(string CertificateFile, string KeyFile, string CaFile);
 
 /// <summary>Where a replica streams from.</summary>
 /// <param name="Host">Host of the primary.</param>
@@ -27,11 +35,16 @@ internal sealed record PostgresSettings(
 /// <param name="PasswordFile">A passfile (libpq format) holding the replication password; never inlined.</param>
 /// <param name="ApplicationName">This instance's name, as the primary will see it.</param>
 /// <param name="SlotName">The physical slot kept for this instance on the primary.</param>
-internal sealed record ReplicationSource(string Host, int Port, string User, string PasswordFile, string ApplicationName, string SlotName)
+/// <param name="SslRootCert">
+/// The cluster's CA: with it the connection requires TLS and checks that the upstream's certificate chains to that CA
+/// and names the host connected to (<c>sslmode=verify-full</c>); null: libpq's default (TLS if offered, unchecked).
+/// </param>
+internal sealed record ReplicationSource(string Host, int Port, string User, string PasswordFile, string ApplicationName, string SlotName, string? SslRootCert = null)
 {
-    /// <summary>The libpq connection string for <c>primary_conninfo</c>.</summary>
+    /// <summary>The libpq connection string for <c>primary_conninfo</c>, pg_basebackup and pg_rewind.</summary>
     public string ConnInfo =>
-        string.Create(CultureInfo.InvariantCulture, $"host={Quote(Host)} port={Port} user={Quote(User)} passfile={Quote(PasswordFile)} application_name={Quote(ApplicationName)} connect_timeout=2 keepalives_idle=2 keepalives_interval=1 keepalives_count=2");
+        string.Create(CultureInfo.InvariantCulture, $"host={Quote(Host)} port={Port} user={Quote(User)} passfile={Quote(PasswordFile)} application_name={Quote(ApplicationName)} connect_timeout=2 keepalives_idle=2 keepalives_interval=1 keepalives_count=2")
+        + (SslRootCert is null ? string.Empty : $" sslmode=verify-full sslrootcert={Quote(SslRootCert)}");
 
     private static string Quote(string value) =>
         value.Length > 0 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' or '/' or ':')
@@ -77,6 +90,15 @@ internal static class PostgresConfigFiles
             ("primary_conninfo", settings.Upstream?.ConnInfo ?? string.Empty),
             ("primary_slot_name", settings.Upstream?.SlotName ?? string.Empty),
         };
+        if (settings.Tls is { } tls)
+        {
+            // Re-read on every reload (PostgreSQL 15): a renewed certificate is served without a restart.
+            lines.Add(("ssl", "on"));
+            lines.Add(("ssl_cert_file", tls.CertificateFile));
+            lines.Add(("ssl_key_file", tls.KeyFile));
+            lines.Add(("ssl_ca_file", tls.CaFile));
+            lines.Add(("ssl_min_protocol_version", "TLSv1.2"));
+        }
 
         var text = new StringBuilder("# Written by the memorycluster instance manager; rewritten on every start and role change.\n");
         foreach (var (key, value) in settings.UserParameters.OrderBy(p => p.Key, StringComparer.Ordinal))
@@ -95,16 +117,20 @@ internal static class PostgresConfigFiles
 
     /// <summary>
     /// pg_hba.conf: the local socket (private to the instance's OS user) trusts the superuser, so the manager
-    /// needs no password; everything over TCP uses SCRAM.
+    /// needs no password; everything over TCP uses SCRAM, and with <paramref name="tls"/> only over TLS
+    /// (<c>hostssl</c>: a connection without TLS matches no line and is refused).
     /// </summary>
-    public static string PgHbaConf(string replicationUser) =>
-        "# Written by the memorycluster instance manager.\n" +
-        "local   all           postgres                  trust\n" +
-        "local   replication   postgres                  trust\n" +
-        $"host    replication   {replicationUser}    0.0.0.0/0    scram-sha-256\n" +
-        $"host    replication   {replicationUser}    ::/0         scram-sha-256\n" +
-        "host    all           all                0.0.0.0/0    scram-sha-256\n" +
-        "host    all           all                ::/0         scram-sha-256\n";
+    public static string PgHbaConf(string replicationUser, bool tls = false)
+    {
+        var host = tls ? "hostssl" : "host   ";
+        return "# Written by the memorycluster instance manager.\n" +
+            "local   all           postgres                  trust\n" +
+            "local   replication   postgres                  trust\n" +
+            $"{host} replication   {replicationUser}    0.0.0.0/0    scram-sha-256\n" +
+            $"{host} replication   {replicationUser}    ::/0         scram-sha-256\n" +
+            $"{host} all           all                0.0.0.0/0    scram-sha-256\n" +
+            $"{host} all           all                ::/0         scram-sha-256\n";
+    }
 
     /// <summary>A postgresql.conf value in single quotes, with quotes and backslashes escaped.</summary>
     public static string QuoteValue(string value) =>
