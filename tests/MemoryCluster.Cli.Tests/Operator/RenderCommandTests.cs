@@ -46,9 +46,11 @@ public sealed class RenderCommandTests
         var (code, stdout, _) = Render(File.ReadAllText(Path.Combine(Repository.Root, "crds", "samples", "full.yaml")));
         Assert.Equal(0, code);
         var documents = Manifests.YamlJson.ToJson(stdout);
-        Assert.Equal(17, documents.Count); // 4 Secrets, 12 objects, and the NetworkPolicy the full sample turns on
+        Assert.Equal(19, documents.Count); // 4 Secrets, the 2 certificate Secrets, 12 objects, and the NetworkPolicy the full sample turns on
         Assert.All(documents, d => Assert.False(string.IsNullOrEmpty(d["kind"]?.GetValue<string>())));
         Assert.DoesNotContain("password:", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("PRIVATE KEY", stdout, StringComparison.Ordinal);
+        Assert.Single(documents, d => d["type"]?.GetValue<string>() == "kubernetes.io/tls" && d["data"] is null);
     }
 
     [Fact]

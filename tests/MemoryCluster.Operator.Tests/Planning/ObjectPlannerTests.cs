@@ -130,6 +130,13 @@ public sealed class ObjectPlannerTests
                 File.WriteAllBytes(values[key], new byte[32]);
             }
 
+            foreach (var key in new[] { "tls-cert-file", "tls-key-file", "tls-ca-file" })
+            {
+                Assert.StartsWith(ObjectPlanner.TlsMount + "/", values[key], StringComparison.Ordinal);
+                values[key] = Path.Combine(dir.FullName, key);
+                File.WriteAllText(values[key], "pem");
+            }
+
             for (var ordinal = 0; ordinal < instances; ordinal++)
             {
                 var (options, errors) = InstanceOptionsParser.Parse(new Dictionary<string, string>(values) { ["pod-name"] = $"demo-{ordinal}" });
@@ -139,6 +146,7 @@ public sealed class ObjectPlannerTests
                 Assert.Equal($"demo-{ordinal}.demo-hl.memory.svc", options.Self.Host);
                 Assert.StartsWith(ObjectPlanner.DataMount + "/", options.DataRoot, StringComparison.Ordinal);
                 Assert.Equal(ReplicationModes.Async, options.ReplicationMode);
+                Assert.Equal(Path.Combine(dir.FullName, "tls-key-file"), options.Tls!.KeyFile);
             }
         }
         finally
@@ -150,6 +158,25 @@ public sealed class ObjectPlannerTests
         Assert.Equal(["memorycluster", "instance", "--config", $"{ObjectPlanner.ConfigMount}/{ObjectPlanner.InstanceConfigKey}"], container.Command);
         var podName = Assert.Single(container.Env, e => e.Name == InstanceOptionsParser.EnvironmentName("pod-name"));
         Assert.Equal("metadata.name", podName.ValueFrom.FieldRef.FieldPath);
+    }
+
+    [Fact]
+    public void The_certificates_are_requested_by_name_and_the_server_secret_is_mounted_read_only()
+    {
+        var desired = ObjectPlanner.Render(Cluster(5), OperatorSettings.Default);
+        Assert.Equal(("demo-ca", "demo-server-tls"), (desired.Tls.CaSecret, desired.Tls.ServerSecret));
+        Assert.Contains("demo-4.demo-hl.memory.svc", desired.Tls.Server.DnsNames);
+        Assert.Contains("demo-rw.memory.svc", desired.Tls.Server.DnsNames);
+
+        var pod = One<V1StatefulSet>(desired, "demo").Spec.Template.Spec;
+        var volume = Assert.Single(pod.Volumes, v => v.Name == "server-tls");
+        Assert.Equal(("demo-server-tls", Convert.ToInt32("400", 8)), (volume.Secret.SecretName, volume.Secret.DefaultMode));
+        var mount = Assert.Single(Assert.Single(pod.Containers).VolumeMounts, m => m.Name == "server-tls");
+        Assert.Equal((ObjectPlanner.TlsMount, true), (mount.MountPath, mount.ReadOnlyProperty ?? false));
+
+        // The key never passes through the planner: no Secret object, no data, only names.
+        Assert.DoesNotContain(desired.Objects, o => o is V1Secret);
+        Assert.DoesNotContain(desired.Secrets, s => s.Name is "demo-ca" or "demo-server-tls");
     }
 
     [Fact]

@@ -12,6 +12,7 @@ using MemoryCluster.Kube.Resources;
 using MemoryCluster.Kube.TestServer;
 using MemoryCluster.Operator.Hosting;
 using MemoryCluster.Operator.Reconciling;
+using MemoryCluster.Operator.Tls;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -79,7 +80,7 @@ internal sealed class OperatorHarness : IAsyncDisposable
     }
 
     /// <summary>Starts an operator against the double; its instance client reaches the pods through <see cref="ManagersUrl"/>.</summary>
-    public OperatorHost StartOperator(bool leaderElect = false, string identity = "operator-0", ILoggerFactory? logging = null)
+    public OperatorHost StartOperator(bool leaderElect = false, string identity = "operator-0", ILoggerFactory? logging = null, TlsPolicy? tls = null)
     {
         var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         var instances = new HttpInstanceClient(http, (names, ordinal) => new Uri(ManagersUrl, $"{names.Namespace}/{names.Pod(ordinal)}/"))
@@ -94,7 +95,7 @@ internal sealed class OperatorHarness : IAsyncDisposable
             MetricsPort = 0,
             HealthPort = 0,
             ListenAddress = IPAddress.Loopback,
-            Reconciler = new ReconcilerOptions { StatusPollInterval = TimeSpan.FromMilliseconds(300), BusyPollInterval = TimeSpan.FromMilliseconds(200) },
+            Reconciler = new ReconcilerOptions { StatusPollInterval = TimeSpan.FromMilliseconds(300), BusyPollInterval = TimeSpan.FromMilliseconds(200), Tls = tls ?? TlsPolicy.Default },
         };
         var host = new OperatorHost(Client, instances, options, logging ?? NullLoggerFactory.Instance);
         var stop = new CancellationTokenSource();

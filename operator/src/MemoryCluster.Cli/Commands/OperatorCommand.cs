@@ -195,6 +195,23 @@ internal static class OperatorCommand
             firstDocument = false;
         }
 
+        var tls = desired.Tls;
+        foreach (var (name, type, what) in new[]
+        {
+            (tls.CaSecret, "Opaque", $"{TlsRequest.CaKey}, {TlsRequest.CaPrivateKeyKey} (the cluster's CA, ECDSA P-256, made once)"),
+            (tls.ServerSecret, TlsRequest.TlsSecretType, $"{TlsRequest.CertificateKey}, {TlsRequest.PrivateKeyKey}, {TlsRequest.CaKey} (issued from {tls.CaSecret}, renewed before it ends; names: {string.Join(", ", tls.Server.DnsNames)})"),
+        })
+        {
+            var obj = new V1Secret
+            {
+                ApiVersion = "v1",
+                Kind = "Secret",
+                Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = names.Namespace, Labels = ClusterLabels.For(names, ClusterLabels.PostgresComponent) },
+                Type = type,
+            };
+            yield return $"# made by the operator, never logged or rendered: {what}\n" + Yaml(obj);
+        }
+
         foreach (var obj in desired.Objects)
         {
             yield return Yaml(obj);

@@ -21,6 +21,12 @@ public sealed record ClusterNames(string Cluster, string Namespace)
 
     public string ClusterKeySecret => Cluster + "-cluster-key";
 
+    /// <summary>The cluster's certificate authority: <c>ca.crt</c> and <c>ca.key</c>, made once.</summary>
+    public string CaSecret => Cluster + "-ca";
+
+    /// <summary>The instances' server certificate (kubernetes.io/tls: <c>tls.crt</c>, <c>tls.key</c>, <c>ca.crt</c>), renewed before it ends.</summary>
+    public string ServerTlsSecret => Cluster + "-server-tls";
+
     public string Config => Cluster + "-config";
 
     /// <summary>Headless Service: stable DNS names for Raft and replication, not-ready addresses published.</summary>

@@ -4,11 +4,12 @@ using System.Text;
 using k8s;
 using k8s.Models;
 using MemoryCluster.Api;
+using MemoryCluster.Operator.Tls;
 
 namespace MemoryCluster.Operator.Planning;
 
-/// <summary>What a MemoryCluster should own: the Secrets to make once, and every other object, whole.</summary>
-public sealed record DesiredObjects(IReadOnlyList<SecretRequest> Secrets, IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Objects);
+/// <summary>What a MemoryCluster should own: the Secrets to make once, its certificates, and every other object, whole.</summary>
+public sealed record DesiredObjects(IReadOnlyList<SecretRequest> Secrets, TlsRequest Tls, IReadOnlyList<IKubernetesObject<V1ObjectMeta>> Objects);
 
 /// <summary>
 /// Renders a MemoryCluster into the objects it owns (DESIGN.md, "Kubernetes objects"). Pure: the same cluster and
@@ -22,6 +23,9 @@ public static class ObjectPlanner
 
     public const string ConfigMount = "/etc/memorycluster/config";
     public const string SecretsMount = "/etc/memorycluster/secrets";
+
+    /// <summary>Where the server certificate Secret is mounted (read-only): <c>tls.crt</c>, <c>tls.key</c>, <c>ca.crt</c>.</summary>
+    public const string TlsMount = "/etc/memorycluster/tls";
 
     /// <summary>The instance manager's settings file in the ConfigMap (<c>memorycluster instance --config</c>).</summary>
     public const string InstanceConfigKey = "instance.conf";
@@ -75,7 +79,7 @@ public static class ObjectPlanner
             }
         }
 
-        return new DesiredObjects(Secrets(names), objects);
+        return new DesiredObjects(Secrets(names), new TlsRequest(names.CaSecret, names.ServerTlsSecret, TlsNames.ServerIdentityOf(names)), objects);
     }
 
     /// <summary>The owner reference every object carries; null while the MemoryCluster has no uid (rendered from a file).</summary>
@@ -142,6 +146,11 @@ public static class ObjectPlanner
         text.Append("replication-password-file = ").Append(SecretsMount).Append("/replication/password\n");
         text.Append("app-password-file = ").Append(SecretsMount).Append("/app/password\n");
         text.Append("mode = ").Append(cluster.Spec.Replication.Mode).Append('\n');
+
+        // PostgreSQL serves TLS with the operator's certificate; replication verifies its peers with the cluster's CA.
+        text.Append("tls-cert-file = ").Append(TlsMount).Append('/').Append(TlsRequest.CertificateKey).Append('\n');
+        text.Append("tls-key-file = ").Append(TlsMount).Append('/').Append(TlsRequest.PrivateKeyKey).Append('\n');
+        text.Append("tls-ca-file = ").Append(TlsMount).Append('/').Append(TlsRequest.CaKey).Append('\n');
         return text.ToString();
     }
 
@@ -366,6 +375,7 @@ public static class ObjectPlanner
                 new V1VolumeMount { Name = "replication", MountPath = SecretsMount + "/replication", ReadOnlyProperty = true },
                 new V1VolumeMount { Name = "app", MountPath = SecretsMount + "/app", ReadOnlyProperty = true },
                 new V1VolumeMount { Name = "superuser", MountPath = SecretsMount + "/superuser", ReadOnlyProperty = true },
+                new V1VolumeMount { Name = "server-tls", MountPath = TlsMount, ReadOnlyProperty = true },
             ],
         };
         return new V1PodSpec
@@ -391,11 +401,17 @@ public static class ObjectPlanner
                 SecretVolume("replication", names.ReplicationSecret),
                 SecretVolume("app", names.AppSecret),
                 SecretVolume("superuser", names.SuperuserSecret),
+                SecretVolume("server-tls", names.ServerTlsSecret),
             ],
         };
     }
 
-    /// <summary>Secret files readable by the owner only (0400), owned through fsGroup by the container's user.</summary>
+    /// <summary>
+    /// Secret files with mode 0400; with <c>fsGroup</c> the kubelet makes them <c>root:fsGroup</c> and adds group read
+    /// (0440), so the container's user reads them through its group. PostgreSQL would accept such a key (owned by root,
+    /// nothing for others), but the manager copies the TLS files to a private folder with 0600 anyway (the same code
+    /// works where the manager runs as root and PostgreSQL as another user, as in the local cluster).
+    /// </summary>
     private static V1Volume SecretVolume(string name, string secret) =>
         new() { Name = name, Secret = new V1SecretVolumeSource { SecretName = secret, DefaultMode = Convert.ToInt32("400", 8) } };
 

@@ -6,6 +6,7 @@ using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Controller;
 using MemoryCluster.Kube.Resources;
 using MemoryCluster.Operator.Planning;
+using MemoryCluster.Operator.Tls;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -24,6 +25,9 @@ public sealed record ReconcilerOptions
     public TimeSpan BusyPollInterval { get; init; } = TimeSpan.FromSeconds(2);
 
     public OperatorSettings Settings { get; init; } = OperatorSettings.Default;
+
+    /// <summary>Certificate lifetimes and the renewal rule.</summary>
+    public TlsPolicy Tls { get; init; } = TlsPolicy.Default;
 }
 
 /// <summary>What one reconcile wrote, for logs, metrics and the benchmark.</summary>
@@ -83,6 +87,15 @@ public sealed partial class ClusterReconciler(
         var workload = WorkloadPlanner.Plan(WorkloadInputOf(current, names, set, observations, view));
 
         var desired = ObjectPlanner.Render(current, _options.Settings, workload.Replicas);
+
+        // The CA first: a CA Secret that cannot be used stops the reconcile before anything else is written.
+        if (await EnsureTlsAsync(names, desired, counts, cancellationToken).ConfigureAwait(false) is { } tlsProblem)
+        {
+            await RecordAsync(current, new PlannedEvent(EventTypes.Warning, "InvalidCASecret", "Certificates", tlsProblem), cancellationToken).ConfigureAwait(false);
+            Observer?.Invoke(key, counts.ToWrites(null));
+            return ReconcileResult.Terminal(tlsProblem);
+        }
+
         await EnsureSecretsAsync(current, names, desired, counts, cancellationToken).ConfigureAwait(false);
         await ApplyAsync(current, desired, counts, cancellationToken).ConfigureAwait(false);
 
@@ -132,33 +145,144 @@ public sealed partial class ClusterReconciler(
                 data[name] = Encoding.ASCII.GetBytes(Base64Url(RandomNumberGenerator.GetBytes(bytes)));
             }
 
-            var secret = new V1Secret
-            {
-                ApiVersion = "v1",
-                Kind = "Secret",
-                Metadata = new V1ObjectMeta
-                {
-                    Name = request.Name,
-                    NamespaceProperty = names.Namespace,
-                    Labels = ClusterLabels.For(names, ClusterLabels.PostgresComponent),
-                    OwnerReferences = desired.Objects.FirstOrDefault()?.Metadata.OwnerReferences,
-                },
-                Type = request.Type,
-                Data = data,
-            };
-            try
-            {
-                await client.CreateAsync(ResourceTypes.Secret, secret, cancellationToken).ConfigureAwait(false);
-                counts.Created++;
-                Interlocked.Increment(ref _writes);
-                LogSecretCreated(_logger, names.Namespace, names.Cluster, request.Name);
-            }
-            catch (AlreadyExistsException)
-            {
-                // Made by an earlier reconcile whose event the cache has not seen yet: never replace it.
-            }
+            // Made by an earlier reconcile whose event the cache has not seen yet (create answers AlreadyExists): never replaced.
+            await CreateSecretAsync(names, NewSecret(names, request.Name, request.Type, desired.Objects.FirstOrDefault()?.Metadata.OwnerReferences, data), counts, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// The cluster's CA (made once, its certificate renewed with the same key when due) and the server certificate
+    /// issued from it (when missing, unusable or due). Returns why the CA Secret cannot be used, having written
+    /// nothing; null otherwise.
+    /// </summary>
+    private async Task<string?> EnsureTlsAsync(ClusterNames names, DesiredObjects desired, Counts counts, CancellationToken cancellationToken)
+    {
+        var request = desired.Tls;
+        var policy = _options.Tls;
+        var now = _time.GetUtcNow();
+        var owners = desired.Objects.FirstOrDefault()?.Metadata.OwnerReferences;
+        var stored = owned.Secrets.GetTyped(names.Namespace, request.CaSecret);
+        CertificateAuthority ca;
+        if (stored is null)
+        {
+            // IMPORTANT: made once, the key from the cryptographic RNG, never logged; never made again while the Secret exists.
+            ca = CertificateAuthority.Create($"{names.Namespace}/{names.Cluster} CA", now, policy.CaLifetime);
+            if (!await CreateSecretAsync(names, CaSecret(names, request, ca, owners, resourceVersion: null), counts, cancellationToken).ConfigureAwait(false))
+            {
+                // Made by an earlier reconcile the cache has not seen: issue from that one next time, never from this.
+                ca.Dispose();
+                return null;
+            }
+        }
+        else
+        {
+            try
+            {
+                ca = CertificateAuthority.FromPem(Text(stored, TlsRequest.CaKey), Text(stored, TlsRequest.CaPrivateKeyKey));
+            }
+            catch (TlsMaterialException e)
+            {
+                return $"Secret {request.CaSecret}: {e.Message}; nothing was changed. Restore it, or delete it to have a new CA made (every certificate is then issued again and clients must trust the new ca.crt)";
+            }
+
+            var renewal = CertificatePlanner.Ca(policy, ca.NotBefore, ca.NotAfter, now);
+            if (renewal.Issue)
+            {
+                var renewed = ca.Renew(now, policy.CaLifetime);
+                ca.Dispose();
+                ca = renewed;
+                await client.ReplaceAsync(ResourceTypes.Secret, CaSecret(names, request, ca, stored.Metadata.OwnerReferences ?? owners, stored.Metadata.ResourceVersion), cancellationToken).ConfigureAwait(false);
+                counts.Applied++;
+                Interlocked.Increment(ref _writes);
+                LogCertificate(_logger, names.Namespace, names.Cluster, request.CaSecret, renewal.Reason);
+            }
+        }
+
+        using (ca)
+        {
+            var server = owned.Secrets.GetTyped(names.Namespace, request.ServerSecret);
+            var (facts, unreadable) = server is null
+                ? (null, null)
+                : ServerCertificateFacts.Read(Text(server, TlsRequest.CertificateKey), Text(server, TlsRequest.PrivateKeyKey), Text(server, TlsRequest.CaKey), ca, now);
+            var decision = CertificatePlanner.Server(policy, request.Server, facts, unreadable, now);
+            if (!decision.Issue)
+            {
+                return null;
+            }
+
+            var pair = ca.Issue(request.Server, now, policy.ServerLifetime);
+            var secret = NewSecret(names, request.ServerSecret, TlsRequest.TlsSecretType, server?.Metadata.OwnerReferences ?? owners, new Dictionary<string, byte[]>
+            {
+                [TlsRequest.CertificateKey] = Encoding.ASCII.GetBytes(pair.CertificatePem),
+                [TlsRequest.PrivateKeyKey] = Encoding.ASCII.GetBytes(pair.KeyPem),
+                [TlsRequest.CaKey] = Encoding.ASCII.GetBytes(ca.CertificatePem),
+            });
+            if (server is null)
+            {
+                if (!await CreateSecretAsync(names, secret, counts, cancellationToken).ConfigureAwait(false))
+                {
+                    return null;
+                }
+            }
+            else
+            {
+                secret.Metadata.ResourceVersion = server.Metadata.ResourceVersion;
+                await client.ReplaceAsync(ResourceTypes.Secret, secret, cancellationToken).ConfigureAwait(false);
+                counts.Applied++;
+                Interlocked.Increment(ref _writes);
+            }
+
+            LogCertificate(_logger, names.Namespace, names.Cluster, request.ServerSecret, decision.Reason);
+            return null;
+        }
+    }
+
+    private static V1Secret CaSecret(ClusterNames names, TlsRequest request, CertificateAuthority ca, IList<V1OwnerReference>? owners, string? resourceVersion)
+    {
+        var pem = ca.ToPem();
+        var secret = NewSecret(names, request.CaSecret, "Opaque", owners, new Dictionary<string, byte[]>
+        {
+            [TlsRequest.CaKey] = Encoding.ASCII.GetBytes(pem.CertificatePem),
+            [TlsRequest.CaPrivateKeyKey] = Encoding.ASCII.GetBytes(pem.KeyPem),
+        });
+        secret.Metadata.ResourceVersion = resourceVersion;
+        return secret;
+    }
+
+    private static V1Secret NewSecret(ClusterNames names, string name, string type, IList<V1OwnerReference>? owners, Dictionary<string, byte[]> data) => new()
+    {
+        ApiVersion = "v1",
+        Kind = "Secret",
+        Metadata = new V1ObjectMeta
+        {
+            Name = name,
+            NamespaceProperty = names.Namespace,
+            Labels = ClusterLabels.For(names, ClusterLabels.PostgresComponent),
+            OwnerReferences = owners,
+        },
+        Type = type,
+        Data = data,
+    };
+
+    /// <summary>Creates a Secret; false when it exists already (made by an earlier reconcile whose event the cache has not seen).</summary>
+    private async Task<bool> CreateSecretAsync(ClusterNames names, V1Secret secret, Counts counts, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await client.CreateAsync(ResourceTypes.Secret, secret, cancellationToken).ConfigureAwait(false);
+            counts.Created++;
+            Interlocked.Increment(ref _writes);
+            LogSecretCreated(_logger, names.Namespace, names.Cluster, secret.Metadata.Name);
+            return true;
+        }
+        catch (AlreadyExistsException)
+        {
+            return false;
+        }
+    }
+
+    private static string? Text(V1Secret secret, string key) =>
+        secret.Data is { } data && data.TryGetValue(key, out var bytes) ? Encoding.UTF8.GetString(bytes) : null;
 
     private async Task ApplyAsync(MemoryClusterResource cluster, DesiredObjects desired, Counts counts, CancellationToken cancellationToken)
     {
@@ -307,6 +431,9 @@ public sealed partial class ClusterReconciler(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Namespace}/{Cluster}: created Secret {Secret}")]
     private static partial void LogSecretCreated(ILogger logger, string @namespace, string cluster, string secret);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Namespace}/{Cluster}: wrote certificate Secret {Secret}: {Reason}")]
+    private static partial void LogCertificate(ILogger logger, string @namespace, string cluster, string secret, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Namespace}/{Cluster}: applied {Kind} {Name}")]
     private static partial void LogApplied(ILogger logger, string @namespace, string? cluster, string kind, string name);
