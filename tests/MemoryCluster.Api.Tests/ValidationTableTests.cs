@@ -190,7 +190,9 @@ public sealed class ValidationTableTests
     [InlineData("WAL_LEVEL", true, false)]
     [InlineData("recovery_target_custom", true, false)]
     [InlineData("shared_buffers", false, false)]
-    [InlineData("synchronous_commit", false, false)]
+    [InlineData("synchronous_commit", true, true)]
+    [InlineData("include_dir", true, true)]
+    [InlineData("work_mem", false, false)]
     public void Managed_parameter_is_refused_by_csharp_and_by_cel_only_in_its_exact_spelling(string key, bool csharpRefuses, bool celRefuses)
     {
         Assert.Equal(csharpRefuses, Defaults.IsManagedParameter(key));

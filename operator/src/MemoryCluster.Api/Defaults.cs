@@ -46,6 +46,32 @@ public static class Defaults
         "recovery_target_time",
         "recovery_target_timeline",
         "recovery_target_xid",
+
+        // Also written by the manager (a spec value would be overridden without a word), or what replication,
+        // pg_rewind and quorum commit rely on.
+        "unix_socket_permissions",
+        "full_page_writes",
+        "hot_standby_feedback",
+        "max_wal_senders",
+        "max_replication_slots",
+        "wal_keep_size",
+        "wal_receiver_timeout",
+        "wal_sender_timeout",
+        "wal_retrieve_retry_interval",
+        "wal_receiver_status_interval",
+        "synchronous_commit",
+        "archive_mode",
+        "archive_command",
+        "archive_library",
+        "archive_cleanup_command",
+        "recovery_end_command",
+        "log_line_prefix",
+        "password_encryption",
+
+        // Directives, not parameters: they would read files the manager does not check.
+        "include",
+        "include_dir",
+        "include_if_exists",
     ];
 
     /// <summary>Parameters whose name starts with this prefix are managed too (recovery targets).</summary>
@@ -84,7 +110,28 @@ public static class Defaults
         "!has(self.recovery_target_name) && " +
         "!has(self.recovery_target_time) && " +
         "!has(self.recovery_target_timeline) && " +
-        "!has(self.recovery_target_xid)";
+        "!has(self.recovery_target_xid) && " +
+        "!has(self.unix_socket_permissions) && " +
+        "!has(self.full_page_writes) && " +
+        "!has(self.hot_standby_feedback) && " +
+        "!has(self.max_wal_senders) && " +
+        "!has(self.max_replication_slots) && " +
+        "!has(self.wal_keep_size) && " +
+        "!has(self.wal_receiver_timeout) && " +
+        "!has(self.wal_sender_timeout) && " +
+        "!has(self.wal_retrieve_retry_interval) && " +
+        "!has(self.wal_receiver_status_interval) && " +
+        "!has(self.synchronous_commit) && " +
+        "!has(self.archive_mode) && " +
+        "!has(self.archive_command) && " +
+        "!has(self.archive_library) && " +
+        "!has(self.archive_cleanup_command) && " +
+        "!has(self.recovery_end_command) && " +
+        "!has(self.log_line_prefix) && " +
+        "!has(self.password_encryption) && " +
+        "!has(self.include) && " +
+        "!has(self.include_dir) && " +
+        "!has(self.include_if_exists)";
 
     /// <summary>Whether the instance manager owns the parameter of this name (names are case-insensitive).</summary>
     public static bool IsManagedParameter(string name)
