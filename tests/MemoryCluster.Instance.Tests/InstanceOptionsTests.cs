@@ -114,6 +114,42 @@ public sealed class InstanceOptionsTests : IDisposable
     }
 
     [Fact]
+    public void Superuser_password_and_parameters_files_are_read_from_their_settings()
+    {
+        var values = Valid();
+        values["data-dir"] = Path.Combine(_dir.FullName, "data");
+        values["superuser-password-file"] = values["replication-password-file"];
+        values["parameters-file"] = Path.Combine(_dir.FullName, "postgresql.conf");
+        File.WriteAllText(values["parameters-file"], "work_mem = '8MB'\n");
+        var (options, errors) = InstanceOptionsParser.Parse(values);
+        Assert.Empty(errors);
+        Assert.Equal(values["superuser-password-file"], options!.SuperuserPasswordFile);
+        Assert.Equal(values["parameters-file"], options.ParametersFile);
+        Assert.Equal(Path.Combine(_dir.FullName, "data", "parameters", "in-force.conf"), options.ParametersInForce);
+    }
+
+    [Theory]
+    [InlineData("superuser-password-file", "/nonexistent/password", null, "superuser-password-file: no file at /nonexistent/password")]
+    [InlineData("superuser-password-file", "relative/password", null, "superuser-password-file: must be an absolute path, not 'relative/password'")]
+    [InlineData("superuser-password-file", "{dir}/empty", "  \n", "superuser-password-file: {dir}/empty is empty; the postgres role's password cannot be empty")]
+    [InlineData("parameters-file", "/nonexistent/postgresql.conf", null, "parameters-file: no file at /nonexistent/postgresql.conf")]
+    [InlineData("parameters-file", "{dir}/inside.conf", "", "parameters-file: {dir}/inside.conf is inside data-dir")]
+    public void Bad_superuser_password_or_parameters_file_is_refused_naming_why(string key, string value, string? content, string expected)
+    {
+        var values = Valid();
+        var path = value.Replace("{dir}", _dir.FullName, StringComparison.Ordinal);
+        if (content is not null)
+        {
+            File.WriteAllText(path, content);
+        }
+
+        values[key] = path;
+        var (options, errors) = InstanceOptionsParser.Parse(values);
+        Assert.Null(options);
+        Assert.Contains(errors, e => e.Contains(expected.Replace("{dir}", _dir.FullName, StringComparison.Ordinal), StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Short_cluster_key_is_refused()
     {
         var values = Valid();

@@ -73,6 +73,15 @@ public static class InstanceHost
         AddHosted<WatchdogSupervisor>(services);
         AddHosted<PostgresSupervisor>(services);
         AddHosted<TlsReloader>(services);
+        services.AddSingleton(sp => new ParametersService(
+            options,
+            binaries,
+            sp.GetRequiredService<PgTools>(),
+            sp.GetRequiredService<PgClient>(),
+            () => sp.GetRequiredService<PostgresSupervisor>() is { Running: true, Postgres: { } postgres } ? postgres.Pid : null,
+            sp.GetRequiredService<TimeProvider>(),
+            loggers.CreateLogger("memorycluster.instance.parameters")));
+        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<ParametersService>());
         AddHosted<PostgresObserver>(services);
         AddHosted<PeerRpc>(services);
         AddHosted<RoleLabeler>(services);

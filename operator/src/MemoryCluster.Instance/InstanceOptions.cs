@@ -83,6 +83,19 @@ public sealed record InstanceOptions
 
     public string? AppPasswordFile { get; init; }
 
+    /// <summary>
+    /// The <c>postgres</c> role's password (setting <c>superuser-password-file</c>): set on every new primary, so an admin
+    /// can connect over TCP with it. Null leaves the role without a password (it logs in only over the private socket).
+    /// </summary>
+    public string? SuperuserPasswordFile { get; init; }
+
+    /// <summary>
+    /// The user's postgresql.conf parameters (setting <c>parameters-file</c>, in a pod the ConfigMap's
+    /// <c>postgresql.conf</c>): watched, checked and copied to <see cref="ParametersInForce"/>, which PostgreSQL includes
+    /// before the manager's own settings. Null: no user parameters.
+    /// </summary>
+    public string? ParametersFile { get; init; }
+
     public string ReplicationMode { get; init; } = ReplicationModes.Async;
 
     /// <summary>A switchover is refused when the target is further behind than this.</summary>
@@ -131,6 +144,11 @@ public sealed record InstanceOptions
 
     /// <summary>Private copies of the TLS files, owned by PostgreSQL's user (the key 0600), outside PGDATA.</summary>
     public string TlsDirectory => Path.Combine(DataRoot, "tls");
+    /// <summary>The folder of the user's parameters as the manager checked them (owned by PostgreSQL's user).</summary>
+    public string ParametersDirectory => Path.Combine(DataRoot, "parameters");
+
+    /// <summary>The checked copy of the user's parameters that postgresql.conf includes (outside PGDATA: pg_rewind and pg_basebackup never touch it).</summary>
+    public string ParametersInForce => Path.Combine(ParametersDirectory, "in-force.conf");
 
     public bool Quorum => ReplicationMode == ReplicationModes.Quorum;
 }
@@ -145,7 +163,7 @@ public static partial class InstanceOptionsParser
     public static IReadOnlyList<string> Keys { get; } =
     [
         "id", "data-dir", "pg-bin-dir", "run-as", "peers", "cluster-key-file", "replication-password-file",
-        "app-password-file", "mode", "switchover-max-lag-bytes", "switchover-timeout-seconds",
+        "app-password-file", "superuser-password-file", "parameters-file", "mode", "switchover-max-lag-bytes", "switchover-timeout-seconds",
         "primary-lease-ms", "pod-name", "join", "tls-cert-file", "tls-key-file", "tls-ca-file",
     ];
 
@@ -290,13 +308,32 @@ public static partial class InstanceOptionsParser
         }
 
         var tls = tlsGiven.Count == 3 ? new TlsFileSettings(Get("tls-cert-file")!, Get("tls-key-file")!, Get("tls-ca-file")!) : null;
-        foreach (var (key, path) in new[] { ("cluster-key-file", keyFile), ("replication-password-file", passwordFile), ("app-password-file", Get("app-password-file") ?? string.Empty) }
-            .Concat(tlsKeys.Select(k => (k, Get(k) ?? string.Empty))))
+        var files = new[]
         {
-            if (path.Length > 0 && !File.Exists(path))
+            ("cluster-key-file", keyFile), ("replication-password-file", passwordFile), ("app-password-file", Get("app-password-file") ?? string.Empty),
+            ("superuser-password-file", Get("superuser-password-file") ?? string.Empty), ("parameters-file", Get("parameters-file") ?? string.Empty),
+        }.Concat(tlsKeys.Select(k => (k, Get(k) ?? string.Empty)));
+        foreach (var (key, path) in files)
+        {
+            if (path.Length > 0 && !Path.IsPathFullyQualified(path))
+            {
+                errors.Add($"{key}: must be an absolute path, not '{path}'");
+            }
+            else if (path.Length > 0 && !File.Exists(path))
             {
                 errors.Add($"{key}: no file at {path}");
             }
+        }
+
+        if (Get("superuser-password-file") is { } superuserFile && File.Exists(superuserFile) && File.ReadAllText(superuserFile).Trim().Length == 0)
+        {
+            errors.Add($"superuser-password-file: {superuserFile} is empty; the postgres role's password cannot be empty");
+        }
+
+        if (Get("parameters-file") is { } parametersFile && dataDir.Length > 0 && Path.IsPathFullyQualified(parametersFile)
+            && Path.IsPathFullyQualified(dataDir) && Path.GetFullPath(parametersFile).StartsWith(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dataDir)) + "/", StringComparison.Ordinal))
+        {
+            errors.Add($"parameters-file: {parametersFile} is inside data-dir, where the manager keeps its own copy; give the file's own place (in a pod, the mounted ConfigMap)");
         }
 
         if (keyFile.Length > 0 && File.Exists(keyFile) && File.ReadAllBytes(keyFile).Length < 32)
@@ -339,6 +376,8 @@ public static partial class InstanceOptionsParser
             ClusterKeyFile = keyFile,
             ReplicationPasswordFile = passwordFile,
             AppPasswordFile = Get("app-password-file"),
+            SuperuserPasswordFile = Get("superuser-password-file"),
+            ParametersFile = Get("parameters-file"),
             ReplicationMode = mode,
             SwitchoverMaxLagBytes = maxLag,
             SwitchoverTimeout = TimeSpan.FromSeconds(timeout),

@@ -4,14 +4,15 @@ namespace MemoryCluster.Instance.Tests.Postgres;
 
 public sealed class PostgresConfigFilesTests
 {
-    private static PostgresSettings Settings(ReplicationSource? upstream = null, IReadOnlyDictionary<string, string>? user = null) =>
-        new(5433, "127.0.0.1", "/run/pg", "a", upstream, string.Empty, user ?? new Dictionary<string, string>());
+    private static PostgresSettings Settings(ReplicationSource? upstream = null, string? include = null) =>
+        new(5433, "127.0.0.1", "/run/pg", "a", upstream, string.Empty, include);
 
     [Fact]
-    public void Managed_settings_come_after_user_parameters_so_they_win()
+    public void Managed_settings_come_after_the_included_user_parameters_so_they_win()
     {
-        var text = PostgresConfigFiles.PostgresqlConf(Settings(user: new Dictionary<string, string> { ["work_mem"] = "8MB" }));
-        Assert.True(text.IndexOf("work_mem = '8MB'", StringComparison.Ordinal) < text.IndexOf("port = '5433'", StringComparison.Ordinal));
+        var text = PostgresConfigFiles.PostgresqlConf(Settings(include: "/data/parameters/in-force.conf"));
+        Assert.True(text.IndexOf("include_if_exists = '/data/parameters/in-force.conf'", StringComparison.Ordinal) is > 0 and var at && at < text.IndexOf("port = '5433'", StringComparison.Ordinal));
+        Assert.DoesNotContain("include", PostgresConfigFiles.PostgresqlConf(Settings()), StringComparison.Ordinal);
         Assert.Contains("wal_log_hints = 'on'", text, StringComparison.Ordinal);
         Assert.Contains("primary_conninfo = ''", text, StringComparison.Ordinal);
     }

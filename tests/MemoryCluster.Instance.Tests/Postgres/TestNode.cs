@@ -50,6 +50,9 @@ internal sealed class TestNode : IAsyncDisposable
 
     public PostgresProcess Process => _process ?? throw new InvalidOperationException($"{Name} is not running");
 
+    /// <summary>The postmaster's pid while it runs.</summary>
+    public int? Pid => _process is { HasExited: false } process ? process.Pid : null;
+
     public static TestNode Create(string name)
     {
         var root = Directory.CreateTempSubdirectory($"mc-{name}-").FullName;
@@ -64,9 +67,9 @@ internal sealed class TestNode : IAsyncDisposable
     public ReplicationSource SourceFor(TestNode replica) =>
         new("127.0.0.1", Port, ReplicationUser, replica.PassFile, replica.Name, replica.Name);
 
-    public void WriteConfig(ReplicationSource? upstream, PostgresTls? tls = null)
+    public void WriteConfig(ReplicationSource? upstream, string? parametersInclude = null, PostgresTls? tls = null)
     {
-        var settings = new PostgresSettings(Port, "127.0.0.1", SocketDirectory, Name, upstream, string.Empty, new Dictionary<string, string>(), tls);
+        var settings = new PostgresSettings(Port, "127.0.0.1", SocketDirectory, Name, upstream, string.Empty, parametersInclude, tls);
         File.WriteAllText(Path.Combine(DataDirectory, "postgresql.conf"), PostgresConfigFiles.PostgresqlConf(settings));
         File.WriteAllText(Path.Combine(DataDirectory, "postgresql.auto.conf"), string.Empty);
         File.WriteAllText(Path.Combine(DataDirectory, "pg_hba.conf"), PostgresConfigFiles.PgHbaConf(ReplicationUser, tls is not null));

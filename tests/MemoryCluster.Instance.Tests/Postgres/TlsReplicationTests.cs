@@ -95,7 +95,7 @@ public sealed class TlsReplicationTests : IDisposable
         Assert.False(primaryTls.Sync(), "nothing changed, nothing copied");
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(primaryTls.Copies.KeyFile));
         await primary.Tools.InitDbAsync(primary.DataDirectory, CancellationToken.None);
-        primary.WriteConfig(upstream: null, primaryTls.Copies);
+        primary.WriteConfig(upstream: null, tls: primaryTls.Copies);
         await primary.StartAsync();
         await primary.Client.EnsureRoleAsync(TestNode.ReplicationUser, TestNode.ReplicationPassword, replication: true, CancellationToken.None);
         await primary.Client.EnsureSlotsAsync(["b"], CancellationToken.None);
@@ -129,7 +129,7 @@ public sealed class TlsReplicationTests : IDisposable
         var source = primary.SourceFor(replica) with { Host = "localhost", SslRootCert = replicaTls.Copies.CaFile };
         Assert.Contains("sslmode=verify-full", source.ConnInfo, StringComparison.Ordinal);
         await replica.Tools.BaseBackupAsync(replica.DataDirectory, source, CancellationToken.None);
-        replica.WriteConfig(source, replicaTls.Copies);
+        replica.WriteConfig(source, tls: replicaTls.Copies);
         await replica.StartAsync();
         const string walsenderOverTls = "select count(*) from pg_stat_replication r join pg_stat_ssl s using (pid) where r.application_name = 'b' and r.state = 'streaming' and s.ssl";
         await ReplicationLifecycleTests.WaitUntilAsync(async () => await primary.ScalarAsync(walsenderOverTls) == 1, "the walsender streams to b over TLS", primary, replica);

@@ -134,6 +134,8 @@ internal static class InstanceCommand
         "cluster-key-file" => "File with the shared cluster key (at least 32 bytes) that authenticates Raft traffic.",
         "replication-password-file" => "File with the replication role's password.",
         "app-password-file" => "File with the application role's password (creates role and database 'app').",
+        "superuser-password-file" => "File with the postgres role's password, set on every new primary (default: no password; the role logs in over the private socket only).",
+        "parameters-file" => "postgresql.conf lines of user parameters, watched: reload-only changes are reloaded, the others reported as pendingRestart in /status.",
         "mode" => "async or quorum.",
         "join" => "true: this member joins a running cluster (it founds nothing and waits to be added through POST /members); default false.",
         "pod-name" => "Instead of --id: this member is the peer of that name (in a pod: the pod's name, MEMORYCLUSTER_POD_NAME).",

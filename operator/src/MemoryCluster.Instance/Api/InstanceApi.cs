@@ -116,7 +116,27 @@ public sealed record StatusDocument
 
     /// <summary>Replica: the epoch whose primary it has stopped streaming from (its WAL receiver seen gone), so its position is all it can have acknowledged (0: none).</summary>
     public Epoch DetachedFrom { get; init; }
+
+    /// <summary>The user's parameters (setting parameters-file); null when the manager has none.</summary>
+    public ParametersDocument? Parameters { get; init; }
 }
+
+/// <summary>The user's postgresql.conf parameters as the manager applied them.</summary>
+/// <param name="FileHash">Hash of the parameters file last read (null: missing).</param>
+/// <param name="InForceHash">Hash of the checked copy PostgreSQL includes (null: none written yet).</param>
+/// <param name="PendingRestart">PostgreSQL runs with values that differ from its configuration and takes them only at a restart.</param>
+/// <param name="PendingRestartNames">Which (<c>pg_settings.pending_restart</c>).</param>
+/// <param name="Ignored">Names in the file that the manager owns; left out.</param>
+/// <param name="Error">Why the file last read is not in force (the copy in force stays); null when it is.</param>
+/// <param name="AppliedAt">When the copy in force was last written.</param>
+public sealed record ParametersDocument(
+    string? FileHash,
+    string? InForceHash,
+    bool PendingRestart,
+    IReadOnlyList<string> PendingRestartNames,
+    IReadOnlyList<string> Ignored,
+    string? Error,
+    DateTimeOffset? AppliedAt);
 
 /// <summary>One standby of the primary.</summary>
 public sealed record StandbyDocument(string Name, string State, string SyncState, Lsn FlushLsn, Lsn ReplayLsn, double? ReplayLagSeconds, double? ReplyAgeSeconds = null, bool Replying = false);

@@ -14,6 +14,7 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
 {
     public const string ReplicationUser = "replicator";
     public const string AppUser = "app";
+    public const string SuperUser = "postgres";
 
     private readonly TlsFiles? _tls = TlsFiles.For(options, binaries);
 
@@ -154,7 +155,7 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
             // Written on standbys too (where it does nothing): a standby that is promoted requires synchronous
             // standbys from its very first commit, not from the reload after promotion.
             PostgresConfigFiles.SynchronousStandbyNames(options.Quorum, others, voters),
-            new Dictionary<string, string>(),
+            options.ParametersFile is null ? null : options.ParametersInForce,
             _tls?.Copies);
         var data = options.DataDirectory;
         Write(Path.Combine(data, "postgresql.conf"), PostgresConfigFiles.PostgresqlConf(settings));
@@ -196,6 +197,12 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
         await client.DropSlotsExceptAsync(slots, cancellationToken).ConfigureAwait(false);
         var password = File.ReadAllText(options.ReplicationPasswordFile).Trim();
         await client.EnsureRoleAsync(ReplicationUser, password, replication: true, cancellationToken).ConfigureAwait(false);
+        if (options.SuperuserPasswordFile is { } superuserFile)
+        {
+            // The role exists since initdb; only its password (a SCRAM verifier, never the password itself) is set.
+            await client.EnsureRoleAsync(SuperUser, File.ReadAllText(superuserFile).Trim(), replication: false, cancellationToken).ConfigureAwait(false);
+        }
+
         await client.GrantRewindAsync(ReplicationUser, cancellationToken).ConfigureAwait(false);
         if (options.AppPasswordFile is { } appFile)
         {

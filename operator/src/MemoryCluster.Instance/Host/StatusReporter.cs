@@ -5,7 +5,7 @@ using MemoryCluster.Instance.Node;
 namespace MemoryCluster.Instance.Host;
 
 /// <summary>What the HTTP API says about this member: /status, /healthz and /readyz, all from the node's status.</summary>
-internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver, RaftService raft, MemberDirectory directory, TimeProvider time)
+internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver, RaftService raft, MemberDirectory directory, ParametersService parameters, TimeProvider time)
 {
     /// <summary>The node's status now.</summary>
     public NodeStatus Node() => driver.Read((node, _) => node.Status());
@@ -89,6 +89,7 @@ internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver,
             Failover = s.Failover,
             DetachFrom = s.DetachFrom,
             DetachedFrom = s.DetachedFrom,
+            Parameters = parameters.Status,
         };
     }
 

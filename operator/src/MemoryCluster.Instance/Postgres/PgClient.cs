@@ -365,6 +365,21 @@ public sealed class PgClient(string socketDirectory, int port)
 
     public Task ReloadAsync(CancellationToken cancellationToken) => ExecuteAsync("select pg_reload_conf()", cancellationToken);
 
+    /// <summary>The parameters changed in the configuration files that PostgreSQL takes only at its next start (<c>pg_settings.pending_restart</c>).</summary>
+    public async Task<IReadOnlyList<string>> PendingRestartAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand("select name from pg_settings where pending_restart order by name", connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var names = new List<string>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            names.Add(reader.GetString(0));
+        }
+
+        return names;
+    }
+
     public async Task ExecuteAsync(string sql, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);

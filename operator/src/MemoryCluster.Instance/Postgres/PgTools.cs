@@ -84,6 +84,18 @@ internal sealed class PgTools(PgBinaries binaries)
     public Task<string> RewindAsync(string dataDirectory, string sourceConnInfo, CancellationToken cancellationToken) =>
         RunAsync("pg_rewind", ["-D", dataDirectory, "--source-server", sourceConnInfo, "--no-sync"], TimeSpan.FromMinutes(10), cancellationToken);
 
+    /// <summary>Every parameter this PostgreSQL knows, one per line: name, context, group, type, ... (tab-separated).</summary>
+    public Task<string> DescribeConfigAsync(CancellationToken cancellationToken) =>
+        RunAsync("postgres", ["--describe-config"], TimeSpan.FromSeconds(20), cancellationToken);
+
+    /// <summary>
+    /// PostgreSQL's own check of a configuration file, as a start would read it (names and values; every error is
+    /// fatal), without starting anything: <c>postgres -C</c> with <paramref name="configFile"/> as the configuration.
+    /// <paramref name="directory"/> stands in for the data directory (it may be empty). Throws with PostgreSQL's words.
+    /// </summary>
+    public Task CheckConfigAsync(string directory, string configFile, CancellationToken cancellationToken) =>
+        RunAsync("postgres", ["-D", directory, "-c", "config_file=" + configFile, "-C", "port"], TimeSpan.FromSeconds(20), cancellationToken);
+
     /// <summary>The fields of pg_controldata, by their label.</summary>
     public async Task<IReadOnlyDictionary<string, string>> ControlDataAsync(string dataDirectory, CancellationToken cancellationToken)
     {

@@ -10,7 +10,7 @@ namespace MemoryCluster.Instance.Postgres;
 /// <param name="ClusterName">Shown in process titles; the instance name.</param>
 /// <param name="Upstream">For a replica: where to stream from. Null on the primary.</param>
 /// <param name="SynchronousStandbyNames">In quorum mode, e.g. <c>ANY 1 ("b", "c")</c>, on every member (a standby ignores it until promoted); empty in async mode.</param>
-/// <param name="UserParameters">The spec's extra parameters (managed keys already refused by validation).</param>
+/// <param name="ParametersInclude">The checked copy of the user's parameters, included before the managed settings (null: none).</param>
 /// <param name="Tls">The certificate files PostgreSQL serves TLS with; null: no TLS.</param>
 internal sealed record PostgresSettings(
     int Port,
@@ -19,7 +19,7 @@ internal sealed record PostgresSettings(
     string ClusterName,
     ReplicationSource? Upstream,
     string SynchronousStandbyNames,
-    IReadOnlyDictionary<string, string> UserParameters,
+    string? ParametersInclude,
     PostgresTls? Tls = null);
 
 /// <summary>The files PostgreSQL reads for TLS (the manager's private copies; the key has mode 0600).</summary>
@@ -101,9 +101,10 @@ internal static class PostgresConfigFiles
         }
 
         var text = new StringBuilder("# Written by the memorycluster instance manager; rewritten on every start and role change.\n");
-        foreach (var (key, value) in settings.UserParameters.OrderBy(p => p.Key, StringComparer.Ordinal))
+        if (settings.ParametersInclude is { } include)
         {
-            text.Append(key).Append(" = ").Append(QuoteValue(value)).Append('\n');
+            // The user's parameters first (a missing copy is no error): everything below wins over them.
+            text.Append("include_if_exists = ").Append(QuoteValue(include)).Append('\n');
         }
 
         // Managed settings come last so that they win over anything above.
