@@ -343,6 +343,9 @@ public sealed record InstanceStatus
     /// <summary>Why the instance is not ready, or what it is doing: unreachable, diverged, rewinding, cloning, lagging.</summary>
     public string? Message { get; init; }
 
+    /// <summary>Parameters its PostgreSQL takes only at a restart; the operator restarts the instances in turn.</summary>
+    public IReadOnlyList<string>? PendingRestart { get; init; }
+
     /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Unmodeled { get; init; }

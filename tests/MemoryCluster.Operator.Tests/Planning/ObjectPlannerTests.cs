@@ -123,11 +123,12 @@ public sealed class ObjectPlannerTests
         var dir = Directory.CreateTempSubdirectory("mc-render-");
         try
         {
-            foreach (var key in new[] { "cluster-key-file", "replication-password-file", "app-password-file" })
+            Assert.Equal(ObjectPlanner.SecretsMount + "/superuser/password", values["superuser-password-file"]);
+            foreach (var key in new[] { "cluster-key-file", "replication-password-file", "app-password-file", "superuser-password-file" })
             {
                 Assert.StartsWith(ObjectPlanner.SecretsMount + "/", values[key], StringComparison.Ordinal);
                 values[key] = Path.Combine(dir.FullName, key);
-                File.WriteAllBytes(values[key], new byte[32]);
+                File.WriteAllBytes(values[key], [.. Enumerable.Repeat((byte)'k', 32)]);
             }
 
             foreach (var key in new[] { "tls-cert-file", "tls-key-file", "tls-ca-file" })
@@ -136,6 +137,10 @@ public sealed class ObjectPlannerTests
                 values[key] = Path.Combine(dir.FullName, key);
                 File.WriteAllText(values[key], "pem");
             }
+            // The ConfigMap's own postgresql.conf, as mounted next to instance.conf.
+            Assert.Equal($"{ObjectPlanner.ConfigMount}/{ObjectPlanner.ParametersKey}", values["parameters-file"]);
+            values["parameters-file"] = Path.Combine(dir.FullName, ObjectPlanner.ParametersKey);
+            File.WriteAllText(values["parameters-file"], ObjectPlanner.Parameters(new Dictionary<string, string> { ["work_mem"] = "8MB" }));
 
             for (var ordinal = 0; ordinal < instances; ordinal++)
             {
@@ -147,6 +152,8 @@ public sealed class ObjectPlannerTests
                 Assert.StartsWith(ObjectPlanner.DataMount + "/", options.DataRoot, StringComparison.Ordinal);
                 Assert.Equal(ReplicationModes.Async, options.ReplicationMode);
                 Assert.Equal(Path.Combine(dir.FullName, "tls-key-file"), options.Tls!.KeyFile);
+                Assert.Equal(values["superuser-password-file"], options.SuperuserPasswordFile);
+                Assert.Equal(values["parameters-file"], options.ParametersFile);
             }
         }
         finally
@@ -177,6 +184,23 @@ public sealed class ObjectPlannerTests
         // The key never passes through the planner: no Secret object, no data, only names.
         Assert.DoesNotContain(desired.Objects, o => o is V1Secret);
         Assert.DoesNotContain(desired.Secrets, s => s.Name is "demo-ca" or "demo-server-tls");
+    }
+
+    [Fact]
+    public void A_parameter_change_changes_the_config_map_but_not_the_pod_template_so_no_pod_restarts_for_it()
+    {
+        var before = ObjectPlanner.Render(Cluster(), OperatorSettings.Default);
+        var cluster = Cluster();
+        var after = ObjectPlanner.Render(
+            cluster with { Spec = cluster.Spec with { Postgres = cluster.Spec.Postgres with { Parameters = new Dictionary<string, string> { ["work_mem"] = "64MB", ["shared_buffers"] = "1GB" } } } },
+            OperatorSettings.Default);
+
+        Assert.NotEqual(
+            One<V1ConfigMap>(before, "demo-config").Data[ObjectPlanner.ParametersKey],
+            One<V1ConfigMap>(after, "demo-config").Data[ObjectPlanner.ParametersKey]);
+        Assert.Equal(
+            ObjectDiff.Hash(One<V1StatefulSet>(before, "demo")),
+            ObjectDiff.Hash(One<V1StatefulSet>(after, "demo")));
     }
 
     [Fact]

@@ -74,6 +74,21 @@ public sealed class StatusPlannerTests
     }
 
     [Fact]
+    public void An_instance_with_parameters_pending_a_restart_says_which_and_the_rolling_restart_is_progress()
+    {
+        var instances = Healthy().ToList();
+        instances[2] = instances[2] with { Status = instances[2].Status! with { Parameters = new ParametersDocument("a1", "a1", true, ["shared_buffers"], [], null, Now) } };
+        var progress = new Progress(ConditionReasons.RollingUpdate, "1 of 3 instances to restart: demo-2 (parameters pending a restart: shared_buffers)");
+        var plan = Plan(Cluster(), instances, progress: progress);
+
+        Assert.Equal(["shared_buffers"], plan.Status.Instances![2].PendingRestart);
+        Assert.Null(plan.Status.Instances![0].PendingRestart);
+        Assert.True(plan.Status.Instances![2].Healthy);
+        Assert.Equal((ConditionStatus.True, ConditionReasons.RollingUpdate), (Get(plan, ConditionTypes.Progressing).Status, Get(plan, ConditionTypes.Progressing).Reason));
+        Assert.Equal(ConditionReasons.RollingUpdate, Get(plan, ConditionTypes.Ready).Reason);
+    }
+
+    [Fact]
     public void Replanning_an_unchanged_cluster_keeps_the_transition_times_and_records_no_event()
     {
         var first = Plan(Cluster(), Healthy());

@@ -4,8 +4,10 @@ namespace MemoryCluster.Operator.Tests.Planning;
 
 public sealed class WorkloadPlannerTests
 {
-    private static PodView Pod(int ordinal, string revision = "r1", bool ready = true, bool exists = true) =>
-        new($"demo-{ordinal}", ordinal, exists, revision, ready, ready);
+    private static PodView Pod(int ordinal, string revision = "r1", bool ready = true, bool exists = true, string[]? pending = null) =>
+        new($"demo-{ordinal}", ordinal, exists, revision, ready, ready, pending);
+
+    private static string? Deleted(WorkloadPlan plan) => (plan.Action as DeletePod)?.Pod;
 
     private static string[] Members(int count) => [.. Enumerable.Range(0, count).Select(i => $"demo-{i}")];
 
@@ -78,7 +80,7 @@ public sealed class WorkloadPlannerTests
     public void A_rolling_update_restarts_replicas_from_the_highest_ordinal_then_switches_over_then_the_old_primary()
     {
         var plan = Plan(3, 3, Members(3), [Pod(0), Pod(1), Pod(2)], update: "r2");
-        Assert.Equal(new DeletePod("demo-2"), plan.Action);
+        Assert.Equal(new DeletePod("demo-2", "the new template"), plan.Action);
         Assert.Equal("RollingUpdate", plan.Progress!.Reason);
 
         // demo-2 restarted and is not back yet: wait.
@@ -86,7 +88,7 @@ public sealed class WorkloadPlannerTests
         Assert.Null(plan.Action);
 
         plan = Plan(3, 3, Members(3), [Pod(0), Pod(1), Pod(2, "r2")], update: "r2");
-        Assert.Equal(new DeletePod("demo-1"), plan.Action);
+        Assert.Equal("demo-1", Deleted(plan));
 
         plan = Plan(3, 3, Members(3), [Pod(0), Pod(1, "r2"), Pod(2, "r2")], update: "r2");
         var switchover = Assert.IsType<Switchover>(plan.Action);
@@ -94,10 +96,53 @@ public sealed class WorkloadPlannerTests
 
         // After the switchover demo-0 is a replica and restarts last.
         plan = Plan(3, 3, Members(3), [Pod(0), Pod(1, "r2"), Pod(2, "r2")], primary: "demo-1", update: "r2");
-        Assert.Equal(new DeletePod("demo-0"), plan.Action);
+        Assert.Equal("demo-0", Deleted(plan));
 
         plan = Plan(3, 3, Members(3), [Pod(0, "r2"), Pod(1, "r2"), Pod(2, "r2")], primary: "demo-1", update: "r2");
         Assert.Equal(new WorkloadPlan(3, null, null), plan);
+    }
+
+    private static readonly string[] SharedBuffers = ["shared_buffers"];
+
+    /// <summary>One reconcile: the pods (revision, ready, pending restart), the primary; the step the planner must take.</summary>
+    public sealed record RestartCase(string Name, PodView[] Pods, string Primary, string Expected, string? Update = "r1")
+    {
+        public override string ToString() => Name;
+    }
+
+    public static TheoryData<RestartCase> RestartCases() =>
+    [
+        new("a reload-only parameter change: nothing pending, nothing restarts", [Pod(0), Pod(1), Pod(2)], "demo-0", "none"),
+        new("every instance pending: the highest replica first", [Pod(0, pending: SharedBuffers), Pod(1, pending: SharedBuffers), Pod(2, pending: SharedBuffers)], "demo-0", "delete demo-2 (parameters pending a restart: shared_buffers)"),
+        new("the restarted replica is not back: wait", [Pod(0, pending: SharedBuffers), Pod(1, pending: SharedBuffers), Pod(2, ready: false)], "demo-0", "wait"),
+        new("then the next replica", [Pod(0, pending: SharedBuffers), Pod(1, pending: SharedBuffers), Pod(2)], "demo-0", "delete demo-1 (parameters pending a restart: shared_buffers)"),
+        new("only the primary pending: switch over to a restarted replica", [Pod(0, pending: SharedBuffers), Pod(1), Pod(2)], "demo-0", "switchover to demo-1"),
+        new("a replica still pending is never the switchover target", [Pod(0, pending: SharedBuffers), Pod(1, ready: false), Pod(2, pending: SharedBuffers)], "demo-0", "wait"),
+        new("after the switchover the old primary restarts as a replica", [Pod(0, pending: SharedBuffers), Pod(1), Pod(2)], "demo-1", "delete demo-0 (parameters pending a restart: shared_buffers)"),
+        new("a primary-only pending restart on a higher ordinal: the same walk", [Pod(0), Pod(1), Pod(2, pending: SharedBuffers)], "demo-2", "switchover to demo-0"),
+        new("pending and outdated together: one restart, for the template", [Pod(0), Pod(1), Pod(2, "r0", pending: SharedBuffers)], "demo-0", "delete demo-2 (the new template)"),
+        new("a pending restart needs no known revision", [Pod(0), Pod(1, pending: SharedBuffers), Pod(2)], "demo-0", "delete demo-1 (parameters pending a restart: shared_buffers)", Update: null),
+    ];
+
+    [Theory]
+    [MemberData(nameof(RestartCases))]
+    public void Parameters_pending_a_restart_roll_the_instances_like_a_rolling_update_and_reload_only_changes_restart_nothing(RestartCase @case)
+    {
+        var plan = Plan(3, 3, Members(3), @case.Pods, primary: @case.Primary, update: @case.Update);
+        var step = plan.Action switch
+        {
+            DeletePod d => $"delete {d.Pod} ({d.Why})",
+            Switchover s => $"switchover to {s.Pod}",
+            null when plan.Progress is null => "none",
+            null => "wait",
+            var other => other.ToString(),
+        };
+        Assert.Equal(@case.Expected, step);
+        if (plan.Progress is { } progress)
+        {
+            Assert.Equal("RollingUpdate", progress.Reason);
+            Assert.Contains(" to restart: ", progress.Message, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

@@ -145,6 +145,10 @@ public static class ObjectPlanner
         text.Append("cluster-key-file = ").Append(SecretsMount).Append("/cluster-key/key\n");
         text.Append("replication-password-file = ").Append(SecretsMount).Append("/replication/password\n");
         text.Append("app-password-file = ").Append(SecretsMount).Append("/app/password\n");
+        text.Append("superuser-password-file = ").Append(SecretsMount).Append("/superuser/password\n");
+
+        // Watched by the manager: a change of spec.postgres.parameters reaches the pods without changing their template.
+        text.Append("parameters-file = ").Append(ConfigMount).Append('/').Append(ParametersKey).Append('\n');
         text.Append("mode = ").Append(cluster.Spec.Replication.Mode).Append('\n');
 
         // PostgreSQL serves TLS with the operator's certificate; replication verifies its peers with the cluster's CA.

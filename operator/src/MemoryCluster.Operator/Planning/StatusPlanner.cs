@@ -393,6 +393,7 @@ public static class StatusPlanner
             LagBytes = primary ? 0 : s.LagBytes,
             Healthy = healthy,
             Message = message is null ? null : Clip(message),
+            PendingRestart = s.Parameters is { PendingRestart: true } parameters ? parameters.PendingRestartNames : null,
         };
     }
 

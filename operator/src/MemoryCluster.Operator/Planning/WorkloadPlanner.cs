@@ -9,7 +9,11 @@ namespace MemoryCluster.Operator.Planning;
 /// <param name="Revision">Its <c>controller-revision-hash</c> label.</param>
 /// <param name="Ready">Its manager reports it ready for its role (a replica streams, the primary accepts writes).</param>
 /// <param name="Reachable">Its manager answered.</param>
-public sealed record PodView(string Name, int Ordinal, bool Exists, string? Revision, bool Ready, bool Reachable);
+/// <param name="PendingRestart">Parameters its PostgreSQL takes only at a restart (its manager's <c>parameters.pendingRestartNames</c>); null or empty when none.</param>
+public sealed record PodView(string Name, int Ordinal, bool Exists, string? Revision, bool Ready, bool Reachable, IReadOnlyList<string>? PendingRestart = null)
+{
+    public bool NeedsRestart => PendingRestart is { Count: > 0 };
+}
 
 /// <summary>What the workload planner reads.</summary>
 /// <param name="Instances">spec.instances.</param>
@@ -43,7 +47,9 @@ public sealed record RemoveMember(string Pod, int Ordinal) : InstanceAction(Pod)
 public sealed record Switchover(string Pod, string Reason) : InstanceAction(Pod);
 
 /// <summary>Delete the pod so the StatefulSet recreates it from its current template (updateStrategy OnDelete).</summary>
-public sealed record DeletePod(string Pod) : InstanceAction(Pod);
+/// <param name="Pod">The pod.</param>
+/// <param name="Why">"the new template", or the parameters that wait for a restart.</param>
+public sealed record DeletePod(string Pod, string Why) : InstanceAction(Pod);
 
 /// <summary>The StatefulSet size to apply, at most one action, and what the operator is doing.</summary>
 public sealed record WorkloadPlan(int Replicas, InstanceAction? Action, Progress? Progress);
@@ -54,7 +60,9 @@ public sealed record WorkloadPlan(int Replicas, InstanceAction? Action, Progress
 /// at a time, so the quorum never drops below a majority of the membership in force. Rolling update (updateStrategy
 /// OnDelete, so only the operator restarts pods): only when every instance is ready, replicas first from the highest
 /// ordinal, each back and streaming before the next; then a switchover to an updated replica; then the old primary,
-/// now a replica. A scale finishes before a rolling update starts.
+/// now a replica. A scale finishes before a rolling update starts. A rolling restart is the same walk over the instances
+/// whose managers report parameters pending a restart; a parameter change that a reload applies restarts nothing (the
+/// ConfigMap is not part of the pod template).
 /// </summary>
 public static class WorkloadPlanner
 {
@@ -119,18 +127,17 @@ public static class WorkloadPlanner
 
     private static WorkloadPlan Rolling(WorkloadInput input, List<PodView> byOrdinal)
     {
-        if (input.UpdateRevision is null)
+        bool Outdated(PodView p) => input.UpdateRevision is not null && p.Revision != input.UpdateRevision;
+        bool Stale(PodView p) => Outdated(p) || p.NeedsRestart;
+        string Why(PodView p) => Outdated(p) ? "the new template" : $"parameters pending a restart: {string.Join(", ", p.PendingRestart!)}";
+
+        var stale = byOrdinal.Where(p => p.Exists && Stale(p)).ToList();
+        if (stale.Count == 0)
         {
             return new WorkloadPlan(input.Instances, null, null);
         }
 
-        var outdated = byOrdinal.Where(p => p.Exists && p.Revision != input.UpdateRevision).ToList();
-        if (outdated.Count == 0)
-        {
-            return new WorkloadPlan(input.Instances, null, null);
-        }
-
-        var progress = new Progress(ConditionReasons.RollingUpdate, $"{outdated.Count} of {byOrdinal.Count} instances to restart with the new template: {string.Join(", ", outdated.Select(o => o.Name))}");
+        var progress = new Progress(ConditionReasons.RollingUpdate, $"{stale.Count} of {byOrdinal.Count} instances to restart: {string.Join(", ", stale.Select(o => $"{o.Name} ({Why(o)})"))}");
         var notReady = byOrdinal.Where(p => !p.Ready || !p.Exists).ToList();
         if (notReady.Count > 0 || input.PendingSwitchover is not null)
         {
@@ -138,17 +145,17 @@ public static class WorkloadPlanner
             return new WorkloadPlan(input.Instances, null, progress with { Message = progress.Message + $"; waiting for {string.Join(", ", notReady.Select(n => n.Name).DefaultIfEmpty(input.PendingSwitchover!))}" });
         }
 
-        var replica = outdated.Where(p => p.Name != input.Primary).OrderByDescending(p => p.Ordinal).FirstOrDefault();
+        var replica = stale.Where(p => p.Name != input.Primary).OrderByDescending(p => p.Ordinal).FirstOrDefault();
         if (replica is not null)
         {
-            return new WorkloadPlan(input.Instances, new DeletePod(replica.Name), progress);
+            return new WorkloadPlan(input.Instances, new DeletePod(replica.Name, Why(replica)), progress);
         }
 
-        // Only the primary is left: hand over to an updated replica, then it restarts as a replica.
-        var target = Best(byOrdinal.Where(p => p.Name != input.Primary && p.Revision == input.UpdateRevision));
+        // Only the primary is left: hand over to an up-to-date replica, then it restarts as a replica.
+        var target = Best(byOrdinal.Where(p => p.Name != input.Primary && !Stale(p)));
         return target is null || input.Primary is null || !byOrdinal.Any(p => p.Name == input.Primary)
             ? new WorkloadPlan(input.Instances, null, progress)
-            : new WorkloadPlan(input.Instances, new Switchover(target.Name, $"rolling update: {input.Primary} restarts last"), progress);
+            : new WorkloadPlan(input.Instances, new Switchover(target.Name, $"rolling restart: {input.Primary} restarts last"), progress);
     }
 
     /// <summary>The switchover target: the lowest ordinal among ready ones (the manager refuses one that is not caught up).</summary>

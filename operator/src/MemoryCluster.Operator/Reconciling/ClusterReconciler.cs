@@ -124,7 +124,7 @@ public sealed partial class ClusterReconciler(
             var pod = owned.Pods.GetTyped(names.Namespace, o.Pod);
             string? revision = null;
             pod?.Metadata.Labels?.TryGetValue("controller-revision-hash", out revision);
-            return new PodView(o.Pod, ordinal, pod is not null && pod.Metadata.DeletionTimestamp is null, revision, o.Status?.Ready == true, o.Status is not null);
+            return new PodView(o.Pod, ordinal, pod is not null && pod.Metadata.DeletionTimestamp is null, revision, o.Status?.Ready == true, o.Status is not null, o.Status?.Parameters?.PendingRestartNames);
         }).ToList();
         return new WorkloadInput(cluster.Spec.Instances, set?.Spec?.Replicas, set?.Status?.UpdateRevision, view.Members, [], view.NamedPrimary, view.PendingSwitchover, pods);
     }
@@ -331,7 +331,7 @@ public sealed partial class ClusterReconciler(
         if (action is DeletePod delete)
         {
             await owned.Pods.DeleteAsync(client, names.Namespace, delete.Pod, cancellationToken).ConfigureAwait(false);
-            await RecordAsync(cluster, new PlannedEvent(EventTypes.Normal, "InstanceRestarted", "RollingUpdate", $"deleted {delete.Pod} to restart it with the new template"), cancellationToken).ConfigureAwait(false);
+            await RecordAsync(cluster, new PlannedEvent(EventTypes.Normal, "InstanceRestarted", "RollingUpdate", $"deleted {delete.Pod} to restart it ({delete.Why})"), cancellationToken).ConfigureAwait(false);
             return $"deleted pod {delete.Pod}";
         }
 
