@@ -36,10 +36,24 @@ internal readonly record struct SessionAnswer(string Member, long Session, long 
 /// into 50 ms instants; an instant is a dual-primary instant when writable samples of two or more instances
 /// overlap it. That errs towards reporting: two primaries a few milliseconds apart count.
 /// </para>
+/// <para>
+/// Quorum mode, for scenarios whose fault leaves the old primary's PostgreSQL out of recovery by design (its manager
+/// and watchdog frozen: nothing of the node can stop it, and the replicas stop streaming from it instead, see
+/// docs/failover.md): with <c>acknowledgingStandbys</c> k &gt; 0 a writable sample counts only when the instance has
+/// at least k walsenders (<c>pg_stat_replication</c> rows, any state: errs towards counting), since with fewer no
+/// commit of it can be acknowledged. The samples left out are kept: <see cref="OutOfRecoveryInstants"/> reports
+/// the instants two instances were out of recovery at all.
+/// </para>
 /// Bounded: it stops by itself after <c>maxDuration</c>.
 /// </summary>
 internal sealed class DualPrimaryMonitor : IAsyncDisposable
 {
+    /// <summary>
+    /// Whether the instance is out of recovery, and how many walsenders it has (rows of <c>pg_stat_replication</c>:
+    /// visible to any role, only their details are not).
+    /// </summary>
+    private const string Question = "select not pg_is_in_recovery(), (select count(*) from pg_stat_replication)::int";
+
     public static readonly TimeSpan Period = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan SampleTimeout = TimeSpan.FromMilliseconds(300);
 
@@ -51,6 +65,8 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
     private readonly Task[] _loops;
     private readonly long _origin = Stopwatch.GetTimestamp();
     private readonly List<(string Member, long From, long To)> _writable = [];
+    private readonly List<(string Member, long From, long To)> _outOfRecovery = [];
+    private readonly int _acknowledgingStandbys;
     private readonly List<SessionAnswer> _answers = [];
     private readonly List<Task> _leftBehind = [];
     private readonly Dictionary<string, long> _openSessions = new(StringComparer.Ordinal);
@@ -58,9 +74,10 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
     private long _sessionSamples;
     private long _sessionNumbers;
 
-    public DualPrimaryMonitor(LocalLayout layout, TimeSpan maxDuration)
+    public DualPrimaryMonitor(LocalLayout layout, TimeSpan maxDuration, int acknowledgingStandbys = 0)
     {
         _layout = layout;
+        _acknowledgingStandbys = acknowledgingStandbys;
         _stop = new CancellationTokenSource(maxDuration);
         _loops = [.. layout.Members.Select(m => Task.Run(() => SampleLoopAsync(m))), .. layout.Members.Select(m => Task.Run(() => SessionLoopAsync(m)))];
     }
@@ -133,6 +150,18 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         return [.. byInstant.Where(p => p.Value.Count >= 2).Select(p => new DualPrimaryInstant(TimeSpan.FromSeconds((double)(p.Key * period) / Stopwatch.Frequency), [.. p.Value]))];
     }
 
+    /// <summary>
+    /// The instants within [from, to] at which two or more instances were out of recovery, whether or not they could
+    /// acknowledge a commit (the same as <see cref="Instants"/> unless the monitor counts only acknowledging primaries).
+    /// </summary>
+    public IReadOnlyList<DualPrimaryInstant> OutOfRecoveryInstants(long from, long to)
+    {
+        lock (_writable)
+        {
+            return InstantsOf(_outOfRecovery, _origin, (long)(Period.TotalSeconds * Stopwatch.Frequency), from, to);
+        }
+    }
+
     /// <summary>The instances seen writable within [from, to].</summary>
     public IReadOnlySet<string> WritableMembers(long from, long to)
     {
@@ -163,7 +192,7 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         using var timer = new PeriodicTimer(Period);
         NpgsqlConnection? session = null;
         long number = 0;
-        Task<bool>? pending = null;
+        Task<(bool OutOfRecovery, int Senders)>? pending = null;
         long pendingFrom = 0;
         try
         {
@@ -210,13 +239,14 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
                 if (question.IsCompletedSuccessfully)
                 {
                     Interlocked.Increment(ref _sessionSamples);
-                    var writable = await question;
+                    var (outOfRecovery, senders) = await question;
+                    var writable = outOfRecovery && senders >= _acknowledgingStandbys;
                     lock (_writable)
                     {
                         _answers.Add(new SessionAnswer(member.Name, number, pendingFrom, answered, writable));
-                        if (writable && Stopwatch.GetElapsedTime(pendingFrom, answered) <= SampleTimeout)
+                        if (Stopwatch.GetElapsedTime(pendingFrom, answered) <= SampleTimeout)
                         {
-                            _writable.Add((member.Name, pendingFrom, answered));
+                            Record(member.Name, pendingFrom, answered, outOfRecovery, writable);
                         }
                     }
                 }
@@ -289,10 +319,31 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
     }
 
     /// <summary>The question on a long-lived session; cancelled only when the monitor stops.</summary>
-    private async Task<bool> AskAsync(NpgsqlConnection session)
+    private async Task<(bool OutOfRecovery, int Senders)> AskAsync(NpgsqlConnection session)
     {
-        await using var command = new NpgsqlCommand("select not pg_is_in_recovery()", session) { CommandTimeout = 0 };
-        return (bool)(await command.ExecuteScalarAsync(_stop.Token))!;
+        await using var command = new NpgsqlCommand(Question, session) { CommandTimeout = 0 };
+        return await ReadAsync(command, _stop.Token);
+    }
+
+    private static async Task<(bool OutOfRecovery, int Senders)> ReadAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetBoolean(0), reader.GetInt32(1));
+    }
+
+    /// <summary>Records a sample (under the lock): out of recovery at all, and writable as the monitor counts it.</summary>
+    private void Record(string member, long from, long to, bool outOfRecovery, bool writable)
+    {
+        if (outOfRecovery)
+        {
+            _outOfRecovery.Add((member, from, to));
+        }
+
+        if (writable)
+        {
+            _writable.Add((member, from, to));
+        }
     }
 
     private async Task SampleLoopAsync(Peer member)
@@ -305,13 +356,13 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
             do
             {
                 var from = Stopwatch.GetTimestamp();
-                var writable = await WritableAsync(tcp) ?? await WritableAsync(socket);
+                var answer = await WritableAsync(tcp) ?? await WritableAsync(socket);
                 Interlocked.Increment(ref _samples);
-                if (writable == true)
+                if (answer is { OutOfRecovery: true } a)
                 {
                     lock (_writable)
                     {
-                        _writable.Add((member.Name, from, Stopwatch.GetTimestamp()));
+                        Record(member.Name, from, Stopwatch.GetTimestamp(), true, a.Senders >= _acknowledgingStandbys);
                     }
                 }
             }
@@ -322,8 +373,8 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         }
     }
 
-    /// <summary>True or false when the instance answered; null when it could not be asked in time.</summary>
-    private async Task<bool?> WritableAsync(string connectionString)
+    /// <summary>The answer to <see cref="Question"/> when the instance answered; null when it could not be asked in time.</summary>
+    private async Task<(bool OutOfRecovery, int Senders)?> WritableAsync(string connectionString)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         timeout.CancelAfter(SampleTimeout);
@@ -331,8 +382,8 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         {
             await using var connection = new NpgsqlConnection(connectionString);
             await connection.OpenAsync(timeout.Token);
-            await using var command = new NpgsqlCommand("select not pg_is_in_recovery()", connection);
-            return (bool)(await command.ExecuteScalarAsync(timeout.Token))!;
+            await using var command = new NpgsqlCommand(Question, connection);
+            return await ReadAsync(command, timeout.Token);
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException or IOException or System.Net.Sockets.SocketException)
         {

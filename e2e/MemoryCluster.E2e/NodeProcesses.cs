@@ -114,6 +114,20 @@ internal sealed class NodeProcesses(LocalLayout layout, Peer member)
     /// <summary>Sends <paramref name="signal"/> to the manager's pid only (not its group).</summary>
     public bool SignalManager(int signal) => ManagerPid is { } pid && Signal(pid, signal);
 
+    /// <summary>
+    /// Sends <paramref name="signal"/> to the manager's pid (not its group: the postmaster goes on) and to each of
+    /// <paramref name="watchdogs"/>; false when the manager is not running.
+    /// </summary>
+    public bool SignalManagerAndWatchdogs(IReadOnlyList<int> watchdogs, int signal)
+    {
+        foreach (var pid in watchdogs)
+        {
+            Signal(pid, signal);
+        }
+
+        return SignalManager(signal);
+    }
+
     /// <summary>SIGCONT to the manager's group, its watchdog and every PostgreSQL process: nothing of this member stays stopped.</summary>
     public void ContinueAll()
     {

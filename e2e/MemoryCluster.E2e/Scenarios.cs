@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
+using MemoryCluster.Cli.Local;
 using MemoryCluster.Instance;
+using MemoryCluster.Instance.Api;
 using MemoryCluster.Instance.Node;
+using MemoryCluster.Instance.Postgres;
 using Npgsql;
 
 namespace MemoryCluster.E2e;
@@ -21,6 +24,13 @@ internal sealed record Scenario(string Name, int Instances, bool NetworkNamespac
 
     /// <summary>Part of the set `make e2e` and `make bench-failover` run when no scenario is named.</summary>
     public bool InDefaultSet { get; init; } = true;
+
+    /// <summary>
+    /// Quorum mode: the fault leaves the old primary's PostgreSQL out of recovery by design (its manager and watchdog
+    /// frozen), so the monitor counts an instance writable only when it could have a commit acknowledged (at least k
+    /// walsenders), and reports the instants two were out of recovery at all in a note (<see cref="DualPrimaryMonitor"/>).
+    /// </summary>
+    public bool WritableMeansCanAcknowledge { get; init; }
 
     /// <summary>Added to the scenario's time bound (a fault that lasts long on purpose).</summary>
     public TimeSpan ExtraTime { get; init; }
@@ -83,6 +93,14 @@ internal static class Scenarios
             Modes = ["quorum"],
             SkipWhy = "quorum mode only: in async mode no commit waits for a standby",
         },
+        new("freeze-primary-manager-and-watchdog", 3, false, "SIGSTOP the primary's manager pid and its watchdog pid (not PostgreSQL: its backends go on) until writes resume elsewhere (at most 25 s), then SIGCONT", FreezePrimaryManagerAndWatchdogAsync)
+        {
+            Modes = ["quorum"],
+            WritableMeansCanAcknowledge = true,
+            SkipWhy = "quorum mode only: in async mode the old primary's backends go on acknowledging writes beside the new primary until its manager runs again, and those writes are lost (docs/failover.md, What the modes guarantee)",
+        },
+        new("freeze-switchover-target", 3, false, "request a switchover and SIGSTOP the target's manager as soon as any member reports the new epoch, until writes resume elsewhere (at most 25 s), then SIGCONT", FreezeSwitchoverTargetAsync),
+        new("stall-promotion", 3, false, "SIGSTOP the startup process of the replica likely to be promoted, then kill -9 the primary's node: the stalled promotion must be given up and writes resume within 15 s; restart the node", StallPromotionAsync),
         new("cpu-stress", 3, false, "stress-ng on every core plus an fsync-heavy load (E2E_STRESS_SECONDS, default 300) while the writers write; no fault", CpuStressAsync)
         {
             InDefaultSet = false,
@@ -140,13 +158,16 @@ internal static class Scenarios
     /// acknowledged commits were lost in each of 5 tries by hand.
     /// </summary>
     private static Task HangPrimaryGroupAsync(FaultContext context) =>
-        StopPrimaryUntilWritesMoveAsync(context, (node, signal) => node.SignalManagerGroup(signal));
+        StopPrimaryUntilWritesMoveAsync(context, (node, signal) => node.SignalManagerGroup(signal), FaultHold);
 
     private static Task HangManagerAsync(FaultContext context) =>
-        StopPrimaryUntilWritesMoveAsync(context, (node, signal) => node.SignalManager(signal));
+        StopPrimaryUntilWritesMoveAsync(context, (node, signal) => node.SignalManager(signal), FaultHold);
 
-    /// <summary>SIGSTOP through <paramref name="signal"/> until writes resume elsewhere (at most <see cref="FaultHold"/>), then SIGCONT.</summary>
-    private static async Task StopPrimaryUntilWritesMoveAsync(FaultContext context, Func<NodeProcesses, int, bool> signal)
+    /// <summary>
+    /// SIGSTOP through <paramref name="signal"/> until writes resume elsewhere (at most <paramref name="limit"/>), then
+    /// SIGCONT; whether they resumed.
+    /// </summary>
+    private static async Task<bool> StopPrimaryUntilWritesMoveAsync(FaultContext context, Func<NodeProcesses, int, bool> signal, TimeSpan limit)
     {
         var node = context.Node(context.Primary);
         if (!signal(node, NodeProcesses.SigStop))
@@ -157,7 +178,7 @@ internal static class Scenarios
         context.Fault();
         try
         {
-            await context.WaitForWritesAwayFromAsync(context.Primary, FaultHold);
+            return await context.WaitForWritesAwayFromAsync(context.Primary, limit);
         }
         finally
         {
@@ -278,6 +299,144 @@ internal static class Scenarios
         {
             NodeProcesses.SignalProcess(receiver, NodeProcesses.SigCont);
         }
+    }
+
+    /// <summary>freeze-primary-manager-and-watchdog, freeze-switchover-target: how long the manager stays stopped at most.</summary>
+    public static readonly TimeSpan FreezeHold = TimeSpan.FromSeconds(25);
+
+    /// <summary>freeze-switchover-target: writes must resume elsewhere within this, well before the freeze would end.</summary>
+    public static readonly TimeSpan SwitchoverTargetBound = TimeSpan.FromSeconds(15);
+
+    /// <summary>stall-promotion: writes must resume on another member within this of the primary's node being killed.</summary>
+    public static readonly TimeSpan StalledPromotionBound = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// The primary's manager and its watchdog stopped together, PostgreSQL left running: its backends (in sessions
+    /// of their own) go on committing, and nothing of the node can stop them. In quorum mode the replicas must stop
+    /// streaming from it before their positions count, so none of those commits is acknowledged (before 6630df3: 14
+    /// acknowledged commits lost in a try by hand).
+    /// </summary>
+    private static async Task FreezePrimaryManagerAndWatchdogAsync(FaultContext context)
+    {
+        var old = context.Primary;
+        var node = context.Node(old);
+        var watchdogs = node.WatchdogPids;
+        if (watchdogs.Count == 0)
+        {
+            throw new InvalidOperationException($"{old.Name}: no watchdog process found");
+        }
+
+        var moved = await StopPrimaryUntilWritesMoveAsync(context, (n, signal) => n.SignalManagerAndWatchdogs(watchdogs, signal), FreezeHold);
+        var held = Stopwatch.GetElapsedTime(context.FaultAt);
+        context.Note(string.Create(CultureInfo.InvariantCulture, $"{old.Name}: manager and watchdog ({string.Join(", ", watchdogs)}) stopped for {held.TotalSeconds:0.00} s; writes {(moved ? "resumed elsewhere" : "did NOT resume elsewhere")} meanwhile"));
+        if (!moved)
+        {
+            context.AfterHealing(_ => $"writes did not resume on another member within {FreezeHold.TotalSeconds:0} s of stopping {old.Name}'s manager and watchdog");
+        }
+    }
+
+    /// <summary>
+    /// A switchover whose target's manager stops right after the hand-over (as soon as any member reports the new
+    /// epoch). The old primary, stopped cleanly, holds every commit: the leader must fail over from the silent
+    /// target (to the old primary or the third member) well before the freeze ends (before 6630df3: no primary for
+    /// the whole freeze, 22.6 s).
+    /// </summary>
+    private static async Task FreezeSwitchoverTargetAsync(FaultContext context)
+    {
+        var old = context.Primary;
+        var leader = await context.RaftLeaderOrNullAsync();
+
+        // The target: a replica that is not the Raft leader when there is one, so the freeze stops the target alone.
+        var target = context.Members.Where(m => m.Name != old.Name).OrderBy(m => m.Name == leader?.Name ? 1 : 0).ThenBy(m => m.Id).First();
+        var before = await context.MaxEpochAsync();
+        var answer = await context.AskSwitchoverAsync(target);
+        if (!answer.Accepted)
+        {
+            throw new InvalidOperationException($"switchover to {target.Name} refused: {answer.Message}");
+        }
+
+        // As soon as any member reports the new epoch, the target's manager stops.
+        var moved = await context.WaitForEpochAsync(before, TimeSpan.FromSeconds(20))
+            ?? throw new InvalidOperationException($"no member reported an epoch above {before} within 20 s of the switchover to {target.Name}");
+        var node = context.Node(target);
+        if (!node.SignalManager(NodeProcesses.SigStop))
+        {
+            throw new InvalidOperationException($"{target.Name}: its manager is not running");
+        }
+
+        context.Fault();
+        bool resumed;
+        try
+        {
+            resumed = await context.WaitForWritesAwayFromAsync(target, FreezeHold);
+        }
+        finally
+        {
+            node.SignalManager(NodeProcesses.SigCont);
+        }
+
+        var held = Stopwatch.GetElapsedTime(context.FaultAt);
+        var writes = context.FirstWriteAwayFrom(target);
+        context.Note(string.Create(
+            CultureInfo.InvariantCulture,
+            $"switchover {old.Name} -> {target.Name} (Raft leader {leader?.Name ?? "?"}): {moved.Member} reported epoch {moved.Epoch} (primary {moved.Primary}); {target.Name}'s manager stopped for {held.TotalSeconds:0.00} s; " +
+            $"{(writes is { } w ? $"first write acknowledged elsewhere by {w.Member} {w.Seconds:0.00} s after the stop" : "no write acknowledged elsewhere")}"));
+        if (!resumed || writes is not { } first || first.Seconds > SwitchoverTargetBound.TotalSeconds)
+        {
+            context.AfterHealing(_ => $"writes did not resume away from the frozen switchover target {target.Name} within {SwitchoverTargetBound.TotalSeconds:0} s (freeze of at most {FreezeHold.TotalSeconds:0} s)");
+        }
+    }
+
+    /// <summary>
+    /// The replica the leader will likely promote (highest reported flush position, ties to the lowest id) has its
+    /// startup process stopped; then the primary's node is killed. Its promotion cannot progress: it must be given
+    /// up (a fence at that epoch), writes resuming within 15 s (before 6630df3: no primary while the startup process
+    /// stayed stopped). With 3 instances and the old primary down, the one other replica cannot prove it holds every
+    /// acknowledged commit (quorum mode), so the leader restarts the fenced member as primary at a new epoch (a new
+    /// postmaster, a new startup process); with more, another member may be promoted. When the other replica is
+    /// promoted in the first place, the run still has to pass; the note says which happened.
+    /// </summary>
+    private static async Task StallPromotionAsync(FaultContext context)
+    {
+        var old = context.Primary;
+        var replicas = context.Members.Where(m => m.Name != old.Name).ToList();
+        var likely = replicas
+            .OrderByDescending(m => context.Statuses.Latest(m.Name)?.FlushLsn ?? Lsn.Zero)
+            .ThenBy(m => m.Id)
+            .First();
+        var node = context.Node(likely);
+        var startup = node.PostgresProcess("startup") ?? throw new InvalidOperationException($"{likely.Name}: no startup process found among its PostgreSQL processes");
+        var before = await context.MaxEpochAsync();
+        NodeProcesses.SignalProcess(startup, NodeProcesses.SigStop);
+        bool resumed;
+        try
+        {
+            context.Node(old).KillNode();
+            context.Fault();
+            resumed = await context.WaitForWritesAwayFromAsync(old, FaultHold);
+        }
+        finally
+        {
+            NodeProcesses.SignalProcess(startup, NodeProcesses.SigCont);
+        }
+
+        var faultAt = context.FaultAt;
+        var writes = context.FirstWriteAwayFrom(old);
+
+        // Which member each new epoch named, in order: the stalled one first (then given up), or the other at once.
+        var named = context.Statuses.Samples(faultAt).Where(s => s.Epoch > before && s.Primary is not null)
+            .GroupBy(s => s.Epoch).OrderBy(g => g.Key).Select(g => $"epoch {g.Key}: {g.First().Primary}").ToList();
+        context.Note(string.Create(
+            CultureInfo.InvariantCulture,
+            $"{likely.Name}'s startup process stopped (likely target); {old.Name}'s node killed; primaries named since: {string.Join(", ", named)}; " +
+            $"{(named.Count > 0 && named[0].EndsWith(likely.Name, StringComparison.Ordinal) ? "the stalled member was promoted first and given up" : "the stalled member was not promoted first")}; " +
+            $"{(writes is { } w ? $"first write acknowledged elsewhere by {w.Member} {w.Seconds:0.00} s after the kill" : "no write acknowledged elsewhere")}"));
+        if (!resumed || writes is not { } first || first.Seconds > StalledPromotionBound.TotalSeconds)
+        {
+            context.AfterHealing(_ => $"writes did not resume on another member within {StalledPromotionBound.TotalSeconds:0} s of killing {old.Name}'s node with {likely.Name}'s startup process stopped");
+        }
+
+        await context.RestartAsync();
     }
 
     private static async Task ReplicaCrashThenPrimaryCrashAsync(FaultContext context)
@@ -553,6 +712,66 @@ internal sealed class FaultContext(E2eCluster cluster, AckedWriter writer, Statu
     /// <summary>Waits until a write sent after the fault is acknowledged by another instance than <paramref name="old"/>; false on timeout.</summary>
     public Task<bool> WaitForWritesAwayFromAsync(Peer old, TimeSpan limit) =>
         writer.WaitForAsync(w => w.Count > 0 && w[^1].SentAt >= FaultAt && w[^1].ServerPort != old.PgPort, limit);
+
+    /// <summary>
+    /// The first write sent after the fault and acknowledged by another member than <paramref name="old"/>: which
+    /// member, and seconds from the fault to its acknowledgement; null when there is none.
+    /// </summary>
+    public (string Member, double Seconds)? FirstWriteAwayFrom(Peer old)
+    {
+        var write = writer.Writes.FirstOrDefault(w => w.SentAt >= FaultAt && w.ServerPort != old.PgPort);
+        return write.Id == 0
+            ? null
+            : (Members.FirstOrDefault(m => m.PgPort == write.ServerPort)?.Name ?? $"port {write.ServerPort}", Stopwatch.GetElapsedTime(FaultAt, write.AckedAt).TotalSeconds);
+    }
+
+    /// <summary>The highest epoch any manager reports now.</summary>
+    public async Task<ulong> MaxEpochAsync() =>
+        (await cluster.StatusAsync(cancellationToken)).Select(s => s.Status?.Epoch.Value ?? 0).DefaultIfEmpty(0UL).Max();
+
+    /// <summary>A signed switchover request to the first manager that answers; the scenario then watches it happen.</summary>
+    public async Task<ManagerAnswer> AskSwitchoverAsync(Peer target)
+    {
+        var api = cluster.Local.SigningApi();
+        foreach (var member in Members)
+        {
+            try
+            {
+                return await api.SwitchoverAsync(member.HttpBase, target.Name, cancellationToken);
+            }
+            catch (InstanceApiException)
+            {
+            }
+        }
+
+        throw new InvalidOperationException($"no manager answered a switchover request to {target.Name}");
+    }
+
+    /// <summary>
+    /// Asks every manager's /status in a tight loop (each ask bounded by 300 ms) until one reports an epoch above
+    /// <paramref name="epoch"/>; that member and its report, or null after <paramref name="limit"/>.
+    /// </summary>
+    public async Task<(string Member, ulong Epoch, string? Primary)?> WaitForEpochAsync(ulong epoch, TimeSpan limit)
+    {
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < limit)
+        {
+            var answers = await Task.WhenAll(Members.Select(async m =>
+            {
+                using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                bound.CancelAfter(TimeSpan.FromMilliseconds(300));
+                return (m.Name, Status: await LocalCluster.Api.TryStatusAsync(m.HttpBase, bound.Token));
+            }));
+            if (answers.FirstOrDefault(a => a.Status is { } s && s.Epoch.Value > epoch) is { Status: { } moved } found)
+            {
+                return (found.Name, moved.Epoch.Value, moved.Primary);
+            }
+
+            await Task.Delay(5, cancellationToken);
+        }
+
+        return null;
+    }
 
     /// <summary>Waits (checking every 10 ms) until <paramref name="done"/> holds; false when it did not within <paramref name="limit"/>.</summary>
     public async Task<bool> WaitUntilAsync(Func<bool> done, TimeSpan limit)
