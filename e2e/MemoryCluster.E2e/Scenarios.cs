@@ -106,6 +106,7 @@ internal static class Scenarios
             InDefaultSet = false,
             ExtraTime = StressDuration,
         },
+        .. ProbeScenarios.All,
     ];
 
     /// <summary>What `make e2e` runs when no scenario is named: every scenario but the long cpu-stress (`make e2e-stress`).</summary>
@@ -724,6 +725,9 @@ internal sealed class FaultContext(E2eCluster cluster, AckedWriter writer, Statu
             ? null
             : (Members.FirstOrDefault(m => m.PgPort == write.ServerPort)?.Name ?? $"port {write.ServerPort}", Stopwatch.GetElapsedTime(FaultAt, write.AckedAt).TotalSeconds);
     }
+
+    /// <summary>How many of the primary follower's writes sent after the fault <paramref name="member"/> acknowledged.</summary>
+    public int AckedBy(Peer member) => writer.Writes.Count(w => w.SentAt >= FaultAt && w.ServerPort == member.PgPort);
 
     /// <summary>The highest epoch any manager reports now.</summary>
     public async Task<ulong> MaxEpochAsync() =>

@@ -33,6 +33,15 @@ internal sealed record StatusSample(
     long StateQueryMs,
     IReadOnlyList<(string Name, Lsn Flush)> Standbys)
 {
+    /// <summary>On the Raft leader failing over in quorum mode: the epoch whose primary the replicas must stop streaming from (0: none).</summary>
+    public ulong DetachFrom { get; init; }
+
+    /// <summary>Replica: the epoch whose primary it has stopped streaming from, as its state proves (0: none).</summary>
+    public ulong DetachedFrom { get; init; }
+
+    /// <summary>On the Raft leader while the primary has failed: what it did or why it cannot.</summary>
+    public string? Failover { get; init; }
+
     public static StatusSample Of(string member, long askedAt, long answeredAt, StatusDocument s)
     {
         ArgumentNullException.ThrowIfNull(s);
@@ -55,7 +64,12 @@ internal sealed record StatusSample(
             s.Raft.Role,
             s.StateAgeMs,
             s.StateQueryMs,
-            [.. s.Standbys.Select(x => (x.Name, x.FlushLsn))]);
+            [.. s.Standbys.Select(x => (x.Name, x.FlushLsn))])
+        {
+            DetachFrom = s.DetachFrom.Value,
+            DetachedFrom = s.DetachedFrom.Value,
+            Failover = s.Failover,
+        };
     }
 }
 
