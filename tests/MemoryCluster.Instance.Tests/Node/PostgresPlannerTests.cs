@@ -201,6 +201,20 @@ public sealed class PostgresPlannerTests
     }
 
     [Fact]
+    public void A_detaching_replica_says_it_still_streams_while_its_wal_receiver_runs()
+    {
+        // Adversarial probe: the startup process stopped, the reload cannot stop the WAL receiver, which goes on
+        // acknowledging the old primary's commits; the status said "stopped streaming" all the while.
+        var detached = Input(State(1, 2), self: 3, data: DataKind.Standby, pg: Replica(), upstream: 0) with { Detach = true, PositionSettled = true };
+        var still = Assert.IsType<PlanStep.Wait>(Next(detached));
+        Assert.Contains("still runs (streaming)", still.Why, StringComparison.Ordinal);
+        Assert.DoesNotContain("stopped streaming", still.Why, StringComparison.Ordinal);
+
+        var gone = Assert.IsType<PlanStep.Wait>(Next(detached with { Pg = Replica() with { Receiver = WalReceiverStatus.None } }));
+        Assert.StartsWith("stopped streaming from", gone.Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_replica_past_the_new_primarys_fork_is_stopped_and_rewound()
     {
         var primary = Peer(2, InstanceRole.Primary, epoch: 3);

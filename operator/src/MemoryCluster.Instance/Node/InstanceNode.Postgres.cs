@@ -254,7 +254,7 @@ public sealed partial class InstanceNode
             {
                 _detachedEpoch = _control.Epoch;
                 _detachedAt = _now;
-                Log(LogLevel.Information, $"stopped streaming from {_config.NameOf(_control.Primary)}: the Raft leader fails over from epoch {_control.Epoch}");
+                Log(LogLevel.Information, $"primary_conninfo emptied to stop streaming from {_config.NameOf(_control.Primary)}: the Raft leader fails over from epoch {_control.Epoch}");
             }
         }
     }

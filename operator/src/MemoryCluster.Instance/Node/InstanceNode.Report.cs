@@ -265,7 +265,9 @@ public sealed partial class InstanceNode
 
         if (_upstream.IsNone || _upstream != _control.Primary)
         {
-            return (FollowState.WaitingForPrimary, _upstream.IsNone ? "not following anyone yet" : $"still configured to follow {_config.NameOf(_upstream)}");
+            return (FollowState.WaitingForPrimary, !_upstream.IsNone ? $"still configured to follow {_config.NameOf(_upstream)}"
+                : _pg is { Receiver: not (WalReceiverStatus.None or WalReceiverStatus.Stopped) } pgNow ? $"configured to follow no one, but the WAL receiver still runs ({pgNow.Receiver.ToString().ToLowerInvariant()}) until the startup process applies the reload"
+                : "not following anyone yet");
         }
 
         if (_pg is not { } pg)

@@ -363,7 +363,12 @@ public static class PostgresPlanner
             // that it has replayed all local WAL (a replica started meanwhile follows the primary until then).
             if (o.Upstream.IsNone)
             {
-                return new PlanStep.Wait($"stopped streaming from {name}: the Raft leader fails over from epoch {epoch}");
+                // PostgreSQL's startup process stops the WAL receiver on the reload, but only while it runs (seen: a
+                // replica whose startup process was stopped went on streaming from, and acknowledging for, a frozen
+                // primary for 17 s while its status said it had stopped). Until the receiver is gone, say so.
+                return new PlanStep.Wait(o.Pg.Receiver is WalReceiverStatus.None or WalReceiverStatus.Stopped
+                    ? $"stopped streaming from {name}: the Raft leader fails over from epoch {epoch}"
+                    : $"the Raft leader fails over from epoch {epoch}: primary_conninfo emptied, but the WAL receiver still runs ({o.Pg.Receiver.ToString().ToLowerInvariant()}): still streaming from {name} until the startup process applies the reload");
             }
 
             return o.PositionSettled
