@@ -435,7 +435,7 @@ internal static class Scenarios
         context.Note(string.Create(
             CultureInfo.InvariantCulture,
             $"{likely.Name}'s startup process stopped (likely target); {old.Name}'s node killed; primaries named since: {string.Join(", ", named)}; " +
-            $"{(stalledFirst ? "the stalled member was promoted first and given up" : "the stalled member was NOT promoted first (setup did not hold; it cannot re-point to the new primary either, and in quorum mode, with the old primary down, it is the only standby, so commits wait until its startup process continues: no bound on the outage)")}; " +
+            $"{(stalledFirst ? $"the stalled member was promoted first{(named.Count > 1 ? ", then given up" : " and never given up")}" : "the stalled member was NOT promoted first (setup did not hold; it cannot re-point to the new primary either, and in quorum mode, with the old primary down, it is the only standby, so commits wait until its startup process continues: no bound on the outage)")}; " +
             $"{(writes is { } w ? $"first write acknowledged elsewhere by {w.Member} {w.Seconds:0.00} s after the kill" : "no write acknowledged elsewhere")}"));
         if (stalledFirst && (!resumed || writes is not { } first || first.Seconds > StalledPromotionBound.TotalSeconds))
         {
