@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using MemoryCluster.Instance.Node;
 
 namespace MemoryCluster.E2e;
 
@@ -20,6 +21,8 @@ internal static class ProbeScenarios
         Quorum(new("probe-freeze-primary-and-replica-startup", 3, false, "SIGSTOP a replica's startup process (its walreceiver cannot be stopped by a reload) and the primary's manager and watchdog until writes resume elsewhere (at most 20 s); continue the primary, then the startup process", FreezePrimaryAndReplicaStartupAsync)),
         Quorum(new("probe-leader-change-during-detach-5", 5, false, "5 instances: freeze the primary's manager and watchdog; as soon as the Raft leader asks the replicas to stop streaming, kill -9 the leader's node; continue the primary once writes resume (at most 20 s); restart", LeaderChangeDuringDetachAsync)),
         Quorum(new("probe-leader-cut-from-replica-during-detach", 3, true, "in a replica's namespace drop TCP from the Raft leader to its manager API, then freeze the primary's manager and watchdog for 12 s; continue the primary, remove the rule", LeaderCutFromReplicaAsync)),
+        Quorum(new("probe-switchover-target-thaws-during-detach", 3, false, "switchover to the replica that is not the Raft leader; its manager stopped as soon as the epoch moves; once the leader asks the replicas to stop streaming from it, the third member's manager stopped for 3 s and the target's continued: the target gets its first lease after the ask", SwitchoverTargetThawsDuringDetachAsync)),
+        Quorum(new("probe-switchover-asked-of-frozen-primary", 3, false, "freeze the primary's manager and watchdog, then ask a switchover to the lowest-id replica (the primary cannot hand over); continue the primary once writes resume elsewhere (at most 20 s)", SwitchoverAskedOfFrozenPrimaryAsync)),
         new("probe-repeated-switchovers", 3, false, "five switchovers in a row, each to the replica of lowest id, each as soon as the last one finished", RepeatedSwitchoversAsync) { InDefaultSet = false },
     ];
 
@@ -152,6 +155,62 @@ internal static class ProbeScenarios
         {
             HostTools.RemoveRules(ns);
         }
+    }
+
+    /// <summary>
+    /// A primary that had not started writing at its epoch may be granted a lease after the leader asked the replicas
+    /// to stop streaming from it; they resume only once it reports itself ready, which in quorum mode needs k of them
+    /// streaming. What happens then (a step-down and another failover, or a stuck cluster) is what this looks at.
+    /// </summary>
+    private static async Task SwitchoverTargetThawsDuringDetachAsync(FaultContext context)
+    {
+        var old = context.Primary;
+        var leader = await context.RaftLeaderOrNullAsync();
+        var target = context.Members.Where(m => m.Name != old.Name).OrderBy(m => m.Name == leader?.Name ? 1 : 0).ThenBy(m => m.Id).First();
+        var third = context.Members.Single(m => m.Name != old.Name && m.Name != target.Name);
+        var before = await context.MaxEpochAsync();
+        var answer = await context.AskSwitchoverAsync(target);
+        if (!answer.Accepted)
+        {
+            throw new InvalidOperationException($"switchover to {target.Name} refused: {answer.Message}");
+        }
+
+        _ = await context.WaitForEpochAsync(before, TimeSpan.FromSeconds(20)) ?? throw new InvalidOperationException("the epoch did not move");
+        var targetNode = context.Node(target);
+        var thirdNode = context.Node(third);
+        targetNode.SignalManager(NodeProcesses.SigStop);
+        context.Fault();
+        try
+        {
+            var asked = await DetachAskedAsync(context, TimeSpan.FromSeconds(15));
+            thirdNode.SignalManager(NodeProcesses.SigStop);
+            targetNode.SignalManager(NodeProcesses.SigCont);
+            context.Note(string.Create(CultureInfo.InvariantCulture, $"switchover {old.Name} -> {target.Name}; leader {asked?.Member ?? "(none asked)"} asked to detach {(asked is null ? "-" : Stopwatch.GetElapsedTime(context.FaultAt, asked.AnsweredAt).TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture))} s after {target.Name}'s manager stopped; then {third.Name}'s manager stopped for 3 s and {target.Name}'s continued"));
+            await Task.Delay(TimeSpan.FromSeconds(3), context.CancellationToken);
+        }
+        finally
+        {
+            targetNode.SignalManager(NodeProcesses.SigCont);
+            thirdNode.SignalManager(NodeProcesses.SigCont);
+        }
+
+        var any = await context.WaitUntilAsync(() => context.FirstWriteAwayFrom(third) is not null || context.AckedBy(third) > 0, TimeSpan.FromSeconds(60));
+        var samples = context.Statuses.Samples(context.FaultAt);
+        var named = samples.Where(s => s.Epoch > before && s.Primary is not null).GroupBy(s => s.Epoch).OrderBy(g => g.Key).Select(g => $"epoch {g.Key}: {g.First().Primary}");
+        var down = samples.FirstOrDefault(s => s.SteppingDown);
+        var first = samples.Where(s => s.Role == InstanceRole.Primary && s.Ready).Select(s => $"{s.Member} at epoch {s.Epoch} ready {Stopwatch.GetElapsedTime(context.FaultAt, s.AnsweredAt).TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s after the stop").FirstOrDefault();
+        context.Note($"writes {(any ? "resumed" : "did NOT resume within 60 s")}; primaries named: {string.Join(", ", named)}; first ready primary: {first ?? "none"}; " +
+            $"{(down is null ? "no member reported steppingDown" : $"{down.Member} reported steppingDown {Stopwatch.GetElapsedTime(context.FaultAt, down.AnsweredAt).TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s after the stop")}; {Detached(context)}");
+    }
+
+    private static async Task SwitchoverAskedOfFrozenPrimaryAsync(FaultContext context)
+    {
+        var target = context.Members.Where(m => m.Name != context.Primary.Name).OrderBy(m => m.Id).First();
+        using var frozen = FreezePrimary(context);
+        var answer = await context.AskSwitchoverAsync(target);
+        var moved = await context.WaitForWritesAwayFromAsync(context.Primary, Hold);
+        var first = context.FirstWriteAwayFrom(context.Primary);
+        context.Note(string.Create(CultureInfo.InvariantCulture, $"switchover to {target.Name} asked of the frozen primary: {(answer.Accepted ? "accepted" : "refused")} ({answer.Message}); writes {(moved ? $"resumed on {first?.Member} {first?.Seconds:0.00} s after the freeze" : "did NOT resume elsewhere within 20 s")}; {Detached(context)}"));
     }
 
     private static async Task RepeatedSwitchoversAsync(FaultContext context)
