@@ -113,6 +113,43 @@ public sealed class InstanceOptionsTests : IDisposable
         Assert.Contains(errors, e => e.Contains(expected, StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("1", "1,2,3", false)]
+    [InlineData("4", "1,2,3", true)]
+    [InlineData("6", "1,2,3", true)]
+    [InlineData("4", "1,2,3,4,5", false)]
+    public void Founders_make_every_other_member_join_and_peers_may_list_members_added_later(string id, string founders, bool joins)
+    {
+        // Four peers: founded by three, one added by a scale (or one of five removed).
+        var values = Valid();
+        values["id"] = id;
+        values["peers"] += $",{id switch { "1" => "4", _ => id }}=d@127.0.0.1:5004:6004:7004";
+        values["founders"] = founders;
+        var (options, errors) = InstanceOptionsParser.Parse(values);
+        Assert.Empty(errors);
+        Assert.Equal(joins, options!.Join);
+        Assert.Equal(options.Peers.Where(p => founders.Split(',').Contains(p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture))), options.FoundingPeers);
+    }
+
+    [Theory]
+    [InlineData("1,2", "founders: must name 3 or 5 distinct member ids")]
+    [InlineData("1,1,2", "founders: must name 3 or 5 distinct member ids")]
+    [InlineData("1,x,3", "founders: 'x' is not a member id")]
+    public void Founders_that_cannot_have_founded_a_cluster_are_refused(string founders, string expected)
+    {
+        var values = Valid();
+        values["founders"] = founders;
+        Assert.Contains(InstanceOptionsParser.Parse(values).Errors, e => e.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Without_founders_peers_must_still_list_3_or_5()
+    {
+        var values = Valid();
+        values["peers"] += ",4=d@127.0.0.1:5004:6004:7004";
+        Assert.Contains(InstanceOptionsParser.Parse(values).Errors, e => e.Contains("peers: must list 3 or 5 members", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Superuser_password_and_parameters_files_are_read_from_their_settings()
     {

@@ -311,8 +311,35 @@ public sealed record MemoryClusterStatus
     /// <summary>Label selector of the instance pods, for the scale subresource.</summary>
     public string? Selector { get; init; }
 
+    /// <summary>
+    /// The Raft member id of each instance pod, as the operator assigned it (ordinal + 1 when the cluster is created;
+    /// a new id when the pod of a removed member comes back, since ids are never reused).
+    /// </summary>
+    [ListMapKeys("name")]
+    [MaxItems(5)]
+    public IReadOnlyList<MemberIdentity>? Members { get; init; }
+
+    /// <summary>The ids of the members that founded the cluster; every other member joins it (instance setting founders).</summary>
+    [MaxItems(5)]
+    public IReadOnlyList<long>? FoundingMembers { get; init; }
+
     /// <summary>The metadata.generation this status was computed from.</summary>
     public long? ObservedGeneration { get; init; }
+
+    /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Unmodeled { get; init; }
+}
+
+/// <summary>The Raft member id of one instance pod.</summary>
+public sealed record MemberIdentity
+{
+    /// <summary>Name of the instance (its pod).</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Its Raft member id.</summary>
+    [Bounds(1, 1_000_000)]
+    public required long Id { get; init; }
 
     /// <summary>Fields this version does not model, kept so that a read-modify-write round trip loses nothing.</summary>
     [JsonExtensionData]

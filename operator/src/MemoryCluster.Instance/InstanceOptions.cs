@@ -117,9 +117,11 @@ public sealed record InstanceOptions
 
     /// <summary>The pod this manager runs in (setting <c>pod-name</c>), when it runs in Kubernetes.</summary>
     public string? PodName { get; init; }
+
     /// <summary>
     /// This member joins a running cluster: on its first start it founds nothing and waits until the members add it
     /// (<c>POST /members</c>); it never bootstraps a cluster of its own. Ignored once its Raft state holds anything.
+    /// Set by the <c>join</c> setting, or by <c>founders</c> not naming this member.
     /// </summary>
     public bool Join { get; init; }
 
@@ -129,6 +131,15 @@ public sealed record InstanceOptions
     /// (<c>sslmode=verify-full</c>). Null: no TLS (the local cluster's default).
     /// </summary>
     public TlsFileSettings? Tls { get; init; }
+
+    /// <summary>
+    /// The ids of the members that founded the cluster (setting <c>founders</c>), when given: one config serves pods
+    /// that founded it and pods added later by a scale, which join. Null: every peer is a founding member.
+    /// </summary>
+    public IReadOnlyList<ulong>? Founders { get; init; }
+
+    /// <summary>The members a first start founds the cluster with: the founders among the peers (every peer when no founders are given).</summary>
+    public IReadOnlyList<Peer> FoundingPeers => Founders is { } founders ? [.. Peers.Where(p => founders.Contains(p.Id))] : Peers;
 
     public Peer Self => Peers.Single(p => p.Id == Id);
 
@@ -164,7 +175,7 @@ public static partial class InstanceOptionsParser
     [
         "id", "data-dir", "pg-bin-dir", "run-as", "peers", "cluster-key-file", "replication-password-file",
         "app-password-file", "superuser-password-file", "parameters-file", "mode", "switchover-max-lag-bytes", "switchover-timeout-seconds",
-        "primary-lease-ms", "pod-name", "join", "tls-cert-file", "tls-key-file", "tls-ca-file",
+        "primary-lease-ms", "pod-name", "join", "founders", "tls-cert-file", "tls-key-file", "tls-ca-file",
     ];
 
     public static string EnvironmentName(string key) => "MEMORYCLUSTER_" + key.ToUpperInvariant().Replace('-', '_');
@@ -257,11 +268,17 @@ public static partial class InstanceOptionsParser
         }
 
         var peers = ParsePeers(peersText, errors);
+        var founders = ParseFounders(Get("founders"), errors);
         if (peers.Count > 0)
         {
-            if (peers.Count is not (3 or 5))
+            if (founders is null && peers.Count is not (3 or 5))
             {
                 errors.Add($"peers: must list 3 or 5 members (2-node clusters cannot hold a safe majority), not {peers.Count}");
+            }
+            else if (founders is not null && peers.Count is < 3 or > 5)
+            {
+                // With founders given, peers also lists members added by a scale (4 while one is added or removed).
+                errors.Add($"peers: must list 3 to 5 members, not {peers.Count}");
             }
 
             if (podName is not null && Get("id") is null)
@@ -383,9 +400,42 @@ public static partial class InstanceOptionsParser
             SwitchoverTimeout = TimeSpan.FromSeconds(timeout),
             PrimaryLease = TimeSpan.FromMilliseconds(lease),
             PodName = podName,
-            Join = join,
+            Join = join || (founders is not null && !founders.Contains(id)),
+            Founders = founders,
             Tls = tls,
         }, errors);
+    }
+
+    /// <summary>
+    /// The founders setting: 3 or 5 distinct member ids, comma-separated; null when not given. The ids need not all be
+    /// among the peers (a founding member removed by a scale stays a founder).
+    /// </summary>
+    internal static List<ulong>? ParseFounders(string? text, List<string> errors)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        var ids = new List<ulong>();
+        foreach (var item in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!ulong.TryParse(item, NumberStyles.None, CultureInfo.InvariantCulture, out var id) || id is < 1 or > 1_000_000)
+            {
+                errors.Add($"founders: '{item}' is not a member id (1-1000000)");
+                return null;
+            }
+
+            ids.Add(id);
+        }
+
+        if (ids.Distinct().Count() != ids.Count || ids.Count is not (3 or 5))
+        {
+            errors.Add($"founders: must name 3 or 5 distinct member ids (the members that founded the cluster), not '{text}'");
+            return null;
+        }
+
+        return ids;
     }
 
     /// <summary>Peers as <c>ID=NAME@HOST:PGPORT:RAFTPORT:HTTPPORT</c>, comma-separated.</summary>

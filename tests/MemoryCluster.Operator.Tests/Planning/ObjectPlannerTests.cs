@@ -3,6 +3,7 @@ using k8s.Models;
 using MemoryCluster.Api;
 using MemoryCluster.Api.Meta;
 using MemoryCluster.Instance;
+using MemoryCluster.Instance.Control;
 using MemoryCluster.Operator.Planning;
 
 namespace MemoryCluster.Operator.Tests.Planning;
@@ -115,7 +116,47 @@ public sealed class ObjectPlannerTests
     public void Each_pod_reads_the_one_rendered_config_as_its_own_member_through_the_instance_managers_parser(int instances)
     {
         var desired = ObjectPlanner.Render(Cluster(instances), OperatorSettings.Default);
+        var read = ReadAsEachPod(One<V1ConfigMap>(desired, "demo-config").Data[ObjectPlanner.InstanceConfigKey], instances);
+        for (var ordinal = 0; ordinal < instances; ordinal++)
+        {
+            var options = read[ordinal];
+            Assert.Equal((ulong)ordinal + 1, options.Id);
+            Assert.Equal(instances, options.Peers.Count);
+            Assert.Equal($"demo-{ordinal}.demo-hl.memory.svc", options.Self.Host);
+            Assert.StartsWith(ObjectPlanner.DataMount + "/", options.DataRoot, StringComparison.Ordinal);
+            Assert.Equal(ReplicationModes.Async, options.ReplicationMode);
+            Assert.False(options.Join, "a founding member founds the cluster, it does not join");
+            Assert.Equal(options.Peers, options.FoundingPeers);
+        }
+
+        var container = Assert.Single(One<V1StatefulSet>(desired, "demo").Spec.Template.Spec.Containers);
+        Assert.Equal(["memorycluster", "instance", "--config", $"{ObjectPlanner.ConfigMount}/{ObjectPlanner.InstanceConfigKey}"], container.Command);
+        var podName = Assert.Single(container.Env, e => e.Name == InstanceOptionsParser.EnvironmentName("pod-name"));
+        Assert.Equal("metadata.name", podName.ValueFrom.FieldRef.FieldPath);
+    }
+
+    [Theory]
+    [InlineData(5, new ulong[] { 1, 2, 3, 4, 5 })]
+    [InlineData(5, new ulong[] { 1, 2, 3, 6, 7 })]
+    [InlineData(4, new ulong[] { 1, 2, 3, 4 })]
+    public void Pods_added_by_a_scale_read_the_same_config_as_joining_members_under_their_ids(int pods, ulong[] ids)
+    {
+        // Founded by 3; grown (ids 4 and 5, or 6 and 7 for pods that come back after a scale down), or mid-change (4 pods).
+        var identities = new MemberIdentities([new(1), new(2), new(3)], [.. ids.Select(i => new MemberId(i))]);
+        var desired = ObjectPlanner.Render(Cluster(pods == 4 ? 3 : pods), OperatorSettings.Default, pods, identities);
         var config = One<V1ConfigMap>(desired, "demo-config").Data[ObjectPlanner.InstanceConfigKey];
+        Assert.Contains("founders = 1,2,3\n", config, StringComparison.Ordinal);
+        var read = ReadAsEachPod(config, pods);
+        for (var ordinal = 0; ordinal < pods; ordinal++)
+        {
+            Assert.Equal((ids[ordinal], ordinal >= 3), (read[ordinal].Id, read[ordinal].Join));
+            Assert.Equal([1UL, 2, 3], read[ordinal].FoundingPeers.Select(p => p.Id));
+        }
+    }
+
+    /// <summary>The rendered instance.conf read by the instance manager's own parser as each pod would (its name from the pod).</summary>
+    private static List<InstanceOptions> ReadAsEachPod(string config, int pods)
+    {
         var values = new Dictionary<string, string>(InstanceOptionsParser.ReadFile(config, out var fileErrors));
         Assert.Empty(fileErrors);
 
@@ -137,34 +178,29 @@ public sealed class ObjectPlannerTests
                 values[key] = Path.Combine(dir.FullName, key);
                 File.WriteAllText(values[key], "pem");
             }
+
             // The ConfigMap's own postgresql.conf, as mounted next to instance.conf.
             Assert.Equal($"{ObjectPlanner.ConfigMount}/{ObjectPlanner.ParametersKey}", values["parameters-file"]);
             values["parameters-file"] = Path.Combine(dir.FullName, ObjectPlanner.ParametersKey);
             File.WriteAllText(values["parameters-file"], ObjectPlanner.Parameters(new Dictionary<string, string> { ["work_mem"] = "8MB" }));
 
-            for (var ordinal = 0; ordinal < instances; ordinal++)
+            var read = new List<InstanceOptions>();
+            for (var ordinal = 0; ordinal < pods; ordinal++)
             {
                 var (options, errors) = InstanceOptionsParser.Parse(new Dictionary<string, string>(values) { ["pod-name"] = $"demo-{ordinal}" });
                 Assert.Empty(errors);
-                Assert.Equal((ulong)ordinal + 1, options!.Id);
-                Assert.Equal(instances, options.Peers.Count);
-                Assert.Equal($"demo-{ordinal}.demo-hl.memory.svc", options.Self.Host);
-                Assert.StartsWith(ObjectPlanner.DataMount + "/", options.DataRoot, StringComparison.Ordinal);
-                Assert.Equal(ReplicationModes.Async, options.ReplicationMode);
-                Assert.Equal(Path.Combine(dir.FullName, "tls-key-file"), options.Tls!.KeyFile);
+                Assert.Equal(Path.Combine(dir.FullName, "tls-key-file"), options!.Tls!.KeyFile);
                 Assert.Equal(values["superuser-password-file"], options.SuperuserPasswordFile);
                 Assert.Equal(values["parameters-file"], options.ParametersFile);
+                read.Add(options);
             }
+
+            return read;
         }
         finally
         {
             dir.Delete(recursive: true);
         }
-
-        var container = Assert.Single(One<V1StatefulSet>(desired, "demo").Spec.Template.Spec.Containers);
-        Assert.Equal(["memorycluster", "instance", "--config", $"{ObjectPlanner.ConfigMount}/{ObjectPlanner.InstanceConfigKey}"], container.Command);
-        var podName = Assert.Single(container.Env, e => e.Name == InstanceOptionsParser.EnvironmentName("pod-name"));
-        Assert.Equal("metadata.name", podName.ValueFrom.FieldRef.FieldPath);
     }
 
     [Fact]

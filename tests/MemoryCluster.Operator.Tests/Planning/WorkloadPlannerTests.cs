@@ -1,18 +1,21 @@
+using MemoryCluster.Instance.Control;
 using MemoryCluster.Operator.Planning;
 
 namespace MemoryCluster.Operator.Tests.Planning;
 
 public sealed class WorkloadPlannerTests
 {
-    private static PodView Pod(int ordinal, string revision = "r1", bool ready = true, bool exists = true, string[]? pending = null) =>
-        new($"demo-{ordinal}", ordinal, exists, revision, ready, ready, pending);
+    private static PodView Pod(int ordinal, string revision = "r1", bool ready = true, bool exists = true, string[]? pending = null, ulong? id = null, ulong? runningAs = null) =>
+        new($"demo-{ordinal}", ordinal, exists, revision, ready, ready, new MemberId(id ?? (ulong)ordinal + 1), ready ? new MemberId(runningAs ?? id ?? (ulong)ordinal + 1) : null, pending);
 
     private static string? Deleted(WorkloadPlan plan) => (plan.Action as DeletePod)?.Pod;
 
-    private static string[] Members(int count) => [.. Enumerable.Range(0, count).Select(i => $"demo-{i}")];
+    private static MemberView[] Members(int count) => [.. Enumerable.Range(0, count).Select(i => new MemberView($"demo-{i}", new MemberId((ulong)i + 1), true))];
 
-    private static WorkloadPlan Plan(int instances, int replicas, string[] members, IEnumerable<PodView> pods, string primary = "demo-0", string[]? learners = null, string? update = "r1", string? switchover = null) =>
-        WorkloadPlanner.Plan(new WorkloadInput(instances, replicas, update, members, learners ?? [], primary, switchover, [.. pods]));
+    private static WorkloadPlan Plan(int instances, int replicas, MemberView[] members, IEnumerable<PodView> pods, string primary = "demo-0", string[]? learners = null, string? update = "r1", string? switchover = null, bool changing = false) =>
+        WorkloadPlanner.Plan(new WorkloadInput(instances, replicas, update, [.. members.Select(m => learners?.Contains(m.Name) == true ? m with { Voter = false } : m)], changing, primary, switchover, [.. pods]));
+
+    private static MemberId Id(ulong id) => new(id);
 
     [Fact]
     public void Nothing_to_do_when_the_size_membership_and_revision_agree()
@@ -32,17 +35,23 @@ public sealed class WorkloadPlannerTests
 
         // demo-3 answers: it joins.
         plan = Plan(5, 5, Members(3), [Pod(0), Pod(1), Pod(2), Pod(3), Pod(4, ready: false)]);
-        Assert.Equal(new AddMember("demo-3", 3), plan.Action);
+        Assert.Equal(new AddMember("demo-3", 3, Id(4)), plan.Action);
 
-        // While demo-3 is a learner, demo-4 waits.
+        // While demo-3 is a learner, it is asked again (the managers promote it once caught up) and demo-4 waits.
         plan = Plan(5, 5, Members(4), [Pod(0), Pod(1), Pod(2), Pod(3), Pod(4)], learners: ["demo-3"]);
+        Assert.Equal(new AddMember("demo-3", 3, Id(4)), plan.Action);
+        Assert.Contains("demo-3 is a learner", plan.Progress!.Message, StringComparison.Ordinal);
+
+        // Nothing while a membership change commits.
+        plan = Plan(5, 5, Members(4), [Pod(0), Pod(1), Pod(2), Pod(3), Pod(4)], learners: ["demo-3"], changing: true);
         Assert.Null(plan.Action);
 
         plan = Plan(5, 5, Members(4), [Pod(0), Pod(1), Pod(2), Pod(3), Pod(4)]);
-        Assert.Equal(new AddMember("demo-4", 4), plan.Action);
+        Assert.Equal(new AddMember("demo-4", 4, Id(5)), plan.Action);
 
         plan = Plan(5, 5, Members(5), [Pod(0), Pod(1), Pod(2), Pod(3), Pod(4)], learners: ["demo-4"]);
         Assert.Equal("Scaling", plan.Progress!.Reason);
+        Assert.Equal(new AddMember("demo-4", 4, Id(5)), plan.Action);
 
         plan = Plan(5, 5, Members(5), [Pod(0), Pod(1), Pod(2), Pod(3), Pod(4)]);
         Assert.Equal(new WorkloadPlan(5, null, null), plan);
@@ -53,10 +62,14 @@ public sealed class WorkloadPlannerTests
     {
         PodView[] five = [Pod(0), Pod(1), Pod(2), Pod(3), Pod(4)];
         var plan = Plan(3, 5, Members(5), five);
-        Assert.Equal((5, (InstanceAction?)new RemoveMember("demo-4", 4)), (plan.Replicas, plan.Action));
+        Assert.Equal((5, (InstanceAction?)new RemoveMember("demo-4", 4, Id(5))), (plan.Replicas, plan.Action));
+
+        // Not while the removal commits.
+        plan = Plan(3, 5, Members(5), five, changing: true);
+        Assert.Equal((5, (InstanceAction?)null), (plan.Replicas, plan.Action));
 
         plan = Plan(3, 5, Members(4), five);
-        Assert.Equal((4, (InstanceAction?)new RemoveMember("demo-3", 3)), (plan.Replicas, plan.Action));
+        Assert.Equal((4, (InstanceAction?)new RemoveMember("demo-3", 3, Id(4))), (plan.Replicas, plan.Action));
 
         plan = Plan(3, 4, Members(3), five.Take(4));
         Assert.Equal(3, plan.Replicas);
@@ -154,10 +167,50 @@ public sealed class WorkloadPlannerTests
     }
 
     [Fact]
-    public void Unknown_membership_changes_nothing()
+    public void Unknown_membership_changes_nothing_not_even_the_size()
     {
-        var plan = WorkloadPlanner.Plan(new WorkloadInput(5, 3, "r1", null, [], null, null, [Pod(0), Pod(1), Pod(2)]));
+        // The ids of new pods depend on which ids were removed: nothing grows before a manager tells.
+        var plan = WorkloadPlanner.Plan(new WorkloadInput(5, 3, "r1", null, false, null, null, [Pod(0), Pod(1), Pod(2)]));
+        Assert.Equal((3, (InstanceAction?)null, "Scaling"), (plan.Replicas, plan.Action, plan.Progress?.Reason));
+
+        // The first apply creates the founding pods.
+        plan = WorkloadPlanner.Plan(new WorkloadInput(5, null, null, null, false, null, null, []));
         Assert.Equal(new WorkloadPlan(5, null, null), plan);
+    }
+
+    [Fact]
+    public void A_removed_members_pod_that_still_runs_as_its_old_member_restarts_before_it_is_added_under_its_new_id()
+    {
+        // demo-3 was member 4 (removed); the operator gives it id 6, and its manager still runs as 4.
+        var plan = Plan(5, 5, Members(3), [Pod(0), Pod(1), Pod(2), Pod(3, id: 6, runningAs: 4), Pod(4, id: 7)]);
+        var delete = Assert.IsType<DeletePod>(plan.Action);
+        Assert.Equal("demo-3", delete.Pod);
+        Assert.Contains("member 6", delete.Why, StringComparison.Ordinal);
+
+        // Its pod is already going: wait for it.
+        plan = Plan(5, 5, Members(3), [Pod(0), Pod(1), Pod(2), Pod(3, id: 6, runningAs: 4, exists: false), Pod(4, id: 7)]);
+        Assert.Null(plan.Action);
+
+        // Back as member 6: added under that id.
+        plan = Plan(5, 5, Members(3), [Pod(0), Pod(1), Pod(2), Pod(3, id: 6), Pod(4, id: 7)]);
+        Assert.Equal(new AddMember("demo-3", 3, Id(6)), plan.Action);
+    }
+
+    [Fact]
+    public void A_learner_beyond_spec_instances_leaves_instead_of_being_promoted()
+    {
+        // Scaled back to 3 while demo-3 was still a learner.
+        var plan = Plan(3, 4, Members(4), [Pod(0), Pod(1), Pod(2), Pod(3)], learners: ["demo-3"]);
+        Assert.Equal(new RemoveMember("demo-3", 3, Id(4)), plan.Action);
+        Assert.Equal(4, plan.Replicas);
+    }
+
+    [Fact]
+    public void The_primary_hands_over_only_to_a_ready_voter_that_stays()
+    {
+        // demo-1 is not ready, demo-0 is a learner (cannot be): demo-2.
+        var plan = Plan(3, 5, Members(5), [Pod(0), Pod(1, ready: false), Pod(2), Pod(3), Pod(4)], primary: "demo-3", learners: ["demo-0"]);
+        Assert.Equal("demo-2", Assert.IsType<Switchover>(plan.Action).Pod);
     }
 
     /// <summary>Property: whatever the state, a shrink never takes a member out while another change is pending, and never the primary.</summary>

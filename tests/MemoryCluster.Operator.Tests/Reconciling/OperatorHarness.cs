@@ -48,6 +48,9 @@ internal sealed class OperatorHarness : IAsyncDisposable
     /// <summary>What each pod's manager answers on /status, by pod name (absent: 503).</summary>
     public ConcurrentDictionary<string, StatusDocument> Statuses { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>The Raft membership the managers serve on /members (null: /members answers 503); also the members their /status shows.</summary>
+    public FakeMembership? Membership { get; set; }
+
     /// <summary>Bodies of the POST /switchover requests the managers received, with whether they carried a signature.</summary>
     public ConcurrentQueue<(string Pod, string Body, bool Signed)> Switchovers { get; } = new();
 
@@ -65,8 +68,35 @@ internal sealed class OperatorHarness : IAsyncDisposable
         OperatorHarness? harness = null;
         app.MapGet("/{ns}/{pod}/status", (string pod) =>
             harness!.Statuses.TryGetValue(pod, out var status)
-                ? Results.Json(status, InstanceJson.Options)
+                ? Results.Json(harness.Membership is { } membership ? status with { Raft = status.Raft with { Members = membership.StatusNames() } } : status, InstanceJson.Options)
                 : Results.Text("not running", statusCode: 503));
+        app.MapGet("/{ns}/{pod}/members", (string pod) =>
+            harness!.Statuses.ContainsKey(pod) && harness.Membership is { } membership
+                ? Results.Json(membership.Document(), InstanceJson.Options)
+                : Results.Text("not running", statusCode: 503));
+        app.MapPost("/{ns}/{pod}/members", async (string ns, string pod, HttpRequest request) =>
+        {
+            var body = await harness!.ReadSignedAsync(request, InstanceApiClient.AddMemberPurpose);
+            if (body is null || harness.Membership is not { } membership || !harness.Statuses.ContainsKey(pod))
+            {
+                return Results.Json(new ManagerAnswer(false, "unsigned, wrongly signed, or not running"), InstanceJson.Options, statusCode: 403);
+            }
+
+            var (status, answer) = membership.Add(JsonSerializer.Deserialize<AddMemberRequest>(body, InstanceJson.Options)!);
+            return Results.Json(answer, InstanceJson.Options, statusCode: status);
+        });
+        app.MapDelete("/{ns}/{pod}/members/{id}", async (string ns, string pod, ulong id, HttpRequest request) =>
+        {
+            var body = await harness!.ReadSignedAsync(request, InstanceApiClient.RemoveMemberPurpose);
+            if (body is null || harness.Membership is not { } membership || !harness.Statuses.ContainsKey(pod))
+            {
+                return Results.Json(new ManagerAnswer(false, "unsigned, wrongly signed, or not running"), InstanceJson.Options, statusCode: 403);
+            }
+
+            var set = await harness.Client.GetAsync(ResourceTypes.StatefulSet, ns, "demo", CancellationToken.None);
+            var (status, answer) = membership.Remove(id, set.Spec.Replicas ?? 0);
+            return Results.Json(answer, InstanceJson.Options, statusCode: status);
+        });
         app.MapPost("/{ns}/{pod}/switchover", async (string pod, HttpRequest request) =>
         {
             using var reader = new StreamReader(request.Body);
@@ -77,6 +107,26 @@ internal sealed class OperatorHarness : IAsyncDisposable
         await app.StartAsync();
         harness = new OperatorHarness(server, client, app, new Uri(app.Urls.First()));
         return harness;
+    }
+
+    /// <summary>
+    /// The body of a request that changes something, when the real <see cref="SignedRequest"/> check passes under the
+    /// cluster's key (the Secret demo-cluster-key the operator made); null, recorded in the membership's Unsigned, otherwise.
+    /// </summary>
+    private async Task<string?> ReadSignedAsync(HttpRequest request, string purpose)
+    {
+        using var reader = new StreamReader(request.Body);
+        var body = await reader.ReadToEndAsync();
+        var secret = await Client.GetAsync(ResourceTypes.Secret, "default", "demo-cluster-key", CancellationToken.None);
+        var check = SignedRequest.Check(secret.Data["key"], purpose, request.Method, request.Path.Value!, body,
+            request.Headers[InstanceApiClient.SignatureHeader], request.Headers[SignedRequest.TimestampHeader], DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        if (check != SignatureCheck.Valid)
+        {
+            Membership?.Unsigned.Enqueue($"{request.Method} {request.Path}: {check}");
+            return null;
+        }
+
+        return body;
     }
 
     /// <summary>Starts an operator against the double; its instance client reaches the pods through <see cref="ManagersUrl"/>.</summary>

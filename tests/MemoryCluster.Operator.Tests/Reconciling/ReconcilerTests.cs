@@ -228,6 +228,7 @@ public sealed class ReconcilerTests
     {
         // The double runs no StatefulSet controller: no pod exists, so the workload planner only waits and says so.
         await using var harness = await OperatorHarness.StartAsync();
+        harness.Membership = new FakeMembership(3);
         harness.StartOperator();
         await harness.CreateAsync(OperatorHarness.Cluster());
         Serve(harness);
@@ -241,5 +242,6 @@ public sealed class ReconcilerTests
         var events = await harness.Client.ListAsync(ResourceTypes.Event, "default", null, CancellationToken.None);
         Assert.Contains(events.Items, e => e.Reason == "ScaleStarted");
         Assert.Empty(harness.Switchovers);
+        Assert.Empty(harness.Membership.Calls);
     }
 }

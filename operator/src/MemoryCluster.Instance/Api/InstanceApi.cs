@@ -163,7 +163,8 @@ public sealed record AddMemberRequest(ulong Id, string Name, string Host, int Pg
 /// <param name="Leader">The Raft leader, as this member believes.</param>
 /// <param name="Commit">The Raft commit index this member knows.</param>
 /// <param name="SyncStandbys">Quorum mode's k for this membership (⌊voters/2⌋).</param>
-public sealed record MembersDocument(IReadOnlyList<MemberDocument> Members, bool ChangePending, string? Leader, ulong Commit, int SyncStandbys);
+/// <param name="Removed">The ids of every member ever removed: never used again (a member coming back joins under a new id).</param>
+public sealed record MembersDocument(IReadOnlyList<MemberDocument> Members, bool ChangePending, string? Leader, ulong Commit, int SyncStandbys, IReadOnlyList<ulong>? Removed = null);
 
 /// <summary>One member of <see cref="MembersDocument"/>.</summary>
 /// <param name="Id">Its Raft id.</param>

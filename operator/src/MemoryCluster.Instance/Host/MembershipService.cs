@@ -50,7 +50,8 @@ internal sealed partial class MembershipService(InstanceOptions options, RaftSer
             membership.ChangePending || !membership.Config.Members.SequenceEqual(committed),
             directory.Find(raft.Leader.Value)?.Name,
             membership.Commit.Value,
-            MembershipPlanner.SyncStandbyCount(committed.Count(m => m.IsVoter)));
+            MembershipPlanner.SyncStandbyCount(committed.Count(m => m.IsVoter)),
+            [.. membership.Config.RetiredIds.Select(id => id.Value)]);
     }
 
     /// <summary>POST /members: the next step to make <paramref name="request"/>'s member a voter.</summary>

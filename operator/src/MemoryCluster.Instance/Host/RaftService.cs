@@ -32,7 +32,10 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
         _driver = driver;
         _logger = logger;
         var id = new NodeId(options.Id);
-        _founding = ReadFounding(options) ?? (options.Join ? [] : Configured);
+
+        // The Raft state of a removed member whose data came back under a new id (a scale down, then up) is set aside.
+        RaftIdentity.Prepare(options.RaftDirectory, options.Id, options.Join, m => Log.Raft(logger, LogLevel.Warning, m));
+        _founding = ReadFounding(options) ?? (options.Join ? [] : Founders);
         _host = new RaftHost<ControlState>(
             new RaftHostOptions
             {
@@ -73,6 +76,9 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
     private readonly MemberDirectory _directory;
 
     private IReadOnlyList<Member> Configured => [.. _options.Peers.Select(p => new Member(new NodeId(p.Id), p.RaftAddress, true))];
+
+    /// <summary>Whom a first start founds the cluster with: the founders among the peers (every peer when the setting names none).</summary>
+    private IReadOnlyList<Member> Founders => [.. _options.FoundingPeers.Select(p => new Member(new NodeId(p.Id), p.RaftAddress, true))];
 
     private string FoundingFile => Path.Combine(_options.RaftDirectory, "members");
 

@@ -41,14 +41,24 @@ public static class ObjectPlanner
     /// <summary>
     /// Every object <paramref name="cluster"/> should own. <paramref name="instancePods"/>: the StatefulSet's size when
     /// the workload planner holds it apart from spec.instances mid-scale (members leave the quorum before their pods go).
+    /// <paramref name="identities"/>: each pod's member id and the founders (<see cref="IdentityPlanner"/>); by default
+    /// those of a new cluster (the pod of ordinal N is member N+1, all of them founders).
     /// </summary>
-    public static DesiredObjects Render(MemoryClusterResource cluster, OperatorSettings settings, int? instancePods = null)
+    public static DesiredObjects Render(MemoryClusterResource cluster, OperatorSettings settings, int? instancePods = null, MemberIdentities? identities = null)
     {
+        ArgumentNullException.ThrowIfNull(cluster);
         var names = ClusterNames.Of(cluster);
         var owner = OwnerOf(cluster);
+        var peers = Math.Max(cluster.Spec.Instances, instancePods ?? 0);
+        identities ??= MemberIdentities.Founding(peers);
+        if (identities.Ids.Count < peers)
+        {
+            throw new ArgumentException($"member ids for {identities.Ids.Count} pods; the render needs {peers}", nameof(identities));
+        }
+
         var objects = new List<IKubernetesObject<V1ObjectMeta>>
         {
-            Config(cluster, names),
+            Config(cluster, names, identities, peers),
             InstanceAccount(names),
             InstanceRole(names, instancePods ?? cluster.Spec.Instances),
             InstanceRoleBinding(names),
@@ -120,28 +130,33 @@ public static class ObjectPlanner
         };
     }
 
-    private static V1ConfigMap Config(MemoryClusterResource cluster, ClusterNames names)
+    private static V1ConfigMap Config(MemoryClusterResource cluster, ClusterNames names, MemberIdentities identities, int pods)
     {
         var config = New<V1ConfigMap>(names.Config, ClusterLabels.For(names, ClusterLabels.PostgresComponent));
         config.Data = new Dictionary<string, string>
         {
-            [InstanceConfigKey] = InstanceConfig(cluster, names),
+            [InstanceConfigKey] = InstanceConfig(cluster, names, identities, pods),
             [ParametersKey] = Parameters(cluster.Spec.Postgres.Parameters),
         };
         return config;
     }
 
-    /// <summary>The settings every instance manager reads; its own id comes from its pod's name.</summary>
-    internal static string InstanceConfig(MemoryClusterResource cluster, ClusterNames names)
+    /// <summary>
+    /// The settings every instance manager reads; its own id comes from its pod's name. Peers name every pod that
+    /// exists or is wanted (4 mid-scale); founders name the members that created the cluster, so a pod added by a
+    /// scale starts as a joining member, while one config serves every pod.
+    /// </summary>
+    internal static string InstanceConfig(MemoryClusterResource cluster, ClusterNames names, MemberIdentities identities, int pods)
     {
-        var peers = Enumerable.Range(0, cluster.Spec.Instances)
-            .Select(i => $"{i + 1}={names.Pod(i)}@{names.PodHost(i)}:{ClusterPorts.Postgres}:{ClusterPorts.Raft}:{ClusterPorts.Manager}");
+        var peers = Enumerable.Range(0, pods)
+            .Select(i => $"{identities.Ids[i]}={names.Pod(i)}@{names.PodHost(i)}:{ClusterPorts.Postgres}:{ClusterPorts.Raft}:{ClusterPorts.Manager}");
         var text = new StringBuilder();
         text.Append("# Rendered by the operator for MemoryCluster ").Append(names.Namespace).Append('/').Append(names.Cluster)
             .Append("; read by every instance (memorycluster instance --config).\n");
         text.Append("data-dir = ").Append(DataMount).Append("/data\n");
         text.Append("pg-bin-dir = ").Append(PgBinDir).Append('\n');
         text.Append("peers = ").AppendJoin(',', peers).Append('\n');
+        text.Append("founders = ").AppendJoin(',', identities.Founders).Append('\n');
         text.Append("cluster-key-file = ").Append(SecretsMount).Append("/cluster-key/key\n");
         text.Append("replication-password-file = ").Append(SecretsMount).Append("/replication/password\n");
         text.Append("app-password-file = ").Append(SecretsMount).Append("/app/password\n");

@@ -402,8 +402,8 @@ public static class StatusPlanner
 
 /// <summary>
 /// The cluster as the reachable managers agree it is: the highest epoch, the primary the control state names at it,
-/// the Raft leader of the highest term and the membership its members report. Read by the status and workload
-/// planners and by the executor, so all three see one primary.
+/// the Raft leader of the highest term and how many voters its members report (learners, shown "NAME (learner)",
+/// do not count). Read by the status and workload planners and by the executor, so all three see one primary.
 /// </summary>
 internal sealed record ClusterView(
     int Voters,
@@ -414,9 +414,11 @@ internal sealed record ClusterView(
     StatusDocument? Fenced,
     string? RaftLeader,
     int WithLeader,
-    string? PendingSwitchover,
-    IReadOnlyList<string>? Members)
+    string? PendingSwitchover)
 {
+    /// <summary>How a manager's /status shows a member of the Raft membership that does not vote yet.</summary>
+    public const string LearnerSuffix = " (learner)";
+
     public int Majority => (Voters / 2) + 1;
 
     /// <summary>No member has reported an epoch yet: the first primary has not been chosen.</summary>
@@ -438,10 +440,7 @@ internal sealed record ClusterView(
         var term = statuses.Count == 0 ? 0UL : statuses.Max(s => s.Raft.Term);
         var leader = statuses.Where(s => s.Raft.Term == term).Select(s => s.Raft.Leader).FirstOrDefault(l => l is not null);
         var withLeader = leader is null ? 0 : statuses.Count(s => s.Raft.Term == term && s.Raft.Leader == leader);
-        var voters = statuses.Where(s => s.Raft.Members.Count > 0).Select(s => s.Raft.Members.Count).DefaultIfEmpty(cluster.Spec.Instances).Max();
-
-        // The membership as the Raft leader reports it (else whoever knows the highest term).
-        var members = (statuses.FirstOrDefault(s => s.Raft.Term == term && s.Raft.Role == "leader") ?? statuses.FirstOrDefault(s => s.Raft.Term == term))?.Raft.Members;
-        return new ClusterView(voters, statuses.Count, epoch, primary, named, fenced, leader, withLeader, current.Select(s => s.PendingSwitchover).FirstOrDefault(p => p is not null), members);
+        var voters = statuses.Select(s => s.Raft.Members.Count(m => !m.EndsWith(LearnerSuffix, StringComparison.Ordinal))).Where(n => n > 0).DefaultIfEmpty(cluster.Spec.Instances).Max();
+        return new ClusterView(voters, statuses.Count, epoch, primary, named, fenced, leader, withLeader, current.Select(s => s.PendingSwitchover).FirstOrDefault(p => p is not null));
     }
 }

@@ -1,4 +1,5 @@
 using MemoryCluster.Api;
+using MemoryCluster.Instance.Control;
 
 namespace MemoryCluster.Operator.Planning;
 
@@ -9,18 +10,26 @@ namespace MemoryCluster.Operator.Planning;
 /// <param name="Revision">Its <c>controller-revision-hash</c> label.</param>
 /// <param name="Ready">Its manager reports it ready for its role (a replica streams, the primary accepts writes).</param>
 /// <param name="Reachable">Its manager answered.</param>
+/// <param name="Id">The member id the operator gives this pod (<see cref="IdentityPlanner"/>).</param>
+/// <param name="RunningAs">The member id its manager runs as, when it answered.</param>
 /// <param name="PendingRestart">Parameters its PostgreSQL takes only at a restart (its manager's <c>parameters.pendingRestartNames</c>); null or empty when none.</param>
-public sealed record PodView(string Name, int Ordinal, bool Exists, string? Revision, bool Ready, bool Reachable, IReadOnlyList<string>? PendingRestart = null)
+public sealed record PodView(string Name, int Ordinal, bool Exists, string? Revision, bool Ready, bool Reachable, MemberId Id, MemberId? RunningAs = null, IReadOnlyList<string>? PendingRestart = null)
 {
     public bool NeedsRestart => PendingRestart is { Count: > 0 };
 }
+
+/// <summary>One member of the committed Raft membership.</summary>
+/// <param name="Name">Its instance name (its pod's).</param>
+/// <param name="Id">Its Raft member id.</param>
+/// <param name="Voter">A voter, or a learner still (joining: receives the log, does not vote).</param>
+public sealed record MemberView(string Name, MemberId Id, bool Voter);
 
 /// <summary>What the workload planner reads.</summary>
 /// <param name="Instances">spec.instances.</param>
 /// <param name="StatefulSetReplicas">The StatefulSet's spec.replicas now; null when it does not exist.</param>
 /// <param name="UpdateRevision">The StatefulSet's status.updateRevision: the revision of its current template.</param>
-/// <param name="Members">The committed Raft membership (pod names, voters and learners); null when no manager could tell.</param>
-/// <param name="Learners">Members that are learners still (not voting yet).</param>
+/// <param name="Members">The committed Raft membership (<c>GET /members</c>); null when no manager could tell.</param>
+/// <param name="MembershipChanging">A membership change is proposed and not committed yet.</param>
 /// <param name="Primary">The pod that is the primary now, if any.</param>
 /// <param name="PendingSwitchover">The target of a switchover under way, if any.</param>
 /// <param name="Pods">Every pod of ordinal below max(spec.instances, StatefulSet replicas).</param>
@@ -28,8 +37,8 @@ public sealed record WorkloadInput(
     int Instances,
     int? StatefulSetReplicas,
     string? UpdateRevision,
-    IReadOnlyList<string>? Members,
-    IReadOnlyList<string> Learners,
+    IReadOnlyList<MemberView>? Members,
+    bool MembershipChanging,
     string? Primary,
     string? PendingSwitchover,
     IReadOnlyList<PodView> Pods);
@@ -37,11 +46,14 @@ public sealed record WorkloadInput(
 /// <summary>A step the operator takes through an instance manager or on a pod.</summary>
 public abstract record InstanceAction(string Pod);
 
-/// <summary>Ask the managers to add <paramref name="Pod"/> to the Raft membership (it joins as a learner and votes once caught up).</summary>
-public sealed record AddMember(string Pod, int Ordinal) : InstanceAction(Pod);
+/// <summary>
+/// Ask the managers for the next step to make <paramref name="Pod"/> a voter: added as a learner first, promoted once
+/// its Raft log and its PostgreSQL caught up. Repeated until it votes (each call is idempotent).
+/// </summary>
+public sealed record AddMember(string Pod, int Ordinal, MemberId Id) : InstanceAction(Pod);
 
 /// <summary>Ask the managers to take <paramref name="Pod"/> out of the Raft membership before its pod goes.</summary>
-public sealed record RemoveMember(string Pod, int Ordinal) : InstanceAction(Pod);
+public sealed record RemoveMember(string Pod, int Ordinal, MemberId Id) : InstanceAction(Pod);
 
 /// <summary>Ask the primary to hand over to <paramref name="Pod"/>.</summary>
 public sealed record Switchover(string Pod, string Reason) : InstanceAction(Pod);
@@ -56,29 +68,37 @@ public sealed record WorkloadPlan(int Replicas, InstanceAction? Action, Progress
 
 /// <summary>
 /// Scale and rolling updates, one step per reconcile. Pure. Scale: a new pod joins the Raft membership as a learner
-/// once its manager answers; a member leaves the membership before its pod goes (the primary hands over first), one
-/// at a time, so the quorum never drops below a majority of the membership in force. Rolling update (updateStrategy
-/// OnDelete, so only the operator restarts pods): only when every instance is ready, replicas first from the highest
-/// ordinal, each back and streaming before the next; then a switchover to an updated replica; then the old primary,
-/// now a replica. A scale finishes before a rolling update starts. A rolling restart is the same walk over the instances
-/// whose managers report parameters pending a restart; a parameter change that a reload applies restarts nothing (the
-/// ConfigMap is not part of the pod template).
+/// once its manager answers and is promoted once caught up (the managers decide when), one at a time; a member leaves
+/// the membership before its pod goes (the primary hands over first), the highest first, one at a time, so the quorum
+/// never drops below a majority of the membership in force. Rolling update (updateStrategy OnDelete, so only the
+/// operator restarts pods): only when every instance is ready, replicas first from the highest ordinal, each back and
+/// streaming before the next; then a switchover to an updated replica; then the old primary, now a replica. A scale
+/// finishes before a rolling update starts A rolling restart is the same walk
+/// over the instances whose managers report parameters pending a restart; a parameter change that a reload applies
+/// restarts nothing (the ConfigMap is not part of the pod template).
 /// </summary>
 public static class WorkloadPlanner
 {
     public static WorkloadPlan Plan(WorkloadInput input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (input.StatefulSetReplicas is null || input.Members is null)
+        if (input.StatefulSetReplicas is not { } current)
         {
-            // First apply, or no manager could say who the members are: keep the size the spec asks for (or what exists).
-            return new WorkloadPlan(Math.Max(input.Instances, input.StatefulSetReplicas ?? 0), null, null);
+            // First apply: the pods that found the cluster.
+            return new WorkloadPlan(input.Instances, null, null);
         }
 
-        var members = input.Members.ToHashSet(StringComparer.Ordinal);
+        if (input.Members is null)
+        {
+            // No manager could say who the members are (or which ids were removed): change nothing, wait.
+            return new WorkloadPlan(current, null, current == input.Instances ? null
+                : new Progress(ConditionReasons.Scaling, $"scaling to {input.Instances} instances: waiting for a manager to tell the Raft membership"));
+        }
+
+        var members = input.Members.ToDictionary(m => m.Name, StringComparer.Ordinal);
         var byOrdinal = input.Pods.OrderBy(p => p.Ordinal).ToList();
-        var leaving = byOrdinal.Where(p => p.Ordinal >= input.Instances && members.Contains(p.Name)).ToList();
-        var highestMember = byOrdinal.Where(p => members.Contains(p.Name)).Select(p => p.Ordinal + 1).DefaultIfEmpty(0).Max();
+        var leaving = byOrdinal.Where(p => p.Ordinal >= input.Instances && members.ContainsKey(p.Name)).ToList();
+        var highestMember = byOrdinal.Where(p => members.ContainsKey(p.Name)).Select(p => p.Ordinal + 1).DefaultIfEmpty(0).Max();
 
         // Shrink: members above spec.instances leave first, the highest first; the pods go only after.
         if (leaving.Count > 0)
@@ -86,38 +106,52 @@ public static class WorkloadPlanner
             var replicas = Math.Max(input.Instances, highestMember);
             var progress = new Progress(ConditionReasons.Scaling, $"scaling to {input.Instances} instances: {string.Join(", ", leaving.Select(l => l.Name))} leaving the Raft membership");
             var last = leaving[^1];
-            if (input.PendingSwitchover is not null)
+            if (input.PendingSwitchover is not null || input.MembershipChanging)
             {
                 return new WorkloadPlan(replicas, null, progress);
             }
 
-            if (last.Name == input.Primary || leaving.Any(l => l.Name == input.Primary))
+            if (leaving.Any(l => l.Name == input.Primary))
             {
-                var target = Best(byOrdinal.Where(p => p.Ordinal < input.Instances && members.Contains(p.Name) && p.Ready));
+                // IMPORTANT: the primary is never removed: it hands over to a ready member that stays first.
+                var target = Best(byOrdinal.Where(p => p.Ordinal < input.Instances && members.TryGetValue(p.Name, out var m) && m.Voter && p.Ready));
                 return new WorkloadPlan(replicas, target is null ? null : new Switchover(target.Name, $"{input.Primary} leaves the cluster (scale to {input.Instances})"), progress);
             }
 
-            return new WorkloadPlan(replicas, new RemoveMember(last.Name, last.Ordinal), progress);
+            return new WorkloadPlan(replicas, new RemoveMember(last.Name, last.Ordinal, members[last.Name].Id), progress);
         }
 
-        // Grow: the pods exist first; each joins once its manager answers.
+        // Grow: the pods exist first; a learner is asked again until it votes, then the next joins once its manager answers.
+        if (input.Members.FirstOrDefault(m => !m.Voter) is { } learner)
+        {
+            var pod = byOrdinal.FirstOrDefault(p => p.Name == learner.Name);
+            var progress = new Progress(ConditionReasons.Scaling, $"scaling to {input.Instances} instances: {learner.Name} is a learner, waiting for it to catch up and vote");
+            return new WorkloadPlan(Math.Max(input.Instances, highestMember), input.MembershipChanging || pod is null ? null : new AddMember(learner.Name, pod.Ordinal, learner.Id), progress);
+        }
+
         var missing = Enumerable.Range(0, input.Instances)
-            .Select(o => byOrdinal.FirstOrDefault(p => p.Ordinal == o) ?? new PodView($"#{o}", o, false, null, false, false))
-            .Where(p => !members.Contains(p.Name))
+            .Select(o => byOrdinal.FirstOrDefault(p => p.Ordinal == o) ?? new PodView($"#{o}", o, false, null, false, false, MemberId.None))
+            .Where(p => !members.ContainsKey(p.Name))
             .ToList();
         if (missing.Count > 0)
         {
             var progress = new Progress(ConditionReasons.Scaling, $"scaling to {input.Instances} instances: waiting for {string.Join(", ", missing.Select(m => m.Name))} to join");
             var joining = missing.FirstOrDefault(m => m.Reachable);
-            return new WorkloadPlan(input.Instances, joining is null || input.Learners.Count > 0 ? null : new AddMember(joining.Name, joining.Ordinal), progress);
+            InstanceAction? action = joining switch
+            {
+                null => null,
+                _ when input.MembershipChanging => null,
+
+                // Its manager runs as another member (the one removed before; ids are never reused): it restarts to read its new id.
+                { RunningAs: { } running, Exists: true } when running != joining.Id =>
+                    new DeletePod(joining.Name, $"as member {joining.Id}: it runs as member {running}, removed from the cluster before"),
+                { RunningAs: { } running } when running != joining.Id => null,
+                _ => new AddMember(joining.Name, joining.Ordinal, joining.Id),
+            };
+            return new WorkloadPlan(input.Instances, action, progress);
         }
 
-        if (input.Learners.Count > 0)
-        {
-            return new WorkloadPlan(input.Instances, null, new Progress(ConditionReasons.Scaling, $"waiting for {string.Join(", ", input.Learners)} to catch up and vote"));
-        }
-
-        if (input.StatefulSetReplicas != input.Instances)
+        if (current != input.Instances)
         {
             return new WorkloadPlan(input.Instances, null, new Progress(ConditionReasons.Scaling, $"scaling the StatefulSet to {input.Instances} pods"));
         }

@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using k8s.Models;
 using MemoryCluster.Api;
+using MemoryCluster.Instance.Api;
+using MemoryCluster.Instance.Control;
 using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Controller;
 using MemoryCluster.Kube.Resources;
@@ -80,13 +82,22 @@ public sealed partial class ClusterReconciler(
             return ReconcileResult.Terminal("invalid spec: " + string.Join("; ", errors));
         }
 
-        // The instances first: the workload planner needs them to size the StatefulSet.
+        // The instances first: the workload planner needs them to size the StatefulSet, and the membership to scale it.
         var pods = Math.Max(current.Spec.Instances, set?.Spec?.Replicas ?? 0);
         var observations = set is null ? [] : await instances.ReadAsync(names, pods, cancellationToken).ConfigureAwait(false);
         var view = ClusterView.Of(current, observations);
-        var workload = WorkloadPlanner.Plan(WorkloadInputOf(current, names, set, observations, view));
+        var answering = Answering(observations, view);
+        var membership = answering.Count == 0 ? null : await instances.MembersAsync(names, answering, cancellationToken).ConfigureAwait(false);
+        var identities = IdentityPlanner.Plan(names, new IdentityInput(
+            pods,
+            current.Spec.Instances,
+            set?.Spec?.Replicas,
+            current.Status,
+            membership?.Members.ToDictionary(m => m.Name, m => new MemberId(m.Id), StringComparer.Ordinal),
+            membership is null ? null : [.. (membership.Removed ?? []).Select(id => new MemberId(id))]));
+        var workload = WorkloadPlanner.Plan(WorkloadInputOf(current, set, observations, view, membership, identities));
 
-        var desired = ObjectPlanner.Render(current, _options.Settings, workload.Replicas);
+        var desired = ObjectPlanner.Render(current, _options.Settings, workload.Replicas, identities);
 
         // The CA first: a CA Secret that cannot be used stops the reconcile before anything else is written.
         if (await EnsureTlsAsync(names, desired, counts, cancellationToken).ConfigureAwait(false) is { } tlsProblem)
@@ -102,12 +113,15 @@ public sealed partial class ClusterReconciler(
         string? acted = null;
         if (workload.Action is { } action)
         {
-            acted = await ActAsync(current, names, action, view.NamedPrimary, counts, cancellationToken).ConfigureAwait(false);
+            acted = await ActAsync(current, names, action, view.NamedPrimary, answering, counts, cancellationToken).ConfigureAwait(false);
         }
 
         var compute = owned.Deployments.GetTyped(ns, names.Compute);
         var workloads = new WorkloadObservation(set?.Spec?.Replicas, compute?.Spec?.Replicas, compute is null ? null : compute.Status?.AvailableReplicas ?? 0);
         var plan = StatusPlanner.Plan(new StatusInput(current, [], workloads, observations, workload.Progress, _time.GetUtcNow()));
+
+        // The identities the render gave the pods, recorded so that the next reconcile gives the same.
+        plan = plan with { Status = plan.Status with { Members = identities.ToStatus(names), FoundingMembers = [.. identities.Founders.Select(f => (long)f.Value)] } };
         var events = plan.Events.ToList();
         events.AddRange(ScaleEvents(current.Status, workload.Progress, current.Spec.Instances));
         await WriteStatusAsync(current, plan with { Events = events }, counts, cancellationToken).ConfigureAwait(false);
@@ -117,17 +131,24 @@ public sealed partial class ClusterReconciler(
         return ReconcileResult.RequeueAfter(busy ? _options.BusyPollInterval : _options.StatusPollInterval);
     }
 
-    private WorkloadInput WorkloadInputOf(MemoryClusterResource cluster, ClusterNames names, V1StatefulSet? set, IReadOnlyList<InstanceObservation> observations, ClusterView view)
+    private WorkloadInput WorkloadInputOf(MemoryClusterResource cluster, V1StatefulSet? set, IReadOnlyList<InstanceObservation> observations, ClusterView view, MembersDocument? membership, MemberIdentities identities)
     {
+        var ns = ClusterNames.Of(cluster).Namespace;
         var pods = observations.Select((o, ordinal) =>
         {
-            var pod = owned.Pods.GetTyped(names.Namespace, o.Pod);
+            var pod = owned.Pods.GetTyped(ns, o.Pod);
             string? revision = null;
             pod?.Metadata.Labels?.TryGetValue("controller-revision-hash", out revision);
-            return new PodView(o.Pod, ordinal, pod is not null && pod.Metadata.DeletionTimestamp is null, revision, o.Status?.Ready == true, o.Status is not null, o.Status?.Parameters?.PendingRestartNames);
+            return new PodView(o.Pod, ordinal, pod is not null && pod.Metadata.DeletionTimestamp is null, revision, o.Status?.Ready == true, o.Status is not null,
+                identities.Ids[ordinal], o.Status is { } s ? new MemberId(s.Id) : null, o.Status?.Parameters?.PendingRestartNames);
         }).ToList();
-        return new WorkloadInput(cluster.Spec.Instances, set?.Spec?.Replicas, set?.Status?.UpdateRevision, view.Members, [], view.NamedPrimary, view.PendingSwitchover, pods);
+        var members = membership?.Members.Select(m => new MemberView(m.Name, new MemberId(m.Id), m.Voter)).ToList();
+        return new WorkloadInput(cluster.Spec.Instances, set?.Spec?.Replicas, set?.Status?.UpdateRevision, members, membership?.ChangePending == true, view.NamedPrimary, view.PendingSwitchover, pods);
     }
+
+    /// <summary>The ordinals whose managers answered, the Raft leader's first: whom to ask for the membership and its changes.</summary>
+    private static List<int> Answering(IReadOnlyList<InstanceObservation> observations, ClusterView view) =>
+        [.. observations.Select((o, ordinal) => (o, ordinal)).Where(x => x.o.Status is not null).OrderBy(x => x.o.Pod == view.RaftLeader ? 0 : 1).Select(x => x.ordinal)];
 
     private async Task EnsureSecretsAsync(MemoryClusterResource cluster, ClusterNames names, DesiredObjects desired, Counts counts, CancellationToken cancellationToken)
     {
@@ -324,7 +345,7 @@ public sealed partial class ClusterReconciler(
         }
     }
 
-    private async Task<string> ActAsync(MemoryClusterResource cluster, ClusterNames names, InstanceAction action, string? primary, Counts counts, CancellationToken cancellationToken)
+    private async Task<string> ActAsync(MemoryClusterResource cluster, ClusterNames names, InstanceAction action, string? primary, IReadOnlyList<int> answering, Counts counts, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _writes);
         counts.Events++;
@@ -341,15 +362,26 @@ public sealed partial class ClusterReconciler(
             return $"{action}: waiting for Secret {names.ClusterKeySecret}";
         }
 
-        var answer = await instances.ActAsync(names, action, primary, key, cancellationToken).ConfigureAwait(false);
+        var answer = await instances.ActAsync(names, action, primary, answering, key, cancellationToken).ConfigureAwait(false);
         var (reason, what) = action switch
         {
             Switchover s => ("SwitchoverRequested", $"switchover to {s.Pod} ({s.Reason})"),
-            AddMember a => ("MemberAdded", $"{a.Pod} joins the Raft membership"),
-            RemoveMember r => ("MemberRemoved", $"{r.Pod} leaves the Raft membership"),
+            AddMember a => ("MemberAdded", $"{a.Pod} (member {a.Id}) joining the Raft membership"),
+            RemoveMember r => ("MemberRemoved", $"{r.Pod} (member {r.Id}) leaving the Raft membership"),
             _ => (action.GetType().Name, action.ToString()),
         };
-        await RecordAsync(cluster, new PlannedEvent(answer.Accepted ? EventTypes.Normal : EventTypes.Warning, reason, "Instance", $"{what}: {answer.Message}"), cancellationToken).ConfigureAwait(false);
+        LogActed(_logger, names.Namespace, names.Cluster, what, answer.Accepted ? (answer.Done == false ? "in progress" : "accepted") : "refused", answer.Message);
+
+        // A membership change is asked again until done: an Event when it is done or refused, not for every step.
+        var membershipStep = action is AddMember or RemoveMember;
+        if (!membershipStep || answer.Done == true || !answer.Accepted)
+        {
+            var note = membershipStep && answer.Done == true
+                ? (action is AddMember ? $"{action.Pod} (member {((AddMember)action).Id}) is a voter: {answer.Message}" : $"{action.Pod} left the Raft membership: {answer.Message}")
+                : $"{what}: {answer.Message}";
+            await RecordAsync(cluster, new PlannedEvent(answer.Accepted ? EventTypes.Normal : EventTypes.Warning, reason, membershipStep ? "Scale" : "Instance", note), cancellationToken).ConfigureAwait(false);
+        }
+
         return $"{what}: {(answer.Accepted ? "accepted" : "refused")}: {answer.Message}";
     }
 
@@ -440,6 +472,9 @@ public sealed partial class ClusterReconciler(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Namespace}/{Cluster}: deleted {Kind} {Name}, no longer in the spec")]
     private static partial void LogDeleted(ILogger logger, string @namespace, string? cluster, string kind, string name);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Namespace}/{Cluster}: {What}: {Outcome}: {Answer}")]
+    private static partial void LogActed(ILogger logger, string @namespace, string cluster, string what, string outcome, string answer);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Namespace}/{Cluster}: could not record Event {Reason}: {Error}")]
     private static partial void LogEventFailed(ILogger logger, string? @namespace, string? cluster, string reason, string error);

@@ -10,8 +10,18 @@ public interface IInstanceClient
     /// <summary>Each pod's <c>/status</c>, read in parallel; a pod that does not answer in time is an observation with an error.</summary>
     Task<IReadOnlyList<InstanceObservation>> ReadAsync(ClusterNames names, int pods, CancellationToken cancellationToken);
 
-    /// <summary>Carries out <paramref name="action"/> through the managers, signed with <paramref name="clusterKey"/>; the manager's answer.</summary>
-    Task<ManagerAnswer> ActAsync(ClusterNames names, InstanceAction action, string? primary, byte[] clusterKey, CancellationToken cancellationToken);
+    /// <summary>
+    /// The committed Raft membership (<c>GET /members</c>) from the first of <paramref name="ordinals"/> whose manager
+    /// answers (the Raft leader's first: it knows who caught up); null when none does.
+    /// </summary>
+    Task<MembersDocument?> MembersAsync(ClusterNames names, IReadOnlyList<int> ordinals, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Carries out <paramref name="action"/> through the managers, signed with <paramref name="clusterKey"/>; the manager's
+    /// answer. A switchover goes to the primary's manager; a membership change to the first of <paramref name="ordinals"/>
+    /// that answers (any manager forwards it to the Raft leader).
+    /// </summary>
+    Task<ManagerAnswer> ActAsync(ClusterNames names, InstanceAction action, string? primary, IReadOnlyList<int> ordinals, byte[] clusterKey, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -51,19 +61,70 @@ public sealed class HttpInstanceClient(HttpClient http, Func<ClusterNames, int, 
         return await Task.WhenAll(reads).ConfigureAwait(false);
     }
 
-    public async Task<ManagerAnswer> ActAsync(ClusterNames names, InstanceAction action, string? primary, byte[] clusterKey, CancellationToken cancellationToken)
+    public async Task<MembersDocument?> MembersAsync(ClusterNames names, IReadOnlyList<int> ordinals, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        ArgumentNullException.ThrowIfNull(ordinals);
+        var client = new InstanceApiClient(http);
+        foreach (var ordinal in ordinals)
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(StatusTimeout);
+            try
+            {
+                return await client.MembersAsync(Address(names, ordinal), timeout.Token).ConfigureAwait(false);
+            }
+            catch (InstanceApiException)
+            {
+                // The next one.
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Too slow: the next one.
+            }
+        }
+
+        return null;
+    }
+
+    public async Task<ManagerAnswer> ActAsync(ClusterNames names, InstanceAction action, string? primary, IReadOnlyList<int> ordinals, byte[] clusterKey, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(names);
         ArgumentNullException.ThrowIfNull(action);
+        ArgumentNullException.ThrowIfNull(ordinals);
         var client = new InstanceApiClient(http, clusterKey);
         switch (action)
         {
             case Switchover switchover:
                 var at = primary is null ? 0 : Ordinal(names, primary);
                 return await client.SwitchoverAsync(Address(names, at), switchover.Pod, cancellationToken).ConfigureAwait(false);
+            case AddMember add:
+                var member = new AddMemberRequest(add.Id.Value, add.Pod, names.PodHost(add.Ordinal), ClusterPorts.Postgres, ClusterPorts.Raft, ClusterPorts.Manager);
+                return await AskAnyAsync(names, ordinals, uri => client.AddMemberAsync(uri, member, cancellationToken)).ConfigureAwait(false);
+            case RemoveMember remove:
+                return await AskAnyAsync(names, ordinals, uri => client.RemoveMemberAsync(uri, remove.Id.Value, cancellationToken)).ConfigureAwait(false);
             default:
-                return new ManagerAnswer(false, $"{action.GetType().Name} is not supported by this instance manager yet");
+                return new ManagerAnswer(false, $"{action.GetType().Name} is not a call to the instance managers");
         }
+    }
+
+    /// <summary>The answer of the first manager that answers; a refusal naming every one that did not.</summary>
+    private async Task<ManagerAnswer> AskAnyAsync(ClusterNames names, IReadOnlyList<int> ordinals, Func<Uri, Task<ManagerAnswer>> ask)
+    {
+        var failures = new List<string>();
+        foreach (var ordinal in ordinals)
+        {
+            try
+            {
+                return await ask(Address(names, ordinal)).ConfigureAwait(false);
+            }
+            catch (InstanceApiException e)
+            {
+                failures.Add($"{names.Pod(ordinal)}: {e.Message}");
+            }
+        }
+
+        return new ManagerAnswer(false, failures.Count == 0 ? "no manager answers; ask again" : $"no manager answered ({string.Join("; ", failures)}); ask again");
     }
 
     /// <summary>The ordinal of a pod of the cluster (its name is CLUSTER-ORDINAL).</summary>

@@ -1,0 +1,40 @@
+using MemoryCluster.Instance.Host;
+
+namespace MemoryCluster.Instance.Tests.Host;
+
+public sealed class RaftIdentityTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("mc-raft-id-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    [Theory]
+    [InlineData(null, 4UL, false, "Record")]
+    [InlineData(4UL, 4UL, false, "Keep")]
+    [InlineData(4UL, 4UL, true, "Keep")]
+    [InlineData(4UL, 6UL, true, "Retire")]
+    [InlineData(4UL, 6UL, false, "Refuse")]
+    public void The_raft_state_is_used_only_by_the_member_it_belongs_to(ulong? recorded, ulong id, bool join, string expected) =>
+        Assert.Equal(expected, RaftIdentity.Decide(recorded, id, join).ToString());
+
+    [Fact]
+    public void A_removed_members_state_is_moved_aside_when_its_data_comes_back_joining_under_a_new_id()
+    {
+        var raft = Path.Combine(_dir.FullName, "raft");
+        var logs = new List<string>();
+        Assert.Equal(RaftIdentityStep.Record, RaftIdentity.Prepare(raft, 4, join: true, logs.Add));
+        File.WriteAllText(Path.Combine(raft, "wal-0001.log"), "old log");
+        Assert.Equal(RaftIdentityStep.Keep, RaftIdentity.Prepare(raft, 4, join: true, logs.Add));
+
+        // Removed as member 4; its pod and volume come back as member 6.
+        Assert.Equal(RaftIdentityStep.Retire, RaftIdentity.Prepare(raft, 6, join: true, logs.Add));
+        Assert.Equal("6", File.ReadAllText(Path.Combine(raft, RaftIdentity.FileName)).Trim());
+        Assert.False(File.Exists(Path.Combine(raft, "wal-0001.log")));
+        Assert.Equal("old log", File.ReadAllText(Path.Combine(_dir.FullName, "raft.retired-4", "wal-0001.log")));
+        Assert.Contains(logs, l => l.Contains("member 4", StringComparison.Ordinal) && l.Contains("member 6", StringComparison.Ordinal));
+
+        // A member that does not join never gives up another member's state.
+        var error = Assert.Throws<InvalidOperationException>(() => RaftIdentity.Prepare(raft, 7, join: false, logs.Add));
+        Assert.Contains("member 6", error.Message, StringComparison.Ordinal);
+    }
+}
