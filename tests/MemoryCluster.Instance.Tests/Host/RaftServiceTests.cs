@@ -8,21 +8,27 @@ public sealed class RaftServiceTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("mc-raft-service-");
 
-    private InstanceOptions Options(string peers, bool join = false)
+    private InstanceOptions Options(string peers, bool join = false, string id = "1", string? founders = null)
     {
         var key = Path.Combine(_dir.FullName, "key");
         var password = Path.Combine(_dir.FullName, "password");
         File.WriteAllBytes(key, new byte[32]);
         File.WriteAllText(password, "secret");
-        var (options, errors) = InstanceOptionsParser.Parse(new Dictionary<string, string>
+        var settings = new Dictionary<string, string>
         {
-            ["id"] = "1",
+            ["id"] = id,
             ["data-dir"] = Path.Combine(_dir.FullName, "data"),
             ["peers"] = peers,
             ["cluster-key-file"] = key,
             ["replication-password-file"] = password,
             ["join"] = join ? "true" : "false",
-        });
+        };
+        if (founders is not null)
+        {
+            settings["founders"] = founders;
+        }
+
+        var (options, errors) = InstanceOptionsParser.Parse(settings);
         Assert.Empty(errors);
         Directory.CreateDirectory(options!.RaftDirectory);
         return options;
@@ -97,4 +103,43 @@ public sealed class RaftServiceTests : IDisposable
     }
 
     public void Dispose() => _dir.Delete(recursive: true);
+
+    [Fact]
+    public async Task With_founders_a_founder_founds_with_the_founders_only_and_a_member_added_later_joins()
+    {
+        var port = 20000 + Random.Shared.Next(20000);
+        var peers = Peers(port) + $",4=d@127.0.0.1:{port + 103}:{port + 3}:{port + 203}";
+        var founder = Service(Options(peers, founders: "1,2,3"));
+        await founder.StartAsync(CancellationToken.None);
+        Assert.Equal(new ulong[] { 1, 2, 3 }, founder.Status.Members.Select(m => m.Id.Value).Order().ToArray());
+        await founder.StopAsync(CancellationToken.None);
+        founder.Dispose();
+
+        // Restarted with the same config (the pods share one), it starts as before.
+        var again = Service(Options(peers, founders: "1,2,3"));
+        await again.StartAsync(CancellationToken.None);
+        Assert.Equal(3, again.Status.Members.Count);
+        await again.StopAsync(CancellationToken.None);
+        again.Dispose();
+    }
+
+    [Fact]
+    public async Task A_removed_members_data_that_comes_back_under_a_new_id_joins_afresh_with_its_old_raft_state_set_aside()
+    {
+        var port = 20000 + Random.Shared.Next(20000);
+        string PeersWith(ulong id) => Peers(port) + $",{id}=d@127.0.0.1:{port + 103}:{port + 3}:{port + 203}";
+        var joiner = Service(Options(PeersWith(4), id: "4", founders: "1,2,3"));
+        await joiner.StartAsync(CancellationToken.None);
+        Assert.Empty(joiner.Status.Members);
+        await joiner.StopAsync(CancellationToken.None);
+        joiner.Dispose();
+
+        var back = Service(Options(PeersWith(6), id: "6", founders: "1,2,3"));
+        await back.StartAsync(CancellationToken.None);
+        Assert.Empty(back.Status.Members);
+        await back.StopAsync(CancellationToken.None);
+        back.Dispose();
+        Assert.True(Directory.Exists(Path.Combine(_dir.FullName, "data", "raft.retired-4")), "member 4's Raft state set aside");
+        Assert.Equal("6", File.ReadAllText(Path.Combine(_dir.FullName, "data", "raft", "id")).Trim());
+    }
 }

@@ -92,7 +92,7 @@ public sealed record NodeMember(MemberId Id, string Name, bool IsVoter = true);
 /// <summary>The fixed settings of one <see cref="InstanceNode"/>.</summary>
 /// <param name="Self">This member.</param>
 /// <param name="Members">
-/// Every member, this one included: 3 or 5 from the peers setting at start; then, in the node's
+/// Every member, this one included: 3 to 5 from the peers setting at start (3 or 5 founders, 4 mid-scale); then, in the node's
 /// <see cref="InstanceNode.Config"/>, the committed Raft membership (<see cref="WithMembership"/>).
 /// </param>
 /// <param name="Mode">Async or quorum.</param>
@@ -142,9 +142,10 @@ public sealed record NodeConfig(
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>(Lease.Problems());
-        if (Members.Count is not (3 or 5))
+        // 3 or 5 found a cluster (the settings check that); 4 while a member is added or removed.
+        if (Members.Count is < 3 or > 5)
         {
-            problems.Add($"a cluster has 3 or 5 members, not {Members.Count}");
+            problems.Add($"a cluster has 3 to 5 members, not {Members.Count}");
         }
 
         if (Members.All(m => m.Id != Self))
