@@ -376,9 +376,12 @@ public sealed partial class ClusterReconciler(
         var membershipStep = action is AddMember or RemoveMember;
         if (!membershipStep || answer.Done == true || !answer.Accepted)
         {
-            var note = membershipStep && answer.Done == true
-                ? (action is AddMember ? $"{action.Pod} (member {((AddMember)action).Id}) is a voter: {answer.Message}" : $"{action.Pod} left the Raft membership: {answer.Message}")
-                : $"{what}: {answer.Message}";
+            var note = (action, answer.Done) switch
+            {
+                (AddMember a, true) => $"{a.Pod} (member {a.Id}) is a voter: {answer.Message}",
+                (RemoveMember r, true) => $"{r.Pod} (member {r.Id}) left the Raft membership: {answer.Message}",
+                _ => $"{what}: {answer.Message}",
+            };
             await RecordAsync(cluster, new PlannedEvent(answer.Accepted ? EventTypes.Normal : EventTypes.Warning, reason, membershipStep ? "Scale" : "Instance", note), cancellationToken).ConfigureAwait(false);
         }
 
