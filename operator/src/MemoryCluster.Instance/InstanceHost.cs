@@ -26,6 +26,11 @@ public static class InstanceHost
         var logger = loggers.CreateLogger("memorycluster.instance");
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["instance"] = options.Name, ["id"] = options.Id });
         var binaries = PgBinaries.Locate(options.PgBinDir, options.RunAsUser);
+
+        // Before anything reads the data: the Raft state and PostgreSQL data of a removed member whose volume came back
+        // under a new id (a scale down, then up) are set aside, and it joins afresh. (In a pod nothing of an earlier
+        // container runs; a local cluster never gives a folder a new id.)
+        RaftIdentity.Prepare(options.RaftDirectory, options.DataDirectory, options.Id, options.Join, m => Log.Identity(logger, m));
         var directory = new MemberDirectory(options);
         var files = new PostgresFiles(options, binaries, directory);
         await files.PrepareAsync(cancellationToken).ConfigureAwait(false);
@@ -244,4 +249,7 @@ internal static partial class Log
 
     [LoggerMessage(11, LogLevel.Information, "instance manager {Name} stopped")]
     public static partial void Stopped(ILogger logger, string name);
+
+    [LoggerMessage(12, LogLevel.Warning, "{Message}")]
+    public static partial void Identity(ILogger logger, string message);
 }

@@ -128,13 +128,19 @@ public sealed class RaftServiceTests : IDisposable
     {
         var port = 20000 + Random.Shared.Next(20000);
         string PeersWith(ulong id) => Peers(port) + $",{id}=d@127.0.0.1:{port + 103}:{port + 3}:{port + 203}";
-        var joiner = Service(Options(PeersWith(4), id: "4", founders: "1,2,3"));
+        // As the host does at start, before any service: the data's owner is recorded (then set aside when it changed).
+        string Prepare(InstanceOptions o) => RaftIdentity.Prepare(o.RaftDirectory, o.DataDirectory, o.Id, o.Join, _ => { }).ToString();
+        var first = Options(PeersWith(4), id: "4", founders: "1,2,3");
+        Assert.Equal("Record", Prepare(first));
+        var joiner = Service(first);
         await joiner.StartAsync(CancellationToken.None);
         Assert.Empty(joiner.Status.Members);
         await joiner.StopAsync(CancellationToken.None);
         joiner.Dispose();
 
-        var back = Service(Options(PeersWith(6), id: "6", founders: "1,2,3"));
+        var options = Options(PeersWith(6), id: "6", founders: "1,2,3");
+        Assert.Equal("Retire", Prepare(options));
+        var back = Service(options);
         await back.StartAsync(CancellationToken.None);
         Assert.Empty(back.Status.Members);
         await back.StopAsync(CancellationToken.None);

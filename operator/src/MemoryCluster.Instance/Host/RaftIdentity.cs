@@ -15,7 +15,9 @@ internal enum RaftIdentityStep
 
     /// <summary>
     /// The state belongs to an earlier member of this data directory, removed since (ids are never reused, so a pod
-    /// that comes back after a scale down joins under a new id): move it aside, never deleted, and join afresh.
+    /// that comes back after a scale down joins under a new id): move it aside, never deleted, and join afresh. Its
+    /// PostgreSQL data goes aside too: the primary dropped its slot when it was removed, so the WAL it would need to
+    /// catch up may be gone; it clones the primary as every new replica does.
     /// </summary>
     Retire = 3,
 
@@ -25,8 +27,9 @@ internal enum RaftIdentityStep
 
 /// <summary>
 /// The Raft state in <c>raft/</c> belongs to one member id, recorded in <c>raft/id</c> at its first start. A manager
-/// started under another id never uses it: as a joining member it moves the state aside (<c>raft.retired-ID</c>)
-/// and starts afresh; otherwise it refuses to start.
+/// started under another id never uses it: as a joining member it moves the state and the PostgreSQL data aside
+/// (<c>raft.retired-ID</c>, <c>pgdata.retired-ID</c>, never deleted) and starts afresh; otherwise it refuses to start.
+/// Runs before any service starts (PostgreSQL is not running).
 /// </summary>
 internal static class RaftIdentity
 {
@@ -40,9 +43,10 @@ internal static class RaftIdentity
         : RaftIdentityStep.Refuse;
 
     /// <summary>Reads the recorded id, decides, and acts before the Raft storage opens the folder; returns what it did.</summary>
-    public static RaftIdentityStep Prepare(string raftDirectory, ulong id, bool join, Action<string> log)
+    public static RaftIdentityStep Prepare(string raftDirectory, string dataDirectory, ulong id, bool join, Action<string> log)
     {
         ArgumentNullException.ThrowIfNull(raftDirectory);
+        ArgumentNullException.ThrowIfNull(dataDirectory);
         ArgumentNullException.ThrowIfNull(log);
         var file = Path.Combine(raftDirectory, FileName);
         ulong? recorded = null;
@@ -61,14 +65,9 @@ internal static class RaftIdentity
                 throw new InvalidOperationException(
                     $"{raftDirectory} holds the Raft state of member {recorded}, and this manager is member {id} and does not join; refusing to start (wrong id or wrong data directory)");
             case RaftIdentityStep.Retire:
-                var aside = raftDirectory + string.Create(CultureInfo.InvariantCulture, $".retired-{recorded}");
-                for (var n = 1; Directory.Exists(aside); n++)
-                {
-                    aside = raftDirectory + string.Create(CultureInfo.InvariantCulture, $".retired-{recorded}.{n}");
-                }
-
-                Directory.Move(raftDirectory, aside);
-                log($"{raftDirectory} held the Raft state of member {recorded}, removed from the cluster; moved it to {aside} and joining afresh as member {id}");
+                var aside = MoveAside(raftDirectory, recorded!.Value);
+                var data = Directory.Exists(dataDirectory) ? MoveAside(dataDirectory, recorded.Value) : null;
+                log($"{raftDirectory} held the Raft state of member {recorded}, removed from the cluster; moved it to {aside}{(data is null ? string.Empty : $" and its PostgreSQL data to {data}")}; joining afresh as member {id}");
                 Directory.CreateDirectory(raftDirectory);
                 File.WriteAllText(file, id.ToString(CultureInfo.InvariantCulture) + "\n");
                 break;
@@ -79,5 +78,17 @@ internal static class RaftIdentity
         }
 
         return step;
+    }
+
+    private static string MoveAside(string directory, ulong member)
+    {
+        var aside = directory + string.Create(CultureInfo.InvariantCulture, $".retired-{member}");
+        for (var n = 1; Directory.Exists(aside); n++)
+        {
+            aside = directory + string.Create(CultureInfo.InvariantCulture, $".retired-{member}.{n}");
+        }
+
+        Directory.Move(directory, aside);
+        return aside;
     }
 }

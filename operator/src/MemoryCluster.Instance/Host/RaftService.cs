@@ -33,8 +33,6 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
         _logger = logger;
         var id = new NodeId(options.Id);
 
-        // The Raft state of a removed member whose data came back under a new id (a scale down, then up) is set aside.
-        RaftIdentity.Prepare(options.RaftDirectory, options.Id, options.Join, m => Log.Raft(logger, LogLevel.Warning, m));
         _founding = ReadFounding(options) ?? (options.Join ? [] : Founders);
         _host = new RaftHost<ControlState>(
             new RaftHostOptions
