@@ -129,7 +129,7 @@ internal sealed partial class FailoverSimulator
 
     private void Ack(Commit commit)
     {
-        if (_options.Mode == ReplicationMode.Quorum && _wasPrimary is { } latest && latest != commit.WrittenOn && M(latest).Pg.Writable(_now) && !M(latest).Pg.Holds(commit))
+        if (_options.Mode == ReplicationMode.Quorum && _newestAccepting is { } latest && latest != commit.WrittenOn && M(latest).Pg.Writable(_now) && CanAcknowledge(M(latest)) && !M(latest).Pg.Holds(commit))
         {
             // A commit acknowledged by a member other than the newest primary, which lacks it: lost on failover.
             Violation($"{M(commit.WrittenOn).Name} acknowledged commit {commit.Id} at {commit.Lsn} while {M(latest).Name}, the newer primary, accepts writes without it");
@@ -641,15 +641,6 @@ internal sealed partial class FailoverSimulator
             {
                 _wasWritable[m.Id] = true;
                 TraceLine($"{m.Name}: accepts writes (timeline {m.Pg.DataTimeline}, {m.Pg.Line})");
-                if (_options.Mode == ReplicationMode.Quorum)
-                {
-                    var missing = _acked.Where(c => !m.Pg.Holds(c)).ToList();
-                    if (missing.Count > 0)
-                    {
-                        Violation($"{m.Name} accepts writes without {missing.Count} acknowledged commits, first id {missing[0].Id} at {missing[0].Lsn} written on {M(missing[0].WrittenOn).Name}");
-                    }
-                }
-
                 if (_wasPrimary is { } previous && previous != m.Id)
                 {
                     _failovers++;
@@ -664,6 +655,32 @@ internal sealed partial class FailoverSimulator
         foreach (var m in _members.Where(m => !m.Pg.Writable(_now)))
         {
             _wasWritable[m.Id] = false;
+        }
+
+        // IMPORTANT for the quorum invariant: a member starts to accept writes when it can acknowledge one (quorum mode:
+        // k standbys stream from it), not when it leaves recovery: an old primary thawed after the others moved on is
+        // writable but acknowledges nothing, and a new one acknowledges nothing before its standbys stream.
+        foreach (var m in accepting)
+        {
+            if (!_wasAccepting.GetValueOrDefault(m.Id))
+            {
+                _wasAccepting[m.Id] = true;
+                if (_options.Mode == ReplicationMode.Quorum)
+                {
+                    var missing = _acked.Where(c => !m.Pg.Holds(c)).ToList();
+                    if (missing.Count > 0)
+                    {
+                        Violation($"{m.Name} accepts writes without {missing.Count} acknowledged commits, first id {missing[0].Id} at {missing[0].Lsn} written on {M(missing[0].WrittenOn).Name}");
+                    }
+                }
+
+                _newestAccepting = m.Id;
+            }
+        }
+
+        foreach (var m in _members.Where(m => !accepting.Contains(m)))
+        {
+            _wasAccepting[m.Id] = false;
         }
 
         if (_healed && _healthyAt < 0)
@@ -690,6 +707,10 @@ internal sealed partial class FailoverSimulator
     }
 
     private MemberId? _wasPrimary;
+
+    private readonly Dictionary<MemberId, bool> _wasAccepting = [];
+
+    private MemberId? _newestAccepting;
 
     /// <summary>
     /// A writable member can acknowledge a commit: in async mode always; in quorum mode only while at least k standbys
