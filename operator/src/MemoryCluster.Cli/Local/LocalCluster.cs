@@ -162,28 +162,45 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
         return text.ToString();
     }
 
-    /// <summary>Stops every manager (or those of <paramref name="only"/>): SIGTERM (they stop Postgres cleanly), then SIGKILL after the grace period.</summary>
+    /// <summary>
+    /// Stops every manager (or those of <paramref name="only"/>): SIGTERM (they stop Postgres cleanly), then SIGKILL after
+    /// the grace period. A primary's manager that gets SIGTERM switches over to a streaming replica first; stopping
+    /// several, the others get SIGTERM first, and the primary once their PostgreSQL stopped (not later: without them
+    /// its lease runs out and it fences itself), so that it finds no replica to hand over to, stops at once and keeps
+    /// its epoch.
+    /// </summary>
     public async Task StopManagersAsync(TimeSpan grace, CancellationToken cancellationToken, IReadOnlyList<Peer>? only = null)
     {
         var stopping = only ?? layout.Members;
-        var pids = stopping.Select(m => (m, RunningPid(m))).Where(p => p.Item2 is not null).ToList();
-        foreach (var (_, pid) in pids)
+        var watch = Stopwatch.StartNew();
+        var primaries = new HashSet<Peer>();
+        if (stopping.Count > 1)
         {
-            // SIGCONT too: a stopped manager (fault injection) would keep SIGTERM pending until SIGKILL.
-            Signal(pid!.Value, 15);
-            Signal(pid.Value, 18);
+            foreach (var (member, status) in await Task.WhenAll(stopping.Select(async m => (m, await StatusAsync(m, cancellationToken).ConfigureAwait(false)))).ConfigureAwait(false))
+            {
+                if (status is { Role: InstanceRole.Primary })
+                {
+                    primaries.Add(member);
+                }
+            }
         }
 
-        var watch = Stopwatch.StartNew();
-        while (pids.Any(p => Directory.Exists($"/proc/{p.Item2}")) && watch.Elapsed < grace)
+        var others = Terminate(stopping.Where(m => !primaries.Contains(m)));
+        while (primaries.Count > 0 && watch.Elapsed < grace && !await PostgresStoppedAsync(others, cancellationToken).ConfigureAwait(false))
+        {
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+        }
+
+        var pids = others.Concat(Terminate(primaries)).ToList();
+        while (pids.Any(p => Directory.Exists($"/proc/{p.Pid}")) && watch.Elapsed < grace)
         {
             await Task.Delay(100, cancellationToken).ConfigureAwait(false);
         }
 
-        foreach (var (member, pid) in pids.Where(p => Directory.Exists($"/proc/{p.Item2}")))
+        foreach (var (member, pid) in pids.Where(p => Directory.Exists($"/proc/{p.Pid}")))
         {
             output.WriteLine($"{member.Name}: manager (pid {pid}) did not stop within {grace.TotalSeconds:0} s; killing it");
-            Signal(pid!.Value, 9);
+            Signal(pid, 9);
         }
 
         // A manager killed with SIGKILL leaves its postmaster behind: stop any that still holds our data.
@@ -200,6 +217,26 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
 
             File.Delete(layout.PidFile(member));
         }
+    }
+
+    /// <summary>SIGTERM (and SIGCONT: a stopped manager, fault injection, would keep SIGTERM pending until SIGKILL) to the running managers of <paramref name="members"/>.</summary>
+    private List<(Peer Member, int Pid)> Terminate(IEnumerable<Peer> members)
+    {
+        var pids = members.Select(m => (Member: m, Pid: RunningPid(m))).Where(p => p.Pid is not null).Select(p => (p.Member, p.Pid!.Value)).ToList();
+        foreach (var (_, pid) in pids)
+        {
+            Signal(pid, 15);
+            Signal(pid, 18);
+        }
+
+        return pids;
+    }
+
+    /// <summary>Whether every one of <paramref name="members"/> has its PostgreSQL stopped: its manager gone, not answering, or saying so.</summary>
+    private static async Task<bool> PostgresStoppedAsync(IReadOnlyList<(Peer Member, int Pid)> members, CancellationToken cancellationToken)
+    {
+        var statuses = await Task.WhenAll(members.Where(p => Directory.Exists($"/proc/{p.Pid}")).Select(p => StatusAsync(p.Member, cancellationToken))).ConfigureAwait(false);
+        return statuses.All(s => s is null || !s.PostgresRunning);
     }
 
     /// <summary>Removes the cluster's namespaces, veth pairs, bridge (and blackhole route when no other cluster needs it).</summary>
