@@ -809,12 +809,7 @@ public sealed class InstanceNodeTests
     [Fact]
     public void A_switchover_request_is_checked_against_the_members_reports()
     {
-        var h = NamedPrimary();
-        var start = h.Then(h.Grant(h.Tick(10), h.Now), h.Last<PostgresAction.StartPrimary>);
-        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
-        h.Step(now => new PostgresObserved(now, Primary(), null));
-        var ensure = h.Then(h.Tick(10), h.Last<PostgresAction.EnsurePrimaryObjects>);
-        h.Step(now => new ActionDone(now, ensure.Id, Outcome.Done, null, DataKind.Primary));
+        var h = WritingPrimary();
         Assert.Contains("no member is named 'mc-9'", h.Node.CheckSwitchover("mc-9").Message, StringComparison.Ordinal);
         Assert.Contains("already the primary", h.Node.CheckSwitchover("mc-1").Message, StringComparison.Ordinal);
         Assert.Null(h.Node.CheckSwitchover("mc-2").Command);
@@ -834,5 +829,140 @@ public sealed class InstanceNodeTests
         var other = h.Node.CheckSwitchover("mc-2");
         Assert.Null(other.InProgressAt);
         Assert.Contains("a switchover to mc-3 is already in progress", other.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>mc-1, primary at epoch 1: started under its lease, its objects made; it takes writes.</summary>
+    private static Harness WritingPrimary()
+    {
+        var h = NamedPrimary();
+        var start = h.Then(h.Grant(h.Tick(10), h.Now), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+        h.Step(now => new PostgresObserved(now, Primary(), null));
+        var ensure = h.Then(h.Tick(10), h.Last<PostgresAction.EnsurePrimaryObjects>);
+        h.Step(now => new ActionDone(now, ensure.Id, Outcome.Done, null, DataKind.Primary));
+        return h;
+    }
+
+    /// <summary>mc-1, primary at epoch 1 taking writes, mc-2 and mc-3 streaming from it (mc-3 the most caught up).</summary>
+    private static Harness StreamingPrimary(bool leader = false)
+    {
+        var h = WritingPrimary();
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true, flush: 4000)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: true, flush: 4990)));
+        if (leader)
+        {
+            h.Raft(State(1, 1), leader: 1, isLeader: true);
+        }
+
+        return h;
+    }
+
+    [Fact]
+    public void A_stopping_primary_that_leads_raft_switches_over_first_and_hands_leadership_on_once_the_epoch_moved()
+    {
+        var h = StreamingPrimary(leader: true);
+        var stop = h.Step(now => new StopRequested(now));
+        var propose = h.Single<Propose>(stop);
+        Assert.Equal(ControlCommand.RequestSwitchover(new Epoch(1), Id(3)), propose.Command);
+        Assert.Null(propose.OnlyAsLeaderInTerm);
+
+        // Raft leadership stays here meanwhile: the hand-over's renewals and grants go on.
+        Assert.Empty(stop.OfType<TransferLeadership>());
+        Assert.True(h.Node.StopHandOverAsked);
+        Assert.False(h.Node.StopMayProceed);
+
+        h.Step(now => new ProposalDone(now, propose.Id, true, "RequestSwitchover applied"));
+        h.Raft(State(1, 1, pending: 3), leader: 1, isLeader: true);
+        Assert.False(h.Node.StopMayProceed);
+        Assert.Contains("switchover to mc-3", h.Node.StopWaitingFor, StringComparison.Ordinal);
+
+        // The switchover's own stop is carried out although the manager is stopping.
+        Assert.True(h.Last<PostgresAction.Stop>().ForSwitchover);
+
+        // The epoch moves to mc-3: the stop may proceed, the data is left alone (no rewind, no start as standby).
+        h.Raft(State(2, 3), leader: 1, isLeader: true);
+        Assert.True(h.Node.StopMayProceed);
+        h.Tick(50);
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Primary, epoch: 2, flush: 6000)));
+        h.Tick(50);
+        Assert.DoesNotContain(h.All, a => a is PostgresAction.Rewind or PostgresAction.StartStandby or PostgresAction.CloneFrom);
+
+        // Asked again, it hands Raft leadership on, and proposes nothing more.
+        var again = h.Step(now => new StopRequested(now));
+        Assert.Single(again.OfType<TransferLeadership>());
+        Assert.DoesNotContain(again, a => a is Propose { Command.Type: ControlCommandType.RequestSwitchover });
+    }
+
+    [Theory]
+    [InlineData("refused")]
+    [InlineData("cleared")]
+    [InlineData("aborted")]
+    public void A_stopping_primary_may_stop_once_its_switchover_is_refused_cleared_or_aborted(string outcome)
+    {
+        var h = StreamingPrimary();
+        var propose = h.Single<Propose>(h.Step(now => new StopRequested(now)));
+        switch (outcome)
+        {
+            case "refused":
+                h.Step(now => new ProposalDone(now, propose.Id, false, "RequestSwitchover refused by the control state: Rejected stale epoch"));
+                break;
+            case "cleared":
+                h.Step(now => new ProposalDone(now, propose.Id, true, "RequestSwitchover applied"));
+
+                // Applied on the leader but not yet here: still waiting.
+                Assert.False(h.Node.StopMayProceed);
+                h.Raft(State(1, 1, pending: 3));
+                Assert.False(h.Node.StopMayProceed);
+                h.Raft(State(1, 1));
+                break;
+            case "aborted":
+                h.Raft(State(1, 1, pending: 3));
+                h.Raft(State(2, 1));
+                break;
+        }
+
+        Assert.True(h.Node.StopMayProceed);
+        Assert.Null(h.Node.StopWaitingFor);
+    }
+
+    [Fact]
+    public void A_stopping_primary_without_a_streaming_replica_a_replica_or_a_primary_mid_switchover_stops_at_once()
+    {
+        // No replica streams (local down stops the replicas first): nothing to hand over to.
+        var h = StreamingPrimary();
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, reachable: false)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: false, flush: 4990)));
+        Assert.DoesNotContain(h.Step(now => new StopRequested(now)), a => a is Propose);
+        Assert.False(h.Node.StopHandOverAsked);
+        Assert.True(h.Node.StopMayProceed);
+
+        // A switchover already pending: not asked again.
+        var pending = StreamingPrimary();
+        pending.Raft(State(1, 1, pending: 2));
+        Assert.DoesNotContain(pending.Step(now => new StopRequested(now)), a => a is Propose { Command.Type: ControlCommandType.RequestSwitchover });
+        Assert.True(pending.Node.StopMayProceed);
+
+        // A replica asks nothing.
+        var replica = RunningReplica(2, State(1, 1));
+        Assert.DoesNotContain(replica.Step(now => new StopRequested(now)), a => a is Propose);
+        Assert.True(replica.Node.StopMayProceed);
+    }
+
+    [Fact]
+    public void A_stopping_primary_asks_for_reports_read_after_the_stop_began_and_a_replica_reads_none()
+    {
+        var h = StreamingPrimary();
+        Assert.True(h.Node.StopWantsFreshReports);
+        var since = h.Now + 10;
+        h.Now += 20;
+
+        // A report asked for before the stop began (in flight then) does not count; one asked for after it does.
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true, flush: 4000), since - 5));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, reachable: false), since));
+        Assert.False(h.Node.HeardFromPeersSince(since));
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, reachable: false), since + 1));
+        Assert.True(h.Node.HeardFromPeersSince(since));
+
+        Assert.False(RunningReplica(2, State(1, 1)).Node.StopWantsFreshReports);
     }
 }

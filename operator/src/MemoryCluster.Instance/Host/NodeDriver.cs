@@ -108,6 +108,9 @@ internal sealed partial class NodeDriver : BackgroundService
         }
     }
 
+    /// <summary>Asks the loops that read the other members' reports to read them now.</summary>
+    public void PollPeersNow() => Quickened?.Invoke();
+
     /// <summary>Reads the node (status, checks) under the same lock as <see cref="Step"/>.</summary>
     public T Read<T>(Func<InstanceNode, long, T> read)
     {

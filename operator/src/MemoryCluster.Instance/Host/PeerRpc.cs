@@ -117,7 +117,7 @@ internal sealed partial class PeerRpc : BackgroundService
             var fresh = _driver.Read((node, _) => node.WantsFreshReports);
             var status = await _status.TryStatusAsync(peer.HttpBase, ct, fresh).ConfigureAwait(false);
             var view = status is null || status.Id != peer.Id ? PeerView.Unreachable(id) : InstanceJson.ToPeerView(status, id, asked);
-            _driver.Step(now => new PeerObserved(now, view));
+            _driver.Step(now => new PeerObserved(now, view, asked));
             var interval = TimeSpan.FromMilliseconds(_driver.Read((node, _) => node.PeerPollIntervalMs));
             try
             {

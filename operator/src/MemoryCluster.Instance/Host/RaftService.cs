@@ -252,13 +252,32 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
 
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>How long a stopping primary waits for the switchover it asked for (well inside the host's 30 s shutdown timeout and a pod's 60 s grace).</summary>
+    public static readonly TimeSpan StopSwitchoverWait = TimeSpan.FromSeconds(20);
+
     /// <summary>
-    /// Before any service stops (the HTTP server, which serves renewals, included): a leader hands Raft leadership on,
-    /// to whom the node chooses, and waits for it a little while, so that the primary's renewals go on.
+    /// Before any service stops (the HTTP server, which serves renewals, included): a primary taking writes asks for a
+    /// switchover and, everything still running, waits (bounded) until the node says the stop may proceed; then a leader
+    /// hands Raft leadership on, to whom the node chooses, and waits for it a little while, so that the primary's
+    /// renewals go on. Both decisions are the node's.
     /// </summary>
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
-        if (!_driver.Step(now => new StopRequested(now)).OfType<TransferLeadership>().Any())
+        if (_driver.Read((node, _) => node.StopWantsFreshReports))
+        {
+            await ReadReportsAfreshAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var actions = _driver.Step(now => new StopRequested(now));
+        if (_driver.Read((node, _) => node.StopHandOverAsked))
+        {
+            await WaitForStopHandOverAsync(cancellationToken).ConfigureAwait(false);
+
+            // The second request: the node now hands Raft leadership on, if this member still leads.
+            actions = _driver.Step(now => new StopRequested(now));
+        }
+
+        if (!actions.OfType<TransferLeadership>().Any())
         {
             return;
         }
@@ -272,6 +291,38 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
         catch (OperationCanceledException)
         {
             Log.Raft(_logger, LogLevel.Warning, "stopping while still the Raft leader: the hand-over did not complete within 2 s");
+        }
+    }
+
+    /// <summary>Has every other member's report read again, and waits (up to 1 s: a status read gives up after 800 ms) until the node has taken them in.</summary>
+    private async Task ReadReportsAfreshAsync(CancellationToken cancellationToken)
+    {
+        var since = _driver.NowMs;
+        _driver.PollPeersNow();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (!_driver.Read((node, _) => node.HeardFromPeersSince(since)) && watch.Elapsed < TimeSpan.FromSeconds(1) && !cancellationToken.IsCancellationRequested)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <summary>Polls the node (every 20 ms, as a switchover polls its target) until it says the stop may proceed, for at most <see cref="StopSwitchoverWait"/>.</summary>
+    private async Task WaitForStopHandOverAsync(CancellationToken cancellationToken)
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        string? waiting;
+        while ((waiting = _driver.Read((node, _) => node.StopWaitingFor)) is not null && watch.Elapsed < StopSwitchoverWait && !cancellationToken.IsCancellationRequested)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        if (waiting is null)
+        {
+            Log.Raft(_logger, LogLevel.Information, $"the switchover asked on stop is over after {watch.ElapsedMilliseconds} ms (epoch {_driver.Read((node, _) => node.Control.Epoch)}); stopping");
+        }
+        else
+        {
+            Log.Raft(_logger, LogLevel.Warning, $"stopping after {watch.ElapsedMilliseconds} ms although the switchover asked on stop is not over: waiting for {waiting}");
         }
     }
 

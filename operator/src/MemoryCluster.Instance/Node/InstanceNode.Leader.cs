@@ -190,24 +190,6 @@ public sealed partial class InstanceNode
     }
 
     /// <summary>
-    /// A Raft leader whose manager stops cleanly hands its leadership on first: otherwise the others wait an election
-    /// timeout, and the new leader its Raft lease, while the primary gets no renewal (seen: a replica's manager stopped
-    /// with SIGTERM while it led, and the primary fenced itself 90 ms before the new leader could grant).
-    /// </summary>
-    private void OnStopRequested()
-    {
-        if (!_raft.IsLeader)
-        {
-            return;
-        }
-
-        if (LeaderOnStop(Views()) is { } target)
-        {
-            _out.Add(new TransferLeadership(target, $"this manager is stopping: handing Raft leadership to {_config.NameOf(target)}"));
-        }
-    }
-
-    /// <summary>
     /// Whom a stopping leader hands Raft leadership to: a member that reported lately, a replica streaming from the
     /// primary before the primary (a leader that is the primary hands leadership away anyway), the most WAL first.
     /// </summary>

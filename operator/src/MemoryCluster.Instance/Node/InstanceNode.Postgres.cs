@@ -371,6 +371,11 @@ public sealed partial class InstanceNode
             Detach = Detaching,
             PositionSettled = _settled,
         });
+        if (HeldByStop(step))
+        {
+            step = new PlanStep.Wait($"this manager is stopping: not starting {StepName(step)} ({step.Why})");
+        }
+
         if (step.Why != _activity)
         {
             Log(LogLevel.Information, $"{StepName(step)}: {step.Why}");

@@ -138,6 +138,7 @@ public sealed partial class InstanceNode
     {
         EnforceFence();
         SyncWatchdog();
+        WatchStopSwitchover();
         KeepLease();
         WatchAsLeader();
         PlanPostgres();
@@ -248,11 +249,17 @@ public sealed partial class InstanceNode
         if (p.Report.Id != _config.Self && _peers.ContainsKey(p.Report.Id))
         {
             _peers[p.Report.Id] = p.Report;
+            _heardAt[p.Report.Id] = p.AskedAt ?? p.Now;
         }
     }
 
     private void OnProposalDone(ProposalDone p)
     {
+        if (OnStopProposalDone(p))
+        {
+            return;
+        }
+
         if (p.ProposalId == _failoverProposal)
         {
             _failoverProposal = null;

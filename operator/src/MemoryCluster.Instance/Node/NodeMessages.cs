@@ -312,8 +312,8 @@ public sealed record ActionDone(long Now, long ActionId, Outcome Outcome, string
 /// <summary>A fence finished: every process in the data directory is gone (Done), or some survived SIGKILL (Failed).</summary>
 public sealed record FenceDone(long Now, long ActionId, Outcome Outcome, string? Error, DataKind Data) : NodeInput(Now);
 
-/// <summary>Another member's report (<see cref="PeerView.Unreachable"/> when it did not answer), dated on this host's clock.</summary>
-public sealed record PeerObserved(long Now, PeerView Report) : NodeInput(Now);
+/// <summary>Another member's report (<see cref="PeerView.Unreachable"/> when it did not answer), dated on this host's clock; <c>AskedAt</c>: when it was asked for (default: <c>Now</c>).</summary>
+public sealed record PeerObserved(long Now, PeerView Report, long? AskedAt = null) : NodeInput(Now);
 
 /// <summary>The Raft leader's answer to a renewal this node asked for; <paramref name="SentAt"/> is when the request was sent (stamped by the host just before sending).</summary>
 public sealed record LeaseAnswered(long Now, long RequestId, Epoch Epoch, long SentAt, bool Granted, string Why) : NodeInput(Now);
@@ -344,7 +344,7 @@ public sealed record TimelineRefused(long Now, string Line) : NodeInput(Now)
         || (line.Contains("requested ", StringComparison.Ordinal) && line.Contains("is not in this server's history", StringComparison.Ordinal));
 }
 
-/// <summary>The manager is about to stop cleanly (SIGTERM): a Raft leader hands its leadership on first.</summary>
+/// <summary>The manager is about to stop cleanly (SIGTERM): a primary asks for a switchover first (the host waits for <see cref="InstanceNode.StopMayProceed"/> and asks again), a Raft leader hands its leadership on.</summary>
 public sealed record StopRequested(long Now) : NodeInput(Now);
 
 // ---------------------------------------------------------------- actions
