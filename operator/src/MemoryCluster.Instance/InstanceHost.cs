@@ -176,6 +176,7 @@ public static class InstanceHost
                 return Results.Json(new ManagerAnswer(false, $"the body must be JSON like {{\"to\": \"NAME\"}} (or empty for the most caught-up replica): {e.Message}"), InstanceJson.Options, statusCode: 400);
             }
 
+            await peers.ReadReportsNowAsync(ct).ConfigureAwait(false);
             var (command, message, inProgressAt) = driver.Read((node, _) => node.CheckSwitchover(string.IsNullOrWhiteSpace(body?.To) ? null : body!.To));
             if (inProgressAt is { } epoch)
             {

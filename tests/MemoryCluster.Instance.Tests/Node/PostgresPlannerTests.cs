@@ -27,6 +27,7 @@ public sealed class PostgresPlannerTests
         ulong fenced = 0,
         long startupWait = 0,
         FollowCheck follow = FollowCheck.Unknown,
+        bool targetHeard = true,
         params PeerView[] peers) => new()
         {
             Config = Config(self),
@@ -49,6 +50,7 @@ public sealed class PostgresPlannerTests
             Follow = follow,
             Flushed = new Lsn(5000),
             Line = Tl1,
+            SwitchoverTargetHeard = targetHeard,
         };
 
     private static PlanStep Next(PlanInput input) => PostgresPlanner.Next(input);
@@ -242,6 +244,18 @@ public sealed class PostgresPlannerTests
     {
         var act = Act(Next(Input(State(1, 1, pending: 2), peers: Peer(2, InstanceRole.Replica, streaming: true, flush: 4800))), StepKind.StopForSwitchover);
         Assert.Equal(Id(2), act.Member);
+    }
+
+    [Fact]
+    public void Switchover_waits_for_a_report_of_the_target_read_since_the_request_before_stopping_or_refusing()
+    {
+        // The last report (read before the request) shows a streaming target, which may have stopped since.
+        var wait = Assert.IsType<PlanStep.Wait>(Next(Input(State(1, 1, pending: 2), targetHeard: false, peers: Peer(2, InstanceRole.Replica, streaming: true, flush: 4800))));
+        Assert.Contains("reading its report before stopping", wait.Why, StringComparison.Ordinal);
+
+        // Read since: it did not answer, and the request is cleared without PostgreSQL being stopped.
+        var refuse = Assert.IsType<PlanStep.Propose>(Next(Input(State(1, 1, pending: 2), peers: PeerView.Unreachable(Id(2)))));
+        Assert.Equal(ControlCommandType.ClearSwitchover, refuse.Command.Type);
     }
 
     [Theory]

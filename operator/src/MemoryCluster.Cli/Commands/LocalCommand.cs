@@ -212,9 +212,21 @@ internal static class LocalCommand
 
             Console.Out.WriteLine(answer.Message);
             var deadline = TimeSpan.FromSeconds(result.GetValue(timeout));
+            var sawPending = false;
+            var accepted = Stopwatch.StartNew();
             while (watch.Elapsed < deadline)
             {
                 var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
+                var answering = statuses.Where(s => s.Status is not null).Select(s => s.Status!).ToList();
+                sawPending |= answering.Any(s => s.PendingSwitchover is not null);
+                if (answering.Count > 0 && answering.All(s => s.Epoch <= answer.Epoch && s.PendingSwitchover is null) && (sawPending || accepted.Elapsed > TimeSpan.FromSeconds(10)))
+                {
+                    // The primary's own check before stopping refused it and cleared the request: nothing changed.
+                    Console.Error.WriteLine($"switchover called off: the primary refused it before stopping and the epoch stays {answer.Epoch}; its log says why");
+                    Console.Out.Write(LocalCluster.Table(statuses));
+                    return 1;
+                }
+
                 if (statuses.Where(s => (target is null || s.Member.Name == target) && s.Status is { Role: InstanceRole.Primary, Ready: true } && s.Status.Epoch > answer.Epoch).Select(s => s.Member).FirstOrDefault() is { } now)
                 {
                     Console.Out.WriteLine($"{now.Name} is primary after {watch.Elapsed.TotalSeconds:0.00} s");

@@ -108,16 +108,34 @@ internal sealed partial class PeerRpc : BackgroundService
         }
     }
 
+    /// <summary>
+    /// Reads every other member's report now, each member's PostgreSQL queried before it answers, and hands them to
+    /// the node: a switchover request is checked against reports read after it arrived, not up to a poll interval old
+    /// (a replica stopped a moment ago still looks ready in the last one).
+    /// </summary>
+    public Task ReadReportsNowAsync(CancellationToken ct) =>
+        Task.WhenAll(_directory.Others.Select(peer => ReadReportAsync(peer, fresh: true, ct)));
+
+    private async Task ReadReportAsync(Peer peer, bool fresh, CancellationToken ct)
+    {
+        var asked = _driver.NowMs;
+        var status = await _status.TryStatusAsync(peer.HttpBase, ct, fresh).ConfigureAwait(false);
+        if (ct.IsCancellationRequested)
+        {
+            // Cancelled, not unanswered: nothing was learnt about the member.
+            return;
+        }
+
+        var id = new MemberId(peer.Id);
+        var view = status is null || status.Id != peer.Id ? PeerView.Unreachable(id) : InstanceJson.ToPeerView(status, id, asked);
+        _driver.Step(now => new PeerObserved(now, view, asked));
+    }
+
     private async Task PollLoopAsync(Peer peer, CancellationToken ct)
     {
-        var id = new MemberId(peer.Id);
         while (!ct.IsCancellationRequested)
         {
-            var asked = _driver.NowMs;
-            var fresh = _driver.Read((node, _) => node.WantsFreshReports);
-            var status = await _status.TryStatusAsync(peer.HttpBase, ct, fresh).ConfigureAwait(false);
-            var view = status is null || status.Id != peer.Id ? PeerView.Unreachable(id) : InstanceJson.ToPeerView(status, id, asked);
-            _driver.Step(now => new PeerObserved(now, view, asked));
+            await ReadReportAsync(peer, _driver.Read((node, _) => node.WantsFreshReports), ct).ConfigureAwait(false);
             var interval = TimeSpan.FromMilliseconds(_driver.Read((node, _) => node.PeerPollIntervalMs));
             try
             {

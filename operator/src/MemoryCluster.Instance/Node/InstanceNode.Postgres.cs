@@ -370,6 +370,7 @@ public sealed partial class InstanceNode
             StoppedCleanlyAt = _stoppedCleanlyAt,
             Detach = Detaching,
             PositionSettled = _settled,
+            SwitchoverTargetHeard = _switchoverSeenAt >= 0 && _heardAt.TryGetValue(_control.PendingSwitchover, out var heard) && heard >= _switchoverSeenAt,
         });
         if (HeldByStop(step))
         {

@@ -26,6 +26,9 @@ public sealed partial class InstanceNode
     private RaftView _raft = RaftView.Unknown;
     private ControlState _control = ControlState.Initial;
 
+    /// <summary>When (node clock) this node first saw the pending switchover of the control state; -1 when none is pending.</summary>
+    private long _switchoverSeenAt = -1;
+
     // PostgreSQL, as far as this node knows.
     private DataKind _data = DataKind.Unknown;
     private bool _running;
@@ -192,6 +195,11 @@ public sealed partial class InstanceNode
             OnEpochChanged(control);
         }
 
+        if (control.PendingSwitchover != _control.PendingSwitchover)
+        {
+            _switchoverSeenAt = control.PendingSwitchover.IsNone ? -1 : _now;
+        }
+
         _control = control;
         OnMembership(control.Members);
     }
@@ -246,10 +254,13 @@ public sealed partial class InstanceNode
 
     private void OnPeerObserved(PeerObserved p)
     {
-        if (p.Report.Id != _config.Self && _peers.ContainsKey(p.Report.Id))
+        var askedAt = p.AskedAt ?? p.Now;
+        if (p.Report.Id != _config.Self && _peers.ContainsKey(p.Report.Id)
+            && !(_heardAt.TryGetValue(p.Report.Id, out var newest) && askedAt < newest))
         {
+            // A read asked earlier than the one already taken (two reads of one member overlapped) is older news: dropped.
             _peers[p.Report.Id] = p.Report;
-            _heardAt[p.Report.Id] = p.AskedAt ?? p.Now;
+            _heardAt[p.Report.Id] = askedAt;
         }
     }
 

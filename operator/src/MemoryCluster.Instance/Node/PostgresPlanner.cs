@@ -105,6 +105,12 @@ public sealed record PlanInput
     /// </summary>
     public Lsn? StoppedCleanlyAt { get; init; }
 
+    /// <summary>
+    /// The pending switchover's target has been read (its report, or that it did not answer) since this node saw the
+    /// request: the check before stopping is not made on a report up to a poll interval old.
+    /// </summary>
+    public bool SwitchoverTargetHeard { get; init; }
+
     /// <summary>The Raft leader fails over from the current epoch and asks the replicas to stop streaming from its primary.</summary>
     public bool Detach { get; init; }
 
@@ -250,6 +256,13 @@ public static class PostgresPlanner
 
     private static PlanStep StartSwitchover(PlanInput o, MemberId target)
     {
+        if (!o.SwitchoverTargetHeard)
+        {
+            // IMPORTANT: a target stopped a moment ago still looks ready in a report read before; stopping for it would
+            // cost the writes an outage and the cluster an epoch.
+            return new PlanStep.Wait($"switchover to {o.Config.NameOf(target)}: reading its report before stopping");
+        }
+
         o.Peers.TryGetValue(target, out var peer);
         var refusal = SwitchoverRefusal(o.Config, peer, o.Pg!.FlushLsn, o.Line, o.Config.SwitchoverMaxLagBytes);
         return refusal is not null
