@@ -56,7 +56,8 @@ internal sealed partial class FailoverSimulator
             !pg.InRecovery ? WalReceiverStatus.None : pg.Streaming ? WalReceiverStatus.Streaming : pg.Upstream.IsNone ? WalReceiverStatus.None : WalReceiverStatus.Waiting,
             pg.Streaming ? M(pg.Upstream).Name : null,
             standbys,
-            histories);
+            histories,
+            SyncK: pg.SyncRequired);
         answerAfter += m.ObserveLag;
         if (answerAfter == 0)
         {

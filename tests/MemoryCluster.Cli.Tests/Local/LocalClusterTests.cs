@@ -78,6 +78,26 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         await connection.OpenAsync();
         await using var command = new Npgsql.NpgsqlCommand("show synchronous_standby_names", connection);
         Assert.StartsWith("ANY 2 (", (string)(await command.ExecuteScalarAsync())!, StringComparison.Ordinal);
+
+        // And it proves k = 2 in force, so that a failover counts with it: every member shows quorumK 2.
+        await WaitForQuorumKAsync(cluster, 2);
+    }
+
+    /// <summary>Waits (at most 60 s) until every member's /status shows the proven quorum k.</summary>
+    private static async Task WaitForQuorumKAsync(LocalClusterRun cluster, int k)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            var statuses = await cluster.StatusAsync();
+            if (statuses.All(s => s.Status?.QuorumK == k))
+            {
+                return;
+            }
+
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"quorumK never became {k} everywhere: {string.Join(", ", statuses.Select(s => $"{s.Member.Name}={s.Status?.QuorumK}"))}\n{cluster.Logs()}");
+            await Task.Delay(100);
+        }
     }
 
     [Fact]
@@ -261,6 +281,9 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Equal(2, members.SyncStandbys);
         var (primary, _) = await cluster.PrimaryAsync();
         Assert.StartsWith("ANY 2 (", await SynchronousStandbyNamesAsync(cluster, primary, "ANY 2 ("), StringComparison.Ordinal);
+
+        // k grew from 1 to 2: the primary proves it (two standbys flushed past a position read after the reload).
+        await WaitForQuorumKAsync(cluster, 2);
         var during = writer.Acked.Count;
 
         var shrink = cluster.Cli("local", "scale", "--instances", "3");
@@ -278,6 +301,7 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Single(statuses, s => s.Status is { Role: InstanceRole.Primary, Ready: true });
         Assert.Equal(2, statuses.Count(s => s.Status is { Role: InstanceRole.Replica, Streaming: true }));
         Assert.All(statuses, s => Assert.Equal(3, s.Status!.Raft.Members.Count));
+        Assert.All(statuses, s => Assert.Equal(1, s.Status!.QuorumK));
 
         // No failover: the same epoch throughout, and every acknowledged row on the final primary.
         var (final, finalEpoch) = await cluster.PrimaryAsync();

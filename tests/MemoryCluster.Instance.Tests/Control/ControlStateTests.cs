@@ -167,6 +167,96 @@ public sealed class ControlStateTests
         Assert.Equal(hex, Convert.ToHexString(sm.TakeSnapshot()));
     }
 
+    // ---------------------------------------------------------------- the proven k (quorum mode)
+
+    private static Member Voter(ulong id) => new(new NodeId(id), $"m{id}:7400", true);
+
+    private static Entry Config(ulong index, params ulong[] voters) =>
+        new(new Term(1), new LogIndex(index), EntryType.Config, ConfigCodec.Encode(new ClusterConfig([.. voters.Select(Voter)], [])));
+
+    /// <summary>Five voters (entry 1), member 1 the first primary (entry 2).</summary>
+    private static ControlStateMachine FiveVotersAndAPrimary()
+    {
+        var sm = new ControlStateMachine();
+        sm.Apply(Config(1, 1, 2, 3, 4, 5));
+        sm.Apply(Command(2, ControlCommand.SetPrimary(Epoch.Zero, M(1))));
+        return sm;
+    }
+
+    [Fact]
+    public void The_proven_k_is_set_by_a_proof_under_the_current_membership_and_kept_by_a_change_of_primary()
+    {
+        var sm = FiveVotersAndAPrimary();
+
+        // The first primary starts from initdb with the membership's configuration: its k from the start.
+        Assert.Equal((2, 2), (sm.Current.QuorumK, sm.Current.ProvenK));
+        sm.Apply(Config(3, 1, 2, 3));
+        Assert.Equal(1, sm.Current.ProvenK);
+        sm.Apply(Config(4, 1, 2, 3, 4, 5));
+        Assert.Equal(1, sm.Current.ProvenK);
+
+        // k above the membership's (2 of 5 voters), or no k, is refused; a proof of 2 applies.
+        Assert.Equal(ApplyOutcome.Invalid, sm.Apply(Command(5, ControlCommand.SetQuorumK(E(1), new LogIndex(4), 3))).Outcome);
+        Assert.Equal(ApplyOutcome.Invalid, sm.Apply(Command(5, ControlCommand.SetQuorumK(E(1), new LogIndex(4), 0))).Outcome);
+        Assert.Equal(ApplyOutcome.Applied, sm.Apply(Command(5, ControlCommand.SetQuorumK(E(1), new LogIndex(4), 2))).Outcome);
+        Assert.Equal(2, sm.Current.ProvenK);
+
+        // A new primary promotes only with the membership's k in force (PostgresPlanner): the proven k carries over.
+        sm.Apply(Command(6, ControlCommand.SetPrimary(E(1), M(2))));
+        Assert.Equal(2, sm.Current.ProvenK);
+    }
+
+    [Fact]
+    public void A_membership_with_a_lower_k_lowers_the_proven_k_a_higher_one_leaves_it_and_a_proof_from_before_a_change_is_refused()
+    {
+        var sm = FiveVotersAndAPrimary();
+        Assert.Equal(2, sm.Current.ProvenK);
+
+        // Shrink to 3 voters (k 1): the proven k follows at once.
+        sm.Apply(Config(4, 1, 2, 3));
+        Assert.Equal((1, new LogIndex(4)), (sm.Current.QuorumK, sm.Current.MembersAt));
+
+        // Grow to 4 voters (k 2): commits of the 3-voter time are on one standby; k stays 1 until proven again.
+        sm.Apply(Config(5, 1, 2, 3, 4));
+        Assert.Equal(1, sm.Current.ProvenK);
+
+        // A proof made under an earlier membership (a grow, shrink, grow race) proves nothing about the commits since.
+        var stale = sm.Apply(Command(6, ControlCommand.SetQuorumK(E(1), new LogIndex(1), 2)));
+        Assert.Equal(ApplyOutcome.Conflict, stale.Outcome);
+        Assert.Equal("the membership changed (entry 5)", stale.Reason);
+        Assert.Equal(1, sm.Current.ProvenK);
+        Assert.Equal(ApplyOutcome.Applied, sm.Apply(Command(7, ControlCommand.SetQuorumK(E(1), new LogIndex(5), 2))).Outcome);
+        Assert.Equal(2, sm.Current.ProvenK);
+
+        // And a proof at an old epoch is refused as every command is.
+        Assert.Equal("epoch is 1", sm.Apply(Command(8, ControlCommand.SetQuorumK(E(0), new LogIndex(5), 2))).Reason);
+    }
+
+    [Fact]
+    public void A_snapshot_keeps_the_membership_entry_and_the_proven_k()
+    {
+        var sm = FiveVotersAndAPrimary();
+        sm.Apply(Config(3, 1, 2, 3));
+        sm.Apply(Config(4, 1, 2, 3, 4));
+        var copy = new ControlStateMachine();
+        copy.Restore(new Snapshot(new LogIndex(4), new Term(1), ClusterConfig.Empty, sm.TakeSnapshot()));
+        Assert.True(copy.Current.SameAs(sm.Current));
+        Assert.Equal((new LogIndex(4), 1), (copy.Current.MembersAt, copy.Current.QuorumK));
+    }
+
+    [Fact]
+    public void A_quorum_proof_is_stored_as_version_2_and_nothing_else_is()
+    {
+        var command = ControlCommand.SetQuorumK(E(7), new LogIndex(300), 2);
+        var bytes = command.Encode();
+        Assert.Equal("02060700000000000000" + "2C01000000000000" + "02000000", Convert.ToHexString(bytes));
+        Assert.Equal(command, ControlCommand.Decode(bytes));
+
+        // Version 2 with another type, or version 1 with SetQuorumK, is not a command.
+        Assert.Throws<FormatException>(() => ControlCommand.Decode(Convert.FromHexString("020107000000000000002C0100000000000002000000")));
+        Assert.Throws<FormatException>(() => ControlCommand.Decode(Convert.FromHexString("0106090000000000000000000000000000000000000000")));
+    }
+
     // ---------------------------------------------------------------- the typed values
 
     [Fact]

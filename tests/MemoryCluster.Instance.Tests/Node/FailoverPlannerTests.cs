@@ -11,8 +11,9 @@ public sealed class FailoverPlannerTests
     private static readonly long StoppedWritingAfter = (long)Lease.StoppedWritingAfter.TotalMilliseconds;
 
     /// <summary>The primary (member 1) last renewed at t = 0; it is now <paramref name="now"/>.</summary>
-    private static FailoverDecision Decide(long now, ReplicationMode mode = ReplicationMode.Quorum, int members = 3, long? fencedSeenAt = null, WalLine? primaryLine = null, params PeerView[] views) =>
-        FailoverPlanner.Decide(new FailoverInput(State(1, 1), Config(members: members, mode: mode), views.ToDictionary(v => v.Id), now, 0, fencedSeenAt, primaryLine));
+    /// <summary>The primary proved k = ⌊members/2⌋ in force unless <paramref name="quorumK"/> says otherwise.</summary>
+    private static FailoverDecision Decide(long now, ReplicationMode mode = ReplicationMode.Quorum, int members = 3, long? fencedSeenAt = null, WalLine? primaryLine = null, int? quorumK = null, params PeerView[] views) =>
+        FailoverPlanner.Decide(new FailoverInput(State(1, 1) with { QuorumK = quorumK ?? members / 2 }, Config(members: members, mode: mode), views.ToDictionary(v => v.Id), now, 0, fencedSeenAt, primaryLine));
 
     /// <summary>A replica's report read after the old primary stopped writing, and after it stopped streaming from it (epoch 1).</summary>
     private static PeerView Fresh(int id, ulong flush, WalLine? line = null, bool settled = true, ulong? replay = null) =>
@@ -84,6 +85,30 @@ public sealed class FailoverPlannerTests
 
         // Async mode promotes the best of what reports.
         Assert.IsType<FailoverDecision.Promote>(Decide(PromoteAfter, ReplicationMode.Async, views: [Fresh(2, 100)]));
+    }
+
+    [Theory]
+    [InlineData(0, 4)]
+    [InlineData(1, 4)]
+    [InlineData(2, 3)]
+    public void Quorum_mode_counts_with_the_k_the_primary_proved_not_the_k_of_the_membership(int quorumK, int needed)
+    {
+        // 5 members, k = 2 by the membership; until the primary proved it in force (0: a new primary, or a membership
+        // that raised k), a commit may be on one standby only, and every standby's report is needed.
+        var three = Decide(PromoteAfter, members: 5, quorumK: quorumK, views: [Fresh(2, 100), Fresh(3, 100), Fresh(4, 90)]);
+        var four = Decide(PromoteAfter, members: 5, quorumK: quorumK, views: [Fresh(2, 100), Fresh(3, 100), Fresh(4, 90), Fresh(5, 80)]);
+        Assert.IsType<FailoverDecision.Promote>(four);
+        if (needed == 4)
+        {
+            var blocked = Assert.IsType<FailoverDecision.Blocked>(three);
+            Assert.Contains("3 of 4 replicas", blocked.Why, StringComparison.Ordinal);
+            Assert.Contains("4 are needed", blocked.Why, StringComparison.Ordinal);
+            Assert.Contains("had not proven k = 2", blocked.Why, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.IsType<FailoverDecision.Promote>(three);
+        }
     }
 
     [Fact]

@@ -28,12 +28,15 @@ internal static class NodeFixtures
 
     public static readonly WalLine Tl1 = WalLine.Initial;
 
+    /// <summary>k in force in the fixtures' configurations: enough for 5 members (the membership's k is 1 or 2).</summary>
+    public const int SyncKInForce = 2;
+
     public static PgObservation Primary(ulong flush = 5000, WalLine? line = null, params StandbyObservation[] standbys) =>
-        new(false, (line ?? Tl1).Timeline, new Lsn(flush), new Lsn(flush), null, Lsn.Zero, WalReceiverStatus.None, null, standbys, Histories(line));
+        new(false, (line ?? Tl1).Timeline, new Lsn(flush), new Lsn(flush), null, Lsn.Zero, WalReceiverStatus.None, null, standbys, Histories(line), SyncK: SyncKInForce);
 
     public static PgObservation Replica(ulong replay = 4000, ulong? receive = 4000, bool streaming = true, WalLine? line = null, double? receiptAge = 0.5) =>
         new(true, (line ?? Tl1).Timeline, Lsn.Zero, Lsn.Zero, receive is { } r ? new Lsn(r) : null, new Lsn(replay),
-            streaming ? WalReceiverStatus.Streaming : WalReceiverStatus.Waiting, streaming ? "127.0.0.1:5432" : null, [], Histories(line), streaming ? receiptAge : null);
+            streaming ? WalReceiverStatus.Streaming : WalReceiverStatus.Waiting, streaming ? "127.0.0.1:5432" : null, [], Histories(line), streaming ? receiptAge : null, SyncKInForce);
 
     private static Dictionary<TimelineId, WalLine> Histories(WalLine? line) =>
         line is null || line.Ancestors.Count == 0 ? [] : new Dictionary<TimelineId, WalLine> { [line.Timeline] = line };

@@ -51,6 +51,7 @@ public sealed class PostgresPlannerTests
             Flushed = new Lsn(5000),
             Line = Tl1,
             SwitchoverTargetHeard = targetHeard,
+            SyncKInForce = (pg ?? (running ? Primary() : null))?.SyncK,
         };
 
     private static PlanStep Next(PlanInput input) => PostgresPlanner.Next(input);
@@ -244,6 +245,35 @@ public sealed class PostgresPlannerTests
     {
         var act = Act(Next(Input(State(1, 1, pending: 2), peers: Peer(2, InstanceRole.Replica, streaming: true, flush: 4800))), StepKind.StopForSwitchover);
         Assert.Equal(Id(2), act.Member);
+    }
+
+    [Fact]
+    public void A_standby_named_primary_in_quorum_mode_promotes_only_with_the_memberships_k_in_force()
+    {
+        // 5 members (k = 2); the standby's configuration was written for 3 (k = 1): rewritten first, then promoted.
+        var five = Input(State(2, 1), data: DataKind.Standby, pg: Replica() with { SyncK = 1 }, upstream: 2) with { Config = Config(members: 5), SyncKInForce = 1 };
+        var rewrite = Act(Next(five), StepKind.Repoint);
+        Assert.Equal(Id(2), rewrite.Member);
+        Assert.Contains("k = 1", rewrite.Why, StringComparison.Ordinal);
+
+        // Until a state query begun after the rewrite answers, it waits; with k = 2 in force it promotes.
+        Assert.Contains("reading the synchronous standby setting", Assert.IsType<PlanStep.Wait>(Next(five with { SyncKInForce = null })).Why, StringComparison.Ordinal);
+        Act(Next(five with { SyncKInForce = 2 }), StepKind.Promote);
+
+        // Async mode does not look.
+        Act(Next(five with { Config = Config(members: 5, mode: ReplicationMode.Async), SyncKInForce = null }), StepKind.Promote);
+    }
+
+    [Fact]
+    public void Primary_records_a_proven_quorum_k_before_anything_else_it_would_do_in_its_role()
+    {
+        var proven = ControlCommand.SetQuorumK(new Epoch(1), new Raft.LogIndex(4), 1);
+        var input = Input(State(1, 1, pending: 2), peers: Peer(2, InstanceRole.Replica, streaming: true, flush: 4800)) with { QuorumProven = proven };
+        Assert.Equal(proven, Assert.IsType<PlanStep.Propose>(Next(input)).Command);
+
+        // A proof from another epoch is not proposed.
+        var stale = input with { QuorumProven = ControlCommand.SetQuorumK(Epoch.Zero, new Raft.LogIndex(4), 1) };
+        Act(Next(stale), StepKind.StopForSwitchover);
     }
 
     [Fact]

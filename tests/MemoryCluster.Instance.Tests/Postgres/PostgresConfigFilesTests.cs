@@ -64,6 +64,22 @@ public sealed class PostgresConfigFilesTests
     public void Quorum_mode_waits_for_enough_standbys_to_reach_a_majority(int members, string[] standbys, string expected) =>
         Assert.Equal(expected, PostgresConfigFiles.SynchronousStandbyNames(true, standbys, members));
 
+    [Theory]
+    [InlineData("ANY 2 (\"b\", \"c\", \"d\", \"e\")", 2)]
+    [InlineData("any 1 (b)", 1)]
+    [InlineData("", 0)]
+    [InlineData("  ", 0)]
+    [InlineData("FIRST 1 (b, c)", null)]
+    [InlineData("b, c", null)]
+    [InlineData("ANY x (b)", null)]
+    [InlineData("ANY 2", null)]
+    public void The_k_in_force_is_read_from_our_form_only(string value, int? k) =>
+        Assert.Equal(k, PostgresConfigFiles.QuorumK(value));
+
+    [Fact]
+    public void The_k_written_is_the_k_read_back() =>
+        Assert.Equal(2, PostgresConfigFiles.QuorumK(PostgresConfigFiles.SynchronousStandbyNames(true, ["b", "c", "d", "e"], 5)));
+
     [Fact]
     public void Async_mode_waits_for_no_standby() =>
         Assert.Equal(string.Empty, PostgresConfigFiles.SynchronousStandbyNames(false, ["b", "c"], 3));

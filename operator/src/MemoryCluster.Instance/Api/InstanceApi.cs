@@ -31,6 +31,12 @@ public sealed record StatusDocument
     /// <summary>async or quorum.</summary>
     public ReplicationMode Mode { get; init; }
 
+    /// <summary>
+    /// Quorum mode: the k a failover counts with now: standbys proven to hold every commit the primary acknowledged at
+    /// this epoch (1 until the primary proves the membership's k after it took over or k grew); null in async mode.
+    /// </summary>
+    public int? QuorumK { get; init; }
+
     public required Epoch Epoch { get; init; }
 
     /// <summary>The primary the control state names.</summary>

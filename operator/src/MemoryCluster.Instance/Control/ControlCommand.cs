@@ -11,6 +11,7 @@ public enum ControlCommandType
     RequestSwitchover = 3,
     ClearSwitchover = 4,
     SetMaintenance = 5,
+    SetQuorumK = 6,
 }
 
 /// <summary>
@@ -22,12 +23,16 @@ public enum ControlCommandType
 /// <param name="Node">The member it names: the new primary, or the switchover target.</param>
 /// <param name="Nodes">The synchronous standby set of <see cref="ControlCommandType.SetSyncSet"/>.</param>
 /// <param name="Flag">The maintenance flag of <see cref="ControlCommandType.SetMaintenance"/>.</param>
+/// <param name="MembersAt"><see cref="ControlCommandType.SetQuorumK"/>: the membership (its Raft entry) the proof was made under; refused once another applies.</param>
+/// <param name="K"><see cref="ControlCommandType.SetQuorumK"/>: the k proven.</param>
 public sealed record ControlCommand(
     ControlCommandType Type,
     Epoch ExpectedEpoch,
     MemberId Node = default,
     IReadOnlyList<MemberId>? Nodes = null,
-    bool Flag = false)
+    bool Flag = false,
+    LogIndex MembersAt = default,
+    int K = 0)
 {
     public static ControlCommand SetPrimary(Epoch expectedEpoch, MemberId primary) => new(ControlCommandType.SetPrimary, expectedEpoch, primary);
 
@@ -39,15 +44,35 @@ public sealed record ControlCommand(
 
     public static ControlCommand SetMaintenance(Epoch expectedEpoch, bool on) => new(ControlCommandType.SetMaintenance, expectedEpoch, Flag: on);
 
+    /// <summary>
+    /// The primary proved that <paramref name="k"/> standbys hold every commit it acknowledged, under the membership
+    /// set by entry <paramref name="membersAt"/>.
+    /// </summary>
+    public static ControlCommand SetQuorumK(Epoch expectedEpoch, LogIndex membersAt, int k) => new(ControlCommandType.SetQuorumK, expectedEpoch, MembersAt: membersAt, K: k);
+
     private const byte FormatVersion = 1;
+
+    /// <summary>Version 2 holds <see cref="ControlCommandType.SetQuorumK"/> only: <c>u8 2, u8 type, u64 epoch, u64 membersAt, u32 k</c>.</summary>
+    private const byte QuorumFormatVersion = 2;
 
     /// <summary>
     /// The command as stored in the Raft log: <c>u8 version, u8 type, u64 epoch, u64 node, u32 count, u64 nodes...,
-    /// bool flag</c>, little-endian. Logs on disk hold this format: never change it without a new version.
+    /// bool flag</c>, little-endian (version 1; <see cref="ControlCommandType.SetQuorumK"/> is version 2). Logs on
+    /// disk hold this format: never change it without a new version.
     /// </summary>
     public byte[] Encode()
     {
         var b = new BinaryBuffer();
+        if (Type == ControlCommandType.SetQuorumK)
+        {
+            b.U8(QuorumFormatVersion);
+            b.U8((byte)Type);
+            b.U64(ExpectedEpoch.Value);
+            b.U64(MembersAt.Value);
+            b.U32((uint)K);
+            return b.ToArray();
+        }
+
         b.U8(FormatVersion);
         b.U8((byte)Type);
         b.U64(ExpectedEpoch.Value);
@@ -68,6 +93,20 @@ public sealed record ControlCommand(
     {
         var c = new BinaryCursor(data);
         var version = c.U8();
+        if (version == QuorumFormatVersion)
+        {
+            if ((ControlCommandType)c.U8() != ControlCommandType.SetQuorumK)
+            {
+                throw new FormatException("A version 2 control command must be SetQuorumK.");
+            }
+
+            var at = new Epoch(c.U64());
+            var membersAt = new LogIndex(c.U64());
+            var k = c.U32();
+            c.ExpectEnd();
+            return k > int.MaxValue ? throw new FormatException($"SetQuorumK: k {k} is out of range.") : SetQuorumK(at, membersAt, (int)k);
+        }
+
         if (version != FormatVersion)
         {
             throw new FormatException($"Unknown control command version {version}.");

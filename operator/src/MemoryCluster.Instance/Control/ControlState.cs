@@ -13,6 +13,13 @@ namespace MemoryCluster.Instance.Control;
 /// <param name="PendingSwitchover">The member a switchover was requested to; none when there is no request.</param>
 /// <param name="Maintenance">Automatic failover is paused.</param>
 /// <param name="AppliedIndex">The last Raft entry applied to this state.</param>
+/// <param name="MembersAt">The Raft entry that set <paramref name="Members"/> (zero: the founding members, or a snapshot taken before this was kept).</param>
+/// <param name="QuorumK">
+/// Quorum mode: the number of standbys proven to hold every acknowledged commit (0: not proven, which counts as 1).
+/// Set by the primary's proof (<see cref="ControlCommandType.SetQuorumK"/>), kept across a change of primary (a
+/// standby promotes only with the membership's k in force), lowered with a membership whose k is lower; a membership
+/// with a higher k leaves it as it was until the primary proves the new k.
+/// </param>
 public sealed record ControlState(
     IReadOnlyList<Member> Members,
     Epoch Epoch,
@@ -20,7 +27,9 @@ public sealed record ControlState(
     IReadOnlyList<MemberId> SyncStandbys,
     MemberId PendingSwitchover,
     bool Maintenance,
-    LogIndex AppliedIndex)
+    LogIndex AppliedIndex,
+    LogIndex MembersAt = default,
+    int QuorumK = 0)
 {
     public static readonly ControlState Initial = new([], Epoch.Zero, MemberId.None, [], MemberId.None, false, LogIndex.Zero);
 
@@ -28,5 +37,14 @@ public sealed record ControlState(
     public bool SameAs(ControlState other) =>
         Members.SequenceEqual(other.Members) && Epoch == other.Epoch && Primary == other.Primary &&
         SyncStandbys.SequenceEqual(other.SyncStandbys) && PendingSwitchover == other.PendingSwitchover &&
-        Maintenance == other.Maintenance && AppliedIndex == other.AppliedIndex;
+        Maintenance == other.Maintenance && AppliedIndex == other.AppliedIndex && MembersAt == other.MembersAt && QuorumK == other.QuorumK;
+
+    /// <summary>Quorum mode's k for <see cref="Members"/>: ⌊voters/2⌋ (the one definition: <see cref="Node.MembershipPlanner.SyncStandbyCount"/>).</summary>
+    public int MembersK => Node.MembershipPlanner.SyncStandbyCount(Members.Count(m => m.IsVoter));
+
+    /// <summary>
+    /// The k a failover may count with, at most: every commit acknowledged at this epoch is on at least this many
+    /// standbys (the proven k, at least 1; the membership's k bounds it too).
+    /// </summary>
+    public int ProvenK => Math.Max(1, QuorumK);
 }

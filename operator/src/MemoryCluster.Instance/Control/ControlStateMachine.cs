@@ -13,17 +13,28 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
     public ApplyResult<ControlState> Apply(Entry entry)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        var (result, next) = entry.Type switch
+        var (result, next, reason) = entry.Type switch
         {
-            EntryType.Config => (ApplyOutcome.Applied, Current with { Members = ConfigCodec.Decode(entry.Data).Members }),
+            EntryType.Config => (ApplyOutcome.Applied, WithMembers(Current, ConfigCodec.Decode(entry.Data).Members, entry.Index), ""),
             EntryType.Command => ApplyEncoded(Current, entry.Data),
-            _ => (ApplyOutcome.Applied, Current),
+            _ => (ApplyOutcome.Applied, Current, ""),
         };
         Current = next with { AppliedIndex = entry.Index };
-        return new ApplyResult<ControlState>(result, Current, result == ApplyOutcome.Conflict ? $"epoch is {Current.Epoch}" : "");
+        return new ApplyResult<ControlState>(result, Current, reason);
     }
 
-    private static (ApplyOutcome, ControlState) ApplyEncoded(ControlState state, byte[] data)
+    /// <summary>
+    /// A new membership: its entry is kept, and the proven k is lowered to the new k when that is lower (a larger k
+    /// is proven by the primary once it is in force).
+    /// </summary>
+    public static ControlState WithMembers(ControlState state, IReadOnlyList<Member> members, LogIndex at)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var next = state with { Members = members, MembersAt = at };
+        return next with { QuorumK = Math.Min(state.QuorumK, next.MembersK) };
+    }
+
+    private static (ApplyOutcome, ControlState, string Reason) ApplyEncoded(ControlState state, byte[] data)
     {
         ControlCommand command;
         try
@@ -33,10 +44,14 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
         catch (FormatException)
         {
             // Deterministic on every node: an undecodable command is refused, never half-applied.
-            return (ApplyOutcome.Invalid, state);
+            return (ApplyOutcome.Invalid, state, "");
         }
 
-        return ApplyCommand(state, command);
+        var (outcome, next) = ApplyCommand(state, command);
+        var reason = outcome != ApplyOutcome.Conflict ? ""
+            : command.ExpectedEpoch != state.Epoch ? $"epoch is {state.Epoch}"
+            : $"the membership changed (entry {state.MembersAt})";
+        return (outcome, next, reason);
     }
 
     /// <summary>
@@ -68,6 +83,11 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
                     Primary = command.Node,
                     PendingSwitchover = MemberId.None,
                     SyncStandbys = state.SyncStandbys.Where(n => n != command.Node).ToArray(),
+
+                    // The proven k carries over: a standby promotes only with the membership's k in force
+                    // (PostgresPlanner), and its commits then wait for that many standbys from the first. The first
+                    // primary starts from initdb with the configuration of a membership at least this one: its k.
+                    QuorumK = state.Epoch == Epoch.Zero ? state.MembersK : state.QuorumK,
                 });
             case ControlCommandType.SetSyncSet:
                 var set = (command.Nodes ?? []).Distinct().Order().ToArray();
@@ -82,6 +102,16 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
                 return (ApplyOutcome.Applied, state with { PendingSwitchover = MemberId.None });
             case ControlCommandType.SetMaintenance:
                 return (ApplyOutcome.Applied, state with { Maintenance = command.Flag });
+            case ControlCommandType.SetQuorumK:
+                // IMPORTANT: a proof made under another membership proves nothing about the commits since it changed.
+                if (command.MembersAt != state.MembersAt)
+                {
+                    return (ApplyOutcome.Conflict, state);
+                }
+
+                return command.K < 1 || command.K > state.MembersK || state.Primary.IsNone
+                    ? (ApplyOutcome.Invalid, state)
+                    : (ApplyOutcome.Applied, state with { QuorumK = command.K });
             default:
                 return (ApplyOutcome.Invalid, state);
         }
@@ -90,7 +120,8 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
     /// <summary>
     /// The snapshot format: the members (as <see cref="ConfigCodec"/> writes a configuration, no retired ids),
     /// <c>u64 epoch, u64 primary, u32 count, u64 standbys..., u64 pending switchover, bool maintenance,
-    /// u64 applied index</c>. Snapshots on disk hold this format: never change it.
+    /// u64 applied index</c>, then, only when either is not zero, <c>u64 members entry, u32 quorum k</c>. Snapshots
+    /// on disk hold this format: never change it (one without the tail restores both as zero).
     /// </summary>
     public byte[] TakeSnapshot()
     {
@@ -108,6 +139,12 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
         b.U64(s.PendingSwitchover.Value);
         b.Bool(s.Maintenance);
         b.U64(s.AppliedIndex.Value);
+        if (s.MembersAt != LogIndex.Zero || s.QuorumK != 0)
+        {
+            b.U64(s.MembersAt.Value);
+            b.U32((uint)s.QuorumK);
+        }
+
         return b.ToArray();
     }
 
@@ -133,7 +170,13 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
         var pending = new MemberId(c.U64());
         var maintenance = c.Bool();
         var applied = new LogIndex(c.U64());
+        var (membersAt, quorumK) = c.AtEnd ? (LogIndex.Zero, 0u) : (new LogIndex(c.U64()), c.U32());
         c.ExpectEnd();
-        Current = new ControlState(members, epoch, primary, sync, pending, maintenance, applied);
+        if (quorumK > int.MaxValue)
+        {
+            throw new FormatException($"control snapshot: quorum k {quorumK} is out of range");
+        }
+
+        Current = new ControlState(members, epoch, primary, sync, pending, maintenance, applied, membersAt, (int)quorumK);
     }
 }

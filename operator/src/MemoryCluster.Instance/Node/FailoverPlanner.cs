@@ -189,11 +189,14 @@ public static class FailoverPlanner
         {
             // IMPORTANT: every acknowledged commit reached k = ⌊n/2⌋ standbys. Any standbys − k + 1 of them include
             // one of those, so the highest exact position among that many holds every acknowledged commit.
-            var k = Math.Min(config.SyncStandbys, standbys);
+            // IMPORTANT: k is the proven one (ControlState.ProvenK): after a change of primary, or a membership that
+            // raised k, commits may have been acknowledged under a smaller k until the primary proved the new one.
+            var k = Math.Min(Math.Min(input.Control.ProvenK, config.SyncStandbys), standbys);
             var needed = standbys - k + 1;
             if (related.Count < needed)
             {
-                return $"quorum mode: {related.Count} of {standbys} replicas report an exact position on the primary's line {reference}, {needed} are needed to prove that one holds every acknowledged commit{unsettledNote}{offNote}";
+                var unproven = k < Math.Min(config.SyncStandbys, standbys) ? $" (k = {k}: the primary had not proven k = {config.SyncStandbys} in force)" : string.Empty;
+                return $"quorum mode: {related.Count} of {standbys} replicas report an exact position on the primary's line {reference}, {needed} are needed to prove that one holds every acknowledged commit{unproven}{unsettledNote}{offNote}";
             }
         }
 

@@ -70,6 +70,7 @@ public sealed partial class InstanceNode
             _flushed = pg.FlushLsn;
             _replayed = pg.FlushLsn;
             _settled = true;
+            _quorumProof = QuorumProofs.Observe(_quorumProof, _control, _config, _mayWrite, pg, _pgAt);
             return;
         }
 
@@ -214,6 +215,7 @@ public sealed partial class InstanceNode
                 break;
             case PostgresAction.Repoint repoint:
                 _upstream = repoint.Upstream;
+                _configWrittenAt = _now;
                 break;
             case PostgresAction.Promote:
                 // Out of recovery now: say so at once rather than at the next state query.
@@ -370,6 +372,8 @@ public sealed partial class InstanceNode
             StoppedCleanlyAt = _stoppedCleanlyAt,
             Detach = Detaching,
             PositionSettled = _settled,
+            QuorumProven = QuorumProofs.Proven(_quorumProof, _pg),
+            SyncKInForce = _pgAt >= _configWrittenAt ? _pg?.SyncK : null,
             SwitchoverTargetHeard = _switchoverSeenAt >= 0 && _heardAt.TryGetValue(_control.PendingSwitchover, out var heard) && heard >= _switchoverSeenAt,
         });
         if (HeldByStop(step))

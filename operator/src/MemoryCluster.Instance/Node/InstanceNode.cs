@@ -26,6 +26,12 @@ public sealed partial class InstanceNode
     private RaftView _raft = RaftView.Unknown;
     private ControlState _control = ControlState.Initial;
 
+    /// <summary>When (node clock) a rewrite of the configuration by this manager (a re-point) last completed.</summary>
+    private long _configWrittenAt = long.MinValue;
+
+    /// <summary>Quorum mode, as the writing primary: the proof under way that k standbys hold its commits.</summary>
+    private QuorumProof? _quorumProof;
+
     /// <summary>When (node clock) this node first saw the pending switchover of the control state; -1 when none is pending.</summary>
     private long _switchoverSeenAt = -1;
 

@@ -106,6 +106,18 @@ public sealed record PlanInput
     public Lsn? StoppedCleanlyAt { get; init; }
 
     /// <summary>
+    /// The k of <c>synchronous_standby_names</c> in force, from a state query begun after this manager last wrote the
+    /// configuration; null when none has answered since (or the value is not in our form).
+    /// </summary>
+    public int? SyncKInForce { get; init; }
+
+    /// <summary>
+    /// Quorum mode, as the writing primary: the command recording that k standbys hold every commit it acknowledged,
+    /// once proven (<see cref="QuorumProofs"/>); null otherwise.
+    /// </summary>
+    public ControlCommand? QuorumProven { get; init; }
+
+    /// <summary>
     /// The pending switchover's target has been read (its report, or that it did not answer) since this node saw the
     /// request: the check before stopping is not made on a report up to a poll interval old.
     /// </summary>
@@ -200,6 +212,23 @@ public static class PostgresPlanner
             return new PlanStep.Act(StepKind.StartStandby, MemberId.None, $"primary at epoch {epoch}: starting the standby's data in recovery before promoting it");
         }
 
+        if (o.Running && o.Pg is { InRecovery: true } && o.Config.Mode == ReplicationMode.Quorum)
+        {
+            // IMPORTANT: a standby's configuration names the k of the membership it last wrote it for; promoted with
+            // a smaller k than the membership's, its first commits would be acknowledged on fewer standbys than the
+            // proven k a failover counts with (ControlState.QuorumK carries over to the new primary).
+            var wanted = QuorumProofs.Wanted(o.Config);
+            if (o.SyncKInForce is not { } inForce)
+            {
+                return new PlanStep.Wait($"primary at epoch {epoch}: reading the synchronous standby setting in force before promoting");
+            }
+
+            if (inForce < wanted)
+            {
+                return new PlanStep.Act(StepKind.Repoint, o.Upstream, $"primary at epoch {epoch}: the configuration in force names k = {inForce} synchronous standbys, the membership k = {wanted}; rewriting it before promoting");
+            }
+        }
+
         var inRecovery = o.Pg is { InRecovery: true };
         if ((!o.Running || inRecovery) && !LeaseUsable(o))
         {
@@ -226,6 +255,11 @@ public static class PostgresPlanner
         if (!o.PrimaryObjectsReady)
         {
             return new PlanStep.Act(StepKind.EnsurePrimaryObjects, MemberId.None, "primary: a slot for every other member, the replication role, rewind grants");
+        }
+
+        if (o.QuorumProven is { } proven && proven.ExpectedEpoch == epoch)
+        {
+            return new PlanStep.Propose(proven, $"quorum mode: {proven.K} standbys hold every commit acknowledged at epoch {epoch}; a failover may count with k = {proven.K}");
         }
 
         if (!o.Control.PendingSwitchover.IsNone && o.Control.PendingSwitchover != o.Config.Self)

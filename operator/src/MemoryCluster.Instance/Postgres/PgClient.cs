@@ -17,6 +17,7 @@ namespace MemoryCluster.Instance.Postgres;
 /// <param name="ReceiverSource">Standby: host:port the WAL receiver is connected to.</param>
 /// <param name="Standbys">Primary: pg_stat_replication, with each standby's reply age.</param>
 /// <param name="ReceiptAgeSeconds">Standby: how long ago the WAL receiver last heard from the primary (its own clock).</param>
+/// <param name="SyncK">The k of <c>synchronous_standby_names</c> as this session sees it (after any reload it processed); null when not in our form.</param>
 public sealed record PgState(
     bool InRecovery,
     TimelineId Timeline,
@@ -27,7 +28,8 @@ public sealed record PgState(
     WalReceiverStatus Receiver,
     string? ReceiverSource,
     IReadOnlyList<StandbyObservation> Standbys,
-    double? ReceiptAgeSeconds);
+    double? ReceiptAgeSeconds,
+    int? SyncK = null);
 
 /// <summary>
 /// The manager's SQL connection to its own PostgreSQL, over the private Unix socket as the superuser. Every
@@ -138,7 +140,8 @@ public sealed class PgClient(string socketDirectory, int port)
                    r.status,
                    r.sender_host || ':' || r.sender_port,
                    case when pg_is_in_recovery() then null else ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end,
-                   extract(epoch from now() - r.last_msg_receipt_time)::float8
+                   extract(epoch from now() - r.last_msg_receipt_time)::float8,
+                   current_setting('synchronous_standby_names')
             from (select 1) one left join pg_stat_wal_receiver r on true;
             select application_name, state, coalesce(sync_state, ''), coalesce(flush_lsn, '0/0'), coalesce(replay_lsn, '0/0'), extract(epoch from replay_lag)::float8,
                    extract(epoch from now() - reply_time)::float8
@@ -158,6 +161,7 @@ public sealed class PgClient(string socketDirectory, int port)
         var receiver = reader.IsDBNull(6) ? WalReceiverStatus.None : ReceiverStatus(reader.GetString(6));
         var source = reader.IsDBNull(7) ? null : reader.GetString(7);
         double? receiptAge = reader.IsDBNull(9) ? null : reader.GetDouble(9);
+        var syncK = PostgresConfigFiles.QuorumK(reader.GetString(10));
         var standbys = new List<StandbyObservation>();
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -172,7 +176,7 @@ public sealed class PgClient(string socketDirectory, int port)
                 reader.IsDBNull(6) ? null : reader.GetDouble(6)));
         }
 
-        return new PgState(inRecovery, new TimelineId(timeline), write, flush, receive, replay, receiver, source, standbys, receiptAge);
+        return new PgState(inRecovery, new TimelineId(timeline), write, flush, receive, replay, receiver, source, standbys, receiptAge, syncK);
     }
 
     private static WalReceiverStatus ReceiverStatus(string status) => status switch

@@ -1,0 +1,73 @@
+using MemoryCluster.Instance.Control;
+using MemoryCluster.Instance.Postgres;
+
+namespace MemoryCluster.Instance.Node;
+
+/// <summary>
+/// A primary's proof, under way, that <see cref="K"/> standbys hold every commit it acknowledged (quorum mode): the
+/// k of the membership <see cref="MembersAt"/> was seen in force at <see cref="InForceSince"/>; <see cref="Past"/> is
+/// a WAL position read at least <see cref="QuorumProofs.MarginMs"/> later, so every commit acknowledged under a
+/// smaller k lies before it.
+/// </summary>
+public sealed record QuorumProof(Epoch Epoch, Raft.LogIndex MembersAt, int K, long InForceSince, Lsn? Past);
+
+/// <summary>
+/// When a primary may record that its commits are on k standbys (<see cref="ControlCommandType.SetQuorumK"/>), so
+/// that a failover counts with that k rather than 1 (<see cref="ControlState.ProvenK"/>). Pure.
+/// </summary>
+public static class QuorumProofs
+{
+    /// <summary>
+    /// How long after the new k is seen in force (by the manager's own session, after the reload) the position is
+    /// read: the walsenders, which release waiting commits, read the reload in their own loop, woken by the same
+    /// signal; a commit they release under the old k within this margin lies before the position.
+    /// </summary>
+    public const long MarginMs = 1000;
+
+    /// <summary>The k this primary must prove: the membership's, bounded by the standbys there are (as <c>synchronous_standby_names</c> is written).</summary>
+    public static int Wanted(NodeConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return Math.Min(config.SyncStandbys, config.Members.Count - 1);
+    }
+
+    /// <summary>
+    /// The proof after one state observation of this member's PostgreSQL at <paramref name="now"/>; null when there
+    /// is nothing to prove (not quorum mode, not the writing primary of the control state, k already proven) or the
+    /// wanted k is not in force yet.
+    /// </summary>
+    public static QuorumProof? Observe(QuorumProof? proof, ControlState control, NodeConfig config, bool mayWrite, PgObservation pg, long now)
+    {
+        ArgumentNullException.ThrowIfNull(control);
+        ArgumentNullException.ThrowIfNull(pg);
+        var k = Wanted(config);
+        if (config.Mode != ReplicationMode.Quorum || control.Primary != config.Self || !mayWrite || pg.InRecovery || k < 1 || control.QuorumK >= k)
+        {
+            return null;
+        }
+
+        if (pg.SyncK is not { } inForce || inForce < k)
+        {
+            return null;
+        }
+
+        if (proof is null || proof.Epoch != control.Epoch || proof.MembersAt != control.MembersAt || proof.K != k)
+        {
+            return new QuorumProof(control.Epoch, control.MembersAt, k, now, null);
+        }
+
+        return proof.Past is null && now - proof.InForceSince >= MarginMs ? proof with { Past = pg.WriteLsn } : proof;
+    }
+
+    /// <summary>The command that records the proof, once <see cref="QuorumProof.K"/> standbys report WAL flushed past its position; null until then.</summary>
+    public static ControlCommand? Proven(QuorumProof? proof, PgObservation? pg)
+    {
+        if (proof is not { Past: { } past } || pg is null || pg.SyncK < proof.K)
+        {
+            return null;
+        }
+
+        var holding = pg.Standbys.Where(s => s.Flush >= past).Select(s => s.Name).Distinct(StringComparer.Ordinal).Count();
+        return holding >= proof.K ? ControlCommand.SetQuorumK(proof.Epoch, proof.MembersAt, proof.K) : null;
+    }
+}
