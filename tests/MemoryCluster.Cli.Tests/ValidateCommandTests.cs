@@ -34,6 +34,41 @@ public sealed class ValidateCommandTests
             stderr.ReplaceLineEndings("\n"));
     }
 
+    [Fact]
+    public void Unknown_fields_are_refused_each_with_its_path_as_kubectl_strict_validation_does()
+    {
+        var yaml = Header + "spec:\n  replicaz: 3\n  postgres:\n    parameterz:\n      work_mem: 8MB\n  compute:\n    replicas: 1\n    extra: true\nstatuz: {}\n";
+        var (code, stdout, stderr) = Cli.RunWithInput(yaml, "validate", "-f", "-");
+        Assert.Equal(1, code);
+        Assert.Empty(stdout);
+        var lines = stderr.ReplaceLineEndings("\n").TrimEnd('\n').Split('\n');
+        Assert.Equal(
+            [
+                "-: memorycluster/demo: spec.replicaz: unknown field: the MemoryCluster schema has no such field",
+                "-: memorycluster/demo: spec.postgres.parameterz: unknown field: the MemoryCluster schema has no such field (did you mean 'parameters'?)",
+                "-: memorycluster/demo: spec.compute.extra: unknown field: the MemoryCluster schema has no such field",
+                "-: memorycluster/demo: statuz: unknown field: the MemoryCluster schema has no such field (did you mean 'status'?)",
+            ],
+            lines);
+
+        // Maps of the schema take any key: parameters and labels are not unknown fields.
+        var maps = Cli.RunWithInput(Header + "spec:\n  postgres:\n    parameters:\n      work_mem: 8MB\n", "validate", "--filename", "-");
+        Assert.True(maps.ExitCode == 0, maps.Stderr);
+    }
+
+    [Fact]
+    public void Manifests_are_named_with_f_or_filename_as_kubectl_takes_them_and_none_is_an_error()
+    {
+        var both = Cli.Run("validate", "-f", "crds/samples/minimal.yaml", "--filename", "crds/samples/full.yaml");
+        Assert.True(both.ExitCode == 0, both.Stderr);
+        Assert.Contains("crds/samples/minimal.yaml: memorycluster/demo is valid", both.Stdout, StringComparison.Ordinal);
+        Assert.Contains("crds/samples/full.yaml: memorycluster/memory-prod is valid", both.Stdout, StringComparison.Ordinal);
+
+        var none = Cli.Run("validate");
+        Assert.Equal(2, none.ExitCode);
+        Assert.Contains("name the manifests", none.Stderr, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("spec:\n  instances: three\n", "spec.instances: must be an integer")]
     [InlineData("spec:\n  postgres: []\n", "spec.postgres: must be an object")]

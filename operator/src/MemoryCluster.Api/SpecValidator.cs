@@ -34,6 +34,9 @@ public static partial class SpecValidator
         ("failoverDelaySeconds", "the failover delay follows from the instance manager's primary-lease-ms setting; see docs/failover.md \"Tuning\""),
     ];
 
+    /// <summary>The paths of the removed fields this validator names with what replaced them (<see cref="RemovedReplicationFields"/>).</summary>
+    public static IReadOnlyList<string> RemovedFieldPaths { get; } = [.. RemovedReplicationFields.Select(f => "spec.replication." + f.Name)];
+
     /// <summary>
     /// Every rule <paramref name="cluster"/> breaks; empty when it is valid. With <paramref name="old"/> (an
     /// update), the rules about changes are checked too.

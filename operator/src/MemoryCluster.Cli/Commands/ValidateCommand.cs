@@ -11,10 +11,21 @@ internal static class ValidateCommand
 {
     public static Command Create()
     {
-        var files = new Argument<string[]>("files") { Description = "Manifest files ('-' for standard input).", Arity = ArgumentArity.OneOrMore };
+        var files = new Argument<string[]>("files") { Description = "Manifest files ('-' for standard input).", Arity = ArgumentArity.ZeroOrMore };
+        var filename = new Option<string[]>("--filename", "-f") { Description = "A manifest file, as kubectl takes it ('-' for standard input); may be repeated.", AllowMultipleArgumentsPerToken = false };
         var old = new Option<string?>("--old") { Description = "The manifest as it is now, to check an update (immutable fields, shrinking volumes)." };
-        var command = new Command("validate", "Check MemoryCluster manifests against the API's defaults and rules.") { files, old };
-        command.SetAction(result => Run(result.GetValue(files)!, result.GetValue(old), Console.Out, Console.Error));
+        var command = new Command("validate", "Check MemoryCluster manifests against the API's schema (unknown fields too), defaults and rules.") { files, filename, old };
+        command.SetAction(result =>
+        {
+            var all = (result.GetValue(filename) ?? []).Concat(result.GetValue(files) ?? []).ToList();
+            if (all.Count == 0)
+            {
+                Console.Error.WriteLine("validate: name the manifests: `memorycluster validate FILE...` or `-f FILE` ('-' for standard input)");
+                return 2;
+            }
+
+            return Run(all, result.GetValue(old), Console.Out, Console.Error);
+        });
         return command;
     }
 

@@ -43,11 +43,14 @@ internal sealed partial record ClusterManifest(string Name, MemoryClusterResourc
             }
 
             var previous = old.FirstOrDefault(o => o.Name == name)?.Cluster;
-            result.Add(new(name, cluster, SpecValidator.Validate(cluster, previous)));
+            result.Add(new(name, cluster, [.. UnknownFields.Find(obj).Where(u => !Removed(u.Path)), .. SpecValidator.Validate(cluster, previous)]));
         }
 
         return result;
     }
+
+    /// <summary>Removed fields get the validator's own message, saying what replaced them.</summary>
+    private static bool Removed(string path) => SpecValidator.RemovedFieldPaths.Contains(path);
 
     private static string FirstSentence(string message)
     {
