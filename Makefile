@@ -14,7 +14,9 @@ help: ## List the targets
 
 .PHONY: build
 build: ## Build everything and leave the CLI at bin/memorycluster
-	$(DOTNET) build Operator.sln -c $(CONFIGURATION) --nologo -v quiet
+	@echo "building the solution ($(CONFIGURATION)); the first build restores packages and compiles every project: a few minutes"
+	$(DOTNET) build Operator.sln -c $(CONFIGURATION) --nologo -v minimal
+	@echo "publishing the CLI"
 	$(DOTNET) publish $(CLI_PROJECT) -c $(CONFIGURATION) --nologo -v quiet -o artifacts/memorycluster
 	@mkdir -p bin && ln -sf ../artifacts/memorycluster/memorycluster $(CLI)
 	@echo "built $(CLI)"

@@ -196,6 +196,20 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         var again = cluster.Cli("local", "up");
         Assert.Equal(0, again.Code);
         Assert.Contains("already up; nothing changed", again.Stdout, StringComparison.Ordinal);
+
+        // It prints how to connect again, and `local env` prints it as shell exports that work.
+        Assert.Contains($"read-write: {cluster.Layout.ConnectionString(readOnly: false)}", again.Stdout, StringComparison.Ordinal);
+        Assert.Contains("mode:       async: ", again.Stdout, StringComparison.Ordinal);
+        var env = cluster.Cli("local", "env");
+        Assert.Equal(0, env.Code);
+        Assert.Contains($"export MEMORYCLUSTER_URL='{cluster.Layout.ConnectionString(readOnly: false)}'", env.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"export PGPASSFILE='{cluster.Layout.PgPassFile}'", env.Stdout, StringComparison.Ordinal);
+        const string psql = "psql";
+        var shell = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("bash", ["-c", $"{env.Stdout}\n'{psql}' \"$MEMORYCLUSTER_URL\" -Atc 'select pg_is_in_recovery()'"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var answer = await shell.StandardOutput.ReadToEndAsync();
+        var error = await shell.StandardError.ReadToEndAsync();
+        await shell.WaitForExitAsync();
+        Assert.True(shell.ExitCode == 0 && answer.Trim() == "f", $"psql with the exported URL and PGPASSFILE: exit {shell.ExitCode}, '{answer}' {error}");
     }
 
     [Fact]

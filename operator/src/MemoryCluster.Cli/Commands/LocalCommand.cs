@@ -22,6 +22,7 @@ internal static class LocalCommand
         var command = new Command("local", "Run a cluster of instance managers on this machine, without Kubernetes.") { DirOption };
         command.Add(Up());
         command.Add(Status());
+        command.Add(Env());
         command.Add(Psql());
         command.Add(Switchover());
         command.Add(Scale());
@@ -101,6 +102,8 @@ internal static class LocalCommand
             {
                 Console.Out.WriteLine($"the cluster in {dir} is already up; nothing changed");
                 Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
+                Console.Out.WriteLine();
+                Console.Out.Write(HowToConnect(layout, result.GetValue(DirOption)!));
                 return 0;
             }
 
@@ -117,13 +120,46 @@ internal static class LocalCommand
 
             Console.Out.WriteLine($"healthy after {watch.Elapsed.TotalSeconds:0.0} s");
             Console.Out.WriteLine();
-            Console.Out.WriteLine($"read-write: {layout.ConnectionString(readOnly: false)}");
-            Console.Out.WriteLine($"read-only:  {layout.ConnectionString(readOnly: true)}");
-            Console.Out.WriteLine($"password:   export PGPASSFILE={layout.PgPassFile}   (or `memorycluster local psql --dir {result.GetValue(DirOption)}`)");
+            Console.Out.Write(HowToConnect(layout, result.GetValue(DirOption)!));
             return 0;
         });
         return command;
     }
+
+    /// <summary>The connection strings, the password file and what the mode guarantees: printed by every `local up`.</summary>
+    private static string HowToConnect(LocalLayout layout, string dirArgument) =>
+        $"read-write: {layout.ConnectionString(readOnly: false)}\n" +
+        $"read-only:  {layout.ConnectionString(readOnly: true)}\n" +
+        $"password:   export PGPASSFILE={layout.PgPassFile}   (or `memorycluster local psql --dir {dirArgument}`; `memorycluster local env` prints these again)\n" +
+        $"mode:       {ModeGuarantee(layout.Mode)}\n";
+
+    /// <summary>What a mode promises on failover, in one line (README, "Replication modes").</summary>
+    internal static string ModeGuarantee(string mode) => mode == ReplicationModes.Quorum
+        ? "quorum: a commit is acknowledged once a majority of the instances has it; a failover never loses one"
+        : "async: a commit is acknowledged by the primary alone; a failover can lose the last ones acknowledged before it (choose `--mode quorum` when creating the cluster to never lose one)";
+
+    private static Command Env()
+    {
+        var command = new Command("env", "Print the connection URIs and PGPASSFILE as shell exports: eval \"$(memorycluster local env)\".");
+        command.SetAction(result =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            var layout = cluster.Layout;
+            Console.Out.WriteLine($"export MEMORYCLUSTER_URL={ShellQuote(layout.ConnectionString(readOnly: false))}");
+            Console.Out.WriteLine($"export MEMORYCLUSTER_READONLY_URL={ShellQuote(layout.ConnectionString(readOnly: true))}");
+            Console.Out.WriteLine($"export PGPASSFILE={ShellQuote(layout.PgPassFile)}");
+            Console.Out.WriteLine($"# mode {ModeGuarantee(layout.Mode)}");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>A value in single quotes for a POSIX shell.</summary>
+    private static string ShellQuote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     private static Command Status()
     {
