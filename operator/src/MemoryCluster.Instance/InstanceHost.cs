@@ -194,6 +194,42 @@ public static class InstanceHost
                 ? Results.Json(new ManagerAnswer(true, message, command.ExpectedEpoch), InstanceJson.Options, statusCode: 202)
                 : Results.Json(answer, InstanceJson.Options, statusCode: 409);
         });
+        app.MapSigned("POST", "/maintenance", InstanceApiClient.MaintenancePurpose, guard, async (text, _, ct) =>
+        {
+            MaintenanceRequest? body;
+            try
+            {
+                body = System.Text.Json.JsonSerializer.Deserialize<MaintenanceRequest>(text, InstanceJson.Options);
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                body = null;
+            }
+
+            if (body?.On is not { } on)
+            {
+                return Results.Json(new ManagerAnswer(false, "the body must be JSON like {\"on\": true} (pause automatic failover) or {\"on\": false} (resume it)"), InstanceJson.Options, statusCode: 400);
+            }
+
+            // The epoch is only the compare-and-set guard of the command: a change of primary in between is retried.
+            ManagerAnswer answer = new(false, "not tried");
+            for (var attempt = 0; attempt < 3; attempt++)
+            {
+                var (command, message) = driver.Read((node, _) => node.CheckMaintenance(on));
+                if (command is null)
+                {
+                    return Results.Json(new ManagerAnswer(true, message), InstanceJson.Options);
+                }
+
+                answer = await peers.ProposeHereOrForwardAsync(command, ct).ConfigureAwait(false);
+                if (answer.Accepted)
+                {
+                    return Results.Json(new ManagerAnswer(true, message, command.ExpectedEpoch), InstanceJson.Options, statusCode: 202);
+                }
+            }
+
+            return Results.Json(answer, InstanceJson.Options, statusCode: 409);
+        });
         var membership = app.Services.GetRequiredService<MembershipService>();
         app.MapGet("/members", async (CancellationToken ct) => Results.Json(await membership.ListAsync(ct).ConfigureAwait(false), InstanceJson.Options));
         app.MapSigned("POST", "/members", InstanceApiClient.AddMemberPurpose, guard, async (text, _, ct) =>

@@ -57,7 +57,7 @@ internal sealed partial class FailoverSimulator
             pg.Streaming ? M(pg.Upstream).Name : null,
             standbys,
             histories,
-            SyncK: pg.SyncRequired);
+            Sync: new QuorumSetting(pg.SyncRequired, [.. _members.Where(o => o != m).Select(o => o.Name)]));
         answerAfter += m.ObserveLag;
         if (answerAfter == 0)
         {

@@ -213,6 +213,55 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task Pause_stops_automatic_failover_of_a_killed_primary_until_resume_and_every_member_shows_it()
+    {
+        await using var cluster = await LocalClusterRun.UpAsync(3, "async");
+        var pause = cluster.Cli("local", "pause");
+        Assert.True(pause.Code == 0, pause.Stderr);
+        Assert.Contains("maintenance mode on: automatic failover is paused", pause.Stdout, StringComparison.Ordinal);
+        Assert.Contains("maintenance mode: automatic failover is paused", pause.Stdout, StringComparison.Ordinal);
+        Assert.All(await cluster.StatusAsync(), s => Assert.True(s.Status!.Maintenance, $"{s.Member.Name} does not show maintenance mode"));
+        Assert.Contains("already on", cluster.Cli("local", "pause").Stdout, StringComparison.Ordinal);
+        Assert.Contains("maintenance mode on", File.ReadAllText(Path.Combine(cluster.Dir, cluster.Layout.Members[0].Name, "manager.log")), StringComparison.Ordinal);
+
+        // The primary's manager killed (its PostgreSQL fenced by the watchdog): the Raft leader says it is paused.
+        var (primary, epoch) = await cluster.PrimaryAsync();
+        Assert.Equal(0, cluster.Cli("local", "kill", primary, "--signal", "KILL").Code);
+        var watch = Stopwatch.StartNew();
+        string? paused = null;
+        while (paused is null)
+        {
+            paused = (await cluster.StatusAsync()).Select(s => s.Status?.Failover).FirstOrDefault(f => f?.Contains("maintenance mode is on", StringComparison.Ordinal) == true);
+            Assert.True(paused is not null || watch.Elapsed < TimeSpan.FromSeconds(60), $"no leader said failover is paused\n{LocalCluster.Table(await cluster.StatusAsync())}\n{cluster.Logs()}");
+            await Task.Delay(100);
+        }
+
+        Assert.All(await cluster.StatusAsync(), s => Assert.True(s.Status is null || s.Status.Epoch.Value == epoch, $"{s.Member.Name} is at epoch {s.Status?.Epoch} while paused"));
+
+        // Resumed: a replica is promoted at the next epoch; the killed manager, started again, follows it.
+        var resume = cluster.Cli("local", "resume");
+        Assert.True(resume.Code == 0, resume.Stderr);
+        Assert.Contains("maintenance mode off", resume.Stdout, StringComparison.Ordinal);
+        watch.Restart();
+        while (true)
+        {
+            var next = (await cluster.StatusAsync()).FirstOrDefault(s => s.Status is { Role: InstanceRole.Primary, Ready: true } && s.Status.Epoch.Value > epoch);
+            if (next.Status is not null)
+            {
+                Assert.NotEqual(primary, next.Member.Name);
+                break;
+            }
+
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"no failover after resume\n{LocalCluster.Table(await cluster.StatusAsync())}\n{cluster.Logs()}");
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(0, cluster.Cli("local", "up").Code);
+        await cluster.WaitHealthyAsync();
+        Assert.All(await cluster.StatusAsync(), s => Assert.False(s.Status!.Maintenance));
+    }
+
+    [Fact]
     public async Task Sigterm_of_the_primarys_manager_hands_the_primary_over_by_switchover_with_a_short_write_gap_and_no_lost_row()
     {
         await using var cluster = await LocalClusterRun.UpAsync(3, "async");

@@ -189,47 +189,69 @@ public sealed class ControlStateTests
         var sm = FiveVotersAndAPrimary();
 
         // The first primary starts from initdb with the membership's configuration: its k from the start.
-        Assert.Equal((2, 2), (sm.Current.QuorumK, sm.Current.ProvenK));
+        Assert.Equal((2, 2), (sm.Current.QuorumK, sm.Current.MembersK));
         sm.Apply(Config(3, 1, 2, 3));
-        Assert.Equal(1, sm.Current.ProvenK);
+        Assert.Equal(0, sm.Current.QuorumK);
         sm.Apply(Config(4, 1, 2, 3, 4, 5));
-        Assert.Equal(1, sm.Current.ProvenK);
+        Assert.Equal(0, sm.Current.QuorumK);
 
         // k above the membership's (2 of 5 voters), or no k, is refused; a proof of 2 applies.
         Assert.Equal(ApplyOutcome.Invalid, sm.Apply(Command(5, ControlCommand.SetQuorumK(E(1), new LogIndex(4), 3))).Outcome);
         Assert.Equal(ApplyOutcome.Invalid, sm.Apply(Command(5, ControlCommand.SetQuorumK(E(1), new LogIndex(4), 0))).Outcome);
         Assert.Equal(ApplyOutcome.Applied, sm.Apply(Command(5, ControlCommand.SetQuorumK(E(1), new LogIndex(4), 2))).Outcome);
-        Assert.Equal(2, sm.Current.ProvenK);
+        Assert.Equal(2, sm.Current.QuorumK);
 
         // A new primary promotes only with the membership's k in force (PostgresPlanner): the proven k carries over.
         sm.Apply(Command(6, ControlCommand.SetPrimary(E(1), M(2))));
-        Assert.Equal(2, sm.Current.ProvenK);
+        Assert.Equal(2, sm.Current.QuorumK);
     }
 
     [Fact]
     public void A_membership_with_a_lower_k_lowers_the_proven_k_a_higher_one_leaves_it_and_a_proof_from_before_a_change_is_refused()
     {
         var sm = FiveVotersAndAPrimary();
-        Assert.Equal(2, sm.Current.ProvenK);
+        Assert.Equal(2, sm.Current.QuorumK);
 
-        // Shrink to 3 voters (k 1): the proven k follows at once.
+        // Shrink to 3 voters (k 1): both standbys that left may have held a commit the other two lack: none proven.
         sm.Apply(Config(4, 1, 2, 3));
-        Assert.Equal((1, new LogIndex(4)), (sm.Current.QuorumK, sm.Current.MembersAt));
+        Assert.Equal((0, new LogIndex(4)), (sm.Current.QuorumK, sm.Current.MembersAt));
 
-        // Grow to 4 voters (k 2): commits of the 3-voter time are on one standby; k stays 1 until proven again.
+        // Grow to 4 voters (k 2): nothing more is proven until the primary proves the configuration in force.
         sm.Apply(Config(5, 1, 2, 3, 4));
-        Assert.Equal(1, sm.Current.ProvenK);
+        Assert.Equal(0, sm.Current.QuorumK);
 
         // A proof made under an earlier membership (a grow, shrink, grow race) proves nothing about the commits since.
         var stale = sm.Apply(Command(6, ControlCommand.SetQuorumK(E(1), new LogIndex(1), 2)));
         Assert.Equal(ApplyOutcome.Conflict, stale.Outcome);
         Assert.Equal("the membership changed (entry 5)", stale.Reason);
-        Assert.Equal(1, sm.Current.ProvenK);
+        Assert.Equal(0, sm.Current.QuorumK);
         Assert.Equal(ApplyOutcome.Applied, sm.Apply(Command(7, ControlCommand.SetQuorumK(E(1), new LogIndex(5), 2))).Outcome);
-        Assert.Equal(2, sm.Current.ProvenK);
+        Assert.Equal(2, sm.Current.QuorumK);
 
         // And a proof at an old epoch is refused as every command is.
         Assert.Equal("epoch is 1", sm.Apply(Command(8, ControlCommand.SetQuorumK(E(0), new LogIndex(5), 2))).Reason);
+    }
+
+    [Fact]
+    public void Every_standby_that_leaves_lowers_the_proven_k_since_it_may_hold_a_commit_the_others_lack()
+    {
+        // 5 → 4 voters (k stays 2): a commit acknowledged by mc-4 and mc-5 is on one standby of the new membership.
+        var sm = FiveVotersAndAPrimary();
+        sm.Apply(Config(3, 1, 2, 3, 4));
+        Assert.Equal((1, 2), (sm.Current.QuorumK, sm.Current.MembersK));
+
+        // 3 voters and a learner (ANY 1 of the three others): a commit acknowledged by the learner alone; it leaves.
+        var learner = new ControlStateMachine();
+        learner.Apply(new Entry(new Term(1), new LogIndex(1), EntryType.Config, ConfigCodec.Encode(new ClusterConfig([Voter(1), Voter(2), Voter(3), new Member(new NodeId(4), "m4:7400", false)], []))));
+        learner.Apply(Command(2, ControlCommand.SetPrimary(Epoch.Zero, M(1))));
+        Assert.Equal(1, learner.Current.QuorumK);
+        learner.Apply(Config(3, 1, 2, 3));
+        Assert.Equal(0, learner.Current.QuorumK);
+
+        // The primary leaving (it hands over first, so it is not the primary then) is not a standby that left.
+        var own = FiveVotersAndAPrimary();
+        own.Apply(Config(3, 2, 3, 4, 5));
+        Assert.Equal(2, own.Current.QuorumK);
     }
 
     [Fact]
@@ -241,7 +263,7 @@ public sealed class ControlStateTests
         var copy = new ControlStateMachine();
         copy.Restore(new Snapshot(new LogIndex(4), new Term(1), ClusterConfig.Empty, sm.TakeSnapshot()));
         Assert.True(copy.Current.SameAs(sm.Current));
-        Assert.Equal((new LogIndex(4), 1), (copy.Current.MembersAt, copy.Current.QuorumK));
+        Assert.Equal((new LogIndex(4), 0), (copy.Current.MembersAt, copy.Current.QuorumK));
     }
 
     [Fact]

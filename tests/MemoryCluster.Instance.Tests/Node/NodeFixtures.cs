@@ -20,23 +20,24 @@ internal static class NodeFixtures
         30_000,
         WatchdogEnabled: true);
 
+    /// <summary>A control state of the fixtures' 3 members: k = 1 proven (as the first primary has it).</summary>
     public static ControlState State(ulong epoch, int primary, int pending = 0) =>
-        ControlState.Initial with { Epoch = new Epoch(epoch), Primary = Id(primary), PendingSwitchover = Id(pending) };
+        ControlState.Initial with { Epoch = new Epoch(epoch), Primary = Id(primary), PendingSwitchover = Id(pending), QuorumK = 1 };
 
     public static WalLine Line(uint timeline, params (uint Timeline, ulong End)[] ancestors) =>
         new(new TimelineId(timeline), [.. ancestors.Select(a => new TimelineSwitch(new TimelineId(a.Timeline), new Lsn(a.End)))]);
 
     public static readonly WalLine Tl1 = WalLine.Initial;
 
-    /// <summary>k in force in the fixtures' configurations: enough for 5 members (the membership's k is 1 or 2).</summary>
-    public const int SyncKInForce = 2;
+    /// <summary>synchronous_standby_names in force in the fixtures' PostgreSQL: the 3 members' (the membership's k is 1).</summary>
+    public static readonly QuorumSetting SyncInForce = new(1, ["mc-1", "mc-2", "mc-3"]);
 
     public static PgObservation Primary(ulong flush = 5000, WalLine? line = null, params StandbyObservation[] standbys) =>
-        new(false, (line ?? Tl1).Timeline, new Lsn(flush), new Lsn(flush), null, Lsn.Zero, WalReceiverStatus.None, null, standbys, Histories(line), SyncK: SyncKInForce);
+        new(false, (line ?? Tl1).Timeline, new Lsn(flush), new Lsn(flush), null, Lsn.Zero, WalReceiverStatus.None, null, standbys, Histories(line), Sync: SyncInForce);
 
     public static PgObservation Replica(ulong replay = 4000, ulong? receive = 4000, bool streaming = true, WalLine? line = null, double? receiptAge = 0.5) =>
         new(true, (line ?? Tl1).Timeline, Lsn.Zero, Lsn.Zero, receive is { } r ? new Lsn(r) : null, new Lsn(replay),
-            streaming ? WalReceiverStatus.Streaming : WalReceiverStatus.Waiting, streaming ? "127.0.0.1:5432" : null, [], Histories(line), streaming ? receiptAge : null, SyncKInForce);
+            streaming ? WalReceiverStatus.Streaming : WalReceiverStatus.Waiting, streaming ? "127.0.0.1:5432" : null, [], Histories(line), streaming ? receiptAge : null, SyncInForce);
 
     private static Dictionary<TimelineId, WalLine> Histories(WalLine? line) =>
         line is null || line.Ancestors.Count == 0 ? [] : new Dictionary<TimelineId, WalLine> { [line.Timeline] = line };

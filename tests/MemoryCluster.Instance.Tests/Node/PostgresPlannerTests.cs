@@ -51,7 +51,7 @@ public sealed class PostgresPlannerTests
             Flushed = new Lsn(5000),
             Line = Tl1,
             SwitchoverTargetHeard = targetHeard,
-            SyncKInForce = (pg ?? (running ? Primary() : null))?.SyncK,
+            QuorumConfigInForce = true,
         };
 
     private static PlanStep Next(PlanInput input) => PostgresPlanner.Next(input);
@@ -251,17 +251,26 @@ public sealed class PostgresPlannerTests
     public void A_standby_named_primary_in_quorum_mode_promotes_only_with_the_memberships_k_in_force()
     {
         // 5 members (k = 2); the standby's configuration was written for 3 (k = 1): rewritten first, then promoted.
-        var five = Input(State(2, 1), data: DataKind.Standby, pg: Replica() with { SyncK = 1 }, upstream: 2) with { Config = Config(members: 5), SyncKInForce = 1 };
+        var five = Input(State(2, 1), data: DataKind.Standby, pg: Replica(), upstream: 2) with { Config = Config(members: 5), QuorumConfigInForce = false };
         var rewrite = Act(Next(five), StepKind.Repoint);
         Assert.Equal(Id(2), rewrite.Member);
-        Assert.Contains("k = 1", rewrite.Why, StringComparison.Ordinal);
+        Assert.Contains("ANY 2 of every other member", rewrite.Why, StringComparison.Ordinal);
 
-        // Until a state query begun after the rewrite answers, it waits; with k = 2 in force it promotes.
-        Assert.Contains("reading the synchronous standby setting", Assert.IsType<PlanStep.Wait>(Next(five with { SyncKInForce = null })).Why, StringComparison.Ordinal);
-        Act(Next(five with { SyncKInForce = 2 }), StepKind.Promote);
+        // Until a state query begun after the rewrite answers, it waits; with the membership's setting it promotes.
+        Assert.Contains("reading the synchronous standby setting", Assert.IsType<PlanStep.Wait>(Next(five with { QuorumConfigInForce = null })).Why, StringComparison.Ordinal);
+        Act(Next(five with { QuorumConfigInForce = true }), StepKind.Promote);
 
         // Async mode does not look.
-        Act(Next(five with { Config = Config(members: 5, mode: ReplicationMode.Async), SyncKInForce = null }), StepKind.Promote);
+        Act(Next(five with { Config = Config(members: 5, mode: ReplicationMode.Async), QuorumConfigInForce = null }), StepKind.Promote);
+    }
+
+    [Fact]
+    public void A_switchover_to_a_member_removed_since_the_request_is_cleared_not_waited_for()
+    {
+        var input = Input(State(1, 1, pending: 4), targetHeard: false, peers: Peer(2, InstanceRole.Replica, streaming: true, flush: 4800));
+        var clear = Assert.IsType<PlanStep.Propose>(Next(input));
+        Assert.Equal(ControlCommandType.ClearSwitchover, clear.Command.Type);
+        Assert.Contains("no longer in the membership", clear.Why, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -65,20 +65,25 @@ public sealed class PostgresConfigFilesTests
         Assert.Equal(expected, PostgresConfigFiles.SynchronousStandbyNames(true, standbys, members));
 
     [Theory]
-    [InlineData("ANY 2 (\"b\", \"c\", \"d\", \"e\")", 2)]
-    [InlineData("any 1 (b)", 1)]
-    [InlineData("", 0)]
-    [InlineData("  ", 0)]
-    [InlineData("FIRST 1 (b, c)", null)]
-    [InlineData("b, c", null)]
-    [InlineData("ANY x (b)", null)]
-    [InlineData("ANY 2", null)]
-    public void The_k_in_force_is_read_from_our_form_only(string value, int? k) =>
-        Assert.Equal(k, PostgresConfigFiles.QuorumK(value));
+    [InlineData("ANY 2 (\"b\", \"c\", \"d\", \"e\")", 2, "b,c,d,e")]
+    [InlineData("any 1 (b, \"c\")", 1, "b,c")]
+    [InlineData("", 0, "")]
+    [InlineData("  ", 0, "")]
+    [InlineData("FIRST 1 (b, c)", null, null)]
+    [InlineData("b, c", null, null)]
+    [InlineData("ANY x (b)", null, null)]
+    [InlineData("ANY 2", null, null)]
+    [InlineData("ANY 1 (b, )", null, null)]
+    public void The_setting_in_force_is_read_from_our_form_only(string value, int? k, string? names)
+    {
+        var setting = QuorumSetting.Parse(value);
+        Assert.Equal(k, setting?.K);
+        Assert.Equal(names is null ? null : names.Length == 0 ? [] : names.Split(','), setting?.Names);
+    }
 
     [Fact]
-    public void The_k_written_is_the_k_read_back() =>
-        Assert.Equal(2, PostgresConfigFiles.QuorumK(PostgresConfigFiles.SynchronousStandbyNames(true, ["b", "c", "d", "e"], 5)));
+    public void The_setting_written_is_the_setting_read_back() =>
+        Assert.Equal(new[] { "b", "c", "d", "e" }, QuorumSetting.Parse(PostgresConfigFiles.SynchronousStandbyNames(true, ["e", "b", "c", "d"], 5))!.Names);
 
     [Fact]
     public void Async_mode_waits_for_no_standby() =>

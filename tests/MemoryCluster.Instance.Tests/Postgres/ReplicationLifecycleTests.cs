@@ -65,10 +65,10 @@ public sealed class ReplicationLifecycleTests
         Assert.Equal(1, await primary.ScalarAsync("select count(*) from pg_replication_slots where slot_name = 'b' and active"));
 
         // The state query reads the k of synchronous_standby_names in force: none, then ANY 1 once reloaded.
-        Assert.Equal(0, primaryState.SyncK);
+        Assert.Equal(QuorumSetting.None.K, primaryState.Sync!.K);
         await primary.ExecuteAsync("alter system set synchronous_standby_names = 'ANY 1 (\"b\")'");
         await primary.Client.ReloadAsync(CancellationToken.None);
-        await WaitUntilAsync(async () => (await primary.Client.GetStateAsync(CancellationToken.None)).SyncK == 1, "k = 1 in force after the reload", primary);
+        await WaitUntilAsync(async () => (await primary.Client.GetStateAsync(CancellationToken.None)).Sync is { K: 1, Names: ["b"] }, "ANY 1 (b) in force after the reload", primary);
         await primary.ExecuteAsync("insert into t values (101)");
     }
 

@@ -26,6 +26,8 @@ internal static class LocalCommand
         command.Add(Psql());
         command.Add(Switchover());
         command.Add(Scale());
+        command.Add(MaintenanceCommand("pause", on: true, "Maintenance mode: pause automatic failover (a failed primary is not replaced until `local resume`; switchovers still work)."));
+        command.Add(MaintenanceCommand("resume", on: false, "Leave maintenance mode: automatic failover resumes."));
         command.Add(KillCommand());
         command.Add(LinkCommand("isolate", "Cut one instance's network link (clusters made with --netns; fault injection).", up: false));
         command.Add(LinkCommand("heal", "Restore one instance's network link cut by `local isolate`.", up: true));
@@ -220,33 +222,11 @@ internal static class LocalCommand
 
             var target = result.GetValue(to);
             var watch = Stopwatch.StartNew();
-            ManagerAnswer? answer = null;
-            var api = cluster.SigningApi();
-            foreach (var member in cluster.Layout.Members)
+            if (await AskAnyManagerAsync(cluster, "switchover", (api, member) => api.SwitchoverAsync(member, target, ct)).ConfigureAwait(false) is not { } answer)
             {
-                try
-                {
-                    answer = await api.SwitchoverAsync(member.HttpBase, target, ct).ConfigureAwait(false);
-                    break;
-                }
-                catch (InstanceApiException)
-                {
-                }
-            }
-
-            if (answer is null)
-            {
-                Console.Error.WriteLine("no manager answered");
                 return 1;
             }
 
-            if (!answer.Accepted)
-            {
-                Console.Error.WriteLine($"switchover refused: {answer.Message}");
-                return 1;
-            }
-
-            Console.Out.WriteLine(answer.Message);
             var deadline = TimeSpan.FromSeconds(result.GetValue(timeout));
             var sawPending = false;
             var accepted = Stopwatch.StartNew();
@@ -255,7 +235,8 @@ internal static class LocalCommand
                 var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
                 var answering = statuses.Where(s => s.Status is not null).Select(s => s.Status!).ToList();
                 sawPending |= answering.Any(s => s.PendingSwitchover is not null);
-                if (answering.Count > 0 && answering.All(s => s.Epoch <= answer.Epoch && s.PendingSwitchover is null) && (sawPending || accepted.Elapsed > TimeSpan.FromSeconds(10)))
+                // A majority answering: at least one of them has applied whatever the Raft log committed.
+                if (answering.Count > cluster.Layout.Members.Count / 2 && answering.All(s => s.Epoch <= answer.Epoch && s.PendingSwitchover is null) && (sawPending || accepted.Elapsed > TimeSpan.FromSeconds(10)))
                 {
                     // The primary's own check before stopping refused it and cleared the request: nothing changed.
                     Console.Error.WriteLine($"switchover called off: the primary refused it before stopping and the epoch stays {answer.Epoch}; its log says why");
@@ -277,6 +258,78 @@ internal static class LocalCommand
             Console.Error.WriteLine($"{target ?? "the target"} did not become primary within {deadline.TotalSeconds:0} s");
             Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
             return 1;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// Sends a signed request to the first manager that answers, and prints its answer; null (said on standard error)
+    /// when none answered or it refused.
+    /// </summary>
+    private static async Task<ManagerAnswer?> AskAnyManagerAsync(LocalCluster cluster, string verb, Func<InstanceApiClient, Uri, Task<ManagerAnswer>> ask)
+    {
+        var api = cluster.SigningApi();
+        foreach (var member in cluster.Layout.Members)
+        {
+            ManagerAnswer answer;
+            try
+            {
+                answer = await ask(api, member.HttpBase).ConfigureAwait(false);
+            }
+            catch (InstanceApiException)
+            {
+                continue;
+            }
+
+            if (!answer.Accepted)
+            {
+                Console.Error.WriteLine($"{verb} refused: {answer.Message}");
+                return null;
+            }
+
+            Console.Out.WriteLine(answer.Message);
+            return answer;
+        }
+
+        Console.Error.WriteLine("no manager answered");
+        return null;
+    }
+
+    private static Command MaintenanceCommand(string verb, bool on, string description)
+    {
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait until every manager shows it.", DefaultValueFactory = _ => 30 };
+        var command = new Command(verb, description) { timeout };
+        command.SetAction(async (result, ct) =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            if (await AskAnyManagerAsync(cluster, verb, (api, member) => api.MaintenanceAsync(member, on, ct)).ConfigureAwait(false) is null)
+            {
+                return 1;
+            }
+
+            var watch = Stopwatch.StartNew();
+            while (true)
+            {
+                var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
+                if (statuses.Where(s => s.Status is not null).All(s => s.Status!.Maintenance == on))
+                {
+                    Console.Out.Write(LocalCluster.Table(statuses));
+                    return 0;
+                }
+
+                if (watch.Elapsed > TimeSpan.FromSeconds(result.GetValue(timeout)))
+                {
+                    Console.Error.WriteLine($"not every manager shows maintenance mode {(on ? "on" : "off")} after {result.GetValue(timeout)} s");
+                    Console.Out.Write(LocalCluster.Table(statuses));
+                    return 1;
+                }
+
+                await Task.Delay(100, ct).ConfigureAwait(false);
+            }
         });
         return command;
     }

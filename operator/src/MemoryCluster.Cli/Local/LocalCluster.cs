@@ -159,6 +159,11 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
             text.AppendJoin("  ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).Append('\n');
         }
 
+        if (statuses.Any(s => s.Status?.Maintenance == true))
+        {
+            text.Append("maintenance mode: automatic failover is paused (`local resume` resumes it)\n");
+        }
+
         return text.ToString();
     }
 

@@ -31,9 +31,13 @@ public sealed record StatusDocument
     /// <summary>async or quorum.</summary>
     public ReplicationMode Mode { get; init; }
 
+    /// <summary>Maintenance mode (the control state): automatic failover is paused; switchovers still work.</summary>
+    public bool Maintenance { get; init; }
+
     /// <summary>
-    /// Quorum mode: the k a failover counts with now: standbys proven to hold every commit the primary acknowledged at
-    /// this epoch (1 until the primary proves the membership's k after it took over or k grew); null in async mode.
+    /// Quorum mode: the k a failover counts with now: standbys of the membership proven to hold every acknowledged
+    /// commit (lower than the membership's k for about a second after a membership raised k or a standby left, until
+    /// the primary proves the configuration in force; 0: none proven); null in async mode.
     /// </summary>
     public int? QuorumK { get; init; }
 
@@ -152,6 +156,9 @@ public sealed record RaftStatusDocument(ulong Term, string Role, string? Leader,
 
 /// <summary>The body of <c>POST /switchover</c>; no target: the most caught-up streaming replica.</summary>
 public sealed record SwitchoverRequest(string? To);
+
+/// <summary>The body of <c>POST /maintenance</c>: <c>{"on": true}</c> pauses automatic failover, <c>{"on": false}</c> resumes it.</summary>
+public sealed record MaintenanceRequest(bool? On);
 
 /// <summary>The answer to a request the manager refused or accepted.</summary>
 /// <param name="Accepted">Accepted (done or in progress), or refused.</param>

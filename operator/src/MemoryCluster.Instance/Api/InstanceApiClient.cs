@@ -29,6 +29,7 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     public const string SwitchoverPurpose = "switchover";
     public const string AddMemberPurpose = "members-add";
     public const string RemoveMemberPurpose = "members-remove";
+    public const string MaintenancePurpose = "maintenance";
 
     /// <summary>Whether this client can call the endpoints that change something.</summary>
     public bool CanSign => clusterKey is not null;
@@ -73,6 +74,13 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     /// </summary>
     public Task<ManagerAnswer> SwitchoverAsync(Uri baseUri, string? to, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, baseUri, "switchover", SwitchoverPurpose, JsonSerializer.Serialize(new SwitchoverRequest(to), InstanceJson.Options), cancellationToken);
+
+    /// <summary>
+    /// POST /maintenance: pauses (<paramref name="on"/>) or resumes automatic failover, through the Raft leader.
+    /// Signed like a switchover; unsigned, refused (401) and nothing changes.
+    /// </summary>
+    public Task<ManagerAnswer> MaintenanceAsync(Uri baseUri, bool on, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, baseUri, "maintenance", MaintenancePurpose, JsonSerializer.Serialize(new MaintenanceRequest(on), InstanceJson.Options), cancellationToken);
 
     /// <summary>GET /members: the committed Raft membership (open: no key needed).</summary>
     public async Task<MembersDocument> MembersAsync(Uri baseUri, CancellationToken cancellationToken)

@@ -15,10 +15,11 @@ namespace MemoryCluster.Instance.Control;
 /// <param name="AppliedIndex">The last Raft entry applied to this state.</param>
 /// <param name="MembersAt">The Raft entry that set <paramref name="Members"/> (zero: the founding members, or a snapshot taken before this was kept).</param>
 /// <param name="QuorumK">
-/// Quorum mode: the number of standbys proven to hold every acknowledged commit (0: not proven, which counts as 1).
-/// Set by the primary's proof (<see cref="ControlCommandType.SetQuorumK"/>), kept across a change of primary (a
-/// standby promotes only with the membership's k in force), lowered with a membership whose k is lower; a membership
-/// with a higher k leaves it as it was until the primary proves the new k.
+/// Quorum mode: the number of standbys of the membership proven to hold every acknowledged commit (0: none proven).
+/// Set to the membership's k by the first primary (it starts from initdb with that configuration) and by the
+/// primary's proof (<see cref="ControlCommandType.SetQuorumK"/>); kept across a change of primary (a standby promotes
+/// only with the membership's configuration in force); lowered by every standby that leaves the membership and to a
+/// lower k; a membership with a higher k leaves it as it was until the primary proves the new k.
 /// </param>
 public sealed record ControlState(
     IReadOnlyList<Member> Members,
@@ -41,10 +42,4 @@ public sealed record ControlState(
 
     /// <summary>Quorum mode's k for <see cref="Members"/>: ⌊voters/2⌋ (the one definition: <see cref="Node.MembershipPlanner.SyncStandbyCount"/>).</summary>
     public int MembersK => Node.MembershipPlanner.SyncStandbyCount(Members.Count(m => m.IsVoter));
-
-    /// <summary>
-    /// The k a failover may count with, at most: every commit acknowledged at this epoch is on at least this many
-    /// standbys (the proven k, at least 1; the membership's k bounds it too).
-    /// </summary>
-    public int ProvenK => Math.Max(1, QuorumK);
 }

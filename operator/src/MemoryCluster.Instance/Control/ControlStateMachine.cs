@@ -24,14 +24,18 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
     }
 
     /// <summary>
-    /// A new membership: its entry is kept, and the proven k is lowered to the new k when that is lower (a larger k
-    /// is proven by the primary once it is in force).
+    /// A new membership: its entry is kept, and the proven k falls by every standby that left (a commit acknowledged
+    /// by k standbys may sit on those), and to the new k when that is lower; a larger k, and the standbys that left,
+    /// are proven again by the primary once the new configuration is in force. 0: nothing is proven.
     /// </summary>
     public static ControlState WithMembers(ControlState state, IReadOnlyList<Member> members, LogIndex at)
     {
         ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(members);
+        var primary = state.Primary.ToNodeId();
+        var left = state.Members.Count(m => m.Id != primary && members.All(n => n.Id != m.Id));
         var next = state with { Members = members, MembersAt = at };
-        return next with { QuorumK = Math.Min(state.QuorumK, next.MembersK) };
+        return next with { QuorumK = Math.Max(0, Math.Min(state.QuorumK - left, next.MembersK)) };
     }
 
     private static (ApplyOutcome, ControlState, string Reason) ApplyEncoded(ControlState state, byte[] data)

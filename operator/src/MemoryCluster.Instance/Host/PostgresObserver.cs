@@ -133,7 +133,7 @@ internal sealed class PostgresObserver : BackgroundService
                 dataTimeline = state.Timeline;
             }
 
-            observation = new PgObservation(state.InRecovery, dataTimeline, state.WriteLsn, state.FlushLsn, state.ReceiveLsn, state.ReplayLsn, state.Receiver, state.ReceiverSource, state.Standbys, histories, state.ReceiptAgeSeconds, state.SyncK);
+            observation = new PgObservation(state.InRecovery, dataTimeline, state.WriteLsn, state.FlushLsn, state.ReceiveLsn, state.ReplayLsn, state.Receiver, state.ReceiverSource, state.Standbys, histories, state.ReceiptAgeSeconds, state.Sync);
         }
         catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException or IOException or InvalidOperationException or InvalidCastException or FormatException || (e is OperationCanceledException && !ct.IsCancellationRequested))
         {

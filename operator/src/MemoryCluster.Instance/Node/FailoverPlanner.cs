@@ -189,9 +189,14 @@ public static class FailoverPlanner
         {
             // IMPORTANT: every acknowledged commit reached k = ⌊n/2⌋ standbys. Any standbys − k + 1 of them include
             // one of those, so the highest exact position among that many holds every acknowledged commit.
-            // IMPORTANT: k is the proven one (ControlState.ProvenK): after a change of primary, or a membership that
-            // raised k, commits may have been acknowledged under a smaller k until the primary proved the new one.
-            var k = Math.Min(Math.Min(input.Control.ProvenK, config.SyncStandbys), standbys);
+            // IMPORTANT: k is the proven one (ControlState.QuorumK): after a membership raised k, or standbys left,
+            // commits may be on fewer standbys of the membership until the primary proves the k in force again.
+            var k = Math.Min(Math.Min(input.Control.QuorumK, config.SyncStandbys), standbys);
+            if (k < 1)
+            {
+                return $"quorum mode: standbys left the membership since the primary last proved its synchronous standbys in force, so no standby is proven to hold every acknowledged commit (quorumK 0); none is promoted{unsettledNote}{offNote}";
+            }
+
             var needed = standbys - k + 1;
             if (related.Count < needed)
             {

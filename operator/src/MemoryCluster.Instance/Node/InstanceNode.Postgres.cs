@@ -372,8 +372,8 @@ public sealed partial class InstanceNode
             StoppedCleanlyAt = _stoppedCleanlyAt,
             Detach = Detaching,
             PositionSettled = _settled,
-            QuorumProven = QuorumProofs.Proven(_quorumProof, _pg),
-            SyncKInForce = _pgAt >= _configWrittenAt ? _pg?.SyncK : null,
+            QuorumProven = QuorumProofs.Proven(_quorumProof, _pg, _control, _config),
+            QuorumConfigInForce = _pg is { } seen && _pgAt >= _configWrittenAt ? QuorumProofs.InForce(_config, seen.Sync) : null,
             SwitchoverTargetHeard = _switchoverSeenAt >= 0 && _heardAt.TryGetValue(_control.PendingSwitchover, out var heard) && heard >= _switchoverSeenAt,
         });
         if (HeldByStop(step))

@@ -103,7 +103,7 @@ public sealed partial class InstanceNode
     /// Whether reports should be read fresh (the other member queries its PostgreSQL before it answers): the leader,
     /// while the primary is late; the old primary of a switchover, waiting for its target to have its final WAL.
     /// </summary>
-    public bool WantsFreshReports => _switchover is not null || (_raft.IsLeader && (_failoverNote is not null || LeaderSeesPrimaryLate));
+    public bool WantsFreshReports => _switchover is not null || !_control.PendingSwitchover.IsNone || (_raft.IsLeader && (_failoverNote is not null || LeaderSeesPrimaryLate));
 
     private bool LeaderSeesPrimaryLate
     {
@@ -279,6 +279,20 @@ public sealed partial class InstanceNode
         // also while it is frozen; only a message from the primary heard recently shows it streams.
         var silent = ReplicationLiveness.ReceiverNotStreaming(pg);
         return silent is null ? (FollowState.Streaming, null) : (FollowState.Connecting, pg.Receiver == WalReceiverStatus.Streaming ? silent : null);
+    }
+
+    /// <summary>
+    /// The command that turns maintenance mode <paramref name="on"/> or off, with what it will say; no command when it
+    /// already is so (a client's retry, or a second operator), with that said.
+    /// </summary>
+    public (ControlCommand? Command, string Message) CheckMaintenance(bool on)
+    {
+        var control = _control;
+        return control.Maintenance == on
+            ? (null, on ? "maintenance mode is already on: automatic failover is paused" : "maintenance mode is already off")
+            : (ControlCommand.SetMaintenance(control.Epoch, on), on
+                ? "maintenance mode on: automatic failover is paused (switchovers still work)"
+                : "maintenance mode off: automatic failover resumed");
     }
 
     /// <summary>

@@ -201,6 +201,13 @@ public sealed partial class InstanceNode
             OnEpochChanged(control);
         }
 
+        if (control.Maintenance != _control.Maintenance)
+        {
+            Log(LogLevel.Warning, control.Maintenance
+                ? "maintenance mode on: automatic failover is paused (a failed primary is not replaced until it is resumed; switchovers still work)"
+                : "maintenance mode off: automatic failover resumed");
+        }
+
         if (control.PendingSwitchover != _control.PendingSwitchover)
         {
             _switchoverSeenAt = control.PendingSwitchover.IsNone ? -1 : _now;
@@ -261,10 +268,12 @@ public sealed partial class InstanceNode
     private void OnPeerObserved(PeerObserved p)
     {
         var askedAt = p.AskedAt ?? p.Now;
-        if (p.Report.Id != _config.Self && _peers.ContainsKey(p.Report.Id)
-            && !(_heardAt.TryGetValue(p.Report.Id, out var newest) && askedAt < newest))
+        if (p.Report.Id != _config.Self && _peers.TryGetValue(p.Report.Id, out var current)
+            && !(_heardAt.TryGetValue(p.Report.Id, out var newest) && askedAt < newest)
+            && !(p.Report.Reachable && current.Reachable && p.Report.StateAt < current.StateAt))
         {
-            // A read asked earlier than the one already taken (two reads of one member overlapped) is older news: dropped.
+            // Older news is dropped: a read asked earlier than the one already taken (two reads of one member overlapped),
+            // or an answer showing a PostgreSQL state older than the one already seen (a cached answer after a fresh one).
             _peers[p.Report.Id] = p.Report;
             _heardAt[p.Report.Id] = askedAt;
         }

@@ -177,7 +177,7 @@ public sealed record StandbyObservation(string Name, string State, string SyncSt
 /// host from the segment and history file names).
 /// </summary>
 /// <param name="InRecovery">True on a standby.</param>
-/// <param name="SyncK">The k of <c>synchronous_standby_names</c> in force (<c>ANY k (...)</c>; 0 when empty; null when not read or in another form).</param>
+/// <param name="Sync"><c>synchronous_standby_names</c> in force (k and names); null when not read or in another form.</param>
 /// <param name="DataTimeline">The newest timeline of which pg_wal holds a WAL segment: the timeline its WAL reached (a standby that refuses a newer timeline has that timeline's history file but none of its segments).</param>
 /// <param name="WriteLsn">Primary: the WAL insert position.</param>
 /// <param name="FlushLsn">Primary: the WAL flushed to disk.</param>
@@ -200,7 +200,7 @@ public sealed record PgObservation(
     IReadOnlyList<StandbyObservation> Standbys,
     IReadOnlyDictionary<TimelineId, WalLine> Histories,
     double? ReceiptAgeSeconds = null,
-    int? SyncK = null)
+    QuorumSetting? Sync = null)
 {
     /// <summary>The line of history the data is on (timeline 1 has no history file).</summary>
     public WalLine Line => Histories.TryGetValue(DataTimeline, out var line) ? line : new WalLine(DataTimeline, []);

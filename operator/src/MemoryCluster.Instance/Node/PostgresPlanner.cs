@@ -106,10 +106,10 @@ public sealed record PlanInput
     public Lsn? StoppedCleanlyAt { get; init; }
 
     /// <summary>
-    /// The k of <c>synchronous_standby_names</c> in force, from a state query begun after this manager last wrote the
-    /// configuration; null when none has answered since (or the value is not in our form).
+    /// Quorum mode: <c>synchronous_standby_names</c> in force is the membership's (<see cref="QuorumProofs.InForce"/>),
+    /// by a state query begun after this manager last wrote the configuration; null when none has answered since.
     /// </summary>
-    public int? SyncKInForce { get; init; }
+    public bool? QuorumConfigInForce { get; init; }
 
     /// <summary>
     /// Quorum mode, as the writing primary: the command recording that k standbys hold every commit it acknowledged,
@@ -217,15 +217,14 @@ public static class PostgresPlanner
             // IMPORTANT: a standby's configuration names the k of the membership it last wrote it for; promoted with
             // a smaller k than the membership's, its first commits would be acknowledged on fewer standbys than the
             // proven k a failover counts with (ControlState.QuorumK carries over to the new primary).
-            var wanted = QuorumProofs.Wanted(o.Config);
-            if (o.SyncKInForce is not { } inForce)
+            if (o.QuorumConfigInForce is not { } inForce)
             {
                 return new PlanStep.Wait($"primary at epoch {epoch}: reading the synchronous standby setting in force before promoting");
             }
 
-            if (inForce < wanted)
+            if (!inForce)
             {
-                return new PlanStep.Act(StepKind.Repoint, o.Upstream, $"primary at epoch {epoch}: the configuration in force names k = {inForce} synchronous standbys, the membership k = {wanted}; rewriting it before promoting");
+                return new PlanStep.Act(StepKind.Repoint, o.Upstream, $"primary at epoch {epoch}: the synchronous standbys in force are not the membership's (ANY {QuorumProofs.Wanted(o.Config)} of every other member); rewriting the configuration before promoting");
             }
         }
 
@@ -290,6 +289,12 @@ public static class PostgresPlanner
 
     private static PlanStep StartSwitchover(PlanInput o, MemberId target)
     {
+        if (o.Config.Members.All(m => m.Id != target))
+        {
+            // Removed from the membership after the request was checked: no report of it will ever come.
+            return new PlanStep.Propose(ControlCommand.ClearSwitchover(o.Control.Epoch), $"switchover refused: member {target} is no longer in the membership");
+        }
+
         if (!o.SwitchoverTargetHeard)
         {
             // IMPORTANT: a target stopped a moment ago still looks ready in a report read before; stopping for it would

@@ -13,7 +13,7 @@ public sealed record QuorumProof(Epoch Epoch, Raft.LogIndex MembersAt, int K, lo
 
 /// <summary>
 /// When a primary may record that its commits are on k standbys (<see cref="ControlCommandType.SetQuorumK"/>), so
-/// that a failover counts with that k rather than 1 (<see cref="ControlState.ProvenK"/>). Pure.
+/// that a failover counts with that k (<see cref="ControlState.QuorumK"/>). Pure.
 /// </summary>
 public static class QuorumProofs
 {
@@ -32,9 +32,26 @@ public static class QuorumProofs
     }
 
     /// <summary>
+    /// The configuration in force is the membership's: at least its k, naming every other member and no one outside
+    /// the membership (a removed member still streaming must not acknowledge for it).
+    /// </summary>
+    public static bool InForce(NodeConfig config, QuorumSetting? setting)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (setting is null || setting.K < Wanted(config))
+        {
+            return false;
+        }
+
+        var members = config.Members.Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
+        var others = config.Members.Where(m => m.Id != config.Self).Select(m => m.Name);
+        return setting.Names.All(members.Contains) && others.All(setting.Names.Contains);
+    }
+
+    /// <summary>
     /// The proof after one state observation of this member's PostgreSQL at <paramref name="now"/>; null when there
     /// is nothing to prove (not quorum mode, not the writing primary of the control state, k already proven) or the
-    /// wanted k is not in force yet.
+    /// membership's configuration is not in force.
     /// </summary>
     public static QuorumProof? Observe(QuorumProof? proof, ControlState control, NodeConfig config, bool mayWrite, PgObservation pg, long now)
     {
@@ -46,7 +63,7 @@ public static class QuorumProofs
             return null;
         }
 
-        if (pg.SyncK is not { } inForce || inForce < k)
+        if (!InForce(config, pg.Sync))
         {
             return null;
         }
@@ -59,15 +76,23 @@ public static class QuorumProofs
         return proof.Past is null && now - proof.InForceSince >= MarginMs ? proof with { Past = pg.WriteLsn } : proof;
     }
 
-    /// <summary>The command that records the proof, once <see cref="QuorumProof.K"/> standbys report WAL flushed past its position; null until then.</summary>
-    public static ControlCommand? Proven(QuorumProof? proof, PgObservation? pg)
+    /// <summary>
+    /// The command that records the proof, once <see cref="QuorumProof.K"/> standbys of the membership stream with WAL
+    /// flushed past its position, the configuration still in force; null until then, and once the control state has
+    /// it (or moved to another epoch or membership).
+    /// </summary>
+    public static ControlCommand? Proven(QuorumProof? proof, PgObservation? pg, ControlState control, NodeConfig config)
     {
-        if (proof is not { Past: { } past } || pg is null || pg.SyncK < proof.K)
+        ArgumentNullException.ThrowIfNull(control);
+        ArgumentNullException.ThrowIfNull(config);
+        if (proof is not { Past: { } past } || pg is null || !InForce(config, pg.Sync)
+            || control.QuorumK >= proof.K || control.Epoch != proof.Epoch || control.MembersAt != proof.MembersAt)
         {
             return null;
         }
 
-        var holding = pg.Standbys.Where(s => s.Flush >= past).Select(s => s.Name).Distinct(StringComparer.Ordinal).Count();
+        var others = config.Members.Where(m => m.Id != config.Self).Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
+        var holding = pg.Standbys.Where(s => s.State == "streaming" && others.Contains(s.Name) && s.Flush >= past).Select(s => s.Name).Distinct(StringComparer.Ordinal).Count();
         return holding >= proof.K ? ControlCommand.SetQuorumK(proof.Epoch, proof.MembersAt, proof.K) : null;
     }
 }

@@ -17,7 +17,7 @@ namespace MemoryCluster.Instance.Postgres;
 /// <param name="ReceiverSource">Standby: host:port the WAL receiver is connected to.</param>
 /// <param name="Standbys">Primary: pg_stat_replication, with each standby's reply age.</param>
 /// <param name="ReceiptAgeSeconds">Standby: how long ago the WAL receiver last heard from the primary (its own clock).</param>
-/// <param name="SyncK">The k of <c>synchronous_standby_names</c> as this session sees it (after any reload it processed); null when not in our form.</param>
+/// <param name="Sync"><c>synchronous_standby_names</c> as this session sees it (after any reload it processed); null when not in our form.</param>
 public sealed record PgState(
     bool InRecovery,
     TimelineId Timeline,
@@ -29,7 +29,7 @@ public sealed record PgState(
     string? ReceiverSource,
     IReadOnlyList<StandbyObservation> Standbys,
     double? ReceiptAgeSeconds,
-    int? SyncK = null);
+    QuorumSetting? Sync = null);
 
 /// <summary>
 /// The manager's SQL connection to its own PostgreSQL, over the private Unix socket as the superuser. Every
@@ -161,7 +161,7 @@ public sealed class PgClient(string socketDirectory, int port)
         var receiver = reader.IsDBNull(6) ? WalReceiverStatus.None : ReceiverStatus(reader.GetString(6));
         var source = reader.IsDBNull(7) ? null : reader.GetString(7);
         double? receiptAge = reader.IsDBNull(9) ? null : reader.GetDouble(9);
-        var syncK = PostgresConfigFiles.QuorumK(reader.GetString(10));
+        var sync = QuorumSetting.Parse(reader.GetString(10));
         var standbys = new List<StandbyObservation>();
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -176,7 +176,7 @@ public sealed class PgClient(string socketDirectory, int port)
                 reader.IsDBNull(6) ? null : reader.GetDouble(6)));
         }
 
-        return new PgState(inRecovery, new TimelineId(timeline), write, flush, receive, replay, receiver, source, standbys, receiptAge, syncK);
+        return new PgState(inRecovery, new TimelineId(timeline), write, flush, receive, replay, receiver, source, standbys, receiptAge, sync);
     }
 
     private static WalReceiverStatus ReceiverStatus(string status) => status switch

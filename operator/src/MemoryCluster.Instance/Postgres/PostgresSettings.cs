@@ -138,31 +138,6 @@ internal static class PostgresConfigFiles
         "'" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "''", StringComparison.Ordinal) + "'";
 
     /// <summary>
-    /// The k of a <c>synchronous_standby_names</c> value as <see cref="SynchronousStandbyNames"/> writes it
-    /// (<c>ANY k (...)</c>); 0 for an empty value; null for any other form (not ours: nothing is assumed of it).
-    /// </summary>
-    public static int? QuorumK(string value)
-    {
-        ArgumentNullException.ThrowIfNull(value);
-        var text = value.Trim();
-        if (text.Length == 0)
-        {
-            return 0;
-        }
-
-        if (!text.StartsWith("ANY ", StringComparison.OrdinalIgnoreCase))
-        {
-            return null;
-        }
-
-        var rest = text[4..].TrimStart();
-        var digits = rest.TakeWhile(char.IsAsciiDigit).Count();
-        return digits is > 0 and < 6 && rest[digits..].TrimStart().StartsWith('(')
-            ? int.Parse(rest[..digits], NumberStyles.None, CultureInfo.InvariantCulture)
-            : null;
-    }
-
-    /// <summary>
     /// <c>synchronous_standby_names</c> for quorum mode: <c>ANY k (all other members)</c>, where k makes every
     /// acknowledged commit reach a Raft majority of the instances (the primary plus k standbys):
     /// k = ⌊n/2⌋, i.e. 1 of 2 standbys for 3 instances, 2 of 4 for 5. Empty in async mode.
