@@ -222,6 +222,26 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Contains("maintenance mode: automatic failover is paused", pause.Stdout, StringComparison.Ordinal);
         Assert.All(await cluster.StatusAsync(), s => Assert.True(s.Status!.Maintenance, $"{s.Member.Name} does not show maintenance mode"));
         Assert.Contains("already on", cluster.Cli("local", "pause").Stdout, StringComparison.Ordinal);
+
+        // `local status -o json|yaml`: every manager's whole /status, with the verdict.
+        var json = cluster.Cli("local", "status", "-o", "json");
+        Assert.True(json.Code == 0, json.Stderr);
+        using (var document = System.Text.Json.JsonDocument.Parse(json.Stdout))
+        {
+            Assert.True(document.RootElement.GetProperty("healthy").GetBoolean());
+            var members = document.RootElement.GetProperty("members").EnumerateArray().ToList();
+            Assert.Equal(cluster.Layout.Members.Select(m => m.Name), members.Select(m => m.GetProperty("name").GetString()));
+            Assert.All(members, m => Assert.True(m.GetProperty("status").GetProperty("maintenance").GetBoolean()));
+            Assert.Single(members, m => m.GetProperty("status").GetProperty("role").GetString() == "primary");
+        }
+
+        var yaml = cluster.Cli("local", "status", "--output", "yaml");
+        Assert.True(yaml.Code == 0, yaml.Stderr);
+        Assert.Contains("healthy: true", yaml.Stdout, StringComparison.Ordinal);
+        Assert.Contains("maintenance: true", yaml.Stdout, StringComparison.Ordinal);
+        var bad = cluster.Cli("local", "status", "-o", "xml");
+        Assert.NotEqual(0, bad.Code);
+        Assert.Contains("xml", bad.Stderr, StringComparison.Ordinal);
         Assert.Contains("maintenance mode on", File.ReadAllText(Path.Combine(cluster.Dir, cluster.Layout.Members[0].Name, "manager.log")), StringComparison.Ordinal);
 
         // The primary's manager killed (its PostgreSQL fenced by the watchdog): the Raft leader says it is paused.

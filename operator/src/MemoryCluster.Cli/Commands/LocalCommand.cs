@@ -165,7 +165,10 @@ internal static class LocalCommand
 
     private static Command Status()
     {
-        var command = new Command("status", "One row per instance, from each manager's /status.");
+        var output = new Option<string>("--output", "-o") { Description = "table, json or yaml (json and yaml: every manager's whole /status).", DefaultValueFactory = _ => "table" };
+        output.AcceptOnlyFromAmong("table", "json", "yaml");
+        var watch = new Option<bool>("--watch", "-w") { Description = "Print again every 2 s until interrupted." };
+        var command = new Command("status", "One row per instance, from each manager's /status; exit 1 unless healthy.") { output, watch };
         command.SetAction(async (result, ct) =>
         {
             if (Existing(result) is not { } cluster)
@@ -173,11 +176,55 @@ internal static class LocalCommand
                 return 2;
             }
 
-            var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
-            Console.Out.Write(LocalCluster.Table(statuses));
-            return LocalCluster.Assess(statuses).Healthy ? 0 : 1;
+            var format = result.GetValue(output)!;
+            while (true)
+            {
+                var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
+                Console.Out.Write(StatusText(statuses, format, result.GetValue(watch)));
+                if (!result.GetValue(watch))
+                {
+                    return LocalCluster.Assess(statuses).Healthy ? 0 : 1;
+                }
+
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return 0;
+                }
+
+                Console.Out.WriteLine(format == "yaml" ? "---" : string.Empty);
+            }
         });
         return command;
+    }
+
+    /// <summary>The statuses as a table (under the time and the verdict when watched), or as a JSON or YAML document with the verdict.</summary>
+    private static string StatusText(IReadOnlyList<(MemoryCluster.Instance.Peer Member, StatusDocument? Status)> statuses, string format, bool watched)
+    {
+        var (healthy, summary) = LocalCluster.Assess(statuses);
+        if (format == "table")
+        {
+            var heading = watched ? $"{DateTime.Now:HH:mm:ss}  {(healthy ? "healthy" : "not healthy")}: {summary}\n" : string.Empty;
+            return heading + LocalCluster.Table(statuses);
+        }
+
+        var document = new System.Text.Json.Nodes.JsonObject
+        {
+            ["healthy"] = healthy,
+            ["summary"] = summary,
+            ["members"] = new System.Text.Json.Nodes.JsonArray([.. statuses.Select(s => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
+            {
+                ["name"] = s.Member.Name,
+                ["answering"] = s.Status is not null,
+                ["status"] = s.Status is null ? null : System.Text.Json.JsonSerializer.SerializeToNode(s.Status, InstanceJson.Options),
+            })]),
+        };
+        return format == "json"
+            ? document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n"
+            : Manifests.YamlJson.FromJson(document);
     }
 
     private static Command Psql()
