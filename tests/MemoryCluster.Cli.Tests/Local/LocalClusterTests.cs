@@ -242,7 +242,16 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         var bad = cluster.Cli("local", "status", "-o", "xml");
         Assert.NotEqual(0, bad.Code);
         Assert.Contains("xml", bad.Stderr, StringComparison.Ordinal);
-        Assert.Contains("maintenance mode on", File.ReadAllText(Path.Combine(cluster.Dir, cluster.Layout.Members[0].Name, "manager.log")), StringComparison.Ordinal);
+
+        // Every manager logs it; `local logs NAME` shows the log readable, PostgreSQL's lines included.
+        var logs = cluster.Cli("local", "logs", cluster.Layout.Members[0].Name);
+        Assert.True(logs.Code == 0, logs.Stderr);
+        Assert.Matches(@"\d\d:\d\d:\d\d\.\d{3} WARN NodeDriver: maintenance mode on", logs.Stdout);
+        Assert.Matches(@"INFO PostgresSupervisor: postgres: .* LOG: ", logs.Stdout);
+        Assert.StartsWith("{", cluster.Cli("local", "logs", cluster.Layout.Members[0].Name, "--json").Stdout, StringComparison.Ordinal);
+        var unknown = cluster.Cli("local", "logs", "mc-9");
+        Assert.Equal(2, unknown.Code);
+        Assert.Contains("no instance is named 'mc-9'", unknown.Stderr, StringComparison.Ordinal);
 
         // The primary's manager killed (its PostgreSQL fenced by the watchdog): the Raft leader says it is paused.
         var (primary, epoch) = await cluster.PrimaryAsync();

@@ -23,6 +23,7 @@ internal static class LocalCommand
         command.Add(Up());
         command.Add(Status());
         command.Add(Env());
+        command.Add(Logs());
         command.Add(Psql());
         command.Add(Switchover());
         command.Add(Scale());
@@ -225,6 +226,62 @@ internal static class LocalCommand
         return format == "json"
             ? document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n"
             : Manifests.YamlJson.FromJson(document);
+    }
+
+    private static Command Logs()
+    {
+        var name = new Argument<string>("name") { Description = "The instance, e.g. mc-1." };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines until interrupted." };
+        var json = new Option<bool>("--json") { Description = "The log lines as written (JSON), not made readable." };
+        var command = new Command("logs", "An instance manager's log, PostgreSQL's lines included, made readable.") { name, follow, json };
+        command.SetAction(async (result, ct) =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            var wanted = result.GetValue(name)!;
+            if (cluster.Layout.Members.FirstOrDefault(m => m.Name == wanted) is not { } member)
+            {
+                Console.Error.WriteLine($"no instance is named '{wanted}' (instances: {string.Join(", ", cluster.Layout.Members.Select(m => m.Name))})");
+                return 2;
+            }
+
+            var path = cluster.Layout.LogFile(member);
+            if (!File.Exists(path))
+            {
+                Console.Error.WriteLine($"{path}: no log yet (the manager has not started)");
+                return 1;
+            }
+
+            Func<string, string> show = result.GetValue(json) ? line => line : ManagerLog.Readable;
+            using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
+            while (true)
+            {
+                var line = await reader.ReadLineAsync(ct).ConfigureAwait(false);
+                if (line is not null)
+                {
+                    Console.Out.WriteLine(show(line));
+                    continue;
+                }
+
+                if (!result.GetValue(follow))
+                {
+                    return 0;
+                }
+
+                try
+                {
+                    await Task.Delay(200, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return 0;
+                }
+            }
+        });
+        return command;
     }
 
     private static Command Psql()
