@@ -230,6 +230,17 @@ public static class InstanceHost
 
             return Results.Json(answer, InstanceJson.Options, statusCode: 409);
         });
+        app.MapSigned("POST", "/reinit", InstanceApiClient.ReinitPurpose, guard, (_, _, _) =>
+        {
+            var (accepted, message) = driver.Read((node, _) => node.CheckReinit());
+            if (!accepted)
+            {
+                return Task.FromResult(Results.Json(new ManagerAnswer(false, message), InstanceJson.Options, statusCode: 409));
+            }
+
+            driver.Step(now => new ReinitRequested(now));
+            return Task.FromResult(Results.Json(new ManagerAnswer(true, message), InstanceJson.Options, statusCode: 202));
+        });
         var membership = app.Services.GetRequiredService<MembershipService>();
         app.MapGet("/members", async (CancellationToken ct) => Results.Json(await membership.ListAsync(ct).ConfigureAwait(false), InstanceJson.Options));
         app.MapSigned("POST", "/members", InstanceApiClient.AddMemberPurpose, guard, async (text, _, ct) =>

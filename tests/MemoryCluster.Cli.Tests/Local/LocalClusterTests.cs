@@ -288,6 +288,25 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Equal(0, cluster.Cli("local", "up").Code);
         await cluster.WaitHealthyAsync();
         Assert.All(await cluster.StatusAsync(), s => Assert.False(s.Status!.Maintenance));
+
+        // `local reinit`: a replica is rebuilt from the primary (its old data kept aside) and has the rows; the
+        // primary is refused.
+        await AckedWriter.CreateTableAsync(cluster.ReadWrite);
+        await using (var writer = new AckedWriter(cluster.ReadWrite, TimeSpan.FromMilliseconds(5), TimeSpan.FromSeconds(60)))
+        {
+            Assert.True(await writer.WaitForAckedAsync(20, TimeSpan.FromSeconds(60)), "no writes before the reinit");
+        }
+
+        var (now, _) = await cluster.PrimaryAsync();
+        var refused = cluster.Cli("local", "reinit", now);
+        Assert.Equal(1, refused.Code);
+        Assert.Contains("is the primary", refused.Stderr, StringComparison.Ordinal);
+        var replica = cluster.Layout.Members.First(m => m.Name != now).Name;
+        var reinit = cluster.Cli("local", "reinit", replica);
+        Assert.True(reinit.Code == 0, $"{reinit.Stdout}\n{reinit.Stderr}\n{cluster.Logs()}");
+        Assert.Contains($"{replica} streams again", reinit.Stdout, StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(cluster.Dir, replica, "pgdata.reinit.1")));
+        await WaitForRowsEverywhereAsync(cluster, await cluster.CountAsync(now));
     }
 
     [Fact]

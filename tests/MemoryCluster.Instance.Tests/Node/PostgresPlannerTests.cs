@@ -265,6 +265,16 @@ public sealed class PostgresPlannerTests
     }
 
     [Fact]
+    public void A_replica_asked_to_reinit_stops_then_clones_afresh_from_a_ready_primary()
+    {
+        var replica = Input(State(1, 1), self: 2, data: DataKind.Standby, pg: Replica(), upstream: 1, peers: Peer(1, InstanceRole.Primary, epoch: 1)) with { ReinitRequested = true };
+        Assert.Contains("reinit requested", Act(Next(replica), StepKind.Stop).Why, StringComparison.Ordinal);
+        var stopped = replica with { Running = false, Pg = null };
+        Assert.Equal(Id(1), Act(Next(stopped), StepKind.Reclone).Member);
+        Assert.Contains("waiting for primary", Assert.IsType<PlanStep.Wait>(Next(stopped with { Peers = new Dictionary<MemberId, PeerView> { [Id(1)] = PeerView.Unreachable(Id(1)) } })).Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_switchover_to_a_member_removed_since_the_request_is_cleared_not_waited_for()
     {
         var input = Input(State(1, 1, pending: 4), targetHeard: false, peers: Peer(2, InstanceRole.Replica, streaming: true, flush: 4800));

@@ -29,6 +29,7 @@ internal static class LocalCommand
         command.Add(Scale());
         command.Add(MaintenanceCommand("pause", on: true, "Maintenance mode: pause automatic failover (a failed primary is not replaced until `local resume`; switchovers still work)."));
         command.Add(MaintenanceCommand("resume", on: false, "Leave maintenance mode: automatic failover resumes."));
+        command.Add(Reinit());
         command.Add(KillCommand());
         command.Add(LinkCommand("isolate", "Cut one instance's network link (clusters made with --netns; fault injection).", up: false));
         command.Add(LinkCommand("heal", "Restore one instance's network link cut by `local isolate`.", up: true));
@@ -228,6 +229,28 @@ internal static class LocalCommand
             : Manifests.YamlJson.FromJson(document);
     }
 
+    /// <summary>
+    /// The local cluster and its instance named by <paramref name="name"/>; null, said on standard error (with the
+    /// names there are), when there is no cluster or no such instance.
+    /// </summary>
+    private static (LocalCluster Cluster, MemoryCluster.Instance.Peer Member)? ExistingMember(ParseResult result, Argument<string> name)
+    {
+        if (Existing(result) is not { } cluster)
+        {
+            return null;
+        }
+
+        var wanted = result.GetValue(name)!;
+        var member = cluster.Layout.Members.FirstOrDefault(m => m.Name == wanted);
+        if (member is null)
+        {
+            Console.Error.WriteLine($"no instance is named '{wanted}' (instances: {string.Join(", ", cluster.Layout.Members.Select(m => m.Name))})");
+            return null;
+        }
+
+        return (cluster, member);
+    }
+
     private static Command Logs()
     {
         var name = new Argument<string>("name") { Description = "The instance, e.g. mc-1." };
@@ -236,15 +259,8 @@ internal static class LocalCommand
         var command = new Command("logs", "An instance manager's log, PostgreSQL's lines included, made readable.") { name, follow, json };
         command.SetAction(async (result, ct) =>
         {
-            if (Existing(result) is not { } cluster)
+            if (ExistingMember(result, name) is not var (cluster, member))
             {
-                return 2;
-            }
-
-            var wanted = result.GetValue(name)!;
-            if (cluster.Layout.Members.FirstOrDefault(m => m.Name == wanted) is not { } member)
-            {
-                Console.Error.WriteLine($"no instance is named '{wanted}' (instances: {string.Join(", ", cluster.Layout.Members.Select(m => m.Name))})");
                 return 2;
             }
 
@@ -397,6 +413,59 @@ internal static class LocalCommand
 
         Console.Error.WriteLine("no manager answered");
         return null;
+    }
+
+    private static Command Reinit()
+    {
+        var name = new Argument<string>("name") { Description = "The replica to rebuild, e.g. mc-2." };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait until it streams again.", DefaultValueFactory = _ => 300 };
+        var command = new Command("reinit", "Rebuild a replica from the primary: its data is set aside (DIR/NAME/pgdata.reinit.N) and cloned afresh; refused for the primary.") { name, timeout };
+        command.SetAction(async (result, ct) =>
+        {
+            if (ExistingMember(result, name) is not var (cluster, member))
+            {
+                return 2;
+            }
+
+            var wanted = member.Name;
+            ManagerAnswer answer;
+            try
+            {
+                answer = await cluster.SigningApi().ReinitAsync(member.HttpBase, ct).ConfigureAwait(false);
+            }
+            catch (InstanceApiException e)
+            {
+                Console.Error.WriteLine($"{wanted}'s manager did not answer: {e.Message}");
+                return 1;
+            }
+
+            if (!answer.Accepted)
+            {
+                Console.Error.WriteLine($"reinit refused: {answer.Message}");
+                return 1;
+            }
+
+            Console.Out.WriteLine(answer.Message);
+            var folder = cluster.Layout.InstanceDirectory(member);
+            var before = Directory.GetDirectories(folder, "pgdata.reinit.*").Length;
+            var watch = Stopwatch.StartNew();
+            while (watch.Elapsed < TimeSpan.FromSeconds(result.GetValue(timeout)))
+            {
+                var status = (await cluster.StatusAsync(ct).ConfigureAwait(false)).Single(s => s.Member == member).Status;
+                if (Directory.GetDirectories(folder, "pgdata.reinit.*").Length > before && status is { Role: InstanceRole.Replica, Ready: true, Streaming: true })
+                {
+                    Console.Out.WriteLine($"{wanted} streams again after {watch.Elapsed.TotalSeconds:0.0} s; its old data is kept in {Directory.GetDirectories(folder, "pgdata.reinit.*").Order(StringComparer.Ordinal).Last()}");
+                    return 0;
+                }
+
+                await Task.Delay(200, ct).ConfigureAwait(false);
+            }
+
+            Console.Error.WriteLine($"{wanted} did not stream again within {result.GetValue(timeout)} s");
+            Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
+            return 1;
+        });
+        return command;
     }
 
     private static Command MaintenanceCommand(string verb, bool on, string description)

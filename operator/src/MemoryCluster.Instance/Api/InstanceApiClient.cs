@@ -30,6 +30,7 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     public const string AddMemberPurpose = "members-add";
     public const string RemoveMemberPurpose = "members-remove";
     public const string MaintenancePurpose = "maintenance";
+    public const string ReinitPurpose = "reinit";
 
     /// <summary>Whether this client can call the endpoints that change something.</summary>
     public bool CanSign => clusterKey is not null;
@@ -81,6 +82,13 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     /// </summary>
     public Task<ManagerAnswer> MaintenanceAsync(Uri baseUri, bool on, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, baseUri, "maintenance", MaintenancePurpose, JsonSerializer.Serialize(new MaintenanceRequest(on), InstanceJson.Options), cancellationToken);
+
+    /// <summary>
+    /// POST /reinit on the member to rebuild: it sets its data aside and clones afresh from the primary; refused for
+    /// the primary. Signed like a switchover.
+    /// </summary>
+    public Task<ManagerAnswer> ReinitAsync(Uri baseUri, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, baseUri, "reinit", ReinitPurpose, "{}", cancellationToken);
 
     /// <summary>GET /members: the committed Raft membership (open: no key needed).</summary>
     public async Task<MembersDocument> MembersAsync(Uri baseUri, CancellationToken cancellationToken)

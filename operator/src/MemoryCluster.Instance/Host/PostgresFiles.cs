@@ -124,11 +124,11 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
     }
 
     /// <summary>Moves the data directory aside to a new <c>pgdata.diverged.N</c> (never one that exists: diverged data may hold writes no one else has).</summary>
-    public string MoveAside()
+    public string MoveAside(string kind = "diverged")
     {
         for (var n = 1; ; n++)
         {
-            var aside = string.Create(CultureInfo.InvariantCulture, $"{options.DataDirectory}.diverged.{n}");
+            var aside = string.Create(CultureInfo.InvariantCulture, $"{options.DataDirectory}.{kind}.{n}");
             if (!Directory.Exists(aside) && !File.Exists(aside))
             {
                 Directory.Move(options.DataDirectory, aside);

@@ -166,8 +166,8 @@ internal sealed partial class PostgresSupervisor : BackgroundService
                 _files.WriteConfig(rewind.From, standby: true);
                 return null;
             case PostgresAction.Reclone reclone:
-                var aside = _files.MoveAside();
-                Log.KeptDiverged(_logger, aside);
+                var aside = _files.MoveAside(reclone.Reinit ? "reinit" : "diverged");
+                Log.KeptAside(_logger, aside);
                 await CloneAsync(reclone.From, ct).ConfigureAwait(false);
                 return null;
             case PostgresAction.Repoint repoint:
@@ -367,8 +367,8 @@ internal sealed partial class PostgresSupervisor : BackgroundService
 
     private static partial class Log
     {
-        [LoggerMessage(120, LogLevel.Warning, "the diverged data is kept at {Path}")]
-        public static partial void KeptDiverged(ILogger logger, string path);
+        [LoggerMessage(120, LogLevel.Warning, "the old data is kept at {Path}")]
+        public static partial void KeptAside(ILogger logger, string path);
     }
 
 }

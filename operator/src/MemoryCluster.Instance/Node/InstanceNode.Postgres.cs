@@ -198,6 +198,7 @@ public sealed partial class InstanceNode
                 ResetPosition();
                 _upstream = reclone.From;
                 _rewindFailed = false;
+                _reinitRequested = false;
                 break;
             case PostgresAction.Rewind rewind:
                 ResetPosition();
@@ -373,6 +374,7 @@ public sealed partial class InstanceNode
             Detach = Detaching,
             PositionSettled = _settled,
             QuorumProven = QuorumProofs.Proven(_quorumProof, _pg, _control, _config),
+            ReinitRequested = _reinitRequested,
             QuorumConfigInForce = _pg is { } seen && _pgAt >= _configWrittenAt ? QuorumProofs.InForce(_config, seen.Sync) : null,
             SwitchoverTargetHeard = _switchoverSeenAt >= 0 && _heardAt.TryGetValue(_control.PendingSwitchover, out var heard) && heard >= _switchoverSeenAt,
         });
@@ -447,7 +449,7 @@ public sealed partial class InstanceNode
                 action = new PostgresAction.Rewind(id, act.Member, act.Why);
                 break;
             case StepKind.Reclone:
-                action = new PostgresAction.Reclone(id, act.Member, act.Why);
+                action = new PostgresAction.Reclone(id, act.Member, act.Why, _reinitRequested);
                 break;
             case StepKind.Repoint:
                 action = new PostgresAction.Repoint(id, act.Member, act.Why);

@@ -281,6 +281,25 @@ public sealed partial class InstanceNode
         return silent is null ? (FollowState.Streaming, null) : (FollowState.Connecting, pg.Receiver == WalReceiverStatus.Streaming ? silent : null);
     }
 
+    /// <summary>Whether this member may be rebuilt from the primary now (<c>POST /reinit</c>), and what it will say.</summary>
+    public (bool Accepted, string Message) CheckReinit()
+    {
+        var control = _control;
+        if (control.Primary.IsNone || control.Epoch == Epoch.Zero)
+        {
+            return (false, "the cluster has no primary yet to clone from");
+        }
+
+        if (control.Primary == _config.Self)
+        {
+            return (false, $"{_config.NameOf(_config.Self)} is the primary (epoch {control.Epoch}); switch over first, then reinit it as a replica");
+        }
+
+        return _reinitRequested
+            ? (true, $"a reinit of {_config.NameOf(_config.Self)} is already under way")
+            : (true, $"reinit of {_config.NameOf(_config.Self)}: its data is set aside and cloned afresh from {_config.NameOf(control.Primary)}");
+    }
+
     /// <summary>
     /// The command that turns maintenance mode <paramref name="on"/> or off, with what it will say; no command when it
     /// already is so (a client's retry, or a second operator), with that said.

@@ -29,6 +29,9 @@ public sealed partial class InstanceNode
     /// <summary>When (node clock) a rewrite of the configuration by this manager (a re-point) last completed.</summary>
     private long _configWrittenAt = long.MinValue;
 
+    /// <summary>An operator asked this replica to be cloned afresh from the primary; cleared once done or when it is named primary.</summary>
+    private bool _reinitRequested;
+
     /// <summary>Quorum mode, as the writing primary: the proof under way that k standbys hold its commits.</summary>
     private QuorumProof? _quorumProof;
 
@@ -99,6 +102,14 @@ public sealed partial class InstanceNode
                 break;
             case PostgresObserved p:
                 OnPostgresObserved(p);
+                break;
+            case ReinitRequested:
+                if (CheckReinit().Accepted)
+                {
+                    _reinitRequested = true;
+                    Log(LogLevel.Warning, "reinit requested: this replica's data is set aside and cloned afresh from the primary");
+                }
+
                 break;
             case PostgresExited e:
                 OnPostgresExited(e);
@@ -260,6 +271,7 @@ public sealed partial class InstanceNode
         {
             // A first lease at the new epoch is wanted at once: the planner waits for it to start or promote.
             _nextRenewalAt = _now;
+            _reinitRequested = false;
         }
 
         Log(LogLevel.Information, $"epoch {next.Epoch}: primary {_config.NameOf(next.Primary)}");

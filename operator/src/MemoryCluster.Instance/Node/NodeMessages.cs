@@ -287,6 +287,9 @@ public sealed record Started(long Now, DataKind Data, Epoch FencedEpoch, string?
 /// <summary>Time passed (the host ticks every few tens of milliseconds).</summary>
 public sealed record Tick(long Now) : NodeInput(Now);
 
+/// <summary>An operator asked this replica to be rebuilt from the primary (<c>POST /reinit</c>, checked by <see cref="InstanceNode.CheckReinit"/>).</summary>
+public sealed record ReinitRequested(long Now) : NodeInput(Now);
+
 /// <summary>The Raft host's view and the control state it has applied (sent whenever either changes).</summary>
 public sealed record RaftObserved(long Now, RaftView Raft, ControlState Control) : NodeInput(Now);
 
@@ -389,8 +392,12 @@ public abstract record PostgresAction(long Id, string Why) : NodeAction
     /// <summary>Rewinds the data directory (stopped) onto <paramref name="From"/>'s timeline with pg_rewind, then configures it to follow it.</summary>
     public sealed record Rewind(long Id, MemberId From, string Why) : PostgresAction(Id, Why);
 
-    /// <summary>Moves the data directory aside (a new <c>pgdata.diverged.N</c>, never deleted) and clones afresh from <paramref name="From"/>.</summary>
-    public sealed record Reclone(long Id, MemberId From, string Why) : PostgresAction(Id, Why);
+    /// <summary>Moves the data directory aside (a new <c>pgdata.diverged.N</c> or <c>pgdata.reinit.N</c>, never deleted) and clones afresh from <paramref name="From"/>.</summary>
+    /// <param name="Id">The action's id.</param>
+    /// <param name="From">The primary to clone from.</param>
+    /// <param name="Why">Why, for the log.</param>
+    /// <param name="Reinit">Asked for by an operator (the old data is kept as <c>pgdata.reinit.N</c>, not <c>pgdata.diverged.N</c>).</param>
+    public sealed record Reclone(long Id, MemberId From, string Why, bool Reinit = false) : PostgresAction(Id, Why);
 
     /// <summary>Rewrites primary_conninfo to follow <paramref name="Upstream"/> and reloads.</summary>
     public sealed record Repoint(long Id, MemberId Upstream, string Why) : PostgresAction(Id, Why);

@@ -117,6 +117,9 @@ public sealed record PlanInput
     /// </summary>
     public ControlCommand? QuorumProven { get; init; }
 
+    /// <summary>An operator asked for this replica to be cloned afresh from the primary (reinit).</summary>
+    public bool ReinitRequested { get; init; }
+
     /// <summary>
     /// The pending switchover's target has been read (its report, or that it did not answer) since this node saw the
     /// request: the check before stopping is not made on a report up to a poll interval old.
@@ -356,6 +359,18 @@ public static class PostgresPlanner
             // IMPORTANT: a primary that sees a committed epoch naming another instance is killed at once; it never
             // keeps taking writes beside the new primary.
             return new PlanStep.Fence($"demoted: epoch {epoch} names {name} primary");
+        }
+
+        if (o.ReinitRequested && o.Data != DataKind.Missing)
+        {
+            if (o.Running)
+            {
+                return new PlanStep.Act(StepKind.Stop, MemberId.None, $"reinit requested: stopping to clone afresh from {name}");
+            }
+
+            return upstreamReady
+                ? new PlanStep.Act(StepKind.Reclone, primary, $"reinit requested: cloning afresh from {name} (the old data kept aside)")
+                : new PlanStep.Wait($"reinit requested: waiting for primary {name} to be ready to clone from");
         }
 
         if (o.Data == DataKind.Missing)
