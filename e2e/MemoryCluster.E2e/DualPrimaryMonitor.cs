@@ -19,7 +19,7 @@ internal readonly record struct SessionAnswer(string Member, long Session, long 
 /// does not slow the others, and records when each one accepted writes.
 /// <para>
 /// New connections: "accepts writes" means a NEW connection succeeds and <c>select not pg_is_in_recovery()</c>
-/// returns true, within 300 ms. The connection is TCP to the instance's PostgreSQL port, as the application role
+/// returns true, within 300 ms of that attempt's start (a later answer is no sample; the sample covers that attempt). The connection is TCP to the instance's PostgreSQL port, as the application role
 /// (what a client sees); when TCP fails (say the instance is cut off by a partition), the same query is tried over
 /// the instance's Unix socket, which crosses network namespaces, so that a primary still writable for clients on
 /// its side of a partition is seen too.
@@ -355,14 +355,13 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         {
             do
             {
-                var from = Stopwatch.GetTimestamp();
                 var answer = await WritableAsync(tcp) ?? await WritableAsync(socket);
                 Interlocked.Increment(ref _samples);
-                if (answer is { OutOfRecovery: true } a)
+                if (answer is { Answer: { OutOfRecovery: true } a, From: var from, To: var to })
                 {
                     lock (_writable)
                     {
-                        Record(member.Name, from, Stopwatch.GetTimestamp(), true, a.Senders >= _acknowledgingStandbys);
+                        Record(member.Name, from, to, true, a.Senders >= _acknowledgingStandbys);
                     }
                 }
             }
@@ -373,17 +372,26 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         }
     }
 
-    /// <summary>The answer to <see cref="Question"/> when the instance answered; null when it could not be asked in time.</summary>
-    private async Task<(bool OutOfRecovery, int Senders)?> WritableAsync(string connectionString)
+    /// <summary>
+    /// The answer to <see cref="Question"/> over a new connection, with when this attempt began and when the answer was
+    /// read: a sample covers only its own attempt (a TCP attempt to a cut-off instance before it is not part of it).
+    /// Null when it could not be asked, or was not answered, within <see cref="SampleTimeout"/>: an answer read later
+    /// (a slow cancellation, or the monitor's own continuation delayed on a loaded machine) would stretch the sample
+    /// over time the instance may no longer have been writable, as the long-lived sessions' rule says too.
+    /// </summary>
+    private async Task<((bool OutOfRecovery, int Senders) Answer, long From, long To)?> WritableAsync(string connectionString)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         timeout.CancelAfter(SampleTimeout);
+        var from = Stopwatch.GetTimestamp();
         try
         {
             await using var connection = new NpgsqlConnection(connectionString);
             await connection.OpenAsync(timeout.Token);
             await using var command = new NpgsqlCommand(Question, connection);
-            return await ReadAsync(command, timeout.Token);
+            var answer = await ReadAsync(command, timeout.Token);
+            var to = Stopwatch.GetTimestamp();
+            return Stopwatch.GetElapsedTime(from, to) <= SampleTimeout ? (answer, from, to) : null;
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException or IOException or System.Net.Sockets.SocketException)
         {
