@@ -129,21 +129,7 @@ internal sealed class FaultContext(E2eCluster cluster, AckedWriter writer, Statu
     }
 
     /// <summary>Waits (checking every 10 ms) until <paramref name="done"/> holds; false when it did not within <paramref name="limit"/>.</summary>
-    public async Task<bool> WaitUntilAsync(Func<bool> done, TimeSpan limit)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!done())
-        {
-            if (watch.Elapsed > limit)
-            {
-                return false;
-            }
-
-            await Task.Delay(10, cancellationToken);
-        }
-
-        return true;
-    }
+    public Task<bool> WaitUntilAsync(Func<bool> done, TimeSpan limit) => Poll.UntilAsync(done, limit, TimeSpan.FromMilliseconds(10), cancellationToken);
 
     /// <summary><c>local up</c>: starts every manager that is not running (a node reboot) and waits for health.</summary>
     public async Task RestartAsync()

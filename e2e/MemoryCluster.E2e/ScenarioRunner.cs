@@ -261,7 +261,7 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
         // Sessions opened before the fault: every member's writer and the monitor's session to every member.
         var members = cluster.Layout.Members.Select(m => m.Name).ToList();
         var notes = new List<string>();
-        if (!await sessions.WaitForSessionsAsync(TimeSpan.FromSeconds(10), ct) || !await WaitForAsync(() => monitor.OpenSessions.IsSupersetOf(members), TimeSpan.FromSeconds(10), ct))
+        if (!await sessions.WaitForSessionsAsync(TimeSpan.FromSeconds(10), ct) || !await Poll.UntilAsync(() => monitor.OpenSessions.IsSupersetOf(members), TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(50), ct))
         {
             notes.Add($"not every session was open before the fault: writers on {string.Join(", ", sessions.Open)}; monitor on {string.Join(", ", monitor.OpenSessions)}");
         }
@@ -404,22 +404,6 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
     /// <summary>A few of the lost ids, with who acknowledged them and when, for the report.</summary>
     private static string Sample(HashSet<long> lost, List<AckedWrite> all, Dictionary<int, string> byPort, long origin) =>
         string.Join("; ", all.Where(w => lost.Contains(w.Id)).Take(5).Select(w => $"id {w.Id} by {byPort.GetValueOrDefault(w.ServerPort, "?")} acknowledged at {StatusChecks.At(w.AckedAt, origin)}"));
-
-    private static async Task<bool> WaitForAsync(Func<bool> done, TimeSpan limit, CancellationToken ct)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!done())
-        {
-            if (watch.Elapsed > limit)
-            {
-                return false;
-            }
-
-            await Task.Delay(50, ct);
-        }
-
-        return true;
-    }
 
     /// <summary>
     /// When the cluster became healthy for good: healthy in every check (every 200 ms) for <see cref="Steady"/> on

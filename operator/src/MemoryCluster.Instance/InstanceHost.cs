@@ -166,14 +166,10 @@ public static class InstanceHost
         var guard = new SignatureGuard(app.Services.GetRequiredService<ClusterKey>().Bytes, app.Services.GetRequiredService<TimeProvider>(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("memorycluster.instance.api"));
         app.MapSigned("POST", "/switchover", InstanceApiClient.SwitchoverPurpose, guard, async (text, _, ct) =>
         {
-            SwitchoverRequest? body;
-            try
+            var body = ParseBody<SwitchoverRequest>(text.Length == 0 ? "{}" : text, out var why);
+            if (body is null)
             {
-                body = text.Length == 0 ? new SwitchoverRequest(null) : System.Text.Json.JsonSerializer.Deserialize<SwitchoverRequest>(text, InstanceJson.Options);
-            }
-            catch (System.Text.Json.JsonException e)
-            {
-                return Results.Json(new ManagerAnswer(false, $"the body must be JSON like {{\"to\": \"NAME\"}} (or empty for the most caught-up replica): {e.Message}"), InstanceJson.Options, statusCode: 400);
+                return Results.Json(new ManagerAnswer(false, $"the body must be JSON like {{\"to\": \"NAME\"}} (or empty for the most caught-up replica): {why}"), InstanceJson.Options, statusCode: 400);
             }
 
             await peers.ReadReportsNowAsync(ct).ConfigureAwait(false);
@@ -196,17 +192,7 @@ public static class InstanceHost
         });
         app.MapSigned("POST", "/maintenance", InstanceApiClient.MaintenancePurpose, guard, async (text, _, ct) =>
         {
-            MaintenanceRequest? body;
-            try
-            {
-                body = System.Text.Json.JsonSerializer.Deserialize<MaintenanceRequest>(text, InstanceJson.Options);
-            }
-            catch (System.Text.Json.JsonException)
-            {
-                body = null;
-            }
-
-            if (body?.On is not { } on)
+            if (ParseBody<MaintenanceRequest>(text, out var why)?.On is not { } on)
             {
                 return Results.Json(new ManagerAnswer(false, "the body must be JSON like {\"on\": true} (pause automatic failover) or {\"on\": false} (resume it)"), InstanceJson.Options, statusCode: 400);
             }
@@ -245,20 +231,9 @@ public static class InstanceHost
         app.MapGet("/members", async (CancellationToken ct) => Results.Json(await membership.ListAsync(ct).ConfigureAwait(false), InstanceJson.Options));
         app.MapSigned("POST", "/members", InstanceApiClient.AddMemberPurpose, guard, async (text, _, ct) =>
         {
-            AddMemberRequest? body;
-            try
+            if (ParseBody<AddMemberRequest>(text, out var why) is not { } body)
             {
-                body = System.Text.Json.JsonSerializer.Deserialize<AddMemberRequest>(text, InstanceJson.Options);
-            }
-            catch (System.Text.Json.JsonException e)
-            {
-                body = null;
-                text = e.Message;
-            }
-
-            if (body is null)
-            {
-                return Results.Json(new ManagerAnswer(false, $"the body must be JSON like {{\"id\": 4, \"name\": \"mc-4\", \"host\": \"10.0.0.4\", \"pgPort\": 5432, \"raftPort\": 7000, \"httpPort\": 8008}}: {text}"), InstanceJson.Options, statusCode: 400);
+                return Results.Json(new ManagerAnswer(false, $"the body must be JSON like {{\"id\": 4, \"name\": \"mc-4\", \"host\": \"10.0.0.4\", \"pgPort\": 5432, \"raftPort\": 7000, \"httpPort\": 8008}}: {why}"), InstanceJson.Options, statusCode: 400);
             }
 
             var (code, answer) = await membership.AddAsync(body, ct).ConfigureAwait(false);
@@ -280,6 +255,25 @@ public static class InstanceHost
     }
 
     /// <summary>An endpoint between managers: a text body signed with the cluster key; 200 when accepted, else 409.</summary>
+    /// <summary>
+    /// A signed request's JSON body as <typeparamref name="T"/>; null when it is not one, with <paramref name="why"/>:
+    /// the parser's message, or the body itself when it parsed to nothing (<c>null</c>).
+    /// </summary>
+    private static T? ParseBody<T>(string text, out string why)
+        where T : class
+    {
+        try
+        {
+            why = text;
+            return System.Text.Json.JsonSerializer.Deserialize<T>(text, InstanceJson.Options);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            why = e.Message;
+            return null;
+        }
+    }
+
     private static void MapInternal(WebApplication app, string path, Func<string, string?, CancellationToken, Task<ManagerAnswer>> handle) =>
         app.MapPost(path, async (HttpRequest request, CancellationToken ct) =>
         {

@@ -447,22 +447,22 @@ internal static class LocalCommand
 
             Console.Out.WriteLine(answer.Message);
             var folder = cluster.Layout.InstanceDirectory(member);
-            var before = Directory.GetDirectories(folder, "pgdata.reinit.*").Length;
+            string[] Kept() => Directory.GetDirectories(folder, "pgdata.reinit.*");
+            var before = Kept().Length;
             var watch = Stopwatch.StartNew();
-            while (watch.Elapsed < TimeSpan.FromSeconds(result.GetValue(timeout)))
+            var (streams, statuses) = await cluster.WaitForAsync(
+                all => Kept().Length > before && all.Single(s => s.Member == member).Status is { Role: InstanceRole.Replica, Ready: true, Streaming: true },
+                TimeSpan.FromSeconds(result.GetValue(timeout)),
+                TimeSpan.FromMilliseconds(200),
+                ct).ConfigureAwait(false);
+            if (streams)
             {
-                var status = (await cluster.StatusAsync(ct).ConfigureAwait(false)).Single(s => s.Member == member).Status;
-                if (Directory.GetDirectories(folder, "pgdata.reinit.*").Length > before && status is { Role: InstanceRole.Replica, Ready: true, Streaming: true })
-                {
-                    Console.Out.WriteLine($"{wanted} streams again after {watch.Elapsed.TotalSeconds:0.0} s; its old data is kept in {Directory.GetDirectories(folder, "pgdata.reinit.*").Order(StringComparer.Ordinal).Last()}");
-                    return 0;
-                }
-
-                await Task.Delay(200, ct).ConfigureAwait(false);
+                Console.Out.WriteLine($"{wanted} streams again after {watch.Elapsed.TotalSeconds:0.0} s; its old data is kept in {Kept().Order(StringComparer.Ordinal).Last()}");
+                return 0;
             }
 
             Console.Error.WriteLine($"{wanted} did not stream again within {result.GetValue(timeout)} s");
-            Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
+            Console.Out.Write(LocalCluster.Table(statuses));
             return 1;
         });
         return command;
@@ -484,25 +484,18 @@ internal static class LocalCommand
                 return 1;
             }
 
-            var watch = Stopwatch.StartNew();
-            while (true)
+            var (shown, statuses) = await cluster.WaitForAsync(
+                all => all.Where(s => s.Status is not null).All(s => s.Status!.Maintenance == on),
+                TimeSpan.FromSeconds(result.GetValue(timeout)),
+                TimeSpan.FromMilliseconds(100),
+                ct).ConfigureAwait(false);
+            if (!shown)
             {
-                var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
-                if (statuses.Where(s => s.Status is not null).All(s => s.Status!.Maintenance == on))
-                {
-                    Console.Out.Write(LocalCluster.Table(statuses));
-                    return 0;
-                }
-
-                if (watch.Elapsed > TimeSpan.FromSeconds(result.GetValue(timeout)))
-                {
-                    Console.Error.WriteLine($"not every manager shows maintenance mode {(on ? "on" : "off")} after {result.GetValue(timeout)} s");
-                    Console.Out.Write(LocalCluster.Table(statuses));
-                    return 1;
-                }
-
-                await Task.Delay(100, ct).ConfigureAwait(false);
+                Console.Error.WriteLine($"not every manager shows maintenance mode {(on ? "on" : "off")} after {result.GetValue(timeout)} s");
             }
+
+            Console.Out.Write(LocalCluster.Table(statuses));
+            return shown ? 0 : 1;
         });
         return command;
     }

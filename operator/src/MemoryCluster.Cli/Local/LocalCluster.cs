@@ -99,6 +99,31 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
         return (primaries.Count == 1 && streaming == replicas, summary);
     }
 
+    /// <summary>
+    /// Reads every manager's status every <paramref name="interval"/> until <paramref name="done"/> holds of them (at
+    /// least once), for at most <paramref name="timeout"/>; whether it held, and the statuses read last.
+    /// </summary>
+    public async Task<(bool Held, IReadOnlyList<(Peer Member, StatusDocument? Status)> Statuses)> WaitForAsync(
+        Func<IReadOnlyList<(Peer Member, StatusDocument? Status)>, bool> done, TimeSpan timeout, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            var statuses = await StatusAsync(cancellationToken).ConfigureAwait(false);
+            if (done(statuses))
+            {
+                return (true, statuses);
+            }
+
+            if (watch.Elapsed > timeout)
+            {
+                return (false, statuses);
+            }
+
+            await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Waits for <see cref="Assess"/> to say healthy, printing progress when it changes.</summary>
     public async Task<bool> WaitHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {

@@ -375,7 +375,7 @@ public sealed partial class InstanceNode
             PositionSettled = _settled,
             QuorumProven = QuorumProofs.Proven(_quorumProof, _pg, _control, _config),
             ReinitRequested = _reinitRequested,
-            QuorumConfigInForce = _pg is { } seen && _pgAt >= _configWrittenAt ? QuorumProofs.InForce(_config, seen.Sync) : null,
+            QuorumConfigInForce = _config.Mode == ReplicationMode.Quorum && _pg is { } seen && _pgAt >= _configWrittenAt ? QuorumProofs.InForce(_config, seen.Sync) : null,
             SwitchoverTargetHeard = _switchoverSeenAt >= 0 && _heardAt.TryGetValue(_control.PendingSwitchover, out var heard) && heard >= _switchoverSeenAt,
         });
         if (HeldByStop(step))

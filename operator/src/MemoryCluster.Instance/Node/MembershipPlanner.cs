@@ -58,6 +58,9 @@ public static class MembershipPlanner
     /// <summary>Quorum mode's k: the primary and k = ⌊voters/2⌋ standbys are a majority of the voters.</summary>
     public static int SyncStandbyCount(int voters) => voters / 2;
 
+    /// <summary>The k <c>synchronous_standby_names</c> names (quorum mode): <see cref="SyncStandbyCount"/>, no more than the standbys there are.</summary>
+    public static int QuorumK(int voters, int standbys) => Math.Min(SyncStandbyCount(voters), standbys);
+
     /// <summary>Every member with its details: from its Raft address, or from the peers setting for founding members.</summary>
     public static IReadOnlyList<Peer> Resolve(IEnumerable<Member> members, IReadOnlyList<Peer> configured)
     {

@@ -28,8 +28,12 @@ public static class QuorumProofs
     public static int Wanted(NodeConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return Math.Min(config.SyncStandbys, config.Members.Count - 1);
+        return MembershipPlanner.QuorumK(config.Members.Count(m => m.IsVoter), config.Members.Count - 1);
     }
+
+    /// <summary>The names of the members other than this one: the standbys <c>synchronous_standby_names</c> names.</summary>
+    private static HashSet<string> Others(NodeConfig config) =>
+        config.Members.Where(m => m.Id != config.Self).Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>
     /// The configuration in force is the membership's: at least its k, naming every other member and no one outside
@@ -43,9 +47,8 @@ public static class QuorumProofs
             return false;
         }
 
-        var members = config.Members.Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
-        var others = config.Members.Where(m => m.Id != config.Self).Select(m => m.Name);
-        return setting.Names.All(members.Contains) && others.All(setting.Names.Contains);
+        var others = Others(config);
+        return setting.Names.All(n => others.Contains(n) || n == config.NameOf(config.Self)) && others.All(setting.Names.Contains);
     }
 
     /// <summary>
@@ -91,7 +94,7 @@ public static class QuorumProofs
             return null;
         }
 
-        var others = config.Members.Where(m => m.Id != config.Self).Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
+        var others = Others(config);
         var holding = pg.Standbys.Where(s => s.State == "streaming" && others.Contains(s.Name) && s.Flush >= past).Select(s => s.Name).Distinct(StringComparer.Ordinal).Count();
         return holding >= proof.K ? ControlCommand.SetQuorumK(proof.Epoch, proof.MembersAt, proof.K) : null;
     }

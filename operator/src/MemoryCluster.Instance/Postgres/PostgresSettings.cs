@@ -149,7 +149,7 @@ internal static class PostgresConfigFiles
             return string.Empty;
         }
 
-        var k = Math.Min(Node.MembershipPlanner.SyncStandbyCount(voters), standbys.Count);
+        var k = Node.MembershipPlanner.QuorumK(voters, standbys.Count);
         return string.Create(CultureInfo.InvariantCulture, $"ANY {k} ({string.Join(", ", standbys.Order(StringComparer.Ordinal).Select(s => "\"" + s + "\""))})");
     }
 }
