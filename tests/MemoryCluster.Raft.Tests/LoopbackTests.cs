@@ -45,6 +45,36 @@ public sealed class LoopbackTests
     }
 
     [Fact]
+    public async Task A_proposal_during_a_leadership_transfer_waits_it_out_instead_of_being_refused()
+    {
+        // Production's 50 ms ticks: fewer elections for nothing on a loaded machine than the default 15 ms.
+        await using var c = new LoopbackCluster { TickInterval = TimeSpan.FromMilliseconds(50) };
+        using var cts = Deadline(60);
+        await c.StartFoundersAsync(1, 2, 3);
+        for (var round = 0; round < 3; round++)
+        {
+            // A transfer to a live member: whether it succeeds or is abandoned (either ends this leadership), the
+            // proposal sent behind it hears NotLeader (nothing was appended; send it to the next leader), never a
+            // TransferInProgress refusal.
+            var leader = await c.LeaderAsync(cts.Token);
+            var target = c.Hosts.Keys.First(id => id != leader.Id);
+            var transfer = leader.TransferLeadershipAsync(target, cts.Token);
+            await Assert.ThrowsAsync<NotLeaderException>(() => leader.ProposeAsync(RegisterCommand.SetFlag(leader.State.Version, true).Encode(), cts.Token));
+            Assert.True(await Record.ExceptionAsync(() => transfer) is null or TimeoutException);
+            Assert.Equal(ApplyOutcome.Applied, (await c.ProposeAsync(s => RegisterCommand.SetFlag(s.Version, round % 2 == 0), cts.Token)).Outcome);
+        }
+
+        // A transfer to a member that is down is abandoned after an election timeout, and the transfer says so.
+        var last = await c.LeaderAsync(cts.Token);
+        var gone = c.Hosts.Keys.First(id => id != last.Id);
+        await c.StopAsync(gone);
+        var doomed = last.TransferLeadershipAsync(gone, cts.Token);
+        await Assert.ThrowsAsync<NotLeaderException>(() => last.ProposeAsync(RegisterCommand.SetFlag(last.State.Version, true).Encode(), cts.Token));
+        await Assert.ThrowsAsync<TimeoutException>(() => doomed);
+        Assert.Equal(ApplyOutcome.Applied, (await c.ProposeAsync(s => RegisterCommand.SetFlag(s.Version, true), cts.Token)).Outcome);
+    }
+
+    [Fact]
     public async Task Killed_follower_restarts_from_its_files_and_catches_up()
     {
         await using var c = new LoopbackCluster();
@@ -149,7 +179,8 @@ public sealed class LoopbackTests
         Assert.Equal([3UL, 4, 5], final.Status.Members.Select(m => m.Id.Value).Order().ToArray());
         var result = await c.ProposeAsync(s => RegisterCommand.Set(s.Version, final.Id.Value), cts.Token);
         Assert.Equal(ApplyOutcome.Applied, result.Outcome);
-        await Assert.ThrowsAsync<InvalidOperationException>(() => final.AddVoterAsync(new NodeId(1), "127.0.0.1:1", cts.Token));
+        var reused = await Assert.ThrowsAsync<ProposalRefusedException>(() => final.AddVoterAsync(new NodeId(1), "127.0.0.1:1", cts.Token));
+        Assert.Equal(RaftRefusal.InvalidChange, reused.Refusal);
     }
 
     [Fact]

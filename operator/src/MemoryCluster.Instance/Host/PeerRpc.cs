@@ -322,30 +322,55 @@ internal sealed partial class PeerRpc : BackgroundService
         return await ProposeHereOrForwardAsync(command, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Proposes on the Raft leader: here when this member leads, else through the leader's manager.</summary>
+    /// <summary>
+    /// Proposes on the Raft leader: here when this member leads, else through the leader's manager. Leadership on the
+    /// move (no leader yet, or this member lost it before appending) is waited out for up to
+    /// <see cref="LeaderMoveWait"/>: nothing was written, so trying again cannot apply the command twice.
+    /// </summary>
     public async Task<ManagerAnswer> ProposeHereOrForwardAsync(ControlCommand command, CancellationToken cancellationToken)
     {
-        var leader = _raft.Leader;
-        if (leader.IsNone)
+        var deadline = _time.GetTimestamp() + (long)(LeaderMoveWait.TotalSeconds * _time.TimestampFrequency);
+        while (true)
         {
-            return new ManagerAnswer(false, "no Raft leader right now; try again");
-        }
+            var leader = _raft.Leader;
+            ManagerAnswer answer;
+            if (leader.IsNone)
+            {
+                answer = new ManagerAnswer(false, "no Raft leader right now; try again");
+            }
+            else if (leader.Value == _options.Id)
+            {
+                (answer, var notLeader) = await _raft.TryProposeAsync(command, cancellationToken).ConfigureAwait(false);
+                if (!notLeader)
+                {
+                    return answer;
+                }
+            }
+            else
+            {
+                try
+                {
+                    var peer = _directory.Find(leader.Value) ?? throw new InstanceApiException($"the Raft leader {leader} is not in the membership known here");
+                    return await _propose.ForwardProposalAsync(peer.HttpBase, command, cancellationToken).ConfigureAwait(false);
+                }
+                catch (InstanceApiException e)
+                {
+                    // IMPORTANT: not retried: the leader may have appended it before the answer was lost.
+                    return new ManagerAnswer(false, $"forwarding to the Raft leader: {e.Message}");
+                }
+            }
 
-        if (leader.Value == _options.Id)
-        {
-            return await _raft.ProposeAsync(command, cancellationToken).ConfigureAwait(false);
-        }
+            if (_time.GetTimestamp() >= deadline)
+            {
+                return answer;
+            }
 
-        try
-        {
-            var peer = _directory.Find(leader.Value) ?? throw new InstanceApiException($"the Raft leader {leader} is not in the membership known here");
-            return await _propose.ForwardProposalAsync(peer.HttpBase, command, cancellationToken).ConfigureAwait(false);
-        }
-        catch (InstanceApiException e)
-        {
-            return new ManagerAnswer(false, $"forwarding to the Raft leader: {e.Message}");
+            await Task.Delay(RaftService.TickInterval, _time, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>How long a proposal waits for leadership to settle: two election timeouts.</summary>
+    public static readonly TimeSpan LeaderMoveWait = TimeSpan.FromSeconds(2);
 
     private async Task ProposeAsync(Propose propose)
     {

@@ -218,19 +218,30 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
     public Task<ControlState> ReadAsync(CancellationToken cancellationToken) => _host.ReadAsync(cancellationToken);
 
     /// <summary>Proposes on this member, which must lead (in <paramref name="onlyInTerm"/> when given); the answer says whether the command applied.</summary>
-    public async Task<ManagerAnswer> ProposeAsync(ControlCommand command, CancellationToken cancellationToken, Term? onlyInTerm = null)
+    public async Task<ManagerAnswer> ProposeAsync(ControlCommand command, CancellationToken cancellationToken, Term? onlyInTerm = null) =>
+        (await TryProposeAsync(command, cancellationToken, onlyInTerm).ConfigureAwait(false)).Answer;
+
+    /// <summary>
+    /// As <see cref="ProposeAsync"/>; <c>NotLeader</c> is true when the command was not appended because another member
+    /// leads now (leadership moved between the caller's look and the proposal): the caller may send it to that leader.
+    /// </summary>
+    public async Task<(ManagerAnswer Answer, bool NotLeader)> TryProposeAsync(ControlCommand command, CancellationToken cancellationToken, Term? onlyInTerm = null)
     {
         ArgumentNullException.ThrowIfNull(command);
         try
         {
             var applied = await _host.ProposeAsync(command.Encode(), onlyInTerm, cancellationToken).ConfigureAwait(false);
-            return applied.Outcome == ApplyOutcome.Applied
+            return (applied.Outcome == ApplyOutcome.Applied
                 ? new ManagerAnswer(true, $"{command.Type} applied", applied.State.Epoch)
-                : new ManagerAnswer(false, $"{command.Type} refused by the control state: {applied.Outcome} {applied.Reason}".TrimEnd(), applied.State.Epoch);
+                : new ManagerAnswer(false, $"{command.Type} refused by the control state: {applied.Outcome} {applied.Reason}".TrimEnd(), applied.State.Epoch), false);
         }
-        catch (Exception e) when (e is NotLeaderException or ProposalLostException or InvalidOperationException)
+        catch (NotLeaderException e)
         {
-            return new ManagerAnswer(false, e.Message);
+            return (new ManagerAnswer(false, e.Message), true);
+        }
+        catch (Exception e) when (e is ProposalLostException or InvalidOperationException)
+        {
+            return (new ManagerAnswer(false, e.Message), false);
         }
     }
 

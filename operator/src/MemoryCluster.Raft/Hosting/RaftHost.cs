@@ -63,6 +63,12 @@ public sealed class NotLeaderException(NodeId leaderHint, string message) : Inva
 /// <summary>Raised when a proposal's log position was taken by another leader's entry.</summary>
 public sealed class ProposalLostException(string message) : InvalidOperationException(message);
 
+/// <summary>Raised when the leader refused a proposal before appending it (<see cref="Refusal"/> says why): nothing was written.</summary>
+public sealed class ProposalRefusedException(RaftRefusal refusal) : InvalidOperationException($"refused: {refusal}")
+{
+    public RaftRefusal Refusal { get; } = refusal;
+}
+
 /// <summary>A snapshot of what the host knows.</summary>
 public sealed record RaftStatus(
     NodeId Id,
@@ -245,7 +251,8 @@ public sealed class RaftHost<TState> : IAsyncDisposable
     /// <summary>
     /// Proposes a command on the leader and returns once it is applied here; with <paramref name="onlyInTerm"/>, only
     /// while this node leads in that term (else <see cref="NotLeaderException"/>): a decision this leader made from
-    /// what it knew in that term is never committed in another leader's term.
+    /// what it knew in that term is never committed in another leader's term. A leadership transfer under way is
+    /// waited out (at most an election timeout): then the command is proposed, or NotLeader says who leads now.
     /// </summary>
     public async Task<ApplyResult<TState>> ProposeAsync(byte[] command, Term? onlyInTerm, CancellationToken cancellationToken)
     {
@@ -253,18 +260,34 @@ public sealed class RaftHost<TState> : IAsyncDisposable
 
         // The log keeps the bytes: a copy, so that a caller reusing its buffer cannot change a proposed entry.
         var data = (byte[])command.Clone();
-        var done = await OnLoopAsync(node =>
+        while (true)
         {
-            if (onlyInTerm is { } term && (node.Role != RaftRole.Leader || node.Term != term))
+            var done = await OnLoopAsync(node =>
             {
-                throw new NotLeaderException(node.Leader, $"not the leader in term {term} any more (term {node.Term}, {node.Role})");
+                if (onlyInTerm is { } term && (node.Role != RaftRole.Leader || node.Term != term))
+                {
+                    throw new NotLeaderException(node.Leader, $"not the leader in term {term} any more (term {node.Term}, {node.Role})");
+                }
+
+                var (index, refusal) = node.Propose(data);
+
+                // A leadership transfer under way ends within an election timeout (the target leads, or the core
+                // abandons it): wait it out rather than refuse, so that a caller meets a leader or a NotLeader.
+                if (refusal == RaftRefusal.TransferInProgress)
+                {
+                    return null;
+                }
+
+                Counters.Proposed.Add();
+                return Track(node, index, refusal);
+            }, cancellationToken).ConfigureAwait(false);
+            if (done is not null)
+            {
+                return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            Counters.Proposed.Add();
-            var (index, refusal) = node.Propose(data);
-            return Track(node, index, refusal);
-        }, cancellationToken).ConfigureAwait(false);
-        return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Task.Delay(_options.TickInterval, _time, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>
@@ -303,7 +326,9 @@ public sealed class RaftHost<TState> : IAsyncDisposable
                     : new InvalidOperationException($"transfer to {target} refused: {refusal}");
             }
 
-            return Wait(n => n.Leader == target || (n.Role == RaftRole.Leader && n.TransferTarget.IsNone));
+            // Over when the target leads, or when the transfer ended and some leader is known: an abandoned transfer
+            // steps this leader down, and the election after it may be won by any member.
+            return Wait(n => n.Leader == target || (n.TransferTarget.IsNone && !n.Leader.IsNone));
         }, cancellationToken).ConfigureAwait(false);
         await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         var status = Status;
@@ -510,7 +535,7 @@ public sealed class RaftHost<TState> : IAsyncDisposable
 
         if (refusal != RaftRefusal.None)
         {
-            throw new InvalidOperationException($"refused: {refusal}");
+            throw new ProposalRefusedException(refusal);
         }
 
         var tcs = new TaskCompletionSource<ApplyResult<TState>>(TaskCreationOptions.RunContinuationsAsynchronously);
