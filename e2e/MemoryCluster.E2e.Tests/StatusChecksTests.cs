@@ -115,12 +115,60 @@ public sealed class StatusChecksTests
     [Fact]
     public void An_insert_acknowledged_while_another_member_was_writable_is_reported()
     {
-        (string, AckedWrite)[] acked = [("mc-1", new AckedWrite(1, 100, 120, 5432)), ("mc-1", new AckedWrite(2, 300, 320, 5432))];
+        (string, AckedWrite)[] acked = [("mc-1", new AckedWrite(1, 100, 120, 5432, default)), ("mc-1", new AckedWrite(2, 300, 320, 5432, default))];
         (string, long, long)[] writable = [("mc-1", 90, 130), ("mc-2", 110, 140), ("mc-2", 330, 340)];
 
         var found = StatusChecks.AckedWhileAnotherWritable(acked, writable, origin: 0);
 
         Assert.Contains("insert 1 acknowledged by mc-1", Assert.Single(found), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_insert_executed_while_another_member_was_writable_by_the_server_clocks_is_definite_or_possible()
+    {
+        var t0 = new DateTime(2026, 12, 3, 12, 0, 0, DateTimeKind.Utc);
+        DateTime At(int ms) => t0.AddMilliseconds(ms);
+        AckedWrite Write(long id, int ms) => new(id, SentAt: 0, AckedAt: 4_000_000_000, ServerPort: 5432, ServerAt: At(ms));
+        ServerAnswer[] answers =
+        [
+            // mc-1, the old primary: writable until 1000 ms, then fenced.
+            new("mc-1", At(900), true), new("mc-1", At(1000), true), new("mc-1", At(1050), false), new("mc-1", At(3000), false),
+
+            // mc-2: a replica until its promotion between 2000 and 2040 ms, writable after.
+            new("mc-2", At(900), false), new("mc-2", At(2000), false), new("mc-2", At(2040), true), new("mc-2", At(3000), true),
+
+            // mc-3: a replica throughout.
+            new("mc-3", At(800), false), new("mc-3", At(3100), false),
+        ];
+        (string, AckedWrite)[] acked =
+        [
+            ("mc-1", Write(1, 950)), // before mc-2's promotion: fine
+            ("mc-1", Write(2, 1020)), // mc-1's own fence around it says nothing about the others: fine
+            ("mc-1", Write(3, 2020)), // while mc-2 was being promoted: order unknown
+            ("mc-1", Write(4, 2500)), // mc-2 writable on both sides: two primaries
+            ("mc-2", Write(5, 2600)), // the new primary's own writes: fine
+            ("mc-2", Write(6, 1010)), // mc-1 writable before, fenced after: order unknown
+        ];
+
+        var (definite, possible) = StatusChecks.ExecutedWhileAnotherWritable(acked, answers);
+
+        Assert.Contains("insert 4 executed on mc-1", Assert.Single(definite), StringComparison.Ordinal);
+        Assert.Equal(2, possible.Count);
+        Assert.Contains(possible, p => p.StartsWith("insert 3 executed on mc-1", StringComparison.Ordinal));
+        Assert.Contains(possible, p => p.StartsWith("insert 6 executed on mc-2", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void No_answer_on_one_side_of_an_insert_proves_nothing_about_that_member()
+    {
+        var t0 = new DateTime(2026, 12, 3, 12, 0, 0, DateTimeKind.Utc);
+        ServerAnswer[] answers = [new("mc-2", t0.AddSeconds(1), true), new("mc-2", t0.AddSeconds(2), true)];
+        (string, AckedWrite)[] acked = [("mc-1", new AckedWrite(1, 0, 1, 5432, t0.AddSeconds(0.5))), ("mc-1", new AckedWrite(2, 0, 1, 5432, t0.AddSeconds(3)))];
+
+        var (definite, possible) = StatusChecks.ExecutedWhileAnotherWritable(acked, answers);
+
+        Assert.Empty(definite);
+        Assert.Empty(possible);
     }
 
     [Fact]

@@ -3,8 +3,13 @@ using Npgsql;
 
 namespace MemoryCluster.E2e;
 
-/// <summary>One insert PostgreSQL acknowledged: its id, when it was sent and acknowledged (Stopwatch ticks), and the port of the server that acknowledged it.</summary>
-internal readonly record struct AckedWrite(long Id, long SentAt, long AckedAt, int ServerPort);
+/// <summary>
+/// One insert PostgreSQL acknowledged: its id, when it was sent and acknowledged (Stopwatch ticks), the port of the
+/// server that acknowledged it, and that server's <c>clock_timestamp()</c> in the insert's statement (UTC): an instant
+/// at which it was out of recovery and about to commit the row. Every server runs on this machine's clock, so
+/// server times order exactly, whatever the network did to the answer.
+/// </summary>
+internal readonly record struct AckedWrite(long Id, long SentAt, long AckedAt, int ServerPort, DateTime ServerAt);
 
 /// <summary>
 /// An insert that returned success with PostgreSQL's warning that its wait for synchronous replication was
@@ -257,9 +262,16 @@ internal sealed class AckedWriter : IAsyncDisposable
 
         // No command timeout: Npgsql would send a cancel request when it fires (see SyncRepWarning). The writer
         // bounds its wait itself; the command is cancelled only when the writer stops, after every check.
-        await using var command = new NpgsqlCommand($"insert into {_table} (id) values ($1) returning inet_server_port()", connection) { CommandTimeout = 0 };
+        await using var command = new NpgsqlCommand($"insert into {_table} (id) values ($1) returning inet_server_port(), clock_timestamp()", connection) { CommandTimeout = 0 };
         command.Parameters.AddWithValue(id);
-        var port = (int)(await command.ExecuteScalarAsync(_stop.Token))!;
+        int port;
+        DateTime serverAt;
+        await using (var reader = await command.ExecuteReaderAsync(_stop.Token))
+        {
+            await reader.ReadAsync(_stop.Token);
+            (port, serverAt) = (reader.GetInt32(0), reader.GetFieldValue<DateTime>(1));
+        }
+
         lock (_acked)
         {
             if (warning.Seen)
@@ -268,7 +280,7 @@ internal sealed class AckedWriter : IAsyncDisposable
             }
             else
             {
-                _acked.Add(new AckedWrite(id, sent, Stopwatch.GetTimestamp(), port));
+                _acked.Add(new AckedWrite(id, sent, Stopwatch.GetTimestamp(), port, serverAt));
             }
         }
 

@@ -15,6 +15,13 @@ internal sealed record DualPrimaryInstant(TimeSpan At, IReadOnlyList<string> Wri
 internal readonly record struct SessionAnswer(string Member, long Session, long From, long To, bool Writable);
 
 /// <summary>
+/// One answer from a member, by its own clock: <c>clock_timestamp()</c> (UTC) in the statement that asked, and whether
+/// it was writable then (as the monitor counts it). Exact however late the answer arrived: every server runs on this
+/// machine's clock.
+/// </summary>
+internal readonly record struct ServerAnswer(string Member, DateTime ServerAt, bool Writable);
+
+/// <summary>
 /// Samples every instance every 50 ms in two ways, each member and each way on its own loop so a hung instance
 /// does not slow the others, and records when each one accepted writes.
 /// <para>
@@ -37,6 +44,11 @@ internal readonly record struct SessionAnswer(string Member, long Session, long 
 /// overlap it. That errs towards reporting: two primaries a few milliseconds apart count.
 /// </para>
 /// <para>
+/// Every answer, both ways and however late, also gives the member's own <c>clock_timestamp()</c> with its state
+/// (<see cref="ServerAnswers"/>): exact instants, against which the writers' server times are checked
+/// (<see cref="StatusChecks.ExecutedWhileAnotherWritable"/>).
+/// </para>
+/// <para>
 /// Quorum mode, for scenarios whose fault leaves the old primary's PostgreSQL out of recovery by design (its manager
 /// and watchdog frozen: nothing of the node can stop it, and the replicas stop streaming from it instead, see
 /// docs/failover.md): with <c>acknowledgingStandbys</c> k &gt; 0 a writable sample counts only when the instance has
@@ -52,7 +64,7 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
     /// Whether the instance is out of recovery, and how many walsenders it has (rows of <c>pg_stat_replication</c>:
     /// visible to any role, only their details are not).
     /// </summary>
-    private const string Question = "select not pg_is_in_recovery(), (select count(*) from pg_stat_replication)::int";
+    private const string Question = "select not pg_is_in_recovery(), (select count(*) from pg_stat_replication)::int, clock_timestamp()";
 
     public static readonly TimeSpan Period = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan SampleTimeout = TimeSpan.FromMilliseconds(300);
@@ -68,6 +80,7 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
     private readonly List<(string Member, long From, long To)> _outOfRecovery = [];
     private readonly int _acknowledgingStandbys;
     private readonly List<SessionAnswer> _answers = [];
+    private readonly List<ServerAnswer> _serverAnswers = [];
     private readonly List<Task> _leftBehind = [];
     private readonly Dictionary<string, long> _openSessions = new(StringComparer.Ordinal);
     private long _samples;
@@ -106,6 +119,15 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         lock (_writable)
         {
             return [.. _answers.Where(a => a.To >= from && a.To <= to)];
+        }
+    }
+
+    /// <summary>Every answer (both ways, however late), by the answering server's clock.</summary>
+    public IReadOnlyList<ServerAnswer> ServerAnswers()
+    {
+        lock (_writable)
+        {
+            return [.. _serverAnswers];
         }
     }
 
@@ -192,7 +214,7 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         using var timer = new PeriodicTimer(Period);
         NpgsqlConnection? session = null;
         long number = 0;
-        Task<(bool OutOfRecovery, int Senders)>? pending = null;
+        Task<(bool OutOfRecovery, int Senders, DateTime ServerAt)>? pending = null;
         long pendingFrom = 0;
         try
         {
@@ -239,11 +261,12 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
                 if (question.IsCompletedSuccessfully)
                 {
                     Interlocked.Increment(ref _sessionSamples);
-                    var (outOfRecovery, senders) = await question;
+                    var (outOfRecovery, senders, serverAt) = await question;
                     var writable = outOfRecovery && senders >= _acknowledgingStandbys;
                     lock (_writable)
                     {
                         _answers.Add(new SessionAnswer(member.Name, number, pendingFrom, answered, writable));
+                        _serverAnswers.Add(new ServerAnswer(member.Name, serverAt, writable));
                         if (Stopwatch.GetElapsedTime(pendingFrom, answered) <= SampleTimeout)
                         {
                             Record(member.Name, pendingFrom, answered, outOfRecovery, writable);
@@ -319,17 +342,17 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
     }
 
     /// <summary>The question on a long-lived session; cancelled only when the monitor stops.</summary>
-    private async Task<(bool OutOfRecovery, int Senders)> AskAsync(NpgsqlConnection session)
+    private async Task<(bool OutOfRecovery, int Senders, DateTime ServerAt)> AskAsync(NpgsqlConnection session)
     {
         await using var command = new NpgsqlCommand(Question, session) { CommandTimeout = 0 };
         return await ReadAsync(command, _stop.Token);
     }
 
-    private static async Task<(bool OutOfRecovery, int Senders)> ReadAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    private static async Task<(bool OutOfRecovery, int Senders, DateTime ServerAt)> ReadAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        return (reader.GetBoolean(0), reader.GetInt32(1));
+        return (reader.GetBoolean(0), reader.GetInt32(1), reader.GetFieldValue<DateTime>(2));
     }
 
     /// <summary>Records a sample (under the lock): out of recovery at all, and writable as the monitor counts it.</summary>
@@ -355,15 +378,13 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         {
             do
             {
-                var answer = await WritableAsync(tcp) ?? await WritableAsync(socket);
-                Interlocked.Increment(ref _samples);
-                if (answer is { Answer: { OutOfRecovery: true } a, From: var from, To: var to })
+                // A late answer is no sample, but its server time is exact: kept, and the socket tried as for none.
+                if (!Take(member.Name, await WritableAsync(tcp)))
                 {
-                    lock (_writable)
-                    {
-                        Record(member.Name, from, to, true, a.Senders >= _acknowledgingStandbys);
-                    }
+                    Take(member.Name, await WritableAsync(socket));
                 }
+
+                Interlocked.Increment(ref _samples);
             }
             while (await timer.WaitForNextTickAsync(_stop.Token));
         }
@@ -372,14 +393,37 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         }
     }
 
+    /// <summary>Records an answer over a new connection; whether it was a sample (answered within <see cref="SampleTimeout"/>).</summary>
+    private bool Take(string member, ((bool OutOfRecovery, int Senders, DateTime ServerAt) Answer, long From, long To)? answer)
+    {
+        if (answer is not { Answer: var a, From: var from, To: var to })
+        {
+            return false;
+        }
+
+        var writable = a.OutOfRecovery && a.Senders >= _acknowledgingStandbys;
+        var sample = Stopwatch.GetElapsedTime(from, to) <= SampleTimeout;
+        lock (_writable)
+        {
+            _serverAnswers.Add(new ServerAnswer(member, a.ServerAt, writable));
+            if (sample)
+            {
+                Record(member, from, to, a.OutOfRecovery, writable);
+            }
+        }
+
+        return sample;
+    }
+
     /// <summary>
     /// The answer to <see cref="Question"/> over a new connection, with when this attempt began and when the answer was
     /// read: a sample covers only its own attempt (a TCP attempt to a cut-off instance before it is not part of it).
-    /// Null when it could not be asked, or was not answered, within <see cref="SampleTimeout"/>: an answer read later
-    /// (a slow cancellation, or the monitor's own continuation delayed on a loaded machine) would stretch the sample
-    /// over time the instance may no longer have been writable, as the long-lived sessions' rule says too.
+    /// Null when it could not be asked, or not answered within <see cref="SampleTimeout"/> (the attempt is cancelled
+    /// then). An answer read later all the same (a slow cancellation, or the monitor's own continuation delayed on a
+    /// loaded machine) is returned but is no sample: it would stretch the sample over time the instance may no longer
+    /// have been writable, as the long-lived sessions' rule says too; its server time is exact all the same.
     /// </summary>
-    private async Task<((bool OutOfRecovery, int Senders) Answer, long From, long To)?> WritableAsync(string connectionString)
+    private async Task<((bool OutOfRecovery, int Senders, DateTime ServerAt) Answer, long From, long To)?> WritableAsync(string connectionString)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         timeout.CancelAfter(SampleTimeout);
@@ -390,8 +434,7 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
             await connection.OpenAsync(timeout.Token);
             await using var command = new NpgsqlCommand(Question, connection);
             var answer = await ReadAsync(command, timeout.Token);
-            var to = Stopwatch.GetTimestamp();
-            return Stopwatch.GetElapsedTime(from, to) <= SampleTimeout ? (answer, from, to) : null;
+            return (answer, from, Stopwatch.GetTimestamp());
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException or IOException or System.Net.Sockets.SocketException)
         {

@@ -361,7 +361,19 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
         }
 
         var windowed = all.Where(w => w.AckedAt >= start && w.AckedAt <= end).Select(w => (byPort.GetValueOrDefault(w.ServerPort, $"port {w.ServerPort}"), w));
-        Add(violations, "acknowledged while another member was writable", StatusChecks.AckedWhileAnotherWritable(windowed, monitor.WritableSamples(start - Stopwatch.Frequency, end), origin));
+        var (executedWhileWritable, maybeWhileWritable) = StatusChecks.ExecutedWhileAnotherWritable(windowed, monitor.ServerAnswers());
+        Add(violations, "executed while another member was writable", executedWhileWritable);
+        if (maybeWhileWritable.Count > 0)
+        {
+            notes.Add($"{maybeWhileWritable.Count} acknowledged inserts executed while another member changed state, in the gap between two of its answers (order unknown): {string.Join("; ", StatusChecks.Capped(maybeWhileWritable, 3))}");
+        }
+
+        // The clients' intervals: a write whose answer was held up (a cut link) overlaps everything after its commit.
+        // Only a clue, printed as a note; the servers' clocks above decide.
+        if (StatusChecks.AckedWhileAnotherWritable(windowed, monitor.WritableSamples(start - Stopwatch.Frequency, end), origin) is { Count: > 0 } overlapping)
+        {
+            notes.Add($"{overlapping.Count} acknowledged inserts whose client interval (sent to acknowledged) overlaps another member's writable sample; by the servers' clocks {executedWhileWritable.Count} executed while it was writable: {string.Join("; ", StatusChecks.Capped(overlapping, 3))}");
+        }
 
         var reports = statusWatcher.Samples();
         var inRun = reports.Where(r => r.AnsweredAt >= start && r.AnsweredAt <= end).ToList();

@@ -181,8 +181,7 @@ internal sealed class SessionWriter : IAsyncDisposable
                 bool broken;
                 try
                 {
-                    await insert;
-                    Record(id, sent, warning);
+                    Record(id, sent, await insert, warning);
                     broken = false;
                 }
                 catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ReadOnlySqlTransaction)
@@ -236,14 +235,14 @@ internal sealed class SessionWriter : IAsyncDisposable
         return first == task;
     }
 
-    private void LeaveBehind(Task insert, NpgsqlConnection session, long id, long sent, SyncRepWarning warning)
+    private void LeaveBehind(Task<DateTime> insert, NpgsqlConnection session, long id, long sent, SyncRepWarning warning)
     {
         var left = insert.ContinueWith(
             async t =>
             {
                 if (t.IsCompletedSuccessfully)
                 {
-                    Record(id, sent, warning);
+                    Record(id, sent, t.Result, warning);
                 }
 
                 await session.DisposeAsync();
@@ -277,16 +276,23 @@ internal sealed class SessionWriter : IAsyncDisposable
         }
     }
 
-    /// <summary>The insert; the driver may cancel it only when the writer stops. Throws <see cref="RefusedException"/> on a server in recovery.</summary>
-    private async Task InsertAsync(NpgsqlConnection session, long id, string name)
+    /// <summary>
+    /// The insert, and the server's clock in its statement; the driver may cancel it only when the writer stops.
+    /// Throws <see cref="RefusedException"/> on a server in recovery.
+    /// </summary>
+    private async Task<DateTime> InsertAsync(NpgsqlConnection session, long id, string name)
     {
-        await using var command = new NpgsqlCommand($"select {FunctionOf(_table)}($1, $2)", session) { CommandTimeout = 0 };
+        await using var command = new NpgsqlCommand($"select {FunctionOf(_table)}($1, $2), clock_timestamp()", session) { CommandTimeout = 0 };
         command.Parameters.AddWithValue(id);
         command.Parameters.AddWithValue(name);
-        if (await command.ExecuteScalarAsync(_stop.Token) is not true)
+        await using var reader = await command.ExecuteReaderAsync(_stop.Token);
+        await reader.ReadAsync(_stop.Token);
+        if (!reader.GetBoolean(0))
         {
             throw new RefusedException();
         }
+
+        return reader.GetFieldValue<DateTime>(1);
     }
 
     /// <summary>The server was in recovery: nothing was inserted.</summary>
@@ -294,7 +300,7 @@ internal sealed class SessionWriter : IAsyncDisposable
     {
     }
 
-    private void Record(long id, long sent, SyncRepWarning warning)
+    private void Record(long id, long sent, DateTime serverAt, SyncRepWarning warning)
     {
         lock (_acked)
         {
@@ -304,7 +310,7 @@ internal sealed class SessionWriter : IAsyncDisposable
             }
             else
             {
-                _acked.Add(new AckedWrite(id, sent, Stopwatch.GetTimestamp(), _member.PgPort));
+                _acked.Add(new AckedWrite(id, sent, Stopwatch.GetTimestamp(), _member.PgPort, serverAt));
             }
         }
     }

@@ -181,6 +181,54 @@ internal static class StatusChecks
         return violations;
     }
 
+    /// <summary>
+    /// Inserts one member executed while another was writable, by the servers' own clocks (one machine, one clock): for
+    /// an acknowledged insert on A whose statement read <c>clock_timestamp()</c> t, and each other member B, B's answers
+    /// to the monitor just before and just after t by B's clock. <c>Definite</c> when both say writable: B was writable
+    /// on both sides of t (a change back and forth between two answers would take a restart and a promotion); that is
+    /// a second writable primary while A committed. <c>Possible</c> when one of them does: B's state changed around
+    /// t, within the gap between its two answers (printed), so the order is not known.
+    /// </summary>
+    public static (IReadOnlyList<string> Definite, IReadOnlyList<string> Possible) ExecutedWhileAnotherWritable(IEnumerable<(string Member, AckedWrite Write)> acked, IEnumerable<ServerAnswer> answers)
+    {
+        var byMember = answers.GroupBy(a => a.Member, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.OrderBy(a => a.ServerAt).ToArray(), StringComparer.Ordinal);
+        var times = byMember.ToDictionary(p => p.Key, p => p.Value.Select(a => a.ServerAt).ToArray(), StringComparer.Ordinal);
+        var definite = new List<string>();
+        var possible = new List<string>();
+        foreach (var (member, write) in acked)
+        {
+            foreach (var (other, list) in byMember)
+            {
+                if (other == member)
+                {
+                    continue;
+                }
+
+                var i = Array.BinarySearch(times[other], write.ServerAt);
+                var after = i >= 0 ? i : ~i;
+                var before = i >= 0 ? i : after - 1;
+                if (before < 0 || after >= list.Length)
+                {
+                    continue;
+                }
+
+                var (b, a) = (list[before], list[after]);
+                if (!b.Writable && !a.Writable)
+                {
+                    continue;
+                }
+
+                var line = Invariant($"insert {write.Id} executed on {member} at {Clock(write.ServerAt)} while {other} answered {(b.Writable ? "writable" : "not writable")} at {Clock(b.ServerAt)} and {(a.Writable ? "writable" : "not writable")} at {Clock(a.ServerAt)} (server clocks)");
+                (b.Writable && a.Writable ? definite : possible).Add(line);
+                break;
+            }
+        }
+
+        return (definite, possible);
+    }
+
+    private static string Clock(DateTime utc) => utc.ToString("HH:mm:ss.ffffff", CultureInfo.InvariantCulture);
+
     /// <summary>How many times the epoch moved within [from, to]: the highest reported by then, less the highest before.</summary>
     public static long EpochChanges(IReadOnlyList<StatusSample> samples, long from, long to)
     {
