@@ -46,7 +46,8 @@ internal readonly record struct ServerAnswer(string Member, DateTime ServerAt, b
 /// <para>
 /// Every answer, both ways and however late, also gives the member's own <c>clock_timestamp()</c> with its state
 /// (<see cref="ServerAnswers"/>): exact instants, against which the writers' server times are checked
-/// (<see cref="StatusChecks.ExecutedWhileAnotherWritable"/>).
+/// (<see cref="StatusChecks.ExecutedWhileAnotherWritable"/>). A new connection refused because the postmaster shuts
+/// down counts as "not writable" at the moment the refusal was read: a shutdown is not undone before a restart.
 /// </para>
 /// <para>
 /// Quorum mode, for scenarios whose fault leaves the old primary's PostgreSQL out of recovery by design (its manager
@@ -436,10 +437,21 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
             var answer = await ReadAsync(command, timeout.Token);
             return (answer, from, Stopwatch.GetTimestamp());
         }
+        catch (PostgresException e) when (ShuttingDown(e))
+        {
+            // The postmaster refused the connection because it shuts down: from then on nothing of it commits again
+            // before a restart, so "not writable" holds at the moment the refusal was read (by this machine's clock,
+            // the servers' clock too), though no server time came with it.
+            return ((false, 0, DateTime.UtcNow), from, Stopwatch.GetTimestamp());
+        }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException or IOException or System.Net.Sockets.SocketException)
         {
             _stop.Token.ThrowIfCancellationRequested();
             return null;
         }
     }
+
+    /// <summary>PostgreSQL's "the database system is shutting down" (57P03, cannot connect now).</summary>
+    public static bool ShuttingDown(PostgresException e) =>
+        e.SqlState == PostgresErrorCodes.CannotConnectNow && e.MessageText.Contains("shutting down", StringComparison.Ordinal);
 }
