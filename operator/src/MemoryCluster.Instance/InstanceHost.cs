@@ -158,6 +158,7 @@ public static class InstanceHost
 
             return Results.Json(status.Status(), InstanceJson.Options);
         });
+        app.MapGet("/history", () => Results.Json(status.History(), InstanceJson.Options));
         app.MapGet("/metrics", async (HttpResponse response, CancellationToken ct) =>
         {
             response.ContentType = "text/plain; version=0.0.4; charset=utf-8";

@@ -106,7 +106,8 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         await using var cluster = await LocalClusterRun.UpAsync(3, "async");
         await AckedWriter.CreateTableAsync(cluster.ReadWrite);
         await using var writer = new AckedWriter(cluster.ReadWrite, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(5));
-        var epoch = (await cluster.PrimaryAsync()).Epoch;
+        var (first, epoch) = await cluster.PrimaryAsync();
+        var expected = new List<(ulong Epoch, string? From, string To, string Reason)> { (1, null, first, "bootstrap") };
         for (var i = 0; i < 10; i++)
         {
             var (current, _) = await cluster.PrimaryAsync();
@@ -116,8 +117,27 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
             var (now, newEpoch) = await cluster.PrimaryAsync();
             Assert.Equal(target, now);
             Assert.Equal(epoch + 1, newEpoch);
+            expected.Add((newEpoch, current, target, "switchover"));
             epoch = newEpoch;
         }
+
+        // `local history`: every change of primary from the control state, in order, with its reason and time.
+        var history = cluster.Cli("local", "history", "-o", "json");
+        Assert.True(history.Code == 0, history.Stderr);
+        using (var document = System.Text.Json.JsonDocument.Parse(history.Stdout))
+        {
+            var changes = document.RootElement.GetProperty("changes").EnumerateArray().ToList();
+            Assert.Equal(
+                expected,
+                changes.Select(c => (c.GetProperty("epoch").GetUInt64(), c.GetProperty("from").GetString(), c.GetProperty("to").GetString()!, c.GetProperty("reason").GetString()!)).ToList());
+            var times = changes.Select(c => c.GetProperty("at").GetDateTimeOffset()).ToList();
+            Assert.Equal(times.Order(), times);
+            Assert.All(times, t => Assert.True(Math.Abs((DateTimeOffset.UtcNow - t).TotalMinutes) < 10, $"{t} is not a time of this run"));
+        }
+
+        var table = cluster.Cli("local", "history");
+        Assert.True(table.Code == 0, table.Stderr);
+        Assert.Matches($@"(?m)^{epoch}\s+\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{{3}}\s+{expected[^1].From}\s+{expected[^1].To}\s+switchover$", table.Stdout);
 
         await writer.StopAsync();
         var acked = writer.Acked;
@@ -278,6 +298,11 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
             if (next.Status is not null)
             {
                 Assert.NotEqual(primary, next.Member.Name);
+
+                // The history says it was a failover, from the killed primary.
+                var history = cluster.Cli("local", "history");
+                Assert.True(history.Code == 0, history.Stderr);
+                Assert.Matches($@"(?m)^{next.Status.Epoch}\s+\S+ \S+\s+{primary}\s+{next.Member.Name}\s+failover$", history.Stdout);
                 break;
             }
 

@@ -18,7 +18,7 @@ public sealed class ControlStateTests
     public void Set_primary_bumps_the_epoch_and_clears_a_pending_switchover()
     {
         var s = ControlState.Initial with { PendingSwitchover = M(2), SyncStandbys = [M(2), M(3)] };
-        var (outcome, next) = ControlStateMachine.ApplyCommand(s, ControlCommand.SetPrimary(Epoch.Zero, M(2)));
+        var (outcome, next) = ControlStateMachine.ApplyCommand(s, ControlCommand.SetPrimary(Epoch.Zero, M(2), PrimaryChangeReason.Failover));
         Assert.Equal(ApplyOutcome.Applied, outcome);
         Assert.Equal(E(1), next.Epoch);
         Assert.Equal(M(2), next.Primary);
@@ -30,7 +30,7 @@ public sealed class ControlStateTests
     public void Command_with_a_stale_epoch_is_refused_and_changes_nothing()
     {
         var s = ControlState.Initial with { Epoch = E(5), Primary = M(1) };
-        var (outcome, next) = ControlStateMachine.ApplyCommand(s, ControlCommand.SetPrimary(E(4), M(2)));
+        var (outcome, next) = ControlStateMachine.ApplyCommand(s, ControlCommand.SetPrimary(E(4), M(2), PrimaryChangeReason.Failover));
         Assert.Equal(ApplyOutcome.Conflict, outcome);
         Assert.Same(s, next);
     }
@@ -39,8 +39,8 @@ public sealed class ControlStateTests
     public void A_refused_command_says_which_epoch_is_current()
     {
         var sm = new ControlStateMachine();
-        sm.Apply(Command(1, ControlCommand.SetPrimary(Epoch.Zero, M(1))));
-        var stale = sm.Apply(Command(2, ControlCommand.SetPrimary(Epoch.Zero, M(2))));
+        sm.Apply(Command(1, ControlCommand.SetPrimary(Epoch.Zero, M(1), PrimaryChangeReason.Failover)));
+        var stale = sm.Apply(Command(2, ControlCommand.SetPrimary(Epoch.Zero, M(2), PrimaryChangeReason.Failover)));
         Assert.Equal(ApplyOutcome.Conflict, stale.Outcome);
         Assert.Equal("epoch is 1", stale.Reason);
         Assert.Equal(M(1), stale.State.Primary);
@@ -58,7 +58,7 @@ public sealed class ControlStateTests
     public void Switchover_and_maintenance_round_trip()
     {
         var sm = new ControlStateMachine();
-        sm.Apply(Command(1, ControlCommand.SetPrimary(Epoch.Zero, M(1))));
+        sm.Apply(Command(1, ControlCommand.SetPrimary(Epoch.Zero, M(1), PrimaryChangeReason.Failover)));
         sm.Apply(Command(2, ControlCommand.RequestSwitchover(E(1), M(2))));
         Assert.Equal(M(2), sm.Current.PendingSwitchover);
         sm.Apply(Command(3, ControlCommand.ClearSwitchover(E(1))));
@@ -89,7 +89,8 @@ public sealed class ControlStateTests
         ulong index = 0;
         foreach (var p in (primaries ?? []).Where(p => p != 0).Take(20))
         {
-            sm.Apply(Command(++index, ControlCommand.SetPrimary(sm.Current.Epoch, M(p))));
+            var reason = (PrimaryChangeReason)(int)(p % 5);
+            sm.Apply(Command(++index, ControlCommand.SetPrimary(sm.Current.Epoch, M(p), reason).Stamped(DateTimeOffset.FromUnixTimeMilliseconds((long)(p % 1_000_000_000_000)))));
         }
 
         sm.Apply(Command(++index, ControlCommand.SetMaintenance(sm.Current.Epoch, maintenance)));
@@ -107,7 +108,7 @@ public sealed class ControlStateTests
         for (var i = 0; i < Math.Min(list.Length, (expected ?? []).Length); i++)
         {
             var epoch = E(expected![i] % 3);
-            var command = i % 2 == 0 ? ControlCommand.SetPrimary(epoch, M(list[i])) : ControlCommand.SetMaintenance(epoch, true);
+            var command = i % 2 == 0 ? ControlCommand.SetPrimary(epoch, M(list[i]), PrimaryChangeReason.Failover) : ControlCommand.SetMaintenance(epoch, true);
             var (outcome, next) = ControlStateMachine.ApplyCommand(state, command);
             ok &= next.Epoch >= state.Epoch;
             ok &= next.Epoch == state.Epoch || (outcome == ApplyOutcome.Applied && command.Type == ControlCommandType.SetPrimary && next.Epoch == state.Epoch.Next());
@@ -145,6 +146,55 @@ public sealed class ControlStateTests
     }
 
     [Fact]
+    public void Every_change_of_primary_is_kept_in_the_history_with_its_reason_and_time_the_last_hundred()
+    {
+        var sm = new ControlStateMachine();
+        ulong index = 0;
+        sm.Apply(Command(++index, ControlCommand.SetPrimary(Epoch.Zero, M(1), PrimaryChangeReason.Bootstrap).Stamped(DateTimeOffset.FromUnixTimeMilliseconds(1_000))));
+        sm.Apply(Command(++index, ControlCommand.SetPrimary(E(1), M(2), PrimaryChangeReason.Switchover).Stamped(DateTimeOffset.FromUnixTimeMilliseconds(2_000))));
+
+        // Refused commands leave no trace.
+        sm.Apply(Command(++index, ControlCommand.SetPrimary(E(1), M(3), PrimaryChangeReason.Failover)));
+        Assert.Equal(
+            [new PrimaryChange(E(1), MemberId.None, M(1), PrimaryChangeReason.Bootstrap, 1_000), new PrimaryChange(E(2), M(1), M(2), PrimaryChangeReason.Switchover, 2_000)],
+            sm.Current.PrimaryHistory);
+
+        for (var i = 0; i < 150; i++)
+        {
+            sm.Apply(Command(++index, ControlCommand.SetPrimary(sm.Current.Epoch, M((ulong)(i % 3) + 1), PrimaryChangeReason.Failover)));
+        }
+
+        Assert.Equal(ControlState.HistoryLimit, sm.Current.PrimaryHistory.Count);
+        Assert.Equal(sm.Current.Epoch, sm.Current.PrimaryHistory[^1].Epoch);
+        Assert.Equal(E(53), sm.Current.PrimaryHistory[0].Epoch);
+
+        var copy = new ControlStateMachine();
+        copy.Restore(new Snapshot(new LogIndex(index), new Term(1), ClusterConfig.Empty, sm.TakeSnapshot()));
+        Assert.True(copy.Current.SameAs(sm.Current));
+    }
+
+    [Fact]
+    public void A_change_of_primary_with_a_reason_is_version_3_and_a_bad_reason_is_refused()
+    {
+        var command = ControlCommand.SetPrimary(E(4), M(2), PrimaryChangeReason.SwitchoverAborted).Stamped(DateTimeOffset.FromUnixTimeMilliseconds(1_764_000_000_123));
+        var bytes = command.Encode();
+        Assert.Equal("03010400000000000000020000000000000003", Convert.ToHexString(bytes)[..38]);
+        Assert.Equal(command, ControlCommand.Decode(bytes));
+
+        // Stamped once: the proposer's clock, never overwritten by a host the command passes through.
+        Assert.Equal(command, command.Stamped(DateTimeOffset.UnixEpoch.AddYears(100)));
+
+        bytes[18] = 9;
+        Assert.Contains("unknown reason 9", Assert.Throws<FormatException>(() => ControlCommand.Decode(bytes)).Message, StringComparison.Ordinal);
+
+        // What a rejected command does to the state: nothing (the state machine answers Invalid).
+        var sm = new ControlStateMachine();
+        var before = sm.Current;
+        Assert.Equal(ApplyOutcome.Invalid, sm.Apply(new Entry(new Term(1), new LogIndex(1), EntryType.Command, bytes)).Outcome);
+        Assert.True(sm.Current.SameAs(before with { AppliedIndex = new LogIndex(1) }));
+    }
+
+    [Fact]
     public void A_stored_snapshot_restores_and_is_taken_again_to_the_same_bytes()
     {
         // Three voters; epoch 2, primary 2, sync standbys {1, 3}, a switchover to 3 pending, maintenance on, applied 5.
@@ -179,7 +229,7 @@ public sealed class ControlStateTests
     {
         var sm = new ControlStateMachine();
         sm.Apply(Config(1, 1, 2, 3, 4, 5));
-        sm.Apply(Command(2, ControlCommand.SetPrimary(Epoch.Zero, M(1))));
+        sm.Apply(Command(2, ControlCommand.SetPrimary(Epoch.Zero, M(1), PrimaryChangeReason.Failover)));
         return sm;
     }
 
@@ -202,7 +252,7 @@ public sealed class ControlStateTests
         Assert.Equal(2, sm.Current.QuorumK);
 
         // A new primary promotes only with the membership's k in force (PostgresPlanner): the proven k carries over.
-        sm.Apply(Command(6, ControlCommand.SetPrimary(E(1), M(2))));
+        sm.Apply(Command(6, ControlCommand.SetPrimary(E(1), M(2), PrimaryChangeReason.Failover)));
         Assert.Equal(2, sm.Current.QuorumK);
     }
 
@@ -243,7 +293,7 @@ public sealed class ControlStateTests
         // 3 voters and a learner (ANY 1 of the three others): a commit acknowledged by the learner alone; it leaves.
         var learner = new ControlStateMachine();
         learner.Apply(new Entry(new Term(1), new LogIndex(1), EntryType.Config, ConfigCodec.Encode(new ClusterConfig([Voter(1), Voter(2), Voter(3), new Member(new NodeId(4), "m4:7400", false)], []))));
-        learner.Apply(Command(2, ControlCommand.SetPrimary(Epoch.Zero, M(1))));
+        learner.Apply(Command(2, ControlCommand.SetPrimary(Epoch.Zero, M(1), PrimaryChangeReason.Failover)));
         Assert.Equal(1, learner.Current.QuorumK);
         learner.Apply(Config(3, 1, 2, 3));
         Assert.Equal(0, learner.Current.QuorumK);

@@ -602,7 +602,7 @@ public sealed class InstanceNodeTests
         h.Now += (long)Lease.PromoteAfter.TotalMilliseconds + 10;
         var decision = h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now)));
         var failover = decision.OfType<Propose>().Single(p => p.Command.Type == ControlCommandType.SetPrimary);
-        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(3)), failover.Command);
+        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(3), PrimaryChangeReason.Failover), failover.Command);
 
         // Committed only by this leader in this term: another leader may have granted renewals this one never saw.
         Assert.Equal(new Term(1), failover.OnlyAsLeaderInTerm);
@@ -663,7 +663,7 @@ public sealed class InstanceNodeTests
         h.Tick(50);
         Assert.True(h.All.OfType<Propose>().Any(p => p.Command.Type == ControlCommandType.SetPrimary), h.Node.Status().Failover);
         var failover = h.All.OfType<Propose>().Single(p => p.Command.Type == ControlCommandType.SetPrimary);
-        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(2)), failover.Command);
+        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(2), PrimaryChangeReason.Failover), failover.Command);
         Assert.True(h.Now - asked > (long)Lease.PromoteAfter.TotalMilliseconds);
     }
 

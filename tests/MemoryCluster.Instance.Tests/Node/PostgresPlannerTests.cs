@@ -67,7 +67,7 @@ public sealed class PostgresPlannerTests
     public void Raft_leader_proposes_itself_as_the_first_primary_with_compare_and_set_on_epoch_0()
     {
         var propose = Assert.IsType<PlanStep.Propose>(Next(Input(ControlState.Initial, leader: true, data: DataKind.Missing, running: false)));
-        Assert.Equal(ControlCommand.SetPrimary(Epoch.Zero, Id(1)), propose.Command);
+        Assert.Equal(ControlCommand.SetPrimary(Epoch.Zero, Id(1), PrimaryChangeReason.Bootstrap), propose.Command);
     }
 
     [Fact]
@@ -324,7 +324,7 @@ public sealed class PostgresPlannerTests
         var progress = new SwitchoverProgress(Id(2), 1000, new Lsn(6000));
         Assert.IsType<PlanStep.Wait>(Next(Input(State(1, 1, pending: 2), running: false, switchover: progress, peers: Peer(2, InstanceRole.Replica, flush: 6000))));
         var handOver = Assert.IsType<PlanStep.Propose>(Next(Input(State(1, 1, pending: 2), running: false, switchover: progress, peers: Peer(2, InstanceRole.Replica, flush: 6100))));
-        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(2)), handOver.Command);
+        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(2), PrimaryChangeReason.Switchover), handOver.Command);
     }
 
     [Fact]
@@ -335,7 +335,7 @@ public sealed class PostgresPlannerTests
 
         // The same compare-and-set as the hand-over (expected epoch 1): exactly one of the two can apply, and a
         // delayed hand-over finds the epoch moved.
-        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(1)), abort.Command);
+        Assert.Equal(ControlCommand.SetPrimary(new Epoch(1), Id(1), PrimaryChangeReason.SwitchoverAborted), abort.Command);
     }
 
     [Fact]

@@ -22,6 +22,7 @@ internal static class LocalCommand
         var command = new Command("local", "Run a cluster of instance managers on this machine, without Kubernetes.") { DirOption };
         command.Add(Up());
         command.Add(Status());
+        command.Add(History());
         command.Add(Env());
         command.Add(Logs());
         command.Add(Psql());
@@ -202,6 +203,38 @@ internal static class LocalCommand
         });
         return command;
     }
+
+    private static Command History()
+    {
+        var output = new Option<string>("--output", "-o") { Description = "table, json or yaml.", DefaultValueFactory = _ => "table" };
+        output.AcceptOnlyFromAmong("table", "json", "yaml");
+        var command = new Command("history", "Every change of primary the control state keeps (the last 100): epoch, time, from, to and reason.") { output };
+        command.SetAction(async (result, ct) =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            if (await cluster.HistoryAsync(ct).ConfigureAwait(false) is not { } history)
+            {
+                Console.Error.WriteLine("no manager answered /history: is the cluster up? (`memorycluster local status`)");
+                return 1;
+            }
+
+            var format = result.GetValue(output)!;
+            Console.Out.Write(format switch
+            {
+                "table" => LocalCluster.HistoryTable(history),
+                "json" => System.Text.Json.JsonSerializer.Serialize(history, IndentedJson) + "\n",
+                _ => Manifests.YamlJson.FromJson(System.Text.Json.JsonSerializer.SerializeToNode(history, InstanceJson.Options)!),
+            });
+            return 0;
+        });
+        return command;
+    }
+
+    private static readonly System.Text.Json.JsonSerializerOptions IndentedJson = new(InstanceJson.Options) { WriteIndented = true };
 
     /// <summary>The statuses as a table (under the time and the verdict when watched), or as a JSON or YAML document with the verdict.</summary>
     private static string StatusText(IReadOnlyList<(MemoryCluster.Instance.Peer Member, StatusDocument? Status)> statuses, string format, bool watched)

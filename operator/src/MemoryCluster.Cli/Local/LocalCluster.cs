@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using MemoryCluster.Instance;
 using MemoryCluster.Instance.Api;
+using MemoryCluster.Instance.Control;
 using MemoryCluster.Instance.Node;
 using MemoryCluster.Instance.Postgres;
 
@@ -83,6 +84,28 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
 
     /// <summary>One member's /status, or null when it does not answer (within 2 s, or before the token is cancelled).</summary>
     public static Task<StatusDocument?> StatusAsync(Peer member, CancellationToken cancellationToken) => Api.TryStatusAsync(member.HttpBase, cancellationToken);
+
+    /// <summary>
+    /// The history of the member that has applied the most of the control state (a member that was away may lag);
+    /// null when no manager answers.
+    /// </summary>
+    public async Task<HistoryDocument?> HistoryAsync(CancellationToken cancellationToken)
+    {
+        var answers = await Task.WhenAll(layout.Members.Select(async m =>
+        {
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            limit.CancelAfter(TimeSpan.FromSeconds(2));
+            try
+            {
+                return await Api.HistoryAsync(m.HttpBase, limit.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is InstanceApiException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                return null;
+            }
+        })).ConfigureAwait(false);
+        return answers.Where(a => a is not null).MaxBy(a => a!.AppliedIndex);
+    }
 
     /// <summary>Whether one primary is ready and every other member is a streaming replica.</summary>
     public static (bool Healthy, string Summary) Assess(IReadOnlyList<(Peer Member, StatusDocument? Status)> statuses)
@@ -177,16 +200,48 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
                 ]);
         }
 
+        var text = new StringBuilder(Columns(rows));
+        if (statuses.Any(s => s.Status?.Maintenance == true))
+        {
+            text.Append("maintenance mode: automatic failover is paused (`local resume` resumes it)\n");
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// The changes of primary as a table, oldest first (as <c>patronictl history</c>): epoch, time (UTC), from, to,
+    /// reason; a line under it says how many the control state keeps.
+    /// </summary>
+    public static string HistoryTable(HistoryDocument history)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        var rows = new List<string[]> { new[] { "EPOCH", "TIME (UTC)", "FROM", "TO", "REASON" } };
+        rows.AddRange(history.Changes.Select(c => new[]
+        {
+            c.Epoch.ToString(),
+            c.At?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture) ?? "-",
+            c.From ?? "-",
+            c.To,
+            c.Reason switch
+            {
+                PrimaryChangeReason.SwitchoverAborted => "switchover aborted (resumed at a new epoch)",
+                PrimaryChangeReason.Unknown => "unknown (proposed by an older manager)",
+                _ => c.Reason.ToString().ToLowerInvariant(),
+            },
+        }));
+        var limit = history.Changes.Count >= ControlState.HistoryLimit ? $"; the control state keeps the last {ControlState.HistoryLimit}" : string.Empty;
+        return Columns(rows) + $"epoch {history.Epoch} now{limit}\n";
+    }
+
+    /// <summary>Rows as aligned columns, two spaces apart (the last column not padded), a line each.</summary>
+    private static string Columns(List<string[]> rows)
+    {
         var widths = Enumerable.Range(0, rows[0].Length).Select(i => rows.Max(r => r[i].Length)).ToArray();
         var text = new StringBuilder();
         foreach (var row in rows)
         {
             text.AppendJoin("  ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).Append('\n');
-        }
-
-        if (statuses.Any(s => s.Status?.Maintenance == true))
-        {
-            text.Append("maintenance mode: automatic failover is paused (`local resume` resumes it)\n");
         }
 
         return text.ToString();

@@ -193,6 +193,20 @@ public sealed record MembersDocument(IReadOnlyList<MemberDocument> Members, bool
 /// <param name="Streaming">Its last report showed it streaming from the primary.</param>
 public sealed record MemberDocument(ulong Id, string Name, string? Host, int? PgPort, int? RaftPort, int? HttpPort, bool Voter, ulong? Match, bool? CaughtUp, InstanceRole? Role, bool? Streaming);
 
+/// <summary>The JSON of <c>GET /history</c>: the changes of primary the control state keeps, as this member has applied it.</summary>
+/// <param name="AppliedIndex">The Raft entry this member has applied: of several members' answers, the highest is the most complete.</param>
+/// <param name="Epoch">The epoch now.</param>
+/// <param name="Changes">The last changes of primary (at most 100), oldest first.</param>
+public sealed record HistoryDocument(ulong AppliedIndex, Epoch Epoch, IReadOnlyList<PrimaryChangeDocument> Changes);
+
+/// <summary>One change of primary in <see cref="HistoryDocument"/>.</summary>
+/// <param name="Epoch">The epoch it began.</param>
+/// <param name="At">When it was proposed, by the proposer's clock; null when a manager older than the history proposed it.</param>
+/// <param name="From">The primary before (null for the first).</param>
+/// <param name="To">The new primary.</param>
+/// <param name="Reason">Why: bootstrap, switchover, switchoverAborted (resumed at a new epoch), failover, or unknown.</param>
+public sealed record PrimaryChangeDocument(Epoch Epoch, DateTimeOffset? At, string? From, string To, PrimaryChangeReason Reason);
+
 /// <summary>The JSON settings of the manager's API: camelCase, enums as camelCase strings, LSNs and lines in PostgreSQL's text forms.</summary>
 public static class InstanceJson
 {

@@ -39,16 +39,20 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     /// GET /status; throws <see cref="InstanceApiException"/> when the manager cannot be read. <paramref name="fresh"/>:
     /// the manager queries its PostgreSQL before it answers (a few hundred milliseconds at most).
     /// </summary>
-    public async Task<StatusDocument> StatusAsync(Uri baseUri, CancellationToken cancellationToken, bool fresh = false)
+    public Task<StatusDocument> StatusAsync(Uri baseUri, CancellationToken cancellationToken, bool fresh = false) =>
+        GetAsync<StatusDocument>(baseUri, fresh ? "status?fresh=true" : "status", cancellationToken);
+
+    /// <summary>GET <paramref name="path"/> as JSON; any failure (no answer, not JSON, nothing) as <see cref="InstanceApiException"/>.</summary>
+    private async Task<T> GetAsync<T>(Uri baseUri, string path, CancellationToken cancellationToken)
     {
         try
         {
-            return await http.GetFromJsonAsync<StatusDocument>(new Uri(baseUri, fresh ? "status?fresh=true" : "status"), InstanceJson.Options, cancellationToken).ConfigureAwait(false)
-                ?? throw new InstanceApiException($"{baseUri} answered /status with nothing");
+            return await http.GetFromJsonAsync<T>(new Uri(baseUri, path), InstanceJson.Options, cancellationToken).ConfigureAwait(false)
+                ?? throw new InstanceApiException($"{baseUri} answered /{path} with nothing");
         }
         catch (Exception e) when (e is HttpRequestException or JsonException or NotSupportedException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            throw new InstanceApiException($"{baseUri}status: {e.GetType().Name}: {e.Message}", e);
+            throw new InstanceApiException($"{baseUri}{path}: {e.GetType().Name}: {e.Message}", e);
         }
     }
 
@@ -90,19 +94,11 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     public Task<ManagerAnswer> ReinitAsync(Uri baseUri, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, baseUri, "reinit", ReinitPurpose, "{}", cancellationToken);
 
+    /// <summary>GET /history: the changes of primary, as this member has applied the control state (open: no key needed).</summary>
+    public Task<HistoryDocument> HistoryAsync(Uri baseUri, CancellationToken cancellationToken) => GetAsync<HistoryDocument>(baseUri, "history", cancellationToken);
+
     /// <summary>GET /members: the committed Raft membership (open: no key needed).</summary>
-    public async Task<MembersDocument> MembersAsync(Uri baseUri, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await http.GetFromJsonAsync<MembersDocument>(new Uri(baseUri, "members"), InstanceJson.Options, cancellationToken).ConfigureAwait(false)
-                ?? throw new InstanceApiException($"{baseUri} answered /members with nothing");
-        }
-        catch (Exception e) when (e is HttpRequestException or JsonException or NotSupportedException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
-        {
-            throw new InstanceApiException($"{baseUri}members: {e.GetType().Name}: {e.Message}", e);
-        }
-    }
+    public Task<MembersDocument> MembersAsync(Uri baseUri, CancellationToken cancellationToken) => GetAsync<MembersDocument>(baseUri, "members", cancellationToken);
 
     /// <summary>
     /// POST /members (signed): takes the next step to make the member a voter (a learner first, promoted once caught

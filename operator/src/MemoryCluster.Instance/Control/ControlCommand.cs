@@ -25,6 +25,8 @@ public enum ControlCommandType
 /// <param name="Flag">The maintenance flag of <see cref="ControlCommandType.SetMaintenance"/>.</param>
 /// <param name="MembersAt"><see cref="ControlCommandType.SetQuorumK"/>: the membership (its Raft entry) the proof was made under; refused once another applies.</param>
 /// <param name="K"><see cref="ControlCommandType.SetQuorumK"/>: the k proven.</param>
+/// <param name="Reason"><see cref="ControlCommandType.SetPrimary"/>: why, for the history.</param>
+/// <param name="AtUnixMs"><see cref="ControlCommandType.SetPrimary"/>: when it was proposed (Unix ms), stamped by the proposing host (<see cref="Stamped"/>).</param>
 public sealed record ControlCommand(
     ControlCommandType Type,
     Epoch ExpectedEpoch,
@@ -32,9 +34,15 @@ public sealed record ControlCommand(
     IReadOnlyList<MemberId>? Nodes = null,
     bool Flag = false,
     LogIndex MembersAt = default,
-    int K = 0)
+    int K = 0,
+    PrimaryChangeReason Reason = PrimaryChangeReason.Unknown,
+    long AtUnixMs = 0)
 {
-    public static ControlCommand SetPrimary(Epoch expectedEpoch, MemberId primary) => new(ControlCommandType.SetPrimary, expectedEpoch, primary);
+    public static ControlCommand SetPrimary(Epoch expectedEpoch, MemberId primary, PrimaryChangeReason reason) => new(ControlCommandType.SetPrimary, expectedEpoch, primary, Reason: reason);
+
+    /// <summary>This command with the proposer's wall clock, when it is a change of primary not stamped yet.</summary>
+    public ControlCommand Stamped(DateTimeOffset now) =>
+        Type == ControlCommandType.SetPrimary && AtUnixMs == 0 ? this with { AtUnixMs = now.ToUnixTimeMilliseconds() } : this;
 
     public static ControlCommand SetSyncSet(Epoch expectedEpoch, IReadOnlyList<MemberId> standbys) => new(ControlCommandType.SetSyncSet, expectedEpoch, Nodes: standbys);
 
@@ -55,14 +63,31 @@ public sealed record ControlCommand(
     /// <summary>Version 2 holds <see cref="ControlCommandType.SetQuorumK"/> only: <c>u8 2, u8 type, u64 epoch, u64 membersAt, u32 k</c>.</summary>
     private const byte QuorumFormatVersion = 2;
 
+    /// <summary>Version 3 holds <see cref="ControlCommandType.SetPrimary"/> only: <c>u8 3, u8 type, u64 epoch, u64 node, u8 reason, u64 unix ms</c>.</summary>
+    private const byte PrimaryFormatVersion = 3;
+
     /// <summary>
     /// The command as stored in the Raft log: <c>u8 version, u8 type, u64 epoch, u64 node, u32 count, u64 nodes...,
-    /// bool flag</c>, little-endian (version 1; <see cref="ControlCommandType.SetQuorumK"/> is version 2). Logs on
-    /// disk hold this format: never change it without a new version.
+    /// bool flag</c>, little-endian (version 1; <see cref="ControlCommandType.SetQuorumK"/> is version 2,
+    /// <see cref="ControlCommandType.SetPrimary"/> version 3; version 1 SetPrimary in older logs still reads, with
+    /// no reason nor time). Logs on disk hold this format: never change it without a new version.
     /// </summary>
     public byte[] Encode()
     {
         var b = new BinaryBuffer();
+
+        // One without a reason nor a time is written as version 1, as it was read from an older log: the same bytes.
+        if (Type == ControlCommandType.SetPrimary && (Reason != PrimaryChangeReason.Unknown || AtUnixMs != 0))
+        {
+            b.U8(PrimaryFormatVersion);
+            b.U8((byte)Type);
+            b.U64(ExpectedEpoch.Value);
+            b.U64(Node.Value);
+            b.U8((byte)Reason);
+            b.U64((ulong)AtUnixMs);
+            return b.ToArray();
+        }
+
         if (Type == ControlCommandType.SetQuorumK)
         {
             b.U8(QuorumFormatVersion);
@@ -105,6 +130,28 @@ public sealed record ControlCommand(
             var k = c.U32();
             c.ExpectEnd();
             return k > int.MaxValue ? throw new FormatException($"SetQuorumK: k {k} is out of range.") : SetQuorumK(at, membersAt, (int)k);
+        }
+
+        if (version == PrimaryFormatVersion)
+        {
+            if ((ControlCommandType)c.U8() != ControlCommandType.SetPrimary)
+            {
+                throw new FormatException("A version 3 control command must be SetPrimary.");
+            }
+
+            var at = new Epoch(c.U64());
+            var primary = new MemberId(c.U64());
+            var reason = (PrimaryChangeReason)c.U8();
+            var unixMs = c.U64();
+            c.ExpectEnd();
+            if (!Enum.IsDefined(reason))
+            {
+                throw new FormatException($"SetPrimary: unknown reason {(int)reason}.");
+            }
+
+            return unixMs > long.MaxValue
+                ? throw new FormatException($"SetPrimary: time {unixMs} is out of range.")
+                : new ControlCommand(ControlCommandType.SetPrimary, at, primary, Reason: reason, AtUnixMs: (long)unixMs);
         }
 
         if (version != FormatVersion)

@@ -21,6 +21,7 @@ namespace MemoryCluster.Instance.Control;
 /// only with the membership's configuration in force); lowered by every standby that leaves the membership and to a
 /// lower k; a membership with a higher k leaves it as it was until the primary proves the new k.
 /// </param>
+/// <param name="History">The last <see cref="HistoryLimit"/> changes of primary, oldest first (empty in a state from before it was kept).</param>
 public sealed record ControlState(
     IReadOnlyList<Member> Members,
     Epoch Epoch,
@@ -30,16 +31,46 @@ public sealed record ControlState(
     bool Maintenance,
     LogIndex AppliedIndex,
     LogIndex MembersAt = default,
-    int QuorumK = 0)
+    int QuorumK = 0,
+    IReadOnlyList<PrimaryChange>? History = null)
 {
+    /// <summary>How many changes of primary the state keeps: enough for the questions of a day, small in every snapshot.</summary>
+    public const int HistoryLimit = 100;
+
+    /// <summary>The changes of primary kept, oldest first.</summary>
+    public IReadOnlyList<PrimaryChange> PrimaryHistory => History ?? [];
+
     public static readonly ControlState Initial = new([], Epoch.Zero, MemberId.None, [], MemberId.None, false, LogIndex.Zero);
 
     /// <summary>Equal field for field, lists by their elements (record equality compares lists by reference).</summary>
     public bool SameAs(ControlState other) =>
         Members.SequenceEqual(other.Members) && Epoch == other.Epoch && Primary == other.Primary &&
         SyncStandbys.SequenceEqual(other.SyncStandbys) && PendingSwitchover == other.PendingSwitchover &&
-        Maintenance == other.Maintenance && AppliedIndex == other.AppliedIndex && MembersAt == other.MembersAt && QuorumK == other.QuorumK;
+        Maintenance == other.Maintenance && AppliedIndex == other.AppliedIndex && MembersAt == other.MembersAt && QuorumK == other.QuorumK &&
+        PrimaryHistory.SequenceEqual(other.PrimaryHistory);
 
     /// <summary>Quorum mode's k for <see cref="Members"/>: ⌊voters/2⌋ (the one definition: <see cref="Node.MembershipPlanner.SyncStandbyCount"/>).</summary>
     public int MembersK => Node.MembershipPlanner.SyncStandbyCount(Members.Count(m => m.IsVoter));
 }
+
+/// <summary>Why the primary changed. The numbers are part of the stored format.</summary>
+public enum PrimaryChangeReason
+{
+    /// <summary>Proposed by a manager older than the history (no reason was stored).</summary>
+    Unknown = 0,
+
+    /// <summary>The first primary of the cluster.</summary>
+    Bootstrap = 1,
+
+    /// <summary>A requested switchover completed.</summary>
+    Switchover = 2,
+
+    /// <summary>A switchover timed out and the primary resumed at a new epoch.</summary>
+    SwitchoverAborted = 3,
+
+    /// <summary>The Raft leader promoted a replica because the primary failed.</summary>
+    Failover = 4,
+}
+
+/// <summary>One change of primary: the epoch it began, from and to which member, why, and when it was proposed (Unix ms, the proposer's clock; 0 when unknown).</summary>
+public sealed record PrimaryChange(Epoch Epoch, MemberId From, MemberId To, PrimaryChangeReason Reason, long AtUnixMs);

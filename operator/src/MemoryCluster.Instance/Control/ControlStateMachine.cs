@@ -83,6 +83,7 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
                 // newer epoch, and CAS on the epoch means two concurrent decisions cannot both apply.
                 return (ApplyOutcome.Applied, state with
                 {
+                    History = [.. state.PrimaryHistory.TakeLast(ControlState.HistoryLimit - 1), new PrimaryChange(state.Epoch.Next(), state.Primary, command.Node, command.Reason, command.AtUnixMs)],
                     Epoch = state.Epoch.Next(),
                     Primary = command.Node,
                     PendingSwitchover = MemberId.None,
@@ -124,8 +125,9 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
     /// <summary>
     /// The snapshot format: the members (as <see cref="ConfigCodec"/> writes a configuration, no retired ids),
     /// <c>u64 epoch, u64 primary, u32 count, u64 standbys..., u64 pending switchover, bool maintenance,
-    /// u64 applied index</c>, then, only when either is not zero, <c>u64 members entry, u32 quorum k</c>. Snapshots
-    /// on disk hold this format: never change it (one without the tail restores both as zero).
+    /// u64 applied index</c>, then, only when any is not zero or empty, <c>u64 members entry, u32 quorum k</c>, then
+    /// only when there is a history, <c>u32 count, (u64 epoch, u64 from, u64 to, u8 reason, u64 unix ms)...</c>.
+    /// Snapshots on disk hold this format: never change it (one without a tail restores it as zero or empty).
     /// </summary>
     public byte[] TakeSnapshot()
     {
@@ -143,10 +145,23 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
         b.U64(s.PendingSwitchover.Value);
         b.Bool(s.Maintenance);
         b.U64(s.AppliedIndex.Value);
-        if (s.MembersAt != LogIndex.Zero || s.QuorumK != 0)
+        if (s.MembersAt != LogIndex.Zero || s.QuorumK != 0 || s.PrimaryHistory.Count > 0)
         {
             b.U64(s.MembersAt.Value);
             b.U32((uint)s.QuorumK);
+        }
+
+        if (s.PrimaryHistory.Count > 0)
+        {
+            b.U32((uint)s.PrimaryHistory.Count);
+            foreach (var h in s.PrimaryHistory)
+            {
+                b.U64(h.Epoch.Value);
+                b.U64(h.From.Value);
+                b.U64(h.To.Value);
+                b.U8((byte)h.Reason);
+                b.U64((ulong)h.AtUnixMs);
+            }
         }
 
         return b.ToArray();
@@ -175,12 +190,21 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
         var maintenance = c.Bool();
         var applied = new LogIndex(c.U64());
         var (membersAt, quorumK) = c.AtEnd ? (LogIndex.Zero, 0u) : (new LogIndex(c.U64()), c.U32());
+        var history = c.AtEnd ? [] : new PrimaryChange[ConfigCodec.Count(ref c)];
+        for (var i = 0; i < history.Length; i++)
+        {
+            var (at, from, to, reason, unixMs) = (new Epoch(c.U64()), new MemberId(c.U64()), new MemberId(c.U64()), (PrimaryChangeReason)c.U8(), c.U64());
+            history[i] = !Enum.IsDefined(reason) || unixMs > long.MaxValue
+                ? throw new FormatException($"control snapshot: history entry {i} has reason {(int)reason} and time {unixMs}")
+                : new PrimaryChange(at, from, to, reason, (long)unixMs);
+        }
+
         c.ExpectEnd();
         if (quorumK > int.MaxValue)
         {
             throw new FormatException($"control snapshot: quorum k {quorumK} is out of range");
         }
 
-        Current = new ControlState(members, epoch, primary, sync, pending, maintenance, applied, membersAt, (int)quorumK);
+        Current = new ControlState(members, epoch, primary, sync, pending, maintenance, applied, membersAt, (int)quorumK, history);
     }
 }

@@ -24,10 +24,12 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
     private readonly NodeDriver _driver;
     private readonly ILogger _logger;
     private readonly RaftHost<ControlState> _host;
+    private readonly TimeProvider _time;
 
     public RaftService(InstanceOptions options, NodeDriver driver, MemberDirectory directory, ClusterKey key, TimeProvider time, ILogger<RaftService> logger)
     {
         _options = options;
+        _time = time;
         _directory = directory;
         _driver = driver;
         _logger = logger;
@@ -230,7 +232,9 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
         ArgumentNullException.ThrowIfNull(command);
         try
         {
-            var applied = await _host.ProposeAsync(command.Encode(), onlyInTerm, cancellationToken).ConfigureAwait(false);
+            // The wall clock of a change of primary is stamped here, where the command is written to the log: the
+            // core that decided it keeps only monotonic time.
+            var applied = await _host.ProposeAsync(command.Stamped(_time.GetUtcNow()).Encode(), onlyInTerm, cancellationToken).ConfigureAwait(false);
             return (applied.Outcome == ApplyOutcome.Applied
                 ? new ManagerAnswer(true, $"{command.Type} applied", applied.State.Epoch)
                 : new ManagerAnswer(false, $"{command.Type} refused by the control state: {applied.Outcome} {applied.Reason}".TrimEnd(), applied.State.Epoch), false);

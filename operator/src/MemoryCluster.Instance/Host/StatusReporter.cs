@@ -17,6 +17,25 @@ internal sealed class StatusReporter(InstanceOptions options, NodeDriver driver,
         return ToDocument(s, now);
     }
 
+    /// <summary>What <c>GET /history</c> returns: the control state's changes of primary, members by name.</summary>
+    public HistoryDocument History() => driver.Read((node, _) => HistoryOf(node.Control, id => directory.Find(id.Value)?.Name ?? $"member {id}"));
+
+    /// <summary>The history of <paramref name="control"/>, members named by <paramref name="nameOf"/>.</summary>
+    public static HistoryDocument HistoryOf(ControlState control, Func<MemberId, string> nameOf)
+    {
+        ArgumentNullException.ThrowIfNull(control);
+        ArgumentNullException.ThrowIfNull(nameOf);
+        return new HistoryDocument(
+            control.AppliedIndex.Value,
+            control.Epoch,
+            [.. control.PrimaryHistory.Select(h => new PrimaryChangeDocument(
+                h.Epoch,
+                h.AtUnixMs == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(h.AtUnixMs),
+                h.From.IsNone ? null : nameOf(h.From),
+                nameOf(h.To),
+                h.Reason))]);
+    }
+
     /// <summary>Alive: the Raft host runs, and PostgreSQL runs or the node is not stuck on a failing step.</summary>
     public (bool Alive, string Why) Health()
     {

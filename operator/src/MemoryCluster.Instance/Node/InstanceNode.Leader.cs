@@ -158,7 +158,7 @@ public sealed partial class InstanceNode
                 Log(LogLevel.Warning, $"failover from epoch {epoch}: {promote.Why}");
                 // IMPORTANT: committed only by this leader in this term: a leader elected meanwhile (this one paused,
                 // say) may have granted renewals it never saw, and its own election restarts the failover clock.
-                _out.Add(new Propose(_failoverProposal.Value, ControlCommand.SetPrimary(epoch, promote.Target), promote.Why, _leaderTerm));
+                _out.Add(new Propose(_failoverProposal.Value, ControlCommand.SetPrimary(epoch, promote.Target, PrimaryChangeReason.Failover), promote.Why, _leaderTerm));
                 return;
         }
     }

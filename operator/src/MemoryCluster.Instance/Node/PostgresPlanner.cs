@@ -172,7 +172,7 @@ public static class PostgresPlanner
             // IMPORTANT: the first primary is chosen through Raft (compare-and-set on epoch 0), so exactly one member
             // can ever run initdb for the cluster.
             return o.IsRaftLeader
-                ? new PlanStep.Propose(ControlCommand.SetPrimary(Epoch.Zero, o.Config.Self), "bootstrap: the first Raft leader proposes itself as the first primary")
+                ? new PlanStep.Propose(ControlCommand.SetPrimary(Epoch.Zero, o.Config.Self, PrimaryChangeReason.Bootstrap), "bootstrap: the first Raft leader proposes itself as the first primary")
                 : new PlanStep.Wait("waiting for the Raft quorum to choose the first primary");
         }
 
@@ -332,7 +332,7 @@ public static class PostgresPlanner
             // IMPORTANT: this instance's PostgreSQL stopped cleanly before the epoch moves, and the target promotes
             // only after the new epoch is committed, so the two are never writable together.
             return new PlanStep.Propose(
-                ControlCommand.SetPrimary(epoch, switchover.Target),
+                ControlCommand.SetPrimary(epoch, switchover.Target, PrimaryChangeReason.Switchover),
                 $"switchover: {target} has received the final WAL record at {final}");
         }
 
@@ -341,7 +341,7 @@ public static class PostgresPlanner
             // IMPORTANT: the abort is a compare-and-set on the same epoch as the hand-over, naming this instance:
             // exactly one of the two (or a failover) applies, and a delayed hand-over can never apply after it.
             return new PlanStep.Propose(
-                ControlCommand.SetPrimary(epoch, o.Config.Self),
+                ControlCommand.SetPrimary(epoch, o.Config.Self, PrimaryChangeReason.SwitchoverAborted),
                 $"switchover aborted: {target} did not receive the final WAL within {o.Config.SwitchoverTimeoutMs / 1000} s; resuming as primary at a new epoch");
         }
 
