@@ -217,6 +217,28 @@ public static class InstanceHost
 
             return Results.Json(answer, InstanceJson.Options, statusCode: 409);
         });
+        app.MapSigned("POST", "/failover", InstanceApiClient.FailoverPurpose, guard, (text, _, _) =>
+        {
+            var body = ParseBody<SwitchoverRequest>(text.Length == 0 ? "{}" : text, out var why);
+            if (body is null)
+            {
+                return Task.FromResult(Results.Json(new ManagerAnswer(false, $"the body must be JSON like {{\"to\": \"NAME\"}} (or empty for the best candidate): {why}"), InstanceJson.Options, statusCode: 400));
+            }
+
+            var to = string.IsNullOrWhiteSpace(body.To) ? null : body.To;
+            var (accepted, message, epoch) = driver.Read((node, _) =>
+            {
+                var (ok, text, _) = node.CheckFailover(to);
+                return (ok, text, node.Control.Epoch);
+            });
+            if (!accepted)
+            {
+                return Task.FromResult(Results.Json(new ManagerAnswer(false, message), InstanceJson.Options, statusCode: 409));
+            }
+
+            driver.Step(now => new FailoverRequested(now, to));
+            return Task.FromResult(Results.Json(new ManagerAnswer(true, message, epoch), InstanceJson.Options, statusCode: 202));
+        });
         app.MapSigned("POST", "/reinit", InstanceApiClient.ReinitPurpose, guard, (_, _, _) =>
         {
             var (accepted, message) = driver.Read((node, _) => node.CheckReinit());

@@ -177,6 +177,51 @@ public sealed class FailoverPlannerTests
         Assert.Contains("maintenance", Assert.IsType<FailoverDecision.Blocked>(FailoverPlanner.Decide(new FailoverInput(
             State(1, 1) with { Maintenance = true }, Config(), new Dictionary<MemberId, PeerView> { [Id(2)] = Fresh(2, 1), [Id(3)] = Fresh(3, 1) }, PromoteAfter, 0, null, null))).Why, StringComparison.Ordinal);
 
+    private static FailoverDecision Forced(long now, ForcedFailover? forced, bool maintenance = false, long? fencedSeenAt = null, params PeerView[] views) =>
+        FailoverPlanner.Decide(new FailoverInput(State(1, 1) with { QuorumK = 1, Maintenance = maintenance }, Config(), views.ToDictionary(v => v.Id), now, 0, fencedSeenAt, null, forced));
+
+    public static TheoryData<string, bool, int, ulong, ulong, string> ForcedCases() => new()
+    {
+        // case, maintenance, target (0: any), mc-2's and mc-3's positions, what the planner does
+        { "paused, any target: the best is promoted all the same", true, 0, 500, 700, "promote 3" },
+        { "paused, the best as target", true, 3, 500, 700, "promote 3" },
+        { "a target behind the best is refused with by how much", false, 2, 500, 700, "blocked: is 200 bytes behind mc-3" },
+        { "a target as far as the best (a tie) is promoted", false, 2, 700, 700, "promote 2" },
+        { "unforced and paused: blocked", true, -1, 500, 700, "blocked: maintenance mode is on" },
+    };
+
+    [Theory]
+    [MemberData(nameof(ForcedCases))]
+    public void A_forced_failover_ignores_maintenance_and_promotes_its_target_only_when_it_holds_as_much_as_any(string name, bool maintenance, int target, ulong flush2, ulong flush3, string expected)
+    {
+        var forced = target < 0 ? null : new ForcedFailover(target == 0 ? MemberId.None : Id(target));
+        var decision = Forced(PromoteAfter, forced, maintenance, views: [Fresh(2, flush2), Fresh(3, flush3)]);
+        var actual = decision switch
+        {
+            FailoverDecision.Promote p => $"promote {p.Target}",
+            FailoverDecision.Blocked b => "blocked: " + b.Why,
+            _ => decision.ToString(),
+        };
+        Assert.True(expected.StartsWith("promote", StringComparison.Ordinal) ? actual == expected : actual.StartsWith("blocked", StringComparison.Ordinal) && actual.Contains(expected["blocked: ".Length..], StringComparison.Ordinal), $"{name}: {actual}");
+    }
+
+    [Fact]
+    public void A_forced_failover_never_shortens_the_wait_for_the_old_primary_to_stop_writing()
+    {
+        var healthy = Forced(PromoteAfter - 1, new ForcedFailover(Id(2)), views: [Fresh(2, 700), Fresh(3, 700)]);
+        Assert.IsType<FailoverDecision.Healthy>(healthy);
+    }
+
+    [Fact]
+    public void A_forced_failover_to_a_target_never_restarts_the_fenced_primary_instead()
+    {
+        var fenced = Peer(1, InstanceRole.Stopped, fenced: 1, running: false);
+        var anyone = Forced(500 + FailoverPlanner.FreshReportWaitMs, new ForcedFailover(MemberId.None), fencedSeenAt: 500, views: [fenced]);
+        Assert.Equal(Id(1), Assert.IsType<FailoverDecision.Promote>(anyone).Target);
+        var toTwo = Forced(500 + FailoverPlanner.FreshReportWaitMs, new ForcedFailover(Id(2)), fencedSeenAt: 500, views: [fenced]);
+        Assert.IsType<FailoverDecision.Blocked>(toTwo);
+    }
+
     [Fact]
     public void The_lease_timings_keep_the_watchdogs_fence_before_the_leaders_promotion_even_with_drift()
     {

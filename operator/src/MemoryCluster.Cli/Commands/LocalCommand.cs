@@ -27,6 +27,7 @@ internal static class LocalCommand
         command.Add(Logs());
         command.Add(Psql());
         command.Add(Switchover());
+        command.Add(Failover());
         command.Add(Scale());
         command.Add(MaintenanceCommand("pause", on: true, "Maintenance mode: pause automatic failover (a failed primary is not replaced until `local resume`; switchovers still work)."));
         command.Add(MaintenanceCommand("resume", on: false, "Leave maintenance mode: automatic failover resumes."));
@@ -415,14 +416,72 @@ internal static class LocalCommand
         return command;
     }
 
+    private static Command Failover()
+    {
+        var to = new Option<string?>("--to") { Description = "The replica to promote (default: the one the Raft leader finds most complete)." };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the new primary.", DefaultValueFactory = _ => 60 };
+        var command = new Command("failover", "Forced failover of a failed primary (also while paused); refused while the primary holds its lease (use switchover).") { to, timeout };
+        command.SetAction(async (result, ct) =>
+        {
+            if (Existing(result) is not { } cluster)
+            {
+                return 2;
+            }
+
+            var target = result.GetValue(to);
+            if (target is not null && cluster.Layout.Members.All(m => m.Name != target))
+            {
+                Console.Error.WriteLine($"no instance is named '{target}' (instances: {string.Join(", ", cluster.Layout.Members.Select(m => m.Name))})");
+                return 2;
+            }
+
+            // Only the Raft leader takes it: asked first, as the members' reports name it.
+            var watch = Stopwatch.StartNew();
+            var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
+            var order = statuses.OrderByDescending(s => s.Status?.Raft.Role == "leader").Select(s => s.Member).ToList();
+            if (await AskAnyManagerAsync(cluster, "failover", (api, member) => api.FailoverAsync(member, target, ct), order, a => a.Message.Contains("is not the Raft leader", StringComparison.Ordinal)).ConfigureAwait(false) is not { } answer)
+            {
+                return 1;
+            }
+
+            var deadline = TimeSpan.FromSeconds(result.GetValue(timeout));
+            while (watch.Elapsed < deadline)
+            {
+                statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
+                if (statuses.Where(s => (target is null || s.Member.Name == target) && s.Status is { Role: InstanceRole.Primary, Ready: true } && s.Status.Epoch > answer.Epoch).Select(s => s.Member).FirstOrDefault() is { } now)
+                {
+                    Console.Out.WriteLine($"{now.Name} is primary after {watch.Elapsed.TotalSeconds:0.00} s");
+                    Console.Out.Write(LocalCluster.Table(statuses));
+                    return 0;
+                }
+
+                if (statuses.Select(s => s.Status?.Failover).FirstOrDefault(f => f?.Contains("forced failover to", StringComparison.Ordinal) == true && f.Contains("refused", StringComparison.Ordinal)) is { } refused)
+                {
+                    Console.Error.WriteLine($"failover refused by the Raft leader: {refused}");
+                    return 1;
+                }
+
+                await Task.Delay(100, ct).ConfigureAwait(false);
+            }
+
+            var why = statuses.Select(s => s.Status?.Failover).FirstOrDefault(f => f is not null);
+            Console.Error.WriteLine($"{target ?? "no replica"} became primary within {deadline.TotalSeconds:0} s{(why is null ? string.Empty : $"; the Raft leader says: {why}")}");
+            Console.Out.Write(LocalCluster.Table(statuses));
+            return 1;
+        });
+        return command;
+    }
+
     /// <summary>
-    /// Sends a signed request to the first manager that answers, and prints its answer; null (said on standard error)
-    /// when none answered or it refused.
+    /// Sends a signed request to the first manager that answers (in <paramref name="order"/>, else the layout's), and
+    /// prints its answer; null (said on standard error) when none answered or one refused (unless
+    /// <paramref name="tryNext"/> says to go on to the next).
     /// </summary>
-    private static async Task<ManagerAnswer?> AskAnyManagerAsync(LocalCluster cluster, string verb, Func<InstanceApiClient, Uri, Task<ManagerAnswer>> ask)
+    private static async Task<ManagerAnswer?> AskAnyManagerAsync(LocalCluster cluster, string verb, Func<InstanceApiClient, Uri, Task<ManagerAnswer>> ask, IReadOnlyList<MemoryCluster.Instance.Peer>? order = null, Func<ManagerAnswer, bool>? tryNext = null)
     {
         var api = cluster.SigningApi();
-        foreach (var member in cluster.Layout.Members)
+        ManagerAnswer? passed = null;
+        foreach (var member in order ?? cluster.Layout.Members)
         {
             ManagerAnswer answer;
             try
@@ -431,6 +490,12 @@ internal static class LocalCommand
             }
             catch (InstanceApiException)
             {
+                continue;
+            }
+
+            if (!answer.Accepted && tryNext?.Invoke(answer) == true)
+            {
+                passed = answer;
                 continue;
             }
 
@@ -444,7 +509,7 @@ internal static class LocalCommand
             return answer;
         }
 
-        Console.Error.WriteLine("no manager answered");
+        Console.Error.WriteLine(passed is null ? "no manager answered" : $"{verb} refused: {passed.Message}");
         return null;
     }
 

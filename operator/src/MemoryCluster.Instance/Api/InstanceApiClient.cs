@@ -31,6 +31,7 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     public const string RemoveMemberPurpose = "members-remove";
     public const string MaintenancePurpose = "maintenance";
     public const string ReinitPurpose = "reinit";
+    public const string FailoverPurpose = "failover";
 
     /// <summary>Whether this client can call the endpoints that change something.</summary>
     public bool CanSign => clusterKey is not null;
@@ -91,6 +92,10 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     /// POST /reinit on the member to rebuild: it sets its data aside and clones afresh from the primary; refused for
     /// the primary. Signed like a switchover.
     /// </summary>
+    /// <summary>POST /failover (signed, to the Raft leader): a forced failover of a failed primary, to <paramref name="to"/> or the best candidate.</summary>
+    public Task<ManagerAnswer> FailoverAsync(Uri baseUri, string? to, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, baseUri, "failover", FailoverPurpose, JsonSerializer.Serialize(new SwitchoverRequest(to), InstanceJson.Options), cancellationToken);
+
     public Task<ManagerAnswer> ReinitAsync(Uri baseUri, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, baseUri, "reinit", ReinitPurpose, "{}", cancellationToken);
 

@@ -12,6 +12,11 @@ namespace MemoryCluster.Instance.Node;
 /// <param name="LastRenewal">The latest of: the last renewal this leader granted at the current epoch, when it saw that epoch committed, when it became leader.</param>
 /// <param name="FencedSeenAt">When this leader first saw the primary report itself fenced at the current epoch; null if it has not.</param>
 /// <param name="PrimaryLine">The line of history the primary reported at the current epoch, when this leader saw one.</param>
+/// <param name="Forced">
+/// A user's forced failover at the current epoch (<c>POST /failover</c>): maintenance mode does not block it, and with a
+/// target only that member may be promoted, when it holds as much as the best candidate. It never shortens the wait
+/// for the old primary to stop writing.
+/// </param>
 public sealed record FailoverInput(
     ControlState Control,
     NodeConfig Config,
@@ -19,7 +24,11 @@ public sealed record FailoverInput(
     long Now,
     long LastRenewal,
     long? FencedSeenAt,
-    WalLine? PrimaryLine);
+    WalLine? PrimaryLine,
+    ForcedFailover? Forced = null);
+
+/// <summary>A user's forced failover: to <paramref name="To"/>, or (none) to the best candidate.</summary>
+public sealed record ForcedFailover(MemberId To);
 
 /// <summary>What the leader does about the primary.</summary>
 public abstract record FailoverDecision(string Why)
@@ -89,7 +98,7 @@ public static class FailoverPlanner
             cause = $"no lease renewal from {name} for {Seconds(silent)}";
         }
 
-        if (control.Maintenance)
+        if (control.Maintenance && input.Forced is null)
         {
             return new FailoverDecision.Blocked($"{cause}; maintenance mode is on, so automatic failover is paused");
         }
@@ -107,9 +116,27 @@ public static class FailoverPlanner
             .OrderBy(v => v.Id.Value)
             .ToList();
         var reason = Choose(input, fresh, out var best);
+        if (best is not null && input.Forced is { To: var to } && !to.IsNone && to != best.Value)
+        {
+            // The user's choice, only when it holds as much as the best candidate (ties to it win by id).
+            var wanted = fresh.FirstOrDefault(v => v.Id == to);
+            var bestView = fresh.First(v => v.Id == best.Value);
+            if (wanted is null || !wanted.PositionSettled || wanted.Line is null || wanted.Line != bestView.Line || wanted.FlushLsn < bestView.FlushLsn)
+            {
+                var where = wanted is null
+                    ? "has not reported as a running replica since the primary stopped writing"
+                    : wanted.Line != bestView.Line || !wanted.PositionSettled
+                        ? $"has no exact position on {bestView.Line} yet"
+                        : $"is {bestView.FlushLsn.BytesAfter(wanted.FlushLsn)} bytes behind {config.NameOf(best.Value)} ({wanted.FlushLsn} against {bestView.FlushLsn})";
+                return new FailoverDecision.Blocked($"{cause}; forced failover to {config.NameOf(to)} refused: it {where}; fail over to {config.NameOf(best.Value)}, or without a target");
+            }
+
+            return new FailoverDecision.Promote(to, $"{cause}; forced failover to {config.NameOf(to)}, as far as any candidate: {reason}");
+        }
+
         if (best is not null)
         {
-            return new FailoverDecision.Promote(best.Value, $"{cause}; {reason}");
+            return new FailoverDecision.Promote(best.Value, $"{cause}; {(input.Forced is null ? string.Empty : "forced failover: ")}{reason}");
         }
 
         if (detachFirst)
@@ -130,7 +157,7 @@ public static class FailoverPlanner
             return new FailoverDecision.Blocked($"{cause}; {reason}; waiting up to {Seconds(FreshReportWaitMs)} for replica reports");
         }
 
-        return reportedFenced
+        return reportedFenced && input.Forced is not { To.IsNone: false }
             ? new FailoverDecision.Promote(primary, $"{cause}; {reason}; restarting {name} as primary at a new epoch")
             : new FailoverDecision.Blocked($"{cause}; {reason}");
     }

@@ -31,6 +31,12 @@ public sealed partial class InstanceNode
     // The epoch from whose primary this leader asked the replicas to stop streaming (quorum mode).
     private Epoch _detachEpoch;
 
+    // A user's forced failover: at this epoch, in this leader's term, until this time.
+    private (Epoch Epoch, Raft.Term Term, MemberId To, long Until)? _forced;
+
+    /// <summary>How long a forced failover request stands (the old primary's lease must run out within it).</summary>
+    public const long ForcedFailoverTtlMs = 30_000;
+
     /// <summary>
     /// A renewal request, after the host's linearizable read. Granted only by a leader that holds its Raft lease (so
     /// no other leader can exist), when the read shows the requester primary at that epoch, and never for an epoch
@@ -112,17 +118,8 @@ public sealed partial class InstanceNode
             return;
         }
 
-        // IMPORTANT: the leader counts from its own last grant at this epoch, or from when it saw the epoch, or from
-        // its election, whichever is latest: every grant of an earlier leader precedes this leader's election.
-        var lastRenewal = Math.Max(_leaderSince, Math.Max(_epochSeen == epoch ? _epochSeenAt : long.MinValue, _grantEpoch == epoch ? _grantAt : long.MinValue));
-        var decision = FailoverPlanner.Decide(new FailoverInput(
-            control,
-            _config,
-            views,
-            _now,
-            lastRenewal,
-            _fencedSeenEpoch == epoch ? _fencedSeenAt : null,
-            _primaryLine));
+        var forced = _forced is { } f && f.Epoch == epoch && f.Term == _leaderTerm && _now < f.Until ? new ForcedFailover(f.To) : null;
+        var decision = FailoverPlanner.Decide(FailoverInputNow(views, forced));
         switch (decision)
         {
             case FailoverDecision.Healthy:
@@ -160,6 +157,71 @@ public sealed partial class InstanceNode
                 // say) may have granted renewals it never saw, and its own election restarts the failover clock.
                 _out.Add(new Propose(_failoverProposal.Value, ControlCommand.SetPrimary(epoch, promote.Target, PrimaryChangeReason.Failover), promote.Why, _leaderTerm));
                 return;
+        }
+    }
+
+    /// <summary>What the failover planner looks at now, on this leader.</summary>
+    private FailoverInput FailoverInputNow(IReadOnlyDictionary<MemberId, PeerView> views, ForcedFailover? forced)
+    {
+        var epoch = _control.Epoch;
+
+        // IMPORTANT: the leader counts from its own last grant at this epoch, or from when it saw the epoch, or from
+        // its election, whichever is latest: every grant of an earlier leader precedes this leader's election.
+        var lastRenewal = Math.Max(_leaderSince, Math.Max(_epochSeen == epoch ? _epochSeenAt : long.MinValue, _grantEpoch == epoch ? _grantAt : long.MinValue));
+        return new FailoverInput(_control, _config, views, _now, lastRenewal, _fencedSeenEpoch == epoch ? _fencedSeenAt : null, _primaryLine, forced);
+    }
+
+    /// <summary>
+    /// Whether this member takes a user's forced failover (to <paramref name="target"/>, or to the best candidate):
+    /// only the Raft leader does, only while the primary has failed (its lease ran out, or it reported itself fenced;
+    /// a healthy primary is switched over, not failed over), and never to the primary or a stranger. Taken, it stands
+    /// for <see cref="ForcedFailoverTtlMs"/> at this epoch; the planner then ignores maintenance mode and promotes the
+    /// target only when it holds as much as any candidate.
+    /// </summary>
+    public (bool Accepted, string Message, MemberId To) CheckFailover(string? target)
+    {
+        var control = _control;
+        if (control.Primary.IsNone || control.Epoch == Epoch.Zero)
+        {
+            return (false, "the cluster has no primary yet", MemberId.None);
+        }
+
+        if (!_raft.IsLeader || _leaderSince < 0)
+        {
+            return (false, $"{_config.NameOf(_config.Self)} is not the Raft leader (the leader is {(_raft.Leader.IsNone ? "not known" : _config.NameOf(_raft.Leader))}): ask the leader", MemberId.None);
+        }
+
+        var to = MemberId.None;
+        if (target is not null)
+        {
+            var member = _config.Members.FirstOrDefault(m => m.Name == target);
+            if (member is null)
+            {
+                return (false, $"no member is named '{target}' (members: {string.Join(", ", _config.Members.Select(m => m.Name))})", MemberId.None);
+            }
+
+            if (member.Id == control.Primary)
+            {
+                return (false, $"{target} is the primary (epoch {control.Epoch}); fail over to another member, or without --to", MemberId.None);
+            }
+
+            to = member.Id;
+        }
+
+        var decision = FailoverPlanner.Decide(FailoverInputNow(Views(), new ForcedFailover(to)));
+        return decision is FailoverDecision.Healthy healthy
+            ? (false, $"{healthy.Why}: a primary that holds its lease is not failed over; `switchover` is the verb", MemberId.None)
+            : (true, $"forced failover at epoch {control.Epoch}{(to.IsNone ? string.Empty : $" to {target}")}: {decision.Why}", to);
+    }
+
+    /// <summary>A forced failover the API took (after <see cref="CheckFailover"/>); checked again now.</summary>
+    private void OnFailoverRequested(FailoverRequested r)
+    {
+        var (accepted, message, to) = CheckFailover(r.To);
+        if (accepted)
+        {
+            _forced = (_control.Epoch, _leaderTerm, to, _now + ForcedFailoverTtlMs);
+            Log(LogLevel.Warning, message);
         }
     }
 

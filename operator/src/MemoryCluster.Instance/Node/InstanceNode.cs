@@ -111,6 +111,9 @@ public sealed partial class InstanceNode
                 }
 
                 break;
+            case FailoverRequested f:
+                OnFailoverRequested(f);
+                break;
             case PostgresExited e:
                 OnPostgresExited(e);
                 break;

@@ -290,6 +290,9 @@ public sealed record Tick(long Now) : NodeInput(Now);
 /// <summary>An operator asked this replica to be rebuilt from the primary (<c>POST /reinit</c>, checked by <see cref="InstanceNode.CheckReinit"/>).</summary>
 public sealed record ReinitRequested(long Now) : NodeInput(Now);
 
+/// <summary>A user's forced failover (<c>POST /failover</c>), to the member named <paramref name="To"/> or (null) the best candidate.</summary>
+public sealed record FailoverRequested(long Now, string? To) : NodeInput(Now);
+
 /// <summary>The Raft host's view and the control state it has applied (sent whenever either changes).</summary>
 public sealed record RaftObserved(long Now, RaftView Raft, ControlState Control) : NodeInput(Now);
 
