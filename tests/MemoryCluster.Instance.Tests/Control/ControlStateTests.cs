@@ -87,10 +87,17 @@ public sealed class ControlStateTests
     {
         var sm = new ControlStateMachine();
         ulong index = 0;
-        foreach (var p in (primaries ?? []).Where(p => p != 0).Take(20))
+        var list = (primaries ?? []).Where(p => p != 0).Take(20).ToList();
+        if (list.Count % 2 == 1)
+        {
+            // Half of the cases in format 1 (with a history), half in format 0.
+            sm.Apply(Command(++index, ControlCommand.SetFormat(sm.Current.Epoch, 1)));
+        }
+
+        foreach (var p in list)
         {
             var reason = (PrimaryChangeReason)(int)(p % 5);
-            sm.Apply(Command(++index, ControlCommand.SetPrimary(sm.Current.Epoch, M(p), reason).Stamped(DateTimeOffset.FromUnixTimeMilliseconds((long)(p % 1_000_000_000_000)))));
+            sm.Apply(Command(++index, ControlCommand.SetPrimary(sm.Current.Epoch, M(p), reason).ForFormat(sm.Current.Format, DateTimeOffset.FromUnixTimeMilliseconds((long)(p % 1_000_000_000_000) + 1))));
         }
 
         sm.Apply(Command(++index, ControlCommand.SetMaintenance(sm.Current.Epoch, maintenance)));
@@ -150,8 +157,9 @@ public sealed class ControlStateTests
     {
         var sm = new ControlStateMachine();
         ulong index = 0;
-        sm.Apply(Command(++index, ControlCommand.SetPrimary(Epoch.Zero, M(1), PrimaryChangeReason.Bootstrap).Stamped(DateTimeOffset.FromUnixTimeMilliseconds(1_000))));
-        sm.Apply(Command(++index, ControlCommand.SetPrimary(E(1), M(2), PrimaryChangeReason.Switchover).Stamped(DateTimeOffset.FromUnixTimeMilliseconds(2_000))));
+        sm.Apply(Command(++index, ControlCommand.SetFormat(Epoch.Zero, 1)));
+        sm.Apply(Command(++index, ControlCommand.SetPrimary(Epoch.Zero, M(1), PrimaryChangeReason.Bootstrap).ForFormat(1, DateTimeOffset.FromUnixTimeMilliseconds(1_000))));
+        sm.Apply(Command(++index, ControlCommand.SetPrimary(E(1), M(2), PrimaryChangeReason.Switchover).ForFormat(1, DateTimeOffset.FromUnixTimeMilliseconds(2_000))));
 
         // Refused commands leave no trace.
         sm.Apply(Command(++index, ControlCommand.SetPrimary(E(1), M(3), PrimaryChangeReason.Failover)));
@@ -176,13 +184,13 @@ public sealed class ControlStateTests
     [Fact]
     public void A_change_of_primary_with_a_reason_is_version_3_and_a_bad_reason_is_refused()
     {
-        var command = ControlCommand.SetPrimary(E(4), M(2), PrimaryChangeReason.SwitchoverAborted).Stamped(DateTimeOffset.FromUnixTimeMilliseconds(1_764_000_000_123));
+        var command = ControlCommand.SetPrimary(E(4), M(2), PrimaryChangeReason.SwitchoverAborted).ForFormat(1, DateTimeOffset.FromUnixTimeMilliseconds(1_764_000_000_123));
         var bytes = command.Encode();
         Assert.Equal("03010400000000000000020000000000000003", Convert.ToHexString(bytes)[..38]);
         Assert.Equal(command, ControlCommand.Decode(bytes));
 
         // Stamped once: the proposer's clock, never overwritten by a host the command passes through.
-        Assert.Equal(command, command.Stamped(DateTimeOffset.UnixEpoch.AddYears(100)));
+        Assert.Equal(command, command.ForFormat(1, DateTimeOffset.UnixEpoch.AddYears(100)));
 
         bytes[18] = 9;
         Assert.Contains("unknown reason 9", Assert.Throws<FormatException>(() => ControlCommand.Decode(bytes)).Message, StringComparison.Ordinal);
@@ -192,6 +200,37 @@ public sealed class ControlStateTests
         var before = sm.Current;
         Assert.Equal(ApplyOutcome.Invalid, sm.Apply(new Entry(new Term(1), new LogIndex(1), EntryType.Command, bytes)).Outcome);
         Assert.True(sm.Current.SameAs(before with { AppliedIndex = new LogIndex(1) }));
+    }
+
+    [Fact]
+    public void Under_control_format_0_a_change_of_primary_is_written_as_older_releases_read_it_and_kept_in_no_history()
+    {
+        // What a cluster with a manager of an older release writes and holds: version 1 commands, no snapshot tail.
+        var command = ControlCommand.SetPrimary(E(3), M(2), PrimaryChangeReason.Failover).ForFormat(0, DateTimeOffset.UnixEpoch.AddYears(60));
+        Assert.Equal("0101030000000000000002000000000000000000000000", Convert.ToHexString(command.Encode()));
+
+        var sm = new ControlStateMachine();
+        sm.Apply(Command(1, ControlCommand.SetPrimary(Epoch.Zero, M(1), PrimaryChangeReason.Bootstrap).ForFormat(0, DateTimeOffset.UnixEpoch.AddYears(60))));
+        Assert.Empty(sm.Current.PrimaryHistory);
+        var formatZero = sm.TakeSnapshot();
+        var older = new ControlStateMachine();
+        older.Restore(new Snapshot(new LogIndex(1), new Term(1), ClusterConfig.Empty, formatZero));
+        Assert.Equal(0, older.Current.Format);
+
+        // Raised (only up), then kept in snapshots with the history.
+        Assert.Equal(ApplyOutcome.Applied, sm.Apply(Command(2, ControlCommand.SetFormat(E(1), 1))).Outcome);
+        Assert.Equal(ApplyOutcome.Invalid, sm.Apply(Command(3, ControlCommand.SetFormat(E(1), 1))).Outcome);
+        Assert.Equal(ApplyOutcome.Invalid, sm.Apply(Command(4, ControlCommand.SetFormat(E(1), 0))).Outcome);
+        sm.Apply(Command(5, ControlCommand.SetPrimary(E(1), M(2), PrimaryChangeReason.Failover).ForFormat(sm.Current.Format, DateTimeOffset.FromUnixTimeMilliseconds(5_000))));
+        Assert.Equal([new PrimaryChange(E(2), M(1), M(2), PrimaryChangeReason.Failover, 5_000)], sm.Current.PrimaryHistory);
+        var copy = new ControlStateMachine();
+        copy.Restore(new Snapshot(new LogIndex(5), new Term(1), ClusterConfig.Empty, sm.TakeSnapshot()));
+        Assert.True(copy.Current.SameAs(sm.Current));
+        Assert.Equal(1, copy.Current.Format);
+
+        var level = ControlCommand.SetFormat(E(7), 1).Encode();
+        Assert.Equal("0407070000000000000001000000", Convert.ToHexString(level));
+        Assert.Equal(ControlCommand.SetFormat(E(7), 1), ControlCommand.Decode(level));
     }
 
     [Fact]

@@ -177,8 +177,8 @@ public sealed class FailoverPlannerTests
         Assert.Contains("maintenance", Assert.IsType<FailoverDecision.Blocked>(FailoverPlanner.Decide(new FailoverInput(
             State(1, 1) with { Maintenance = true }, Config(), new Dictionary<MemberId, PeerView> { [Id(2)] = Fresh(2, 1), [Id(3)] = Fresh(3, 1) }, PromoteAfter, 0, null, null))).Why, StringComparison.Ordinal);
 
-    private static FailoverDecision Forced(long now, ForcedFailover? forced, bool maintenance = false, long? fencedSeenAt = null, params PeerView[] views) =>
-        FailoverPlanner.Decide(new FailoverInput(State(1, 1) with { QuorumK = 1, Maintenance = maintenance }, Config(), views.ToDictionary(v => v.Id), now, 0, fencedSeenAt, null, forced));
+    private static FailoverDecision Forced(long now, ForcedFailover? forced, bool maintenance = false, long? fencedSeenAt = null, ReplicationMode mode = ReplicationMode.Quorum, params PeerView[] views) =>
+        FailoverPlanner.Decide(new FailoverInput(State(1, 1) with { QuorumK = 1, Maintenance = maintenance }, Config(mode: mode), views.ToDictionary(v => v.Id), now, 0, fencedSeenAt, null, forced));
 
     public static TheoryData<string, bool, int, ulong, ulong, string> ForcedCases() => new()
     {
@@ -203,6 +203,19 @@ public sealed class FailoverPlannerTests
             _ => decision.ToString(),
         };
         Assert.True(expected.StartsWith("promote", StringComparison.Ordinal) ? actual == expected : actual.StartsWith("blocked", StringComparison.Ordinal) && actual.Contains(expected["blocked: ".Length..], StringComparison.Ordinal), $"{name}: {actual}");
+    }
+
+    [Fact]
+    public void A_forced_target_behind_on_exact_positions_is_refused_for_good_one_not_settled_yet_is_waited_for()
+    {
+        var behind = Assert.IsType<FailoverDecision.Blocked>(Forced(PromoteAfter, new ForcedFailover(Id(2)), views: [Fresh(2, 500), Fresh(3, 700)]));
+        Assert.True(behind.ForcedRefused);
+        var unsettled = Assert.IsType<FailoverDecision.Blocked>(Forced(PromoteAfter, new ForcedFailover(Id(2)), mode: ReplicationMode.Async, views: [Fresh(2, 900, settled: false), Fresh(3, 700)]));
+        Assert.False(unsettled.ForcedRefused);
+        Assert.Contains("waiting for its exact position", unsettled.Why, StringComparison.Ordinal);
+        var otherLine = Assert.IsType<FailoverDecision.Blocked>(Forced(PromoteAfter, new ForcedFailover(Id(3)), views: [Fresh(2, 700, line: Line(2, (1, 100))), Fresh(3, 700, line: Line(1))]));
+        Assert.True(otherLine.ForcedRefused);
+        Assert.Contains("is on the line", otherLine.Why, StringComparison.Ordinal);
     }
 
     [Fact]

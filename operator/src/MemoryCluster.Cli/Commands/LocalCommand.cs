@@ -465,7 +465,7 @@ internal static class LocalCommand
             }
 
             var why = statuses.Select(s => s.Status?.Failover).FirstOrDefault(f => f is not null);
-            Console.Error.WriteLine($"{target ?? "no replica"} became primary within {deadline.TotalSeconds:0} s{(why is null ? string.Empty : $"; the Raft leader says: {why}")}");
+            Console.Error.WriteLine($"{(target is null ? "no replica became" : $"{target} did not become")} primary within {deadline.TotalSeconds:0} s{(why is null ? string.Empty : $"; the Raft leader says: {why}")}");
             Console.Out.Write(LocalCluster.Table(statuses));
             return 1;
         });

@@ -41,6 +41,15 @@ public sealed record StatusDocument
     /// </summary>
     public int? QuorumK { get; init; }
 
+    /// <summary>
+    /// The highest control format this manager reads (what the Raft leader waits for from every voter before it
+    /// raises the cluster's); absent from managers of releases before control formats (read as 0).
+    /// </summary>
+    public int? ControlFormat { get; init; }
+
+    /// <summary>The control format the cluster writes now (as this member applied the control state).</summary>
+    public int? ClusterControlFormat { get; init; }
+
     public required Epoch Epoch { get; init; }
 
     /// <summary>The primary the control state names.</summary>
@@ -278,7 +287,8 @@ public static class InstanceJson
             status.FencedEpoch,
             askedAt - status.StateAgeMs,
             status.DetachFrom,
-            status.DetachedFrom);
+            status.DetachedFrom,
+            status.ControlFormat ?? 0);
     }
 
     internal static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

@@ -12,6 +12,7 @@ public enum ControlCommandType
     ClearSwitchover = 4,
     SetMaintenance = 5,
     SetQuorumK = 6,
+    SetFormat = 7,
 }
 
 /// <summary>
@@ -26,7 +27,7 @@ public enum ControlCommandType
 /// <param name="MembersAt"><see cref="ControlCommandType.SetQuorumK"/>: the membership (its Raft entry) the proof was made under; refused once another applies.</param>
 /// <param name="K"><see cref="ControlCommandType.SetQuorumK"/>: the k proven.</param>
 /// <param name="Reason"><see cref="ControlCommandType.SetPrimary"/>: why, for the history.</param>
-/// <param name="AtUnixMs"><see cref="ControlCommandType.SetPrimary"/>: when it was proposed (Unix ms), stamped by the proposing host (<see cref="Stamped"/>).</param>
+/// <param name="AtUnixMs"><see cref="ControlCommandType.SetPrimary"/>: when it was proposed (Unix ms), stamped by the proposing host (<see cref="ForFormat"/>).</param>
 public sealed record ControlCommand(
     ControlCommandType Type,
     Epoch ExpectedEpoch,
@@ -40,9 +41,27 @@ public sealed record ControlCommand(
 {
     public static ControlCommand SetPrimary(Epoch expectedEpoch, MemberId primary, PrimaryChangeReason reason) => new(ControlCommandType.SetPrimary, expectedEpoch, primary, Reason: reason);
 
-    /// <summary>This command with the proposer's wall clock, when it is a change of primary not stamped yet.</summary>
-    public ControlCommand Stamped(DateTimeOffset now) =>
-        Type == ControlCommandType.SetPrimary && AtUnixMs == 0 ? this with { AtUnixMs = now.ToUnixTimeMilliseconds() } : this;
+    /// <summary>Every voter reads the control format <paramref name="level"/>: writers may use it from now on.</summary>
+    public static ControlCommand SetFormat(Epoch expectedEpoch, int level) => new(ControlCommandType.SetFormat, expectedEpoch, K: level);
+
+    /// <summary>
+    /// The highest control format this code reads and writes. 0: commands of versions 1 and 2 only, no history.
+    /// 1: SetPrimary version 3 (reason and time), SetFormat (version 4), and the history, also in snapshots. A
+    /// writer uses a format only once the control state says every voter reads it (<see cref="ControlState.Format"/>,
+    /// raised by the Raft leader when every voter reports it): a manager of an older release, in a rolling update,
+    /// never meets an entry or a snapshot it cannot read.
+    /// </summary>
+    public const int HighestFormat = 1;
+
+    /// <summary>
+    /// This command as written under the control format <paramref name="format"/>, a change of primary stamped with
+    /// the proposer's wall clock: under format 0 without reason nor time (version 1, as older releases read it).
+    /// </summary>
+    public ControlCommand ForFormat(int format, DateTimeOffset now) =>
+        Type != ControlCommandType.SetPrimary ? this
+        : format < 1 ? this with { Reason = PrimaryChangeReason.Unknown, AtUnixMs = 0 }
+        : AtUnixMs == 0 ? this with { AtUnixMs = now.ToUnixTimeMilliseconds() }
+        : this;
 
     public static ControlCommand SetSyncSet(Epoch expectedEpoch, IReadOnlyList<MemberId> standbys) => new(ControlCommandType.SetSyncSet, expectedEpoch, Nodes: standbys);
 
@@ -66,6 +85,9 @@ public sealed record ControlCommand(
     /// <summary>Version 3 holds <see cref="ControlCommandType.SetPrimary"/> only: <c>u8 3, u8 type, u64 epoch, u64 node, u8 reason, u64 unix ms</c>.</summary>
     private const byte PrimaryFormatVersion = 3;
 
+    /// <summary>Version 4 holds <see cref="ControlCommandType.SetFormat"/> only: <c>u8 4, u8 type, u64 epoch, u32 level</c>.</summary>
+    private const byte FormatFormatVersion = 4;
+
     /// <summary>
     /// The command as stored in the Raft log: <c>u8 version, u8 type, u64 epoch, u64 node, u32 count, u64 nodes...,
     /// bool flag</c>, little-endian (version 1; <see cref="ControlCommandType.SetQuorumK"/> is version 2,
@@ -85,6 +107,15 @@ public sealed record ControlCommand(
             b.U64(Node.Value);
             b.U8((byte)Reason);
             b.U64((ulong)AtUnixMs);
+            return b.ToArray();
+        }
+
+        if (Type == ControlCommandType.SetFormat)
+        {
+            b.U8(FormatFormatVersion);
+            b.U8((byte)Type);
+            b.U64(ExpectedEpoch.Value);
+            b.U32((uint)K);
             return b.ToArray();
         }
 
@@ -130,6 +161,19 @@ public sealed record ControlCommand(
             var k = c.U32();
             c.ExpectEnd();
             return k > int.MaxValue ? throw new FormatException($"SetQuorumK: k {k} is out of range.") : SetQuorumK(at, membersAt, (int)k);
+        }
+
+        if (version == FormatFormatVersion)
+        {
+            if ((ControlCommandType)c.U8() != ControlCommandType.SetFormat)
+            {
+                throw new FormatException("A version 4 control command must be SetFormat.");
+            }
+
+            var at = new Epoch(c.U64());
+            var level = c.U32();
+            c.ExpectEnd();
+            return level > int.MaxValue ? throw new FormatException($"SetFormat: level {level} is out of range.") : SetFormat(at, (int)level);
         }
 
         if (version == PrimaryFormatVersion)

@@ -21,7 +21,8 @@ namespace MemoryCluster.Instance.Control;
 /// only with the membership's configuration in force); lowered by every standby that leaves the membership and to a
 /// lower k; a membership with a higher k leaves it as it was until the primary proves the new k.
 /// </param>
-/// <param name="History">The last <see cref="HistoryLimit"/> changes of primary, oldest first (empty in a state from before it was kept).</param>
+/// <param name="History">The last <see cref="HistoryLimit"/> changes of primary, oldest first, kept from control format 1 on.</param>
+/// <param name="Format">The control format every voter reads (<see cref="ControlCommand.HighestFormat"/>); only rises.</param>
 public sealed record ControlState(
     IReadOnlyList<Member> Members,
     Epoch Epoch,
@@ -32,7 +33,8 @@ public sealed record ControlState(
     LogIndex AppliedIndex,
     LogIndex MembersAt = default,
     int QuorumK = 0,
-    IReadOnlyList<PrimaryChange>? History = null)
+    IReadOnlyList<PrimaryChange>? History = null,
+    int Format = 0)
 {
     /// <summary>How many changes of primary the state keeps: enough for the questions of a day, small in every snapshot.</summary>
     public const int HistoryLimit = 100;
@@ -47,7 +49,7 @@ public sealed record ControlState(
         Members.SequenceEqual(other.Members) && Epoch == other.Epoch && Primary == other.Primary &&
         SyncStandbys.SequenceEqual(other.SyncStandbys) && PendingSwitchover == other.PendingSwitchover &&
         Maintenance == other.Maintenance && AppliedIndex == other.AppliedIndex && MembersAt == other.MembersAt && QuorumK == other.QuorumK &&
-        PrimaryHistory.SequenceEqual(other.PrimaryHistory);
+        PrimaryHistory.SequenceEqual(other.PrimaryHistory) && Format == other.Format;
 
     /// <summary>Quorum mode's k for <see cref="Members"/>: ⌊voters/2⌋ (the one definition: <see cref="Node.MembershipPlanner.SyncStandbyCount"/>).</summary>
     public int MembersK => Node.MembershipPlanner.SyncStandbyCount(Members.Count(m => m.IsVoter));

@@ -83,7 +83,8 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
                 // newer epoch, and CAS on the epoch means two concurrent decisions cannot both apply.
                 return (ApplyOutcome.Applied, state with
                 {
-                    History = [.. state.PrimaryHistory.TakeLast(ControlState.HistoryLimit - 1), new PrimaryChange(state.Epoch.Next(), state.Primary, command.Node, command.Reason, command.AtUnixMs)],
+                    // Kept from format 1 on, when every voter's snapshots carry it too.
+                    History = state.Format < 1 ? state.History : [.. state.PrimaryHistory.TakeLast(ControlState.HistoryLimit - 1), new PrimaryChange(state.Epoch.Next(), state.Primary, command.Node, command.Reason, command.AtUnixMs)],
                     Epoch = state.Epoch.Next(),
                     Primary = command.Node,
                     PendingSwitchover = MemberId.None,
@@ -107,6 +108,9 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
                 return (ApplyOutcome.Applied, state with { PendingSwitchover = MemberId.None });
             case ControlCommandType.SetMaintenance:
                 return (ApplyOutcome.Applied, state with { Maintenance = command.Flag });
+            case ControlCommandType.SetFormat:
+                // Only rises; any level (a newer release's too): every voter applies it alike.
+                return command.K <= state.Format ? (ApplyOutcome.Invalid, state) : (ApplyOutcome.Applied, state with { Format = command.K });
             case ControlCommandType.SetQuorumK:
                 // IMPORTANT: a proof made under another membership proves nothing about the commits since it changed.
                 if (command.MembersAt != state.MembersAt)
@@ -125,9 +129,10 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
     /// <summary>
     /// The snapshot format: the members (as <see cref="ConfigCodec"/> writes a configuration, no retired ids),
     /// <c>u64 epoch, u64 primary, u32 count, u64 standbys..., u64 pending switchover, bool maintenance,
-    /// u64 applied index</c>, then, only when any is not zero or empty, <c>u64 members entry, u32 quorum k</c>, then
-    /// only when there is a history, <c>u32 count, (u64 epoch, u64 from, u64 to, u8 reason, u64 unix ms)...</c>.
-    /// Snapshots on disk hold this format: never change it (one without a tail restores it as zero or empty).
+    /// u64 applied index</c>, then, only when either is not zero or the control format is 1 or more, <c>u64 members
+    /// entry, u32 quorum k</c>, then, only from control format 1 on (every voter reads it), <c>u32 format, u32 count,
+    /// (u64 epoch, u64 from, u64 to, u8 reason, u64 unix ms)...</c>. Snapshots on disk hold this format: never change
+    /// it (one without a tail restores it as zero or empty).
     /// </summary>
     public byte[] TakeSnapshot()
     {
@@ -145,14 +150,15 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
         b.U64(s.PendingSwitchover.Value);
         b.Bool(s.Maintenance);
         b.U64(s.AppliedIndex.Value);
-        if (s.MembersAt != LogIndex.Zero || s.QuorumK != 0 || s.PrimaryHistory.Count > 0)
+        if (s.MembersAt != LogIndex.Zero || s.QuorumK != 0 || s.Format >= 1)
         {
             b.U64(s.MembersAt.Value);
             b.U32((uint)s.QuorumK);
         }
 
-        if (s.PrimaryHistory.Count > 0)
+        if (s.Format >= 1)
         {
+            b.U32((uint)s.Format);
             b.U32((uint)s.PrimaryHistory.Count);
             foreach (var h in s.PrimaryHistory)
             {
@@ -190,6 +196,7 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
         var maintenance = c.Bool();
         var applied = new LogIndex(c.U64());
         var (membersAt, quorumK) = c.AtEnd ? (LogIndex.Zero, 0u) : (new LogIndex(c.U64()), c.U32());
+        var format = c.AtEnd ? 0u : c.U32();
         var history = c.AtEnd ? [] : new PrimaryChange[ConfigCodec.Count(ref c)];
         for (var i = 0; i < history.Length; i++)
         {
@@ -200,11 +207,11 @@ public sealed class ControlStateMachine(IReadOnlyList<Member>? initialMembers = 
         }
 
         c.ExpectEnd();
-        if (quorumK > int.MaxValue)
+        if (quorumK > int.MaxValue || format > int.MaxValue)
         {
-            throw new FormatException($"control snapshot: quorum k {quorumK} is out of range");
+            throw new FormatException($"control snapshot: quorum k {quorumK} or format {format} is out of range");
         }
 
-        Current = new ControlState(members, epoch, primary, sync, pending, maintenance, applied, membersAt, (int)quorumK, history);
+        Current = new ControlState(members, epoch, primary, sync, pending, maintenance, applied, membersAt, (int)quorumK, history, (int)format);
     }
 }

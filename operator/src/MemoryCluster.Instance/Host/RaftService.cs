@@ -232,9 +232,9 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
         ArgumentNullException.ThrowIfNull(command);
         try
         {
-            // The wall clock of a change of primary is stamped here, where the command is written to the log: the
-            // core that decided it keeps only monotonic time.
-            var applied = await _host.ProposeAsync(command.Stamped(_time.GetUtcNow()).Encode(), onlyInTerm, cancellationToken).ConfigureAwait(false);
+            // Written in the control format every voter reads, and a change of primary stamped here with the wall
+            // clock, where the command goes to the log: the core that decided it keeps only monotonic time.
+            var applied = await _host.ProposeAsync(command.ForFormat(_host.State.Format, _time.GetUtcNow()).Encode(), onlyInTerm, cancellationToken).ConfigureAwait(false);
             return (applied.Outcome == ApplyOutcome.Applied
                 ? new ManagerAnswer(true, $"{command.Type} applied", applied.State.Epoch)
                 : new ManagerAnswer(false, $"{command.Type} refused by the control state: {applied.Outcome} {applied.Reason}".TrimEnd(), applied.State.Epoch), false);

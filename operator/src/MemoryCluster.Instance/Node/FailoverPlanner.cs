@@ -41,7 +41,8 @@ public abstract record FailoverDecision(string Why)
     /// <paramref name="DetachReplicas"/>, the replicas must first stop streaming from the old primary (quorum mode,
     /// a primary that stopped renewing: only their positions read after that count).
     /// </summary>
-    public sealed record Blocked(string Why, bool DetachReplicas = false) : FailoverDecision(Why);
+    /// <remarks><paramref name="ForcedRefused"/>: a forced failover's target holds less than the best candidate, on exact positions: final (the request is dropped and automatic failover goes on).</remarks>
+    public sealed record Blocked(string Why, bool DetachReplicas = false, bool ForcedRefused = false) : FailoverDecision(Why);
 
     /// <summary>Commit <c>{epoch+1, primary = Target}</c>.</summary>
     public sealed record Promote(MemberId Target, string Why) : FailoverDecision(Why);
@@ -121,14 +122,18 @@ public static class FailoverPlanner
             // The user's choice, only when it holds as much as the best candidate (ties to it win by id).
             var wanted = fresh.FirstOrDefault(v => v.Id == to);
             var bestView = fresh.First(v => v.Id == best.Value);
-            if (wanted is null || !wanted.PositionSettled || wanted.Line is null || wanted.Line != bestView.Line || wanted.FlushLsn < bestView.FlushLsn)
+            if (wanted is null || !wanted.PositionSettled || wanted.Line is null)
             {
-                var where = wanted is null
-                    ? "has not reported as a running replica since the primary stopped writing"
-                    : wanted.Line != bestView.Line || !wanted.PositionSettled
-                        ? $"has no exact position on {bestView.Line} yet"
-                        : $"is {bestView.FlushLsn.BytesAfter(wanted.FlushLsn)} bytes behind {config.NameOf(best.Value)} ({wanted.FlushLsn} against {bestView.FlushLsn})";
-                return new FailoverDecision.Blocked($"{cause}; forced failover to {config.NameOf(to)} refused: it {where}; fail over to {config.NameOf(best.Value)}, or without a target");
+                // Not final: its report read after the primary stopped writing may still come.
+                return new FailoverDecision.Blocked($"{cause}; forced failover to {config.NameOf(to)}: waiting for its exact position read after the primary stopped writing (the best candidate now is {config.NameOf(best.Value)})");
+            }
+
+            if (wanted.Line != bestView.Line || wanted.FlushLsn < bestView.FlushLsn)
+            {
+                var where = wanted.Line != bestView.Line
+                    ? $"is on the line {wanted.Line}, the best candidate {config.NameOf(best.Value)} on {bestView.Line}"
+                    : $"is {bestView.FlushLsn.BytesAfter(wanted.FlushLsn)} bytes behind {config.NameOf(best.Value)} ({wanted.FlushLsn} against {bestView.FlushLsn})";
+                return new FailoverDecision.Blocked($"{cause}; forced failover to {config.NameOf(to)} refused: it {where}; fail over to {config.NameOf(best.Value)}, or without a target", ForcedRefused: true);
             }
 
             return new FailoverDecision.Promote(to, $"{cause}; forced failover to {config.NameOf(to)}, as far as any candidate: {reason}");

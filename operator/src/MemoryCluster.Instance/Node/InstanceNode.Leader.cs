@@ -31,6 +31,12 @@ public sealed partial class InstanceNode
     // The epoch from whose primary this leader asked the replicas to stop streaming (quorum mode).
     private Epoch _detachEpoch;
 
+    // The pending proposal that raises the cluster's control format.
+    private long? _formatProposal;
+
+    // The last forced failover refused for good, at that epoch (shown in /status).
+    private (Epoch Epoch, string Why)? _forcedRefusal;
+
     // A user's forced failover: at this epoch, in this leader's term, until this time.
     private (Epoch Epoch, Raft.Term Term, MemberId To, long Until)? _forced;
 
@@ -93,12 +99,18 @@ public sealed partial class InstanceNode
 
         var control = _control;
         var epoch = control.Epoch;
+        var views = Views();
+        if (_formatProposal is null && FormatPlanner.Raise(control, views) is { } level)
+        {
+            _formatProposal = NextId();
+            _out.Add(new Propose(_formatProposal.Value, ControlCommand.SetFormat(epoch, level), $"every member reads control format {level}: the cluster writes it from now on", _leaderTerm));
+        }
+
         if (epoch == Epoch.Zero || control.Primary.IsNone)
         {
             return;
         }
 
-        var views = Views();
         if (views.TryGetValue(control.Primary, out var primary) && primary.Reachable && primary.Epoch == epoch)
         {
             if (primary.FencedEpoch == epoch && _fencedSeenEpoch != epoch)
@@ -125,6 +137,12 @@ public sealed partial class InstanceNode
             case FailoverDecision.Healthy:
                 _failoverNote = null;
                 HandOverLeadership(views);
+                return;
+            case FailoverDecision.Blocked { ForcedRefused: true } refused:
+                // Final: the request is dropped (automatic failover goes on from the next step) and the refusal shown.
+                _forced = null;
+                _forcedRefusal = (epoch, refused.Why);
+                Log(LogLevel.Warning, refused.Why);
                 return;
             case FailoverDecision.Blocked blocked:
                 // The reason carries running figures: log it when it first appears, then every 2 s at most.
@@ -221,8 +239,11 @@ public sealed partial class InstanceNode
         if (accepted)
         {
             _forced = (_control.Epoch, _leaderTerm, to, _now + ForcedFailoverTtlMs);
-            Log(LogLevel.Warning, message);
+            _forcedRefusal = null;
         }
+
+        // Checked again under the step: leadership or the epoch may have moved since the API answered.
+        Log(LogLevel.Warning, accepted ? message : "forced failover dropped: " + message);
     }
 
     /// <summary>

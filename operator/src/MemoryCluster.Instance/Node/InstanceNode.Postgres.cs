@@ -352,6 +352,7 @@ public sealed partial class InstanceNode
             Config = _config,
             Control = _control,
             IsRaftLeader = _raft.IsLeader,
+            BootstrapMayProceed = _control.Epoch != Epoch.Zero || !_raft.IsLeader || _leaderSince < 0 || FormatPlanner.BootstrapMayProceed(_control, Views(), _now - _leaderSince),
             Data = _data,
             Running = _running,
             Pg = _pg,

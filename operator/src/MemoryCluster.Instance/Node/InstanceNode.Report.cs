@@ -160,7 +160,8 @@ public sealed partial class InstanceNode
             _fencedEpoch,
             _pgAt,
             status.DetachFrom,
-            status.DetachedFrom);
+            status.DetachedFrom,
+            ControlCommand.HighestFormat);
     }
 
     /// <summary>What this member is now.</summary>
@@ -234,7 +235,9 @@ public sealed partial class InstanceNode
             leaseRemaining,
             _watchdogDeadline is not null,
             _mayWrite,
-            _raft.IsLeader ? _failoverNote : null,
+            !_raft.IsLeader ? null
+                : _forcedRefusal is { } refusal && refusal.Epoch == _control.Epoch ? refusal.Why + (_failoverNote is { } note && note != refusal.Why ? $" (since: {note})" : string.Empty)
+                : _failoverNote,
             _steppingDown,
             notReadyWhy,
             blocked is not null,

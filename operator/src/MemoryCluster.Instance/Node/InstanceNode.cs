@@ -301,7 +301,12 @@ public sealed partial class InstanceNode
             return;
         }
 
-        if (p.ProposalId == _failoverProposal)
+        if (p.ProposalId == _formatProposal)
+        {
+            _formatProposal = null;
+            Log(p.Applied ? LogLevel.Information : LogLevel.Warning, p.Applied ? $"control format {_control.Format}: every member reads it" : $"raising the control format was not applied: {p.Why}");
+        }
+        else if (p.ProposalId == _failoverProposal)
         {
             _failoverProposal = null;
             if (!p.Applied)

@@ -239,6 +239,7 @@ public sealed record RaftView(Raft.RaftRole Role, Raft.Term Term, MemberId Leade
 /// <param name="StateAt">On the observer's clock, no later than when the PostgreSQL state shown was read.</param>
 /// <param name="DetachFrom">On the Raft leader, failing over in quorum mode from a primary that stopped renewing: the epoch whose primary every replica must stop streaming from; zero otherwise.</param>
 /// <param name="DetachedFrom">Replica: the epoch whose primary it has stopped streaming from, its WAL receiver seen gone by the state shown (so the position shown is all it can have acknowledged); zero otherwise.</param>
+/// <param name="ControlFormat">The highest control format its manager reads (0 for a release before control formats).</param>
 public sealed record PeerView(
     MemberId Id,
     bool Reachable,
@@ -255,7 +256,8 @@ public sealed record PeerView(
     Epoch FencedEpoch,
     long StateAt,
     Epoch DetachFrom = default,
-    Epoch DetachedFrom = default)
+    Epoch DetachedFrom = default,
+    int ControlFormat = 0)
 {
     public static PeerView Unreachable(MemberId id) =>
         new(id, false, Epoch.Zero, InstanceRole.Unknown, false, false, null, Lsn.Zero, Lsn.Zero, false, FollowState.Unknown, false, Epoch.Zero, 0);

@@ -53,6 +53,9 @@ public sealed record PlanInput
 
     public bool IsRaftLeader { get; init; }
 
+    /// <summary>On the first Raft leader: the first primary may be proposed now (<see cref="FormatPlanner.BootstrapMayProceed"/>).</summary>
+    public bool BootstrapMayProceed { get; init; } = true;
+
     public DataKind Data { get; init; }
 
     /// <summary>A postmaster runs (or is being started).</summary>
@@ -171,7 +174,9 @@ public static class PostgresPlanner
         {
             // IMPORTANT: the first primary is chosen through Raft (compare-and-set on epoch 0), so exactly one member
             // can ever run initdb for the cluster.
-            return o.IsRaftLeader
+            return o.IsRaftLeader && !o.BootstrapMayProceed
+                ? new PlanStep.Wait($"bootstrap: waiting for every member's report, to write the first primary in the newest control format (at most {FormatPlanner.BootstrapWaitMs / 1000} s)")
+                : o.IsRaftLeader
                 ? new PlanStep.Propose(ControlCommand.SetPrimary(Epoch.Zero, o.Config.Self, PrimaryChangeReason.Bootstrap), "bootstrap: the first Raft leader proposes itself as the first primary")
                 : new PlanStep.Wait("waiting for the Raft quorum to choose the first primary");
         }
