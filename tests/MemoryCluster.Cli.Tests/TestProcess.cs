@@ -48,4 +48,53 @@ internal static class TestProcess
             return (process.ExitCode, stdout.Result, stderr.Result);
         }
     }
+
+    /// <summary>
+    /// Runs a program that goes on until interrupted: reads its standard output until <paramref name="enough"/> holds
+    /// for what it printed, then sends SIGINT (as Ctrl-C does) and waits for it to exit; the process is killed when
+    /// either takes longer than <paramref name="timeout"/>.
+    /// </summary>
+    public static (int ExitCode, string Stdout, string Stderr) RunUntil(string file, IEnumerable<string> args, Func<string, bool> enough, TimeSpan timeout)
+    {
+        var start = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repository.Root };
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = new System.Text.StringBuilder();
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            var buffer = new char[4096];
+            while (!enough(stdout.ToString()))
+            {
+                var read = process.StandardOutput.ReadAsync(buffer, 0, buffer.Length);
+                if (!read.Wait(timeout - watch.Elapsed) || read.Result == 0)
+                {
+                    throw new TimeoutException($"{file} {string.Join(' ', start.ArgumentList)} printed no more than this in {watch.Elapsed.TotalSeconds:0} s:\n{stdout}");
+                }
+
+                stdout.Append(buffer, 0, read.Result);
+            }
+
+            using (var interrupt = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                interrupt.WaitForExit();
+            }
+
+            var rest = process.StandardOutput.ReadToEndAsync();
+            if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
+            {
+                throw new TimeoutException($"{file} did not exit within 30 s of SIGINT");
+            }
+
+            stdout.Append(rest.Result);
+            return (process.ExitCode, stdout.ToString(), stderr.Result);
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+    }
 }

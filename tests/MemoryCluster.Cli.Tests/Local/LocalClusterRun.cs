@@ -34,6 +34,10 @@ internal sealed class LocalClusterRun : IAsyncDisposable
     public (int Code, string Stdout, string Stderr) Cli(params string[] args) =>
         Tests.Cli.Run([.. args, "--dir", Dir]);
 
+    /// <summary>A command that runs until interrupted (<c>--watch</c>, <c>-f</c>): interrupted once its output satisfies <paramref name="enough"/>.</summary>
+    public (int Code, string Stdout, string Stderr) CliUntil(Func<string, bool> enough, params string[] args) =>
+        TestProcess.RunUntil("dotnet", [Path.Combine(AppContext.BaseDirectory, "memorycluster.dll"), .. args, "--dir", Dir], enough, TimeSpan.FromSeconds(60));
+
     public async Task<IReadOnlyList<(Instance.Peer Member, StatusDocument? Status)>> StatusAsync() =>
         await new LocalCluster(Layout, TextWriter.Null).StatusAsync(CancellationToken.None);
 

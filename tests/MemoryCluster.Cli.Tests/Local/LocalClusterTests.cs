@@ -265,6 +265,16 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.True(yaml.Code == 0, yaml.Stderr);
         Assert.Contains("healthy: true", yaml.Stdout, StringComparison.Ordinal);
         Assert.Contains("maintenance: true", yaml.Stdout, StringComparison.Ordinal);
+        // `--watch` prints again every 2 s, under the time and the verdict, until interrupted (exit 0).
+        var watched = cluster.CliUntil(o => System.Text.RegularExpressions.Regex.Matches(o, @"(?m)^\d\d:\d\d:\d\d  healthy: primary mc-\d ready").Count >= 2, "local", "status", "--watch");
+        Assert.True(watched.Code == 0, watched.Stderr);
+        Assert.True(System.Text.RegularExpressions.Regex.Matches(watched.Stdout, "(?m)^NAME +ROLE").Count >= 2, watched.Stdout);
+        Assert.Contains("maintenance mode: automatic failover is paused", watched.Stdout, StringComparison.Ordinal);
+
+        // `local logs -f` prints the log and goes on until interrupted.
+        var followed = cluster.CliUntil(o => o.Contains("maintenance mode on", StringComparison.Ordinal), "local", "logs", cluster.Layout.Members[0].Name, "-f");
+        Assert.True(followed.Code == 0, followed.Stderr);
+
         var bad = cluster.Cli("local", "status", "-o", "xml");
         Assert.NotEqual(0, bad.Code);
         Assert.Contains("xml", bad.Stderr, StringComparison.Ordinal);
@@ -333,7 +343,8 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Equal(1, refused.Code);
         Assert.Contains("is the primary", refused.Stderr, StringComparison.Ordinal);
         var replica = cluster.Layout.Members.First(m => m.Name != now).Name;
-        var reinit = cluster.Cli("local", "reinit", replica);
+        // Its own bound below the harness's 180 s: a reinit that does not finish prints the table and says why.
+        var reinit = cluster.Cli("local", "reinit", replica, "--timeout", "150");
         Assert.True(reinit.Code == 0, $"{reinit.Stdout}\n{reinit.Stderr}\n{cluster.Logs()}");
         Assert.Contains($"{replica} streams again", reinit.Stdout, StringComparison.Ordinal);
         Assert.True(Directory.Exists(Path.Combine(cluster.Dir, replica, "pgdata.reinit.1")));

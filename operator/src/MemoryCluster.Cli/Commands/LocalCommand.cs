@@ -181,25 +181,25 @@ internal static class LocalCommand
             }
 
             var format = result.GetValue(output)!;
-            while (true)
+            try
             {
-                var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
-                Console.Out.Write(StatusText(statuses, format, result.GetValue(watch)));
-                if (!result.GetValue(watch))
+                while (true)
                 {
-                    return LocalCluster.Assess(statuses).Healthy ? 0 : 1;
-                }
+                    var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
+                    Console.Out.Write(StatusText(statuses, format, result.GetValue(watch)));
+                    if (!result.GetValue(watch))
+                    {
+                        return LocalCluster.Assess(statuses).Healthy ? 0 : 1;
+                    }
 
-                try
-                {
                     await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
+                    Console.Out.WriteLine(format == "yaml" ? "---" : string.Empty);
                 }
-                catch (OperationCanceledException)
-                {
-                    return 0;
-                }
-
-                Console.Out.WriteLine(format == "yaml" ? "---" : string.Empty);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                // Interrupted (Ctrl-C): the way --watch ends.
+                return 0;
             }
         });
         return command;
@@ -307,28 +307,29 @@ internal static class LocalCommand
 
             Func<string, string> show = result.GetValue(json) ? line => line : ManagerLog.Readable;
             using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
-            while (true)
+            try
             {
-                var line = await reader.ReadLineAsync(ct).ConfigureAwait(false);
-                if (line is not null)
+                while (true)
                 {
-                    Console.Out.WriteLine(show(line));
-                    continue;
-                }
+                    var line = await reader.ReadLineAsync(ct).ConfigureAwait(false);
+                    if (line is not null)
+                    {
+                        Console.Out.WriteLine(show(line));
+                        continue;
+                    }
 
-                if (!result.GetValue(follow))
-                {
-                    return 0;
-                }
+                    if (!result.GetValue(follow))
+                    {
+                        return 0;
+                    }
 
-                try
-                {
                     await Task.Delay(200, ct).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException)
-                {
-                    return 0;
-                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                // Interrupted (Ctrl-C): the way -f ends.
+                return 0;
             }
         });
         return command;
@@ -526,6 +527,11 @@ internal static class LocalCommand
             }
 
             var wanted = member.Name;
+
+            // Counted before asking: the manager may set the data aside before the answer is even read here.
+            var folder = cluster.Layout.InstanceDirectory(member);
+            string[] Kept() => Directory.GetDirectories(folder, "pgdata.reinit.*");
+            var before = Kept().Length;
             ManagerAnswer answer;
             try
             {
@@ -544,9 +550,6 @@ internal static class LocalCommand
             }
 
             Console.Out.WriteLine(answer.Message);
-            var folder = cluster.Layout.InstanceDirectory(member);
-            string[] Kept() => Directory.GetDirectories(folder, "pgdata.reinit.*");
-            var before = Kept().Length;
             var watch = Stopwatch.StartNew();
             var (streams, statuses) = await cluster.WaitForAsync(
                 all => Kept().Length > before && all.Single(s => s.Member == member).Status is { Role: InstanceRole.Replica, Ready: true, Streaming: true },
