@@ -262,17 +262,7 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
                 if (question.IsCompletedSuccessfully)
                 {
                     Interlocked.Increment(ref _sessionSamples);
-                    var (outOfRecovery, senders, serverAt) = await question;
-                    var writable = outOfRecovery && senders >= _acknowledgingStandbys;
-                    lock (_writable)
-                    {
-                        _answers.Add(new SessionAnswer(member.Name, number, pendingFrom, answered, writable));
-                        _serverAnswers.Add(new ServerAnswer(member.Name, serverAt, writable));
-                        if (Stopwatch.GetElapsedTime(pendingFrom, answered) <= SampleTimeout)
-                        {
-                            Record(member.Name, pendingFrom, answered, outOfRecovery, writable);
-                        }
-                    }
+                    Take(member.Name, await question, pendingFrom, answered, session: number);
                 }
                 else
                 {
@@ -356,20 +346,6 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
         return (reader.GetBoolean(0), reader.GetInt32(1), reader.GetFieldValue<DateTime>(2));
     }
 
-    /// <summary>Records a sample (under the lock): out of recovery at all, and writable as the monitor counts it.</summary>
-    private void Record(string member, long from, long to, bool outOfRecovery, bool writable)
-    {
-        if (outOfRecovery)
-        {
-            _outOfRecovery.Add((member, from, to));
-        }
-
-        if (writable)
-        {
-            _writable.Add((member, from, to));
-        }
-    }
-
     private async Task SampleLoopAsync(Peer member)
     {
         var tcp = ConnectionStrings.Direct(_layout, member, pooled: false);
@@ -395,21 +371,35 @@ internal sealed class DualPrimaryMonitor : IAsyncDisposable
     }
 
     /// <summary>Records an answer over a new connection; whether it was a sample (answered within <see cref="SampleTimeout"/>).</summary>
-    private bool Take(string member, ((bool OutOfRecovery, int Senders, DateTime ServerAt) Answer, long From, long To)? answer)
-    {
-        if (answer is not { Answer: var a, From: var from, To: var to })
-        {
-            return false;
-        }
+    private bool Take(string member, ((bool OutOfRecovery, int Senders, DateTime ServerAt) Answer, long From, long To)? answer) =>
+        answer is { } a && Take(member, a.Answer, a.From, a.To);
 
-        var writable = a.OutOfRecovery && a.Senders >= _acknowledgingStandbys;
+    /// <summary>
+    /// Records an answer asked at <paramref name="from"/> and read at <paramref name="to"/>: its server time always
+    /// (exact however late it was read), as a long-lived <paramref name="session"/>'s answer when it came on one, and as
+    /// a sample (out of recovery at all, and writable as the monitor counts it) only when read within
+    /// <see cref="SampleTimeout"/>; whether it was a sample.
+    /// </summary>
+    private bool Take(string member, (bool OutOfRecovery, int Senders, DateTime ServerAt) answer, long from, long to, long? session = null)
+    {
+        var writable = answer.OutOfRecovery && answer.Senders >= _acknowledgingStandbys;
         var sample = Stopwatch.GetElapsedTime(from, to) <= SampleTimeout;
         lock (_writable)
         {
-            _serverAnswers.Add(new ServerAnswer(member, a.ServerAt, writable));
-            if (sample)
+            if (session is { } number)
             {
-                Record(member, from, to, a.OutOfRecovery, writable);
+                _answers.Add(new SessionAnswer(member, number, from, to, writable));
+            }
+
+            _serverAnswers.Add(new ServerAnswer(member, answer.ServerAt, writable));
+            if (sample && answer.OutOfRecovery)
+            {
+                _outOfRecovery.Add((member, from, to));
+            }
+
+            if (sample && writable)
+            {
+                _writable.Add((member, from, to));
             }
         }
 

@@ -193,7 +193,7 @@ public static class InstanceHost
         });
         app.MapSigned("POST", "/maintenance", InstanceApiClient.MaintenancePurpose, guard, async (text, _, ct) =>
         {
-            if (ParseBody<MaintenanceRequest>(text, out var why)?.On is not { } on)
+            if (ParseBody<MaintenanceRequest>(text, out string _)?.On is not { } on)
             {
                 return Results.Json(new ManagerAnswer(false, "the body must be JSON like {\"on\": true} (pause automatic failover) or {\"on\": false} (resume it)"), InstanceJson.Options, statusCode: 400);
             }
@@ -277,7 +277,6 @@ public static class InstanceHost
         MapInternal(app, "/internal/fenced", peers.AcceptFencedNoticeAsync);
     }
 
-    /// <summary>An endpoint between managers: a text body signed with the cluster key; 200 when accepted, else 409.</summary>
     /// <summary>
     /// A signed request's JSON body as <typeparamref name="T"/>; null when it is not one, with <paramref name="why"/>:
     /// the parser's message, or the body itself when it parsed to nothing (<c>null</c>).
@@ -297,6 +296,7 @@ public static class InstanceHost
         }
     }
 
+    /// <summary>An endpoint between managers: a text body signed with the cluster key; 200 when accepted, else 409.</summary>
     private static void MapInternal(WebApplication app, string path, Func<string, string?, CancellationToken, Task<ManagerAnswer>> handle) =>
         app.MapPost(path, async (HttpRequest request, CancellationToken ct) =>
         {

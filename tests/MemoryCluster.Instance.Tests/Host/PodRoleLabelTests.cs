@@ -14,7 +14,7 @@ public sealed class PodRoleLabelTests
 {
     private static NodeStatus Status(InstanceRole role, bool ready, FollowState follow = FollowState.None, bool waiting = false) => new(
         role, ready, true, ControlState.Initial, new RaftView(Raft.RaftRole.Follower, new Raft.Term(1), MemberId.None, false, false),
-        null, Lsn.Zero, Lsn.Zero, Lsn.Zero, true, follow, null, MemberId.None, null, [], "", null, null, null, 0, Epoch.Zero, null, null, false, role == InstanceRole.Primary, null, false, WaitingForStandbys: waiting);
+        null, Lsn.Zero, Lsn.Zero, Lsn.Zero, true, follow, null, MemberId.None, null, [], "", null, null, null, 0, Epoch.Zero, null, null, false, role == InstanceRole.Primary, null, null, false, WaitingForStandbys: waiting);
 
     [Theory]
     [InlineData(InstanceRole.Primary, true, FollowState.None, "primary")]

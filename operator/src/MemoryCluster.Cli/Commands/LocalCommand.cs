@@ -399,7 +399,7 @@ internal static class LocalCommand
                     return 1;
                 }
 
-                if (statuses.Where(s => (target is null || s.Member.Name == target) && s.Status is { Role: InstanceRole.Primary, Ready: true } && s.Status.Epoch > answer.Epoch).Select(s => s.Member).FirstOrDefault() is { } now)
+                if (LocalCluster.NewPrimary(statuses, target, answer.Epoch) is { } now)
                 {
                     Console.Out.WriteLine($"{now.Name} is primary after {watch.Elapsed.TotalSeconds:0.00} s");
                     var healthy = await cluster.WaitHealthyAsync(deadline - watch.Elapsed, ct).ConfigureAwait(false);
@@ -449,14 +449,14 @@ internal static class LocalCommand
             while (watch.Elapsed < deadline)
             {
                 statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
-                if (statuses.Where(s => (target is null || s.Member.Name == target) && s.Status is { Role: InstanceRole.Primary, Ready: true } && s.Status.Epoch > answer.Epoch).Select(s => s.Member).FirstOrDefault() is { } now)
+                if (LocalCluster.NewPrimary(statuses, target, answer.Epoch) is { } now)
                 {
                     Console.Out.WriteLine($"{now.Name} is primary after {watch.Elapsed.TotalSeconds:0.00} s");
                     Console.Out.Write(LocalCluster.Table(statuses));
                     return 0;
                 }
 
-                if (statuses.Select(s => s.Status?.Failover).FirstOrDefault(f => f?.Contains("forced failover to", StringComparison.Ordinal) == true && f.Contains("refused", StringComparison.Ordinal)) is { } refused)
+                if (statuses.Select(s => s.Status?.ForcedFailoverRefused).FirstOrDefault(r => r is not null) is { } refused)
                 {
                     Console.Error.WriteLine($"failover refused by the Raft leader: {refused}");
                     return 1;

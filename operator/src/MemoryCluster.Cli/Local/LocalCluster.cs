@@ -91,21 +91,17 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
     /// </summary>
     public async Task<HistoryDocument?> HistoryAsync(CancellationToken cancellationToken)
     {
-        var answers = await Task.WhenAll(layout.Members.Select(async m =>
-        {
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            limit.CancelAfter(TimeSpan.FromSeconds(2));
-            try
-            {
-                return await Api.HistoryAsync(m.HttpBase, limit.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is InstanceApiException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
-            {
-                return null;
-            }
-        })).ConfigureAwait(false);
+        var answers = await Task.WhenAll(layout.Members.Select(m => Api.TryHistoryAsync(m.HttpBase, cancellationToken))).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
         return answers.Where(a => a is not null).MaxBy(a => a!.AppliedIndex);
     }
+
+    /// <summary>
+    /// The member that is now a ready primary at an epoch after <paramref name="before"/> (and is
+    /// <paramref name="target"/>, when one was named): how a switchover or failover asked at that epoch is seen done.
+    /// </summary>
+    public static Peer? NewPrimary(IReadOnlyList<(Peer Member, StatusDocument? Status)> statuses, string? target, Epoch? before) =>
+        statuses.Where(s => (target is null || s.Member.Name == target) && s.Status is { Role: InstanceRole.Primary, Ready: true } && s.Status.Epoch > before).Select(s => s.Member).FirstOrDefault();
 
     /// <summary>Whether one primary is ready and every other member is a streaming replica.</summary>
     public static (bool Healthy, string Summary) Assess(IReadOnlyList<(Peer Member, StatusDocument? Status)> statuses)

@@ -130,6 +130,9 @@ public sealed record StatusDocument
     /// <summary>On the Raft leader, while the primary has failed: what it did or why it cannot promote.</summary>
     public string? Failover { get; init; }
 
+    /// <summary>On the Raft leader: why it refused, for good, the forced failover asked at this epoch (the target holds less than the best candidate); null otherwise.</summary>
+    public string? ForcedFailoverRefused { get; init; }
+
     /// <summary>On the Raft leader failing over in quorum mode from a primary that stopped renewing: that epoch; every replica stops streaming from its primary first (0: none).</summary>
     public Epoch DetachFrom { get; init; }
 

@@ -58,11 +58,20 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     }
 
     /// <summary>GET /status; null when the manager does not answer in time (or at all).</summary>
-    public async Task<StatusDocument?> TryStatusAsync(Uri baseUri, CancellationToken cancellationToken, bool fresh = false)
+    public Task<StatusDocument?> TryStatusAsync(Uri baseUri, CancellationToken cancellationToken, bool fresh = false) =>
+        OrNullAsync(StatusAsync(baseUri, cancellationToken, fresh), cancellationToken);
+
+    /// <summary>GET /history; null when the manager does not answer in time (or at all).</summary>
+    public Task<HistoryDocument?> TryHistoryAsync(Uri baseUri, CancellationToken cancellationToken) =>
+        OrNullAsync(HistoryAsync(baseUri, cancellationToken), cancellationToken);
+
+    /// <summary>The answer of a read, or null when the manager could not be read or the caller gave up.</summary>
+    private static async Task<T?> OrNullAsync<T>(Task<T> read, CancellationToken cancellationToken)
+        where T : class
     {
         try
         {
-            return await StatusAsync(baseUri, cancellationToken, fresh).ConfigureAwait(false);
+            return await read.ConfigureAwait(false);
         }
         catch (InstanceApiException)
         {
@@ -88,14 +97,14 @@ public sealed class InstanceApiClient(HttpClient http, byte[]? clusterKey = null
     public Task<ManagerAnswer> MaintenanceAsync(Uri baseUri, bool on, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, baseUri, "maintenance", MaintenancePurpose, JsonSerializer.Serialize(new MaintenanceRequest(on), InstanceJson.Options), cancellationToken);
 
-    /// <summary>
-    /// POST /reinit on the member to rebuild: it sets its data aside and clones afresh from the primary; refused for
-    /// the primary. Signed like a switchover.
-    /// </summary>
     /// <summary>POST /failover (signed, to the Raft leader): a forced failover of a failed primary, to <paramref name="to"/> or the best candidate.</summary>
     public Task<ManagerAnswer> FailoverAsync(Uri baseUri, string? to, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, baseUri, "failover", FailoverPurpose, JsonSerializer.Serialize(new SwitchoverRequest(to), InstanceJson.Options), cancellationToken);
 
+    /// <summary>
+    /// POST /reinit on the member to rebuild: it sets its data aside and clones afresh from the primary; refused for
+    /// the primary. Signed like a switchover.
+    /// </summary>
     public Task<ManagerAnswer> ReinitAsync(Uri baseUri, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, baseUri, "reinit", ReinitPurpose, "{}", cancellationToken);
 

@@ -144,6 +144,15 @@ public sealed record ControlCommand(
         return b.ToArray();
     }
 
+    /// <summary>Reads the type of a command of a version that carries one type only, and refuses any other.</summary>
+    private static void ExpectType(ref BinaryCursor c, byte version, ControlCommandType type)
+    {
+        if ((ControlCommandType)c.U8() != type)
+        {
+            throw new FormatException($"A version {version} control command must be {type}.");
+        }
+    }
+
     /// <summary>Reads a command written by <see cref="Encode"/>; throws <see cref="FormatException"/> on anything else.</summary>
     public static ControlCommand Decode(ReadOnlySpan<byte> data)
     {
@@ -151,11 +160,7 @@ public sealed record ControlCommand(
         var version = c.U8();
         if (version == QuorumFormatVersion)
         {
-            if ((ControlCommandType)c.U8() != ControlCommandType.SetQuorumK)
-            {
-                throw new FormatException("A version 2 control command must be SetQuorumK.");
-            }
-
+            ExpectType(ref c, version, ControlCommandType.SetQuorumK);
             var at = new Epoch(c.U64());
             var membersAt = new LogIndex(c.U64());
             var k = c.U32();
@@ -165,11 +170,7 @@ public sealed record ControlCommand(
 
         if (version == FormatFormatVersion)
         {
-            if ((ControlCommandType)c.U8() != ControlCommandType.SetFormat)
-            {
-                throw new FormatException("A version 4 control command must be SetFormat.");
-            }
-
+            ExpectType(ref c, version, ControlCommandType.SetFormat);
             var at = new Epoch(c.U64());
             var level = c.U32();
             c.ExpectEnd();
@@ -178,11 +179,7 @@ public sealed record ControlCommand(
 
         if (version == PrimaryFormatVersion)
         {
-            if ((ControlCommandType)c.U8() != ControlCommandType.SetPrimary)
-            {
-                throw new FormatException("A version 3 control command must be SetPrimary.");
-            }
-
+            ExpectType(ref c, version, ControlCommandType.SetPrimary);
             var at = new Epoch(c.U64());
             var primary = new MemberId(c.U64());
             var reason = (PrimaryChangeReason)c.U8();

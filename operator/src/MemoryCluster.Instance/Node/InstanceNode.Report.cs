@@ -32,6 +32,7 @@ namespace MemoryCluster.Instance.Node;
 /// <param name="WatchdogArmed">The watchdog deadline is armed.</param>
 /// <param name="MayWrite">PostgreSQL may accept writes (started or promoted as primary, not verified stopped).</param>
 /// <param name="Failover">On the Raft leader, while the primary has failed: what it did or why it cannot.</param>
+/// <param name="ForcedFailoverRefused">On the Raft leader: why it refused the forced failover asked at this epoch (for good), else null.</param>
 /// <param name="SteppingDown">Quorum mode: this primary gave up its lease because no synchronous standby reaches it.</param>
 /// <param name="NotReadyWhy">Why it is not ready, when it is not.</param>
 /// <param name="DetachFrom">On the Raft leader failing over in quorum mode from a primary that stopped renewing: that epoch (replicas stop streaming from its primary first).</param>
@@ -64,6 +65,7 @@ public sealed record NodeStatus(
     bool WatchdogArmed,
     bool MayWrite,
     string? Failover,
+    string? ForcedFailoverRefused,
     bool SteppingDown,
     string? NotReadyWhy = null,
     bool WaitingForStandbys = false,
@@ -238,6 +240,7 @@ public sealed partial class InstanceNode
             !_raft.IsLeader ? null
                 : _forcedRefusal is { } refusal && refusal.Epoch == _control.Epoch ? refusal.Why + (_failoverNote is { } note && note != refusal.Why ? $" (since: {note})" : string.Empty)
                 : _failoverNote,
+            _raft.IsLeader && _forcedRefusal is { } refused && refused.Epoch == _control.Epoch ? refused.Why : null,
             _steppingDown,
             notReadyWhy,
             blocked is not null,

@@ -260,28 +260,37 @@ public sealed class RaftHost<TState> : IAsyncDisposable
 
         // The log keeps the bytes: a copy, so that a caller reusing its buffer cannot change a proposed entry.
         var data = (byte[])command.Clone();
+        return await ProposeWhenFreeAsync(node =>
+        {
+            if (onlyInTerm is { } term && (node.Role != RaftRole.Leader || node.Term != term))
+            {
+                throw new NotLeaderException(node.Leader, $"not the leader in term {term} any more (term {node.Term}, {node.Role})");
+            }
+
+            var (index, refusal) = node.Propose(data);
+
+            // A leadership transfer under way ends within an election timeout (the target leads, or the core
+            // abandons it): wait it out rather than refuse, so that a caller meets a leader or a NotLeader.
+            if (refusal == RaftRefusal.TransferInProgress)
+            {
+                return null;
+            }
+
+            Counters.Proposed.Add();
+            return Track(node, index, refusal);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="propose"/> on the loop until it proposes (returns what tracks the entry; null: the core is
+    /// busy and refused, nothing was appended), once a tick, and waits until the entry is applied here.
+    /// </summary>
+    private async Task<ApplyResult<TState>> ProposeWhenFreeAsync(Func<RawNode, TaskCompletionSource<ApplyResult<TState>>?> propose, CancellationToken cancellationToken)
+    {
         while (true)
         {
-            var done = await OnLoopAsync(node =>
-            {
-                if (onlyInTerm is { } term && (node.Role != RaftRole.Leader || node.Term != term))
-                {
-                    throw new NotLeaderException(node.Leader, $"not the leader in term {term} any more (term {node.Term}, {node.Role})");
-                }
-
-                var (index, refusal) = node.Propose(data);
-
-                // A leadership transfer under way ends within an election timeout (the target leads, or the core
-                // abandons it): wait it out rather than refuse, so that a caller meets a leader or a NotLeader.
-                if (refusal == RaftRefusal.TransferInProgress)
-                {
-                    return null;
-                }
-
-                Counters.Proposed.Add();
-                return Track(node, index, refusal);
-            }, cancellationToken).ConfigureAwait(false);
-            if (done is not null)
+            cancellationToken.ThrowIfCancellationRequested();
+            if (await OnLoopAsync(propose, cancellationToken).ConfigureAwait(false) is { } done)
             {
                 return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
@@ -354,32 +363,21 @@ public sealed class RaftHost<TState> : IAsyncDisposable
     public async Task ChangeMembershipAsync(MembershipChange change, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(change);
-        while (true)
+        await ProposeWhenFreeAsync(node =>
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var (done, retry) = await OnLoopAsync(node =>
+            if (node.Role == RaftRole.Leader && AlreadyInEffect(node, change))
             {
-                if (node.Role == RaftRole.Leader && AlreadyInEffect(node, change))
-                {
-                    // Idempotent: a retried call after a lost answer succeeds once the change is committed.
-                    var settled = new TaskCompletionSource<ApplyResult<TState>>();
-                    settled.SetResult(new ApplyResult<TState>(ApplyOutcome.Applied, _stateMachine.Current));
-                    return (settled, false);
-                }
-
-                var (index, refusal) = node.ProposeMembershipChange(change);
-                return refusal is RaftRefusal.ChangeInProgress or RaftRefusal.NoCommitInCurrentTerm or RaftRefusal.LearnerNotCaughtUp or RaftRefusal.TransferInProgress
-                    ? (null, true)
-                    : (Track(node, index, refusal), false);
-            }, cancellationToken).ConfigureAwait(false);
-            if (!retry)
-            {
-                await done!.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-                return;
+                // Idempotent: a retried call after a lost answer succeeds once the change is committed.
+                var settled = new TaskCompletionSource<ApplyResult<TState>>();
+                settled.SetResult(new ApplyResult<TState>(ApplyOutcome.Applied, _stateMachine.Current));
+                return settled;
             }
 
-            await Task.Delay(_options.TickInterval, _time, cancellationToken).ConfigureAwait(false);
-        }
+            var (index, refusal) = node.ProposeMembershipChange(change);
+            return refusal is RaftRefusal.ChangeInProgress or RaftRefusal.NoCommitInCurrentTerm or RaftRefusal.LearnerNotCaughtUp or RaftRefusal.TransferInProgress
+                ? null
+                : Track(node, index, refusal);
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     private static bool AlreadyInEffect(RawNode node, MembershipChange change)
