@@ -728,6 +728,48 @@ public sealed class InstanceNodeTests
     }
 
     [Fact]
+    public void A_quorum_primary_whose_standbys_stopped_replying_fences_4_s_after_the_last_reply_without_waiting_out_its_lease()
+    {
+        // The walsenders' rows stay "streaming" after a cut, their last replies ageing (PostgreSQL computes the age).
+        var h = NamedPrimary();
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: true)));
+        h.Run(2000, () => Primary(standbys: [Standby("mc-2"), Standby("mc-3")]));
+        Assert.True(h.Node.Status().Ready);
+
+        var lastReply = h.Now;
+        PgObservation Cut() => Primary(standbys: [Standby("mc-2", replyAge: (h.Now - lastReply) / 1000.0), Standby("mc-3", replyAge: (h.Now - lastReply + 300) / 1000.0)]);
+        h.Run(3900, Cut);
+        Assert.False(h.Node.Status().Ready);
+        Assert.False(h.Node.Status().SteppingDown);
+        Assert.Empty(h.All.OfType<Fence>());
+
+        // The lease is still renewed and held: the fence comes from the step-down, at once.
+        h.Run(200, Cut);
+        Assert.True(h.Node.Status().SteppingDown);
+        var fence = Assert.Single(h.All.OfType<Fence>());
+        Assert.Equal(new Epoch(1), fence.Record);
+        Assert.Contains("stepped down", fence.Why, StringComparison.Ordinal);
+        Assert.Equal(new Epoch(1), h.Node.Status().FencedEpoch);
+        Assert.Contains(h.All.SkipWhile(a => a != fence), a => a is AnnounceFenced { Epoch.Value: 1 });
+    }
+
+    [Fact]
+    public void A_quorum_primary_whose_standbys_have_not_replied_at_this_epoch_yet_waits_two_leases_before_it_steps_down()
+    {
+        // Just started or promoted: the standbys re-point to it (a restart, a rewind) before they stream.
+        var h = NamedPrimary();
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: false)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: false)));
+        h.Run(4500, () => Primary());
+        Assert.False(h.Node.Status().SteppingDown);
+        Assert.Empty(h.All.OfType<Fence>());
+        h.Run(3000, () => Primary());
+        Assert.True(h.Node.Status().SteppingDown);
+        Assert.Single(h.All.OfType<Fence>());
+    }
+
+    [Fact]
     public void A_quorum_primary_counts_a_standby_whose_replies_stopped_as_not_streaming_and_steps_down()
     {
         // A frozen walreceiver (SIGSTOP) leaves its walsender's row "streaming" until wal_sender_timeout; it

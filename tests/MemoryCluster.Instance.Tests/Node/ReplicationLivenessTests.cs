@@ -40,6 +40,27 @@ public sealed class ReplicationLivenessTests
         Assert.Null(ReplicationLiveness.SynchronousCommitsBlocked(Primary(), Config(members: members, mode: ReplicationMode.Async)));
     }
 
+    /// <summary>Rows "name:age" (age "-": none yet; state catchup when the name ends in "!"), at now = 100,000 ms.</summary>
+    [Theory]
+    [InlineData(3, "mc-2:4.5,mc-3:7", 98_500)]
+    [InlineData(3, "mc-2:3.2", 99_800)]
+    [InlineData(3, "mc-2:9,mc-2:4", 99_000)]
+    [InlineData(3, "", 100_000)]
+    [InlineData(3, "mc-2:-", 100_000)]
+    [InlineData(3, "mc-2!:8", 100_000)]
+    [InlineData(3, "mc-1:8,stranger:8", 100_000)]
+    [InlineData(5, "mc-2:4,mc-3:6,mc-4:20", 97_000)]
+    [InlineData(5, "mc-2:4", 100_000)]
+    public void A_starved_primary_dates_its_starvation_from_when_the_kth_freshest_reply_went_stale(int members, string rows, long since)
+    {
+        var standbys = rows.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(r =>
+        {
+            var (name, age) = (r.Split(':')[0], r.Split(':')[1]);
+            return Row(name.TrimEnd('!'), name.EndsWith('!') ? "catchup" : "streaming", age == "-" ? null : double.Parse(age, System.Globalization.CultureInfo.InvariantCulture));
+        });
+        Assert.Equal(since, ReplicationLiveness.StarvedSince(standbys, Config(members: members), 100_000));
+    }
+
     [Theory]
     [InlineData(WalReceiverStatus.Streaming, 0.3, true)]
     [InlineData(WalReceiverStatus.Streaming, 4.0, true)]

@@ -25,8 +25,10 @@ public sealed partial class InstanceNode
     private ProbeDone? _lastProbe;
     private string? _renewalNote = string.Empty;
 
-    // Quorum mode: since when fewer than k standbys stream from this primary, and whether it gave up its lease.
+    // Quorum mode: since when fewer than k standbys stream from this primary, whether k did at this epoch (and
+    // membership) before, and whether it gave up its epoch.
     private long _starvedSince = -1;
+    private bool _quorumHeard;
     private bool _steppingDown;
 
     // The fence: one at a time; the epoch recorded by the last one that completed.
@@ -50,8 +52,19 @@ public sealed partial class InstanceNode
             ? _leaseSentAt + (long)_config.Lease.FenceAfter.TotalMilliseconds
             : null;
 
-    /// <summary>How long a quorum-mode primary without k streaming standbys keeps its lease while healthy replicas exist elsewhere.</summary>
+    /// <summary>
+    /// How long a quorum-mode primary that never had k standbys replying at this epoch keeps it while healthy replicas
+    /// exist elsewhere: two leases, for standbys that re-point to a new primary (a restart, a rewind) to connect.
+    /// </summary>
     private long StarvationGrace => (long)(_config.Lease.Lease.TotalMilliseconds * 2);
+
+    /// <summary>
+    /// How long a quorum-mode primary that had k standbys replying at this epoch and lost them keeps it while healthy
+    /// replicas exist elsewhere, counted from when the k-th went stale (<see cref="ReplicationLiveness.StarvedSince"/>):
+    /// with the 3 s a reply takes to go stale, 4 s in which no commit could be acknowledged, about what a primary
+    /// that died is replaced in.
+    /// </summary>
+    public const long SilenceGraceMs = 1000;
 
     /// <summary>Fences whenever PostgreSQL may write and must not.</summary>
     private void EnforceFence()
@@ -78,13 +91,18 @@ public sealed partial class InstanceNode
             // promotes another member at once. The fence records the epoch, so this member never writes at it.
             StartFence(epoch, $"the promotion made no progress for {PromoteStallMs / 1000} s (replay stuck at {_replayed})");
         }
+        else if (_steppingDown)
+        {
+            // Quorum mode: no commit can be acknowledged here while healthy replicas wait elsewhere. Fence at once,
+            // rather than when the lease runs out: the fence records the epoch and tells the others, and the leader
+            // replaces a primary that reported itself fenced without waiting out its lease.
+            StartFence(epoch, "stepped down: no synchronous standby streams from this primary while healthy replicas exist");
+        }
         else if (LeaseUntil is not { } until || _now >= until)
         {
             // IMPORTANT: the lease counts from the send of the last granted renewal, so this deadline comes before
             // anything the leader counts from; the leader promotes a replacement only ρ·L + S + M after its grant.
-            StartFence(epoch, _steppingDown
-                ? "stepped down: no synchronous standby streams from this primary while healthy replicas exist"
-                : _lastProbe is { Healthy: false } probe
+            StartFence(epoch, _lastProbe is { Healthy: false } probe
                     ? $"postgres failed its health probe until the lease ran out ({probe.Why})"
                     : $"no lease renewal from the Raft leader in time ({_renewalNote ?? "none asked"})");
         }
@@ -274,7 +292,10 @@ public sealed partial class InstanceNode
     {
         if (_config.Mode != ReplicationMode.Quorum || _steppingDown || !_running || _pg is not { InRecovery: false } pg || !_primaryObjectsReady)
         {
+            // The standbys' slots and synchronous_standby_names are made again after a start or a change of
+            // membership: whether k replied counts from then.
             _starvedSince = -1;
+            _quorumHeard = _quorumHeard && _primaryObjectsReady;
             return;
         }
 
@@ -284,19 +305,21 @@ public sealed partial class InstanceNode
         if (streaming >= _config.SyncStandbys)
         {
             _starvedSince = -1;
+            _quorumHeard = true;
             return;
         }
 
         if (_starvedSince < 0)
         {
-            _starvedSince = _now;
+            _starvedSince = ReplicationLiveness.StarvedSince(pg.Standbys, _config, _now);
         }
 
+        var grace = _quorumHeard ? SilenceGraceMs : StarvationGrace;
         var healthyElsewhere = _peers.Values.Count(p => p is { Reachable: true, Running: true, Role: InstanceRole.Replica } && p.Follow != FollowState.Diverged);
-        if (_now - _starvedSince >= StarvationGrace && healthyElsewhere >= _config.SyncStandbys)
+        if (_now - _starvedSince >= grace && healthyElsewhere >= _config.SyncStandbys)
         {
             _steppingDown = true;
-            Log(LogLevel.Warning, $"stepping down: {streaming} of the {_config.SyncStandbys} synchronous standbys needed stream to this primary and reply for {(_now - _starvedSince) / 1000.0:0.0} s, every commit waits, and {healthyElsewhere} healthy replicas report elsewhere; no more lease renewals");
+            Log(LogLevel.Warning, $"stepping down: {streaming} of the {_config.SyncStandbys} synchronous standbys needed stream to this primary and reply for {(_now - _starvedSince) / 1000.0:0.0} s{(_quorumHeard ? " (they did at this epoch)" : string.Empty)}, every commit waits, and {healthyElsewhere} healthy replicas report elsewhere; fencing");
         }
     }
 }

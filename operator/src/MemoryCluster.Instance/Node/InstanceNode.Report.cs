@@ -125,7 +125,8 @@ public sealed partial class InstanceNode
     {
         get
         {
-            if (!Steady || !_control.PendingSwitchover.IsNone || _fencing is not null || _mayWrite != (_control.Primary == _config.Self))
+            // A quorum primary whose commits all wait reads its standbys often: the step-down falls due on their ages.
+            if (!Steady || !_control.PendingSwitchover.IsNone || _fencing is not null || _mayWrite != (_control.Primary == _config.Self) || _starvedSince >= 0)
             {
                 return true;
             }
@@ -139,10 +140,10 @@ public sealed partial class InstanceNode
         }
     }
 
-    /// <summary>This member's report, as another member's node would read it.</summary>
     /// <summary>The other members' last reports, as this node holds them.</summary>
     public IReadOnlyDictionary<MemberId, PeerView> PeerReports() => new Dictionary<MemberId, PeerView>(_peers);
 
+    /// <summary>This member's report, as another member's node would read it.</summary>
     public PeerView SelfView()
     {
         var status = Status();

@@ -269,6 +269,7 @@ public sealed partial class InstanceNode
         _switchover = null;
         _steppingDown = false;
         _starvedSince = -1;
+        _quorumHeard = false;
         _primaryLine = null;
         if (next.Primary == _config.Self)
         {

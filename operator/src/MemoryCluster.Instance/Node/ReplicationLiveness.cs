@@ -46,6 +46,31 @@ public static class ReplicationLiveness
             .Count();
     }
 
+    /// <summary>
+    /// Quorum mode, on a primary that hears from fewer than k standbys: since when (node clock, ms), as this read
+    /// shows it. When rows of k distinct standbys still show their last reply (the walsender keeps a silent
+    /// standby's row until <c>wal_sender_timeout</c>), it is when the k-th freshest of them went stale: its reply
+    /// age less <see cref="ReplyStaleAfter"/>, before <paramref name="now"/>. Otherwise (rows gone or never there)
+    /// nothing tells when, and it is <paramref name="now"/>.
+    /// </summary>
+    public static long StarvedSince(IEnumerable<StandbyObservation> standbys, NodeConfig config, long now)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var ages = standbys
+            .Where(s => s is { State: "streaming", ReplyAgeSeconds: not null } && config.Members.Any(m => m.Name == s.Name && m.Id != config.Self))
+            .GroupBy(s => s.Name, StringComparer.Ordinal)
+            .Select(g => g.Min(s => s.ReplyAgeSeconds!.Value))
+            .Order()
+            .ToList();
+        if (config.SyncStandbys < 1 || ages.Count < config.SyncStandbys)
+        {
+            return now;
+        }
+
+        var staleFor = ages[config.SyncStandbys - 1] - ReplyStaleAfter.TotalSeconds;
+        return staleFor > 0 ? now - (long)(staleFor * 1000) : now;
+    }
+
     /// <summary>Why the walreceiver does not stream, or null when it does: PostgreSQL says streaming and a message came recently (or none was due yet: it just started).</summary>
     public static string? ReceiverNotStreaming(PgObservation pg)
     {
