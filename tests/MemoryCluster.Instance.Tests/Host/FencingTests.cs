@@ -47,6 +47,26 @@ public sealed class FencingTests : IDisposable
     }
 
     [Fact]
+    public async Task Fencing_finds_and_kills_the_processes_of_a_data_directory_reached_through_a_symlink()
+    {
+        // The kernel shows a working directory with its symlinks resolved: a data root under a symlink (a mounted
+        // volume, /tmp on some systems) must be resolved the same way, or the fence finds nothing and says done.
+        var real = _dir.CreateSubdirectory("volume").CreateSubdirectory("pgdata").FullName;
+        var link = Path.Combine(_dir.FullName, "data-root");
+        File.CreateSymbolicLink(link, Path.Combine(_dir.FullName, "volume"));
+        var data = Path.Combine(link, "pgdata");
+        var postgres = StartIn(data, "sleep 300");
+        await WaitForAsync(() => ProcessFence.ProcessesIn(real).Contains(postgres.Id), "the process to start");
+
+        Assert.Contains(postgres.Id, ProcessFence.ProcessesIn(data));
+        Assert.Equal(ProcessFence.Resolved(real), ProcessFence.Resolved(data + "/"));
+        Assert.DoesNotContain("data-root", ProcessFence.Resolved(data), StringComparison.Ordinal);
+        Assert.True(await ProcessFence.KillAllAsync(data, TimeSpan.FromSeconds(5), CancellationToken.None));
+        await WaitForAsync(() => postgres.HasExited, "the process to die");
+        Assert.Equal(Path.Combine(_dir.FullName, "gone"), ProcessFence.Resolved(Path.Combine(_dir.FullName, "gone")));
+    }
+
+    [Fact]
     public void Deadline_file_round_trips_and_refuses_garbage()
     {
         var file = Path.Combine(_dir.FullName, "deadline");

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 
 namespace MemoryCluster.Instance.Postgres;
 
@@ -9,12 +10,15 @@ namespace MemoryCluster.Instance.Postgres;
 /// postmaster's pid nor a process group finds them all; the working directory does (the postmaster chdirs
 /// into the data directory and every child inherits it). SIGKILL also works on stopped (SIGSTOP) processes.
 /// </summary>
-public static class ProcessFence
+public static partial class ProcessFence
 {
-    /// <summary>Pids of the processes working in <paramref name="dataDirectory"/> (resolved through symlinks).</summary>
+    /// <summary>
+    /// Pids of the processes working in <paramref name="dataDirectory"/>, however it is reached: the kernel shows a
+    /// process's working directory with every symlink resolved, so the directory is resolved the same way first.
+    /// </summary>
     public static IReadOnlyList<int> ProcessesIn(string dataDirectory)
     {
-        var target = Path.GetFullPath(dataDirectory).TrimEnd('/');
+        var target = Resolved(dataDirectory);
         var result = new List<int>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
@@ -39,6 +43,32 @@ public static class ProcessFence
 
         return result;
     }
+
+    /// <summary>The absolute path with every symlink on the way resolved (<c>realpath(3)</c>); as given, made absolute, when it cannot be resolved (gone).</summary>
+    public static string Resolved(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var resolved = RealPath(full, IntPtr.Zero);
+        if (resolved == IntPtr.Zero)
+        {
+            return full.Length > 1 ? full.TrimEnd('/') : full;
+        }
+
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved) ?? full;
+        }
+        finally
+        {
+            Free(resolved);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial IntPtr RealPath(string path, IntPtr resolved);
+
+    [LibraryImport("libc", EntryPoint = "free")]
+    private static partial void Free(IntPtr pointer);
 
     /// <summary>
     /// Kills every process in <paramref name="dataDirectory"/> and waits until none is left. True when none is
