@@ -755,6 +755,46 @@ public sealed class InstanceNodeTests
     }
 
     [Fact]
+    public void A_quorum_primary_whose_only_replying_standby_restarts_keeps_its_epoch_for_two_leases_not_the_short_grace()
+    {
+        // k = 1, mc-3 down. mc-2 restarts: its walsender row vanishes at once (nothing dates the silence), and it
+        // reports a running replica not streaming yet while it replays local WAL and reconnects.
+        var h = NamedPrimary();
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Stopped, ready: false, running: false)));
+        h.Run(2000, () => Primary(standbys: Standby("mc-2")));
+        Assert.True(h.Node.Status().Ready);
+
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, ready: false, streaming: false)));
+        h.Run(1500, () => Primary());
+        h.Run(1500, () => Primary(standbys: new StandbyObservation("mc-2", "catchup", "quorum", new Lsn(4000), new Lsn(4000), null, 0.1)));
+        Assert.False(h.Node.Status().SteppingDown);
+        Assert.Empty(h.All.OfType<Fence>());
+
+        // Streaming again: the count starts afresh.
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true)));
+        h.Run(8000, () => Primary(standbys: Standby("mc-2")));
+        Assert.Empty(h.All.OfType<Fence>());
+    }
+
+    [Fact]
+    public void A_quorum_primary_in_maintenance_mode_never_steps_down_since_no_failover_would_follow()
+    {
+        var h = new Harness();
+        h.Raft(State(1, 1) with { Maintenance = true });
+        h.Step(now => new Started(now, DataKind.Primary, Epoch.Zero, null));
+        h.Now = Startup;
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: true)));
+        h.Run(2000, () => Primary(standbys: [Standby("mc-2"), Standby("mc-3")]));
+        var lastReply = h.Now;
+        h.Run(12_000, () => Primary(standbys: [Standby("mc-2", replyAge: (h.Now - lastReply) / 1000.0), Standby("mc-3", replyAge: (h.Now - lastReply) / 1000.0)]));
+        Assert.False(h.Node.Status().Ready);
+        Assert.False(h.Node.Status().SteppingDown);
+        Assert.Empty(h.All.OfType<Fence>());
+    }
+
+    [Fact]
     public void A_quorum_primary_whose_standbys_have_not_replied_at_this_epoch_yet_waits_two_leases_before_it_steps_down()
     {
         // Just started or promoted: the standbys re-point to it (a restart, a rewind) before they stream.

@@ -40,18 +40,18 @@ public sealed class ReplicationLivenessTests
         Assert.Null(ReplicationLiveness.SynchronousCommitsBlocked(Primary(), Config(members: members, mode: ReplicationMode.Async)));
     }
 
-    /// <summary>Rows "name:age" (age "-": none yet; state catchup when the name ends in "!"), at now = 100,000 ms.</summary>
+    /// <summary>Rows "name:age" (age "-": none yet; state catchup when the name ends in "!"), at now = 100,000 ms; null: nothing dates it.</summary>
     [Theory]
-    [InlineData(3, "mc-2:4.5,mc-3:7", 98_500)]
-    [InlineData(3, "mc-2:3.2", 99_800)]
-    [InlineData(3, "mc-2:9,mc-2:4", 99_000)]
-    [InlineData(3, "", 100_000)]
-    [InlineData(3, "mc-2:-", 100_000)]
-    [InlineData(3, "mc-2!:8", 100_000)]
-    [InlineData(3, "mc-1:8,stranger:8", 100_000)]
-    [InlineData(5, "mc-2:4,mc-3:6,mc-4:20", 97_000)]
-    [InlineData(5, "mc-2:4", 100_000)]
-    public void A_starved_primary_dates_its_starvation_from_when_the_kth_freshest_reply_went_stale(int members, string rows, long since)
+    [InlineData(3, "mc-2:4.5,mc-3:7", 98_500L)]
+    [InlineData(3, "mc-2:3.2", 99_800L)]
+    [InlineData(3, "mc-2:9,mc-2:4", 99_000L)]
+    [InlineData(3, "", null)]
+    [InlineData(3, "mc-2:-", null)]
+    [InlineData(3, "mc-2!:8", null)]
+    [InlineData(3, "mc-1:8,stranger:8", null)]
+    [InlineData(5, "mc-2:4,mc-3:6,mc-4:20", 97_000L)]
+    [InlineData(5, "mc-2:4", null)]
+    public void A_starved_primary_dates_its_starvation_from_when_the_kth_freshest_reply_went_stale(int members, string rows, long? since)
     {
         var standbys = rows.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(r =>
         {

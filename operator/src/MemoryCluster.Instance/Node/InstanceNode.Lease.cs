@@ -25,9 +25,10 @@ public sealed partial class InstanceNode
     private ProbeDone? _lastProbe;
     private string? _renewalNote = string.Empty;
 
-    // Quorum mode: since when fewer than k standbys stream from this primary, whether k did at this epoch (and
-    // membership) before, and whether it gave up its epoch.
+    // Quorum mode: since when fewer than k standbys stream from this primary, whether that was dated from their
+    // last replies, whether k did at this epoch (and membership) before, and whether it gave up its epoch.
     private long _starvedSince = -1;
+    private bool _starvedDated;
     private bool _quorumHeard;
     private bool _steppingDown;
 
@@ -53,16 +54,18 @@ public sealed partial class InstanceNode
             : null;
 
     /// <summary>
-    /// How long a quorum-mode primary that never had k standbys replying at this epoch keeps it while healthy replicas
-    /// exist elsewhere: two leases, for standbys that re-point to a new primary (a restart, a rewind) to connect.
+    /// How long a quorum-mode primary with fewer than k standbys replying keeps its epoch while healthy replicas exist
+    /// elsewhere, from when it noticed: two leases, for standbys that restart, reconnect and catch up, or re-point to
+    /// a new primary (a restart, a rewind), to stream again.
     /// </summary>
     private long StarvationGrace => (long)(_config.Lease.Lease.TotalMilliseconds * 2);
 
     /// <summary>
-    /// How long a quorum-mode primary that had k standbys replying at this epoch and lost them keeps it while healthy
-    /// replicas exist elsewhere, counted from when the k-th went stale (<see cref="ReplicationLiveness.StarvedSince"/>):
-    /// with the 3 s a reply takes to go stale, 4 s in which no commit could be acknowledged, about what a primary
-    /// that died is replaced in.
+    /// The same when k standbys replied at this epoch and their rows still show them streaming, silent (a cut, a
+    /// frozen walreceiver): counted from when the k-th went stale (<see cref="ReplicationLiveness.StarvedSince"/>),
+    /// so with the 3 s a reply takes to go stale, 4 s in which no commit could be acknowledged, about what a primary
+    /// that died is replaced in. The ages are the primary's clock less the standby's: wall-clock skew between the
+    /// hosts shortens it by as much (docs/failover.md).
     /// </summary>
     public const long SilenceGraceMs = 1000;
 
@@ -290,7 +293,8 @@ public sealed partial class InstanceNode
     /// </summary>
     private void CheckStarvation()
     {
-        if (_config.Mode != ReplicationMode.Quorum || _steppingDown || !_running || _pg is not { InRecovery: false } pg || !_primaryObjectsReady)
+        // In maintenance mode the leader fails over from nothing, so stepping down would leave no primary at all.
+        if (_config.Mode != ReplicationMode.Quorum || _steppingDown || !_running || _pg is not { InRecovery: false } pg || !_primaryObjectsReady || _control.Maintenance)
         {
             // The standbys' slots and synchronous_standby_names are made again after a start or a change of
             // membership: whether k replied counts from then.
@@ -311,15 +315,17 @@ public sealed partial class InstanceNode
 
         if (_starvedSince < 0)
         {
-            _starvedSince = ReplicationLiveness.StarvedSince(pg.Standbys, _config, _now);
+            var dated = ReplicationLiveness.StarvedSince(pg.Standbys, _config, _now);
+            _starvedSince = dated ?? _now;
+            _starvedDated = dated is not null;
         }
 
-        var grace = _quorumHeard ? SilenceGraceMs : StarvationGrace;
+        var grace = _quorumHeard && _starvedDated ? SilenceGraceMs : StarvationGrace;
         var healthyElsewhere = _peers.Values.Count(p => p is { Reachable: true, Running: true, Role: InstanceRole.Replica } && p.Follow != FollowState.Diverged);
         if (_now - _starvedSince >= grace && healthyElsewhere >= _config.SyncStandbys)
         {
             _steppingDown = true;
-            Log(LogLevel.Warning, $"stepping down: {streaming} of the {_config.SyncStandbys} synchronous standbys needed stream to this primary and reply for {(_now - _starvedSince) / 1000.0:0.0} s{(_quorumHeard ? " (they did at this epoch)" : string.Empty)}, every commit waits, and {healthyElsewhere} healthy replicas report elsewhere; fencing");
+            Log(LogLevel.Warning, $"stepping down: {streaming} of the {_config.SyncStandbys} synchronous standbys needed stream to this primary and reply for {(_now - _starvedSince) / 1000.0:0.0} s{(grace == SilenceGraceMs ? " (dated from their last replies)" : string.Empty)}, every commit waits, and {healthyElsewhere} healthy replicas report elsewhere; fencing");
         }
     }
 }

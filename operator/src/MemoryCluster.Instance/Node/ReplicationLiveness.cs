@@ -47,13 +47,13 @@ public static class ReplicationLiveness
     }
 
     /// <summary>
-    /// Quorum mode, on a primary that hears from fewer than k standbys: since when (node clock, ms), as this read
-    /// shows it. When rows of k distinct standbys still show their last reply (the walsender keeps a silent
-    /// standby's row until <c>wal_sender_timeout</c>), it is when the k-th freshest of them went stale: its reply
-    /// age less <see cref="ReplyStaleAfter"/>, before <paramref name="now"/>. Otherwise (rows gone or never there)
-    /// nothing tells when, and it is <paramref name="now"/>.
+    /// Quorum mode, on a primary that hears from fewer than k standbys: since when (node clock, ms), when this read
+    /// shows it. Rows of k distinct standbys still streaming with a last reply (the walsender keeps a silent
+    /// standby's row until <c>wal_sender_timeout</c>: a cut, a frozen walreceiver) date it: when the k-th freshest
+    /// of them went stale, its reply age less <see cref="ReplyStaleAfter"/> before <paramref name="now"/>. Otherwise
+    /// (rows gone: a standby restarted or reconnects; catching up; never there) nothing dates it: null.
     /// </summary>
-    public static long StarvedSince(IEnumerable<StandbyObservation> standbys, NodeConfig config, long now)
+    public static long? StarvedSince(IEnumerable<StandbyObservation> standbys, NodeConfig config, long now)
     {
         ArgumentNullException.ThrowIfNull(config);
         var ages = standbys
@@ -64,7 +64,7 @@ public static class ReplicationLiveness
             .ToList();
         if (config.SyncStandbys < 1 || ages.Count < config.SyncStandbys)
         {
-            return now;
+            return null;
         }
 
         var staleFor = ages[config.SyncStandbys - 1] - ReplyStaleAfter.TotalSeconds;
