@@ -10,8 +10,10 @@ public sealed class FailoverPlannerTests
     private static readonly long PromoteAfter = (long)Lease.PromoteAfter.TotalMilliseconds;
     private static readonly long StoppedWritingAfter = (long)Lease.StoppedWritingAfter.TotalMilliseconds;
 
-    /// <summary>The primary (member 1) last renewed at t = 0; it is now <paramref name="now"/>.</summary>
-    /// <summary>The primary proved k = ⌊members/2⌋ in force unless <paramref name="quorumK"/> says otherwise.</summary>
+    /// <summary>
+    /// The primary (member 1) last renewed at t = 0; it is now <paramref name="now"/>. It proved k = ⌊members/2⌋ in
+    /// force unless <paramref name="quorumK"/> says otherwise.
+    /// </summary>
     private static FailoverDecision Decide(long now, ReplicationMode mode = ReplicationMode.Quorum, int members = 3, long? fencedSeenAt = null, WalLine? primaryLine = null, int? quorumK = null, params PeerView[] views) =>
         FailoverPlanner.Decide(new FailoverInput(State(1, 1) with { QuorumK = quorumK ?? members / 2 }, Config(members: members, mode: mode), views.ToDictionary(v => v.Id), now, 0, fencedSeenAt, primaryLine));
 
@@ -166,10 +168,39 @@ public sealed class FailoverPlannerTests
     [Fact]
     public void A_fenced_primary_whose_manager_lives_is_restarted_at_a_new_epoch_when_no_replica_can_be_proven()
     {
+        // The replicas answer, but no report read after the fence has come yet: they get time to report.
         var fenced = Peer(1, InstanceRole.Stopped, fenced: 1, running: false);
-        Assert.IsType<FailoverDecision.Blocked>(Decide(1000, fencedSeenAt: 500, views: [fenced]));
-        var restart = Decide(500 + FailoverPlanner.FreshReportWaitMs, fencedSeenAt: 500, views: [fenced]);
+        PeerView[] views = [fenced, Peer(2, InstanceRole.Replica, stateAt: 400), Peer(3, InstanceRole.Replica, stateAt: 400)];
+        Assert.IsType<FailoverDecision.Blocked>(Decide(1000, fencedSeenAt: 500, views: views));
+        var restart = Decide(500 + FailoverPlanner.FreshReportWaitMs, fencedSeenAt: 500, views: views);
         Assert.Equal(Id(1), Assert.IsType<FailoverDecision.Promote>(restart).Target);
+    }
+
+    /// <summary>
+    /// The fenced primary (a stalled promotion given up, say) and how many others answer: when fewer answer than the
+    /// proof needs (quorum: standbys − k + 1; async: one), waiting for their reports cannot prove a replica, and the
+    /// fenced primary, which holds every acknowledged commit, is restarted at once.
+    /// </summary>
+    [Theory]
+    [InlineData(ReplicationMode.Quorum, 3, 1, false)]
+    [InlineData(ReplicationMode.Quorum, 3, 2, true)]
+    [InlineData(ReplicationMode.Quorum, 5, 2, false)]
+    [InlineData(ReplicationMode.Quorum, 5, 3, true)]
+    [InlineData(ReplicationMode.Async, 3, 0, false)]
+    [InlineData(ReplicationMode.Async, 3, 1, true)]
+    public void A_fenced_primary_waits_for_replica_reports_only_while_enough_members_answer_to_prove_one(ReplicationMode mode, int members, int answering, bool waits)
+    {
+        var views = new List<PeerView> { Peer(1, InstanceRole.Stopped, fenced: 1, running: false) };
+        views.AddRange(Enumerable.Range(2, members - 1).Select(i => Peer(i, InstanceRole.Replica, stateAt: 400, reachable: i - 2 < answering)));
+        var decision = Decide(1000, mode, members, fencedSeenAt: 500, views: [.. views]);
+        if (waits)
+        {
+            Assert.Contains("waiting up to 3.0 s for replica reports", Assert.IsType<FailoverDecision.Blocked>(decision).Why, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Equal(Id(1), Assert.IsType<FailoverDecision.Promote>(decision).Target);
+        }
     }
 
     [Fact]

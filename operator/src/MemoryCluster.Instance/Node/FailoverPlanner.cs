@@ -156,8 +156,9 @@ public static class FailoverPlanner
         }
 
         // No replica can be promoted safely. A primary that fenced itself and still answers holds every commit it
-        // acknowledged: it may start again, at a new epoch, once the replicas have had time to report.
-        if (reportedFenced && input.Now - stoppedBy < FreshReportWaitMs)
+        // acknowledged: it may start again, at a new epoch, once the replicas have had time to report; at once when
+        // too few members answer at all for their reports to prove one (a dead node among them).
+        if (reportedFenced && input.Now - stoppedBy < FreshReportWaitMs && ReportsMayProve(input))
         {
             return new FailoverDecision.Blocked($"{cause}; {reason}; waiting up to {Seconds(FreshReportWaitMs)} for replica reports");
         }
@@ -223,13 +224,12 @@ public static class FailoverPlanner
             // one of those, so the highest exact position among that many holds every acknowledged commit.
             // IMPORTANT: k is the proven one (ControlState.QuorumK): after a membership raised k, or standbys left,
             // commits may be on fewer standbys of the membership until the primary proves the k in force again.
-            var k = Math.Min(Math.Min(input.Control.QuorumK, config.SyncStandbys), standbys);
+            var (k, needed) = QuorumProofNeeds(input);
             if (k < 1)
             {
                 return $"quorum mode: standbys left the membership since the primary last proved its synchronous standbys in force, so no standby is proven to hold every acknowledged commit (quorumK 0); none is promoted{unsettledNote}{offNote}";
             }
 
-            var needed = standbys - k + 1;
             if (related.Count < needed)
             {
                 var unproven = k < Math.Min(config.SyncStandbys, standbys) ? $" (k = {k}: the primary had not proven k = {config.SyncStandbys} in force)" : string.Empty;
@@ -251,6 +251,33 @@ public static class FailoverPlanner
         var others = string.Join(", ", related.Where(r => r.View.Id != chosen.View.Id).Select(r => $"{config.NameOf(r.View.Id)} {r.Effective}"));
         return $"promoting {config.NameOf(chosen.View.Id)}: highest exact WAL position {chosen.Effective} on line {reference}" +
             (others.Length > 0 ? $" (others: {others})" : string.Empty) + unsettledNote + offNote;
+    }
+
+    /// <summary>
+    /// Quorum mode: the proven k (<see cref="ControlState.QuorumK"/>, at most the membership's and the standbys'), and
+    /// how many exact reports prove that the highest holds every acknowledged commit (standbys − k + 1).
+    /// </summary>
+    private static (int K, int Needed) QuorumProofNeeds(FailoverInput input)
+    {
+        var standbys = input.Config.Members.Count - 1;
+        var k = Math.Min(Math.Min(input.Control.QuorumK, input.Config.SyncStandbys), standbys);
+        return (k, standbys - k + 1);
+    }
+
+    /// <summary>
+    /// Whether reports still to come could let a replica be chosen: enough members other than the primary answer at
+    /// all (quorum mode: as many as the proof needs; async: one). A member that does not answer reports nothing.
+    /// </summary>
+    private static bool ReportsMayProve(FailoverInput input)
+    {
+        var answering = input.Views.Values.Count(v => v.Id != input.Control.Primary && v.Reachable);
+        if (input.Config.Mode != ReplicationMode.Quorum)
+        {
+            return answering >= 1;
+        }
+
+        var (k, needed) = QuorumProofNeeds(input);
+        return k >= 1 && answering >= needed;
     }
 
     /// <summary>A line every report lies on (as a prefix, or past a branch point of it); null when the reports branch.</summary>
