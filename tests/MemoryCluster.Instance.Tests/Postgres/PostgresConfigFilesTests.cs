@@ -18,6 +18,15 @@ public sealed class PostgresConfigFilesTests
     }
 
     [Fact]
+    public void The_managers_overridable_defaults_come_before_the_included_user_parameters_so_the_user_wins()
+    {
+        var text = PostgresConfigFiles.PostgresqlConf(Settings(include: "/data/parameters/in-force.conf"));
+        var at = text.IndexOf("recovery_init_sync_method = 'syncfs'\n", StringComparison.Ordinal);
+        Assert.InRange(at, 0, text.IndexOf("include_if_exists", StringComparison.Ordinal));
+        Assert.Contains("recovery_init_sync_method = 'syncfs'\n", PostgresConfigFiles.PostgresqlConf(Settings()), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Replica_gets_its_upstream_and_slot_with_application_name()
     {
         var upstream = new ReplicationSource("127.0.0.1", 6000, "replicator", "/secrets/pass", "b", "b");

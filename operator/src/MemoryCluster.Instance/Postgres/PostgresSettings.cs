@@ -56,6 +56,14 @@ internal sealed record ReplicationSource(string Host, int Port, string User, str
 internal static class PostgresConfigFiles
 {
     /// <summary>
+    /// Settings of the manager's choosing that <c>spec.postgres.parameters</c> may override. After a crash (a fence is
+    /// a SIGKILL) PostgreSQL syncs the data directory before recovery: file by file (<c>fsync</c>) that took 2–3.5 s
+    /// on every restart of a killed member here, one <c>syncfs(2)</c> per file system 2–74 ms (docs/api.md says when
+    /// to choose <c>fsync</c> instead).
+    /// </summary>
+    private static readonly (string Key, string Value)[] OverridableDefaults = [("recovery_init_sync_method", "syncfs")];
+
+    /// <summary>
     /// The whole postgresql.conf. The manager owns this file and rewrites it before every start and on every
     /// role change, so what pg_basebackup or pg_rewind copied from another instance never survives.
     /// </summary>
@@ -101,6 +109,13 @@ internal static class PostgresConfigFiles
         }
 
         var text = new StringBuilder("# Written by the memorycluster instance manager; rewritten on every start and role change.\n");
+
+        // Defaults first: the user's parameters, included below, win over them.
+        foreach (var (key, value) in OverridableDefaults)
+        {
+            text.Append(key).Append(" = ").Append(QuoteValue(value)).Append('\n');
+        }
+
         if (settings.ParametersInclude is { } include)
         {
             // The user's parameters first (a missing copy is no error): everything below wins over them.
