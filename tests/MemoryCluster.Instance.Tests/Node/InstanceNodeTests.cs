@@ -727,18 +727,28 @@ public sealed class InstanceNodeTests
         Assert.Empty(fine.All.OfType<Fence>());
     }
 
+    /// <summary>A quorum primary (3 members) whose two standbys report streaming and reply for 2 s.</summary>
+    private static void HeardByBothStandbys(Harness h)
+    {
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true)));
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: true)));
+        h.Run(2000, () => Primary(standbys: [Standby("mc-2"), Standby("mc-3")]));
+    }
+
+    /// <summary>The primary's state after its standbys' last replies at <paramref name="lastReply"/> (mc-3's <paramref name="extraAge"/> ms older): the walsenders' rows stay, ageing.</summary>
+    private static PgObservation SilentSince(Harness h, long lastReply, long extraAge = 0) =>
+        Primary(standbys: [Standby("mc-2", replyAge: (h.Now - lastReply) / 1000.0), Standby("mc-3", replyAge: (h.Now - lastReply + extraAge) / 1000.0)]);
+
     [Fact]
     public void A_quorum_primary_whose_standbys_stopped_replying_fences_4_s_after_the_last_reply_without_waiting_out_its_lease()
     {
         // The walsenders' rows stay "streaming" after a cut, their last replies ageing (PostgreSQL computes the age).
         var h = NamedPrimary();
-        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true)));
-        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: true)));
-        h.Run(2000, () => Primary(standbys: [Standby("mc-2"), Standby("mc-3")]));
+        HeardByBothStandbys(h);
         Assert.True(h.Node.Status().Ready);
 
         var lastReply = h.Now;
-        PgObservation Cut() => Primary(standbys: [Standby("mc-2", replyAge: (h.Now - lastReply) / 1000.0), Standby("mc-3", replyAge: (h.Now - lastReply + 300) / 1000.0)]);
+        PgObservation Cut() => SilentSince(h, lastReply, extraAge: 300);
         h.Run(3900, Cut);
         Assert.False(h.Node.Status().Ready);
         Assert.False(h.Node.Status().SteppingDown);
@@ -784,11 +794,9 @@ public sealed class InstanceNodeTests
         h.Raft(State(1, 1) with { Maintenance = true });
         h.Step(now => new Started(now, DataKind.Primary, Epoch.Zero, null));
         h.Now = Startup;
-        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true)));
-        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, streaming: true)));
-        h.Run(2000, () => Primary(standbys: [Standby("mc-2"), Standby("mc-3")]));
+        HeardByBothStandbys(h);
         var lastReply = h.Now;
-        h.Run(12_000, () => Primary(standbys: [Standby("mc-2", replyAge: (h.Now - lastReply) / 1000.0), Standby("mc-3", replyAge: (h.Now - lastReply) / 1000.0)]));
+        h.Run(12_000, () => SilentSince(h, lastReply));
         Assert.False(h.Node.Status().Ready);
         Assert.False(h.Node.Status().SteppingDown);
         Assert.Empty(h.All.OfType<Fence>());

@@ -40,7 +40,7 @@ public static class ReplicationLiveness
     {
         ArgumentNullException.ThrowIfNull(config);
         return standbys
-            .Where(s => IsReplying(s) && config.Members.Any(m => m.Name == s.Name && m.Id != config.Self))
+            .Where(s => IsReplying(s) && IsOtherMember(s, config))
             .Select(s => s.Name)
             .Distinct(StringComparer.Ordinal)
             .Count();
@@ -57,7 +57,7 @@ public static class ReplicationLiveness
     {
         ArgumentNullException.ThrowIfNull(config);
         var ages = standbys
-            .Where(s => s is { State: "streaming", ReplyAgeSeconds: not null } && config.Members.Any(m => m.Name == s.Name && m.Id != config.Self))
+            .Where(s => s is { State: "streaming", ReplyAgeSeconds: not null } && IsOtherMember(s, config))
             .GroupBy(s => s.Name, StringComparer.Ordinal)
             .Select(g => g.Min(s => s.ReplyAgeSeconds!.Value))
             .Order()
@@ -70,6 +70,10 @@ public static class ReplicationLiveness
         var staleFor = ages[config.SyncStandbys - 1] - ReplyStaleAfter.TotalSeconds;
         return staleFor > 0 ? now - (long)(staleFor * 1000) : now;
     }
+
+    /// <summary>A walsender's row of another member of the membership (a pg_basebackup or a stranger under another name is none).</summary>
+    private static bool IsOtherMember(StandbyObservation standby, NodeConfig config) =>
+        config.Members.Any(m => m.Name == standby.Name && m.Id != config.Self);
 
     /// <summary>Why the walreceiver does not stream, or null when it does: PostgreSQL says streaming and a message came recently (or none was due yet: it just started).</summary>
     public static string? ReceiverNotStreaming(PgObservation pg)

@@ -110,11 +110,16 @@ internal static class PostgresConfigFiles
 
         var text = new StringBuilder("# Written by the memorycluster instance manager; rewritten on every start and role change.\n");
 
-        // Defaults first: the user's parameters, included below, win over them.
-        foreach (var (key, value) in OverridableDefaults)
+        void Write(IEnumerable<(string Key, string Value)> settings)
         {
-            text.Append(key).Append(" = ").Append(QuoteValue(value)).Append('\n');
+            foreach (var (key, value) in settings)
+            {
+                text.Append(key).Append(" = ").Append(QuoteValue(value)).Append('\n');
+            }
         }
+
+        // Defaults first: the user's parameters, included below, win over them.
+        Write(OverridableDefaults);
 
         if (settings.ParametersInclude is { } include)
         {
@@ -123,10 +128,7 @@ internal static class PostgresConfigFiles
         }
 
         // Managed settings come last so that they win over anything above.
-        foreach (var (key, value) in lines)
-        {
-            text.Append(key).Append(" = ").Append(QuoteValue(value)).Append('\n');
-        }
+        Write(lines);
 
         return text.ToString();
     }
