@@ -23,6 +23,12 @@ internal sealed record Scenario(string Name, int Instances, bool NetworkNamespac
     /// </summary>
     public bool WritableMeansCanAcknowledge { get; init; }
 
+    /// <summary>
+    /// The fault must leave the primary in place: an epoch change after the fault instant (a primary fenced and
+    /// restarted, or replaced) is a violation, not only a slower run.
+    /// </summary>
+    public bool KeepsThePrimary { get; init; }
+
     /// <summary>Added to the scenario's time bound (a fault that lasts long on purpose).</summary>
     public TimeSpan ExtraTime { get; init; }
 }

@@ -382,6 +382,11 @@ internal sealed class ScenarioRunner(RunnerOptions options, TextWriter output)
         Add(violations, "WAL position went back", StatusChecks.PositionsBackwards(reports.Where(r => r.AnsweredAt <= end), origin, reportFrom: start));
         Add(violations, "replica position below what it acknowledged", StatusChecks.UnderReported([.. reports.Where(r => r.AnsweredAt <= end)], origin, reportFrom: start));
 
+        if (scenario.KeepsThePrimary && StatusChecks.EpochChanges(reports, context.FaultAt, end) is > 0 and var changes)
+        {
+            violations.Add($"the epoch changed {changes} time(s) after the fault, which must leave the primary {context.Primary.Name} in place");
+        }
+
         var warned = writer.Warned.Concat(sessions.Warned).Count(w => w.At >= start && w.At <= end);
         notes.AddRange(context.Notes);
         return new RunResult(

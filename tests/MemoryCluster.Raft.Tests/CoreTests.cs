@@ -43,6 +43,67 @@ public sealed class CoreTests
     }
 
     [Fact]
+    public void A_follower_that_campaigns_first_gets_a_leader_elected_one_tick_after_the_minimum_election_timeout()
+    {
+        // Ticks from the leader's crash until another leader is elected, the follower with the lowest id campaigning
+        // first or not; heartbeats go every tick, so each follower heard from the leader in the crash's tick.
+        static int TicksToLeader(int seed, bool first)
+        {
+            var c = new TestCluster { Seed = seed };
+            c.Create([1, 2, 3]);
+            c.Settle(40);
+            var old = c.Leader()!.Id;
+            var follower = c.Up.First(n => n.Id != old);
+            follower.SetCampaignsFirst(first);
+            c.Crash(old.Value);
+            for (var t = 1; t <= 100; t++)
+            {
+                c.Settle(1);
+                if (c.Leader() is not null)
+                {
+                    return t;
+                }
+            }
+
+            return int.MaxValue;
+        }
+
+        var bound = new TestCluster().ElectionTicks + 2;
+        var seeds = Enumerable.Range(1, 100).ToList();
+        var first = seeds.Select(seed => TicksToLeader(seed, first: true)).ToList();
+        var random = seeds.Select(seed => TicksToLeader(seed, first: false)).ToList();
+
+        // The other follower may pick the same tick (one time in ElectionTicks): a split vote, and more timeouts.
+        Assert.True(first.Count(t => t <= bound) >= 85, $"within {bound} ticks: {first.Count(t => t <= bound)} of 100");
+        Assert.All(first, t => Assert.InRange(t, 1, 100));
+
+        // Without it the random timeout of [ElectionTicks, 2*ElectionTicks) runs past that bound far more often.
+        Assert.True(random.Count(t => t > bound) >= 40, $"past {bound} ticks without it: {random.Count(t => t > bound)} of 100");
+    }
+
+    [Fact]
+    public void Campaigning_first_never_lets_a_node_vote_for_itself_while_it_would_refuse_others()
+    {
+        // The lease counts on every voter refusing votes for ElectionTicks after leader contact; the one campaigning
+        // first included: it does not campaign before then, whatever else happens.
+        var c = new TestCluster();
+        c.Create([1, 2, 3]);
+        c.Settle(40);
+        var leader = c.Leader()!;
+        var follower = c.Up.First(n => n.Id != leader.Id);
+        follower.SetCampaignsFirst(true);
+        c.Partition([leader.Id.Value], [1, 2, 3]);
+        for (var t = 1; t <= c.ElectionTicks; t++)
+        {
+            c.Tick(1, [follower.Id.Value]);
+            Assert.Equal(RaftRole.Follower, follower.Role);
+        }
+
+        c.Tick(1, [follower.Id.Value]);
+        Assert.Equal(RaftRole.PreCandidate, follower.Role);
+    }
+
+    [Fact]
     public void Single_node_cluster_commits_and_reads_on_its_own()
     {
         var node = new RawNode(new RaftOptions { Id = new NodeId(1), InitialMembers = [new Member(new NodeId(1), "a", true)] }, PersistentState.Empty);

@@ -21,6 +21,9 @@ internal sealed class TestCluster
 
     public int MaxEntriesPerAppend { get; set; } = 64;
 
+    /// <summary>Varies every node's election randomness (0: each node's seed is its id).</summary>
+    public int Seed { get; set; }
+
     public RawNode this[ulong id] => _nodes[new NodeId(id)].Raft!;
 
     public RegisterStateMachine StateOf(ulong id) => _nodes[new NodeId(id)].StateMachine;
@@ -53,7 +56,7 @@ internal sealed class TestCluster
                 Id = node.Id,
                 ElectionTicks = ElectionTicks,
                 HeartbeatTicks = HeartbeatTicks,
-                RandomSeed = (int)node.Id.Value,
+                RandomSeed = (Seed * 1_000) + (int)node.Id.Value,
                 InitialMembers = node.InitialMembers,
                 MaxEntriesPerAppend = MaxEntriesPerAppend,
             },

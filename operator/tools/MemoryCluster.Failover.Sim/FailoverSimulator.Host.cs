@@ -126,6 +126,9 @@ internal sealed partial class FailoverSimulator
                 m.Raft!.TransferLeadership(transfer.Target.ToNodeId());
                 AfterRaft(m);
                 break;
+            case CampaignFirst campaign:
+                m.Raft!.SetCampaignsFirst(campaign.First);
+                break;
             case AnswerRenewal:
                 break;
             case AnnounceFenced:

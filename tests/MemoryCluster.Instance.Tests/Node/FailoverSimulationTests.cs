@@ -64,8 +64,9 @@ public sealed class FailoverSimulationTests
         var lateDate = FailoverSimulationBatch.Run(first: 1, count: 40, scenario: "slow-state-query", breakQueryDate: true);
         Assert.Contains(lateDate, r => r.Violations.Any(v => v.Contains("acknowledged commits", StringComparison.Ordinal)));
 
-        // Clocks that drift further than the lease rules assume break them.
-        var drift = FailoverSimulationBatch.Run(first: 1, count: 100, drift: 2.5);
+        // Clocks that drift further than the lease rules assume (1.1) break them. (At 2.5, 2 of these 100 seeds did
+        // until the primary campaigned first for Raft leadership, then none: 1 seed in 400; at 3.0, 3 of 100.)
+        var drift = FailoverSimulationBatch.Run(first: 1, count: 100, drift: 3.0);
         Assert.Contains(drift, r => r.Violations.Count > 0);
     }
 

@@ -377,6 +377,54 @@ public sealed class InstanceNodeTests
     }
 
     [Fact]
+    public void A_primary_asks_a_newly_elected_Raft_leader_at_once_not_at_its_next_renewal_slot()
+    {
+        // Seen in kill-raft-leader under load: the new leader was known 0.3 s before the primary's next slot, and its
+        // lease, already short of the renewals the dead leader never answered, ran out before that slot came.
+        var h = NamedPrimary();
+        var start = h.Then(h.Grant(h.Tick(10), h.Now), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+
+        // The leader is gone: the next renewal finds none, and the retry is due a renewal interval later.
+        h.Raft(State(1, 1), leader: 0);
+        IReadOnlyList<NodeAction> ProbeAnswered(IReadOnlyList<NodeAction> actions) =>
+            actions.OfType<Probe>().Any() ? h.Step(now => new ProbeDone(now, true, false, null)) : actions;
+        var asked = new List<RequestRenewal>();
+        for (var i = 0; i < 20 && asked.Count == 0; i++)
+        {
+            asked.AddRange(ProbeAnswered(h.Tick(50)).OfType<RequestRenewal>());
+        }
+
+        var refused = Assert.Single(asked);
+        h.Step(now => new LeaseAnswered(now, refused.Id, refused.Epoch, now, false, "no Raft leader known"));
+
+        // 50 ms later a new leader is known: the primary probes and asks it in the same step.
+        h.Now += 50;
+        var renewed = ProbeAnswered(h.Raft(State(1, 1), leader: 3));
+        Assert.Single(renewed.OfType<RequestRenewal>());
+    }
+
+    [Fact]
+    public void The_primary_campaigns_first_for_Raft_leadership_while_it_holds_or_seeks_its_lease_and_not_once_fenced()
+    {
+        // Named primary at epoch 1, before any lease: it seeks one.
+        var h = NamedPrimary();
+        Assert.True(Assert.Single(h.All.OfType<CampaignFirst>()).First);
+        var start = h.Then(h.Grant(h.Tick(10), h.Now), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+        Assert.Single(h.All.OfType<CampaignFirst>());
+
+        var fence = h.Single<Fence>(h.Step(now => new PostgresExited(now, -9)));
+        var done = h.Step(now => new FenceDone(now, fence.Id, Outcome.Done, null, DataKind.Primary));
+        Assert.False(h.Single<CampaignFirst>(done).First);
+
+        // A replica never asks for it (its Raft voter starts without it).
+        var replica = RunningReplica(2, State(1, 1));
+        replica.Tick(1_000);
+        Assert.Empty(replica.All.OfType<CampaignFirst>());
+    }
+
+    [Fact]
     public void A_primary_renews_every_renewal_interval_while_granted_and_sooner_after_a_renewal_was_not_granted()
     {
         // The defaults renew every tenth of the lease either way; a longer steady interval shows the retry.

@@ -70,6 +70,7 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
             }),
             time);
         driver.Handle<TransferLeadership>(t => _ = TransferAsync(t));
+        driver.Handle<CampaignFirst>(c => _ = CampaignFirstAsync(c));
     }
 
     private readonly IReadOnlyList<Member> _founding;
@@ -260,6 +261,19 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
         catch (Exception e) when (e is TimeoutException or InvalidOperationException or OperationCanceledException)
         {
             Log.Raft(_logger, LogLevel.Warning, $"handing Raft leadership to {_directory.Find(transfer.Target.Value)?.Name}: {e.Message}");
+        }
+    }
+
+    private async Task CampaignFirstAsync(CampaignFirst campaign)
+    {
+        try
+        {
+            await _host.SetCampaignsFirstAsync(campaign.First, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException e)
+        {
+            // The host failed: the node hears of it through the next observation.
+            Log.Raft(_logger, LogLevel.Warning, $"setting the election priority: {e.Message}");
         }
     }
 

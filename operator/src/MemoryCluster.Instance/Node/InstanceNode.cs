@@ -163,6 +163,7 @@ public sealed partial class InstanceNode
         SyncWatchdog();
         WatchStopSwitchover();
         KeepLease();
+        SyncCampaignFirst();
         WatchAsLeader();
         PlanPostgres();
         SyncWatchdog();
@@ -191,7 +192,14 @@ public sealed partial class InstanceNode
     {
         var wasLeader = _raft.IsLeader;
         var oldTerm = _raft.Term;
+        var oldLeader = _raft.Leader;
         _raft = r.Raft;
+        if (_raft.Leader != oldLeader)
+        {
+            // Elections are rare and every one costs the primary renewals: each member says whom it follows now.
+            Log(LogLevel.Information, _raft.Leader.IsNone ? $"no Raft leader known (term {_raft.Term})" : $"Raft leader: {_config.NameOf(_raft.Leader)} (term {_raft.Term})");
+        }
+
         if (r.Raft.Failed)
         {
             Log(LogLevel.Critical, "the Raft host has stopped: this member takes no further part until its manager restarts");
@@ -229,6 +237,12 @@ public sealed partial class InstanceNode
 
         _control = control;
         OnMembership(control.Members);
+        if (_raft.Leader != oldLeader && !_raft.Leader.IsNone && _control.Primary == _config.Self)
+        {
+            // A new Raft leader is asked at once, not at the next renewal slot: after an election the primary's lease
+            // has the least time left it will ever have (the renewals sent to the old leader went unanswered).
+            _nextRenewalAt = Math.Min(_nextRenewalAt, _now);
+        }
     }
 
     /// <summary>

@@ -463,5 +463,11 @@ public sealed record AnnounceDetach(Epoch Epoch) : NodeAction;
 /// <summary>Hands Raft leadership to <paramref name="Target"/>.</summary>
 public sealed record TransferLeadership(MemberId Target, string Why) : NodeAction;
 
+/// <summary>
+/// This member's Raft voter campaigns first when the Raft leader goes silent (the shortest legitimate election
+/// timeout), or stops doing so; sent on change only.
+/// </summary>
+public sealed record CampaignFirst(bool First) : NodeAction;
+
 /// <summary>A line for the manager's log.</summary>
 public sealed record Note(LogLevel Level, string Message) : NodeAction;

@@ -189,6 +189,28 @@ internal sealed partial class RawNode
         }
     }
 
+    /// <summary>
+    /// While set, this node's election timeout is the shortest legitimate one, <c>ElectionTicks + 1</c>, instead of a
+    /// random one in [ElectionTicks, 2*ElectionTicks): the member that needs a leader soonest (the host decides which)
+    /// campaigns first when the leader goes silent. Safety is untouched: the node still campaigns only after an
+    /// election timeout without leader contact, so its own vote keeps the stickiness every lease counts on, and
+    /// pre-votes keep the others' (the spare tick absorbs the other voters' tick phase). Others may still time out
+    /// sooner; any leader will do.
+    /// </summary>
+    public bool CampaignsFirst { get; private set; }
+
+    /// <summary>Sets <see cref="CampaignsFirst"/>; turning it on shortens a running election timeout at once.</summary>
+    public void SetCampaignsFirst(bool first)
+    {
+        if (first == CampaignsFirst)
+        {
+            return;
+        }
+
+        CampaignsFirst = first;
+        ResetRandomizedElectionTimeout();
+    }
+
     /// <summary>Starts a pre-vote now, as if the election timeout had elapsed (tests and operators' "hup").</summary>
     public void Campaign()
     {
@@ -734,7 +756,7 @@ internal sealed partial class RawNode
     private void Send(Message m) => _messages.Add(m);
 
     private void ResetRandomizedElectionTimeout() =>
-        _randomizedElectionTimeout = _options.ElectionTicks + _random.Next(_options.ElectionTicks);
+        _randomizedElectionTimeout = CampaignsFirst ? _options.ElectionTicks + 1 : _options.ElectionTicks + _random.Next(_options.ElectionTicks);
 
     private enum ProgressState
     {

@@ -408,6 +408,14 @@ public sealed class RaftHost<TState> : IAsyncDisposable
                 ? node.Config.Members.ToDictionary(m => m.Id, m => m.Id == node.Id ? node.LastIndex : node.MatchOf(m.Id))
                 : new Dictionary<NodeId, LogIndex>()), cancellationToken);
 
+    /// <summary>Makes this node campaign first when the leader goes silent, or not (<see cref="RawNode.SetCampaignsFirst"/>).</summary>
+    public Task SetCampaignsFirstAsync(bool first, CancellationToken cancellationToken) =>
+        OnLoopAsync(node =>
+        {
+            node.SetCampaignsFirst(first);
+            return true;
+        }, cancellationToken);
+
     /// <summary>Waits until <paramref name="condition"/> holds for this node's status.</summary>
     public async Task WaitForAsync(Func<RaftStatus, bool> condition, CancellationToken cancellationToken)
     {
@@ -649,15 +657,6 @@ public sealed class RaftHost<TState> : IAsyncDisposable
             Counters.Snapshots.Add();
         }
 
-        for (var i = _readsAwaitingApply.Count - 1; i >= 0; i--)
-        {
-            if (_readsAwaitingApply[i].Index <= node.Applied)
-            {
-                _readsAwaitingApply[i].Done.TrySetResult(_stateMachine.Current);
-                _readsAwaitingApply.RemoveAt(i);
-            }
-        }
-
         foreach (var (context, (term, tcs)) in _pendingReads.Where(p => p.Value.Term != node.Term).ToList())
         {
             // The leader that would have answered is gone; the caller retries.
@@ -674,6 +673,19 @@ public sealed class RaftHost<TState> : IAsyncDisposable
         _lastRole = node.Role;
         UpdatePeers();
         PublishStatus();
+
+        // IMPORTANT: reads complete after the status is published: a caller that reads, then samples HoldsLease (a
+        // lease grant), must see the lease the read's heartbeat round gave a new leader. Completed before, its
+        // continuation raced the publication and a new leader refused its first grants for a renewal interval.
+        for (var i = _readsAwaitingApply.Count - 1; i >= 0; i--)
+        {
+            if (_readsAwaitingApply[i].Index <= node.Applied)
+            {
+                _readsAwaitingApply[i].Done.TrySetResult(_stateMachine.Current);
+                _readsAwaitingApply.RemoveAt(i);
+            }
+        }
+
         for (var i = _waiters.Count - 1; i >= 0; i--)
         {
             if (_waiters[i].Condition(node))
