@@ -82,6 +82,28 @@ public sealed class CoreTests
     }
 
     [Fact]
+    public void Two_nodes_campaigning_first_that_split_the_vote_still_elect_a_leader()
+    {
+        // Adversarial review: an old primary that has not applied the new epoch and the new primary both campaign
+        // first; in lockstep they split every vote unless the timeouts after a failed campaign are random again.
+        foreach (var seed in Enumerable.Range(1, 20))
+        {
+            var c = new TestCluster { Seed = seed };
+            c.Create([1, 2, 3]);
+            c.Settle(40);
+            var old = c.Leader()!.Id;
+            foreach (var follower in c.Up.Where(n => n.Id != old))
+            {
+                follower.SetCampaignsFirst(true);
+            }
+
+            c.Crash(old.Value);
+            c.Settle(200);
+            Assert.True(c.Leader() is not null, $"seed {seed}: no leader 200 ticks after the crash");
+        }
+    }
+
+    [Fact]
     public void Campaigning_first_never_lets_a_node_vote_for_itself_while_it_would_refuse_others()
     {
         // The lease counts on every voter refusing votes for ElectionTicks after leader contact; the one campaigning

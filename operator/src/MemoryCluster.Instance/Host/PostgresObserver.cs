@@ -126,8 +126,24 @@ internal sealed class PostgresObserver : BackgroundService
         var started = _driver.NowMs;
         try
         {
-            var state = await _client.GetStateAsync(ct).ConfigureAwait(false);
+            // IMPORTANT: the positions and the timeline they are on must come from one moment. A promotion writes the
+            // new timeline's history file while pg_is_in_recovery() is still true: read after the query, it paired
+            // the old timeline's received position (a partial record's bytes included) with the new timeline, and
+            // the report then went back on that timeline once the promotion ended (e2e, replica-crash-then-primary-
+            // crash). The timeline is read before and after the query; the query is repeated when it changed.
             var (dataTimeline, histories) = _files.ReadTimelines();
+            var state = await _client.GetStateAsync(ct).ConfigureAwait(false);
+            for (var attempt = 0; _files.ReadTimelines() is var after && after.DataTimeline != dataTimeline; attempt++)
+            {
+                if (attempt == 2)
+                {
+                    throw new InvalidOperationException($"the data's timeline kept changing during the state query (now {after.DataTimeline})");
+                }
+
+                (dataTimeline, histories) = after;
+                state = await _client.GetStateAsync(ct).ConfigureAwait(false);
+            }
+
             if (!state.InRecovery && state.Timeline > dataTimeline)
             {
                 dataTimeline = state.Timeline;

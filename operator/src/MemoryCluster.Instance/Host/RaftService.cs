@@ -270,9 +270,9 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
         {
             await _host.SetCampaignsFirstAsync(campaign.First, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException or OperationCanceledException)
         {
-            // The host failed: the node hears of it through the next observation.
+            // The host failed or is stopping: the node hears of a failure through the next observation.
             Log.Raft(_logger, LogLevel.Warning, $"setting the election priority: {e.Message}");
         }
     }

@@ -184,6 +184,15 @@ internal sealed partial class RawNode
             if (Promotable && _electionElapsed >= _randomizedElectionTimeout)
             {
                 _electionElapsed = 0;
+                if (CampaignsFirst)
+                {
+                    // Only the first timeout after leader contact is the short fixed one: two nodes campaigning first
+                    // (an old primary that has not applied the new epoch yet, and the new one) that split a vote
+                    // must not retry in lockstep for ever.
+                    _campaignedSinceContact = true;
+                    ResetRandomizedElectionTimeout();
+                }
+
                 Campaign(preVote: true, transfer: false);
             }
         }
@@ -195,9 +204,13 @@ internal sealed partial class RawNode
     /// campaigns first when the leader goes silent. Safety is untouched: the node still campaigns only after an
     /// election timeout without leader contact, so its own vote keeps the stickiness every lease counts on, and
     /// pre-votes keep the others' (the spare tick absorbs the other voters' tick phase). Others may still time out
-    /// sooner; any leader will do.
+    /// sooner; any leader will do. Only the first timeout after leader contact is the short one; after a campaign
+    /// that won nothing the timeouts are random until a leader is heard from again.
     /// </summary>
     public bool CampaignsFirst { get; private set; }
+
+    // It campaigned on a timeout since it last heard from a leader: its next timeouts are random again.
+    private bool _campaignedSinceContact;
 
     /// <summary>Sets <see cref="CampaignsFirst"/>; turning it on shortens a running election timeout at once.</summary>
     public void SetCampaignsFirst(bool first)
@@ -527,6 +540,11 @@ internal sealed partial class RawNode
         _electionElapsed = 0;
         _ticksSinceLeaderContact = 0;
         Leader = leader;
+        if (_campaignedSinceContact)
+        {
+            _campaignedSinceContact = false;
+            ResetRandomizedElectionTimeout();
+        }
     }
 
     private void StepCandidate(Message m)
@@ -756,7 +774,7 @@ internal sealed partial class RawNode
     private void Send(Message m) => _messages.Add(m);
 
     private void ResetRandomizedElectionTimeout() =>
-        _randomizedElectionTimeout = CampaignsFirst ? _options.ElectionTicks + 1 : _options.ElectionTicks + _random.Next(_options.ElectionTicks);
+        _randomizedElectionTimeout = CampaignsFirst && !_campaignedSinceContact ? _options.ElectionTicks + 1 : _options.ElectionTicks + _random.Next(_options.ElectionTicks);
 
     private enum ProgressState
     {
