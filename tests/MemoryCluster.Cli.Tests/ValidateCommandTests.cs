@@ -129,11 +129,13 @@ public sealed class ValidateCommandTests
     }
 
     [Fact]
-    public void Compute_is_not_built_yet_and_says_so()
+    public void Compute_without_its_settings_names_each_missing_one_and_fails()
     {
-        var (code, _, stderr) = Cli.Run("compute");
+        var (code, _, stderr) = Cli.Run("compute", "--port", "http");
         Assert.Equal(2, code);
-        Assert.Contains("not available in this build yet", stderr, StringComparison.Ordinal);
+        Assert.Contains("memorycluster compute: rw: required", stderr, StringComparison.Ordinal);
+        Assert.Contains("memorycluster compute: token: required", stderr, StringComparison.Ordinal);
+        Assert.Contains("memorycluster compute: port: must be a whole number from 0 to 65535 (was 'http')", stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -6,12 +6,8 @@ var root = new RootCommand("memorycluster: highly available PostgreSQL with an i
     CrdsCommand.Create(),
     ValidateCommand.Create(),
     InstanceCommand.Create(),
+    ComputeCommand.Create(),
     LocalCommand.Create(),
     OperatorCommand.Create(),
 };
-foreach (var command in LaterCommands.Create())
-{
-    root.Add(command);
-}
-
 return root.Parse(args).Invoke();

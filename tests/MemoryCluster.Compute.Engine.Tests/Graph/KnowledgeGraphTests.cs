@@ -52,6 +52,26 @@ public sealed class KnowledgeGraphTests
     }
 
     [Fact]
+    public void A_deleted_edge_is_seen_by_no_query_current_or_as_of_and_leaves_its_identity_component()
+    {
+        var graph = new KnowledgeGraph();
+        graph.SetIdentityPredicates(PredicateSet.Of(graph.InternPredicate("sameAs")));
+        var kept = graph.AddEdge("a", "knows", "b", validFrom: 100);
+        var gone = graph.AddEdge("a", "knows", "c", validFrom: 100);
+        var link = graph.AddEdge("a", "sameAs", "c");
+        graph.TryGetNode("a", out var a);
+        graph.TryGetNode("c", out var c);
+        Assert.Equal(graph.IdentityComponentOf(a), graph.IdentityComponentOf(c));
+
+        graph.Delete(gone);
+        graph.Delete(link);
+        Assert.Equal([kept], graph.Neighbours(a, Direction.Out).Select(n => n.EdgeId));
+        Assert.Equal([kept], graph.Neighbours(a, Direction.Out, new EdgeFilter(AsOf: 150)).Select(n => n.EdgeId));
+        Assert.Empty(graph.Neighbours(c, Direction.In));
+        Assert.NotEqual(graph.IdentityComponentOf(a), graph.IdentityComponentOf(c));
+    }
+
+    [Fact]
     public void Predicate_filters_and_limits_apply_to_neighbours()
     {
         var graph = new KnowledgeGraph();

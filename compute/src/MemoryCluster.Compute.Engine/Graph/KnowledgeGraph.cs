@@ -177,6 +177,24 @@ public sealed class KnowledgeGraph
         }
     }
 
+    /// <summary>Removes an edge from every view, current and as-of (its id stays allocated until the graph is rebuilt).</summary>
+    public void Delete(int edge)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)edge, (uint)_edgeCount, nameof(edge));
+        var current = _edgeValidity[edge];
+        // An empty interval: no time falls in it, and it is closed, so no query sees the edge.
+        _edgeValidity[edge] = _validity.IndexOf(0, 0);
+        if (current == 0)
+        {
+            _timedEdges++;
+        }
+
+        if (_identityPredicates?.Contains(_edgePredicate[edge]) == true)
+        {
+            _identityDirty = true;
+        }
+    }
+
     /// <summary>Replaces an edge: closes <paramref name="oldEdge"/> at <paramref name="at"/> and adds the new triple valid from then.</summary>
     public int Replace(int oldEdge, int subject, int predicate, int obj, long at, float confidence = 1f)
     {

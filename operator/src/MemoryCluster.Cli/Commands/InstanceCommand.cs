@@ -117,7 +117,7 @@ internal static class InstanceCommand
     }
 
     /// <summary>JSON lines on standard output (the manager's log, and its watchdog's in the same stream).</summary>
-    private static ILoggerFactory JsonLogs() => LoggerFactory.Create(b => b.AddJsonConsole(o =>
+    internal static ILoggerFactory JsonLogs() => LoggerFactory.Create(b => b.AddJsonConsole(o =>
     {
         o.IncludeScopes = true;
         o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";

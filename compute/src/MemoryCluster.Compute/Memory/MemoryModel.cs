@@ -1,0 +1,180 @@
+using MemoryCluster.Compute.Engine.Graph;
+using MemoryCluster.Compute.Engine.Vectors;
+using MemoryCluster.Compute.Feed;
+
+namespace MemoryCluster.Compute.Memory;
+
+/// <summary>A triple as this process holds it: its row, and its edge in the graph (-1 for a literal).</summary>
+public sealed record HeldTriple(TripleRow Row, int Edge);
+
+/// <summary>One embedding model's vectors: an HNSW index over graph node ids, all of one dimension.</summary>
+public sealed record VectorSpace(string Model, int Dimensions, HnswIndex Index);
+
+/// <summary>
+/// Everything a compute process holds: the graph (entity objects are edges, literal objects attributes), the
+/// vectors per embedding model, and the feed position they reflect. One writer applies the feed (under the write
+/// lock, a whole batch of commits at a time, so a reader never sees half a commit); queries run under the read lock.
+/// A load builds a new state beside the one being served and replaces it in one step, so reads go on meanwhile.
+/// </summary>
+public sealed class MemoryModel
+{
+    private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
+    private readonly HnswOptions _vectorDefaults;
+    private MemoryState _state;
+    private MemoryState? _loading;
+    private TaskCompletionSource _applied = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public MemoryModel(HnswOptions? vectorDefaults = null, IEnumerable<string>? identityPredicates = null)
+    {
+        _vectorDefaults = vectorDefaults ?? new HnswOptions { Dimensions = 1 };
+        IdentityPredicates = [.. identityPredicates ?? ["sameAs"]];
+        _state = NewState();
+    }
+
+    /// <summary>Predicates whose edges join two names of one identity (seed 000's hot case).</summary>
+    public IReadOnlyList<string> IdentityPredicates { get; }
+
+    /// <summary>The last commit applied.</summary>
+    public FeedPosition Position => Volatile.Read(ref _state).Position;
+
+    /// <summary>Embedding rows not indexed: a dimension other than their model's, or a value that is not finite.</summary>
+    public long SkippedEmbeddings => Volatile.Read(ref _state).SkippedEmbeddings;
+
+    /// <summary>Waits until commit <paramref name="seq"/> is applied; false when <paramref name="timeout"/> passed first.</summary>
+    public async Task<bool> WaitForAsync(long seq, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        while (true)
+        {
+            var next = Volatile.Read(ref _applied).Task;
+            if (Position.Seq >= seq)
+            {
+                return true;
+            }
+
+            try
+            {
+                await next.WaitAsync(deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                return Position.Seq >= seq;
+            }
+        }
+    }
+
+    /// <summary>Runs a query under the read lock.</summary>
+    public T Read<T>(Func<MemoryView, T> query)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            return query(new MemoryView(_state));
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    /// <summary>Starts a load into a new state; the current one keeps serving until <see cref="FinishLoad"/>.</summary>
+    public void BeginLoad() => _loading = NewState();
+
+    /// <summary>Adds a row of the load under way.</summary>
+    public void LoadTriple(TripleRow row) => Loading.WriteTriple(row);
+
+    /// <inheritdoc cref="LoadTriple"/>
+    public void LoadEmbedding(EmbeddingRow row) => Loading.WriteEmbedding(row);
+
+    /// <summary>Ends the load at the snapshot's position and serves it from now on.</summary>
+    public void FinishLoad(FeedPosition position)
+    {
+        var loaded = Loading;
+        loaded.Graph.Compact();
+        loaded.Position = position;
+        _ = loaded.Graph.IdentityComponentCount;
+        _loading = null;
+        Write(() => _state = loaded);
+    }
+
+    /// <summary>Applies commits, which must follow <see cref="Position"/> without a gap.</summary>
+    public void Apply(IReadOnlyList<FeedCommit> commits)
+    {
+        if (commits.Count == 0)
+        {
+            return;
+        }
+
+        Write(() =>
+        {
+            foreach (var commit in commits)
+            {
+                if (commit.Seq != _state.Position.Seq + 1)
+                {
+                    throw new InvalidOperationException($"commit {commit.Seq} does not follow commit {_state.Position.Seq}, the last one applied");
+                }
+
+                foreach (var change in commit.Changes)
+                {
+                    _state.Apply(change);
+                }
+
+                _state.Position = commit.Position;
+            }
+
+            // The identity components are rebuilt now, under the write lock, when a supersession dirtied them.
+            _ = _state.Graph.IdentityComponentCount;
+        });
+    }
+
+    private MemoryState Loading => _loading ?? throw new InvalidOperationException("no load is under way");
+
+    private MemoryState NewState()
+    {
+        var state = new MemoryState(_vectorDefaults);
+        state.Graph.SetIdentityPredicates(PredicateSet.Of([.. IdentityPredicates.Select(state.Graph.InternPredicate)]));
+        return state;
+    }
+
+    private void Write(Action action)
+    {
+        _lock.EnterWriteLock();
+        try
+        {
+            action();
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+            Interlocked.Exchange(ref _applied, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
+    }
+
+    /// <summary>What a query may read; valid only inside <see cref="Read{T}"/>.</summary>
+    public readonly struct MemoryView
+    {
+        private readonly MemoryState _model;
+
+        internal MemoryView(MemoryState state) => _model = state;
+
+        public KnowledgeGraph Graph => _model.Graph;
+
+        public FeedPosition Position => _model.Position;
+
+        public int TripleCount => _model.Triples.Count;
+
+        public IReadOnlyDictionary<string, VectorSpace> Spaces => _model.Spaces;
+
+        public HeldTriple? Triple(long id) => _model.Triples.GetValueOrDefault(id);
+
+        /// <summary>The triple behind an edge.</summary>
+        public long TripleOfEdge(int edge) => _model.EdgeTriples[edge];
+
+        /// <summary>The literal triples whose subject is this node.</summary>
+        public IEnumerable<TripleRow> Literals(int node) =>
+            _model.Literals.TryGetValue(node, out var set) ? Rows(_model.Triples, set) : [];
+
+        private static IEnumerable<TripleRow> Rows(Dictionary<long, HeldTriple> triples, HashSet<long> ids) => ids.Select(id => triples[id].Row);
+    }
+}

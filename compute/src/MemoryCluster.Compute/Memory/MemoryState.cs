@@ -1,0 +1,161 @@
+using MemoryCluster.Compute.Engine.Graph;
+using MemoryCluster.Compute.Engine.Vectors;
+using MemoryCluster.Compute.Feed;
+
+namespace MemoryCluster.Compute.Memory;
+
+/// <summary>One complete state of the model and how a change alters it (single writer; see <see cref="MemoryModel"/>).</summary>
+internal sealed class MemoryState(HnswOptions vectorDefaults)
+{
+    public KnowledgeGraph Graph { get; } = new();
+
+    public Dictionary<long, HeldTriple> Triples { get; } = [];
+
+    // The triple of each edge, by edge id (edges are dense and never reused).
+    public List<long> EdgeTriples { get; } = [];
+
+    public Dictionary<int, HashSet<long>> Literals { get; } = [];
+
+    public Dictionary<string, VectorSpace> Spaces { get; } = new(StringComparer.Ordinal);
+
+    public FeedPosition Position { get; set; } = FeedPosition.Start;
+
+    public long SkippedEmbeddings { get; private set; }
+
+    public void Apply(FeedChange change)
+    {
+        switch (change)
+        {
+            case FeedChange.TripleWritten w:
+                WriteTriple(w.Row);
+                break;
+            case FeedChange.TripleDeleted d:
+                DeleteTriple(d.Id);
+                break;
+            case FeedChange.TriplesTruncated:
+                foreach (var id in Triples.Keys.ToList())
+                {
+                    DeleteTriple(id);
+                }
+
+                break;
+            case FeedChange.EmbeddingWritten e:
+                WriteEmbedding(e.Row);
+                break;
+            case FeedChange.EmbeddingDeleted e:
+                if (Spaces.TryGetValue(e.Model, out var space) && Graph.TryGetNode(e.Entity, out var node))
+                {
+                    space.Index.Delete(node);
+                }
+
+                break;
+            case FeedChange.EmbeddingsTruncated:
+                Spaces.Clear();
+                break;
+            default:
+                throw new InvalidOperationException($"unknown change {change.GetType().Name}");
+        }
+    }
+
+    public void WriteTriple(TripleRow row)
+    {
+        if (Triples.TryGetValue(row.Id, out var held))
+        {
+            // A supersession only closes the validity: the edge keeps its id. Anything else replaces the edge.
+            var old = held.Row;
+            var closing = old with { ValidTo = row.ValidTo, SupersededBy = row.SupersededBy } == row && row.ValidTo is { } to && (old.ValidTo ?? long.MaxValue) > to;
+            if (closing && (held.Edge < 0 || row.ValidTo > row.ValidFrom))
+            {
+                if (held.Edge >= 0)
+                {
+                    Graph.Supersede(held.Edge, row.ValidTo!.Value);
+                }
+
+                Triples[row.Id] = held with { Row = row };
+                return;
+            }
+
+            DeleteTriple(row.Id);
+        }
+
+        var subject = Graph.InternNode(row.Subject);
+        var edge = -1;
+        if (row.Kind == ObjectKind.Entity)
+        {
+            var predicate = Graph.InternPredicate(row.Predicate);
+            var obj = Graph.InternNode(row.Object);
+            var to = row.ValidTo ?? long.MaxValue;
+            if (to > row.ValidFrom)
+            {
+                edge = Graph.AddEdge(subject, predicate, obj, row.Confidence, row.ValidFrom, to);
+            }
+            else
+            {
+                // Valid for no time at all (closed where it opened): held, never seen.
+                edge = Graph.AddEdge(subject, predicate, obj, row.Confidence, row.ValidFrom, row.ValidFrom + 1);
+                Graph.Delete(edge);
+            }
+
+            EdgeTriples.Add(row.Id);
+        }
+        else
+        {
+            if (!Literals.TryGetValue(subject, out var set))
+            {
+                Literals[subject] = set = [];
+            }
+
+            set.Add(row.Id);
+        }
+
+        Triples[row.Id] = new HeldTriple(row, edge);
+    }
+
+    public void WriteEmbedding(EmbeddingRow row)
+    {
+        var finite = true;
+        foreach (var v in row.Vector)
+        {
+            finite &= float.IsFinite(v);
+        }
+
+        if (!Spaces.TryGetValue(row.Model, out var space))
+        {
+            if (!finite || row.Vector.Length == 0)
+            {
+                SkippedEmbeddings++;
+                return;
+            }
+
+            Spaces[row.Model] = space = new VectorSpace(row.Model, row.Vector.Length, new HnswIndex(vectorDefaults with { Dimensions = row.Vector.Length }));
+        }
+
+        var node = Graph.InternNode(row.Entity);
+        if (!finite || row.Vector.Length != space.Dimensions)
+        {
+            // The entity's earlier vector (if any) is no longer its vector either.
+            space.Index.Delete(node);
+            SkippedEmbeddings++;
+            return;
+        }
+
+        space.Index.Add(node, row.Vector);
+    }
+
+    private void DeleteTriple(long id)
+    {
+        if (!Triples.Remove(id, out var held))
+        {
+            return;
+        }
+
+        if (held.Edge >= 0)
+        {
+            Graph.Delete(held.Edge);
+        }
+        else if (Graph.TryGetNode(held.Row.Subject, out var subject) && Literals.TryGetValue(subject, out var set))
+        {
+            set.Remove(id);
+        }
+    }
+}
