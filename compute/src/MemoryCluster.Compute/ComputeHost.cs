@@ -41,6 +41,9 @@ public sealed record ComputeOptions
     public ApiLimits Limits { get; init; } = new();
 
     public FeedOptions Feed { get; init; } = new();
+
+    /// <summary>Serve MCP over standard input and output (the HTTP API still listens, MCP is not mapped on it).</summary>
+    public bool Stdio { get; init; }
 }
 
 /// <summary>Runs the compute service until cancelled: schema migration, the feed follower, the HTTP API.</summary>
@@ -69,10 +72,29 @@ public static partial class ComputeHost
         var model = new MemoryModel(options.Vectors, options.IdentityPredicates);
         var follower = new FeedFollower(model, readWrite, readOnly, options.Feed, loggers.CreateLogger<FeedFollower>());
         builder.Services.AddSingleton<IHostedService>(follower);
+        var context = new ComputeContext(model, new Queries(model) { FixedDimensions = options.EmbeddingDimensions }, readWrite, readOnly, follower, options.Limits, options.WriteToken);
+        var operations = new Operations(context);
+        builder.Services.AddSingleton(context);
+        builder.Services.AddSingleton(operations);
+        builder.Services.AddHttpContextAccessor();
+        var mcp = builder.Services.AddMcpServer(o => o.ServerInfo = new() { Name = "memorycluster-compute", Version = typeof(ComputeHost).Assembly.GetName().Version?.ToString(3) ?? "0" })
+            .WithTools<MemoryTools>();
+        if (options.Stdio)
+        {
+            mcp.WithStdioServerTransport();
+        }
+        else
+        {
+            mcp.WithHttpTransport(o => o.Stateless = true);
+        }
+
         await using var app = builder.Build();
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = HandleAsync });
-        var context = new ComputeContext(model, new Queries(model) { FixedDimensions = options.EmbeddingDimensions }, readWrite, readOnly, follower, options.Limits, options.WriteToken);
-        Endpoints.Map(app, context);
+        Endpoints.Map(app, context, operations);
+        if (!options.Stdio)
+        {
+            app.MapMcp("/mcp");
+        }
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         var address = new Uri(app.Urls.First());
         LogStarted(logger, address.ToString());

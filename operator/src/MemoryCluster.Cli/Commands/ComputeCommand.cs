@@ -13,7 +13,8 @@ internal static class ComputeCommand
 {
     public static Command Create()
     {
-        var command = new Command("compute", "Run the compute tier: graph, nearest-neighbour and fused queries over HTTP, fed from PostgreSQL.");
+        var stdio = new Option<bool>("--stdio") { Description = "Serve the MCP tools over standard input and output (logs go to standard error)." };
+        var command = new Command("compute", "Run the compute tier: graph, nearest-neighbour and fused queries over HTTP and MCP, fed from PostgreSQL.") { stdio };
         var flags = ComputeSettings.Keys.ToDictionary(k => k, k => new Option<string?>("--" + k) { Description = ComputeSettings.Describe(k) });
         foreach (var flag in flags.Values)
         {
@@ -56,10 +57,11 @@ internal static class ComputeCommand
                 return 2;
             }
 
-            using var loggers = InstanceCommand.JsonLogs();
+            // With --stdio, standard output carries MCP messages: the log goes to standard error.
+            using var loggers = result.GetValue(stdio) ? InstanceCommand.JsonLogs(toStandardError: true) : InstanceCommand.JsonLogs();
             try
             {
-                await ComputeHost.RunAsync(options, loggers, started: null, cancellationToken).ConfigureAwait(false);
+                await ComputeHost.RunAsync(options with { Stdio = result.GetValue(stdio) }, loggers, started: null, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is StoreException or InvalidOperationException or IOException)
             {

@@ -117,12 +117,13 @@ internal static class InstanceCommand
     }
 
     /// <summary>JSON lines on standard output (the manager's log, and its watchdog's in the same stream).</summary>
-    internal static ILoggerFactory JsonLogs() => LoggerFactory.Create(b => b.AddJsonConsole(o =>
+    internal static ILoggerFactory JsonLogs(bool toStandardError = false) => LoggerFactory.Create(b => b.AddJsonConsole(o =>
     {
         o.IncludeScopes = true;
         o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
         o.UseUtcTimestamp = true;
-    }).SetMinimumLevel(LogLevel.Information).AddFilter("Microsoft", LogLevel.Warning));
+    }).AddConsole(o => o.LogToStandardErrorThreshold = toStandardError ? LogLevel.Trace : LogLevel.None)
+        .SetMinimumLevel(LogLevel.Information).AddFilter("Microsoft", LogLevel.Warning));
 
     private static string Describe(string key) => key switch
     {
