@@ -77,6 +77,10 @@ bench-failover: ## Failover figures per scenario (RUNS=5, MODE=quorum|async, SCE
 bench-engine: ## Compute engine: ANN vs hnswlib-node, 3-hop vs recursive SQL, fusion (VECTORS=DIR, GRAPH=FILE.tsv)
 	VECTORS="$(VECTORS)" GRAPH="$(GRAPH)" compute/bench/run.sh
 
+.PHONY: bench-compute
+bench-compute: ## Compute service on PostgreSQL through HTTP: load, write->visible, fusion, neighbours and 3-hop vs SQL (TRIPLES=N, default 1000000); ends with one JSON line
+	$(DOTNET) run -c Release --project compute/bench/MemoryCluster.Compute.Bench -- --sections service --triples $(or $(TRIPLES),1000000)
+
 .PHONY: bench-operator
 bench-operator: build ## Operator figures against the API double: reconcile latency p50/p99, memory with CLUSTERS (100) clusters, writes per no-op resync
 	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Operator.Bench -- $(or $(CLUSTERS),100) $(or $(NOOP_SECONDS),30)

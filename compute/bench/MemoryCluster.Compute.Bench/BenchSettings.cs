@@ -1,6 +1,6 @@
 namespace MemoryCluster.Compute.Bench;
 
-/// <summary>Command line: --vectors DIR --graph FILE.tsv --cache DIR --peer DIR --pg-bin DIR --sections ann,graph,fusion.</summary>
+/// <summary>Command line: --vectors DIR --graph FILE.tsv --cache DIR --peer DIR --pg-bin DIR --sections ann,graph,fusion,service --triples N.</summary>
 internal sealed record BenchSettings(
     string? VectorsDir,
     string? GraphFile,
@@ -9,12 +9,16 @@ internal sealed record BenchSettings(
     string PgBin,
     IReadOnlySet<string> Sections)
 {
+    /// <summary>Triples the service section loads (default 1,000,000).</summary>
+    public int Triples { get; init; } = 1_000_000;
+
     public static BenchSettings Parse(string[] args)
     {
         string? vectors = null, graph = null, peer = null;
         var cache = Path.Combine(Path.GetTempPath(), "memorycluster-bench-cache");
         var pgBin = "/usr/lib/postgresql/15/bin";
         var sections = new HashSet<string>(["ann", "graph", "fusion"]);
+        var triples = 1_000_000;
         for (var i = 0; i < args.Length; i++)
         {
             var value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -35,6 +39,9 @@ internal sealed record BenchSettings(
                 case "--pg-bin":
                     pgBin = value;
                     break;
+                case "--triples":
+                    triples = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
+                    break;
                 case "--sections":
                     sections = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
                     break;
@@ -46,6 +53,6 @@ internal sealed record BenchSettings(
         }
 
         Directory.CreateDirectory(cache);
-        return new BenchSettings(vectors, graph, cache, peer, pgBin, sections);
+        return new BenchSettings(vectors, graph, cache, peer, pgBin, sections) { Triples = triples };
     }
 }

@@ -23,7 +23,9 @@ internal sealed class PostgresServer : IDisposable
 
     public string ConnectionString { get; }
 
-    public static PostgresServer Start(string binDir)
+    /// <param name="binDir">PostgreSQL's programs.</param>
+    /// <param name="durable">fsync and synchronous commit on, as in production (the service's write latency).</param>
+    public static PostgresServer Start(string binDir, bool durable = false)
     {
         var root = Directory.CreateTempSubdirectory("mc-bench-pg-").FullName;
         Process? postmaster = null;
@@ -35,7 +37,7 @@ internal sealed class PostgresServer : IDisposable
             var port = FreePort();
             postmaster = AsPostgres(
                 root, Path.Combine(binDir, "postgres"), "-D", data, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                "-k", root, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                "-k", root, "-c", "listen_addresses=127.0.0.1", "-c", durable ? "fsync=on" : "fsync=off", "-c", durable ? "synchronous_commit=on" : "synchronous_commit=off",
                 "-c", "shared_buffers=256MB", "-c", "work_mem=64MB", "-c", "max_wal_size=4GB");
             var server = new PostgresServer(root, postmaster, port);
             server.WaitReady();

@@ -121,9 +121,11 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
                 LogProgress(logger, vectors, "embeddings");
             }
         }, ct).ConfigureAwait(false);
+        var read = TimeProvider.System.GetElapsedTime(started).TotalSeconds;
         model.FinishLoad(position);
         Interlocked.Increment(ref _loads);
-        LogLoaded(logger, triples, vectors, position.Seq, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
+        var total = TimeProvider.System.GetElapsedTime(started).TotalSeconds;
+        LogLoaded(logger, triples, vectors, position.Seq, total, read, total - read);
     }
 
     private async Task FollowAsync(CancellationToken ct)
@@ -170,8 +172,8 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
     [LoggerMessage(Level = LogLevel.Information, Message = "loaded {Count} {What} so far")]
     private static partial void LogProgress(ILogger logger, long count, string what);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "loaded {Triples} triples and {Embeddings} embeddings at feed commit {Seq} in {Seconds:0.00} s")]
-    private static partial void LogLoaded(ILogger logger, long triples, long embeddings, long seq, double seconds);
+    [LoggerMessage(Level = LogLevel.Information, Message = "loaded {Triples} triples and {Embeddings} embeddings at feed commit {Seq} in {Seconds:0.00} s ({Read:0.00} s reading and building the graph, {Indexed:0.00} s indexing vectors)")]
+    private static partial void LogLoaded(ILogger logger, long triples, long embeddings, long seq, double seconds, double read, double indexed);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "the feed diverged from what this process holds: {Reason}; loading everything again")]
     private static partial void LogDiverged(ILogger logger, string reason);

@@ -79,7 +79,11 @@ public sealed class MemoryModel
     }
 
     /// <summary>Starts a load into a new state; the current one keeps serving until <see cref="FinishLoad"/>.</summary>
-    public void BeginLoad() => _loading = NewState();
+    public void BeginLoad()
+    {
+        _loading = NewState();
+        _loading.BeginBulk();
+    }
 
     /// <summary>Adds a row of the load under way.</summary>
     public void LoadTriple(TripleRow row) => Loading.WriteTriple(row);
@@ -91,6 +95,7 @@ public sealed class MemoryModel
     public void FinishLoad(FeedPosition position)
     {
         var loaded = Loading;
+        loaded.EndBulk();
         loaded.Graph.Compact();
         loaded.Position = position;
         _ = loaded.Graph.IdentityComponentCount;

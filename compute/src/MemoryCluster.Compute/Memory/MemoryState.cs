@@ -22,6 +22,23 @@ internal sealed class MemoryState(HnswOptions vectorDefaults)
 
     public long SkippedEmbeddings { get; private set; }
 
+    // While a load runs, vectors are gathered per model and indexed at its end by the parallel build.
+    private Dictionary<string, (List<int> Ids, List<float> Values)>? _pending;
+
+    /// <summary>Gather vectors instead of indexing them one by one (a bulk load).</summary>
+    public void BeginBulk() => _pending = new(StringComparer.Ordinal);
+
+    /// <summary>Indexes the gathered vectors, on every core; the state then takes changes one by one again.</summary>
+    public void EndBulk()
+    {
+        foreach (var (model, (ids, values)) in _pending ?? [])
+        {
+            Spaces[model].Index.AddRange(ids, values.ToArray());
+        }
+
+        _pending = null;
+    }
+
     public void Apply(FeedChange change)
     {
         switch (change)
@@ -136,6 +153,18 @@ internal sealed class MemoryState(HnswOptions vectorDefaults)
             // The entity's earlier vector (if any) is no longer its vector either.
             space.Index.Delete(node);
             SkippedEmbeddings++;
+            return;
+        }
+
+        if (_pending is not null)
+        {
+            if (!_pending.TryGetValue(row.Model, out var pending))
+            {
+                _pending[row.Model] = pending = ([], []);
+            }
+
+            pending.Ids.Add(node);
+            pending.Values.AddRange(row.Vector);
             return;
         }
 
