@@ -90,6 +90,19 @@ public static class FailoverPlanner
             // clock running ρ times slower, has fenced itself (manager at L − S − M, watchdog at L − M − S/2).
             if (silent < promoteAfter)
             {
+                // Quorum mode: the replicas are asked to stop streaming as soon as the old primary has stopped writing
+                // for sure (ρ·(L − M − S/2 + S) after the last renewal), not only once a replacement may be promoted,
+                // so that their positions, which count only when read after they stopped, are in when it may. Only
+                // the ask moves: nothing is promoted before ρ·L + S + M. Not during a switchover (its target still
+                // catches up from the old primary) nor in maintenance mode (no failover follows).
+                var stoppedWriting = (long)input.Config.Lease.StoppedWritingAfter.TotalMilliseconds;
+                if (config.Mode == ReplicationMode.Quorum && silent >= stoppedWriting && control.PendingSwitchover.IsNone && !control.Maintenance)
+                {
+                    return new FailoverDecision.Blocked(
+                        $"no lease renewal from {name} for {Seconds(silent)}: it has stopped writing; a replacement may be promoted after {Seconds(promoteAfter)}, and the replicas stop streaming from it now so that their positions count then",
+                        DetachReplicas: true);
+                }
+
                 return new FailoverDecision.Healthy(silent <= (long)input.Config.Lease.FenceAfter.TotalMilliseconds
                     ? $"primary {name} holds its lease"
                     : $"primary {name} has not renewed its lease for {Seconds(silent)}; a replacement may be promoted after {Seconds(promoteAfter)}");
