@@ -46,7 +46,7 @@ public sealed class RenderCommandTests
         var (code, stdout, _) = Render(File.ReadAllText(Path.Combine(Repository.Root, "crds", "samples", "full.yaml")));
         Assert.Equal(0, code);
         var documents = Manifests.YamlJson.ToJson(stdout);
-        Assert.Equal(19, documents.Count); // 4 Secrets, the 2 certificate Secrets, 12 objects, and the NetworkPolicy the full sample turns on
+        Assert.Equal(20, documents.Count); // 5 Secrets, the 2 certificate Secrets, 12 objects, and the NetworkPolicy the full sample turns on
         Assert.All(documents, d => Assert.False(string.IsNullOrEmpty(d["kind"]?.GetValue<string>())));
         Assert.DoesNotContain("password:", stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("PRIVATE KEY", stdout, StringComparison.Ordinal);

@@ -35,7 +35,7 @@ public sealed class ObjectPlannerTests
                 "Service/demo-rw", "ServiceAccount/demo-instance", "StatefulSet/demo",
             ],
             kinds);
-        Assert.Equal(["demo-superuser", "demo-replication", "demo-app", "demo-cluster-key"], desired.Secrets.Select(s => s.Name));
+        Assert.Equal(["demo-superuser", "demo-replication", "demo-app", "demo-cluster-key", "demo-compute-token"], desired.Secrets.Select(s => s.Name));
         foreach (var obj in desired.Objects)
         {
             Assert.Equal("memory", obj.Metadata.NamespaceProperty);
@@ -281,7 +281,9 @@ public sealed class ObjectPlannerTests
         var name = new string('a', 50);
         var desired = ObjectPlanner.Render(Cluster(5, name), OperatorSettings.Default);
         Assert.All(desired.Objects, o => Assert.True(o.Metadata.Name.Length <= 63, o.Metadata.Name));
-        Assert.All(desired.Secrets, s => Assert.True(s.Name.Length <= 63, s.Name));
+        // A Secret's name is a DNS subdomain (up to 253 characters), not a label: demo-compute-token may pass 63.
+        Assert.All(desired.Secrets, s => Assert.True(s.Name.Length <= 253, s.Name));
+        Assert.All(desired.Secrets.Where(s => !s.Name.EndsWith("-compute-token", StringComparison.Ordinal)), s => Assert.True(s.Name.Length <= 63, s.Name));
         var names = new ClusterNames(name, "memory");
         Assert.All(Enumerable.Range(0, 5), i => Assert.True(names.Pod(i).Length <= 63));
     }

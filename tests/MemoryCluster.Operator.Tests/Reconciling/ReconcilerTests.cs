@@ -57,8 +57,8 @@ public sealed class ReconcilerTests
         await harness.WaitForAsync("demo", c => Is(c, ConditionTypes.PrimaryAvailable, ConditionStatus.True), "a primary");
         var again = await harness.Client.GetAsync(ResourceTypes.Secret, "default", "demo-cluster-key", CancellationToken.None);
         Assert.Equal(key.Data["key"], again.Data["key"]);
-        // Four generated Secrets, the CA and the server certificate.
-        Assert.Equal(6, harness.Server.RequestCount("POST secrets"));
+        // Five generated Secrets, the CA and the server certificate.
+        Assert.Equal(7, harness.Server.RequestCount("POST secrets"));
     }
 
     private static async Task<bool> Exists(OperatorHarness harness, k8s.IKubernetesObject<V1ObjectMeta> obj)

@@ -100,7 +100,25 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
 
     private async Task LoadAsync(CancellationToken ct)
     {
-        var source = readOnly ?? readWrite;
+        if (readOnly is not null)
+        {
+            try
+            {
+                await LoadFromAsync(readOnly, ct).ConfigureAwait(false);
+                return;
+            }
+            catch (StoreException e)
+            {
+                // No replica answers (all down, or none yet): the primary serves the load instead.
+                LogReplicaUnavailable(logger, e.Message);
+            }
+        }
+
+        await LoadFromAsync(readWrite, ct).ConfigureAwait(false);
+    }
+
+    private async Task LoadFromAsync(Database source, CancellationToken ct)
+    {
         LogLoading(logger, source.Options.Name);
         var started = TimeProvider.System.GetTimestamp();
         model.BeginLoad();
@@ -168,6 +186,9 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
 
     [LoggerMessage(Level = LogLevel.Information, Message = "loading every triple and embedding from the {Endpoint} database")]
     private static partial void LogLoading(ILogger logger, string endpoint);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "the read-only endpoint cannot serve the load ({Error}): loading from the primary")]
+    private static partial void LogReplicaUnavailable(ILogger logger, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "loaded {Count} {What} so far")]
     private static partial void LogProgress(ILogger logger, long count, string what);

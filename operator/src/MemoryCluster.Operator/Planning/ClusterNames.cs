@@ -21,6 +21,9 @@ public sealed record ClusterNames(string Cluster, string Namespace)
 
     public string ClusterKeySecret => Cluster + "-cluster-key";
 
+    /// <summary>The bearer token the compute service's writes need (<c>token</c>), made once.</summary>
+    public string ComputeTokenSecret => Cluster + "-compute-token";
+
     /// <summary>The cluster's certificate authority: <c>ca.crt</c> and <c>ca.key</c>, made once.</summary>
     public string CaSecret => Cluster + "-ca";
 
@@ -58,6 +61,8 @@ public sealed record ClusterNames(string Cluster, string Namespace)
 
     /// <summary>The read-write Service's DNS name.</summary>
     public string ReadWriteHost => $"{ReadWrite}.{Namespace}.svc";
+
+    public string ReadOnlyHost => $"{ReadOnly}.{Namespace}.svc";
 }
 
 /// <summary>The labels the operator sets and selects on.</summary>

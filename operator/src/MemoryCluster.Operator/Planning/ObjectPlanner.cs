@@ -112,6 +112,7 @@ public static class ObjectPlanner
         BasicAuth(names.ReplicationSecret, "replicator"),
         BasicAuth(names.AppSecret, "app"),
         new(names.ClusterKeySecret, "Opaque", new Dictionary<string, string>(), new Dictionary<string, int> { ["key"] = 32 }),
+        new(names.ComputeTokenSecret, "Opaque", new Dictionary<string, string>(), new Dictionary<string, int> { ["token"] = 32 }),
     ];
 
     private static SecretRequest BasicAuth(string name, string user) =>
@@ -463,9 +464,12 @@ public static class ObjectPlanner
             [
                 Value("MEMORYCLUSTER_COMPUTE_PRIMARY_HOST", names.ReadWriteHost),
                 Value("MEMORYCLUSTER_COMPUTE_PRIMARY_PORT", ClusterPorts.Postgres.ToString(CultureInfo.InvariantCulture)),
+                // The bulk load at start reads from a replica through the read-only Service when there is one.
+                Value("MEMORYCLUSTER_COMPUTE_REPLICA_HOST", names.ReadOnlyHost),
                 Value("MEMORYCLUSTER_COMPUTE_DATABASE", "app"),
                 FromSecret("MEMORYCLUSTER_COMPUTE_USER", names.AppSecret, "username"),
                 FromSecret("MEMORYCLUSTER_COMPUTE_PASSWORD", names.AppSecret, "password"),
+                FromSecret("MEMORYCLUSTER_COMPUTE_TOKEN", names.ComputeTokenSecret, "token"),
                 Value("MEMORYCLUSTER_COMPUTE_PORT", ClusterPorts.Compute.ToString(CultureInfo.InvariantCulture)),
                 Value("MEMORYCLUSTER_COMPUTE_EMBEDDING_DIMENSIONS", compute.EmbeddingDimensions.ToString(CultureInfo.InvariantCulture)),
                 Value("MEMORYCLUSTER_COMPUTE_HNSW_M", compute.Hnsw.M.ToString(CultureInfo.InvariantCulture)),
