@@ -44,7 +44,8 @@ internal sealed class E2eCluster : IAsyncDisposable
         Directory.CreateDirectory(dir);
         await File.WriteAllTextAsync(Path.Combine(dir, OwnerFile), Environment.ProcessId.ToString(CultureInfo.InvariantCulture), cancellationToken);
         var cluster = new E2eCluster(dir, DefaultCli);
-        string[] args = ["local", "up", "--instances", instances.ToString(CultureInfo.InvariantCulture), "--mode", mode, "--timeout", "150", .. netns ? new[] { "--netns" } : []];
+        // The fault suite runs the instances alone: the compute service has failover tests of its own.
+        string[] args = ["local", "up", "--instances", instances.ToString(CultureInfo.InvariantCulture), "--mode", mode, "--timeout", "150", "--no-compute", .. netns ? new[] { "--netns" } : []];
         var (code, output) = await cluster.CliAsync(args, cancellationToken);
         if (code != 0)
         {

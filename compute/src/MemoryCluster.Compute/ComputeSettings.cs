@@ -95,8 +95,28 @@ public static class ComputeSettings
             }.ConnectionString;
         }
 
-        var rw = Get("rw") ?? Compose("primary-host");
-        var ro = Get("ro") ?? Compose("replica-host");
+        // A password given apart (a file, a Secret) goes into a connection string that has none.
+        string? WithPassword(string? text)
+        {
+            if (text is null || Get("password") is not { } password)
+            {
+                return text;
+            }
+
+            try
+            {
+                var builder = new NpgsqlConnectionStringBuilder(text);
+                builder.Password ??= password;
+                return builder.ConnectionString;
+            }
+            catch (ArgumentException)
+            {
+                return text; // reported below
+            }
+        }
+
+        var rw = WithPassword(Get("rw")) ?? Compose("primary-host");
+        var ro = WithPassword(Get("ro")) ?? Compose("replica-host");
         if (Get("rw") is not null && Get("primary-host") is not null)
         {
             errors.Add("rw: give either --rw or --primary-host, not both");

@@ -46,7 +46,7 @@ double Bootstrap(int instances)
     try
     {
         var watch = Stopwatch.StartNew();
-        var (code, output) = Run("local", "up", "--dir", dir, "--instances", instances.ToString(CultureInfo.InvariantCulture), "--timeout", "150");
+        var (code, output) = Run("local", "up", "--dir", dir, "--instances", instances.ToString(CultureInfo.InvariantCulture), "--timeout", "150", "--no-compute");
         var seconds = watch.Elapsed.TotalSeconds;
         if (code != 0)
         {
@@ -169,7 +169,7 @@ long acked;
 List<(string Member, double Manager, double Watchdog, double Postgres)> idle;
 try
 {
-    var (code, output) = Run("local", "up", "--dir", switchDir, "--instances", "3", "--timeout", "150");
+    var (code, output) = Run("local", "up", "--dir", switchDir, "--instances", "3", "--timeout", "150", "--no-compute");
     if (code != 0)
     {
         throw new InvalidOperationException(output);

@@ -17,10 +17,12 @@ internal sealed class LocalClusterRun : IAsyncDisposable
 
     public LocalLayout Layout => LocalLayout.Load(Dir)!;
 
-    public static async Task<LocalClusterRun> UpAsync(int instances, string mode)
+    public static async Task<LocalClusterRun> UpAsync(int instances, string mode, bool compute = false)
     {
         var run = new LocalClusterRun(Directory.CreateTempSubdirectory("mc-local-").FullName);
-        var (code, stdout, stderr) = Tests.Cli.Run("local", "up", "--dir", run.Dir, "--instances", instances.ToString(System.Globalization.CultureInfo.InvariantCulture), "--mode", mode, "--timeout", "120");
+        // The compute service is tested on its own (UpAsync with compute: true, and tests/MemoryCluster.Compute.Tests).
+        string[] extra = compute ? [] : ["--no-compute"];
+        var (code, stdout, stderr) = Tests.Cli.Run(["local", "up", "--dir", run.Dir, "--instances", instances.ToString(System.Globalization.CultureInfo.InvariantCulture), "--mode", mode, "--timeout", "120", .. extra]);
         if (code != 0)
         {
             var logs = run.Logs();

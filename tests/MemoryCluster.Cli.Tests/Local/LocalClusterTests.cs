@@ -43,6 +43,49 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         }
     }
 
+    [Fact]
+    public async Task Local_up_starts_the_compute_service_that_takes_writes_with_its_token_follows_the_primary_and_stops_with_down()
+    {
+        await using var cluster = await LocalClusterRun.UpAsync(3, "quorum", compute: true);
+        var env = cluster.Cli("local", "env").Stdout;
+        var url = Export(env, "MEMORYCLUSTER_COMPUTE_URL");
+        var token = (await File.ReadAllTextAsync(Export(env, "MEMORYCLUSTER_COMPUTE_TOKEN_FILE"))).Trim();
+        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        using (var anonymous = await http.PostAsync("/v1/triples", JsonBody("""{"triples":[{"subject":"a","predicate":"p","object":"b"}]}""")))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        }
+
+        http.DefaultRequestHeaders.Authorization = new("Bearer", token);
+        using (var written = await http.PostAsync("/v1/triples", JsonBody("""{"triples":[{"subject":"alice","predicate":"worksAt","object":"acme"}]}""")))
+        {
+            Assert.True(written.StatusCode == System.Net.HttpStatusCode.Created, await written.Content.ReadAsStringAsync());
+        }
+
+        Assert.Contains("\"entity\":\"acme\"", await http.GetStringAsync("/v1/entities/alice/neighbors"), StringComparison.Ordinal);
+
+        // The row is in PostgreSQL, on the primary, as the app user wrote it.
+        await using (var sql = new Npgsql.NpgsqlConnection(cluster.ReadWrite))
+        {
+            await sql.OpenAsync();
+            await using var count = new Npgsql.NpgsqlCommand("select count(*) from triples where subject = 'alice'", sql);
+            Assert.Equal(1L, await count.ExecuteScalarAsync());
+        }
+
+        // Every `local up` prints where it is, with the connection strings.
+        Assert.Contains($"compute:    {url} (HTTP API and MCP", cluster.Cli("local", "up").Stdout, StringComparison.Ordinal);
+        var compute = new LocalCompute(cluster.Layout);
+        var pid = compute.RunningPid();
+        Assert.NotNull(pid);
+        Assert.Equal(0, cluster.Cli("local", "down").Code);
+        Assert.False(Directory.Exists($"/proc/{pid}"), "the compute service still runs after local down");
+    }
+
+    private static string Export(string env, string name) =>
+        env.Split('\n').Single(l => l.StartsWith($"export {name}=", StringComparison.Ordinal))[$"export {name}=".Length..].Trim('\'');
+
+    private static StringContent JsonBody(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
+
     private static async Task<string> WaitForMetricsAsync(MemoryCluster.Instance.Peer member, string line)
     {
         var watch = Stopwatch.StartNew();

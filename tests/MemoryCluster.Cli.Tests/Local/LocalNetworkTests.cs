@@ -48,7 +48,7 @@ public sealed class LocalNetworkTests
         LocalLayout? layout = null;
         try
         {
-            var (code, stdout, stderr) = Cli.Run("local", "up", "--dir", dir, "--netns", "--timeout", "120");
+            var (code, stdout, stderr) = Cli.Run("local", "up", "--dir", dir, "--netns", "--timeout", "120", "--no-compute");
             layout = LocalLayout.Load(dir)!;
             var network = layout.Network!;
             Assert.True(code == 0, $"local up --netns failed:\n{stdout}\n{stderr}");

@@ -62,7 +62,8 @@ internal static class LocalCommand
         {
             Description = "On creation: run each member in its own network namespace, on its own address in a 10.213.X.0/24 subnet (root only; for partition tests).",
         };
-        var command = new Command("up", "Start the managers (creating the cluster on first use) and wait until it is healthy.") { instances, mode, timeout, netns };
+        var noCompute = new Option<bool>("--no-compute") { Description = "Run this cluster without the compute service (remembered for later `local up`)." };
+        var command = new Command("up", "Start the managers (creating the cluster on first use) and the compute service, and wait until they are healthy.") { instances, mode, timeout, netns, noCompute };
         command.SetAction(async (result, ct) =>
         {
             var dir = Dir(result);
@@ -104,7 +105,14 @@ internal static class LocalCommand
             }
 
             var cluster = new LocalCluster(layout, Console.Out);
-            if (layout.Members.All(m => cluster.RunningPid(m) is not null))
+            var compute = new LocalCompute(layout);
+            if (result.GetValue(noCompute))
+            {
+                compute.Disable();
+            }
+
+            var withCompute = compute.Enabled;
+            if (layout.Members.All(m => cluster.RunningPid(m) is not null) && (!withCompute || compute.RunningPid() is not null))
             {
                 Console.Out.WriteLine($"the cluster in {dir} is already up; nothing changed");
                 Console.Out.Write(LocalCluster.Table(await cluster.StatusAsync(ct).ConfigureAwait(false)));
@@ -125,6 +133,18 @@ internal static class LocalCommand
             }
 
             Console.Out.WriteLine($"healthy after {watch.Elapsed.TotalSeconds:0.0} s");
+            if (withCompute)
+            {
+                compute.Start();
+                if (!await compute.WaitReadyAsync(TimeSpan.FromSeconds(result.GetValue(timeout)), ct).ConfigureAwait(false))
+                {
+                    Console.Error.WriteLine($"the compute service did not become ready within {result.GetValue(timeout)} s; log: {compute.LogFile}");
+                    return 1;
+                }
+
+                Console.Out.WriteLine($"compute service ready at {compute.Url}");
+            }
+
             Console.Out.WriteLine();
             Console.Out.Write(HowToConnect(layout, result.GetValue(DirOption)!));
             return 0;
@@ -137,6 +157,9 @@ internal static class LocalCommand
         $"read-write: {layout.ConnectionString(readOnly: false)}\n" +
         $"read-only:  {layout.ConnectionString(readOnly: true)}\n" +
         $"password:   export PGPASSFILE={layout.PgPassFile}   (or `memorycluster local psql --dir {dirArgument}`; `memorycluster local env` prints these again)\n" +
+        (new LocalCompute(layout) is { Url: { } url } compute && compute.RunningPid() is not null
+            ? $"compute:    {url} (HTTP API and MCP at {url}mcp; writes need the token in {compute.TokenFile})\n"
+            : string.Empty) +
         $"mode:       {ModeGuarantee(layout.Mode)}\n";
 
     /// <summary>What a mode promises on failover, in one line (README, "Replication modes").</summary>
@@ -158,6 +181,12 @@ internal static class LocalCommand
             Console.Out.WriteLine($"export MEMORYCLUSTER_URL={ShellQuote(layout.ConnectionString(readOnly: false))}");
             Console.Out.WriteLine($"export MEMORYCLUSTER_READONLY_URL={ShellQuote(layout.ConnectionString(readOnly: true))}");
             Console.Out.WriteLine($"export PGPASSFILE={ShellQuote(layout.PgPassFile)}");
+            if (new LocalCompute(layout) is { Url: { } url } compute)
+            {
+                Console.Out.WriteLine($"export MEMORYCLUSTER_COMPUTE_URL={ShellQuote(url.ToString())}");
+                Console.Out.WriteLine($"export MEMORYCLUSTER_COMPUTE_TOKEN_FILE={ShellQuote(compute.TokenFile)}");
+            }
+
             Console.Out.WriteLine($"# mode {ModeGuarantee(layout.Mode)}");
             return 0;
         });
@@ -722,6 +751,7 @@ internal static class LocalCommand
                 return 2;
             }
 
+            await new LocalCompute(cluster.Layout).StopAsync(TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
             await cluster.StopManagersAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
             cluster.RemoveNetwork();
             Console.Out.WriteLine($"stopped the cluster in {cluster.Layout.Directory}");

@@ -323,7 +323,7 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
     /// <summary>Removes the cluster's namespaces, veth pairs, bridge (and blackhole route when no other cluster needs it).</summary>
     public void RemoveNetwork() => layout.Network?.Remove(layout.Members);
 
-    private static void Signal(int pid, int signal) => _ = ProcessSignals.Send(pid, signal);
+    internal static void Signal(int pid, int signal) => _ = ProcessSignals.Send(pid, signal);
 
     /// <summary>How to run this same binary again: the apphost, or dotnet with the dll.</summary>
     internal static (string Program, IReadOnlyList<string> Prefix) SelfCommand()
@@ -334,5 +334,5 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
             : (process, []);
     }
 
-    private static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+    internal static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }

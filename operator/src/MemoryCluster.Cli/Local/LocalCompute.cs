@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Npgsql;
+
+namespace MemoryCluster.Cli.Local;
+
+/// <summary>
+/// The local cluster's compute service (`memorycluster compute` beside the instances, as the operator's
+/// NAME-compute Deployment is in Kubernetes): its folder under the cluster's, a port chosen once, a write token
+/// in the secrets folder, and the primary reached through every instance (target_session_attrs=read-write).
+/// </summary>
+internal sealed class LocalCompute(LocalLayout layout)
+{
+    public string Directory => Path.Combine(layout.Directory, "compute");
+
+    public string PidFile => Path.Combine(Directory, "compute.pid");
+
+    public string LogFile => Path.Combine(Directory, "compute.log");
+
+    public string PortFile => Path.Combine(Directory, "port");
+
+    public string TokenFile => Path.Combine(layout.Secrets, "compute.token");
+
+    /// <summary>Whether this cluster runs a compute service (unless `local up --no-compute` said otherwise, once).</summary>
+    public bool Enabled => !File.Exists(Path.Combine(Directory, "disabled"));
+
+    /// <summary>Remembers that this cluster runs without a compute service.</summary>
+    public void Disable()
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        File.WriteAllText(Path.Combine(Directory, "disabled"), "local up --no-compute\n");
+    }
+
+    /// <summary>The HTTP address, once a port was chosen (the first start); null before.</summary>
+    public Uri? Url => File.Exists(PortFile) ? new Uri($"http://{LocalLayout.Host}:{File.ReadAllText(PortFile).Trim()}") : null;
+
+    /// <summary>The primary through every instance, and a replica for the load, as Npgsql connection strings.</summary>
+    public string ConnectionString(bool readOnly) => new NpgsqlConnectionStringBuilder
+    {
+        Host = string.Join(',', layout.Members.Select(m => $"{m.Host}:{m.PgPort}")),
+        Database = "app",
+        Username = "app",
+        TargetSessionAttributes = readOnly ? "prefer-standby" : "read-write",
+        Timeout = 2,
+    }.ConnectionString;
+
+    public int? RunningPid()
+    {
+        if (!File.Exists(PidFile) || !int.TryParse(File.ReadAllText(PidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+        {
+            return null;
+        }
+
+        // Ours only while /proc shows our compute under it (pids are reused).
+        var cmdline = $"/proc/{pid}/cmdline";
+        return File.Exists(cmdline) && File.ReadAllText(cmdline).Contains(TokenFile, StringComparison.Ordinal) ? pid : null;
+    }
+
+    /// <summary>Starts it detached (its own session), unless it runs; the port and the token are made on the first start.</summary>
+    public void Start()
+    {
+        if (RunningPid() is not null)
+        {
+            return;
+        }
+
+        System.IO.Directory.CreateDirectory(Directory);
+        if (!File.Exists(PortFile))
+        {
+            using var probe = new TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            File.WriteAllText(PortFile, ((IPEndPoint)probe.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture));
+        }
+
+        if (!File.Exists(TokenFile))
+        {
+            File.WriteAllText(TokenFile, Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant());
+            File.SetUnixFileMode(TokenFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        var (program, prefix) = LocalCluster.SelfCommand();
+        string[] args =
+        [
+            .. prefix, "compute",
+            "--rw", ConnectionString(readOnly: false),
+            "--ro", ConnectionString(readOnly: true),
+            "--password-file", layout.AppPasswordFile,
+            "--token-file", TokenFile,
+            "--host", LocalLayout.Host,
+            "--port", File.ReadAllText(PortFile).Trim(),
+        ];
+        var command = "exec setsid " + LocalCluster.Quote(program) + " " + string.Join(' ', args.Select(LocalCluster.Quote)) + " >> " + LocalCluster.Quote(LogFile) + " 2>&1 < /dev/null";
+        using var process = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", command]) { UseShellExecute = false, WorkingDirectory = layout.Directory })!;
+        File.WriteAllText(PidFile, process.Id.ToString(CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Waits until it answers /readyz (loaded and caught up with the feed).</summary>
+    public async Task<bool> WaitReadyAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (Url is not { } url)
+        {
+            return false;
+        }
+
+        using var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(2) };
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < timeout && RunningPid() is not null)
+        {
+            try
+            {
+                using var response = await http.GetAsync(new Uri("/readyz", UriKind.Relative), cancellationToken).ConfigureAwait(false);
+                if (response.IsSuccessStatusCode)
+                {
+                    return true;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                // Not listening yet.
+            }
+
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+        }
+
+        return false;
+    }
+
+    /// <summary>SIGTERM, then SIGKILL after <paramref name="grace"/>.</summary>
+    public async Task StopAsync(TimeSpan grace, CancellationToken cancellationToken)
+    {
+        if (RunningPid() is not { } pid)
+        {
+            return;
+        }
+
+        LocalCluster.Signal(pid, 15);
+        var watch = Stopwatch.StartNew();
+        while (Path.Exists($"/proc/{pid}") && watch.Elapsed < grace)
+        {
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (Path.Exists($"/proc/{pid}"))
+        {
+            LocalCluster.Signal(pid, 9);
+        }
+
+        File.Delete(PidFile);
+    }
+}
