@@ -685,6 +685,28 @@ public sealed class InstanceNodeTests
     }
 
     [Fact]
+    public void A_leader_that_loses_leadership_no_longer_asks_the_replicas_to_stop_streaming()
+    {
+        // Adversarial review of the earlier ask: a leader paused past the primary's silence and deposed meanwhile
+        // kept advertising its ask, and the replicas stayed detached while the new leader renewed the primary.
+        var h = QuorumLeaderWithSilentPrimary();
+        h.Now += (long)Lease.PromoteAfter.TotalMilliseconds + 10;
+        h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now)));
+        h.Step(now => new PostgresObserved(now, Replica(replay: 1000, receive: 1000), null));
+        h.Tick(1);
+        Assert.Equal(new Epoch(1), h.Node.SelfView().DetachFrom);
+
+        h.Raft(State(1, 1), leader: 3, isLeader: false);
+        h.Tick(1);
+        Assert.Equal(Epoch.Zero, h.Node.SelfView().DetachFrom);
+
+        // Leading again later, it asks again only by its own clock, from its new election.
+        h.Raft(State(1, 1), leader: 2, isLeader: true);
+        h.Tick(1);
+        Assert.Equal(Epoch.Zero, h.Node.SelfView().DetachFrom);
+    }
+
+    [Fact]
     public void In_quorum_mode_the_leader_asks_the_replicas_to_stop_streaming_from_a_silent_primary_and_counts_only_positions_read_after()
     {
         // Adversarial finding 1: the old primary's manager and watchdog frozen together; its backends commit on and a

@@ -245,7 +245,7 @@ public sealed partial class InstanceNode
             _steppingDown,
             notReadyWhy,
             blocked is not null,
-            _detachEpoch == _control.Epoch ? _detachEpoch : Epoch.Zero,
+            _raft.IsLeader && _detachEpoch == _control.Epoch ? _detachEpoch : Epoch.Zero,
             DetachedFromNow);
     }
 

@@ -215,6 +215,11 @@ public sealed partial class InstanceNode
         {
             _leaderSince = -1;
             _failoverNote = null;
+            // IMPORTANT: an ask to stop streaming is this leader's, for as long as it leads. Kept after it lost
+            // leadership (paused, say, and deposed while the new leader renews the primary), it held the replicas
+            // detached and the quorum primary's commits blocked until it stepped down (adversarial review). A new
+            // leader asks again by its own clock; replicas already detached stay so until the primary takes writes.
+            _detachEpoch = Epoch.Zero;
         }
 
         var control = r.Control;
