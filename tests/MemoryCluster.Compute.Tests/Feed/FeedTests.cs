@@ -21,7 +21,7 @@ public sealed class FeedTests(PostgresFixture postgres) : IClassFixture<Postgres
         await t2.CommitAsync(); // commits first, with the higher id
         await t1.CommitAsync();
 
-        var commits = await FeedReader.ReadAsync(database, 0, 100, CancellationToken.None);
+        var commits = await FeedReader.ReadAsync(database, FeedPosition.Start, 100, CancellationToken.None);
         Assert.Equal([1L, 2L], commits.Select(c => c.Seq));
         Assert.Equal("c", Assert.IsType<FeedChange.TripleWritten>(Assert.Single(commits[0].Changes)).Row.Subject);
         Assert.Equal("a", Assert.IsType<FeedChange.TripleWritten>(Assert.Single(commits[1].Changes)).Row.Subject);
@@ -49,7 +49,7 @@ public sealed class FeedTests(PostgresFixture postgres) : IClassFixture<Postgres
             await batch.CommitAsync();
         }
 
-        var commits = await FeedReader.ReadAsync(database, 0, 100, CancellationToken.None);
+        var commits = await FeedReader.ReadAsync(database, FeedPosition.Start, 100, CancellationToken.None);
         var commit = Assert.Single(commits);
         Assert.Equal(1, commit.Seq);
         Assert.Equal(50, commit.Changes.Count);
@@ -73,7 +73,7 @@ public sealed class FeedTests(PostgresFixture postgres) : IClassFixture<Postgres
             while (true)
             {
                 var stop = done.IsCancellationRequested;
-                var batch = await FeedReader.ReadAsync(database, model.Position.Seq, 50, CancellationToken.None);
+                var batch = await FeedReader.ReadAsync(database, model.Position, 50, CancellationToken.None);
                 model.Apply(batch);
                 applied.AddRange(batch.Select(c => c.Seq));
                 if (stop && batch.Count == 0)
@@ -141,6 +141,7 @@ public sealed class FeedTests(PostgresFixture postgres) : IClassFixture<Postgres
             }
 
             await ExecuteAsync(connection, null, "insert into triples (subject, predicate, object, object_kind) values ('e1', 'name', 'first', 'literal')");
+            await ExecuteAsync(connection, null, "insert into embedding_models (model, dims) values ('m', 3)");
             await ExecuteAsync(connection, null, "insert into embeddings (entity, model, dims, vector) values ('e1', 'm', 3, '{1,0,0}'), ('e2', 'm', 3, '{0,1,0}')");
         }
 
@@ -157,10 +158,56 @@ public sealed class FeedTests(PostgresFixture postgres) : IClassFixture<Postgres
             await ExecuteAsync(connection, null, "update embeddings set vector = '{0,0,1}' where entity = 'e1'");
         }
 
-        model.Apply(await FeedReader.ReadAsync(database, model.Position.Seq, 100, CancellationToken.None));
+        model.Apply(await FeedReader.ReadAsync(database, model.Position, 100, CancellationToken.None));
         Assert.Equal(105, model.Position.Seq);
         await AssertModelEqualsDatabaseAsync(model, database);
         Assert.True(model.Read(v => v.Spaces["m"].Index.Contains(v.Graph.TryGetNode("e1", out var n) ? n : -1)));
+    }
+
+    [Fact]
+    public async Task An_embedding_moved_to_another_key_leaves_its_old_key_and_a_model_keeps_one_dimension()
+    {
+        // Adversarial review: an update of an embedding's key reached the feed as the new row only, and the old key's
+        // vector stayed indexed; a model's vectors of two dimensions made processes disagree.
+        await using var database = await postgres.MigratedAsync();
+        await TripleStore.WriteEmbeddingsAsync(database, "m", [new NewEmbedding("e1", [1f, 0f]), new NewEmbedding("e2", [0f, 1f])], CancellationToken.None);
+        var model = new MemoryModel();
+        model.Apply(await FeedReader.ReadAsync(database, model.Position, 100, CancellationToken.None));
+        await using var connection = await OpenAsync(database);
+        await ExecuteAsync(connection, null, "update embeddings set entity = 'e9' where entity = 'e1'");
+        model.Apply(await FeedReader.ReadAsync(database, model.Position, 100, CancellationToken.None));
+        Assert.True(model.Read(v => !v.Spaces["m"].Index.Contains(v.Graph.TryGetNode("e1", out var n) ? n : -1) && v.Spaces["m"].Index.Contains(v.Graph.TryGetNode("e9", out var m) ? m : -1)));
+        await AssertModelEqualsDatabaseAsync(model, database);
+
+        var other = await Assert.ThrowsAsync<StoreException>(() => TripleStore.WriteEmbeddingsAsync(database, "m", [new NewEmbedding("e3", [1f, 0f, 0f])], CancellationToken.None));
+        Assert.Equal("23503", other.SqlState);
+    }
+
+    [Fact]
+    public async Task Pruning_keeps_the_last_commit_and_a_follower_left_behind_is_told_to_reload()
+    {
+        await using var database = await postgres.MigratedAsync();
+        await using var connection = await OpenAsync(database);
+        for (var i = 0; i < 3; i++)
+        {
+            await InsertAsync(connection, null, $"s{i}", "p", "o");
+        }
+
+        var commits = await FeedReader.ReadAsync(database, FeedPosition.Start, 10, CancellationToken.None);
+        await ExecuteAsync(connection, null, "update feed_commits set committed_at = now() - interval '2 hours'");
+        Assert.Equal(2, await FeedReader.PruneAsync(database, TimeSpan.FromHours(1), CancellationToken.None));
+        Assert.Equal(0, await FeedReader.PruneAsync(database, TimeSpan.FromHours(1), CancellationToken.None));
+        Assert.IsType<FeedVerdict.Continues>(await FeedReader.CheckAsync(database, commits[2].Position, CancellationToken.None));
+        var behind = Assert.IsType<FeedVerdict.Diverged>(await FeedReader.CheckAsync(database, commits[0].Position, CancellationToken.None));
+        Assert.Contains("no longer in the database's feed", behind.Reason, StringComparison.Ordinal);
+        Assert.Equal(0, await ScalarAsync(connection, "select count(*) from feed_changes ch join feed_commits c on c.txid = ch.txid where c.seq < 3"));
+        Assert.Equal(1, await ScalarAsync(connection, "select count(*) from feed_changes"));
+    }
+
+    private static async Task<long> ScalarAsync(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (long)(await command.ExecuteScalarAsync())!;
     }
 
     [Fact]
@@ -170,7 +217,7 @@ public sealed class FeedTests(PostgresFixture postgres) : IClassFixture<Postgres
         await using var connection = await OpenAsync(database);
         await InsertAsync(connection, null, "a", "p", "b");
         await InsertAsync(connection, null, "b", "p", "c");
-        var commits = await FeedReader.ReadAsync(database, 0, 10, CancellationToken.None);
+        var commits = await FeedReader.ReadAsync(database, FeedPosition.Start, 10, CancellationToken.None);
         var applied = commits[^1].Position;
         Assert.IsType<FeedVerdict.Continues>(await FeedReader.CheckAsync(database, applied, CancellationToken.None));
 
@@ -181,6 +228,38 @@ public sealed class FeedTests(PostgresFixture postgres) : IClassFixture<Postgres
         await InsertAsync(connection, null, "x", "p", "y");
         var verdict = Assert.IsType<FeedVerdict.Diverged>(await FeedReader.CheckAsync(database, applied, CancellationToken.None));
         Assert.Contains("another commit", verdict.Reason, StringComparison.Ordinal);
+
+        // Every read checks it too (adversarial review: a read on a connection to another server went on from a
+        // number another history gave another commit, and stayed wrong for good).
+        var read = await Assert.ThrowsAsync<StoreException>(() => FeedReader.ReadAsync(database, applied, 10, CancellationToken.None));
+        Assert.IsType<FeedDivergedException>(read.InnerException);
+    }
+
+    [Fact]
+    public async Task A_running_service_whose_last_commit_was_lost_loads_again_and_ends_equal_to_the_database()
+    {
+        await using var database = await postgres.MigratedAsync();
+        await using var service = await RunningService.StartAsync(database.Options.ConnectionString);
+        await service.PostAsync("/v1/triples", new { triples = new[] { new { subject = "a", predicate = "p", @object = "b" } } });
+        await service.PostAsync("/v1/triples", new { triples = new[] { new { subject = "lost", predicate = "p", @object = "c" } } });
+
+        // What an asynchronous failover leaves: commit 2 and its triple gone, then a new commit takes number 2.
+        await using var connection = await OpenAsync(database);
+        await ExecuteAsync(connection, null, "set session_replication_role = replica");
+        await ExecuteAsync(connection, null, "delete from triples where subject = 'lost'");
+        await ExecuteAsync(connection, null, "delete from feed_changes ch using feed_commits c where c.seq = 2 and ch.txid = c.txid");
+        await ExecuteAsync(connection, null, "delete from feed_commits where seq = 2");
+        await ExecuteAsync(connection, null, "update feed_head set seq = 1");
+        await ExecuteAsync(connection, null, "set session_replication_role = origin");
+        await InsertAsync(connection, null, "new", "p", "d");
+
+        await Wait.UntilAsync(() => service.GetJsonAsync("/status").Result.GetProperty("loads").GetInt64() == 2, "the service loaded again");
+        await service.WaitReadyAsync(TimeSpan.FromSeconds(60));
+        var status = await service.GetJsonAsync("/status");
+        Assert.Equal(2, status.GetProperty("seq").GetInt64());
+        Assert.Equal(2, status.GetProperty("triples").GetInt32());
+        using var gone = await service.Client.GetAsync("/v1/entities/lost/neighbors");
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, gone.StatusCode);
     }
 
     internal static async Task AssertModelEqualsDatabaseAsync(MemoryModel model, Database database)

@@ -17,6 +17,12 @@ public sealed record FeedOptions
 
     /// <summary>Longest wait between attempts to reach a database that does not answer.</summary>
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long commits stay in the feed: a process that falls further behind (or is down longer) loads again.</summary>
+    public TimeSpan Retention { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>How often a follower prunes what is older than <see cref="Retention"/> (any process may; it is idempotent).</summary>
+    public TimeSpan PruneEvery { get; init; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>What the follower is doing, for /status, /readyz and metrics.</summary>
@@ -82,8 +88,20 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
             {
                 return;
             }
+            catch (StoreException e) when (e.InnerException is FeedDivergedException diverged)
+            {
+                LogDiverged(logger, diverged.Message);
+                loaded = false;
+                continue;
+            }
             catch (Exception e)
             {
+                // A change the model could not apply leaves it half-applied: load everything again.
+                if (e is InvalidOperationException or ArgumentException or FormatException && e is not StoreException)
+                {
+                    loaded = false;
+                }
+
                 LastError = e.Message;
                 Volatile.Write(ref _caughtUpAt, -1);
                 Phase = loaded ? FollowerPhase.Reconnecting : FollowerPhase.Loading;
@@ -161,13 +179,24 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
 
         Phase = FollowerPhase.Following;
         LastError = null;
+        var pruned = TimeProvider.System.GetTimestamp();
         while (true)
         {
+            if (TimeProvider.System.GetElapsedTime(pruned) >= options.PruneEvery)
+            {
+                pruned = TimeProvider.System.GetTimestamp();
+                var gone = await FeedReader.PruneAsync(readWrite, options.Retention, ct).ConfigureAwait(false);
+                if (gone > 0)
+                {
+                    LogPruned(logger, gone, options.Retention.TotalMinutes);
+                }
+            }
+
             // Read until the head: a notification that arrives meanwhile is kept for the next round.
             Interlocked.Exchange(ref woken, 0);
             while (true)
             {
-                var batch = await FeedReader.ReadAsync(readWrite, model.Position.Seq, options.BatchCommits, ct).ConfigureAwait(false);
+                var batch = await FeedReader.ReadAsync(readWrite, model.Position, options.BatchCommits, ct).ConfigureAwait(false);
                 model.Apply(batch);
                 if (batch.Count < options.BatchCommits)
                 {
@@ -183,6 +212,9 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "pruned {Commits} feed commits older than {Minutes:0} minutes")]
+    private static partial void LogPruned(ILogger logger, long commits, double minutes);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "loading every triple and embedding from the {Endpoint} database")]
     private static partial void LogLoading(ILogger logger, string endpoint);

@@ -4,6 +4,9 @@ using NpgsqlTypes;
 
 namespace MemoryCluster.Compute.Feed;
 
+/// <summary>The database's history does not hold the commit this process applied last: it must load everything again.</summary>
+public sealed class FeedDivergedException(string reason) : Exception(reason);
+
 /// <summary>Reads the change feed (I/O only: what to do with it is <see cref="FeedContinuity"/>'s and the model's).</summary>
 public static class FeedReader
 {
@@ -12,10 +15,28 @@ public static class FeedReader
         "from feed_commits c left join feed_changes ch on ch.txid = c.txid " +
         "where c.seq > $1 and c.seq <= $2 order by c.seq, ch.n";
 
-    /// <summary>The commits after <paramref name="after"/>, at most <paramref name="maxCommits"/>, in commit order.</summary>
-    public static Task<IReadOnlyList<FeedCommit>> ReadAsync(Database database, long after, int maxCommits, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// The commits after <paramref name="applied"/>, at most <paramref name="maxCommits"/>, in commit order. First, on
+    /// the same connection, it checks that <paramref name="applied"/> is in this server's history: a read that reaches
+    /// another server (a failover, a broken pooled connection replaced by one to the new primary) must not go on from
+    /// a number another history gave another commit. Throws <see cref="FeedDivergedException"/> when it is not.
+    /// </summary>
+    public static Task<IReadOnlyList<FeedCommit>> ReadAsync(Database database, FeedPosition applied, int maxCommits, CancellationToken cancellationToken) =>
         database.RunAsync<IReadOnlyList<FeedCommit>>("read feed", async (connection, ct) =>
         {
+            var after = applied.Seq;
+            if (after > 0)
+            {
+                await using var check = Database.Command(connection,
+                    "select h.seq, c.commit_id from feed_head h left join feed_commits c on c.seq = $1", null, after);
+                await using var head = await check.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                await head.ReadAsync(ct).ConfigureAwait(false);
+                if (FeedContinuity.Check(applied, head.GetInt64(0), head.IsDBNull(1) ? null : head.GetGuid(1)) is FeedVerdict.Diverged diverged)
+                {
+                    throw new FeedDivergedException(diverged.Reason);
+                }
+            }
+
             await using var command = Database.Command(connection, ReadSql, null, after, after + maxCommits);
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             var commits = new List<FeedCommit>();
@@ -53,6 +74,14 @@ public static class FeedReader
             await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await reader.ReadAsync(ct).ConfigureAwait(false);
             return FeedContinuity.Check(applied, reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetGuid(1));
+        }, cancellationToken);
+
+    /// <summary>Deletes the commits older than <paramref name="keep"/> (never the last one); returns how many went.</summary>
+    public static Task<long> PruneAsync(Database database, TimeSpan keep, CancellationToken cancellationToken) =>
+        database.RunAsync("prune feed", async (connection, ct) =>
+        {
+            await using var command = Database.Command(connection, "select feed_prune($1)", null, keep);
+            return (long)(await command.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
         }, cancellationToken);
 
     /// <summary>The number of the last commit.</summary>

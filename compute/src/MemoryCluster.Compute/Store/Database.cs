@@ -123,7 +123,9 @@ public sealed class Database : IAsyncDisposable
             transaction = await lease.Connection.BeginTransactionAsync(isolation, cancellationToken).ConfigureAwait(false);
             var result = await work(lease.Connection, transaction, cancellationToken).ConfigureAwait(false);
             ended = true;
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            // IMPORTANT: never cancelled. A cancel during COMMIT makes PostgreSQL stop waiting for the synchronous
+            // standbys and keep the commit locally: visible, in the feed, and on no standby (a failover loses it).
+            await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
             return result;
         }
         catch (Exception e)

@@ -69,15 +69,21 @@ public static class TripleStore
         }, cancellationToken);
 
     /// <summary>Writes (or replaces) the vectors of one model.</summary>
-    public static Task<WriteResult> WriteEmbeddingsAsync(Database database, string model, IReadOnlyList<NewEmbedding> embeddings, CancellationToken cancellationToken) =>
+    public static Task<WriteResult> WriteEmbeddingsAsync(Database database, string modelName, IReadOnlyList<NewEmbedding> embeddings, CancellationToken cancellationToken) =>
         database.InTransactionAsync("write embeddings", IsolationLevel.ReadCommitted, async (connection, transaction, ct) =>
         {
+            // The model's dimension is fixed by its first vectors; a vector of another one is refused (23503).
+            await using (var model = Database.Command(connection, "insert into embedding_models (model, dims) values ($1, $2) on conflict (model) do nothing", transaction, modelName, embeddings[0].Vector.Length))
+            {
+                await model.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+
             foreach (var e in embeddings)
             {
                 await using var upsert = Database.Command(connection,
                     "insert into embeddings (entity, model, dims, vector) values ($1, $2, $3, $4) " +
                     "on conflict (entity, model) do update set dims = excluded.dims, vector = excluded.vector, updated_at = now()",
-                    transaction, e.Entity, model, e.Vector.Length, new NpgsqlParameter { Value = e.Vector, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Real });
+                    transaction, e.Entity, modelName, e.Vector.Length, new NpgsqlParameter { Value = e.Vector, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Real });
                 await upsert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
 
