@@ -97,7 +97,7 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
             catch (Exception e)
             {
                 // A change the model could not apply leaves it half-applied: load everything again.
-                if (e is InvalidOperationException or ArgumentException or FormatException && e is not StoreException)
+                if (e is InvalidOperationException or ArgumentException or FormatException)
                 {
                     loaded = false;
                 }

@@ -25,16 +25,9 @@ public static class FeedReader
         database.RunAsync<IReadOnlyList<FeedCommit>>("read feed", async (connection, ct) =>
         {
             var after = applied.Seq;
-            if (after > 0)
+            if (after > 0 && await VerdictAsync(connection, applied, ct).ConfigureAwait(false) is FeedVerdict.Diverged diverged)
             {
-                await using var check = Database.Command(connection,
-                    "select h.seq, c.commit_id from feed_head h left join feed_commits c on c.seq = $1", null, after);
-                await using var head = await check.ExecuteReaderAsync(ct).ConfigureAwait(false);
-                await head.ReadAsync(ct).ConfigureAwait(false);
-                if (FeedContinuity.Check(applied, head.GetInt64(0), head.IsDBNull(1) ? null : head.GetGuid(1)) is FeedVerdict.Diverged diverged)
-                {
-                    throw new FeedDivergedException(diverged.Reason);
-                }
+                throw new FeedDivergedException(diverged.Reason);
             }
 
             await using var command = Database.Command(connection, ReadSql, null, after, after + maxCommits);
@@ -67,14 +60,17 @@ public static class FeedReader
 
     /// <summary>Whether this process may go on from <paramref name="applied"/> on this database.</summary>
     public static Task<FeedVerdict> CheckAsync(Database database, FeedPosition applied, CancellationToken cancellationToken) =>
-        database.RunAsync("check feed position", async (connection, ct) =>
-        {
-            await using var command = Database.Command(connection,
-                "select h.seq, c.commit_id from feed_head h left join feed_commits c on c.seq = $1", null, applied.Seq);
-            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
-            await reader.ReadAsync(ct).ConfigureAwait(false);
-            return FeedContinuity.Check(applied, reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetGuid(1));
-        }, cancellationToken);
+        database.RunAsync("check feed position", (connection, ct) => VerdictAsync(connection, applied, ct), cancellationToken);
+
+    // The head and the id this server has for the applied commit's number, judged by FeedContinuity.
+    private static async Task<FeedVerdict> VerdictAsync(Npgsql.NpgsqlConnection connection, FeedPosition applied, CancellationToken ct)
+    {
+        await using var command = Database.Command(connection,
+            "select h.seq, c.commit_id from feed_head h left join feed_commits c on c.seq = $1", null, applied.Seq);
+        await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        await reader.ReadAsync(ct).ConfigureAwait(false);
+        return FeedContinuity.Check(applied, reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetGuid(1));
+    }
 
     /// <summary>Deletes the commits older than <paramref name="keep"/> (never the last one); returns how many went.</summary>
     public static Task<long> PruneAsync(Database database, TimeSpan keep, CancellationToken cancellationToken) =>

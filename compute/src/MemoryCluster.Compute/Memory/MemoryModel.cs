@@ -159,26 +159,26 @@ public sealed class MemoryModel
     /// <summary>What a query may read; valid only inside <see cref="Read{T}"/>.</summary>
     public readonly struct MemoryView
     {
-        private readonly MemoryState _model;
+        private readonly MemoryState _state;
 
-        internal MemoryView(MemoryState state) => _model = state;
+        internal MemoryView(MemoryState state) => _state = state;
 
-        public KnowledgeGraph Graph => _model.Graph;
+        public KnowledgeGraph Graph => _state.Graph;
 
-        public FeedPosition Position => _model.Position;
+        public FeedPosition Position => _state.Position;
 
-        public int TripleCount => _model.Triples.Count;
+        public int TripleCount => _state.Triples.Count;
 
-        public IReadOnlyDictionary<string, VectorSpace> Spaces => _model.Spaces;
+        public IReadOnlyDictionary<string, VectorSpace> Spaces => _state.Spaces;
 
-        public HeldTriple? Triple(long id) => _model.Triples.GetValueOrDefault(id);
+        public HeldTriple? Triple(long id) => _state.Triples.GetValueOrDefault(id);
 
         /// <summary>The triple behind an edge.</summary>
-        public long TripleOfEdge(int edge) => _model.EdgeTriples[edge];
+        public long TripleOfEdge(int edge) => _state.EdgeTriples[edge];
 
         /// <summary>The literal triples whose subject is this node.</summary>
         public IEnumerable<TripleRow> Literals(int node) =>
-            _model.Literals.TryGetValue(node, out var set) ? Rows(_model.Triples, set) : [];
+            _state.Literals.TryGetValue(node, out var set) ? Rows(_state.Triples, set) : [];
 
         private static IEnumerable<TripleRow> Rows(Dictionary<long, HeldTriple> triples, HashSet<long> ids) => ids.Select(id => triples[id].Row);
     }
