@@ -45,6 +45,9 @@ internal sealed class LoopbackCluster : IAsyncDisposable
 
     public System.Collections.Concurrent.ConcurrentBag<string> Warnings { get; } = [];
 
+    /// <summary>What the hosts logged (role changes among them), stamped, for a failing test's message.</summary>
+    public System.Collections.Concurrent.ConcurrentBag<string> Events { get; } = [];
+
     public async Task StartFoundersAsync(params ulong[] ids)
     {
         Reserve(ids);
@@ -70,6 +73,7 @@ internal sealed class LoopbackCluster : IAsyncDisposable
                 SeedPeers = _addresses.Where(a => a.Key != id).ToDictionary(a => a.Key, a => a.Value),
                 TickInterval = TickInterval,
                 SnapshotEvery = 20,
+                Log = (level, w) => Events.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {id}: {level}: {w}"),
             },
             new RegisterStateMachine(initialMembers),
             new FileRaftStorage(new FileRaftStorageOptions { Directory = Path.Combine(Root, id.ToString()) }),
@@ -106,6 +110,21 @@ internal sealed class LoopbackCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>Polls until a host leads and every running member of its configuration agrees (hosts that are not members yet are not asked).</summary>
+    public async Task<RaftHost<RegisterState>> MembersLeaderAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            var leader = Hosts.Values.Where(h => h.Status.Role == RaftRole.Leader).MaxBy(h => h.Status.Term);
+            if (leader is not null && leader.Status.Members.Where(m => Hosts.ContainsKey(m.Id)).All(m => Hosts[m.Id].Status.Leader == leader.Id && Hosts[m.Id].Status.Term == leader.Status.Term))
+            {
+                return leader;
+            }
+
+            await Task.Delay(10, ct).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Retries a proposal through whoever leads (leadership may move under faults).</summary>
     public async Task<ApplyResult<RegisterState>> ProposeAsync(Func<RegisterState, RegisterCommand> command, CancellationToken ct)
     {
@@ -118,6 +137,28 @@ internal sealed class LoopbackCluster : IAsyncDisposable
             }
             catch (Exception e) when (e is NotLeaderException or ProposalLostException)
             {
+                await Task.Delay(20, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs a membership change on whoever leads, again on the next leader when leadership moved before the change
+    /// was proposed or while it was pending (a retried change already in effect is a no-op, so retrying is safe).
+    /// </summary>
+    public async Task<RaftHost<RegisterState>> ChangeOnLeaderAsync(Func<RaftHost<RegisterState>, Task> change, CancellationToken ct)
+    {
+        while (true)
+        {
+            var leader = await MembersLeaderAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await change(leader).ConfigureAwait(false);
+                return leader;
+            }
+            catch (Exception e) when (e is NotLeaderException or ProposalLostException)
+            {
+                Events.Add($"{DateTime.UtcNow:HH:mm:ss.fff} test: {leader.Id} no longer leads ({e.GetType().Name}), retrying on the next leader");
                 await Task.Delay(20, ct).ConfigureAwait(false);
             }
         }

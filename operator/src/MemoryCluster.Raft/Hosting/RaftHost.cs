@@ -670,6 +670,11 @@ public sealed class RaftHost<TState> : IAsyncDisposable
             _options.Log?.Invoke(RaftLogLevel.Information, $"raft {_options.Id}: leader in term {node.Term}");
         }
 
+        if (node.Role != _lastRole)
+        {
+            _options.Log?.Invoke(RaftLogLevel.Debug, $"raft {_options.Id}: {_lastRole} -> {node.Role} in term {node.Term} (leader {node.Leader}, voters {string.Join(",", node.Config.Voters)})");
+        }
+
         _lastRole = node.Role;
         UpdatePeers();
         PublishStatus();
