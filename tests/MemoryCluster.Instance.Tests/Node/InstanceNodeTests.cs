@@ -765,6 +765,26 @@ public sealed class InstanceNodeTests
     }
 
     [Fact]
+    public void A_replica_whose_emptying_ends_while_the_ask_is_out_of_sight_records_it_and_is_counted()
+    {
+        // Simulator seed 2302: the leader's report was lost between the ask and the end of the emptying. The stop
+        // went unrecorded, the replica never reported DetachedFrom, and the leader waited for its position for good.
+        var h = RunningReplica(self: 3, State(1, 1));
+        h.Step(now => new PostgresObserved(now, Replica(), null));
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true, stateAt: now) with { DetachFrom = new Epoch(1) }));
+        var repoint = h.Then(h.Tick(10), h.Last<PostgresAction.Repoint>);
+        Assert.True(repoint.Upstream.IsNone);
+
+        // The ask goes out of sight, then the emptying completes.
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, reachable: false)));
+        h.Step(now => new ActionDone(now, repoint.Id, Outcome.Done, null, DataKind.Standby));
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true, stateAt: now) with { DetachFrom = new Epoch(1) }));
+        h.Tick(10);
+        h.Step(now => new PostgresObserved(now, Replica(replay: 1000, receive: 1000, streaming: false) with { Receiver = WalReceiverStatus.None }, null));
+        Assert.Equal(new Epoch(1), h.Node.SelfView().DetachedFrom);
+    }
+
+    [Fact]
     public void Renewals_are_refused_without_the_raft_lease_and_for_a_member_the_read_does_not_show_primary()
     {
         var h = new Harness(self: 2);

@@ -208,13 +208,28 @@ public sealed class PostgresPlannerTests
     {
         // Adversarial probe: the startup process stopped, the reload cannot stop the WAL receiver, which goes on
         // acknowledging the old primary's commits; the status said "stopped streaming" all the while.
-        var detached = Input(State(1, 2), self: 3, data: DataKind.Standby, pg: Replica(), upstream: 0) with { Detach = true, PositionSettled = true };
+        var detached = Input(State(1, 2), self: 3, data: DataKind.Standby, pg: Replica(), upstream: 0) with { Detach = true, DetachRecorded = true, PositionSettled = true };
         var still = Assert.IsType<PlanStep.Wait>(Next(detached));
         Assert.Contains("still runs (streaming)", still.Why, StringComparison.Ordinal);
         Assert.DoesNotContain("stopped streaming", still.Why, StringComparison.Ordinal);
 
         var gone = Assert.IsType<PlanStep.Wait>(Next(detached with { Pg = Replica() with { Receiver = WalReceiverStatus.None } }));
         Assert.StartsWith("stopped streaming from", gone.Why, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_replica_not_streaming_whose_stop_was_not_recorded_for_this_epoch_writes_it_again()
+    {
+        // Simulator seed 2302 (SEEDS=20000): the emptying finished while the leader's ask was out of sight (message
+        // loss), so it was never recorded; the replica waited "stopped streaming" and the leader, which never counted
+        // its position, waited for it: no primary for good.
+        var unrecorded = Input(State(1, 2), self: 3, data: DataKind.Standby, pg: Replica() with { Receiver = WalReceiverStatus.None }, upstream: 0) with { Detach = true, PositionSettled = true };
+        var again = Act(Next(unrecorded), StepKind.Repoint);
+        Assert.True(again.Member.IsNone);
+        Assert.Contains("recording it for this epoch", again.Why, StringComparison.Ordinal);
+
+        // Recorded: it waits, and says it stopped.
+        Assert.StartsWith("stopped streaming from", Assert.IsType<PlanStep.Wait>(Next(unrecorded with { DetachRecorded = true })).Why, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -253,8 +253,11 @@ public sealed partial class InstanceNode
                 // Following a primary again: a detachment (if any) is over.
                 _detachedEpoch = Epoch.Zero;
             }
-            else if (Detaching && _detachedEpoch != _control.Epoch)
+            else if (_detachedEpoch != _control.Epoch && !_control.Primary.IsNone && _control.Primary != _config.Self)
             {
+                // IMPORTANT: recorded whether or not the leader's ask is in sight at this moment (it planned the
+                // emptying; a report lost meanwhile must not leave the stop unrecorded, and uncounted, for ever). Once
+                // recorded it holds the replica detached until the primary is seen taking writes again.
                 _detachedEpoch = _control.Epoch;
                 _detachedAt = _now;
                 Log(LogLevel.Information, $"primary_conninfo emptied to stop streaming from {_config.NameOf(_control.Primary)}: the Raft leader fails over from epoch {_control.Epoch}");
@@ -373,6 +376,7 @@ public sealed partial class InstanceNode
             Line = _line,
             StoppedCleanlyAt = _stoppedCleanlyAt,
             Detach = Detaching,
+            DetachRecorded = _detachedEpoch == _control.Epoch && _detachedEpoch != Epoch.Zero,
             PositionSettled = _settled,
             QuorumProven = QuorumProofs.Proven(_quorumProof, _pg, _control, _config),
             ReinitRequested = _reinitRequested,

@@ -132,6 +132,12 @@ public sealed record PlanInput
     /// <summary>The Raft leader fails over from the current epoch and asks the replicas to stop streaming from its primary.</summary>
     public bool Detach { get; init; }
 
+    /// <summary>
+    /// Replica: it recorded that it stopped streaming from the current epoch's primary (the emptied primary_conninfo
+    /// written for this epoch), which the leader's count of its position rests on.
+    /// </summary>
+    public bool DetachRecorded { get; init; }
+
     /// <summary>Replica: its position is exact (the startup process has asked for streaming since PostgreSQL started).</summary>
     public bool PositionSettled { get; init; }
 }
@@ -433,6 +439,14 @@ public static class PostgresPlanner
             // from the old primary, which then cannot have anything more acknowledged by it. It stops only once its
             // position is exact: without primary_conninfo the startup process never asks for streaming, the only sign
             // that it has replayed all local WAL (a replica started meanwhile follows the primary until then).
+            if (o.Upstream.IsNone && !o.DetachRecorded)
+            {
+                // Not streaming, but not recorded for this epoch (seen: the emptying finished while the ask was out of
+                // sight, or it was made for an earlier epoch): the leader would never count this position, and waited
+                // for it for ever. Written again for this epoch, which records it.
+                return new PlanStep.Act(StepKind.Repoint, MemberId.None, $"the Raft leader fails over from epoch {epoch}: not streaming from {name}; recording it for this epoch");
+            }
+
             if (o.Upstream.IsNone)
             {
                 // PostgreSQL's startup process stops the WAL receiver on the reload, but only while it runs (seen: a
