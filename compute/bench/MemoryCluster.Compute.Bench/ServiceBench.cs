@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using MemoryCluster.Compute.Feed;
+using MemoryCluster.Compute.Memory;
 using MemoryCluster.Compute.Store;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -39,7 +41,8 @@ internal static class ServiceBench
         using var stop = new CancellationTokenSource();
         var rssBefore = Log.RssBytes();
         var load = Stopwatch.StartNew();
-        var options = new ComputeOptions { ReadWrite = connection, Listen = "http://127.0.0.1:0", WriteToken = System.Text.Encoding.UTF8.GetBytes(Token) };
+        var snapshots = Path.Combine(Path.GetTempPath(), "mc-bench-snapshot-" + Guid.NewGuid().ToString("N"));
+        var options = new ComputeOptions { ReadWrite = connection, Listen = "http://127.0.0.1:0", WriteToken = System.Text.Encoding.UTF8.GetBytes(Token), Feed = new FeedOptions { SnapshotDirectory = snapshots } };
         var run = Task.Run(() => ComputeHost.RunAsync(options, loggers, started.SetResult, stop.Token));
         var address = await started.Task.WaitAsync(TimeSpan.FromMinutes(5));
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 }) { BaseAddress = address };
@@ -66,11 +69,60 @@ internal static class ServiceBench
         }
         finally
         {
+            // A clean stop writes the local snapshot (the writes above moved the feed past commit 0).
+            var stopping = Stopwatch.StartNew();
             await stop.CancelAsync();
-            await run.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await run.WaitAsync(TimeSpan.FromSeconds(60)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            result["stop_with_snapshot_s"] = Round(stopping.Elapsed.TotalSeconds);
+        }
+
+        try
+        {
+            result["restart"] = await RestartAsync(options, loggers, snapshots, load.Elapsed.TotalSeconds);
+        }
+        finally
+        {
+            Directory.Delete(snapshots, recursive: true);
         }
 
         return result;
+    }
+
+    // The same service started again: it reads its local snapshot, checks the position against the feed, and is
+    // ready without a load from PostgreSQL.
+    private static async Task<JsonObject> RestartAsync(ComputeOptions options, ILoggerFactory loggers, string snapshots, double loadSeconds)
+    {
+        var file = new FileInfo(Path.Combine(snapshots, MemorySnapshot.FileName));
+        var started = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = new CancellationTokenSource();
+        var watch = Stopwatch.StartNew();
+        var run = Task.Run(() => ComputeHost.RunAsync(options, loggers, started.SetResult, stop.Token));
+        try
+        {
+            using var http = new HttpClient { BaseAddress = await started.Task.WaitAsync(TimeSpan.FromMinutes(5)) };
+            while (!(await http.GetAsync("/readyz")).IsSuccessStatusCode)
+            {
+                await Task.Delay(20);
+            }
+
+            var ready = watch.Elapsed.TotalSeconds;
+            using var status = JsonDocument.Parse(await http.GetStringAsync("/status"));
+            var snapshot = status.RootElement.GetProperty("snapshot");
+            var result = new JsonObject
+            {
+                ["snapshot_mb"] = Round(file.Exists ? file.Length / (1024.0 * 1024) : 0),
+                ["ready_s"] = Round(ready),
+                ["full_load_s"] = Round(loadSeconds),
+                ["from_snapshot"] = snapshot.GetProperty("loads").GetInt64() == 1 && status.RootElement.GetProperty("loads").GetInt64() == 0,
+            };
+            Log.Line($"service: restarted from a {result["snapshot_mb"]} MB snapshot, ready in {ready:0.00} s (full load {loadSeconds:0.00} s; from the snapshot: {result["from_snapshot"]})");
+            return result;
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await run.WaitAsync(TimeSpan.FromSeconds(60)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
     }
 
     // Triggers off while generating (session_replication_role = replica): the feed stays empty, and the service's

@@ -15,7 +15,7 @@ public static class ComputeSettings
     [
         "rw", "ro", "primary-host", "primary-port", "replica-host", "database", "user", "password", "password-file",
         "host", "port", "token", "token-file", "max-connections", "identity-predicates",
-        "embedding-dimensions", "hnsw-m", "hnsw-ef-construction", "hnsw-ef-search",
+        "embedding-dimensions", "hnsw-m", "hnsw-ef-construction", "hnsw-ef-search", "snapshot-dir",
     ];
 
     public static string EnvironmentName(string key) => "MEMORYCLUSTER_COMPUTE_" + key.Replace('-', '_').ToUpperInvariant();
@@ -41,6 +41,7 @@ public static class ComputeSettings
         "hnsw-m" => "HNSW links per node (default 16).",
         "hnsw-ef-construction" => "HNSW candidate list while building (default 200).",
         "hnsw-ef-search" => "HNSW candidate list while searching (default 64).",
+        "snapshot-dir" => "Folder for a local snapshot of what this process holds, written every 5 minutes and at shutdown; a restart reads it instead of loading everything when the database's feed still holds its position (default: none).",
         _ => key,
     };
 
@@ -176,6 +177,7 @@ public static class ComputeSettings
             IdentityPredicates = identity,
             EmbeddingDimensions = dims == 0 ? null : dims,
             Vectors = new HnswOptions { Dimensions = 1, M = m, EfConstruction = efConstruction, EfSearch = efSearch },
+            Feed = new Feed.FeedOptions { SnapshotDirectory = Get("snapshot-dir") },
         }, []);
     }
 }

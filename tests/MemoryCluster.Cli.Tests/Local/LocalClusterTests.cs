@@ -74,11 +74,15 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
 
         // Every `local up` prints where it is, with the connection strings.
         Assert.Contains($"compute:    {url} (HTTP API and MCP", cluster.Cli("local", "up").Stdout, StringComparison.Ordinal);
+        Assert.Contains("compute:    ready, feed commit ", cluster.Cli("local", "status").Stdout, StringComparison.Ordinal);
         var compute = new LocalCompute(cluster.Layout);
         var pid = compute.RunningPid();
         Assert.NotNull(pid);
         Assert.Equal(0, cluster.Cli("local", "down").Code);
         Assert.False(Directory.Exists($"/proc/{pid}"), "the compute service still runs after local down");
+
+        // Its clean stop left the snapshot the next `local up` starts from.
+        Assert.True(File.Exists(Path.Combine(compute.SnapshotDirectory, MemoryCluster.Compute.Memory.MemorySnapshot.FileName)), "no compute snapshot after local down");
     }
 
     private static string Export(string env, string name) =>

@@ -245,12 +245,7 @@ public sealed class FeedTests(PostgresFixture postgres) : IClassFixture<Postgres
 
         // What an asynchronous failover leaves: commit 2 and its triple gone, then a new commit takes number 2.
         await using var connection = await OpenAsync(database);
-        await ExecuteAsync(connection, null, "set session_replication_role = replica");
-        await ExecuteAsync(connection, null, "delete from triples where subject = 'lost'");
-        await ExecuteAsync(connection, null, "delete from feed_changes ch using feed_commits c where c.seq = 2 and ch.txid = c.txid");
-        await ExecuteAsync(connection, null, "delete from feed_commits where seq = 2");
-        await ExecuteAsync(connection, null, "update feed_head set seq = 1");
-        await ExecuteAsync(connection, null, "set session_replication_role = origin");
+        await LoseLastCommitAsync(connection, 2, "lost");
         await InsertAsync(connection, null, "new", "p", "d");
 
         await Wait.UntilAsync(() => service.GetJsonAsync("/status").Result.GetProperty("loads").GetInt64() == 2, "the service loaded again");
@@ -291,6 +286,17 @@ public sealed class FeedTests(PostgresFixture postgres) : IClassFixture<Postgres
 
             return 0;
         });
+    }
+
+    /// <summary>What an asynchronous failover leaves: commit <paramref name="seq"/> (the last) and the triples of <paramref name="subject"/> gone.</summary>
+    internal static async Task LoseLastCommitAsync(NpgsqlConnection connection, long seq, string subject)
+    {
+        await ExecuteAsync(connection, null, "set session_replication_role = replica");
+        await ExecuteAsync(connection, null, "delete from triples where subject = $1", subject);
+        await ExecuteAsync(connection, null, "delete from feed_changes ch using feed_commits c where c.seq = $1 and ch.txid = c.txid", seq);
+        await ExecuteAsync(connection, null, "delete from feed_commits where seq = $1", seq);
+        await ExecuteAsync(connection, null, "update feed_head set seq = $1", seq - 1);
+        await ExecuteAsync(connection, null, "set session_replication_role = origin");
     }
 
     internal static async Task<NpgsqlConnection> OpenAsync(Database database)

@@ -6,6 +6,9 @@ namespace MemoryCluster.Compute.Api;
 
 public sealed record PoolDto(string Endpoint, int Size, int Busy, int Idle, int Waiting, long Failed);
 
+/// <summary>The local snapshot: written and read so far, set aside, and the commit of the last one (-1: none).</summary>
+public sealed record SnapshotDto(bool Enabled, long Saves, long Loads, long Rejected, long Seq);
+
 public sealed record StatusDto(
     string Phase,
     bool Ready,
@@ -19,6 +22,7 @@ public sealed record StatusDto(
     IReadOnlyDictionary<string, int> Vectors,
     long SkippedEmbeddings,
     IReadOnlyList<PoolDto> Pools,
+    SnapshotDto Snapshot,
     string? LastError);
 
 /// <summary>The service's /status document and /metrics exposition, from the same figures.</summary>
@@ -41,6 +45,7 @@ public static class StatusReport
             vectors,
             c.Model.SkippedEmbeddings,
             [.. new[] { c.ReadWrite, c.ReadOnly }.OfType<Database>().Select(Pool)],
+            new SnapshotDto(c.Follower.SnapshotsEnabled, c.Follower.SnapshotSaves, c.Follower.SnapshotLoads, c.Follower.SnapshotRejected, c.Follower.SnapshotSeq),
             c.Follower.LastError);
     }
 
@@ -52,6 +57,9 @@ public static class StatusReport
         Family(text, "memorycluster_compute_ready", "gauge", "1 when loaded and caught up with the feed.", ("", s.Ready ? 1 : 0));
         Family(text, "memorycluster_compute_loads_total", "counter", "Full loads from PostgreSQL (the first one included).", ("", s.Loads));
         Family(text, "memorycluster_compute_feed_reconnects_total", "counter", "Times the feed connection failed and was made again.", ("", s.Reconnects));
+        Family(text, "memorycluster_compute_snapshot_saves_total", "counter", "Local snapshots written.", ("", s.Snapshot.Saves));
+        Family(text, "memorycluster_compute_snapshot_loads_total", "counter", "Starts served from the local snapshot instead of a full load.", ("", s.Snapshot.Loads));
+        Family(text, "memorycluster_compute_snapshot_rejected_total", "counter", "Local snapshots found unusable (damaged, another format, or off the database's history).", ("", s.Snapshot.Rejected));
         Family(text, "memorycluster_compute_triples", "gauge", "Triples held.", ("", s.Triples));
         Family(text, "memorycluster_compute_graph_nodes", "gauge", "Entities in the graph.", ("", s.Nodes));
         Family(text, "memorycluster_compute_graph_edges", "gauge", "Edges in the graph (superseded ones included).", ("", s.Edges));

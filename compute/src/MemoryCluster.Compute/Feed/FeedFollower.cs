@@ -23,6 +23,12 @@ public sealed record FeedOptions
 
     /// <summary>How often a follower prunes what is older than <see cref="Retention"/> (any process may; it is idempotent).</summary>
     public TimeSpan PruneEvery { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Where the local snapshot of the model lives (null: none is kept); see <see cref="MemorySnapshot"/>.</summary>
+    public string? SnapshotDirectory { get; init; }
+
+    /// <summary>How often a new snapshot is written while commits arrive (one is also written at a clean shutdown).</summary>
+    public TimeSpan SnapshotEvery { get; init; } = TimeSpan.FromMinutes(5);
 }
 
 /// <summary>What the follower is doing, for /status, /readyz and metrics.</summary>
@@ -45,6 +51,16 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
     private long _caughtUpAt = -1;
     private long _loads;
     private long _reconnects;
+    private long _snapshotLoads;
+    private long _snapshotSaves;
+    private long _snapshotRejected;
+    private long _snapshotSeq = -1;
+
+    // The model holds exactly the database's rows at its position, on this database's history: a snapshot may be
+    // written. False from the start of a load until a read of the feed checked the position, and after a failed apply.
+    private volatile bool _consistent;
+    private long _snapshotAt = TimeProvider.System.GetTimestamp();
+    private Task _saving = Task.CompletedTask;
 
     public FollowerPhase Phase { get; private set; } = FollowerPhase.Loading;
 
@@ -57,12 +73,28 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
     /// <summary>Times the connection to the feed was lost and made again.</summary>
     public long Reconnects => Interlocked.Read(ref _reconnects);
 
+    /// <summary>Whether a local snapshot is kept.</summary>
+    public bool SnapshotsEnabled => options.SnapshotDirectory is not null;
+
+    /// <summary>Starts served from the local snapshot instead of a full load.</summary>
+    public long SnapshotLoads => Interlocked.Read(ref _snapshotLoads);
+
+    /// <summary>Snapshots written.</summary>
+    public long SnapshotSaves => Interlocked.Read(ref _snapshotSaves);
+
+    /// <summary>Snapshots found unusable (damaged, another format, or a position the database's history does not hold).</summary>
+    public long SnapshotRejected => Interlocked.Read(ref _snapshotRejected);
+
+    /// <summary>The feed commit of the last snapshot written or read (-1: none).</summary>
+    public long SnapshotSeq => Interlocked.Read(ref _snapshotSeq);
+
     /// <summary>Why the last attempt failed, while it is failing.</summary>
     public string? LastError { get; private set; }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var loaded = false;
+        var loaded = LoadSnapshot();
+        var fromSnapshot = loaded;
         var backoff = TimeSpan.FromMilliseconds(100);
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -77,10 +109,24 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
 
                 if (await FeedReader.CheckAsync(readWrite, model.Position, stoppingToken).ConfigureAwait(false) is FeedVerdict.Diverged diverged)
                 {
-                    LogDiverged(logger, diverged.Reason);
+                    if (fromSnapshot)
+                    {
+                        // IMPORTANT: a snapshot is used only on a position the database's history holds.
+                        Interlocked.Increment(ref _snapshotRejected);
+                        LogSnapshotStale(logger, model.Position.Seq, diverged.Reason);
+                    }
+                    else
+                    {
+                        LogDiverged(logger, diverged.Reason);
+                    }
+
+                    fromSnapshot = false;
                     loaded = false;
                     continue;
                 }
+
+                fromSnapshot = false;
+                _consistent = true;
 
                 await FollowAsync(stoppingToken).ConfigureAwait(false);
             }
@@ -91,6 +137,7 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
             catch (StoreException e) when (e.InnerException is FeedDivergedException diverged)
             {
                 LogDiverged(logger, diverged.Message);
+                _consistent = false;
                 loaded = false;
                 continue;
             }
@@ -99,6 +146,7 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
                 // A change the model could not apply leaves it half-applied: load everything again.
                 if (e is InvalidOperationException or ArgumentException or FormatException)
                 {
+                    _consistent = false;
                     loaded = false;
                 }
 
@@ -113,6 +161,102 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
             }
 
             backoff = TimeSpan.FromMilliseconds(100);
+        }
+    }
+
+    /// <summary>After the feed has stopped: writes a last snapshot, when the model holds a checked state not yet saved.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        await _saving.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (options.SnapshotDirectory is not null && _consistent && model.Position.Seq != SnapshotSeq && model.Position.Seq > 0)
+        {
+            SaveSnapshot();
+        }
+    }
+
+    // Reads the local snapshot into the model, if there is a usable one; its position is checked by the caller next.
+    private bool LoadSnapshot()
+    {
+        if (options.SnapshotDirectory is not { } directory)
+        {
+            return false;
+        }
+
+        var started = TimeProvider.System.GetTimestamp();
+        long triples = 0;
+        long vectors = 0;
+        model.BeginLoad();
+        try
+        {
+            var position = MemorySnapshot.Read(directory, row =>
+            {
+                model.LoadTriple(row);
+                triples++;
+            }, row =>
+            {
+                model.LoadEmbedding(row);
+                vectors++;
+            });
+            if (position is not { Seq: > 0 } at)
+            {
+                // None, or taken before the first commit: nothing to gain over a load.
+                model.AbandonLoad();
+                return false;
+            }
+
+            model.FinishLoad(at);
+            Interlocked.Increment(ref _snapshotLoads);
+            Interlocked.Exchange(ref _snapshotSeq, at.Seq);
+            LogSnapshotLoaded(logger, triples, vectors, at.Seq, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
+            return true;
+        }
+        catch (Exception e) when (e is MemorySnapshotException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
+        {
+            // IMPORTANT: a snapshot that cannot be read whole is never served: set aside, and everything loaded from PostgreSQL.
+            model.AbandonLoad();
+            Interlocked.Increment(ref _snapshotRejected);
+            LogSnapshotUnusable(logger, e.Message);
+            try
+            {
+                MemorySnapshot.SetAside(directory);
+            }
+            catch (IOException)
+            {
+                // Left where it is: the next start finds it unusable again.
+            }
+
+            return false;
+        }
+    }
+
+    // Every SnapshotEvery while following, on a thread of its own: the copy takes the read lock, the write none.
+    private void MaybeSaveSnapshot()
+    {
+        if (options.SnapshotDirectory is null || !_saving.IsCompleted || !_consistent || model.Position.Seq == SnapshotSeq || model.Position.Seq == 0
+            || TimeProvider.System.GetElapsedTime(Interlocked.Read(ref _snapshotAt)) < options.SnapshotEvery)
+        {
+            return;
+        }
+
+        Interlocked.Exchange(ref _snapshotAt, TimeProvider.System.GetTimestamp());
+        _saving = Task.Run(SaveSnapshot);
+    }
+
+    private void SaveSnapshot()
+    {
+        try
+        {
+            var started = TimeProvider.System.GetTimestamp();
+            var contents = MemorySnapshot.Capture(model);
+            MemorySnapshot.Write(options.SnapshotDirectory!, contents);
+            Interlocked.Increment(ref _snapshotSaves);
+            Interlocked.Exchange(ref _snapshotSeq, contents.Position.Seq);
+            LogSnapshotSaved(logger, contents.Triples.Count, contents.Embeddings.Count, contents.Position.Seq, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogSnapshotFailed(logger, e.Message);
         }
     }
 
@@ -137,6 +281,7 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
 
     private async Task LoadFromAsync(Database source, CancellationToken ct)
     {
+        _consistent = false;
         LogLoading(logger, source.Options.Name);
         var started = TimeProvider.System.GetTimestamp();
         model.BeginLoad();
@@ -205,6 +350,8 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
             }
 
             Volatile.Write(ref _caughtUpAt, model.Position.Seq);
+            _consistent = true;
+            MaybeSaveSnapshot();
             if (Volatile.Read(ref woken) == 0)
             {
                 // Returns on a notification or at the poll interval; a broken connection throws here.
@@ -212,6 +359,21 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "read {Triples} triples and {Embeddings} embeddings at feed commit {Seq} from the local snapshot in {Seconds:0.00} s; checking the position against the database's feed")]
+    private static partial void LogSnapshotLoaded(ILogger logger, long triples, long embeddings, long seq, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "the local snapshot cannot be used ({Error}): set aside; loading from PostgreSQL")]
+    private static partial void LogSnapshotUnusable(ILogger logger, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "the local snapshot at feed commit {Seq} is not on the database's history ({Reason}): loading from PostgreSQL")]
+    private static partial void LogSnapshotStale(ILogger logger, long seq, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "wrote the local snapshot: {Triples} triples and {Embeddings} embeddings at feed commit {Seq} in {Seconds:0.00} s")]
+    private static partial void LogSnapshotSaved(ILogger logger, long triples, long embeddings, long seq, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "writing the local snapshot failed: {Error}; the previous one (if any) stays")]
+    private static partial void LogSnapshotFailed(ILogger logger, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "pruned {Commits} feed commits older than {Minutes:0} minutes")]
     private static partial void LogPruned(ILogger logger, long commits, double minutes);

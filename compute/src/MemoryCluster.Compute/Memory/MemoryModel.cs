@@ -103,6 +103,37 @@ public sealed class MemoryModel
         Write(() => _state = loaded);
     }
 
+    /// <summary>Drops a load under way (its source failed); the current state goes on serving.</summary>
+    public void AbandonLoad() => _loading = null;
+
+    /// <summary>The rows of the current state and its position, copied under the read lock (see <see cref="MemorySnapshot"/>).</summary>
+    public SnapshotContents Capture() => Read(view =>
+    {
+        var state = view.State;
+        var triples = new List<TripleRow>(state.Triples.Count);
+        foreach (var held in state.Triples.Values)
+        {
+            triples.Add(held.Row);
+        }
+
+        var embeddings = new List<EmbeddingRow>();
+        foreach (var space in state.Spaces.Values)
+        {
+            var nodes = state.Graph.NodeCount;
+            for (var node = 0; node < nodes; node++)
+            {
+                if (space.Index.Contains(node))
+                {
+                    var vector = new float[space.Dimensions];
+                    space.Index.TryGetVector(node, vector);
+                    embeddings.Add(new EmbeddingRow(state.Graph.NodeName(node), space.Model, vector));
+                }
+            }
+        }
+
+        return new SnapshotContents(state.Position, triples, embeddings);
+    });
+
     /// <summary>Applies commits, which must follow <see cref="Position"/> without a gap.</summary>
     public void Apply(IReadOnlyList<FeedCommit> commits)
     {
@@ -162,6 +193,8 @@ public sealed class MemoryModel
         private readonly MemoryState _state;
 
         internal MemoryView(MemoryState state) => _state = state;
+
+        internal MemoryState State => _state;
 
         public KnowledgeGraph Graph => _state.Graph;
 

@@ -215,7 +215,9 @@ internal static class LocalCommand
                 while (true)
                 {
                     var statuses = await cluster.StatusAsync(ct).ConfigureAwait(false);
-                    Console.Out.Write(StatusText(statuses, format, result.GetValue(watch)));
+                    var compute = new LocalCompute(cluster.Layout);
+                    var computeStatus = await compute.StatusAsync(ct).ConfigureAwait(false);
+                    Console.Out.Write(StatusText(statuses, format, result.GetValue(watch), compute, computeStatus));
                     if (!result.GetValue(watch))
                     {
                         return LocalCluster.Assess(statuses).Healthy ? 0 : 1;
@@ -267,13 +269,13 @@ internal static class LocalCommand
     private static readonly System.Text.Json.JsonSerializerOptions IndentedJson = new(InstanceJson.Options) { WriteIndented = true };
 
     /// <summary>The statuses as a table (under the time and the verdict when watched), or as a JSON or YAML document with the verdict.</summary>
-    private static string StatusText(IReadOnlyList<(MemoryCluster.Instance.Peer Member, StatusDocument? Status)> statuses, string format, bool watched)
+    private static string StatusText(IReadOnlyList<(MemoryCluster.Instance.Peer Member, StatusDocument? Status)> statuses, string format, bool watched, LocalCompute compute, System.Text.Json.JsonElement? computeStatus)
     {
         var (healthy, summary) = LocalCluster.Assess(statuses);
         if (format == "table")
         {
             var heading = watched ? $"{DateTime.Now:HH:mm:ss}  {(healthy ? "healthy" : "not healthy")}: {summary}\n" : string.Empty;
-            return heading + LocalCluster.Table(statuses);
+            return heading + LocalCluster.Table(statuses) + LocalCompute.StatusLine(compute.Enabled, compute.RunningPid() is not null, compute.Url, computeStatus);
         }
 
         var document = new System.Text.Json.Nodes.JsonObject
@@ -286,6 +288,13 @@ internal static class LocalCommand
                 ["answering"] = s.Status is not null,
                 ["status"] = s.Status is null ? null : System.Text.Json.JsonSerializer.SerializeToNode(s.Status, InstanceJson.Options),
             })]),
+            ["compute"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["enabled"] = compute.Enabled,
+                ["running"] = compute.RunningPid() is not null,
+                ["url"] = compute.Url?.ToString(),
+                ["status"] = computeStatus is { } c ? System.Text.Json.Nodes.JsonNode.Parse(c.GetRawText()) : null,
+            },
         };
         return format == "json"
             ? document.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n"

@@ -24,6 +24,9 @@ internal sealed class LocalCompute(LocalLayout layout)
 
     public string TokenFile => Path.Combine(layout.Secrets, "compute.token");
 
+    /// <summary>Where it keeps its local snapshot (a restart reads it instead of loading everything).</summary>
+    public string SnapshotDirectory => Path.Combine(Directory, "snapshot");
+
     /// <summary>Whether this cluster runs a compute service (unless `local up --no-compute` said otherwise, once).</summary>
     public bool Enabled => !File.Exists(Path.Combine(Directory, "disabled"));
 
@@ -91,10 +94,60 @@ internal sealed class LocalCompute(LocalLayout layout)
             "--token-file", TokenFile,
             "--host", LocalLayout.Host,
             "--port", File.ReadAllText(PortFile).Trim(),
+            "--snapshot-dir", SnapshotDirectory,
         ];
         var command = "exec setsid " + LocalCluster.Quote(program) + " " + string.Join(' ', args.Select(LocalCluster.Quote)) + " >> " + LocalCluster.Quote(LogFile) + " 2>&1 < /dev/null";
         using var process = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", command]) { UseShellExecute = false, WorkingDirectory = layout.Directory })!;
         File.WriteAllText(PidFile, process.Id.ToString(CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Its /status document, or null when it does not run or does not answer within 2 s.</summary>
+    public async Task<System.Text.Json.JsonElement?> StatusAsync(CancellationToken cancellationToken)
+    {
+        if (Url is not { } url || RunningPid() is null)
+        {
+            return null;
+        }
+
+        using var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(2) };
+        try
+        {
+            var text = await http.GetStringAsync(new Uri("/status", UriKind.Relative), cancellationToken).ConfigureAwait(false);
+            return System.Text.Json.JsonDocument.Parse(text).RootElement.Clone();
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException && !cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The line under `local status`'s table: whether it runs, its phase, position and size (pure).</summary>
+    public static string StatusLine(bool enabled, bool running, Uri? url, System.Text.Json.JsonElement? status)
+    {
+        if (!enabled)
+        {
+            return "compute:    not run in this cluster (local up --no-compute)\n";
+        }
+
+        if (!running)
+        {
+            return "compute:    not running (`local up` starts it)\n";
+        }
+
+        if (status is not { } s)
+        {
+            return $"compute:    running at {url}, not answering /status\n";
+        }
+
+        var ready = s.GetProperty("ready").GetBoolean();
+        var line = $"compute:    {(ready ? "ready" : s.GetProperty("phase").GetString())}, feed commit {s.GetProperty("seq").GetInt64()}, "
+            + $"{s.GetProperty("triples").GetInt32().ToString("N0", CultureInfo.InvariantCulture)} triples, {url}";
+        if (s.TryGetProperty("lastError", out var error) && error.ValueKind == System.Text.Json.JsonValueKind.String)
+        {
+            line += $" (last error: {error.GetString()})";
+        }
+
+        return line + "\n";
     }
 
     /// <summary>Waits until it answers /readyz (loaded and caught up with the feed).</summary>
