@@ -33,5 +33,9 @@ public sealed class ComputeContractTests
         Assert.Contains("Host=demo-rw.memory.svc", options.ReadWrite, StringComparison.Ordinal);
         Assert.Contains("Host=demo-ro.memory.svc", options.ReadOnly, StringComparison.Ordinal);
         Assert.EndsWith(":8080", options.Listen, StringComparison.Ordinal);
+
+        // The snapshot folder is a volume of the pod (the image's file system may be read-only).
+        var mount = Assert.Single(deployment.Spec.Template.Spec.Containers.Single().VolumeMounts, m => m.MountPath == options.Feed.SnapshotDirectory);
+        Assert.NotNull(Assert.Single(deployment.Spec.Template.Spec.Volumes, v => v.Name == mount.Name).EmptyDir);
     }
 }

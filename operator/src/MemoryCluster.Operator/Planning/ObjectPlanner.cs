@@ -450,6 +450,9 @@ public static class ObjectPlanner
         };
     }
 
+    /// <summary>Where the compute pods keep their local snapshot (an emptyDir: it outlives a container, not the pod).</summary>
+    private const string ComputeSnapshotPath = "/var/lib/memorycluster-compute";
+
     private static V1Deployment ComputeDeployment(MemoryClusterResource cluster, ClusterNames names, OperatorSettings settings)
     {
         var compute = cluster.Spec.Compute;
@@ -475,7 +478,10 @@ public static class ObjectPlanner
                 Value("MEMORYCLUSTER_COMPUTE_HNSW_M", compute.Hnsw.M.ToString(CultureInfo.InvariantCulture)),
                 Value("MEMORYCLUSTER_COMPUTE_HNSW_EF_CONSTRUCTION", compute.Hnsw.EfConstruction.ToString(CultureInfo.InvariantCulture)),
                 Value("MEMORYCLUSTER_COMPUTE_HNSW_EF_SEARCH", compute.Hnsw.EfSearch.ToString(CultureInfo.InvariantCulture)),
+                // A container restarted in the same pod starts from its local snapshot, checked against the feed.
+                Value("MEMORYCLUSTER_COMPUTE_SNAPSHOT_DIR", ComputeSnapshotPath),
             ],
+            VolumeMounts = [new V1VolumeMount { Name = "snapshot", MountPath = ComputeSnapshotPath }],
             Ports = [new V1ContainerPort { Name = "http", ContainerPort = ClusterPorts.Compute, Protocol = "TCP" }],
             Resources = Resources(compute.Resources),
             // Loading the graph and its index can take minutes on a large store; ready only once caught up.
@@ -497,6 +503,7 @@ public static class ObjectPlanner
                     AutomountServiceAccountToken = false,
                     SecurityContext = PodSecurity(settings),
                     Containers = [container],
+                    Volumes = [new V1Volume { Name = "snapshot", EmptyDir = new V1EmptyDirVolumeSource() }],
                 },
             },
         };
