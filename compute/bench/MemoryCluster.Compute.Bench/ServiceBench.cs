@@ -52,7 +52,8 @@ internal static class ServiceBench
             await Task.Delay(20);
         }
 
-        result["load_s"] = Round(load.Elapsed.TotalSeconds);
+        var loadSeconds = load.Elapsed.TotalSeconds;
+        result["load_s"] = Round(loadSeconds);
         result["load_rss_mb"] = (Log.RssBytes() - rssBefore) / (1024 * 1024);
         Log.Line($"service: loaded and ready in {load.Elapsed.TotalSeconds:0.00} s");
         try
@@ -78,7 +79,7 @@ internal static class ServiceBench
 
         try
         {
-            result["restart"] = await RestartAsync(options, loggers, snapshots, load.Elapsed.TotalSeconds);
+            result["restart"] = await RestartAsync(options, loggers, snapshots, loadSeconds);
         }
         finally
         {

@@ -168,6 +168,34 @@ public sealed class KnowledgeGraphTests
         Assert.NotEqual(components.Find(0), components.Find(3));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void A_components_members_are_exactly_the_elements_with_its_root(int seed)
+    {
+        var random = new Random(seed);
+        var components = new IncrementalComponents();
+        const int n = 300;
+        components.EnsureSize(n);
+        for (var step = 0; step < 400; step++)
+        {
+            components.Union(random.Next(n), random.Next(n + 20)); // some beyond the tracked size: it grows
+            if (step % 50 == 0)
+            {
+                foreach (var x in new[] { random.Next(components.Count), random.Next(components.Count) })
+                {
+                    var members = new List<int>();
+                    components.AddMembers(x, members);
+                    var expected = Enumerable.Range(0, components.Count).Where(y => components.Find(y) == components.Find(x)).ToList();
+                    Assert.Equal(x, members[0]);
+                    Assert.Equal(expected, members.Order());
+                    Assert.Equal(components.SizeOf(x), members.Count);
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Memory_per_edge_is_reported_without_strings()
     {

@@ -18,26 +18,50 @@ public sealed class SnapshotFileTests : IDisposable
     }
 
     [Fact]
-    public void A_snapshot_gives_back_the_rows_and_position_it_was_written_with()
+    public void A_snapshot_gives_back_the_state_it_was_written_with_and_its_indexes_answer_alike()
     {
         var model = Loaded(new FeedPosition(42, Guid.NewGuid()));
         var written = MemorySnapshot.Capture(model);
         MemorySnapshot.Write(_directory, written);
 
-        var triples = new List<TripleRow>();
-        var embeddings = new List<EmbeddingRow>();
-        var position = MemorySnapshot.Read(_directory, triples.Add, embeddings.Add);
+        var restored = new MemoryModel();
+        restored.BeginLoad();
+        var header = MemorySnapshot.Read(_directory, restored.LoadNode, restored.LoadTriple, restored.LoadSpace);
+        Assert.NotNull(header);
+        restored.FinishLoad(header);
 
-        Assert.Equal(written.Position, position);
-        Assert.Equal(written.Triples.OrderBy(t => t.Id), triples);
-        Assert.Equal(Describe(written.Embeddings), Describe(embeddings));
+        Assert.Equal(written.Position, restored.Position);
+        Assert.Equal(1, model.SkippedEmbeddings);
+        Assert.Equal(model.SkippedEmbeddings, restored.SkippedEmbeddings);
+        var again = MemorySnapshot.Capture(restored);
+        Assert.Equal(written.Nodes, again.Nodes);
+        Assert.Equal(written.Triples.OrderBy(t => t.Id), again.Triples.OrderBy(t => t.Id));
+        Assert.Equal(written.Spaces.Select(s => (s.Model, s.Dimensions, Convert.ToHexString(s.Index))), again.Spaces.Select(s => (s.Model, s.Dimensions, Convert.ToHexString(s.Index))));
+        Assert.Equal(Search(model), Search(restored));
         Assert.False(File.Exists(Path.Combine(_directory, MemorySnapshot.FileName + ".tmp")));
+    }
+
+    [Fact]
+    public void An_index_saved_with_other_hnsw_settings_is_built_again_with_this_processs()
+    {
+        MemorySnapshot.Write(_directory, MemorySnapshot.Capture(Loaded(new FeedPosition(3, Guid.NewGuid()))));
+        var restored = new MemoryModel(new MemoryCluster.Compute.Engine.Vectors.HnswOptions { Dimensions = 1, M = 8, EfSearch = 20 });
+        restored.BeginLoad();
+        restored.FinishLoad(MemorySnapshot.Read(_directory, restored.LoadNode, restored.LoadTriple, restored.LoadSpace)!);
+        restored.Read(v =>
+        {
+            Assert.Equal(8, v.Spaces["m"].Index.Options.M);
+            Assert.Equal(20, v.Spaces["m"].Index.Options.EfSearch);
+            Assert.Equal(2, v.Spaces["m"].Index.Count);
+            return 0;
+        });
+        Assert.Equal(Search(Loaded(new FeedPosition(3, Guid.NewGuid()))), Search(restored));
     }
 
     [Fact]
     public void No_snapshot_reads_as_none()
     {
-        Assert.Null(MemorySnapshot.Read(_directory, _ => Assert.Fail("no row"), _ => Assert.Fail("no row")));
+        Assert.Null(MemorySnapshot.Read(_directory, _ => Assert.Fail("no row"), _ => Assert.Fail("no row"), (_, _, _) => Assert.Fail("no row")));
     }
 
     [Theory]
@@ -64,7 +88,7 @@ public sealed class SnapshotFileTests : IDisposable
         }
 
         var rows = 0;
-        var e = Assert.Throws<MemorySnapshotException>(() => MemorySnapshot.Read(_directory, _ => rows++, _ => rows++));
+        var e = Assert.Throws<MemorySnapshotException>(() => MemorySnapshot.Read(_directory, _ => rows++, _ => rows++, (_, _, _) => rows++));
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
         Assert.Equal(0, rows);
 
@@ -86,12 +110,15 @@ public sealed class SnapshotFileTests : IDisposable
         model.LoadEmbedding(new EmbeddingRow("e1", "m", [1, 0, 0]));
         model.LoadEmbedding(new EmbeddingRow("e2", "m", [0, 1, 0]));
         model.LoadEmbedding(new EmbeddingRow("e3", "other", [0.25f, 0.5f]));
+        model.LoadEmbedding(new EmbeddingRow("e4", "m", [1, 2])); // another dimension: skipped, and counted
         model.FinishLoad(position);
         return model;
     }
 
-    private static string[] Describe(IEnumerable<EmbeddingRow> rows) =>
-        [.. rows.Select(r => $"{r.Model}/{r.Entity}: {string.Join(',', r.Vector)}").Order(StringComparer.Ordinal)];
+    // Each model's nearest entities to a few queries, by name.
+    private static string[] Search(MemoryModel model) => model.Read(v =>
+        v.Spaces.Values.OrderBy(s => s.Model, StringComparer.Ordinal).SelectMany(s => new[] { 0f, 0.5f, 1f }.Select(x =>
+            $"{s.Model}: " + string.Join(',', s.Index.Search(Enumerable.Range(0, s.Dimensions).Select(i => i == 0 ? x : 1 - x).ToArray(), 3).Select(h => v.Graph.NodeName(h.Id))))).ToArray());
 }
 
 [Trait("Category", "Integration")]

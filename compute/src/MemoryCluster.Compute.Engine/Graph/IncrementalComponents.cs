@@ -2,12 +2,15 @@ namespace MemoryCluster.Compute.Engine.Graph;
 
 /// <summary>
 /// Union–find with union by size and path halving: near-constant time per link, so components
-/// stay current as identity links arrive. It cannot split; the graph rebuilds it after a removal.
+/// stay current as identity links arrive. It cannot split; the graph rebuilds it after a removal. Each component's
+/// members also form a cycle through a next array (a union swaps the two roots' successors, which joins the two
+/// cycles), so a component's members are listed in time proportional to its size, not to the elements tracked.
 /// </summary>
 public sealed class IncrementalComponents
 {
     private int[] _parent = [];
     private int[] _size = [];
+    private int[] _next = [];
     private int _count;
 
     /// <summary>Elements tracked.</summary>
@@ -16,7 +19,7 @@ public sealed class IncrementalComponents
     /// <summary>Number of components among the tracked elements.</summary>
     public int ComponentCount { get; private set; }
 
-    internal long MemoryBytes => 4L * (_parent.Length + _size.Length);
+    internal long MemoryBytes => 4L * (_parent.Length + _size.Length + _next.Length);
 
     /// <summary>Tracks elements 0 .. <paramref name="count"/> - 1 (new ones start alone).</summary>
     public void EnsureSize(int count)
@@ -31,12 +34,14 @@ public sealed class IncrementalComponents
             var capacity = Math.Max(count, _parent.Length * 2);
             Array.Resize(ref _parent, capacity);
             Array.Resize(ref _size, capacity);
+            Array.Resize(ref _next, capacity);
         }
 
         for (var i = _count; i < count; i++)
         {
             _parent[i] = i;
             _size[i] = 1;
+            _next[i] = i;
         }
 
         ComponentCount += count - _count;
@@ -87,8 +92,29 @@ public sealed class IncrementalComponents
 
         _parent[rb] = ra;
         _size[ra] += _size[rb];
+        (_next[ra], _next[rb]) = (_next[rb], _next[ra]);
         ComponentCount--;
         return true;
+    }
+
+    /// <summary>Adds every member of <paramref name="x"/>'s component to <paramref name="into"/>, <paramref name="x"/> first.</summary>
+    public void AddMembers(int x, List<int> into)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(x);
+        ArgumentNullException.ThrowIfNull(into);
+        if (x >= _count)
+        {
+            into.Add(x);
+            return;
+        }
+
+        var i = x;
+        do
+        {
+            into.Add(i);
+            i = _next[i];
+        }
+        while (i != x);
     }
 
     /// <summary>Size of <paramref name="x"/>'s component.</summary>

@@ -260,6 +260,17 @@ public sealed class KnowledgeGraph
         return _identity.Find(node);
     }
 
+    /// <summary>Adds the members of a node's identity component to <paramref name="into"/> (time proportional to its size).</summary>
+    public void AddIdentityMembers(int node, List<int> into)
+    {
+        if (_identityDirty)
+        {
+            RebuildIdentity();
+        }
+
+        _identity.AddMembers(node, into);
+    }
+
     /// <summary>Number of identity components over all nodes.</summary>
     public int IdentityComponentCount
     {

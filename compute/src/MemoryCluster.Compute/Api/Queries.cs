@@ -96,24 +96,12 @@ public sealed class Queries(MemoryModel model, TimeProvider? time = null)
     {
         var node = Node(view, "id", entity);
         var graph = view.Graph;
-        var root = graph.IdentityComponentOf(node);
         var members = new List<int>();
-        var size = 0;
-        for (var n = 0; n < graph.NodeCount; n++)
-        {
-            if (graph.IdentityComponentOf(n) == root)
-            {
-                size++;
-                if (members.Count < limit)
-                {
-                    members.Add(n);
-                }
-            }
-        }
-
-        var names = members.Select(graph.NodeName).Order(StringComparer.Ordinal).ToList();
+        graph.AddIdentityMembers(node, members);
+        var size = members.Count;
+        var names = members.Select(graph.NodeName).Order(StringComparer.Ordinal).Take(limit).ToList();
         // The component is named by its smallest member name, stable across processes and restarts.
-        return new ComponentResponse(entity, names[0], size, names, size > members.Count, view.Position.Seq);
+        return new ComponentResponse(entity, names[0], size, names, size > names.Count, view.Position.Seq);
     });
 
     public VectorSearchResponse Search(string modelName, float[] vector, int k, int ef) => model.Read(view =>

@@ -185,27 +185,27 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
 
         var started = TimeProvider.System.GetTimestamp();
         long triples = 0;
-        long vectors = 0;
+        var vectors = 0;
         model.BeginLoad();
         try
         {
-            var position = MemorySnapshot.Read(directory, row =>
+            var header = MemorySnapshot.Read(directory, model.LoadNode, row =>
             {
                 model.LoadTriple(row);
                 triples++;
-            }, row =>
+            }, (name, dimensions, index) =>
             {
-                model.LoadEmbedding(row);
-                vectors++;
+                model.LoadSpace(name, dimensions, index);
+                vectors += index.Count;
             });
-            if (position is not { Seq: > 0 } at)
+            if (header is not { Position: { Seq: > 0 } at })
             {
                 // None, or taken before the first commit: nothing to gain over a load.
                 model.AbandonLoad();
                 return false;
             }
 
-            model.FinishLoad(at);
+            model.FinishLoad(header);
             Interlocked.Increment(ref _snapshotLoads);
             Interlocked.Exchange(ref _snapshotSeq, at.Seq);
             LogSnapshotLoaded(logger, triples, vectors, at.Seq, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
@@ -252,7 +252,7 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
             MemorySnapshot.Write(options.SnapshotDirectory!, contents);
             Interlocked.Increment(ref _snapshotSaves);
             Interlocked.Exchange(ref _snapshotSeq, contents.Position.Seq);
-            LogSnapshotSaved(logger, contents.Triples.Count, contents.Embeddings.Count, contents.Position.Seq, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
+            LogSnapshotSaved(logger, contents.Triples.Count, contents.Spaces.Count, contents.Position.Seq, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -369,8 +369,8 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
     [LoggerMessage(Level = LogLevel.Warning, Message = "the local snapshot at feed commit {Seq} is not on the database's history ({Reason}): loading from PostgreSQL")]
     private static partial void LogSnapshotStale(ILogger logger, long seq, string reason);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "wrote the local snapshot: {Triples} triples and {Embeddings} embeddings at feed commit {Seq} in {Seconds:0.00} s")]
-    private static partial void LogSnapshotSaved(ILogger logger, long triples, long embeddings, long seq, double seconds);
+    [LoggerMessage(Level = LogLevel.Information, Message = "wrote the local snapshot: {Triples} triples and {Models} embedding models' indexes at feed commit {Seq} in {Seconds:0.00} s")]
+    private static partial void LogSnapshotSaved(ILogger logger, long triples, long models, long seq, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "writing the local snapshot failed: {Error}; the previous one (if any) stays")]
     private static partial void LogSnapshotFailed(ILogger logger, string error);

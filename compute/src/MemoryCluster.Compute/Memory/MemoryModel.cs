@@ -78,7 +78,7 @@ public sealed class MemoryModel
         }
     }
 
-    /// <summary>Starts a load into a new state; the current one keeps serving until <see cref="FinishLoad"/>.</summary>
+    /// <summary>Starts a load into a new state; the current one keeps serving until <see cref="FinishLoad(FeedPosition)"/>.</summary>
     public void BeginLoad()
     {
         _loading = NewState();
@@ -106,33 +106,46 @@ public sealed class MemoryModel
     /// <summary>Drops a load under way (its source failed); the current state goes on serving.</summary>
     public void AbandonLoad() => _loading = null;
 
-    /// <summary>The rows of the current state and its position, copied under the read lock (see <see cref="MemorySnapshot"/>).</summary>
+    /// <summary>The current state and its position, copied under the read lock (see <see cref="MemorySnapshot"/>).</summary>
     public SnapshotContents Capture() => Read(view =>
     {
         var state = view.State;
+        var nodes = new string[state.Graph.NodeCount];
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            nodes[i] = state.Graph.NodeName(i);
+        }
+
         var triples = new List<TripleRow>(state.Triples.Count);
         foreach (var held in state.Triples.Values)
         {
             triples.Add(held.Row);
         }
 
-        var embeddings = new List<EmbeddingRow>();
+        var spaces = new List<SnapshotSpace>();
         foreach (var space in state.Spaces.Values)
         {
-            var nodes = state.Graph.NodeCount;
-            for (var node = 0; node < nodes; node++)
-            {
-                if (space.Index.Contains(node))
-                {
-                    var vector = new float[space.Dimensions];
-                    space.Index.TryGetVector(node, vector);
-                    embeddings.Add(new EmbeddingRow(state.Graph.NodeName(node), space.Model, vector));
-                }
-            }
+            using var saved = new MemoryStream();
+            space.Index.Save(saved);
+            spaces.Add(new SnapshotSpace(space.Model, space.Dimensions, saved.ToArray()));
         }
 
-        return new SnapshotContents(state.Position, triples, embeddings);
+        return new SnapshotContents(state.Position, state.SkippedEmbeddings, nodes, triples, spaces);
     });
+
+    /// <summary>Adds an entity of the load under way (a snapshot's, in its id order).</summary>
+    public void LoadNode(string name) => Loading.Graph.InternNode(name);
+
+    /// <summary>Adds an embedding model's saved index to the load under way (built again if this process's HNSW settings differ).</summary>
+    public void LoadSpace(string model, int dimensions, HnswIndex index) => Loading.AddSpace(model, dimensions, index);
+
+    /// <summary>Ends the load of a snapshot at its position (see <see cref="FinishLoad(FeedPosition)"/>).</summary>
+    public void FinishLoad(SnapshotHeader header)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        Loading.SkippedEmbeddings = header.SkippedEmbeddings;
+        FinishLoad(header.Position);
+    }
 
     /// <summary>Applies commits, which must follow <see cref="Position"/> without a gap.</summary>
     public void Apply(IReadOnlyList<FeedCommit> commits)

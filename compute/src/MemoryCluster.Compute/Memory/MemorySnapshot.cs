@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using MemoryCluster.Compute.Engine.Vectors;
 using MemoryCluster.Compute.Feed;
 
 namespace MemoryCluster.Compute.Memory;
@@ -6,13 +7,23 @@ namespace MemoryCluster.Compute.Memory;
 /// <summary>A local snapshot that cannot be used: missing parts, another format, or not what was written.</summary>
 public sealed class MemorySnapshotException(string message, Exception? inner = null) : Exception(message, inner);
 
-/// <summary>What a snapshot holds: the rows of one state of the model and the feed commit they reflect.</summary>
-public sealed record SnapshotContents(FeedPosition Position, IReadOnlyList<TripleRow> Triples, IReadOnlyList<EmbeddingRow> Embeddings);
+/// <summary>
+/// What a snapshot holds: one state of the model at a feed commit. The entity names in the graph's id order, the
+/// triples' rows, and each embedding model's HNSW index as the engine saves it (its ids are those graph ids).
+/// </summary>
+public sealed record SnapshotContents(FeedPosition Position, long SkippedEmbeddings, IReadOnlyList<string> Nodes, IReadOnlyList<TripleRow> Triples, IReadOnlyList<SnapshotSpace> Spaces);
+
+/// <summary>The feed commit a snapshot was taken at, and the embedding rows its model had not indexed.</summary>
+public sealed record SnapshotHeader(FeedPosition Position, long SkippedEmbeddings);
+
+/// <summary>One embedding model's index, saved (<see cref="HnswIndex.Save"/>).</summary>
+public sealed record SnapshotSpace(string Model, int Dimensions, byte[] Index);
 
 /// <summary>
 /// The model's rows at a feed position, in a local file, so that a restart reads them from disk instead of loading
-/// everything from PostgreSQL. It holds rows, not built structures: the graph and the indexes are built from them as
-/// from a load, with this process's settings. Written to a temporary file, flushed and renamed, so a crash leaves
+/// everything from PostgreSQL. The graph is built from the rows as from a load (its entity ids first, in their
+/// order, so that the saved vector indexes, keyed by those ids, are loaded as they are instead of built again).
+/// Written to a temporary file, flushed and renamed, so a crash leaves
 /// the previous snapshot or none; the file ends with a SHA-256 of the rest, checked before anything is applied. A
 /// snapshot is only a starting point: the caller checks its position against the database's feed before using it.
 /// </summary>
@@ -20,15 +31,15 @@ public static class MemorySnapshot
 {
     public const string FileName = "memory.snapshot";
 
-    public const int Version = 1;
+    public const int Version = 2;
 
     private const ulong Magic = 0x3130_534D_454D_434DUL; // "MCMEMS01"
 
-    private const int HeaderBytes = 8 + 4 + 8 + 16 + 8 + 8;
+    private const int HeaderBytes = 8 + 4 + 8 + 16 + 8 + 4 + 8 + 4;
 
     private const int HashBytes = 32;
 
-    /// <summary>Copies the rows of the model's current state (under its read lock: the feed waits, queries do not).</summary>
+    /// <summary>Copies the model's current state (under its read lock: the feed waits for the copy, queries do not).</summary>
     public static SnapshotContents Capture(MemoryModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -51,8 +62,15 @@ public static class MemorySnapshot
                 writer.Write(Version);
                 writer.Write(contents.Position.Seq);
                 writer.Write(contents.Position.CommitId.ToByteArray());
+                writer.Write(contents.SkippedEmbeddings);
+                writer.Write(contents.Nodes.Count);
                 writer.Write((long)contents.Triples.Count);
-                writer.Write((long)contents.Embeddings.Count);
+                writer.Write(contents.Spaces.Count);
+                foreach (var name in contents.Nodes)
+                {
+                    writer.Write(name);
+                }
+
                 foreach (var t in contents.Triples.OrderBy(t => t.Id))
                 {
                     writer.Write(t.Id);
@@ -67,15 +85,11 @@ public static class MemorySnapshot
                     WriteOptional(writer, t.SupersededBy);
                 }
 
-                foreach (var e in contents.Embeddings)
+                foreach (var space in contents.Spaces)
                 {
-                    writer.Write(e.Entity);
-                    writer.Write(e.Model);
-                    writer.Write(e.Vector.Length);
-                    foreach (var v in e.Vector)
-                    {
-                        writer.Write(v);
-                    }
+                    writer.Write(space.Model);
+                    writer.Write(space.Dimensions);
+                    writer.Write(space.Index);
                 }
 
                 writer.Flush();
@@ -93,10 +107,11 @@ public static class MemorySnapshot
     /// checked first (format, length, hash), then its rows go to the callbacks in the order they were written.
     /// </summary>
     /// <exception cref="MemorySnapshotException">The file is there but cannot be used; the callbacks were not called.</exception>
-    public static FeedPosition? Read(string directory, Action<TripleRow> triple, Action<EmbeddingRow> embedding)
+    public static SnapshotHeader? Read(string directory, Action<string> node, Action<TripleRow> triple, Action<string, int, HnswIndex> space)
     {
+        ArgumentNullException.ThrowIfNull(node);
         ArgumentNullException.ThrowIfNull(triple);
-        ArgumentNullException.ThrowIfNull(embedding);
+        ArgumentNullException.ThrowIfNull(space);
         var path = Path.Combine(directory, FileName);
         if (!File.Exists(path))
         {
@@ -126,11 +141,18 @@ public static class MemorySnapshot
             }
 
             var position = new FeedPosition(reader.ReadInt64(), new Guid(reader.ReadBytes(16)));
+            var skipped = reader.ReadInt64();
+            var nodes = reader.ReadInt32();
             var triples = reader.ReadInt64();
-            var embeddings = reader.ReadInt64();
-            if (position.Seq < 0 || triples < 0 || embeddings < 0)
+            var spaces = reader.ReadInt32();
+            if (position.Seq < 0 || skipped < 0 || nodes < 0 || triples < 0 || spaces < 0)
             {
-                throw new MemorySnapshotException($"{path}: header is corrupt (commit {position.Seq}, {triples} triples, {embeddings} embeddings)");
+                throw new MemorySnapshotException($"{path}: header is corrupt (commit {position.Seq}, {nodes} entities, {triples} triples, {spaces} embedding models)");
+            }
+
+            for (var i = 0; i < nodes; i++)
+            {
+                node(reader.ReadString());
             }
 
             for (long i = 0; i < triples; i++)
@@ -153,23 +175,26 @@ public static class MemorySnapshot
                 triple(new TripleRow(id, subject, predicate, obj, kind, confidence, source, from, to, by));
             }
 
-            for (long i = 0; i < embeddings; i++)
+            for (var i = 0; i < spaces; i++)
             {
-                var entity = reader.ReadString();
                 var model = reader.ReadString();
-                var length = reader.ReadInt32();
-                if (length is < 0 or > 1 << 16)
+                var dimensions = reader.ReadInt32();
+                HnswIndex index;
+                try
                 {
-                    throw new MemorySnapshotException($"{path}: embedding of '{entity}' has {length} dimensions");
+                    index = HnswIndex.Load(reader.BaseStream);
+                }
+                catch (SnapshotException e)
+                {
+                    throw new MemorySnapshotException($"{path}: the index of model '{model}': {e.Message}", e);
                 }
 
-                var vector = new float[length];
-                for (var j = 0; j < length; j++)
+                if (index.Options.Dimensions != dimensions)
                 {
-                    vector[j] = reader.ReadSingle();
+                    throw new MemorySnapshotException($"{path}: the index of model '{model}' has {index.Options.Dimensions} dimensions, the model {dimensions}");
                 }
 
-                embedding(new EmbeddingRow(entity, model, vector));
+                space(model, dimensions, index);
             }
 
             if (reader.BaseStream.Position != reader.BaseStream.Length)
@@ -177,7 +202,7 @@ public static class MemorySnapshot
                 throw new MemorySnapshotException($"{path}: {reader.BaseStream.Length - reader.BaseStream.Position} bytes after the last row");
             }
 
-            return position;
+            return new SnapshotHeader(position, skipped);
         }
         catch (EndOfStreamException e)
         {

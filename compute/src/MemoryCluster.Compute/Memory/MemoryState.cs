@@ -20,7 +20,7 @@ internal sealed class MemoryState(HnswOptions vectorDefaults)
 
     public FeedPosition Position { get; set; } = FeedPosition.Start;
 
-    public long SkippedEmbeddings { get; private set; }
+    public long SkippedEmbeddings { get; set; }
 
     // While a load runs, vectors are gathered per model and indexed at its end by the parallel build.
     private Dictionary<string, (List<int> Ids, List<float> Values)>? _pending;
@@ -37,6 +37,35 @@ internal sealed class MemoryState(HnswOptions vectorDefaults)
         }
 
         _pending = null;
+    }
+
+    /// <summary>
+    /// Takes a model's index as a snapshot saved it (its ids are this graph's node ids). Built with other HNSW settings
+    /// than this process's, it is built again from its own vectors, so the settings in force always apply.
+    /// </summary>
+    public void AddSpace(string model, int dimensions, HnswIndex index)
+    {
+        var wanted = vectorDefaults with { Dimensions = dimensions };
+        var saved = index.Options;
+        if (saved.M != wanted.M || saved.EfConstruction != wanted.EfConstruction || saved.EfSearch != wanted.EfSearch || saved.Metric != wanted.Metric)
+        {
+            var ids = new List<int>();
+            var values = new List<float>();
+            var vector = new float[dimensions];
+            for (var node = 0; node < Graph.NodeCount; node++)
+            {
+                if (index.TryGetVector(node, vector))
+                {
+                    ids.Add(node);
+                    values.AddRange(vector);
+                }
+            }
+
+            index = new HnswIndex(wanted);
+            index.AddRange(ids, values.ToArray());
+        }
+
+        Spaces[model] = new VectorSpace(model, dimensions, index);
     }
 
     public void Apply(FeedChange change)
