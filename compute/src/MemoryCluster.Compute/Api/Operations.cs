@@ -114,5 +114,5 @@ public sealed class Operations(ComputeContext c)
 
     // Read-your-writes: answer once this process shows the commit (the feed brings it, woken by NOTIFY).
     private async Task<WriteAnswer> VisibleAsync(WriteResult result, CancellationToken ct) =>
-        new(result.Ids, result.Seq, await c.Model.WaitForAsync(result.Seq, c.VisibleTimeout, ct).ConfigureAwait(false));
+        new(result.Ids, result.Seq, await c.Model.WaitForAsync(result.Commit, c.VisibleTimeout, ct).ConfigureAwait(false));
 }

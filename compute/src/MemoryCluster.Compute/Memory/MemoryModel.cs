@@ -24,6 +24,9 @@ public sealed class MemoryModel
     private MemoryState? _loading;
     private TaskCompletionSource _applied = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    // The ids of the last commits applied, by number (written under the write lock, read under the read lock).
+    private readonly Dictionary<long, Guid> _recent = [];
+
     public MemoryModel(HnswOptions? vectorDefaults = null, IEnumerable<string>? identityPredicates = null)
     {
         _vectorDefaults = vectorDefaults ?? new HnswOptions { Dimensions = 1 };
@@ -40,15 +43,17 @@ public sealed class MemoryModel
     /// <summary>Embedding rows not indexed: a dimension other than their model's, or a value that is not finite.</summary>
     public long SkippedEmbeddings => Volatile.Read(ref _state).SkippedEmbeddings;
 
-    /// <summary>Waits until commit <paramref name="seq"/> is applied; false when <paramref name="timeout"/> passed first.</summary>
-    public async Task<bool> WaitForAsync(long seq, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until this process shows <paramref name="commit"/>; false when <paramref name="timeout"/> passed first.
+    /// </summary>
+    public async Task<bool> WaitForAsync(FeedPosition commit, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
         while (true)
         {
             var next = Volatile.Read(ref _applied).Task;
-            if (Position.Seq >= seq)
+            if (Shows(commit))
             {
                 return true;
             }
@@ -59,10 +64,32 @@ public sealed class MemoryModel
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                return Position.Seq >= seq;
+                return Shows(commit);
             }
         }
     }
+
+    /// <summary>
+    /// Whether the state served holds <paramref name="commit"/>: its number is applied, and the commit applied under
+    /// that number is that one. A number alone is not enough: after a failover that lost commits, the new primary
+    /// gives new commits numbers this process may have applied from the old history (it then loads again). Numbers
+    /// older than the last <see cref="RecentCommits"/> applied, or than the last load, count as shown.
+    /// </summary>
+    public bool Shows(FeedPosition commit)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            return _state.Position.Seq >= commit.Seq && (!_recent.TryGetValue(commit.Seq, out var id) || id == commit.CommitId);
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    /// <summary>How many of the last applied commits' ids are kept for <see cref="Shows"/>.</summary>
+    public const int RecentCommits = 4096;
 
     /// <summary>Runs a query under the read lock.</summary>
     public T Read<T>(Func<MemoryView, T> query)
@@ -100,7 +127,12 @@ public sealed class MemoryModel
         loaded.Position = position;
         _ = loaded.Graph.IdentityComponentCount;
         _loading = null;
-        Write(() => _state = loaded);
+        Write(() =>
+        {
+            _state = loaded;
+            _recent.Clear();
+            _recent[position.Seq] = position.CommitId;
+        });
     }
 
     /// <summary>Drops a load under way (its source failed); the current state goes on serving.</summary>
@@ -170,6 +202,8 @@ public sealed class MemoryModel
                 }
 
                 _state.Position = commit.Position;
+                _recent[commit.Seq] = commit.CommitId;
+                _recent.Remove(commit.Seq - RecentCommits);
             }
 
             // The identity components are rebuilt now, under the write lock, when a supersession dirtied them.

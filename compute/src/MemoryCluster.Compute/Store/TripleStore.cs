@@ -16,7 +16,11 @@ public sealed record SourceInfo(string? Session, string? Actor, JsonElement? Met
 public sealed record NewEmbedding(string Entity, float[] Vector);
 
 /// <summary>What a write committed: the ids it created and the feed commit that carries it.</summary>
-public sealed record WriteResult(IReadOnlyList<long> Ids, long Seq);
+public sealed record WriteResult(IReadOnlyList<long> Ids, FeedPosition Commit)
+{
+    /// <summary>The feed number of the write's commit.</summary>
+    public long Seq => Commit.Seq;
+}
 
 /// <summary>A supersession the database refused: the triple is missing, or already closed.</summary>
 public sealed class SupersedeRefusedException(string message, bool missing) : Exception(message)
@@ -126,14 +130,16 @@ public static class TripleStore
     }
 
     // Fires the deferred feed triggers now (they would at commit) and reads the number they gave this commit.
-    private static async Task<long> NumberAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken ct)
+    private static async Task<FeedPosition> NumberAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken ct)
     {
         await using (var immediate = Database.Command(connection, "set constraints all immediate", transaction))
         {
             await immediate.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
 
-        await using var seq = Database.Command(connection, "select seq from feed_commits where txid = pg_current_xact_id()", transaction);
-        return (long)(await seq.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+        await using var seq = Database.Command(connection, "select seq, commit_id from feed_commits where txid = pg_current_xact_id()", transaction);
+        await using var reader = await seq.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        await reader.ReadAsync(ct).ConfigureAwait(false);
+        return new FeedPosition(reader.GetInt64(0), reader.GetGuid(1));
     }
 }
