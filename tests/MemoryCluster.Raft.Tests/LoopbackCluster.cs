@@ -126,35 +126,29 @@ internal sealed class LoopbackCluster : IAsyncDisposable
     }
 
     /// <summary>Retries a proposal through whoever leads (leadership may move under faults).</summary>
-    public async Task<ApplyResult<RegisterState>> ProposeAsync(Func<RegisterState, RegisterCommand> command, CancellationToken ct)
-    {
-        while (true)
-        {
-            var leader = await LeaderAsync(ct).ConfigureAwait(false);
-            try
-            {
-                return await leader.ProposeAsync(command(leader.State).Encode(), ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is NotLeaderException or ProposalLostException)
-            {
-                await Task.Delay(20, ct).ConfigureAwait(false);
-            }
-        }
-    }
+    public Task<ApplyResult<RegisterState>> ProposeAsync(Func<RegisterState, RegisterCommand> command, CancellationToken ct) =>
+        OnLeaderAsync(leader => leader.ProposeAsync(command(leader.State).Encode(), ct), ct);
 
     /// <summary>
     /// Runs a membership change on whoever leads, again on the next leader when leadership moved before the change
     /// was proposed or while it was pending (a retried change already in effect is a no-op, so retrying is safe).
     /// </summary>
-    public async Task<RaftHost<RegisterState>> ChangeOnLeaderAsync(Func<RaftHost<RegisterState>, Task> change, CancellationToken ct)
+    public Task<RaftHost<RegisterState>> ChangeOnLeaderAsync(Func<RaftHost<RegisterState>, Task> change, CancellationToken ct) =>
+        OnLeaderAsync(async leader =>
+        {
+            await change(leader).ConfigureAwait(false);
+            return leader;
+        }, ct);
+
+    // Runs the action on the leader the running members agree on; on the next one when leadership moved meanwhile.
+    private async Task<T> OnLeaderAsync<T>(Func<RaftHost<RegisterState>, Task<T>> action, CancellationToken ct)
     {
         while (true)
         {
             var leader = await MembersLeaderAsync(ct).ConfigureAwait(false);
             try
             {
-                await change(leader).ConfigureAwait(false);
-                return leader;
+                return await action(leader).ConfigureAwait(false);
             }
             catch (Exception e) when (e is NotLeaderException or ProposalLostException)
             {

@@ -37,20 +37,14 @@ internal static class ServiceBench
 
         var result = new JsonObject { ["triples"] = settings.Triples, ["entities"] = entities, ["embeddings"] = embedded };
         using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).AddFilter("Microsoft", LogLevel.Warning).AddFilter("ModelContextProtocol", LogLevel.Warning));
-        var started = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var stop = new CancellationTokenSource();
         var rssBefore = Log.RssBytes();
         var load = Stopwatch.StartNew();
         var snapshots = Path.Combine(Path.GetTempPath(), "mc-bench-snapshot-" + Guid.NewGuid().ToString("N"));
         var options = new ComputeOptions { ReadWrite = connection, Listen = "http://127.0.0.1:0", WriteToken = System.Text.Encoding.UTF8.GetBytes(Token), Feed = new FeedOptions { SnapshotDirectory = snapshots } };
-        var run = Task.Run(() => ComputeHost.RunAsync(options, loggers, started.SetResult, stop.Token));
-        var address = await started.Task.WaitAsync(TimeSpan.FromMinutes(5));
-        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 }) { BaseAddress = address };
+        var (run, http) = await StartReadyAsync(options, loggers, stop);
+        using var client = http;
         http.DefaultRequestHeaders.Authorization = new("Bearer", Token);
-        while (!(await http.GetAsync("/readyz")).IsSuccessStatusCode)
-        {
-            await Task.Delay(20);
-        }
 
         var loadSeconds = load.Elapsed.TotalSeconds;
         result["load_s"] = Round(loadSeconds);
@@ -94,18 +88,12 @@ internal static class ServiceBench
     private static async Task<JsonObject> RestartAsync(ComputeOptions options, ILoggerFactory loggers, string snapshots, double loadSeconds)
     {
         var file = new FileInfo(Path.Combine(snapshots, MemorySnapshot.FileName));
-        var started = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var stop = new CancellationTokenSource();
         var watch = Stopwatch.StartNew();
-        var run = Task.Run(() => ComputeHost.RunAsync(options, loggers, started.SetResult, stop.Token));
+        var (run, http) = await StartReadyAsync(options, loggers, stop);
         try
         {
-            using var http = new HttpClient { BaseAddress = await started.Task.WaitAsync(TimeSpan.FromMinutes(5)) };
-            while (!(await http.GetAsync("/readyz")).IsSuccessStatusCode)
-            {
-                await Task.Delay(20);
-            }
-
+            using var client = http;
             var ready = watch.Elapsed.TotalSeconds;
             using var status = JsonDocument.Parse(await http.GetStringAsync("/status"));
             var snapshot = status.RootElement.GetProperty("snapshot");
@@ -124,6 +112,20 @@ internal static class ServiceBench
             await stop.CancelAsync();
             await run.WaitAsync(TimeSpan.FromSeconds(60)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
+    }
+
+    // Starts the service in this process and waits until /readyz answers 200.
+    private static async Task<(Task Run, HttpClient Http)> StartReadyAsync(ComputeOptions options, ILoggerFactory loggers, CancellationTokenSource stop)
+    {
+        var started = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var run = Task.Run(() => ComputeHost.RunAsync(options, loggers, started.SetResult, stop.Token));
+        var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 }) { BaseAddress = await started.Task.WaitAsync(TimeSpan.FromMinutes(5)) };
+        while (!(await http.GetAsync("/readyz")).IsSuccessStatusCode)
+        {
+            await Task.Delay(20);
+        }
+
+        return (run, http);
     }
 
     // Triggers off while generating (session_replication_role = replica): the feed stays empty, and the service's

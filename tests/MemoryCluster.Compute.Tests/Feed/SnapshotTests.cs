@@ -21,7 +21,7 @@ public sealed class SnapshotFileTests : IDisposable
     public void A_snapshot_gives_back_the_state_it_was_written_with_and_its_indexes_answer_alike()
     {
         var model = Loaded(new FeedPosition(42, Guid.NewGuid()));
-        var written = MemorySnapshot.Capture(model);
+        var written = model.Capture();
         MemorySnapshot.Write(_directory, written);
 
         var restored = new MemoryModel();
@@ -33,7 +33,7 @@ public sealed class SnapshotFileTests : IDisposable
         Assert.Equal(written.Position, restored.Position);
         Assert.Equal(1, model.SkippedEmbeddings);
         Assert.Equal(model.SkippedEmbeddings, restored.SkippedEmbeddings);
-        var again = MemorySnapshot.Capture(restored);
+        var again = restored.Capture();
         Assert.Equal(written.Nodes, again.Nodes);
         Assert.Equal(written.Triples.OrderBy(t => t.Id), again.Triples.OrderBy(t => t.Id));
         Assert.Equal(written.Spaces.Select(s => (s.Model, s.Dimensions, Convert.ToHexString(s.Index))), again.Spaces.Select(s => (s.Model, s.Dimensions, Convert.ToHexString(s.Index))));
@@ -44,7 +44,7 @@ public sealed class SnapshotFileTests : IDisposable
     [Fact]
     public void An_index_saved_with_other_hnsw_settings_is_built_again_with_this_processs()
     {
-        MemorySnapshot.Write(_directory, MemorySnapshot.Capture(Loaded(new FeedPosition(3, Guid.NewGuid()))));
+        MemorySnapshot.Write(_directory, Loaded(new FeedPosition(3, Guid.NewGuid())).Capture());
         var restored = new MemoryModel(new MemoryCluster.Compute.Engine.Vectors.HnswOptions { Dimensions = 1, M = 8, EfSearch = 20 });
         restored.BeginLoad();
         restored.FinishLoad(MemorySnapshot.Read(_directory, restored.LoadNode, restored.LoadTriple, restored.LoadSpace)!);
@@ -70,7 +70,7 @@ public sealed class SnapshotFileTests : IDisposable
     [InlineData("tiny", "shorter than a snapshot's header")]
     public void A_damaged_snapshot_is_refused_before_any_row_is_handed_out(string damage, string expected)
     {
-        MemorySnapshot.Write(_directory, MemorySnapshot.Capture(Loaded(new FeedPosition(7, Guid.NewGuid()))));
+        MemorySnapshot.Write(_directory, Loaded(new FeedPosition(7, Guid.NewGuid())).Capture());
         var path = Path.Combine(_directory, MemorySnapshot.FileName);
         var bytes = File.ReadAllBytes(path);
         switch (damage)

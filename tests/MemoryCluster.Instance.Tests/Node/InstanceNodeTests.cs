@@ -740,16 +740,22 @@ public sealed class InstanceNodeTests
         Assert.True(h.Now - asked > (long)Lease.PromoteAfter.TotalMilliseconds);
     }
 
-    [Fact]
-    public void A_detached_replica_follows_the_primary_again_only_once_it_takes_writes_under_a_later_lease()
+    // A replica (member 3) of member 1 whose leader (member 2) asks it to stop streaming: it empties primary_conninfo.
+    private static (Harness H, PostgresAction.Repoint Repoint) ReplicaAskedToDetach()
     {
         var h = RunningReplica(self: 3, State(1, 1));
         h.Step(now => new PostgresObserved(now, Replica(), null));
-
-        // The leader (member 2) asks: this replica stops streaming.
         h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true, stateAt: now) with { DetachFrom = new Epoch(1) }));
         var repoint = h.Then(h.Tick(10), h.Last<PostgresAction.Repoint>);
         Assert.True(repoint.Upstream.IsNone);
+        return (h, repoint);
+    }
+
+    [Fact]
+    public void A_detached_replica_follows_the_primary_again_only_once_it_takes_writes_under_a_later_lease()
+    {
+        // The leader (member 2) asks: this replica stops streaming.
+        var (h, repoint) = ReplicaAskedToDetach();
         h.Step(now => new ActionDone(now, repoint.Id, Outcome.Done, null, DataKind.Standby));
 
         // The leader's ask is no longer seen (out of reach): it stays detached.
@@ -769,11 +775,7 @@ public sealed class InstanceNodeTests
     {
         // Simulator seed 2302: the leader's report was lost between the ask and the end of the emptying. The stop
         // went unrecorded, the replica never reported DetachedFrom, and the leader waited for its position for good.
-        var h = RunningReplica(self: 3, State(1, 1));
-        h.Step(now => new PostgresObserved(now, Replica(), null));
-        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, streaming: true, stateAt: now) with { DetachFrom = new Epoch(1) }));
-        var repoint = h.Then(h.Tick(10), h.Last<PostgresAction.Repoint>);
-        Assert.True(repoint.Upstream.IsNone);
+        var (h, repoint) = ReplicaAskedToDetach();
 
         // The ask goes out of sight, then the emptying completes.
         h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Replica, reachable: false)));

@@ -169,7 +169,7 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
     {
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
         await _saving.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        if (options.SnapshotDirectory is not null && _consistent && model.Position.Seq != SnapshotSeq && model.Position.Seq > 0)
+        if (SnapshotDue)
         {
             SaveSnapshot();
         }
@@ -230,11 +230,13 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
         }
     }
 
+    // A snapshot is kept, the model holds a checked state past commit 0, and that state is not the last one saved.
+    private bool SnapshotDue => options.SnapshotDirectory is not null && _consistent && model.Position.Seq > 0 && model.Position.Seq != SnapshotSeq;
+
     // Every SnapshotEvery while following, on a thread of its own: the copy takes the read lock, the write none.
     private void MaybeSaveSnapshot()
     {
-        if (options.SnapshotDirectory is null || !_saving.IsCompleted || !_consistent || model.Position.Seq == SnapshotSeq || model.Position.Seq == 0
-            || TimeProvider.System.GetElapsedTime(Interlocked.Read(ref _snapshotAt)) < options.SnapshotEvery)
+        if (!SnapshotDue || !_saving.IsCompleted || TimeProvider.System.GetElapsedTime(Interlocked.Read(ref _snapshotAt)) < options.SnapshotEvery)
         {
             return;
         }
@@ -248,7 +250,7 @@ public sealed partial class FeedFollower(MemoryModel model, Database readWrite, 
         try
         {
             var started = TimeProvider.System.GetTimestamp();
-            var contents = MemorySnapshot.Capture(model);
+            var contents = model.Capture();
             MemorySnapshot.Write(options.SnapshotDirectory!, contents);
             Interlocked.Increment(ref _snapshotSaves);
             Interlocked.Exchange(ref _snapshotSeq, contents.Position.Seq);

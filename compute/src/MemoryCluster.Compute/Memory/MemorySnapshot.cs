@@ -39,13 +39,6 @@ public static class MemorySnapshot
 
     private const int HashBytes = 32;
 
-    /// <summary>Copies the model's current state (under its read lock: the feed waits for the copy, queries do not).</summary>
-    public static SnapshotContents Capture(MemoryModel model)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        return model.Capture();
-    }
-
     /// <summary>Writes <paramref name="contents"/> as <paramref name="directory"/>/<see cref="FileName"/>, replacing the previous one in one step.</summary>
     public static void Write(string directory, SnapshotContents contents)
     {
