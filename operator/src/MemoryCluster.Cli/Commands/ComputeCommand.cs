@@ -14,7 +14,8 @@ internal static class ComputeCommand
     public static Command Create()
     {
         var stdio = new Option<bool>("--stdio") { Description = "Serve the MCP tools over standard input and output (logs go to standard error)." };
-        var command = new Command("compute", "Run the compute tier: graph, nearest-neighbour and fused queries over HTTP and MCP, fed from PostgreSQL.") { stdio };
+        var portFile = new Option<string?>("--port-file") { Description = "Write the HTTP port into this file once listening (with --port 0, the port the system chose)." };
+        var command = new Command("compute", "Run the compute tier: graph, nearest-neighbour and fused queries over HTTP and MCP, fed from PostgreSQL.") { stdio, portFile };
         var flags = ComputeSettings.Keys.ToDictionary(k => k, k => new Option<string?>("--" + k) { Description = ComputeSettings.Describe(k) });
         foreach (var flag in flags.Values)
         {
@@ -61,7 +62,8 @@ internal static class ComputeCommand
             using var loggers = result.GetValue(stdio) ? InstanceCommand.JsonLogs(toStandardError: true) : InstanceCommand.JsonLogs();
             try
             {
-                await ComputeHost.RunAsync(options with { Stdio = result.GetValue(stdio) }, loggers, started: null, cancellationToken).ConfigureAwait(false);
+                var writePort = result.GetValue(portFile) is { Length: > 0 } path ? address => WritePort(path, address) : (Action<Uri>?)null;
+                await ComputeHost.RunAsync(options with { Stdio = result.GetValue(stdio) }, loggers, writePort, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is StoreException or InvalidOperationException or IOException)
             {
@@ -72,5 +74,13 @@ internal static class ComputeCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The port, written whole (a reader never sees half a number): a temporary file renamed over the target.</summary>
+    private static void WritePort(string path, Uri address)
+    {
+        var temporary = path + ".tmp";
+        File.WriteAllText(temporary, address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
+        File.Move(temporary, path, overwrite: true);
     }
 }

@@ -138,7 +138,14 @@ internal static class LocalCommand
                 compute.Start();
                 if (!await compute.WaitReadyAsync(TimeSpan.FromSeconds(result.GetValue(timeout)), ct).ConfigureAwait(false))
                 {
-                    Console.Error.WriteLine($"the compute service did not become ready within {result.GetValue(timeout)} s; log: {compute.LogFile}");
+                    Console.Error.WriteLine(compute.RunningPid() is null
+                        ? $"the compute service exited before it was ready; log: {compute.LogFile}, ending:"
+                        : $"the compute service did not become ready within {result.GetValue(timeout)} s; log: {compute.LogFile}, ending:");
+                    foreach (var line in compute.LogTail(8))
+                    {
+                        Console.Error.WriteLine("  " + line);
+                    }
+
                     return 1;
                 }
 

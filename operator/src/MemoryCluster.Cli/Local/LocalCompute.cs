@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using Npgsql;
 
@@ -71,12 +69,6 @@ internal sealed class LocalCompute(LocalLayout layout)
         }
 
         System.IO.Directory.CreateDirectory(Directory);
-        if (!File.Exists(PortFile))
-        {
-            using var probe = new TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            File.WriteAllText(PortFile, ((IPEndPoint)probe.LocalEndpoint).Port.ToString(CultureInfo.InvariantCulture));
-        }
 
         if (!File.Exists(TokenFile))
         {
@@ -93,8 +85,10 @@ internal sealed class LocalCompute(LocalLayout layout)
             "--password-file", layout.AppPasswordFile,
             "--token-file", TokenFile,
             "--host", LocalLayout.Host,
-            "--port", File.ReadAllText(PortFile).Trim(),
             "--snapshot-dir", SnapshotDirectory,
+            // The first start binds a port the system chooses and records it: a port probed here and bound later
+            // could be taken in between (by another cluster starting beside this one). Later starts keep it.
+            .. File.Exists(PortFile) ? ["--port", File.ReadAllText(PortFile).Trim()] : (string[])["--port", "0", "--port-file", PortFile],
         ];
         var command = "exec setsid " + LocalCluster.Quote(program) + " " + string.Join(' ', args.Select(LocalCluster.Quote)) + " >> " + LocalCluster.Quote(LogFile) + " 2>&1 < /dev/null";
         using var process = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", command]) { UseShellExecute = false, WorkingDirectory = layout.Directory })!;
@@ -153,18 +147,20 @@ internal sealed class LocalCompute(LocalLayout layout)
     /// <summary>Waits until it answers /readyz (loaded and caught up with the feed).</summary>
     public async Task<bool> WaitReadyAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        if (Url is not { } url)
-        {
-            return false;
-        }
-
-        using var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(2) };
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var watch = Stopwatch.StartNew();
         while (watch.Elapsed < timeout && RunningPid() is not null)
         {
             try
             {
-                using var response = await http.GetAsync(new Uri("/readyz", UriKind.Relative), cancellationToken).ConfigureAwait(false);
+                // On the first start the port is known once it listens.
+                if (Url is not { } url)
+                {
+                    await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                using var response = await http.GetAsync(new Uri(url, "/readyz"), cancellationToken).ConfigureAwait(false);
                 if (response.IsSuccessStatusCode)
                 {
                     return true;
@@ -180,6 +176,9 @@ internal sealed class LocalCompute(LocalLayout layout)
 
         return false;
     }
+
+    /// <summary>The log's last lines (what a failed start says about why).</summary>
+    public IReadOnlyList<string> LogTail(int lines) => File.Exists(LogFile) ? [.. File.ReadLines(LogFile).TakeLast(lines)] : [];
 
     /// <summary>SIGTERM, then SIGKILL after <paramref name="grace"/>.</summary>
     public async Task StopAsync(TimeSpan grace, CancellationToken cancellationToken)

@@ -112,17 +112,40 @@ internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<
 
     private static string Password() => Convert.ToHexString(RandomNumberGenerator.GetBytes(18)).ToLowerInvariant();
 
-    /// <summary>Distinct free loopback ports: every probe listener stays open until all are chosen.</summary>
+    /// <summary>
+    /// Distinct free loopback ports outside the kernel's ephemeral range, every probe listener open until all are
+    /// chosen. An ephemeral port (what binding port 0 gives) can be taken, between this probe and the manager's
+    /// bind seconds later, by any process's outgoing connection or by another probe; a port below the range only by
+    /// another chooser of the same kind.
+    /// </summary>
     private static int[] FreePorts(int count)
     {
+        var range = EphemeralRange();
         var listeners = new List<TcpListener>();
         try
         {
-            for (var i = 0; i < count; i++)
+            foreach (var port in PortCandidates(range, Random.Shared).Take(4096))
             {
-                var listener = new TcpListener(IPAddress.Loopback, 0);
-                listener.Start();
-                listeners.Add(listener);
+                if (listeners.Count == count)
+                {
+                    break;
+                }
+
+                var listener = new TcpListener(IPAddress.Loopback, port);
+                try
+                {
+                    listener.Start();
+                    listeners.Add(listener);
+                }
+                catch (SocketException)
+                {
+                    listener.Dispose();
+                }
+            }
+
+            if (listeners.Count < count)
+            {
+                throw new IOException($"found {listeners.Count} free loopback ports outside {range.Low}-{range.High}, {count} needed");
             }
 
             return [.. listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port)];
@@ -134,6 +157,29 @@ internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<
                 listener.Stop();
                 listener.Dispose();
             }
+        }
+    }
+
+    /// <summary>The kernel's ephemeral ports (ip_local_port_range; Linux's default when unreadable).</summary>
+    private static (int Low, int High) EphemeralRange()
+    {
+        var parts = File.Exists("/proc/sys/net/ipv4/ip_local_port_range")
+            ? File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])[' ', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries)
+            : [];
+        return parts.Length == 2 && int.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out var low) && int.TryParse(parts[1], System.Globalization.CultureInfo.InvariantCulture, out var high)
+            ? (low, high)
+            : (32768, 60999);
+    }
+
+    /// <summary>Ports to try, in random order without repeats: 10000-65535 outside <paramref name="ephemeral"/> (pure but for the draw).</summary>
+    internal static IEnumerable<int> PortCandidates((int Low, int High) ephemeral, Random random)
+    {
+        var pool = Enumerable.Range(10000, 65536 - 10000).Where(p => p < ephemeral.Low || p > ephemeral.High).ToArray();
+        for (var i = 0; i < pool.Length; i++)
+        {
+            var j = random.Next(i, pool.Length);
+            (pool[i], pool[j]) = (pool[j], pool[i]);
+            yield return pool[i];
         }
     }
 
