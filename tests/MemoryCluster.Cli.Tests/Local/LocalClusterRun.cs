@@ -108,16 +108,11 @@ internal sealed class LocalClusterRun : IAsyncDisposable
         {
             var file = layout.LogFile(m);
             var lines = File.Exists(file) ? File.ReadLines(file).Where(l => !l.Contains("\"postgres: ", StringComparison.Ordinal) || l.Contains("FATAL", StringComparison.Ordinal) || l.Contains("ERROR", StringComparison.Ordinal)).TakeLast(25) : [];
-            return $"--- {m.Name}\n" + string.Join('\n', lines.Select(l => l.Length > 400 ? l[..400] : l));
-        })) + ComputeLog(layout);
+            return $"--- {m.Name}\n" + Clipped(lines);
+        })) + (new LocalCompute(layout).LogTail(25) is { Count: > 0 } compute ? "\n--- compute\n" + Clipped(compute) : string.Empty);
     }
 
-    /// <summary>The compute service's last lines, when this cluster started one.</summary>
-    private static string ComputeLog(LocalLayout layout)
-    {
-        var file = new LocalCompute(layout).LogFile;
-        return File.Exists(file) ? "\n--- compute\n" + string.Join('\n', File.ReadLines(file).TakeLast(25).Select(l => l.Length > 400 ? l[..400] : l)) : string.Empty;
-    }
+    private static string Clipped(IEnumerable<string> lines) => string.Join('\n', lines.Select(l => l.Length > 400 ? l[..400] : l));
 
     public async ValueTask DisposeAsync()
     {

@@ -163,8 +163,9 @@ internal sealed record LocalLayout(string Directory, string Mode, IReadOnlyList<
     /// <summary>The kernel's ephemeral ports (ip_local_port_range; Linux's default when unreadable).</summary>
     private static (int Low, int High) EphemeralRange()
     {
-        var parts = File.Exists("/proc/sys/net/ipv4/ip_local_port_range")
-            ? File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])[' ', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries)
+        const string RangeFile = "/proc/sys/net/ipv4/ip_local_port_range";
+        var parts = File.Exists(RangeFile)
+            ? File.ReadAllText(RangeFile).Split((char[])[' ', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries)
             : [];
         return parts.Length == 2 && int.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out var low) && int.TryParse(parts[1], System.Globalization.CultureInfo.InvariantCulture, out var high)
             ? (low, high)
