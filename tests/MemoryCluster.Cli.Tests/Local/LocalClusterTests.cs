@@ -193,6 +193,14 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         var present = await cluster.CountAsync(primary, $"select count(*) from writes where id = any(array[{string.Join(',', acked)}]::bigint[])");
         Assert.Equal(acked.Count, present);
         await cluster.WaitHealthyAsync();
+
+        // Every former primary restarted as a standby without its slots: inactive there, they would keep all the WAL
+        // it received since, without end. The primary has one slot per other member.
+        foreach (var member in cluster.Layout.Members)
+        {
+            var slots = await cluster.CountAsync(member.Name, "select count(*) from pg_replication_slots");
+            Assert.True(slots == (member.Name == primary ? 2 : 0), $"{member.Name} has {slots} replication slots (primary {primary})");
+        }
     }
 
     [Fact]

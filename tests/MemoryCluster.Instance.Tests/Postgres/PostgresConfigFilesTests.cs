@@ -108,4 +108,34 @@ public sealed class PostgresConfigFilesTests
             "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
             verifier);
     }
+
+    [Theory]
+    [InlineData("pencil", true)]
+    [InlineData("pencil ", false)]
+    [InlineData("Pencil", false)]
+    [InlineData("", false)]
+    public void A_stored_scram_verifier_is_recognised_only_for_its_own_password(string password, bool matches) =>
+        Assert.Equal(matches, PgClient.ScramVerifierMatches(
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+            password));
+
+    [Fact]
+    public void A_verifier_with_another_salt_or_iteration_count_is_checked_with_its_own()
+    {
+        Assert.True(PgClient.ScramVerifierMatches(PgClient.ScramVerifier("s3cret"), "s3cret"));
+        Assert.True(PgClient.ScramVerifierMatches(PgClient.ScramVerifier("s3cret", [1, 2, 3], 10), "s3cret"));
+        Assert.False(PgClient.ScramVerifierMatches(PgClient.ScramVerifier("s3cret", [1, 2, 3], 10), "s3cret2"));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("md5a3556571e93b0d20722ba62be61e8c2d")]
+    [InlineData("SCRAM-SHA-256$")]
+    [InlineData("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==")]
+    [InlineData("SCRAM-SHA-256$x:W22ZaJ0SNY7soEsUEjb6gQ==$a:b")]
+    [InlineData("SCRAM-SHA-256$0:W22ZaJ0SNY7soEsUEjb6gQ==$a:b")]
+    [InlineData("SCRAM-SHA-256$4096:not base64!$a:b")]
+    [InlineData("SCRAM-SHA-256$4096:$a:b")]
+    public void Anything_but_a_well_formed_scram_verifier_never_matches(string stored) =>
+        Assert.False(PgClient.ScramVerifierMatches(stored, "pencil"));
 }

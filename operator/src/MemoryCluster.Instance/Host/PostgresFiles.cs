@@ -252,6 +252,28 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
         }
     }
 
+    /// <summary>
+    /// Before PostgreSQL starts as a standby: removes its replication slots. Slots belong to a primary (each makes it
+    /// keep WAL for one member); a former primary restarted as a standby after a switchover, or rewound after a
+    /// failover (pg_rewind leaves pg_replslot as it was), kept its own, inactive at a fixed position, and they held
+    /// every WAL segment it received since in pg_wal, without end (seen: 721 MB from the switchover on, where the
+    /// other standby kept 609 MB, all of it recycled). No standby here serves a cascade; a promotion creates the slots
+    /// the members need (<see cref="EnsurePrimaryObjectsAsync"/>).
+    /// </summary>
+    public void RemoveReplicationSlots()
+    {
+        var slots = Path.Combine(options.DataDirectory, "pg_replslot");
+        if (!Directory.Exists(slots))
+        {
+            return;
+        }
+
+        foreach (var slot in Directory.EnumerateDirectories(slots))
+        {
+            Directory.Delete(slot, recursive: true);
+        }
+    }
+
     /// <summary>Before PostgreSQL starts: removes the placeholders a promotion that never came left above the data's timeline (<see cref="TimelinePlaceholders.Stale"/>).</summary>
     public void RemoveStaleTimelinePlaceholders()
     {

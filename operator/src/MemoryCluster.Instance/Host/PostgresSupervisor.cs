@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using MemoryCluster.Instance.Control;
 using MemoryCluster.Instance.Node;
@@ -175,11 +176,13 @@ internal sealed partial class PostgresSupervisor : BackgroundService
                 await _client.ReloadAsync(ct).ConfigureAwait(false);
                 return null;
             case PostgresAction.EnsurePrimaryObjects:
+                var started = Stopwatch.GetTimestamp();
                 await _files.EnsurePrimaryObjectsAsync(_client, ct).ConfigureAwait(false);
 
                 // The membership may have changed since the start or promotion: the synchronous standbys (and k) follow it.
                 _files.WriteConfig(MemberId.None, standby: false);
                 await _client.ReloadAsync(ct).ConfigureAwait(false);
+                Log.PrimaryObjects(_logger, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 return null;
             default:
                 throw new InvalidOperationException($"no executor for {action.GetType().Name}");
@@ -201,6 +204,11 @@ internal sealed partial class PostgresSupervisor : BackgroundService
         // the node fenced already) and would block the start.
         await ProcessFence.KillAllAsync(_options.DataDirectory, TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
         _files.RemoveStaleTimelinePlaceholders();
+        if (!asPrimary)
+        {
+            _files.RemoveReplicationSlots();
+        }
+
         _files.WriteConfig(upstream, standby: !asPrimary);
         _client.ResetPool();
         PostgresProcess process;
@@ -369,6 +377,9 @@ internal sealed partial class PostgresSupervisor : BackgroundService
     {
         [LoggerMessage(120, LogLevel.Warning, "the old data is kept at {Path}")]
         public static partial void KeptAside(ILogger logger, string path);
+
+        [LoggerMessage(121, LogLevel.Information, "primary objects in place, synchronous standbys configured: {Milliseconds} ms")]
+        public static partial void PrimaryObjects(ILogger logger, long milliseconds);
     }
 
 }

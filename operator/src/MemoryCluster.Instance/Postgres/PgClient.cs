@@ -313,18 +313,29 @@ public sealed class PgClient(string socketDirectory, int port)
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Creates <paramref name="role"/> if missing and sets its password, sending only a SCRAM verifier.</summary>
+    /// <summary>
+    /// Creates <paramref name="role"/> if missing and sets its password, sending only a SCRAM verifier; writes nothing
+    /// when the role exists with a verifier of that password already (every promotion runs this: roles replicate,
+    /// and a catalog write is a commit that waits for its WAL flush while the replicas wait for this primary).
+    /// </summary>
     public async Task EnsureRoleAsync(string role, string password, bool replication, CancellationToken cancellationToken)
     {
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         var identifier = QuoteIdentifier(role);
-        await using (var exists = new NpgsqlCommand("select 1 from pg_roles where rolname = $1", connection))
+        await using (var exists = new NpgsqlCommand("select coalesce(rolpassword, '') from pg_authid where rolname = $1", connection))
         {
             exists.Parameters.AddWithValue(role);
-            if (await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is null)
+            switch (await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))
             {
-                await using var create = new NpgsqlCommand($"create role {identifier} login{(replication ? " replication" : string.Empty)}", connection);
-                await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                case null:
+                    await using (var create = new NpgsqlCommand($"create role {identifier} login{(replication ? " replication" : string.Empty)}", connection))
+                    {
+                        await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    }
+
+                    break;
+                case string stored when ScramVerifierMatches(stored, password):
+                    return;
             }
         }
 
@@ -350,7 +361,14 @@ public sealed class PgClient(string socketDirectory, int port)
             "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
         })
         {
-            await ExecuteAsync($"grant execute on function {function} to {identifier}", cancellationToken).ConfigureAwait(false);
+            await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var granted = new NpgsqlCommand("select has_function_privilege($1, $2, 'execute')", connection);
+            granted.Parameters.AddWithValue(role);
+            granted.Parameters.AddWithValue(function);
+            if (await granted.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not true)
+            {
+                await ExecuteAsync($"grant execute on function {function} to {identifier}", cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 
@@ -407,15 +425,49 @@ public sealed class PgClient(string socketDirectory, int port)
     }
 
     /// <summary>A PostgreSQL SCRAM-SHA-256 verifier (RFC 5802/7677, 4096 iterations) for an ASCII password.</summary>
-    internal static string ScramVerifier(string password, byte[]? salt = null)
+    internal static string ScramVerifier(string password, byte[]? salt = null, int iterations = 4096)
     {
         salt ??= RandomNumberGenerator.GetBytes(16);
-        const int iterations = 4096;
         var salted = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(password), salt, iterations, HashAlgorithmName.SHA256, 32);
         var clientKey = HMACSHA256.HashData(salted, "Client Key"u8);
         var storedKey = SHA256.HashData(clientKey);
         var serverKey = HMACSHA256.HashData(salted, "Server Key"u8);
         return string.Create(CultureInfo.InvariantCulture, $"SCRAM-SHA-256${iterations}:{Convert.ToBase64String(salt)}${Convert.ToBase64String(storedKey)}:{Convert.ToBase64String(serverKey)}");
+    }
+
+    /// <summary>
+    /// Whether <paramref name="stored"/> (<c>pg_authid.rolpassword</c>) is a SCRAM-SHA-256 verifier of
+    /// <paramref name="password"/>: the same keys computed with its salt and iteration count. Anything else (md5,
+    /// empty, malformed) is not.
+    /// </summary>
+    internal static bool ScramVerifierMatches(string stored, string password)
+    {
+        const string prefix = "SCRAM-SHA-256$";
+        if (!stored.StartsWith(prefix, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var parts = stored[prefix.Length..].Split('$');
+        var head = parts.Length == 2 ? parts[0].Split(':') : [];
+        if (head.Length != 2
+            || !int.TryParse(head[0], NumberStyles.None, CultureInfo.InvariantCulture, out var iterations) || iterations is < 1 or > 1_000_000)
+        {
+            return false;
+        }
+
+        byte[] salt;
+        try
+        {
+            salt = Convert.FromBase64String(head[1]);
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+
+        return salt.Length > 0 && CryptographicOperations.FixedTimeEquals(
+            Encoding.ASCII.GetBytes(ScramVerifier(password, salt, iterations)), Encoding.ASCII.GetBytes(stored));
     }
 
     private static string QuoteIdentifier(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
