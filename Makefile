@@ -55,7 +55,7 @@ bench-raft: ## Raft figures: election time after the leader is killed, commit la
 	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Raft.Bench -- --elections 100 --commits 1000
 
 .PHONY: bench-instance
-bench-instance: ## Local cluster figures: bootstrap time (3, 5) and switchover write unavailability (RUNS=20, RECHECK=1)
+bench-instance: ## Local cluster figures: bootstrap time (3, 5), idle CPU, switchover write unavailability, cluster (recheck 0) and client (RECHECK=1) writers (RUNS=20)
 	$(DOTNET) run -c Release --project operator/bench/MemoryCluster.Instance.Bench -- $(or $(RUNS),20) $(or $(RECHECK),1)
 
 .PHONY: e2e

@@ -51,8 +51,8 @@ internal sealed class AckedWriter : IAsyncDisposable
     private readonly Task _loop;
     private long _failures;
 
-    public AckedWriter(string connectionString, TimeSpan interval, TimeSpan maxDuration)
-        : this(new FixedRoute(connectionString), interval, maxDuration, "writes")
+    public AckedWriter(string connectionString, TimeSpan interval, TimeSpan maxDuration, string table = "writes")
+        : this(new FixedRoute(connectionString), interval, maxDuration, table)
     {
     }
 
