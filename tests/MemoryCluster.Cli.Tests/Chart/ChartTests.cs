@@ -117,7 +117,10 @@ public sealed partial class ChartTests
 
         Assert.True(Allows("memorycluster.io", "memoryclusters/status", "patch"));
         Assert.True(Allows("events.k8s.io", "events", "create"));
-        Assert.False(Allows("", "pods", "delete"), "the operator never deletes a pod: restarts are the instance managers' and the StatefulSet's");
+        // The StatefulSet's updateStrategy is OnDelete: a rolling update or restart is the operator deleting one pod at a
+        // time (WorkloadPlanner's DeletePod), as is a pod whose manager still runs as a member removed before.
+        Assert.True(Allows("", "pods", "delete"), "the operator deletes pods to restart them (OnDelete updates)");
+        Assert.False(Allows("", "pods", "create"), "the StatefulSet creates the pods, never the operator");
     }
 
     [Fact]
