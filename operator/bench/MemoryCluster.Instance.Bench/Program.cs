@@ -131,10 +131,7 @@ static string Comm(int pid)
 async Task<List<(string Member, double Manager, double Watchdog, double Postgres)>> IdleCpu(string dir, TimeSpan settle, TimeSpan window)
 {
     var layout = MemoryCluster.Cli.Local.LocalLayout.Load(dir)!;
-    if (settle > TimeSpan.Zero)
-    {
-        await Task.Delay(settle);
-    }
+    await Task.Delay(settle);
 
     var pids = layout.Members.ToDictionary(m => m.Name, m => int.Parse(File.ReadAllText(layout.PidFile(m)).Trim(), CultureInfo.InvariantCulture));
     Dictionary<string, (long Manager, long Watchdog, long Postgres)> Sample() => pids.ToDictionary(p => p.Key, p =>

@@ -352,23 +352,30 @@ public sealed class PgClient(string socketDirectory, int port)
     /// </summary>
     public async Task GrantRewindAsync(string role, CancellationToken cancellationToken)
     {
-        var identifier = QuoteIdentifier(role);
-        foreach (var function in new[]
-        {
+        string[] functions =
+        [
             "pg_catalog.pg_ls_dir(text, boolean, boolean)",
             "pg_catalog.pg_stat_file(text, boolean)",
             "pg_catalog.pg_read_binary_file(text)",
             "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
-        })
+        ];
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var missing = new List<string>();
+        await using (var query = new NpgsqlCommand("select f from unnest($2::text[]) f where not has_function_privilege($1, f, 'execute')", connection))
         {
-            await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using var granted = new NpgsqlCommand("select has_function_privilege($1, $2, 'execute')", connection);
-            granted.Parameters.AddWithValue(role);
-            granted.Parameters.AddWithValue(function);
-            if (await granted.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not true)
+            query.Parameters.AddWithValue(role);
+            query.Parameters.AddWithValue(functions);
+            await using var reader = await query.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                await ExecuteAsync($"grant execute on function {function} to {identifier}", cancellationToken).ConfigureAwait(false);
+                missing.Add(reader.GetString(0));
             }
+        }
+
+        foreach (var function in missing)
+        {
+            await using var grant = new NpgsqlCommand($"grant execute on function {function} to {QuoteIdentifier(role)}", connection);
+            await grant.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 
