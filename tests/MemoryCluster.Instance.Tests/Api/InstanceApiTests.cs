@@ -60,6 +60,23 @@ public sealed class InstanceApiTests
         Assert.Equal(new Lsn(0x5000100), view.FlushLsn);
         Assert.True(view.PositionSettled);
         Assert.Equal(new Epoch(5), view.FencedEpoch);
+        Assert.False(view.AcceptsStandbys);
+    }
+
+    [Fact]
+    public void A_primary_that_accepts_standbys_says_so_and_a_report_without_the_field_reads_as_not_accepting()
+    {
+        var primary = Document() with { Role = InstanceRole.Primary, Ready = false, AcceptsStandbys = true, Follow = FollowState.None, Streaming = false };
+        var json = JsonSerializer.Serialize(primary, InstanceJson.Options);
+        Assert.Contains("\"acceptsStandbys\":true", json, StringComparison.Ordinal);
+        var view = InstanceJson.ToPeerView(JsonSerializer.Deserialize<StatusDocument>(json, InstanceJson.Options)!, Id(1), askedAt: 10_000);
+        Assert.True(view.AcceptsStandbys);
+        Assert.False(view.Ready);
+
+        // A manager of an earlier release does not write the field: its replicas wait for it to be ready, as before.
+        var older = json.Replace(",\"acceptsStandbys\":true", string.Empty, StringComparison.Ordinal);
+        Assert.DoesNotContain("acceptsStandbys", older, StringComparison.Ordinal);
+        Assert.False(InstanceJson.ToPeerView(JsonSerializer.Deserialize<StatusDocument>(older, InstanceJson.Options)!, Id(1), askedAt: 10_000).AcceptsStandbys);
     }
 
     [Fact]

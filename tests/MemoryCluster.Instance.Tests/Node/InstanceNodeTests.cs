@@ -1023,9 +1023,43 @@ public sealed class InstanceNodeTests
         var start = h.Then(h.Grant(h.Tick(10), h.Now), h.Last<PostgresAction.StartPrimary>);
         h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
         h.Step(now => new PostgresObserved(now, Primary(), null));
+        var slots = h.Then(h.Tick(10), h.Last<PostgresAction.EnsureSlots>);
+        h.Step(now => new ActionDone(now, slots.Id, Outcome.Done, null, DataKind.Primary));
         var ensure = h.Then(h.Tick(10), h.Last<PostgresAction.EnsurePrimaryObjects>);
         h.Step(now => new ActionDone(now, ensure.Id, Outcome.Done, null, DataKind.Primary));
         return h;
+    }
+
+    [Fact]
+    public void A_new_primary_accepts_standbys_once_its_slots_exist_and_is_ready_only_once_its_roles_are_in_place()
+    {
+        var h = NamedPrimary();
+        var start = h.Then(h.Grant(h.Tick(10), h.Now), h.Last<PostgresAction.StartPrimary>);
+        h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Primary));
+        h.Step(now => new PostgresObserved(now, Primary(), null));
+        var status = h.Node.Status();
+        Assert.False(status.AcceptsStandbys);
+        Assert.Equal("creating the replication slots", status.NotReadyWhy);
+
+        var slots = h.Then(h.Tick(10), h.Last<PostgresAction.EnsureSlots>);
+        h.Step(now => new ActionDone(now, slots.Id, Outcome.Done, null, DataKind.Primary));
+        status = h.Node.Status();
+        Assert.True(status.AcceptsStandbys);
+        Assert.False(status.Ready || status.WaitingForStandbys);
+        Assert.Equal("setting up the primary's roles and grants", status.NotReadyWhy);
+        Assert.False(h.Node.SelfView().Ready);
+        Assert.True(h.Node.SelfView().AcceptsStandbys);
+
+        var ensure = h.Then(h.Tick(10), h.Last<PostgresAction.EnsurePrimaryObjects>);
+        h.Step(now => new ActionDone(now, ensure.Id, Outcome.Done, null, DataKind.Primary));
+        status = h.Node.Status();
+        Assert.True(status.AcceptsStandbys);
+        Assert.True(status.Ready || status.WaitingForStandbys, status.NotReadyWhy);
+        Assert.True(h.Node.SelfView().Ready);
+
+        // A new epoch naming another member: it accepts no standby any more (it is fenced at once).
+        h.Raft(State(2, 2));
+        Assert.False(h.Node.Status().AcceptsStandbys);
     }
 
     /// <summary>mc-1, primary at epoch 1 taking writes, mc-2 and mc-3 streaming from it (mc-3 the most caught up).</summary>

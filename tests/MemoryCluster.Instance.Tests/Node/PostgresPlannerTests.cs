@@ -20,6 +20,7 @@ public sealed class PostgresPlannerTests
         bool mayWrite = false,
         int upstream = 0,
         bool objects = true,
+        bool slots = true,
         bool rewindFailed = false,
         SwitchoverProgress? switchover = null,
         long now = 10_000,
@@ -38,6 +39,7 @@ public sealed class PostgresPlannerTests
             Pg = pg ?? (running ? Primary() : null),
             MayWrite = mayWrite,
             Upstream = Id(upstream),
+            SlotsReady = slots,
             PrimaryObjectsReady = objects,
             RewindFailed = rewindFailed,
             Switchover = switchover,
@@ -95,8 +97,55 @@ public sealed class PostgresPlannerTests
     }
 
     [Fact]
-    public void Fresh_primary_creates_slots_and_roles_before_it_calls_itself_ready() =>
+    public void Fresh_primary_creates_slots_first_then_roles_before_it_calls_itself_ready()
+    {
+        Act(Next(Input(State(1, 1), slots: false, objects: false)), StepKind.EnsureSlots);
         Act(Next(Input(State(1, 1), objects: false)), StepKind.EnsurePrimaryObjects);
+    }
+
+    /// <summary>A replica of mc-2 (named primary at epoch 2), streaming from mc-1 (the old primary) until now.</summary>
+    private static PlanInput ReplicaOf2(PeerView primary, DataKind data = DataKind.Standby, bool running = true, FollowCheck follow = FollowCheck.Ok) =>
+        Input(State(2, 2), self: 3, data: data, running: running, pg: running ? Replica() : null, upstream: running ? 1 : 0, follow: follow, peers: primary);
+
+    public static TheoryData<string, bool, bool, ulong, InstanceRole, bool, StepKind?> RepointRows => new()
+    {
+        // what the primary's report shows,           accepts, ready, epoch, role,                reachable, step (null: wait)
+        { "slots made, roles still being checked",    true,    false, 2,     InstanceRole.Primary, true,      StepKind.Repoint },
+        { "ready",                                    false,   true,  2,     InstanceRole.Primary, true,      StepKind.Repoint },
+        { "promoted, no slots yet",                   false,   false, 2,     InstanceRole.Primary, true,      null },
+        { "accepting at an older epoch",              true,    false, 1,     InstanceRole.Primary, true,      null },
+        { "still in recovery",                        true,    false, 2,     InstanceRole.Replica, true,      null },
+        { "out of reach (last report kept)",          true,    false, 2,     InstanceRole.Primary, false,     null },
+    };
+
+    [Theory]
+    [MemberData(nameof(RepointRows))]
+    public void A_running_replica_repoints_at_a_primary_that_accepts_standbys_before_it_is_ready(string row, bool accepts, bool ready, ulong epoch, InstanceRole role, bool reachable, StepKind? expected)
+    {
+        var primary = Peer(2, role, epoch: epoch, ready: ready, reachable: reachable) with { AcceptsStandbys = accepts };
+        var step = Next(ReplicaOf2(primary));
+        if (expected is { } kind)
+        {
+            Assert.Equal(Id(2), Act(step, kind).Member);
+        }
+        else
+        {
+            Assert.True(step is PlanStep.Wait, $"{row}: {step}");
+        }
+    }
+
+    [Fact]
+    public void Cloning_and_rewinding_wait_for_the_primary_to_be_ready_not_only_to_accept_standbys()
+    {
+        // pg_basebackup and pg_rewind log in with the replication role and use the rewind grants: both must be in place.
+        var accepting = Peer(2, InstanceRole.Primary, epoch: 2, ready: false) with { AcceptsStandbys = true };
+        Assert.IsType<PlanStep.Wait>(Next(ReplicaOf2(accepting, data: DataKind.Missing, running: false)));
+        Assert.IsType<PlanStep.Wait>(Next(ReplicaOf2(accepting, running: false, follow: FollowCheck.Diverged)));
+
+        var ready = Peer(2, InstanceRole.Primary, epoch: 2);
+        Act(Next(ReplicaOf2(ready, data: DataKind.Missing, running: false)), StepKind.Clone);
+        Act(Next(ReplicaOf2(ready, running: false, follow: FollowCheck.Diverged)), StepKind.Rewind);
+    }
 
     [Fact]
     public void Running_primary_that_sees_another_named_primary_is_fenced_at_once()

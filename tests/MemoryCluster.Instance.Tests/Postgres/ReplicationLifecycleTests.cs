@@ -41,6 +41,18 @@ public sealed class ReplicationLifecycleTests
     }
 
     [Fact]
+    public async Task Slots_are_made_in_one_statement_reserving_wal_at_once_and_only_a_removed_members_are_dropped()
+    {
+        await using var node = await BootstrapPrimaryAsync("slots", "a", "b", "a");
+        await node.Client.EnsureSlotsAsync(["a", "b", "c"], CancellationToken.None); // again: only c is new
+        Assert.Equal(3, await node.ScalarAsync("select count(*) from pg_replication_slots where slot_type = 'physical' and restart_lsn is not null"));
+
+        await node.Client.DropSlotsExceptAsync(["a", "c"], CancellationToken.None);
+        Assert.Equal(0, await node.ScalarAsync("select count(*) from pg_replication_slots where slot_name = 'b'"));
+        Assert.Equal(2, await node.ScalarAsync("select count(*) from pg_replication_slots where slot_name in ('a', 'c')"));
+    }
+
+    [Fact]
     public async Task Replica_cloned_through_its_slot_streams_what_the_primary_writes()
     {
         await using var primary = await BootstrapPrimaryAsync("a", "b");

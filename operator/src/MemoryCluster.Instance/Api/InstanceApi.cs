@@ -26,6 +26,9 @@ public sealed record StatusDocument
     /// <summary>Quorum mode: a primary that takes writes while its commits wait for standbys (not ready; still the primary to follow and to write to).</summary>
     public bool WaitingForStandbys { get; init; }
 
+    /// <summary>Primary: out of recovery at the current epoch under a lease, with a slot for every other member: replicas may stream from it, ready or not yet.</summary>
+    public bool AcceptsStandbys { get; init; }
+
     public required bool PostgresRunning { get; init; }
 
     /// <summary>async or quorum.</summary>
@@ -291,7 +294,8 @@ public static class InstanceJson
             askedAt - status.StateAgeMs,
             status.DetachFrom,
             status.DetachedFrom,
-            status.ControlFormat ?? 0);
+            status.ControlFormat ?? 0,
+            status.AcceptsStandbys);
     }
 
     internal static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

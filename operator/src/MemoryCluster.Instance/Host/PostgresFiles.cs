@@ -188,13 +188,19 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
 
     public static string SlotName(string instance) => instance.Replace('-', '_');
 
-    /// <summary>On a new primary: slots first (the replicas re-pointed at it stream as soon as theirs exist), then roles and grants.</summary>
-    public async Task EnsurePrimaryObjectsAsync(PgClient client, CancellationToken cancellationToken)
+    /// <summary>On a new primary, first: a slot for every other member (the replicas repoint at it once its report shows them), none for a removed one.</summary>
+    public async Task EnsureSlotsAsync(PgClient client, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(client);
         var slots = directory.Others.Select(p => SlotName(p.Name)).ToList();
         await client.EnsureSlotsAsync(slots, cancellationToken).ConfigureAwait(false);
         await client.DropSlotsExceptAsync(slots, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>On a new primary, once its slots exist: the roles, the rewind grants, the app database.</summary>
+    public async Task EnsurePrimaryObjectsAsync(PgClient client, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
         var password = File.ReadAllText(options.ReplicationPasswordFile).Trim();
         await client.EnsureRoleAsync(ReplicationUser, password, replication: true, cancellationToken).ConfigureAwait(false);
         if (options.SuperuserPasswordFile is { } superuserFile)
@@ -258,7 +264,7 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
     /// failover (pg_rewind leaves pg_replslot as it was), kept its own, inactive at a fixed position, and they held
     /// every WAL segment it received since in pg_wal, without end (seen: 721 MB from the switchover on, where the
     /// other standby kept 609 MB, all of it recycled). No standby here serves a cascade; a promotion creates the slots
-    /// the members need (<see cref="EnsurePrimaryObjectsAsync"/>).
+    /// the members need (<see cref="EnsureSlotsAsync"/>).
     /// </summary>
     public void RemoveReplicationSlots()
     {

@@ -175,6 +175,11 @@ internal sealed partial class PostgresSupervisor : BackgroundService
                 _files.WriteConfig(repoint.Upstream, standby: true);
                 await _client.ReloadAsync(ct).ConfigureAwait(false);
                 return null;
+            case PostgresAction.EnsureSlots:
+                var slotsStarted = Stopwatch.GetTimestamp();
+                await _files.EnsureSlotsAsync(_client, ct).ConfigureAwait(false);
+                Log.Slots(_logger, (long)Stopwatch.GetElapsedTime(slotsStarted).TotalMilliseconds);
+                return null;
             case PostgresAction.EnsurePrimaryObjects:
                 var started = Stopwatch.GetTimestamp();
                 await _files.EnsurePrimaryObjectsAsync(_client, ct).ConfigureAwait(false);
@@ -380,6 +385,9 @@ internal sealed partial class PostgresSupervisor : BackgroundService
 
         [LoggerMessage(121, LogLevel.Information, "primary objects in place, synchronous standbys configured: {Milliseconds} ms")]
         public static partial void PrimaryObjects(ILogger logger, long milliseconds);
+
+        [LoggerMessage(122, LogLevel.Information, "replication slots in place: {Milliseconds} ms")]
+        public static partial void Slots(ILogger logger, long milliseconds);
     }
 
 }

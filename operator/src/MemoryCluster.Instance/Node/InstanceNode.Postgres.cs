@@ -240,8 +240,11 @@ public sealed partial class InstanceNode
                 }
 
                 break;
-            case PostgresAction.EnsurePrimaryObjects:
+            case PostgresAction.EnsureSlots:
                 // Done for the membership it was asked for: a change meanwhile asks for them again.
+                _slotsReady = _slotsForMembership == _membershipVersion;
+                break;
+            case PostgresAction.EnsurePrimaryObjects:
                 _primaryObjectsReady = _objectsForMembership == _membershipVersion;
                 break;
         }
@@ -314,6 +317,7 @@ public sealed partial class InstanceNode
         "Reclone" => "re-clone",
         "Repoint" => "repoint",
         "EnsurePrimaryObjects" => "primary objects",
+        "EnsureSlots" => "replication slots",
         var other => other,
     };
 
@@ -361,6 +365,7 @@ public sealed partial class InstanceNode
             Pg = _pg,
             MayWrite = _mayWrite,
             Upstream = _upstream,
+            SlotsReady = _slotsReady,
             PrimaryObjectsReady = _primaryObjectsReady,
             RewindFailed = _rewindFailed,
             Switchover = _switchover,
@@ -459,6 +464,10 @@ public sealed partial class InstanceNode
             case StepKind.Repoint:
                 action = new PostgresAction.Repoint(id, act.Member, act.Why);
                 break;
+            case StepKind.EnsureSlots:
+                action = new PostgresAction.EnsureSlots(id, act.Why);
+                _slotsForMembership = _membershipVersion;
+                break;
             case StepKind.EnsurePrimaryObjects:
                 action = new PostgresAction.EnsurePrimaryObjects(id, act.Why);
                 _objectsForMembership = _membershipVersion;
@@ -473,6 +482,7 @@ public sealed partial class InstanceNode
         {
             _running = true;
             _pg = null;
+            _slotsReady = false;
             _primaryObjectsReady = false;
         }
 

@@ -38,6 +38,7 @@ namespace MemoryCluster.Instance.Node;
 /// <param name="DetachFrom">On the Raft leader failing over in quorum mode from a primary that stopped renewing: that epoch (replicas stop streaming from its primary first).</param>
 /// <param name="DetachedFrom">Replica: the epoch whose primary it has stopped streaming from, proven by the state shown.</param>
 /// <param name="WaitingForStandbys">Quorum mode: a primary that takes writes, whose commits wait because fewer than k standbys reply (not ready, but still where writes go).</param>
+/// <param name="AcceptsStandbys">Primary: named at the current epoch, out of recovery under a lease, not fenced, with a slot for every other member: replicas may stream from it (ready or not).</param>
 public sealed record NodeStatus(
     InstanceRole Role,
     bool Ready,
@@ -70,7 +71,8 @@ public sealed record NodeStatus(
     string? NotReadyWhy = null,
     bool WaitingForStandbys = false,
     Epoch DetachFrom = default,
-    Epoch DetachedFrom = default);
+    Epoch DetachedFrom = default,
+    bool AcceptsStandbys = false);
 
 public sealed partial class InstanceNode
 {
@@ -164,7 +166,8 @@ public sealed partial class InstanceNode
             _pgAt,
             status.DetachFrom,
             status.DetachedFrom,
-            ControlCommand.HighestFormat);
+            ControlCommand.HighestFormat,
+            status.AcceptsStandbys);
     }
 
     /// <summary>What this member is now.</summary>
@@ -178,7 +181,8 @@ public sealed partial class InstanceNode
             : InstanceRole.Unknown;
         var (follow, followWhy) = FollowStateNow(role);
         var leaseRemaining = isNamed ? (LeaseUntil is { } until ? Math.Max(0, until - _now) : 0) : (long?)null;
-        var takesWrites = role == InstanceRole.Primary && isNamed && _pg is { InRecovery: false } && _primaryObjectsReady && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null;
+        var acceptsStandbys = role == InstanceRole.Primary && isNamed && _pg is { InRecovery: false } && _slotsReady && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null;
+        var takesWrites = acceptsStandbys && _primaryObjectsReady;
 
         // Quorum mode: a primary that takes writes but hears from fewer than k standbys blocks every commit; it is not
         // ready, and says why (it keeps its role: nowhere else can the writes go).
@@ -194,7 +198,8 @@ public sealed partial class InstanceNode
             {
                 InstanceRole.Primary => !isNamed ? "another member is named primary"
                     : _pg is not { InRecovery: false } ? "not out of recovery yet"
-                    : !_primaryObjectsReady ? "setting up the primary's slots and roles"
+                    : !_slotsReady ? "creating the replication slots"
+                    : !_primaryObjectsReady ? "setting up the primary's roles and grants"
                     : _fencedEpoch == _control.Epoch || _fencing is not null ? "fenced"
                     : "no primary lease",
                 InstanceRole.Replica => $"not streaming from the primary ({follow.ToString().ToLowerInvariant()}{(followWhy is null ? string.Empty : ": " + followWhy)})",
@@ -246,7 +251,8 @@ public sealed partial class InstanceNode
             notReadyWhy,
             blocked is not null,
             _raft.IsLeader && _detachEpoch == _control.Epoch ? _detachEpoch : Epoch.Zero,
-            DetachedFromNow);
+            DetachedFromNow,
+            acceptsStandbys);
     }
 
     private (FollowState State, string? Why) FollowStateNow(InstanceRole role)

@@ -135,9 +135,9 @@ public sealed partial class InstanceNode
 
     /// <summary>
     /// A stopping manager starts nothing new on its data (the host stops PostgreSQL right after): only stops, the
-    /// switchover's own stop and the primary's objects go on. A rewind or a clone cut short by the stop would leave
+    /// switchover's own stop and the primary's slots and objects go on. A rewind or a clone cut short by the stop would leave
     /// the data to be set aside.
     /// </summary>
     private bool HeldByStop(PlanStep step) =>
-        _stopRequested && step is PlanStep.Act { Kind: not (StepKind.Stop or StepKind.StopForSwitchover or StepKind.EnsurePrimaryObjects) };
+        _stopRequested && step is PlanStep.Act { Kind: not (StepKind.Stop or StepKind.StopForSwitchover or StepKind.EnsureSlots or StepKind.EnsurePrimaryObjects) };
 }

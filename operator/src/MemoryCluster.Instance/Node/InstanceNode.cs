@@ -45,8 +45,10 @@ public sealed partial class InstanceNode
     private long _pgAt;
     private long _pgQueryMs;
     private PostgresAction? _inFlight;
+    private bool _slotsReady;
     private bool _primaryObjectsReady;
     private long _membershipVersion;
+    private long _slotsForMembership;
     private long _objectsForMembership;
     private MemberId _upstream;
     private bool _rewindFailed;
@@ -276,6 +278,7 @@ public sealed partial class InstanceNode
 
         // IMPORTANT (quorum mode): the primary's synchronous_standby_names must follow the membership: k grows with
         // the voters, and a new member needs its slot before it can stream.
+        _slotsReady = false;
         _primaryObjectsReady = false;
         Log(LogLevel.Information, $"membership: {string.Join(", ", next.Members.Select(m => m.IsVoter ? m.Name : m.Name + " (learner)"))}; quorum k = {next.SyncStandbys}");
     }
@@ -284,6 +287,7 @@ public sealed partial class InstanceNode
     {
         _epochSeen = next.Epoch;
         _epochSeenAt = _now;
+        _slotsReady = false;
         _primaryObjectsReady = false;
         _switchover = null;
         _steppingDown = false;

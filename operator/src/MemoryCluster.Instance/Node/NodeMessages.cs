@@ -240,6 +240,7 @@ public sealed record RaftView(Raft.RaftRole Role, Raft.Term Term, MemberId Leade
 /// <param name="DetachFrom">On the Raft leader, failing over in quorum mode from a primary that stopped renewing: the epoch whose primary every replica must stop streaming from; zero otherwise.</param>
 /// <param name="DetachedFrom">Replica: the epoch whose primary it has stopped streaming from, its WAL receiver seen gone by the state shown (so the position shown is all it can have acknowledged); zero otherwise.</param>
 /// <param name="ControlFormat">The highest control format its manager reads (0 for a release before control formats).</param>
+/// <param name="AcceptsStandbys">Primary at its epoch, out of recovery under a lease, with a slot for every other member: replicas may stream from it before it is ready (false from a release that does not say).</param>
 public sealed record PeerView(
     MemberId Id,
     bool Reachable,
@@ -257,7 +258,8 @@ public sealed record PeerView(
     long StateAt,
     Epoch DetachFrom = default,
     Epoch DetachedFrom = default,
-    int ControlFormat = 0)
+    int ControlFormat = 0,
+    bool AcceptsStandbys = false)
 {
     public static PeerView Unreachable(MemberId id) =>
         new(id, false, Epoch.Zero, InstanceRole.Unknown, false, false, null, Lsn.Zero, Lsn.Zero, false, FollowState.Unknown, false, Epoch.Zero, 0);
@@ -407,8 +409,11 @@ public abstract record PostgresAction(long Id, string Why) : NodeAction
     /// <summary>Rewrites primary_conninfo to follow <paramref name="Upstream"/> and reloads.</summary>
     public sealed record Repoint(long Id, MemberId Upstream, string Why) : PostgresAction(Id, Why);
 
-    /// <summary>On a new primary: a slot for every other member, the replication role, the rewind grants, the app role and database.</summary>
+    /// <summary>On a new primary, once its slots exist: the replication role, the rewind grants, the app role and database, the synchronous standbys of the membership.</summary>
     public sealed record EnsurePrimaryObjects(long Id, string Why) : PostgresAction(Id, Why);
+
+    /// <summary>On the primary: a physical replication slot for every other member, and none left for a removed one.</summary>
+    public sealed record EnsureSlots(long Id, string Why) : PostgresAction(Id, Why);
 }
 
 /// <summary>

@@ -42,6 +42,7 @@ public enum StepKind
     Reclone = 9,
     Repoint = 10,
     EnsurePrimaryObjects = 11,
+    EnsureSlots = 12,
 }
 
 /// <summary>Everything <see cref="PostgresPlanner"/> looks at, gathered by the node.</summary>
@@ -70,6 +71,10 @@ public sealed record PlanInput
     /// <summary>Whom primary_conninfo names (none: no one).</summary>
     public MemberId Upstream { get; init; }
 
+    /// <summary>Primary: a replication slot exists for every other member of the membership (replicas may stream from it).</summary>
+    public bool SlotsReady { get; init; }
+
+    /// <summary>Primary: its slots, roles, grants and synchronous standbys are in place for the membership (it may call itself ready).</summary>
     public bool PrimaryObjectsReady { get; init; }
 
     public bool RewindFailed { get; init; }
@@ -265,9 +270,16 @@ public static class PostgresPlanner
             return new PlanStep.Act(StepKind.Promote, MemberId.None, $"the control state names this instance primary at epoch {epoch}");
         }
 
+        if (!o.SlotsReady)
+        {
+            // First on their own: the replicas repoint at this primary as soon as its report shows the slots, while
+            // the roles and grants below are still being checked.
+            return new PlanStep.Act(StepKind.EnsureSlots, MemberId.None, "primary: a replication slot for every other member");
+        }
+
         if (!o.PrimaryObjectsReady)
         {
-            return new PlanStep.Act(StepKind.EnsurePrimaryObjects, MemberId.None, "primary: a slot for every other member, the replication role, rewind grants");
+            return new PlanStep.Act(StepKind.EnsurePrimaryObjects, MemberId.None, "primary: the replication role, rewind grants, synchronous standbys");
         }
 
         if (o.QuorumProven is { } proven && proven.ExpectedEpoch == epoch)
@@ -365,6 +377,10 @@ public static class PostgresPlanner
         var name = o.Config.NameOf(primary);
         o.Peers.TryGetValue(primary, out var upstream);
         var upstreamReady = upstream is { Reachable: true, Ready: true, Role: InstanceRole.Primary } && upstream.Epoch == epoch;
+
+        // Enough to stream from (a slot for this member exists; its roles and grants may still be checked): a running
+        // replica repoints then. Cloning and rewinding wait for ready, their roles and grants in place.
+        var upstreamStreamable = upstreamReady || (upstream is { Reachable: true, AcceptsStandbys: true, Role: InstanceRole.Primary } && upstream.Epoch == epoch);
         if (o.Running && (o.MayWrite || o.Pg is { InRecovery: false }))
         {
             // IMPORTANT: a primary that sees a committed epoch naming another instance is killed at once; it never
@@ -464,9 +480,9 @@ public static class PostgresPlanner
 
         if (o.Upstream != primary)
         {
-            return upstreamReady
+            return upstreamStreamable
                 ? new PlanStep.Act(StepKind.Repoint, primary, $"epoch {epoch}: following the primary {name}")
-                : new PlanStep.Wait($"epoch {epoch}: waiting for the primary {name} to be ready");
+                : new PlanStep.Wait($"epoch {epoch}: waiting for the primary {name} to accept standbys");
         }
 
         return new PlanStep.Wait(o.Pg.Receiver == WalReceiverStatus.Streaming ? $"replica, streaming from {name}" : $"replica of {name}, not streaming yet");
