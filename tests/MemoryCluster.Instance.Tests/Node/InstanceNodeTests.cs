@@ -208,6 +208,25 @@ public sealed class InstanceNodeTests
         Assert.Equal(InstanceRole.Primary, h.Node.Status().Role);
     }
 
+    [Fact]
+    public void A_promoted_primary_accepts_standbys_only_once_a_state_query_shows_its_new_line()
+    {
+        // Seen in review: the slots (2-7 ms) can finish before the first state query after the promotion, which
+        // leaves the line unknown; a replica reading that report cannot tell whether it must rewind first.
+        var (h, promote) = Promoting();
+        h.Step(now => new ActionDone(now, promote.Id, Outcome.Done, null, DataKind.Primary));
+        var slots = h.Then(h.Tick(10), h.Last<PostgresAction.EnsureSlots>);
+        h.Step(now => new ActionDone(now, slots.Id, Outcome.Done, null, DataKind.Primary));
+        Assert.Null(h.Node.Status().Line);
+        Assert.False(h.Node.Status().AcceptsStandbys);
+        Assert.False(h.Node.SelfView().AcceptsStandbys);
+
+        h.Step(now => new PostgresObserved(now, Primary(), null));
+        Assert.NotNull(h.Node.Status().Line);
+        Assert.True(h.Node.Status().AcceptsStandbys);
+        Assert.True(h.Node.SelfView().AcceptsStandbys);
+    }
+
     /// <summary>A standby named primary at epoch 2 whose promotion has been asked for and has not finished.</summary>
     private static (Harness H, PostgresAction.Promote Promote) Promoting()
     {

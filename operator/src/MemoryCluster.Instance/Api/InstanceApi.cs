@@ -26,7 +26,7 @@ public sealed record StatusDocument
     /// <summary>Quorum mode: a primary that takes writes while its commits wait for standbys (not ready; still the primary to follow and to write to).</summary>
     public bool WaitingForStandbys { get; init; }
 
-    /// <summary>Primary: out of recovery at the current epoch under a lease, with a slot for every other member: replicas may stream from it, ready or not yet.</summary>
+    /// <summary>Primary: out of recovery at the current epoch under a lease, its line known, with a slot for every other member: replicas may stream from it, ready or not yet.</summary>
     public bool AcceptsStandbys { get; init; }
 
     public required bool PostgresRunning { get; init; }

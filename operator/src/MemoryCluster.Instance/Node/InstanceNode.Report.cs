@@ -38,7 +38,7 @@ namespace MemoryCluster.Instance.Node;
 /// <param name="DetachFrom">On the Raft leader failing over in quorum mode from a primary that stopped renewing: that epoch (replicas stop streaming from its primary first).</param>
 /// <param name="DetachedFrom">Replica: the epoch whose primary it has stopped streaming from, proven by the state shown.</param>
 /// <param name="WaitingForStandbys">Quorum mode: a primary that takes writes, whose commits wait because fewer than k standbys reply (not ready, but still where writes go).</param>
-/// <param name="AcceptsStandbys">Primary: named at the current epoch, out of recovery under a lease, not fenced, with a slot for every other member: replicas may stream from it (ready or not).</param>
+/// <param name="AcceptsStandbys">Primary: named at the current epoch, out of recovery under a lease, not fenced, its line known (a state query since the promotion), with a slot for every other member: replicas may stream from it (ready or not).</param>
 public sealed record NodeStatus(
     InstanceRole Role,
     bool Ready,
@@ -181,8 +181,11 @@ public sealed partial class InstanceNode
             : InstanceRole.Unknown;
         var (follow, followWhy) = FollowStateNow(role);
         var leaseRemaining = isNamed ? (LeaseUntil is { } until ? Math.Max(0, until - _now) : 0) : (long?)null;
-        var acceptsStandbys = role == InstanceRole.Primary && isNamed && _pg is { InRecovery: false } && _slotsReady && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null;
-        var takesWrites = acceptsStandbys && _primaryObjectsReady;
+        var takesWrites = role == InstanceRole.Primary && isNamed && _pg is { InRecovery: false } && _primaryObjectsReady && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null;
+
+        // Only once its own line is known (a state query since the promotion, which resets it): a replica judges
+        // from that line whether it can follow, and without it would repoint even where it must rewind first.
+        var acceptsStandbys = role == InstanceRole.Primary && isNamed && _pg is { InRecovery: false } && _line is not null && _slotsReady && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null;
 
         // Quorum mode: a primary that takes writes but hears from fewer than k standbys blocks every commit; it is not
         // ready, and says why (it keeps its role: nowhere else can the writes go).
