@@ -339,11 +339,9 @@ internal sealed partial class FailoverSimulator
                     return null;
                 });
                 break;
-            case PostgresAction.EnsureSlots:
-                Later(m, action, 5 + _random.Next(20), () => m.Pg.Writable(_now) ? null : "postgres does not accept writes");
-                break;
-            case PostgresAction.EnsurePrimaryObjects:
-                Later(m, action, 20 + _random.Next(40), () => m.Pg.Writable(_now) ? null : "postgres does not accept writes");
+            case PostgresAction.EnsureSlots or PostgresAction.EnsurePrimaryObjects:
+                var ms = action is PostgresAction.EnsureSlots ? 5 + _random.Next(20) : 20 + _random.Next(40);
+                Later(m, action, ms, () => m.Pg.Writable(_now) ? null : "postgres does not accept writes");
                 break;
             default:
                 throw new InvalidOperationException($"no simulated executor for {action.GetType().Name}");

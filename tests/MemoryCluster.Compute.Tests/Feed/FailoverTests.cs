@@ -18,7 +18,7 @@ public sealed class FailoverTests
         primary.WriteConfig(upstream: null);
         await primary.StartAsync();
         await primary.Client.EnsureRoleAsync(TestNode.ReplicationUser, TestNode.ReplicationPassword, replication: true, CancellationToken.None);
-        await primary.Client.EnsureSlotsAsync(["feed_standby"], CancellationToken.None);
+        await primary.Client.EnsureSlotsAsync(["feed_standby"], dropOthers: false, CancellationToken.None);
         await primary.ExecuteAsync("create database memory");
         await using var standby = TestNode.Create("feed_standby");
         await standby.Tools.BaseBackupAsync(standby.DataDirectory, primary.SourceFor(standby), CancellationToken.None);

@@ -16,7 +16,7 @@ public sealed class ReplicationLifecycleTests
         await node.StartAsync();
         await node.Client.EnsureRoleAsync(TestNode.ReplicationUser, TestNode.ReplicationPassword, replication: true, CancellationToken.None);
         await node.Client.GrantRewindAsync(TestNode.ReplicationUser, CancellationToken.None);
-        await node.Client.EnsureSlotsAsync(slots, CancellationToken.None);
+        await node.Client.EnsureSlotsAsync(slots, dropOthers: false, CancellationToken.None);
         return node;
     }
 
@@ -44,10 +44,10 @@ public sealed class ReplicationLifecycleTests
     public async Task Slots_are_made_in_one_statement_reserving_wal_at_once_and_only_a_removed_members_are_dropped()
     {
         await using var node = await BootstrapPrimaryAsync("slots", "a", "b", "a");
-        await node.Client.EnsureSlotsAsync(["a", "b", "c"], CancellationToken.None); // again: only c is new
+        await node.Client.EnsureSlotsAsync(["a", "b", "c"], dropOthers: false, CancellationToken.None); // again: only c is new
         Assert.Equal(3, await node.ScalarAsync("select count(*) from pg_replication_slots where slot_type = 'physical' and restart_lsn is not null"));
 
-        await node.Client.DropSlotsExceptAsync(["a", "c"], CancellationToken.None);
+        await node.Client.EnsureSlotsAsync(["a", "c"], dropOthers: true, CancellationToken.None);
         Assert.Equal(0, await node.ScalarAsync("select count(*) from pg_replication_slots where slot_name = 'b'"));
         Assert.Equal(2, await node.ScalarAsync("select count(*) from pg_replication_slots where slot_name in ('a', 'c')"));
     }
@@ -100,7 +100,7 @@ public sealed class ReplicationLifecycleTests
         var promoted = await b.Client.GetStateAsync(CancellationToken.None);
         Assert.False(promoted.InRecovery);
         Assert.Equal(new TimelineId(2), promoted.Timeline);
-        await b.Client.EnsureSlotsAsync(["a"], CancellationToken.None);
+        await b.Client.EnsureSlotsAsync(["a"], dropOthers: false, CancellationToken.None);
         await b.ExecuteAsync("insert into t select generate_series(11, 20)");
 
         // a rewinds from b (a crashed: pg_rewind runs its crash recovery itself) and rejoins as b's replica.
@@ -147,7 +147,7 @@ public sealed class ReplicationLifecycleTests
         Assert.DoesNotContain(b.Log.Tail(), "new target timeline is", StringComparison.Ordinal);
 
         // c, which holds what b held, follows b onto timeline 4 without a rewind.
-        await b.Client.EnsureSlotsAsync(["c"], CancellationToken.None);
+        await b.Client.EnsureSlotsAsync(["c"], dropOthers: false, CancellationToken.None);
         await b.ExecuteAsync("insert into t select generate_series(11, 20)");
         await c.StopAsync();
         c.WriteConfig(b.SourceFor(c));

@@ -98,7 +98,7 @@ public sealed class TlsReplicationTests : IDisposable
         primary.WriteConfig(upstream: null, tls: primaryTls.Copies);
         await primary.StartAsync();
         await primary.Client.EnsureRoleAsync(TestNode.ReplicationUser, TestNode.ReplicationPassword, replication: true, CancellationToken.None);
-        await primary.Client.EnsureSlotsAsync(["b"], CancellationToken.None);
+        await primary.Client.EnsureSlotsAsync(["b"], dropOthers: false, CancellationToken.None);
 
         // The server presents the issued certificate, which chains to the cluster's CA; a client verifying name and
         // chain (verify-full) gets in, one without TLS matches no pg_hba.conf line.

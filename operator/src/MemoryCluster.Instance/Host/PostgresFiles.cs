@@ -192,9 +192,7 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
     public async Task EnsureSlotsAsync(PgClient client, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(client);
-        var slots = directory.Others.Select(p => SlotName(p.Name)).ToList();
-        await client.EnsureSlotsAsync(slots, cancellationToken).ConfigureAwait(false);
-        await client.DropSlotsExceptAsync(slots, cancellationToken).ConfigureAwait(false);
+        await client.EnsureSlotsAsync(directory.Others.Select(p => SlotName(p.Name)).ToList(), dropOthers: true, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>On a new primary, once its slots exist: the roles, the rewind grants, the app database.</summary>

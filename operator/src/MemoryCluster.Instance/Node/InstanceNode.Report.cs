@@ -181,11 +181,12 @@ public sealed partial class InstanceNode
             : InstanceRole.Unknown;
         var (follow, followWhy) = FollowStateNow(role);
         var leaseRemaining = isNamed ? (LeaseUntil is { } until ? Math.Max(0, until - _now) : 0) : (long?)null;
-        var takesWrites = role == InstanceRole.Primary && isNamed && _pg is { InRecovery: false } && _primaryObjectsReady && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null;
+        var writablePrimary = role == InstanceRole.Primary && isNamed && _pg is { InRecovery: false } && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null;
+        var takesWrites = writablePrimary && _primaryObjectsReady;
 
         // Only once its own line is known (a state query since the promotion, which resets it): a replica judges
         // from that line whether it can follow, and without it would repoint even where it must rewind first.
-        var acceptsStandbys = role == InstanceRole.Primary && isNamed && _pg is { InRecovery: false } && _line is not null && _slotsReady && leaseRemaining > 0 && _fencedEpoch != _control.Epoch && _fencing is null;
+        var acceptsStandbys = writablePrimary && _slotsReady && _line is not null;
 
         // Quorum mode: a primary that takes writes but hears from fewer than k standbys blocks every commit; it is not
         // ready, and says why (it keeps its role: nowhere else can the writes go).

@@ -240,7 +240,7 @@ public sealed record RaftView(Raft.RaftRole Role, Raft.Term Term, MemberId Leade
 /// <param name="DetachFrom">On the Raft leader, failing over in quorum mode from a primary that stopped renewing: the epoch whose primary every replica must stop streaming from; zero otherwise.</param>
 /// <param name="DetachedFrom">Replica: the epoch whose primary it has stopped streaming from, its WAL receiver seen gone by the state shown (so the position shown is all it can have acknowledged); zero otherwise.</param>
 /// <param name="ControlFormat">The highest control format its manager reads (0 for a release before control formats).</param>
-/// <param name="AcceptsStandbys">Primary at its epoch, out of recovery under a lease, with a slot for every other member: replicas may stream from it before it is ready (false from a release that does not say).</param>
+/// <param name="AcceptsStandbys">Primary at its epoch, out of recovery under a lease, its line known, with a slot for every other member: replicas may stream from it before it is ready (false from a release that does not say).</param>
 public sealed record PeerView(
     MemberId Id,
     bool Reachable,

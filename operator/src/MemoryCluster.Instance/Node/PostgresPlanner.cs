@@ -376,11 +376,12 @@ public static class PostgresPlanner
         var epoch = o.Control.Epoch;
         var name = o.Config.NameOf(primary);
         o.Peers.TryGetValue(primary, out var upstream);
-        var upstreamReady = upstream is { Reachable: true, Ready: true, Role: InstanceRole.Primary } && upstream.Epoch == epoch;
+        var upstreamPrimary = upstream is { Reachable: true, Role: InstanceRole.Primary } && upstream.Epoch == epoch;
+        var upstreamReady = upstreamPrimary && upstream!.Ready;
 
         // Enough to stream from (a slot for this member exists; its roles and grants may still be checked): a running
         // replica repoints then. Cloning and rewinding wait for ready, their roles and grants in place.
-        var upstreamStreamable = upstreamReady || (upstream is { Reachable: true, AcceptsStandbys: true, Role: InstanceRole.Primary } && upstream.Epoch == epoch);
+        var upstreamStreamable = upstreamPrimary && (upstream!.Ready || upstream.AcceptsStandbys);
         if (o.Running && (o.MayWrite || o.Pg is { InRecovery: false }))
         {
             // IMPORTANT: a primary that sees a committed epoch naming another instance is killed at once; it never

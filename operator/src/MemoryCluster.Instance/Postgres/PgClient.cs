@@ -285,32 +285,32 @@ public sealed class PgClient(string socketDirectory, int port)
     }
 
     /// <summary>
-    /// Creates the physical slots that are missing (slots are not replicated: every primary keeps its own), in one
-    /// statement: on a promotion the replicas wait for them, and on a busy host each round trip costs tens of ms.
+    /// Creates the physical slots that are missing (slots are not replicated: every primary keeps its own) and, with
+    /// <paramref name="dropOthers"/>, drops those not in use that belong to no member any more (a member removed from
+    /// the cluster: a slot nobody streams from would keep WAL without end). One round trip: on a promotion the
+    /// replicas wait for the slots, and on a busy host each round trip costs tens of ms.
     /// </summary>
-    public async Task EnsureSlotsAsync(IEnumerable<string> slots, CancellationToken cancellationToken)
+    public async Task EnsureSlotsAsync(IReadOnlyCollection<string> slots, bool dropOthers, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(slots);
+        var names = slots.Distinct(StringComparer.Ordinal).ToArray();
         await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand(
-            "select pg_create_physical_replication_slot(s, true) from unnest($1::text[]) s where not exists (select 1 from pg_replication_slots where slot_name = s)",
-            connection);
-        command.Parameters.AddWithValue(slots.Distinct(StringComparer.Ordinal).ToArray());
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
+        await using var batch = new NpgsqlBatch(connection);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            "select pg_create_physical_replication_slot(s, true) from unnest($1::text[]) s where not exists (select 1 from pg_replication_slots where slot_name = s)")
+        {
+            Parameters = { new NpgsqlParameter { Value = names } },
+        });
+        if (dropOthers)
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(
+                "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_type = 'physical' and not active and not temporary and slot_name <> all($1)")
+            {
+                Parameters = { new NpgsqlParameter { Value = names } },
+            });
+        }
 
-    /// <summary>
-    /// Drops the physical slots, not in use, that belong to no member any more (a member removed from the cluster):
-    /// a slot nobody streams from would keep WAL without end.
-    /// </summary>
-    public async Task DropSlotsExceptAsync(IReadOnlyList<string> keep, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(keep);
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var command = new NpgsqlCommand(
-            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_type = 'physical' and not active and not temporary and slot_name <> all($1)",
-            connection);
-        command.Parameters.AddWithValue(keep.ToArray());
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
