@@ -30,6 +30,120 @@ public sealed class CoreTests
         Assert.True(options.LeaseTicks <= options.ElectionTicks / options.ClockDriftBound);
     }
 
+    [Theory]
+    [InlineData(0, 0.0)]
+    [InlineData(10, 0.0)] // the least silence a vote needs proves nothing beyond the election
+    [InlineData(11, 0.0)]
+    [InlineData(12, 0.0909)] // (12 - 2) / 1.1 - 9
+    [InlineData(20, 7.3636)]
+    [InlineData(40, 25.5454)]
+    public void Earlier_leases_are_dated_from_the_voters_silence_less_two_ticks_over_drift_and_a_whole_lease(int quiet, double ticksBefore)
+    {
+        var options = Options() with { ElectionTicks = 10, ClockDriftBound = 1.1 };
+        Assert.Equal(ticksBefore, options.PriorLeasesEndedTicksBefore(quiet), 3);
+
+        // The lease subtracted is never shorter than an earlier leader's lease seen on a clock up to drift slower.
+        Assert.True(options.ElectionTicks - 1 >= options.LeaseTicks * options.ClockDriftBound);
+    }
+
+    /// <summary>A lone node of a three-member cluster that timed out, got a pre-vote from member 2 and now asks for votes.</summary>
+    private static RawNode CandidateAfterSilence()
+    {
+        var node = new RawNode(Options(), PersistentState.Empty);
+        for (var t = 0; t < 35 && node.Role == RaftRole.Follower; t++)
+        {
+            node.Tick();
+        }
+
+        Assert.Equal(RaftRole.PreCandidate, node.Role);
+        node.Advance(node.GetReady());
+        node.Step(new Message(MessageType.PreVoteResponse, new NodeId(2), node.Id, node.Term.Next()));
+        Assert.Equal(RaftRole.Candidate, node.Role);
+        Assert.Equal(0, node.ElectionQuietTicks);
+        return node;
+    }
+
+    [Theory]
+    [InlineData(1000, -1)] // a voter quieter than the candidate: the candidate's own count is kept
+    [InlineData(12, 12)]
+    [InlineData(0, 0)] // a voter of an older release sends 0: nothing is dated before the election
+    public void A_vote_carries_the_voters_ticks_since_a_leader_and_the_leader_keeps_the_fewest_its_own_included(long voterQuiet, int expected)
+    {
+        var node = CandidateAfterSilence();
+        var own = (int)node.TickCount;
+        node.Step(new Message(MessageType.VoteResponse, new NodeId(2), node.Id, node.Term, Context: (ulong)voterQuiet));
+        Assert.Equal(RaftRole.Leader, node.Role);
+        Assert.Equal(expected < 0 ? own : expected, node.ElectionQuietTicks);
+    }
+
+    [Fact]
+    public void A_granted_vote_reports_the_ticks_since_the_voter_last_heard_from_a_leader()
+    {
+        var voter = new RawNode(Options(2), PersistentState.Empty);
+        for (var t = 0; t < 15; t++)
+        {
+            voter.Tick();
+        }
+
+        voter.Advance(voter.GetReady());
+        voter.Step(new Message(MessageType.Vote, new NodeId(1), voter.Id, new Term(1), LogTerm: Term.Zero, Index: LogIndex.Zero));
+        var answer = Assert.Single(voter.GetReady().Messages, m => m.Type == MessageType.VoteResponse);
+        Assert.False(answer.Reject);
+        Assert.Equal(15UL, answer.Context);
+    }
+
+    [Fact]
+    public void A_voter_that_restarted_counts_its_silence_from_its_start_and_a_follower_has_none()
+    {
+        foreach (var seed in Enumerable.Range(1, 10))
+        {
+            var c = new TestCluster { Seed = seed };
+            c.Create([1, 2, 3]);
+            c.Settle(40);
+            var old = c.Leader()!.Id;
+            var voters = c.Up.Where(n => n.Id != old).Select(n => n.Id.Value).ToList();
+            c.Crash(old.Value);
+            c.Settle(5);
+
+            // One voter restarts 5 ticks into the silence: it refuses votes for an election timeout, and its count
+            // (from its start, not from its last contact before) is the election's.
+            c.Restart(voters[1]);
+            var sinceRestart = 0;
+            while (c.Leader() is null && sinceRestart < 100)
+            {
+                c.Tick(1);
+                sinceRestart++;
+                c.Deliver(print: false);
+            }
+
+            var leader = c.Leader()!;
+            Assert.Equal(sinceRestart, leader.ElectionQuietTicks);
+            Assert.True(leader.ElectionQuietTicks >= c.ElectionTicks);
+            Assert.All(c.Up.Where(n => n != leader), n => Assert.Equal(0, n.ElectionQuietTicks));
+        }
+    }
+
+    [Fact]
+    public void A_leader_elected_by_a_transfer_dates_nothing_earlier_than_its_election()
+    {
+        var c = new TestCluster();
+        c.Create([1, 2, 3]);
+        c.Settle(40);
+        var old = c.Leader()!;
+        var target = c.Up.First(n => n.Id != old.Id);
+        Assert.Equal(RaftRefusal.None, old.TransferLeadership(target.Id));
+        c.Process(old.Id.Value);
+        for (var round = 0; round < 10 && target.Role != RaftRole.Leader; round++)
+        {
+            c.Deliver(print: false);
+            c.Tick(1, [old.Id.Value]);
+        }
+
+        Assert.Equal(RaftRole.Leader, target.Role);
+        Assert.True(target.ElectionQuietTicks < c.ElectionTicks, $"quiet {target.ElectionQuietTicks}");
+        Assert.Equal(0, target.Options.PriorLeasesEndedTicksBefore(target.ElectionQuietTicks));
+    }
+
     [Fact]
     public void Leader_is_elected_after_election_timeout()
     {

@@ -20,6 +20,9 @@ public sealed class SimulationTests
         Assert.True(results.Sum(r => r.CommittedEntries) > 10_000);
         Assert.True(results.Sum(r => r.LeaseEvents) > 100_000);
         Assert.True(results.Sum(r => r.ReadsAnswered) > 1000);
+
+        // Elections whose voters' silence dated every earlier lease before them, each checked against every lease held.
+        Assert.True(results.Sum(r => r.PriorLeaseFloors) > 500);
     }
 
     [Fact]

@@ -248,7 +248,9 @@ internal sealed partial class FailoverSimulator
         m.LastTerm = raft.Term;
         m.LastLeader = raft.Leader;
         m.LastState = state;
-        Step(m, now => new RaftObserved(now, m.View(raft.HoldsLease), state));
+        // The host's figure: the core's tick count turned into this member's milliseconds (its Raft ticks are RaftTickMs apart on its clock).
+        var priorLeasesEndedMs = raft.Role == RaftRole.Leader ? (long)(raft.Options.PriorLeasesEndedTicksBefore(raft.ElectionQuietTicks) * RaftTickMs) : 0;
+        Step(m, now => new RaftObserved(now, m.View(raft.HoldsLease, priorLeasesEndedMs), state));
     }
 
     // ---------------------------------------------------------------- PostgreSQL actions

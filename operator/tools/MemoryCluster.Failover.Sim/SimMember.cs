@@ -122,7 +122,7 @@ internal sealed class SimMember(MemberId id, string name, double rate)
     /// <summary>Bumped whenever the data directory is replaced (clone, rewind, initdb, re-clone).</summary>
     public int DataIncarnation { get; set; }
 
-    public RaftView View(bool holdsLease) => Raft is null
+    public RaftView View(bool holdsLease, long priorLeasesEndedMs) => Raft is null
         ? RaftView.Unknown
-        : new RaftView(Raft.Role, Raft.Term, MemberId.FromNodeId(Raft.Leader), holdsLease, false);
+        : new RaftView(Raft.Role, Raft.Term, MemberId.FromNodeId(Raft.Leader), holdsLease, false, priorLeasesEndedMs);
 }

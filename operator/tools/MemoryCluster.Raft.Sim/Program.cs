@@ -70,6 +70,7 @@ internal static class Program
             $"raft-sim: seeds={seeds} violations={violations} failing_seeds={results.Count(r => r.Violations.Count > 0)} " +
             $"elections={results.Sum(r => r.Elections)} committed={results.Sum(r => r.CommittedEntries)} " +
             $"crashes={results.Sum(r => r.Crashes)} events={results.Sum(r => r.Events)} lease_held_events={results.Sum(r => r.LeaseEvents)} reads={results.Sum(r => r.ReadsAnswered)} " +
+            $"elections_with_earlier_lease_floor={results.Sum(r => r.PriorLeaseFloors)} " +
             $"heal_to_leader_p99_ms={p99:F0} wall_s={stopwatch.Elapsed.TotalSeconds:F1}"));
         return violations > 0 ? 1 : 0;
     }

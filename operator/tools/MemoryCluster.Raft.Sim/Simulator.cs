@@ -50,6 +50,7 @@ internal sealed record SimResult(
     long HealToLeaderMicros,
     long LeaseEvents,
     long ReadsAnswered,
+    long PriorLeaseFloors,
     string Trace);
 
 /// <summary>
@@ -80,6 +81,7 @@ internal sealed class Simulator
     private int _elections;
     private int _crashes;
     private long _leaseEvents;
+    private long _priorLeaseFloors;
     private long _readsAnswered;
     private double _loss;
     private double _duplicate;
@@ -152,7 +154,7 @@ internal sealed class Simulator
 
         CheckLogMatching();
         return new SimResult(_options.Seed, _violations, _elections, _committed.Count, _events, _delivered, _crashes,
-            _leaderAfterHeal < 0 ? -1 : _leaderAfterHeal - _healedAt, _leaseEvents, _readsAnswered, _trace.ToString());
+            _leaderAfterHeal < 0 ? -1 : _leaderAfterHeal - _healedAt, _leaseEvents, _readsAnswered, _priorLeaseFloors, _trace.ToString());
     }
 
     private void Start(SimNode node)
@@ -531,6 +533,7 @@ internal sealed class Simulator
     private void CheckInvariants(SimEvent ev)
     {
         var leasesHeld = new List<NodeId>();
+        var elected = new List<SimNode>();
         foreach (var node in _nodes.Values)
         {
             if (!node.Up)
@@ -555,16 +558,23 @@ internal sealed class Simulator
                         .Select(n => $"{n.Id}(term {n.Raft!.Term}, lease {(n.Raft.HoldsLease ? "held" : "none")}, ticks {n.Raft.TickCount}/{n.Raft.LeaseValidUntilTick})");
                     TraceLine($"leader {node.Id} term {raft.Term}; other leaders: {string.Join(" ", others)}");
                     CheckLeaderCompleteness(node);
+                    elected.Add(node);
                 }
 
                 if (raft.HoldsLease)
                 {
                     leasesHeld.Add(node.Id);
                     _leaseEvents++;
+                    node.LeaseHeldAt = _now;
                 }
             }
 
             RecordCommitted(node);
+        }
+
+        foreach (var node in elected)
+        {
+            CheckPriorLeasesEnded(node);
         }
 
         if (leasesHeld.Count > 1)
@@ -588,6 +598,28 @@ internal sealed class Simulator
         if (_events % 500 == 0 || ev.Kind == SimEventKind.Heal)
         {
             CheckLogMatching();
+        }
+    }
+
+    /// <summary>
+    /// A new leader's lease floor (RaftOptions.PriorLeasesEndedTicksBefore, from its voters' silence) holds: every
+    /// other node last held a lease (the only time it could grant anything under it) before that many of the new
+    /// leader's ticks, turned into real time at its current clock rate, before now. Leases are held only at events,
+    /// and checked after every one, so the last event a node held one at is its last chance to use it.
+    /// </summary>
+    private void CheckPriorLeasesEnded(SimNode leader)
+    {
+        var raft = leader.Raft!;
+        var before = (long)(raft.Options.PriorLeasesEndedTicksBefore(raft.ElectionQuietTicks) * _options.TickMicros / leader.Rate);
+        if (before == 0)
+        {
+            return;
+        }
+
+        _priorLeaseFloors++;
+        foreach (var other in _nodes.Values.Where(n => n != leader && n.LeaseHeldAt > _now - before))
+        {
+            Violation($"{leader.Id}, elected at t={_now}us with its voters quiet for {raft.ElectionQuietTicks} ticks, dates every earlier lease to before t={_now - before}us, but {other.Id} held one at t={other.LeaseHeldAt}us");
         }
     }
 
@@ -732,5 +764,8 @@ internal sealed class Simulator
         public Term WasLeaderInTerm { get; set; }
 
         public LogIndex CommitRecorded { get; set; }
+
+        /// <summary>The last time (µs) this node held a leader lease; never reset, a restart included.</summary>
+        public long LeaseHeldAt { get; set; } = long.MinValue;
     }
 }

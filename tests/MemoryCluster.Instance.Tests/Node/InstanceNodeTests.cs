@@ -682,6 +682,53 @@ public sealed class InstanceNodeTests
         Assert.Contains("failing over from epoch 1", answer.Why, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(0L)]
+    [InlineData(600L)]
+    public void A_new_raft_leader_counts_the_primary_lease_from_when_its_voters_silence_proves_every_earlier_grant_ended(long priorLeasesEndedMs)
+    {
+        // Member 2, a replica that saw epoch 1 long ago, is elected while the primary (member 1, which led Raft too)
+        // is silent. Its voters' silence dates every earlier leader's lease, and so every renewal they granted,
+        // priorLeasesEndedMs before the election: the promotion wait counts from there, not from the election.
+        var h = new Harness(self: 2, mode: ReplicationMode.Async);
+        h.Raft(State(1, 1), leader: 1);
+        h.Step(now => new Started(now, DataKind.Standby, Epoch.Zero, null));
+        h.Now = 10_000;
+        h.Step(now => new RaftObserved(now, new RaftView(RaftRole.Leader, new Term(2), Id(2), true, false, priorLeasesEndedMs), State(1, 1)));
+        var due = h.Now - priorLeasesEndedMs + (long)Lease.PromoteAfter.TotalMilliseconds;
+
+        h.Now = due - 10;
+        var early = h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now)));
+        Assert.DoesNotContain(early.OfType<Propose>(), p => p.Command.Type == ControlCommandType.SetPrimary);
+
+        h.Now = due + 10;
+        var decided = h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now)));
+        Assert.Contains(decided.OfType<Propose>(), p => p.Command.Type == ControlCommandType.SetPrimary);
+    }
+
+    [Fact]
+    public void A_grant_or_an_epoch_seen_after_the_dated_silence_still_restarts_the_promotion_wait()
+    {
+        // Elected at 10 s with a silence dating earlier leases 600 ms back; the epoch was seen at 9.8 s (later than
+        // that): the wait counts from the epoch. A grant of its own at 14 s counts from the grant.
+        var h = new Harness(self: 2, mode: ReplicationMode.Async);
+        h.Now = 9_800;
+        h.Raft(State(1, 1), leader: 1);
+        h.Step(now => new Started(now, DataKind.Standby, Epoch.Zero, null));
+        h.Now = 10_000;
+        h.Step(now => new RaftObserved(now, new RaftView(RaftRole.Leader, new Term(2), Id(2), true, false, 600), State(1, 1)));
+        var promoteAfter = (long)Lease.PromoteAfter.TotalMilliseconds;
+        h.Now = 9_800 + promoteAfter - 10;
+        Assert.DoesNotContain(h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now))).OfType<Propose>(), p => p.Command.Type == ControlCommandType.SetPrimary);
+
+        h.Now = 14_000;
+        Assert.True(h.Single<AnswerRenewal>(h.Step(now => new RenewalRequested(now, 1, Id(1), new Epoch(1), State(1, 1), true, null))).Granted);
+        h.Now = 14_000 + promoteAfter - 10;
+        Assert.DoesNotContain(h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now))).OfType<Propose>(), p => p.Command.Type == ControlCommandType.SetPrimary);
+        h.Now = 14_000 + promoteAfter + 10;
+        Assert.True(h.Step(now => new PeerObserved(now, Peer(3, InstanceRole.Replica, flush: 900, stateAt: now))).OfType<Propose>().Any(p => p.Command.Type == ControlCommandType.SetPrimary), h.Node.Status().Failover);
+    }
+
     private static Harness AsyncLeader(out IReadOnlyList<NodeAction> granted)
     {
         var h = new Harness(self: 2, mode: ReplicationMode.Async);

@@ -209,7 +209,8 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
     private void Observe()
     {
         var status = _host.Status;
-        var view = new RaftView(status.Role, status.Term, MemberId.FromNodeId(status.Leader), _host.HoldsLease, _host.Fault is not null);
+        var view = new RaftView(status.Role, status.Term, MemberId.FromNodeId(status.Leader), _host.HoldsLease, _host.Fault is not null,
+            (long)status.PriorLeasesEndedBefore.TotalMilliseconds);
         var state = _host.State;
 
         // The directory first: what the node then asks for (a slot, a report) finds the members it names.

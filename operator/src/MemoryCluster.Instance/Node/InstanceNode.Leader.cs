@@ -19,6 +19,10 @@ public sealed partial class InstanceNode
     public const long HandOverAfterMs = 5_000;
 
     private long _leaderSince = -1;
+
+    // While leader: by when (this node's clock) every renewal an earlier leader could grant had been granted: its
+    // election, or earlier by what its voters' silence proves.
+    private long _priorGrantsEndedAt = -1;
     private Raft.Term _leaderTerm;
     private Epoch _epochSeen;
     private long _epochSeenAt;
@@ -189,8 +193,9 @@ public sealed partial class InstanceNode
         var epoch = _control.Epoch;
 
         // IMPORTANT: the leader counts from its own last grant at this epoch, or from when it saw the epoch, or from
-        // its election, whichever is latest: every grant of an earlier leader precedes this leader's election.
-        var lastRenewal = Math.Max(_leaderSince, Math.Max(_epochSeen == epoch ? _epochSeenAt : long.MinValue, _grantEpoch == epoch ? _grantAt : long.MinValue));
+        // when every earlier leader's Raft lease had ended (its election, or earlier by its voters' silence), whichever
+        // is latest: an earlier leader grants only while it holds its Raft lease.
+        var lastRenewal = Math.Max(_priorGrantsEndedAt, Math.Max(_epochSeen == epoch ? _epochSeenAt : long.MinValue, _grantEpoch == epoch ? _grantAt : long.MinValue));
         return new FailoverInput(_control, _config, views, _now, lastRenewal, _fencedSeenEpoch == epoch ? _fencedSeenAt : null, _primaryLine, forced);
     }
 

@@ -113,7 +113,7 @@ public sealed partial class InstanceNode
     {
         get
         {
-            var lastRenewal = Math.Max(_leaderSince, _grantEpoch == _control.Epoch ? _grantAt : long.MinValue);
+            var lastRenewal = Math.Max(_priorGrantsEndedAt, _grantEpoch == _control.Epoch ? _grantAt : long.MinValue);
             return _control.Epoch != Epoch.Zero && _now - lastRenewal > (long)_config.Lease.LateAfter.TotalMilliseconds;
         }
     }

@@ -209,13 +209,20 @@ public sealed partial class InstanceNode
 
         if (_raft.IsLeader && (!wasLeader || _raft.Term != oldTerm))
         {
-            // Grants of earlier leaders all happened before this one was elected (they held Raft leases).
+            // Grants of earlier leaders all happened before this one was elected (they held Raft leases), and before
+            // those leases ended, which its voters' silence may date earlier (RaftOptions.PriorLeasesEndedTicksBefore).
             _leaderSince = _now;
+            _priorGrantsEndedAt = _now - Math.Max(0, r.Raft.PriorLeasesEndedMs);
+            if (r.Raft.PriorLeasesEndedMs > 0)
+            {
+                Log(LogLevel.Information, $"elected Raft leader (term {_raft.Term}): its voters' silence shows every earlier leader's lease ended {r.Raft.PriorLeasesEndedMs} ms before");
+            }
             _leaderTerm = _raft.Term;
         }
         else if (!_raft.IsLeader)
         {
             _leaderSince = -1;
+            _priorGrantsEndedAt = -1;
             _failoverNote = null;
             // IMPORTANT: an ask to stop streaming is this leader's, for as long as it leads. Kept after it lost
             // leadership (paused, say, and deposed while the new leader renews the primary), it held the replicas

@@ -215,7 +215,9 @@ public sealed record PgObservation(
 /// <param name="Leader">Who this node believes leads (none when unknown).</param>
 /// <param name="HoldsLease">This node leads and holds its Raft leader lease now.</param>
 /// <param name="Failed">The Raft host stopped (storage failed): this member takes no part any more.</param>
-public sealed record RaftView(Raft.RaftRole Role, Raft.Term Term, MemberId Leader, bool HoldsLease, bool Failed)
+/// <param name="PriorLeasesEndedMs">While leader: how long before its election (this host's clock, ms) every earlier
+/// leader's Raft lease had surely ended, and with it every renewal those leaders could grant (RaftStatus.PriorLeasesEndedBefore).</param>
+public sealed record RaftView(Raft.RaftRole Role, Raft.Term Term, MemberId Leader, bool HoldsLease, bool Failed, long PriorLeasesEndedMs = 0)
 {
     public static readonly RaftView Unknown = new(Raft.RaftRole.Unknown, Raft.Term.Zero, MemberId.None, false, false);
 

@@ -27,6 +27,24 @@ public sealed record RaftOptions
     /// </summary>
     public int LeaseTicks => (int)Math.Floor((ElectionTicks - 1) / ClockDriftBound);
 
+    /// <summary>
+    /// For a leader whose voters (itself included) had each counted at least <paramref name="quietTicks"/> ticks
+    /// since they last heard from a leader: how many ticks of its own clock before its election every earlier
+    /// leader's lease had surely ended; 0 when the silence proves nothing more than the election itself.
+    /// </summary>
+    /// <remarks>
+    /// IMPORTANT: the proof. An earlier leader holds its lease only from a heartbeat round a quorum acknowledged,
+    /// and for at most <see cref="LeaseTicks"/> of its ticks (its host: (ElectionTicks − 2) / drift intervals) from
+    /// the round's send. That quorum and this leader's voters share a member, which heard from that leader no earlier
+    /// than the send and voted here later, so its count covers at least the time since. Its count of q ticks spans
+    /// at least q − 2 tick intervals on its clock (the first tick may follow the contact at once, and a host's ticks
+    /// come at least half an interval apart after a stall), at least (q − 2) / drift on this node's; the lease spans
+    /// at most drift × LeaseTicks ≤ ElectionTicks − 1 of this node's. Taking the fewest ticks over the voters covers
+    /// the shared one whichever it is. A voter that restarted counts from its start, later than its last contact.
+    /// </remarks>
+    public double PriorLeasesEndedTicksBefore(int quietTicks) =>
+        Math.Max(0, ((quietTicks - 2) / ClockDriftBound) - (ElectionTicks - 1));
+
     public void Validate()
     {
         if (Id.IsNone)

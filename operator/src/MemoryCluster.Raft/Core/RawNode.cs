@@ -25,6 +25,8 @@ internal sealed partial class RawNode
     private readonly List<Entry> _log = [];
     private readonly Dictionary<NodeId, Progress> _progress = [];
     private readonly Dictionary<NodeId, bool> _votes = [];
+    // Granted votes of the current campaign: the ticks each voter had counted since it last heard from a leader.
+    private readonly Dictionary<NodeId, int> _voteQuiet = [];
     private readonly Dictionary<ulong, long> _roundSentAtTick = [];
     private readonly List<PendingRead> _pendingReads = [];
     private readonly List<ReadState> _readStates = [];
@@ -137,6 +139,14 @@ internal sealed partial class RawNode
             : null;
 
     public bool HoldsLease => LeaseValidUntilTick is { } until && TickCount < until;
+
+    /// <summary>
+    /// While leader: the fewest ticks any voter of its election (itself included) had counted since it last heard
+    /// from a leader (or started) when it gave its vote; 0 when not leader. A voter of an older release reports 0.
+    /// <see cref="RaftOptions.PriorLeasesEndedTicksBefore"/> turns it into how long before this election every
+    /// earlier leader's lease had ended.
+    /// </summary>
+    public int ElectionQuietTicks { get; private set; }
 
     public bool Promotable => Config.IsVoter(Id);
 
@@ -464,7 +474,9 @@ internal sealed partial class RawNode
         var upToDate = m.LogTerm > LastTerm || (m.LogTerm == LastTerm && m.Index >= LastIndex);
         if (canVote && upToDate)
         {
-            Send(new Message(responseType, Id, m.From, m.Term));
+            // A vote carries the ticks since this node last heard from a leader (or started): the lease floor of
+            // RaftOptions.PriorLeasesEndedTicksBefore. Never reset by a vote, so a repeated grant counts from the same contact.
+            Send(new Message(responseType, Id, m.From, m.Term, Context: m.Type == MessageType.Vote ? (ulong)_ticksSinceLeaderContact : 0));
             if (m.Type == MessageType.Vote)
             {
                 _electionElapsed = 0;
@@ -532,6 +544,11 @@ internal sealed partial class RawNode
             case MessageType.PreVoteResponse when Role == RaftRole.PreCandidate:
             case MessageType.VoteResponse when Role == RaftRole.Candidate:
                 _votes[m.From] = !m.Reject;
+                if (m.Type == MessageType.VoteResponse && !m.Reject)
+                {
+                    _voteQuiet[m.From] = (int)Math.Min(m.Context, int.MaxValue);
+                }
+
                 var granted = Config.Voters.Count(v => _votes.TryGetValue(v, out var g) && g);
                 var rejected = Config.Voters.Count(v => _votes.TryGetValue(v, out var g) && !g);
                 if (granted >= Quorum)
@@ -658,6 +675,7 @@ internal sealed partial class RawNode
 
         _votes.Clear();
         _votes[Id] = true;
+        _voteQuiet.Clear();
         if (Quorum == 1)
         {
             if (preVote)
@@ -694,6 +712,8 @@ internal sealed partial class RawNode
         ResetRandomizedElectionTimeout();
         TransferTarget = NodeId.None;
         _votes.Clear();
+        _voteQuiet.Clear();
+        ElectionQuietTicks = 0;
         _progress.Clear();
         _roundSentAtTick.Clear();
         _pendingReads.Clear();
@@ -714,7 +734,16 @@ internal sealed partial class RawNode
 
     private void BecomeLeader()
     {
+        // IMPORTANT: taken over the voters whose votes elected this node, itself included (its count runs on from
+        // its own last leader contact): a quorum that gave an earlier leader its lease shares one of them.
+        var quiet = _ticksSinceLeaderContact;
+        foreach (var voter in Config.Voters.Where(v => v != Id && _votes.TryGetValue(v, out var g) && g))
+        {
+            quiet = Math.Min(quiet, _voteQuiet.GetValueOrDefault(voter));
+        }
+
         Reset(Term);
+        ElectionQuietTicks = quiet;
         Role = RaftRole.Leader;
         Leader = Id;
         foreach (var member in Config.Members)

@@ -623,7 +623,8 @@ public sealed class RaftHost<TState> : IAsyncDisposable
         var node = _node!;
         var leaseUntil = LeaseUntil(node);
         _status = new RaftStatus(node.Id, node.Role, node.Term, node.Leader, node.Commit, node.Applied, node.Config.Members, leaseUntil,
-            leaseUntil is { } u && _time.GetTimestamp() < u);
+            leaseUntil is { } u && _time.GetTimestamp() < u,
+            node.Role == RaftRole.Leader ? _options.TickInterval * node.Options.PriorLeasesEndedTicksBefore(node.ElectionQuietTicks) : TimeSpan.Zero);
     }
 
     /// <summary>Whether the node holds its leader lease now, on this host's monotonic clock (called on the loop).</summary>

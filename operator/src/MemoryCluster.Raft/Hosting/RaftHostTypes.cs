@@ -68,7 +68,11 @@ public sealed class ProposalRefusedException(RaftRefusal refusal) : InvalidOpera
     public RaftRefusal Refusal { get; } = refusal;
 }
 
-/// <summary>A snapshot of what the host knows.</summary>
+/// <summary>
+/// A snapshot of what the host knows. <c>PriorLeasesEndedBefore</c>, while leader: how long before its election, on
+/// this host's clock, every earlier leader's lease had surely ended (from its voters' silence,
+/// <see cref="RaftOptions.PriorLeasesEndedTicksBefore"/>); zero when that proves nothing beyond the election.
+/// </summary>
 public sealed record RaftStatus(
     NodeId Id,
     RaftRole Role,
@@ -78,7 +82,8 @@ public sealed record RaftStatus(
     LogIndex Applied,
     IReadOnlyList<Member> Members,
     long? LeaseValidUntilTimestamp,
-    bool HoldsLease);
+    bool HoldsLease,
+    TimeSpan PriorLeasesEndedBefore = default);
 
 /// <summary>
 /// The membership as this node sees it: the latest configuration in its log (<see cref="ConfigIndex"/>; committed
