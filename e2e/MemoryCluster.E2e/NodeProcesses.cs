@@ -87,19 +87,25 @@ internal sealed class NodeProcesses(LocalLayout layout, Peer member)
     public bool KillPostmaster() => PostmasterPid is { } pid && Signal(pid, SigKill);
 
     /// <summary>kill -9 of the manager's process group, its watchdog and every PostgreSQL process, together: a node that lost power.</summary>
-    public void KillNode()
-    {
-        if (ManagerPid is { } manager)
-        {
-            Signal(-manager, SigKill);
-        }
+    public void KillNode() => KillNodes([this]);
 
-        foreach (var pid in WatchdogPids)
+    /// <summary>
+    /// <see cref="KillNode"/> for several nodes at once: every process is found first (scanning /proc takes
+    /// hundreds of milliseconds on a loaded host), then all are killed, so no node outlives another by a scan.
+    /// </summary>
+    public static void KillNodes(IReadOnlyList<NodeProcesses> nodes)
+    {
+        ArgumentNullException.ThrowIfNull(nodes);
+        var targets = nodes
+            .SelectMany(n => (n.ManagerPid is { } manager ? new[] { -manager } : []).Concat(n.WatchdogPids).Concat(n.PostgresPids))
+            .ToList();
+        foreach (var pid in targets)
         {
             Signal(pid, SigKill);
         }
 
-        foreach (var pid in PostgresPids)
+        // Processes a node started while the others were found (a postmaster's new backend): killed as before.
+        foreach (var pid in nodes.SelectMany(n => n.WatchdogPids.Concat(n.PostgresPids)))
         {
             Signal(pid, SigKill);
         }

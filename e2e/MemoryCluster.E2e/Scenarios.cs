@@ -216,8 +216,7 @@ internal static class Scenarios
     private static async Task DoubleFailureAsync(FaultContext context)
     {
         var replica = context.Members.First(m => m.Name != context.Primary.Name);
-        context.Node(context.Primary).KillNode();
-        context.Node(replica).KillNode();
+        NodeProcesses.KillNodes([context.Node(context.Primary), context.Node(replica)]);
         context.Fault();
         await context.WaitForWritesAwayFromAsync(context.Primary, FaultHold);
         await context.RestartAsync();

@@ -341,6 +341,10 @@ internal sealed partial class FailoverSimulator
                     return null;
                 });
                 break;
+            case PostgresAction.EnsureSlots when m.Pg.InRecovery:
+                // A replica keeps slots for a promotion: made and advanced on a running standby.
+                Later(m, action, 5 + _random.Next(20), () => m.Pg.Running && !m.Pg.Frozen ? null : "postgres is not running");
+                break;
             case PostgresAction.EnsureSlots or PostgresAction.EnsurePrimaryObjects:
                 var ms = action is PostgresAction.EnsureSlots ? 5 + _random.Next(20) : 20 + _random.Next(40);
                 Later(m, action, ms, () => m.Pg.Writable(_now) ? null : "postgres does not accept writes");

@@ -26,6 +26,14 @@ public sealed class InstanceNodeTests
         {
             var actions = Node.Step(input(Now));
             All.AddRange(actions);
+
+            // A replica's slot step (the slots it keeps for a promotion) is done at once, as on an idle host: the
+            // tests of what a replica does next do not answer it themselves.
+            foreach (var slots in actions.OfType<PostgresAction.EnsureSlots>().Where(_ => Node.Status().Role == InstanceRole.Replica))
+            {
+                All.AddRange(Node.Step(new ActionDone(Now, slots.Id, Outcome.Done, null, DataKind.Standby)));
+            }
+
             return actions;
         }
 
@@ -122,6 +130,24 @@ public sealed class InstanceNodeTests
         Assert.Equal(control.Primary, start.Upstream);
         h.Step(now => new ActionDone(now, start.Id, Outcome.Done, null, DataKind.Standby));
         return h;
+    }
+
+    [Fact]
+    public void A_replica_that_follows_keeps_slots_for_the_others_and_advances_them_once_it_replayed_a_segment_past_them()
+    {
+        var h = RunningReplica(self: 2, State(1, 1));
+        h.Step(now => new PeerObserved(now, Peer(1, InstanceRole.Primary, flush: 5000, stateAt: now)));
+        h.Step(now => new PostgresObserved(now, Replica(replay: 1000, receive: 1000), null));
+        Assert.Single(h.All.OfType<PostgresAction.EnsureSlots>());
+
+        // Replayed less than a segment past the slots: nothing more; a segment past: advanced.
+        h.Step(now => new PostgresObserved(now, Replica(replay: 1000 + PostgresPlanner.StandbySlotAdvanceBytes - 1, receive: 1000 + PostgresPlanner.StandbySlotAdvanceBytes), null));
+        h.Tick(50);
+        Assert.Single(h.All.OfType<PostgresAction.EnsureSlots>());
+        h.Step(now => new PostgresObserved(now, Replica(replay: 1000 + PostgresPlanner.StandbySlotAdvanceBytes, receive: 1000 + PostgresPlanner.StandbySlotAdvanceBytes), null));
+        h.Tick(50);
+        Assert.Equal(2, h.All.OfType<PostgresAction.EnsureSlots>().Count());
+        Assert.Null(h.Node.Status().NotReadyWhy);
     }
 
     [Fact]
@@ -584,6 +610,25 @@ public sealed class InstanceNodeTests
         h.Step(now => new PostgresExited(now, 0));
         h.Step(now => new ActionDone(now, stop.Id, Outcome.Done, null, DataKind.Standby));
         Assert.Equal(Id(2), h.Then(h.Tick(50), h.Last<PostgresAction.Rewind>).From);
+    }
+
+    [Fact]
+    public void A_replica_takes_no_rewind_decision_from_a_new_primarys_line_read_before_its_history_file()
+    {
+        // e2e (double-failure-5): a primary's report read mid-promotion named timeline 2 without its parent; both
+        // replicas took it for another branch than theirs and stopped to rewind, though they were on its line.
+        var h = RunningReplica(self: 3, State(2, 2));
+        h.Step(now => new PostgresObserved(now, Replica(replay: 400, receive: 400, streaming: false), null));
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Primary, epoch: 2, line: new WalLine(new TimelineId(2), []), flush: 1200)));
+        Assert.NotEqual(FollowState.Diverged, h.Node.Status().Follow);
+        h.Tick(50);
+        Assert.Empty(h.All.OfType<PostgresAction.Stop>());
+
+        // With its history (timeline 1 ended at 500, past what this replica replayed): on its line.
+        h.Step(now => new PeerObserved(now, Peer(2, InstanceRole.Primary, epoch: 2, line: Line(2, (1, 500)), flush: 1200)));
+        h.Tick(50);
+        Assert.Empty(h.All.OfType<PostgresAction.Stop>());
+        Assert.NotEqual(FollowState.Diverged, h.Node.Status().Follow);
     }
 
     [Theory]

@@ -134,6 +134,32 @@ public sealed class PostgresPlannerTests
         }
     }
 
+    public static TheoryData<string, int, bool, bool, StepKind?> StandbySlotRows => new()
+    {
+        // row,                                                  upstream, due,  detach, step (null: wait)
+        { "follows the primary, slots due",                      2,        true,  false,  StepKind.EnsureSlots },
+        { "follows the primary, slots in place and recent",      2,        false, false,  null },
+        { "still follows the old primary: repoints first",      1,        true,  false,  StepKind.Repoint },
+        { "asked to stop streaming: that first",                 1,        true,  true,   StepKind.Repoint },
+        { "stopped streaming for a failover: no slot step",      0,        true,  true,   null },
+    };
+
+    [Theory]
+    [MemberData(nameof(StandbySlotRows))]
+    public void A_replica_keeps_slots_for_the_others_only_once_it_follows_the_primary_and_never_before_a_repoint(string row, int upstream, bool due, bool detach, StepKind? expected)
+    {
+        var replica = Input(State(2, 2), self: 3, data: DataKind.Standby, pg: Replica(), upstream: upstream, follow: FollowCheck.Ok, peers: Peer(2, InstanceRole.Primary, epoch: 2));
+        var step = Next(replica with { StandbySlotsDue = due, Detach = detach, DetachRecorded = detach, PositionSettled = true });
+        if (expected is { } kind)
+        {
+            Assert.True(step is PlanStep.Act { Kind: var k } && k == kind, $"{row}: {step}");
+        }
+        else
+        {
+            Assert.True(step is PlanStep.Wait, $"{row}: {step}");
+        }
+    }
+
     [Fact]
     public void Cloning_and_rewinding_wait_for_the_primary_to_be_ready_not_only_to_accept_standbys()
     {

@@ -53,6 +53,42 @@ public sealed class ReplicationLifecycleTests
     }
 
     [Fact]
+    public async Task A_replica_keeps_slots_for_the_others_at_its_replay_position_and_a_replica_streams_through_one_after_its_promotion()
+    {
+        await using var a = await BootstrapPrimaryAsync("a", "b", "c");
+        await using var b = await CloneAsync(a, "b");
+        await using var c = await CloneAsync(a, "c");
+
+        // On the standby b: a slot for each other member, reserving WAL at once; one for a removed member is dropped.
+        await b.Client.EnsureSlotsAsync(["a", "c", "gone"], dropOthers: false, CancellationToken.None);
+        await b.Client.EnsureSlotsAsync(["a", "c"], dropOthers: true, CancellationToken.None);
+        Assert.Equal(2, await b.ScalarAsync("select count(*) from pg_replication_slots where slot_name in ('a', 'c') and restart_lsn is not null"));
+        Assert.Equal(0, await b.ScalarAsync("select count(*) from pg_replication_slots where slot_name = 'gone'"));
+
+        // b replays more WAL (into the next segment); the next step moves both slots to what it has replayed.
+        const string Reserved = "select (min(restart_lsn) - '0/0')::bigint from pg_replication_slots";
+        var before = await b.ScalarAsync(Reserved);
+        await a.ExecuteAsync("create table t (id int primary key); insert into t select generate_series(1, 10000); select pg_switch_wal()");
+        await WaitUntilAsync(async () => await b.ScalarAsync("select count(*) from pg_class where relname = 't'") == 1 && await b.ScalarAsync("select count(*) from t") == 10000, "b has the rows", b);
+        await b.Client.EnsureSlotsAsync(["a", "c"], dropOthers: true, CancellationToken.None);
+        var replayed = await b.ScalarAsync("select (pg_last_wal_replay_lsn() - '0/0')::bigint");
+        var after = await b.ScalarAsync(Reserved);
+        Assert.True(after > before && after <= replayed && replayed - after < 16 * 1024 * 1024, $"reserved from {before}, then {after}; replayed {replayed}");
+
+        // b is promoted: the slots are still there, nothing is made, and c streams from b through its slot.
+        await a.StopAsync(ShutdownMode.Immediate);
+        await b.Client.SignalPromoteAsync(CancellationToken.None);
+        await b.Client.WaitOutOfRecoveryAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.Equal(2, await b.ScalarAsync("select count(*) from pg_replication_slots where slot_name in ('a', 'c') and restart_lsn is not null"));
+        await b.Client.EnsureSlotsAsync(["a", "c"], dropOthers: true, CancellationToken.None);
+        await b.ExecuteAsync("insert into t select generate_series(10001, 10010)");
+        c.WriteConfig(b.SourceFor(c));
+        await c.Client.ReloadAsync(CancellationToken.None);
+        await WaitUntilAsync(async () => await c.ScalarAsync("select count(*) from t") == 10010, "c has b's new rows", b, c);
+        Assert.Equal(1, await b.ScalarAsync("select count(*) from pg_replication_slots where slot_name = 'c' and active"));
+    }
+
+    [Fact]
     public async Task Replica_cloned_through_its_slot_streams_what_the_primary_writes()
     {
         await using var primary = await BootstrapPrimaryAsync("a", "b");

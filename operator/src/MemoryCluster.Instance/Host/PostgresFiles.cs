@@ -188,7 +188,11 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
 
     public static string SlotName(string instance) => instance.Replace('-', '_');
 
-    /// <summary>On a new primary, first: a slot for every other member (the replicas repoint at it once its report shows them), none for a removed one.</summary>
+    /// <summary>
+    /// On a new primary, first: a slot for every other member (the replicas repoint at it once its report shows them),
+    /// none for a removed one. On a replica that follows the primary, the same slots kept for its promotion, advanced
+    /// to its replay position.
+    /// </summary>
     public async Task EnsureSlotsAsync(PgClient client, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(client);
@@ -261,8 +265,9 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
     /// keep WAL for one member); a former primary restarted as a standby after a switchover, or rewound after a
     /// failover (pg_rewind leaves pg_replslot as it was), kept its own, inactive at a fixed position, and they held
     /// every WAL segment it received since in pg_wal, without end (seen: 721 MB from the switchover on, where the
-    /// other standby kept 609 MB, all of it recycled). No standby here serves a cascade; a promotion creates the slots
-    /// the members need (<see cref="EnsureSlotsAsync"/>).
+    /// other standby kept 609 MB, all of it recycled). No standby here serves a cascade; once it follows the primary,
+    /// a replica makes the slots the members will need should it be promoted, and keeps them advanced
+    /// (<see cref="EnsureSlotsAsync"/>).
     /// </summary>
     public void RemoveReplicationSlots()
     {

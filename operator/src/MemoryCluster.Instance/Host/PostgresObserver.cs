@@ -146,6 +146,15 @@ internal sealed class PostgresObserver : BackgroundService
 
             if (!state.InRecovery && state.Timeline > dataTimeline)
             {
+                // Promoted during the query, before its new timeline's first segment was in pg_wal: its history file
+                // is (PostgreSQL writes it first), read again. Reported without it, the line named no ancestors and
+                // the replicas took the new primary's line for another branch than theirs and stopped to rewind (e2e).
+                histories = _files.ReadTimelines().Histories;
+                if (!histories.ContainsKey(state.Timeline))
+                {
+                    throw new InvalidOperationException($"promoted onto timeline {state.Timeline}, whose history file is not in pg_wal yet");
+                }
+
                 dataTimeline = state.Timeline;
             }
 

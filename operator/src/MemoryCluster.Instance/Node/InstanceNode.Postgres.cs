@@ -331,7 +331,8 @@ public sealed partial class InstanceNode
 
         var primary = _control.Primary;
         if (primary.IsNone || primary == _config.Self || !_peers.TryGetValue(primary, out var view)
-            || view is not { Reachable: true, Role: InstanceRole.Primary, Line: not null } || view.Epoch != _control.Epoch || _line is null)
+            || view is not { Reachable: true, Role: InstanceRole.Primary, Line: not null } || view.Epoch != _control.Epoch || _line is null
+            || !view.Line.HistoryKnown)
         {
             return (FollowCheck.Unknown, null);
         }
@@ -366,6 +367,7 @@ public sealed partial class InstanceNode
             MayWrite = _mayWrite,
             Upstream = _upstream,
             SlotsReady = _slotsReady,
+            StandbySlotsDue = !_slotsReady || _replayed.Value - Math.Min(_replayed.Value, _slotsAdvancedTo.Value) >= PostgresPlanner.StandbySlotAdvanceBytes,
             PrimaryObjectsReady = _primaryObjectsReady,
             RewindFailed = _rewindFailed,
             Switchover = _switchover,
@@ -467,6 +469,7 @@ public sealed partial class InstanceNode
             case StepKind.EnsureSlots:
                 action = new PostgresAction.EnsureSlots(id, act.Why);
                 _slotsForMembership = _membershipVersion;
+                _slotsAdvancedTo = _replayed;
                 break;
             case StepKind.EnsurePrimaryObjects:
                 action = new PostgresAction.EnsurePrimaryObjects(id, act.Why);

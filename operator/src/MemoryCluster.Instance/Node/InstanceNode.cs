@@ -49,6 +49,9 @@ public sealed partial class InstanceNode
     private bool _primaryObjectsReady;
     private long _membershipVersion;
     private long _slotsForMembership;
+
+    // A replica: the replay position its last slot step advanced the slots it keeps to (at most).
+    private Postgres.Lsn _slotsAdvancedTo;
     private long _objectsForMembership;
     private MemberId _upstream;
     private bool _rewindFailed;

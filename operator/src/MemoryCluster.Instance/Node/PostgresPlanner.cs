@@ -74,6 +74,12 @@ public sealed record PlanInput
     /// <summary>Primary: a replication slot exists for every other member of the membership (replicas may stream from it).</summary>
     public bool SlotsReady { get; init; }
 
+    /// <summary>
+    /// Replica: the slots it keeps for the other members (so that a promotion finds them made) are missing for the
+    /// membership, or reserve WAL from a replay position at least <see cref="PostgresPlanner.StandbySlotAdvanceBytes"/> back.
+    /// </summary>
+    public bool StandbySlotsDue { get; init; }
+
     /// <summary>Primary: its slots, roles, grants and synchronous standbys are in place for the membership (it may call itself ready).</summary>
     public bool PrimaryObjectsReady { get; init; }
 
@@ -170,6 +176,13 @@ public abstract record PlanStep(string Why)
 /// </summary>
 public static class PostgresPlanner
 {
+    /// <summary>
+    /// A replica advances the slots it keeps for the other members to its replay position once it has replayed this
+    /// much past where they reserve from (one WAL segment): a slot nobody streams from keeps every WAL file from its
+    /// position on, so a replica holds at most about this much WAL more than it would without them.
+    /// </summary>
+    public const ulong StandbySlotAdvanceBytes = 16 * 1024 * 1024;
+
     public static PlanStep Next(PlanInput o)
     {
         ArgumentNullException.ThrowIfNull(o);
@@ -484,6 +497,14 @@ public static class PostgresPlanner
             return upstreamStreamable
                 ? new PlanStep.Act(StepKind.Repoint, primary, $"epoch {epoch}: following the primary {name}")
                 : new PlanStep.Wait($"epoch {epoch}: waiting for the primary {name} to accept standbys");
+        }
+
+        if (o.StandbySlotsDue && o.Pg.InRecovery)
+        {
+            // Last, once it follows the primary: on a promotion the replicas repoint only once the new primary's slots
+            // exist, and made then (fsynced beside the end-of-recovery checkpoint) they took 0.1-0.7 s. Kept here, on
+            // the replica, they survive the promotion and reserve WAL from its replay position.
+            return new PlanStep.Act(StepKind.EnsureSlots, MemberId.None, "replica: keeping a replication slot for every other member, for a promotion");
         }
 
         return new PlanStep.Wait(o.Pg.Receiver == WalReceiverStatus.Streaming ? $"replica, streaming from {name}" : $"replica of {name}, not streaming yet");

@@ -285,10 +285,11 @@ public sealed class PgClient(string socketDirectory, int port)
     }
 
     /// <summary>
-    /// Creates the physical slots that are missing (slots are not replicated: every primary keeps its own) and, with
-    /// <paramref name="dropOthers"/>, drops those not in use that belong to no member any more (a member removed from
-    /// the cluster: a slot nobody streams from would keep WAL without end). One round trip: on a promotion the
-    /// replicas wait for the slots, and on a busy host each round trip costs tens of ms.
+    /// Creates the physical slots that are missing (slots are not replicated: every primary keeps its own, and every
+    /// replica keeps them ready for its promotion; they survive it) and, with <paramref name="dropOthers"/>, drops
+    /// those not in use that belong to no member any more (a member removed from the cluster: a slot nobody streams
+    /// from would keep WAL without end). On a standby, advances them to its replay position. One round trip: on a
+    /// promotion the replicas wait for the slots, and on a busy host each round trip costs tens of ms.
     /// </summary>
     public async Task EnsureSlotsAsync(IReadOnlyCollection<string> slots, bool dropOthers, CancellationToken cancellationToken)
     {
@@ -309,6 +310,15 @@ public sealed class PgClient(string socketDirectory, int port)
                 Parameters = { new NpgsqlParameter { Value = names } },
             });
         }
+
+        // A standby keeps them for a promotion: nobody streams from them there, so they are moved to what it has
+        // replayed (in memory; written at its next restartpoint), or they would keep every WAL file from their creation.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            "select pg_replication_slot_advance(slot_name, pg_last_wal_replay_lsn()) from pg_replication_slots " +
+            "where pg_is_in_recovery() and slot_type = 'physical' and not active and restart_lsn < pg_last_wal_replay_lsn() and slot_name = any($1)")
+        {
+            Parameters = { new NpgsqlParameter { Value = names } },
+        });
 
         await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }

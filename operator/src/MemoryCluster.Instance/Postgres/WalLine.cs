@@ -58,6 +58,12 @@ public sealed record WalLine(TimelineId Timeline, IReadOnlyList<TimelineSwitch> 
 {
     public static readonly WalLine Initial = new(TimelineId.First, []);
 
+    /// <summary>
+    /// Whether its ancestors are known: every timeline after the first has a history file naming at least its parent,
+    /// so a later one without ancestors was read before its history file (a promotion seen mid-way).
+    /// </summary>
+    public bool HistoryKnown => Timeline == TimelineId.First || Ancestors.Count > 0;
+
     /// <summary>Where <paramref name="timeline"/> ends on this line; null when it is the current timeline or not on it.</summary>
     public Lsn? EndOf(TimelineId timeline)
     {
