@@ -27,6 +27,9 @@ internal static class Scenarios
     /// <summary>primary-cut-from-standbys: how long the cut lasts at most, waiting for writes to resume elsewhere.</summary>
     public static readonly TimeSpan CutHold = TimeSpan.FromSeconds(40);
 
+    /// <summary>kill-raft-leader: how long a primary that also leads Raft may take to hand leadership on (it does after leading 5 s, retrying every 3 s).</summary>
+    public static TimeSpan LeaderHandOverWait { get; } = TimeSpan.FromSeconds(15);
+
     /// <summary>lagging-replica-fork: the WAL the lagging replica must be behind the other before the primary dies.</summary>
     public const long ForkGapBytes = 16 * 1024;
 
@@ -189,10 +192,20 @@ internal static class Scenarios
         {
             var target = context.Members.First(m => m.Name != leader.Name);
             await context.SwitchoverAsync(target);
+
+            // The new primary may lead Raft for a while too (it campaigns first, and may have won an election during
+            // the switchover); a primary that leads hands leadership to a streaming replica after 5 s of leading.
+            var handed = Stopwatch.StartNew();
             leader = await context.RaftLeaderAsync();
+            while (leader.Name == context.Primary.Name && handed.Elapsed < LeaderHandOverWait)
+            {
+                await Task.Delay(100, context.CancellationToken);
+                leader = await context.RaftLeaderAsync();
+            }
+
             if (leader.Name == context.Primary.Name)
             {
-                throw new InvalidOperationException($"the Raft leader {leader.Name} is the primary again after a switchover to {target.Name}");
+                throw new InvalidOperationException($"the Raft leader {leader.Name} is still the primary {LeaderHandOverWait.TotalSeconds:0} s after a switchover to {target.Name}");
             }
         }
 

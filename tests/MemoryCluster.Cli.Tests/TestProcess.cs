@@ -83,7 +83,7 @@ internal static class TestProcess
             var rest = process.StandardOutput.ReadToEndAsync();
             if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
             {
-                throw new TimeoutException($"{file} did not exit within 30 s of SIGINT");
+                throw new TimeoutException($"{file} {string.Join(' ', start.ArgumentList)} did not exit within 30 s of SIGINT; it printed:\n{stdout}");
             }
 
             stdout.Append(rest.Result);

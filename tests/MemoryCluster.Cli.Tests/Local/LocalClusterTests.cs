@@ -467,7 +467,8 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         // A switchover, not a failover: the old primary asked for it on stop and handed over once the target had its
         // final WAL; no leader failed over. The gap stays well under a lease-based failover (3.5 s without writes).
         var log = File.ReadAllText(cluster.Layout.LogFile(old));
-        Assert.Contains($"this manager is stopping while primary: switchover to {next.Value.Name} requested at epoch {epoch}", log, StringComparison.Ordinal);
+        var asked = $"this manager is stopping while primary: switchover to {next.Value.Name} requested at epoch {epoch}";
+        Assert.True(log.Contains(asked, StringComparison.Ordinal), $"{primary}'s log lacks \"{asked}\"\n{cluster.Logs()}");
         Assert.Contains($"switchover: {next.Value.Name} has received the final WAL record", log, StringComparison.Ordinal);
         Assert.All(cluster.Layout.Members, m => Assert.DoesNotContain($"failover from epoch {epoch}", File.ReadAllText(cluster.Layout.LogFile(m)), StringComparison.Ordinal));
         Assert.True(gap < TimeSpan.FromSeconds(3), $"longest write gap {gap.TotalSeconds:0.00} s\n{cluster.Logs()}");
