@@ -131,6 +131,9 @@ internal sealed class FaultContext(E2eCluster cluster, AckedWriter writer, Statu
     /// <summary>Waits (checking every 10 ms) until <paramref name="done"/> holds; false when it did not within <paramref name="limit"/>.</summary>
     public Task<bool> WaitUntilAsync(Func<bool> done, TimeSpan limit) => Poll.UntilAsync(done, limit, TimeSpan.FromMilliseconds(10), cancellationToken);
 
+    /// <summary>Waits (checking every 100 ms: each check asks the managers) until <paramref name="done"/> holds; false when it did not within <paramref name="limit"/>.</summary>
+    public Task<bool> WaitUntilAsync(Func<Task<bool>> done, TimeSpan limit) => Poll.UntilAsync(done, limit, TimeSpan.FromMilliseconds(100), cancellationToken);
+
     /// <summary><c>local up</c>: starts every manager that is not running (a node reboot) and waits for health.</summary>
     public async Task RestartAsync()
     {

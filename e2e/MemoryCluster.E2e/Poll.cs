@@ -21,4 +21,21 @@ internal static class Poll
 
         return true;
     }
+
+    /// <inheritdoc cref="UntilAsync(Func{bool}, TimeSpan, TimeSpan, CancellationToken)"/>
+    public static async Task<bool> UntilAsync(Func<Task<bool>> done, TimeSpan limit, TimeSpan period, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!await done())
+        {
+            if (watch.Elapsed > limit)
+            {
+                return false;
+            }
+
+            await Task.Delay(period, cancellationToken);
+        }
+
+        return true;
+    }
 }

@@ -195,15 +195,7 @@ internal static class Scenarios
 
             // The new primary may lead Raft for a while too (it campaigns first, and may have won an election during
             // the switchover); a primary that leads hands leadership to a streaming replica after 5 s of leading.
-            var handed = Stopwatch.StartNew();
-            leader = await context.RaftLeaderAsync();
-            while (leader.Name == context.Primary.Name && handed.Elapsed < LeaderHandOverWait)
-            {
-                await Task.Delay(100, context.CancellationToken);
-                leader = await context.RaftLeaderAsync();
-            }
-
-            if (leader.Name == context.Primary.Name)
+            if (!await context.WaitUntilAsync(async () => (leader = await context.RaftLeaderAsync()).Name != context.Primary.Name, LeaderHandOverWait))
             {
                 throw new InvalidOperationException($"the Raft leader {leader.Name} is still the primary {LeaderHandOverWait.TotalSeconds:0} s after a switchover to {target.Name}");
             }

@@ -206,13 +206,17 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         foreach (var member in cluster.Layout.Members)
         {
             var waited = Stopwatch.StartNew();
-            var slots = await cluster.CountAsync(member.Name, "select count(*) from pg_replication_slots");
-            var near = await cluster.CountAsync(member.Name, heldSlots);
-            while ((slots != 2 || near != 2) && waited.Elapsed < TimeSpan.FromSeconds(60))
+            long slots, near;
+            while (true)
             {
-                await Task.Delay(200);
                 slots = await cluster.CountAsync(member.Name, "select count(*) from pg_replication_slots");
                 near = await cluster.CountAsync(member.Name, heldSlots);
+                if ((slots == 2 && near == 2) || waited.Elapsed >= TimeSpan.FromSeconds(60))
+                {
+                    break;
+                }
+
+                await Task.Delay(200);
             }
 
             Assert.True(slots == 2 && near == 2, $"{member.Name} has {slots} replication slots, {near} of them within 32 MiB of its position (primary {primary})\n{cluster.Logs()}");

@@ -467,28 +467,6 @@ internal sealed partial class RawNode
         }
     }
 
-    private void HandleVoteRequest(Message m)
-    {
-        var responseType = m.Type == MessageType.PreVote ? MessageType.PreVoteResponse : MessageType.VoteResponse;
-        var canVote = Vote == m.From || (Vote.IsNone && Leader.IsNone) || (m.Type == MessageType.PreVote && m.Term > Term);
-        var upToDate = m.LogTerm > LastTerm || (m.LogTerm == LastTerm && m.Index >= LastIndex);
-        if (canVote && upToDate)
-        {
-            // A vote carries the ticks since this node last heard from a leader (or started): the lease floor of
-            // RaftOptions.PriorLeasesEndedTicksBefore. Never reset by a vote, so a repeated grant counts from the same contact.
-            Send(new Message(responseType, Id, m.From, m.Term, Context: m.Type == MessageType.Vote ? (ulong)_ticksSinceLeaderContact : 0));
-            if (m.Type == MessageType.Vote)
-            {
-                _electionElapsed = 0;
-                Vote = m.From;
-            }
-        }
-        else
-        {
-            Send(new Message(responseType, Id, m.From, Term, Reject: true));
-        }
-    }
-
     private void StepFollower(Message m)
     {
         switch (m.Type)
@@ -530,46 +508,6 @@ internal sealed partial class RawNode
         {
             _campaignedSinceContact = false;
             ResetRandomizedElectionTimeout();
-        }
-    }
-
-    private void StepCandidate(Message m)
-    {
-        switch (m.Type)
-        {
-            case MessageType.Append or MessageType.Heartbeat or MessageType.InstallSnapshot:
-                BecomeFollower(Term, m.From);
-                StepFollower(m);
-                break;
-            case MessageType.PreVoteResponse when Role == RaftRole.PreCandidate:
-            case MessageType.VoteResponse when Role == RaftRole.Candidate:
-                _votes[m.From] = !m.Reject;
-                if (m.Type == MessageType.VoteResponse && !m.Reject)
-                {
-                    _voteQuiet[m.From] = (int)Math.Min(m.Context, int.MaxValue);
-                }
-
-                var granted = Config.Voters.Count(v => _votes.TryGetValue(v, out var g) && g);
-                var rejected = Config.Voters.Count(v => _votes.TryGetValue(v, out var g) && !g);
-                if (granted >= Quorum)
-                {
-                    if (Role == RaftRole.PreCandidate)
-                    {
-                        Campaign(preVote: false, transfer: false);
-                    }
-                    else
-                    {
-                        BecomeLeader();
-                    }
-                }
-                else if (rejected >= Quorum)
-                {
-                    BecomeFollower(Term, NodeId.None);
-                }
-
-                break;
-            default:
-                break;
         }
     }
 
@@ -650,53 +588,6 @@ internal sealed partial class RawNode
     // ---------------------------------------------------------------- roles
 
     private int Quorum => (Config.Voters.Count() / 2) + 1;
-
-    private void Campaign(bool preVote, bool transfer)
-    {
-        if (!Promotable)
-        {
-            return;
-        }
-
-        Term voteTerm;
-        if (preVote)
-        {
-            Role = RaftRole.PreCandidate;
-            Leader = NodeId.None;
-            voteTerm = Term.Next();
-        }
-        else
-        {
-            Reset(Term.Next());
-            Role = RaftRole.Candidate;
-            Vote = Id;
-            voteTerm = Term;
-        }
-
-        _votes.Clear();
-        _votes[Id] = true;
-        _voteQuiet.Clear();
-        if (Quorum == 1)
-        {
-            if (preVote)
-            {
-                Campaign(preVote: false, transfer: false);
-            }
-            else
-            {
-                BecomeLeader();
-            }
-
-            return;
-        }
-
-        foreach (var voter in Config.Voters.Where(v => v != Id))
-        {
-            Send(new Message(
-                preVote ? MessageType.PreVote : MessageType.Vote, Id, voter, voteTerm,
-                LogTerm: LastTerm, Index: LastIndex, Context: transfer ? Message.TransferContext : 0));
-        }
-    }
 
     private void Reset(Term term)
     {
