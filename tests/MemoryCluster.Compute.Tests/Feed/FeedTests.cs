@@ -268,8 +268,9 @@ public sealed class FeedTests(PostgresFixture postgres) : IClassFixture<Postgres
             Assert.Equal(rows.Count, view.TripleCount);
             foreach (var row in rows)
             {
-                var held = view.Triple(row.Id);
-                Assert.NotNull(held);
+                var found = view.Triple(row.Id);
+                Assert.NotNull(found);
+                var held = found.Value;
                 Assert.Equal(row, held.Row);
                 if (row.Kind == ObjectKind.Entity)
                 {

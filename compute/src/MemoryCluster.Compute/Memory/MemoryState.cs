@@ -22,6 +22,9 @@ internal sealed class MemoryState(HnswOptions vectorDefaults)
 
     public long SkippedEmbeddings { get; set; }
 
+    // One copy of each predicate name used by literals (entity predicates are the graph's).
+    private readonly Dictionary<string, string> _literalPredicates = new(StringComparer.Ordinal);
+
     // While a load runs, vectors are gathered per model and indexed at its end by the parallel build.
     private Dictionary<string, (List<int> Ids, List<float> Values)>? _pending;
 
@@ -130,6 +133,7 @@ internal sealed class MemoryState(HnswOptions vectorDefaults)
         {
             var predicate = Graph.InternPredicate(row.Predicate);
             var obj = Graph.InternNode(row.Object);
+            row = Shared(row, Graph.NodeName(subject), Graph.PredicateName(predicate), Graph.NodeName(obj));
             var to = row.ValidTo ?? long.MaxValue;
             if (to > row.ValidFrom)
             {
@@ -146,6 +150,7 @@ internal sealed class MemoryState(HnswOptions vectorDefaults)
         }
         else
         {
+            row = Shared(row, Graph.NodeName(subject), SharedPredicate(row.Predicate), row.Object);
             if (!Literals.TryGetValue(subject, out var set))
             {
                 Literals[subject] = set = [];
@@ -155,6 +160,23 @@ internal sealed class MemoryState(HnswOptions vectorDefaults)
         }
 
         Triples[row.Id] = new HeldTriple(row, edge);
+    }
+
+    // The row as held refers to the graph's own copy of each name (and one copy of each literal's predicate), so the
+    // copies a read made die young: a load of a million rows keeps a million rows, not three million more strings.
+    private static TripleRow Shared(TripleRow row, string subject, string predicate, string obj) =>
+        ReferenceEquals(row.Subject, subject) && ReferenceEquals(row.Predicate, predicate) && ReferenceEquals(row.Object, obj)
+            ? row
+            : row with { Subject = subject, Predicate = predicate, Object = obj };
+
+    private string SharedPredicate(string predicate)
+    {
+        if (!_literalPredicates.TryGetValue(predicate, out var shared))
+        {
+            _literalPredicates[predicate] = shared = predicate;
+        }
+
+        return shared;
     }
 
     public void WriteEmbedding(EmbeddingRow row)
