@@ -80,6 +80,18 @@ internal sealed class ApiStore
         _objects.TryAdd(resource.Id, new SortedDictionary<string, Stored>(StringComparer.Ordinal));
     }
 
+    /// <summary>Called with each object about to be created or updated, after its validation; throws to refuse the write.</summary>
+    public Action<ResourceInfo, JsonObject>? Admission { get; set; }
+
+    /// <summary>Every stored object of a resource (by group and plural), in every namespace; none when it is not served.</summary>
+    public List<JsonObject> All(string group, string plural)
+    {
+        lock (_lock)
+        {
+            return _objects.TryGetValue(group + "/" + plural, out var objects) ? [.. objects.Values.Select(Render)] : [];
+        }
+    }
+
     // ---- reads ----
 
     public JsonObject Get(ResourceInfo r, string? ns, string name)
@@ -243,6 +255,7 @@ internal sealed class ApiStore
 
             Pruning.Prune(r.Schema, obj);
             ValidateCommon(r, obj, name);
+            Admission?.Invoke(r, obj);
             obj["apiVersion"] = r.GroupVersion;
             obj["kind"] = r.Kind;
             meta["uid"] = Guid.NewGuid().ToString();
@@ -524,6 +537,7 @@ internal sealed class ApiStore
 
             Pruning.Prune(r.Schema, next);
             ValidateCommon(r, next, name);
+            Admission?.Invoke(r, next);
             Defaults.Apply(r.Schema, next);
         }
 

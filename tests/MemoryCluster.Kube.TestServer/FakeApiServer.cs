@@ -34,6 +34,12 @@ public sealed record FakeApiServerOptions
 
     /// <summary>When set, every request needs one of these bearer tokens or a trusted client certificate.</summary>
     public IReadOnlyCollection<string>? AcceptedTokens { get; init; }
+
+    /// <summary>
+    /// Bearer tokens of users whose requests RBAC decides, from the Roles, ClusterRoles and bindings the double holds
+    /// (a refused request gets 403 Forbidden, as from the real server). Other requests are a cluster admin's.
+    /// </summary>
+    public IReadOnlyDictionary<string, RbacUser>? Users { get; init; }
 }
 
 /// <summary>
@@ -52,7 +58,11 @@ public sealed partial class FakeApiServer : IAsyncDisposable
     private readonly List<int> _watchTimeouts = [];
     private readonly List<string> _bearerTokens = [];
     private readonly List<string> _clientCertificates = [];
+    private readonly List<string> _forbidden = [];
     private HashSet<string> _tokens;
+
+    // The user whose request is being served (null: a cluster admin); read by the admission of RBAC objects.
+    private readonly AsyncLocal<RbacUser?> _user = new();
     private Task _bookmarks = Task.CompletedTask;
 
     private FakeApiServer(WebApplication app, FakeApiServerOptions options)
@@ -61,6 +71,10 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         _options = options;
         _store = new ApiStore(options.Time, options.HistoryLimit);
         _tokens = options.AcceptedTokens is null ? [] : [.. options.AcceptedTokens];
+        if (options.Users is not null)
+        {
+            _store.Admission = AdmitRbac;
+        }
     }
 
     public Uri Url { get; private set; } = new("http://127.0.0.1/");
@@ -231,6 +245,18 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>The message of every request RBAC refused so far, in order.</summary>
+    public IReadOnlyList<string> Forbidden403s
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _forbidden];
+            }
+        }
+    }
+
     /// <summary>Every bearer token presented so far, in order.</summary>
     public IReadOnlyList<string> BearerTokens
     {
@@ -264,7 +290,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
     }
 
     /// <summary>A kubeconfig for this server (plain HTTP unless the server has a certificate).</summary>
-    public string KubeconfigYaml(string? token = null, string ns = "default")
+    public string KubeconfigYaml(string? token = null, string ns = "default", string? certificateAuthorityPem = null)
     {
         var builder = new StringBuilder();
         builder.Append(CultureInfo.InvariantCulture, $"""
@@ -274,6 +300,13 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             - name: fake
               cluster:
                 server: {Url.ToString().TrimEnd('/')}
+            """).Append('\n');
+        if (certificateAuthorityPem is not null)
+        {
+            builder.Append(CultureInfo.InvariantCulture, $"    certificate-authority-data: {Convert.ToBase64String(Encoding.UTF8.GetBytes(certificateAuthorityPem))}\n");
+        }
+
+        builder.Append("""
             users:
             - name: fake
               user:
@@ -424,6 +457,13 @@ public sealed partial class FakeApiServer : IAsyncDisposable
                 _clientCertificates.Add(certificate.Subject);
             }
 
+            _user.Value = null;
+            if (presented.StartsWith("Bearer ", StringComparison.Ordinal) && _options.Users?.GetValueOrDefault(presented["Bearer ".Length..]) is { } user)
+            {
+                _user.Value = user;
+                return;
+            }
+
             if (_options.AcceptedTokens is null)
             {
                 return;
@@ -442,6 +482,94 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         }
 
         throw new ApiError(401, "Unauthorized", "Unauthorized");
+    }
+
+    private static string RbacVerb(string verb, string? name) => verb switch
+    {
+        "WATCH" => "watch",
+        "LIST" => "list",
+        "GET" => "get",
+        "POST" => "create",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" => name is null ? "deletecollection" : "delete",
+        _ => verb.ToLowerInvariant(),
+    };
+
+    private RbacPolicy Policy() => new(
+        _store.All("rbac.authorization.k8s.io", "roles"),
+        _store.All("rbac.authorization.k8s.io", "clusterroles"),
+        _store.All("rbac.authorization.k8s.io", "rolebindings"),
+        _store.All("rbac.authorization.k8s.io", "clusterrolebindings"));
+
+    private void Authorize(RbacRequest request)
+    {
+        if (_user.Value is { } user && !Policy().Allows(user, request))
+        {
+            lock (_lock)
+            {
+                _forbidden.Add(request.ForbiddenMessage(user));
+            }
+
+            throw Forbidden(request.ForbiddenMessage(user), request);
+        }
+    }
+
+    private static ApiError Forbidden(string message, RbacRequest request)
+    {
+        var details = new JsonObject { ["group"] = request.ApiGroup, ["kind"] = request.Resource };
+        if (request.Name is { } name)
+        {
+            details["name"] = name;
+        }
+
+        return new ApiError(403, "Forbidden", message, details: details);
+    }
+
+    // The real server's escalation check: a user may write a role only with rules it holds itself, and bind a role
+    // only when it holds that role's rules (or may "bind" it).
+    private void AdmitRbac(ResourceInfo resource, JsonObject obj)
+    {
+        if (_user.Value is not { } user || resource.Group != "rbac.authorization.k8s.io")
+        {
+            return;
+        }
+
+        var policy = Policy();
+        var ns = (string?)obj["metadata"]?["namespace"];
+        var name = (string?)obj["metadata"]?["name"] ?? "";
+        var request = new RbacRequest("create", resource.Group, resource.Plural, null, ns, name);
+        switch (resource.Kind)
+        {
+            case "Role" or "ClusterRole":
+                if (!policy.Allows(user, request with { Verb = "escalate" }) && policy.FirstNotHeld(user, obj, ns) is { } rule)
+                {
+                    throw Forbidden($"{resource.Plural}.{resource.Group} \"{name}\" is forbidden: user \"{user.Name}\" is attempting to grant RBAC permissions not currently held: {rule}", request);
+                }
+
+                break;
+            case "RoleBinding" or "ClusterRoleBinding":
+                var roleRef = obj["roleRef"];
+                var refKind = (string?)roleRef?["kind"] ?? "";
+                var refName = (string?)roleRef?["name"] ?? "";
+                var bind = new RbacRequest("bind", resource.Group, refKind == "Role" ? "roles" : "clusterroles", null, refKind == "Role" ? ns : null, refName);
+                if (policy.Allows(user, bind) || policy.Allows(user, bind with { Namespace = ns }))
+                {
+                    break;
+                }
+
+                if (policy.RoleOf(obj, ns) is not { } role)
+                {
+                    throw Forbidden($"{resource.Plural}.{resource.Group} \"{name}\" is forbidden: the {refKind} \"{refName}\" it binds does not exist, and user \"{user.Name}\" may not bind it", request);
+                }
+
+                if (policy.FirstNotHeld(user, role, ns) is { } missing)
+                {
+                    throw Forbidden($"{resource.Plural}.{resource.Group} \"{name}\" is forbidden: user \"{user.Name}\" is attempting to grant RBAC permissions not currently held: {missing}", request);
+                }
+
+                break;
+        }
     }
 
     private async Task ResourceAsync(HttpContext context, string group, string version, string[] rest)
@@ -476,6 +604,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             "GET" when name is null => "LIST",
             _ => method,
         };
+        Authorize(new RbacRequest(RbacVerb(verb, name), resource.Group, resource.Plural, subresource, ns, name));
         lock (_lock)
         {
             var key = verb + " " + resource.Plural + (subresource is null ? "" : "/" + subresource);

@@ -40,6 +40,8 @@ internal sealed record ResourceInfo(
         Of("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, "pdb"),
         Of("rbac.authorization.k8s.io", "Role", "roles", false),
         Of("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", false),
+        new("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, false, [], [], null, false),
+        new("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, false, [], [], null, false),
         Of("coordination.k8s.io", "Lease", "leases", false),
         Of("networking.k8s.io", "NetworkPolicy", "networkpolicies", false, "netpol"),
         Of("events.k8s.io", "Event", "events", false, "ev"),

@@ -27,10 +27,16 @@ internal sealed class Harness : IAsyncDisposable
 
     public KubeApiClient Client { get; }
 
-    public static async Task<Harness> StartAsync(FakeApiServerOptions? options = null, bool installCrd = true)
+    /// <summary>Starts the double (with <paramref name="options"/>; the CRD installed when <paramref name="installCrd"/>) and a client trusting <paramref name="trust"/>, the CA of the server's certificate when it serves HTTPS.</summary>
+    public static async Task<Harness> StartAsync(FakeApiServerOptions? options = null, bool installCrd = true, X509Certificate2? trust = null)
     {
         var server = await FakeApiServer.StartAsync(options, CancellationToken.None);
-        var client = new KubeApiClient(new KubeClientSettings { Server = server.Url, RequestTimeout = TimeSpan.FromSeconds(20) });
+        var client = new KubeApiClient(new KubeClientSettings
+        {
+            Server = server.Url,
+            RequestTimeout = TimeSpan.FromSeconds(20),
+            CertificateAuthorities = trust is null ? [] : [trust],
+        });
         var harness = new Harness(server, client);
         if (installCrd)
         {

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using MemoryCluster.Api;
 using MemoryCluster.Api.Meta;
 using MemoryCluster.Kube.Resources;
+using MemoryCluster.Kube.TestServer;
 
 namespace MemoryCluster.Kube.Tests.ApiServer;
 
@@ -14,15 +15,26 @@ namespace MemoryCluster.Kube.Tests.ApiServer;
 [Trait("Category", "Integration")]
 public sealed class KubectlTests : IAsyncLifetime
 {
+    private const string ReaderToken = "reader-token-0123456789";
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
     private readonly string _home = Directory.CreateTempSubdirectory("memorycluster-kubectl-").FullName;
     private readonly List<Process> _processes = [];
     private Harness _harness = null!;
+    private System.Security.Cryptography.X509Certificates.X509Certificate2? _ca;
+    private System.Security.Cryptography.X509Certificates.X509Certificate2? _serverCertificate;
 
     public async Task InitializeAsync()
     {
-        _harness = await Harness.StartAsync(installCrd: false);
-        await File.WriteAllTextAsync(Path.Combine(_home, "kubeconfig"), _harness.Server.KubeconfigYaml());
+        // Over TLS, as kubectl sends a bearer token only there. Requests with the reader's token are decided by RBAC;
+        // kubectl's own (no token) are a cluster admin's.
+        var ca = _ca = TestCertificates.CreateCa("kubectl-test-ca");
+        _serverCertificate = TestCertificates.Issue(ca, "127.0.0.1", server: true);
+        _harness = await Harness.StartAsync(
+            new FakeApiServerOptions { ServerCertificate = _serverCertificate, Users = new Dictionary<string, RbacUser> { [ReaderToken] = RbacUser.ServiceAccount("default", "reader") } },
+            installCrd: false,
+            trust: ca);
+        // Any other token (this one included) is an admin's: over TLS with no credential kubectl asks for a password.
+        await File.WriteAllTextAsync(Path.Combine(_home, "kubeconfig"), _harness.Server.KubeconfigYaml("admin-token-0123456789", certificateAuthorityPem: ca.ExportCertificatePem()));
     }
 
     public async Task DisposeAsync()
@@ -39,6 +51,8 @@ public sealed class KubectlTests : IAsyncLifetime
         }
 
         await _harness.DisposeAsync();
+        _serverCertificate?.Dispose();
+        _ca?.Dispose();
         Directory.Delete(_home, recursive: true);
     }
 
@@ -111,6 +125,58 @@ public sealed class KubectlTests : IAsyncLifetime
         // Applying the same files again changes nothing.
         var again = await KubectlAsync("apply", "-f", Path.Combine(Repo.Root, "crds", "samples"));
         Assert.All(Lines(again), l => Assert.EndsWith(" unchanged", l, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Kubectl_as_a_service_account_may_do_what_its_bindings_grant_and_is_told_forbidden_otherwise()
+    {
+        var rbac = Path.Combine(_home, "rbac.yaml");
+        await File.WriteAllTextAsync(rbac, """
+            apiVersion: rbac.authorization.k8s.io/v1
+            kind: ClusterRole
+            metadata: {name: pod-reader}
+            rules:
+              - {apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"]}
+              - {apiGroups: ["rbac.authorization.k8s.io"], resources: ["roles"], verbs: ["create"]}
+            ---
+            apiVersion: rbac.authorization.k8s.io/v1
+            kind: RoleBinding
+            metadata: {name: reader, namespace: default}
+            roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pod-reader}
+            subjects: [{kind: ServiceAccount, name: reader, namespace: default}]
+            """);
+        await KubectlAsync("apply", "-f", Repo.CrdPath);
+        var applied = await KubectlAsync("apply", "-f", rbac);
+        Assert.Contains("clusterrole.rbac.authorization.k8s.io/pod-reader created", applied);
+        Assert.Contains("rolebinding.rbac.authorization.k8s.io/reader created", applied);
+
+        Assert.Contains("No resources found in default namespace.", await KubectlAsync("--token", ReaderToken, "get", "pods"));
+        var elsewhere = await KubectlAsync(expectFailure: true, "--token", ReaderToken, "get", "pods", "-n", "kube-system");
+        Assert.Contains(
+            "Error from server (Forbidden): pods is forbidden: User \"system:serviceaccount:default:reader\" cannot list resource \"pods\" in API group \"\" in the namespace \"kube-system\"",
+            elsewhere);
+        var create = await KubectlAsync(expectFailure: true, "--token", ReaderToken, "apply", "-f", Path.Combine(Repo.Root, "crds", "samples", "minimal.yaml"));
+        Assert.Contains("memoryclusters.memorycluster.io \"demo\" is forbidden: User \"system:serviceaccount:default:reader\" cannot get resource \"memoryclusters\" in API group \"memorycluster.io\" in the namespace \"default\"", create);
+
+        // It may create Roles, but none granting more than it holds (the real server's escalation check). From files:
+        // `kubectl create role` sends protobuf, which the double does not speak.
+        string Role(string name, string verb)
+        {
+            var file = Path.Combine(_home, name + ".yaml");
+            File.WriteAllText(file, $$"""
+                apiVersion: rbac.authorization.k8s.io/v1
+                kind: Role
+                metadata: {name: {{name}}, namespace: default}
+                rules: [{apiGroups: [""], resources: ["pods"], verbs: ["{{verb}}"]}]
+                """);
+            return file;
+        }
+
+        Assert.Contains("role.rbac.authorization.k8s.io/viewer created", await KubectlAsync("--token", ReaderToken, "create", "-f", Role("viewer", "get")));
+        var escalation = await KubectlAsync(expectFailure: true, "--token", ReaderToken, "create", "-f", Role("killer", "delete"));
+        Assert.Contains("is attempting to grant RBAC permissions not currently held", escalation);
+        Assert.Contains("NotFound", await KubectlAsync(expectFailure: true, "get", "role", "killer"));
+        Assert.Contains("No resources found", await KubectlAsync("get", "mc"));
     }
 
     private static MemoryClusterResource WithStatus(MemoryClusterResource cluster, long observedGeneration, bool ready) => cluster with

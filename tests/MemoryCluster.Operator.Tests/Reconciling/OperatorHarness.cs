@@ -29,6 +29,7 @@ namespace MemoryCluster.Operator.Tests.Reconciling;
 internal sealed class OperatorHarness : IAsyncDisposable
 {
     private readonly List<(OperatorHost Host, CancellationTokenSource Stop, Task Run)> _operators = [];
+    private readonly List<KubeApiClient> _clients = [];
     private readonly WebApplication _managers;
 
     private OperatorHarness(FakeApiServer server, KubeApiClient client, WebApplication managers, Uri managersUrl)
@@ -54,9 +55,9 @@ internal sealed class OperatorHarness : IAsyncDisposable
     /// <summary>Bodies of the POST /switchover requests the managers received, with whether they carried a signature.</summary>
     public ConcurrentQueue<(string Pod, string Body, bool Signed)> Switchovers { get; } = new();
 
-    public static async Task<OperatorHarness> StartAsync()
+    public static async Task<OperatorHarness> StartAsync(FakeApiServerOptions? options = null)
     {
-        var server = await FakeApiServer.StartAsync(null, CancellationToken.None);
+        var server = await FakeApiServer.StartAsync(options, CancellationToken.None);
         var client = new KubeApiClient(new KubeClientSettings { Server = server.Url, RequestTimeout = TimeSpan.FromSeconds(20) });
         var crd = KubernetesJson.Deserialize<V1CustomResourceDefinition>(YamlDocuments.FirstAsJson(await File.ReadAllTextAsync(Path.Combine(RepoRoot(), "crds", "memorycluster.io_memoryclusters.yaml")))!.ToJsonString());
         await client.CreateAsync(ResourceTypes.CustomResourceDefinition, crd, CancellationToken.None);
@@ -129,8 +130,11 @@ internal sealed class OperatorHarness : IAsyncDisposable
         return body;
     }
 
-    /// <summary>Starts an operator against the double; its instance client reaches the pods through <see cref="ManagersUrl"/>.</summary>
-    public OperatorHost StartOperator(bool leaderElect = false, string identity = "operator-0", ILoggerFactory? logging = null, TlsPolicy? tls = null)
+    /// <summary>
+    /// Starts an operator against the double; its instance client reaches the pods through <see cref="ManagersUrl"/>.
+    /// With a token, the operator presents it instead of the harness's admin access (see <see cref="FakeApiServerOptions.Users"/>).
+    /// </summary>
+    public OperatorHost StartOperator(bool leaderElect = false, string identity = "operator-0", ILoggerFactory? logging = null, TlsPolicy? tls = null, string? token = null)
     {
         var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         var instances = new HttpInstanceClient(http, (names, ordinal) => new Uri(ManagersUrl, $"{names.Namespace}/{names.Pod(ordinal)}/"))
@@ -147,7 +151,20 @@ internal sealed class OperatorHarness : IAsyncDisposable
             ListenAddress = IPAddress.Loopback,
             Reconciler = new ReconcilerOptions { StatusPollInterval = TimeSpan.FromMilliseconds(300), BusyPollInterval = TimeSpan.FromMilliseconds(200), Tls = tls ?? TlsPolicy.Default },
         };
-        var host = new OperatorHost(Client, instances, options, logging ?? NullLoggerFactory.Instance);
+        var client = token is null
+            ? Client
+            : new KubeApiClient(new KubeClientSettings
+            {
+                Server = Server.Url,
+                RequestTimeout = TimeSpan.FromSeconds(20),
+                Credentials = new StaticCredentialProvider(new Credential(token, null, null)),
+            });
+        if (token is not null)
+        {
+            _clients.Add(client);
+        }
+
+        var host = new OperatorHost(client, instances, options, logging ?? NullLoggerFactory.Instance);
         var stop = new CancellationTokenSource();
         var run = Task.Run(() => host.RunAsync(stop.Token));
         _operators.Add((host, stop, run));
@@ -254,11 +271,42 @@ internal sealed class OperatorHarness : IAsyncDisposable
 
         await _managers.StopAsync();
         await _managers.DisposeAsync();
+        foreach (var client in _clients)
+        {
+            client.Dispose();
+        }
+
         Client.Dispose();
         await Server.DisposeAsync();
     }
 
-    private static string RepoRoot()
+    /// <summary>Whether the double holds an object of the kinds the operator renders, by kind and name in "default".</summary>
+    public async Task<bool> ExistsAsync(k8s.IKubernetesObject<V1ObjectMeta> obj)
+    {
+        try
+        {
+            switch (obj)
+            {
+                case V1StatefulSet: await Client.GetAsync(ResourceTypes.StatefulSet, "default", obj.Metadata.Name, CancellationToken.None); break;
+                case V1Deployment: await Client.GetAsync(ResourceTypes.Deployment, "default", obj.Metadata.Name, CancellationToken.None); break;
+                case V1Service: await Client.GetAsync(ResourceTypes.Service, "default", obj.Metadata.Name, CancellationToken.None); break;
+                case V1ConfigMap: await Client.GetAsync(ResourceTypes.ConfigMap, "default", obj.Metadata.Name, CancellationToken.None); break;
+                case V1ServiceAccount: await Client.GetAsync(ResourceTypes.ServiceAccount, "default", obj.Metadata.Name, CancellationToken.None); break;
+                case V1Role: await Client.GetAsync(ResourceTypes.Role, "default", obj.Metadata.Name, CancellationToken.None); break;
+                case V1RoleBinding: await Client.GetAsync(ResourceTypes.RoleBinding, "default", obj.Metadata.Name, CancellationToken.None); break;
+                case V1PodDisruptionBudget: await Client.GetAsync(ResourceTypes.PodDisruptionBudget, "default", obj.Metadata.Name, CancellationToken.None); break;
+                default: throw new InvalidOperationException($"no check for {obj.Kind}");
+            }
+
+            return true;
+        }
+        catch (NotFoundException)
+        {
+            return false;
+        }
+    }
+
+    internal static string RepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Operator.sln")))

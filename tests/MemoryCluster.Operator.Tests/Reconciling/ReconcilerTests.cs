@@ -1,7 +1,5 @@
-using k8s.Models;
 using MemoryCluster.Api;
 using MemoryCluster.Api.Meta;
-using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Resources;
 using MemoryCluster.Operator.Planning;
 using MemoryCluster.Operator.Tests.Planning;
@@ -38,7 +36,7 @@ public sealed class ReconcilerTests
         var expected = ObjectPlanner.Render(created, OperatorSettings.Default);
         foreach (var obj in expected.Objects)
         {
-            await OperatorHarness.EventuallyAsync(async () => await Exists(harness, obj), $"{obj.Kind}/{obj.Metadata.Name}");
+            await OperatorHarness.EventuallyAsync(async () => await harness.ExistsAsync(obj), $"{obj.Kind}/{obj.Metadata.Name}");
         }
 
         var set = await harness.Client.GetAsync(ResourceTypes.StatefulSet, "default", "demo", CancellationToken.None);
@@ -59,31 +57,6 @@ public sealed class ReconcilerTests
         Assert.Equal(key.Data["key"], again.Data["key"]);
         // Five generated Secrets, the CA and the server certificate.
         Assert.Equal(7, harness.Server.RequestCount("POST secrets"));
-    }
-
-    private static async Task<bool> Exists(OperatorHarness harness, k8s.IKubernetesObject<V1ObjectMeta> obj)
-    {
-        try
-        {
-            switch (obj)
-            {
-                case V1StatefulSet: await harness.Client.GetAsync(ResourceTypes.StatefulSet, "default", obj.Metadata.Name, CancellationToken.None); break;
-                case V1Deployment: await harness.Client.GetAsync(ResourceTypes.Deployment, "default", obj.Metadata.Name, CancellationToken.None); break;
-                case V1Service: await harness.Client.GetAsync(ResourceTypes.Service, "default", obj.Metadata.Name, CancellationToken.None); break;
-                case V1ConfigMap: await harness.Client.GetAsync(ResourceTypes.ConfigMap, "default", obj.Metadata.Name, CancellationToken.None); break;
-                case V1ServiceAccount: await harness.Client.GetAsync(ResourceTypes.ServiceAccount, "default", obj.Metadata.Name, CancellationToken.None); break;
-                case V1Role: await harness.Client.GetAsync(ResourceTypes.Role, "default", obj.Metadata.Name, CancellationToken.None); break;
-                case V1RoleBinding: await harness.Client.GetAsync(ResourceTypes.RoleBinding, "default", obj.Metadata.Name, CancellationToken.None); break;
-                case V1PodDisruptionBudget: await harness.Client.GetAsync(ResourceTypes.PodDisruptionBudget, "default", obj.Metadata.Name, CancellationToken.None); break;
-                default: throw new InvalidOperationException($"no check for {obj.Kind}");
-            }
-
-            return true;
-        }
-        catch (NotFoundException)
-        {
-            return false;
-        }
     }
 
     [Fact]
