@@ -52,11 +52,13 @@ internal static class TestProcess
     /// <summary>
     /// Runs a program that goes on until interrupted: reads its standard output until <paramref name="enough"/> holds
     /// for what it printed, then sends SIGINT (as Ctrl-C does) and waits for it to exit; the process is killed when
-    /// either takes longer than <paramref name="timeout"/>.
+    /// either takes longer than <paramref name="timeout"/>. The program starts with SIGINT's default action (through
+    /// <c>env --default-signal=INT</c>): a process started with SIGINT ignored, as a shell's background job is,
+    /// passes the ignore on to its children, and a program that inherits it rightly ignores Ctrl-C.
     /// </summary>
     public static (int ExitCode, string Stdout, string Stderr) RunUntil(string file, IEnumerable<string> args, Func<string, bool> enough, TimeSpan timeout)
     {
-        var start = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repository.Root };
+        var start = new ProcessStartInfo("env", ["--default-signal=INT", file, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repository.Root };
         using var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = new System.Text.StringBuilder();
@@ -69,7 +71,7 @@ internal static class TestProcess
                 var read = process.StandardOutput.ReadAsync(buffer, 0, buffer.Length);
                 if (!read.Wait(timeout - watch.Elapsed) || read.Result == 0)
                 {
-                    throw new TimeoutException($"{file} {string.Join(' ', start.ArgumentList)} printed no more than this in {watch.Elapsed.TotalSeconds:0} s:\n{stdout}");
+                    throw new TimeoutException($"{string.Join(' ', start.ArgumentList)} printed no more than this in {watch.Elapsed.TotalSeconds:0} s:\n{stdout}");
                 }
 
                 stdout.Append(buffer, 0, read.Result);
@@ -83,7 +85,7 @@ internal static class TestProcess
             var rest = process.StandardOutput.ReadToEndAsync();
             if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
             {
-                throw new TimeoutException($"{file} {string.Join(' ', start.ArgumentList)} did not exit within 30 s of SIGINT; it printed:\n{stdout}");
+                throw new TimeoutException($"{string.Join(' ', start.ArgumentList)} did not exit within 30 s of SIGINT ({SignalState(process.Id)}); it printed:\n{stdout}");
             }
 
             stdout.Append(rest.Result);
@@ -95,6 +97,19 @@ internal static class TestProcess
             {
                 process.Kill(entireProcessTree: true);
             }
+        }
+    }
+
+    // The signal masks and state of a process (from /proc), for a failure's message.
+    private static string SignalState(int pid)
+    {
+        try
+        {
+            return string.Join(", ", File.ReadAllLines($"/proc/{pid}/status").Where(l => l.StartsWith("State", StringComparison.Ordinal) || l.StartsWith("Sig", StringComparison.Ordinal)).Select(l => l.Replace('\t', ' ')));
+        }
+        catch (IOException e)
+        {
+            return e.Message;
         }
     }
 }
