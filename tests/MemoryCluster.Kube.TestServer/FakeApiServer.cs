@@ -502,21 +502,35 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         _store.All("rbac.authorization.k8s.io", "rolebindings"),
         _store.All("rbac.authorization.k8s.io", "clusterrolebindings"));
 
+    private bool Exists(ResourceInfo resource, string? ns, string name)
+    {
+        try
+        {
+            _store.Get(resource, ns, name);
+            return true;
+        }
+        catch (ApiError e) when (e.Code == 404)
+        {
+            return false;
+        }
+    }
+
     private void Authorize(RbacRequest request)
     {
         if (_user.Value is { } user && !Policy().Allows(user, request))
         {
-            lock (_lock)
-            {
-                _forbidden.Add(request.ForbiddenMessage(user));
-            }
-
             throw Forbidden(request.ForbiddenMessage(user), request);
         }
     }
 
-    private static ApiError Forbidden(string message, RbacRequest request)
+    // A refusal, kept for Forbidden403s.
+    private ApiError Forbidden(string message, RbacRequest request)
     {
+        lock (_lock)
+        {
+            _forbidden.Add(message);
+        }
+
         var details = new JsonObject { ["group"] = request.ApiGroup, ["kind"] = request.Resource };
         if (request.Name is { } name)
         {
@@ -604,7 +618,15 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             "GET" when name is null => "LIST",
             _ => method,
         };
-        Authorize(new RbacRequest(RbacVerb(verb, name), resource.Group, resource.Plural, subresource, ns, name));
+        var rbacRequest = new RbacRequest(RbacVerb(verb, name), resource.Group, resource.Plural, subresource, ns, name);
+        Authorize(rbacRequest);
+        if (_user.Value is not null && verb == "PATCH" && subresource is null
+            && context.Request.ContentType?.StartsWith("application/apply-patch+yaml", StringComparison.Ordinal) == true && !Exists(resource, ns, name!))
+        {
+            // An apply that creates the object is also a create, as on the real server.
+            Authorize(rbacRequest with { Verb = "create" });
+        }
+
         lock (_lock)
         {
             var key = verb + " " + resource.Plural + (subresource is null ? "" : "/" + subresource);

@@ -171,8 +171,7 @@ public sealed class RbacPolicy
     private static bool ResourceMatches(List<string> resources, RbacRequest request) =>
         resources.Contains("*")
         || resources.Contains(request.RuleResource)
-        || (request.Subresource is { } sub && resources.Contains("*/" + sub))
-        || (request.Subresource is not null && resources.Contains(request.Resource + "/*"));
+        || (request.Subresource is { } sub && resources.Contains("*/" + sub));
 
     // resourceNames restrict requests that name one object; a create, list, watch or deletecollection names none, so a
     // rule with names never allows them (as in the real server).

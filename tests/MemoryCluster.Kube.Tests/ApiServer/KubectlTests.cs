@@ -138,6 +138,7 @@ public sealed class KubectlTests : IAsyncLifetime
             rules:
               - {apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"]}
               - {apiGroups: ["rbac.authorization.k8s.io"], resources: ["roles"], verbs: ["create"]}
+              - {apiGroups: [""], resources: ["configmaps"], verbs: ["get", "patch"]}
             ---
             apiVersion: rbac.authorization.k8s.io/v1
             kind: RoleBinding
@@ -157,6 +158,12 @@ public sealed class KubectlTests : IAsyncLifetime
             elsewhere);
         var create = await KubectlAsync(expectFailure: true, "--token", ReaderToken, "apply", "-f", Path.Combine(Repo.Root, "crds", "samples", "minimal.yaml"));
         Assert.Contains("memoryclusters.memorycluster.io \"demo\" is forbidden: User \"system:serviceaccount:default:reader\" cannot get resource \"memoryclusters\" in API group \"memorycluster.io\" in the namespace \"default\"", create);
+
+        // A server-side apply that would create an object is also a create, which it may not.
+        var settings = Path.Combine(_home, "settings.yaml");
+        await File.WriteAllTextAsync(settings, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\ndata: {a: b}\n");
+        var applyCreate = await KubectlAsync(expectFailure: true, "--token", ReaderToken, "apply", "--server-side", "-f", settings);
+        Assert.Contains("configmaps \"settings\" is forbidden: User \"system:serviceaccount:default:reader\" cannot create resource \"configmaps\"", applyCreate);
 
         // It may create Roles, but none granting more than it holds (the real server's escalation check). From files:
         // `kubectl create role` sends protobuf, which the double does not speak.

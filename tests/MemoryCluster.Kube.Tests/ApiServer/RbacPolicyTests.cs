@@ -66,7 +66,7 @@ public sealed class RbacPolicyTests
             Role("operator", null, Rule([""], ["pods"], ["get", "list", "watch", "delete"]), Rule(["memorycluster.io"], ["memoryclusters/status"], ["patch"])),
             Role("pod-reader", null, Rule([""], ["pods"], ["get", "list"])),
             Role("everything", null, Rule(["*"], ["*"], ["*"])),
-            Role("status-writer", null, Rule(["*"], ["*/status"], ["update"])),
+            Role("status-writer", null, Rule(["*"], ["*/status"], ["update"]), Rule(["apps"], ["deployments/*"], ["get"])),
         ],
         roleBindings:
         [
@@ -102,6 +102,7 @@ public sealed class RbacPolicyTests
         { "wildcards stay in the binding's namespace", Alice, new("get", "apps", "statefulsets", null, "prod", "s"), false },
         { "*/status matches any status subresource", Alice, new("update", "apps", "statefulsets", "status", "prod", "s"), true },
         { "and nothing else", Alice, new("update", "apps", "statefulsets", null, "prod", "s"), false },
+        { "resource/* is no wildcard (only *, */sub and exact names are)", Alice, new("get", "apps", "deployments", "scale", "prod", "d"), false },
         { "system:masters pass every check", new RbacUser("admin", ["system:masters"]), new("delete", "", "nodes", null, null, "n"), true },
         { "a user nobody bound", new RbacUser("mallory", ["system:authenticated"]), new("get", "", "pods", null, "team-a", "p"), false },
     };
