@@ -618,7 +618,9 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             "GET" when name is null => "LIST",
             _ => method,
         };
-        var rbacRequest = new RbacRequest(RbacVerb(verb, name), resource.Group, resource.Plural, subresource, ns, name);
+        // A namespace is, for RBAC, in itself: a RoleBinding in "foo" may grant get on namespace "foo".
+        var rbacNamespace = resource is { Group: "", Plural: "namespaces" } && name is not null ? name : ns;
+        var rbacRequest = new RbacRequest(RbacVerb(verb, name), resource.Group, resource.Plural, subresource, rbacNamespace, name);
         Authorize(rbacRequest);
         if (_user.Value is not null && verb == "PATCH" && subresource is null
             && context.Request.ContentType?.StartsWith("application/apply-patch+yaml", StringComparison.Ordinal) == true && !Exists(resource, ns, name!))

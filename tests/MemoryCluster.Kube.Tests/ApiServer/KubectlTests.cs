@@ -159,6 +159,10 @@ public sealed class KubectlTests : IAsyncLifetime
         var create = await KubectlAsync(expectFailure: true, "--token", ReaderToken, "apply", "-f", Path.Combine(Repo.Root, "crds", "samples", "minimal.yaml"));
         Assert.Contains("memoryclusters.memorycluster.io \"demo\" is forbidden: User \"system:serviceaccount:default:reader\" cannot get resource \"memoryclusters\" in API group \"memorycluster.io\" in the namespace \"default\"", create);
 
+        Assert.Contains(
+            "namespaces \"default\" is forbidden: User \"system:serviceaccount:default:reader\" cannot get resource \"namespaces\" in API group \"\" in the namespace \"default\"",
+            await KubectlAsync(expectFailure: true, "--token", ReaderToken, "get", "namespace", "default"));
+
         // A server-side apply that would create an object is also a create, which it may not.
         var settings = Path.Combine(_home, "settings.yaml");
         await File.WriteAllTextAsync(settings, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: default}\ndata: {a: b}\n");
