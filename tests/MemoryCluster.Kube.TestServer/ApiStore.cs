@@ -94,6 +94,15 @@ internal sealed class ApiStore
 
     // ---- reads ----
 
+    /// <summary>Whether the object exists (without rendering it).</summary>
+    public bool Contains(ResourceInfo r, string? ns, string name)
+    {
+        lock (_lock)
+        {
+            return Lookup(r, ns, name) is not null;
+        }
+    }
+
     public JsonObject Get(ResourceInfo r, string? ns, string name)
     {
         lock (_lock)

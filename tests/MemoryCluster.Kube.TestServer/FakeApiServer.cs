@@ -502,19 +502,6 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         _store.All("rbac.authorization.k8s.io", "rolebindings"),
         _store.All("rbac.authorization.k8s.io", "clusterrolebindings"));
 
-    private bool Exists(ResourceInfo resource, string? ns, string name)
-    {
-        try
-        {
-            _store.Get(resource, ns, name);
-            return true;
-        }
-        catch (ApiError e) when (e.Code == 404)
-        {
-            return false;
-        }
-    }
-
     private void Authorize(RbacRequest request)
     {
         if (_user.Value is { } user && !Policy().Allows(user, request))
@@ -553,33 +540,35 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         var ns = (string?)obj["metadata"]?["namespace"];
         var name = (string?)obj["metadata"]?["name"] ?? "";
         var request = new RbacRequest("create", resource.Group, resource.Plural, null, ns, name);
+        ApiError Refused(string why) => Forbidden($"{resource.Plural}.{resource.Group} \"{name}\" is forbidden: {why}", request);
+        const string NotHeld = "is attempting to grant RBAC permissions not currently held";
         switch (resource.Kind)
         {
             case "Role" or "ClusterRole":
                 if (!policy.Allows(user, request with { Verb = "escalate" }) && policy.FirstNotHeld(user, obj, ns) is { } rule)
                 {
-                    throw Forbidden($"{resource.Plural}.{resource.Group} \"{name}\" is forbidden: user \"{user.Name}\" is attempting to grant RBAC permissions not currently held: {rule}", request);
+                    throw Refused($"user \"{user.Name}\" {NotHeld}: {rule}");
                 }
 
                 break;
             case "RoleBinding" or "ClusterRoleBinding":
-                var roleRef = obj["roleRef"];
-                var refKind = (string?)roleRef?["kind"] ?? "";
-                var refName = (string?)roleRef?["name"] ?? "";
-                var bind = new RbacRequest("bind", resource.Group, refKind == "Role" ? "roles" : "clusterroles", null, refKind == "Role" ? ns : null, refName);
-                if (policy.Allows(user, bind) || policy.Allows(user, bind with { Namespace = ns }))
+                var refKind = (string?)obj["roleRef"]?["kind"] ?? "";
+                var refName = (string?)obj["roleRef"]?["name"] ?? "";
+
+                // In the binding's namespace (none for a ClusterRoleBinding): cluster-wide rights count there too.
+                if (policy.Allows(user, new RbacRequest("bind", resource.Group, refKind == "Role" ? "roles" : "clusterroles", null, ns, refName)))
                 {
                     break;
                 }
 
                 if (policy.RoleOf(obj, ns) is not { } role)
                 {
-                    throw Forbidden($"{resource.Plural}.{resource.Group} \"{name}\" is forbidden: the {refKind} \"{refName}\" it binds does not exist, and user \"{user.Name}\" may not bind it", request);
+                    throw Refused($"the {refKind} \"{refName}\" it binds does not exist, and user \"{user.Name}\" may not bind it");
                 }
 
                 if (policy.FirstNotHeld(user, role, ns) is { } missing)
                 {
-                    throw Forbidden($"{resource.Plural}.{resource.Group} \"{name}\" is forbidden: user \"{user.Name}\" is attempting to grant RBAC permissions not currently held: {missing}", request);
+                    throw Refused($"user \"{user.Name}\" {NotHeld}: {missing}");
                 }
 
                 break;
@@ -623,7 +612,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         var rbacRequest = new RbacRequest(RbacVerb(verb, name), resource.Group, resource.Plural, subresource, rbacNamespace, name);
         Authorize(rbacRequest);
         if (_user.Value is not null && verb == "PATCH" && subresource is null
-            && context.Request.ContentType?.StartsWith("application/apply-patch+yaml", StringComparison.Ordinal) == true && !Exists(resource, ns, name!))
+            && context.Request.ContentType?.StartsWith("application/apply-patch+yaml", StringComparison.Ordinal) == true && !_store.Contains(resource, ns, name!))
         {
             // An apply that creates the object is also a create, as on the real server.
             Authorize(rbacRequest with { Verb = "create" });

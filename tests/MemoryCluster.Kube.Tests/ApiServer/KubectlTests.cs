@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Security.Cryptography.X509Certificates;
 using MemoryCluster.Api;
 using MemoryCluster.Api.Meta;
 using MemoryCluster.Kube.Resources;
@@ -20,8 +21,8 @@ public sealed class KubectlTests : IAsyncLifetime
     private readonly string _home = Directory.CreateTempSubdirectory("memorycluster-kubectl-").FullName;
     private readonly List<Process> _processes = [];
     private Harness _harness = null!;
-    private System.Security.Cryptography.X509Certificates.X509Certificate2? _ca;
-    private System.Security.Cryptography.X509Certificates.X509Certificate2? _serverCertificate;
+    private X509Certificate2? _ca;
+    private X509Certificate2? _serverCertificate;
 
     public async Task InitializeAsync()
     {

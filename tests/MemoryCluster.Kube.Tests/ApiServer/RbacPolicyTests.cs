@@ -1,5 +1,5 @@
-using System.Text.Json.Nodes;
 using MemoryCluster.Kube.TestServer;
+using static MemoryCluster.Kube.TestServer.RbacObjects;
 
 namespace MemoryCluster.Kube.Tests.ApiServer;
 
@@ -9,53 +9,6 @@ public sealed class RbacPolicyTests
     private static readonly RbacUser Operator = RbacUser.ServiceAccount("ops", "operator");
     private static readonly RbacUser Reader = RbacUser.ServiceAccount("team-a", "reader");
     private static readonly RbacUser Alice = new("alice", ["developers", "system:authenticated"]);
-
-    private static JsonObject Rule(string[] groups, string[] resources, string[] verbs, string[]? names = null)
-    {
-        var rule = new JsonObject
-        {
-            ["apiGroups"] = new JsonArray([.. groups.Select(g => JsonValue.Create(g))]),
-            ["resources"] = new JsonArray([.. resources.Select(r => JsonValue.Create(r))]),
-            ["verbs"] = new JsonArray([.. verbs.Select(v => JsonValue.Create(v))]),
-        };
-        if (names is not null)
-        {
-            rule["resourceNames"] = new JsonArray([.. names.Select(n => JsonValue.Create(n))]);
-        }
-
-        return rule;
-    }
-
-    private static JsonObject Role(string name, string? ns, params JsonObject[] rules)
-    {
-        var metadata = new JsonObject { ["name"] = name };
-        if (ns is not null)
-        {
-            metadata["namespace"] = ns;
-        }
-
-        return new JsonObject { ["metadata"] = metadata, ["rules"] = new JsonArray(rules) };
-    }
-
-    private static JsonObject Binding(string name, string? ns, string roleKind, string role, params JsonObject[] subjects)
-    {
-        var binding = Role(name, ns);
-        binding.Remove("rules");
-        binding["roleRef"] = new JsonObject { ["apiGroup"] = "rbac.authorization.k8s.io", ["kind"] = roleKind, ["name"] = role };
-        binding["subjects"] = new JsonArray(subjects);
-        return binding;
-    }
-
-    private static JsonObject Subject(string kind, string name, string? ns = null)
-    {
-        var subject = new JsonObject { ["kind"] = kind, ["name"] = name };
-        if (ns is not null)
-        {
-            subject["namespace"] = ns;
-        }
-
-        return subject;
-    }
 
     // The operator: cluster-wide rights on pods and MemoryClusters' status. The reader: get and list pods in team-a,
     // through a RoleBinding to a ClusterRole; one named ConfigMap there. Developers: everything in "dev".

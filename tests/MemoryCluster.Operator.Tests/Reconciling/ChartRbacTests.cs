@@ -4,7 +4,6 @@ using k8s.Models;
 using MemoryCluster.Api;
 using MemoryCluster.Api.Meta;
 using MemoryCluster.Kube.Client;
-using MemoryCluster.Kube.Config;
 using MemoryCluster.Kube.Resources;
 using MemoryCluster.Kube.TestServer;
 using MemoryCluster.Operator.Planning;
@@ -27,11 +26,12 @@ public sealed class ChartRbacTests
     public async Task The_operator_with_the_charts_rights_makes_a_cluster_and_is_refused_anything_more()
     {
         await using var harness = await OperatorHarness.StartAsync(new FakeApiServerOptions { Users = new Dictionary<string, RbacUser> { [Token] = Operator } });
-        await GrantAsync(harness, "clusterroles", Role("mc-memorycluster-operator", null, OperatorRules()));
-        await GrantAsync(harness, "clusterrolebindings", Binding("mc-memorycluster-operator", null, "ClusterRole"));
+        var serviceAccount = RbacObjects.Subject("ServiceAccount", "mc-memorycluster-operator", "memorycluster-system");
+        await GrantAsync(harness, RbacObjects.Role("mc-memorycluster-operator", null, OperatorRules()));
+        await GrantAsync(harness, RbacObjects.Binding("mc-memorycluster-operator", null, "ClusterRole", "mc-memorycluster-operator", serviceAccount));
         // The chart puts the leader-election Role in the release namespace; the harness's operators keep their Lease in "default".
-        await GrantAsync(harness, "roles", Role("mc-memorycluster-operator-leader-election", "default", LeaderElectionRules()));
-        await GrantAsync(harness, "rolebindings", Binding("mc-memorycluster-operator-leader-election", "default", "Role"));
+        await GrantAsync(harness, RbacObjects.Role("mc-memorycluster-operator-leader-election", "default", LeaderElectionRules()));
+        await GrantAsync(harness, RbacObjects.Binding("mc-memorycluster-operator-leader-election", "default", "Role", "mc-memorycluster-operator-leader-election", serviceAccount));
 
         harness.StartOperator(leaderElect: true, token: Token);
         var created = await harness.CreateAsync(OperatorHarness.Cluster(compute: 1));
@@ -58,7 +58,7 @@ public sealed class ChartRbacTests
         Assert.Empty(harness.Server.Forbidden403s);
 
         // The same token outside the chart's rights: the StatefulSet makes pods, never the operator.
-        using var asOperator = new KubeApiClient(new KubeClientSettings { Server = harness.Server.Url, Credentials = new StaticCredentialProvider(new Credential(Token, null, null)) });
+        var asOperator = harness.ClientWithToken(Token);
         var pod = new V1Pod { Metadata = new V1ObjectMeta { Name = "intruder", NamespaceProperty = "default" }, Spec = new V1PodSpec { Containers = [new V1Container { Name = "c", Image = "i" }] } };
         var refused = await Assert.ThrowsAnyAsync<KubeApiException>(() => asOperator.CreateAsync(ResourceTypes.Pod, pod, CancellationToken.None));
         Assert.Equal(System.Net.HttpStatusCode.Forbidden, refused.StatusCode);
@@ -68,14 +68,14 @@ public sealed class ChartRbacTests
     }
 
     // The rules are literal YAML in the chart (no template in them); reading them here keeps this test on what ships.
-    private static JsonArray OperatorRules() => Rules(
+    private static JsonObject[] OperatorRules() => Rules(
         File.ReadAllText(Path.Combine(OperatorHarness.RepoRoot(), ChartTemplates, "_helpers.tpl")),
         "{{- define \"memorycluster-operator.rules\" -}}", "{{- end }}");
 
-    private static JsonArray LeaderElectionRules() => Rules(
+    private static JsonObject[] LeaderElectionRules() => Rules(
         File.ReadAllText(Path.Combine(OperatorHarness.RepoRoot(), ChartTemplates, "leader-election-rbac.yaml")), "rules:\n", "---");
 
-    private static JsonArray Rules(string text, string start, string end)
+    private static JsonObject[] Rules(string text, string start, string end)
     {
         var from = text.IndexOf(start, StringComparison.Ordinal);
         Assert.True(from >= 0, $"the chart has no '{start.Trim()}'");
@@ -83,7 +83,7 @@ public sealed class ChartRbacTests
         var block = text[from..text.IndexOf(end, from, StringComparison.Ordinal)];
         Assert.DoesNotContain("{{", block, StringComparison.Ordinal);
         var document = YamlDocuments.FirstAsJson("rules:\n" + string.Join('\n', block.Split('\n').Where(l => l.Trim().Length > 0).Select(Indent)))!;
-        var rules = (JsonArray)document["rules"]!.DeepClone();
+        JsonObject[] rules = [.. document["rules"]!.AsArray().OfType<JsonObject>()];
         Assert.NotEmpty(rules);
         return rules;
     }
@@ -91,39 +91,12 @@ public sealed class ChartRbacTests
     // A rule line ("- apiGroups: ...") starts an item; its other keys are indented under it.
     private static string Indent(string line) => line.TrimStart().StartsWith('-') ? "  " + line.TrimStart() : "    " + line.TrimStart();
 
-    private static JsonObject Role(string name, string? ns, JsonArray rules) => new()
-    {
-        ["apiVersion"] = "rbac.authorization.k8s.io/v1",
-        ["kind"] = ns is null ? "ClusterRole" : "Role",
-        ["metadata"] = Metadata(name, ns),
-        ["rules"] = rules,
-    };
-
-    private static JsonObject Binding(string name, string? ns, string roleKind) => new()
-    {
-        ["apiVersion"] = "rbac.authorization.k8s.io/v1",
-        ["kind"] = ns is null ? "ClusterRoleBinding" : "RoleBinding",
-        ["metadata"] = Metadata(name, ns),
-        ["roleRef"] = new JsonObject { ["apiGroup"] = "rbac.authorization.k8s.io", ["kind"] = roleKind, ["name"] = name },
-        ["subjects"] = new JsonArray(new JsonObject { ["kind"] = "ServiceAccount", ["name"] = "mc-memorycluster-operator", ["namespace"] = "memorycluster-system" }),
-    };
-
-    private static JsonObject Metadata(string name, string? ns)
-    {
-        var metadata = new JsonObject { ["name"] = name };
-        if (ns is not null)
-        {
-            metadata["namespace"] = ns;
-        }
-
-        return metadata;
-    }
-
     // As the installing admin (the harness's client carries no token).
-    private static async Task GrantAsync(OperatorHarness harness, string plural, JsonObject obj)
+    private static async Task GrantAsync(OperatorHarness harness, JsonObject obj)
     {
         using var http = new HttpClient { BaseAddress = harness.Server.Url };
         var ns = (string?)obj["metadata"]!["namespace"];
+        var plural = RbacObjects.Plural(obj);
         var path = ns is null ? $"apis/rbac.authorization.k8s.io/v1/{plural}" : $"apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{plural}";
         using var response = await http.PostAsJsonAsync(path, obj);
         Assert.True(response.IsSuccessStatusCode, $"POST {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");

@@ -151,24 +151,24 @@ internal sealed class OperatorHarness : IAsyncDisposable
             ListenAddress = IPAddress.Loopback,
             Reconciler = new ReconcilerOptions { StatusPollInterval = TimeSpan.FromMilliseconds(300), BusyPollInterval = TimeSpan.FromMilliseconds(200), Tls = tls ?? TlsPolicy.Default },
         };
-        var client = token is null
-            ? Client
-            : new KubeApiClient(new KubeClientSettings
-            {
-                Server = Server.Url,
-                RequestTimeout = TimeSpan.FromSeconds(20),
-                Credentials = new StaticCredentialProvider(new Credential(token, null, null)),
-            });
-        if (token is not null)
-        {
-            _clients.Add(client);
-        }
-
-        var host = new OperatorHost(client, instances, options, logging ?? NullLoggerFactory.Instance);
+        var host = new OperatorHost(token is null ? Client : ClientWithToken(token), instances, options, logging ?? NullLoggerFactory.Instance);
         var stop = new CancellationTokenSource();
         var run = Task.Run(() => host.RunAsync(stop.Token));
         _operators.Add((host, stop, run));
         return host;
+    }
+
+    /// <summary>A client of the double presenting <paramref name="token"/> (see <see cref="FakeApiServerOptions.Users"/>); disposed with the harness.</summary>
+    public KubeApiClient ClientWithToken(string token)
+    {
+        var client = new KubeApiClient(new KubeClientSettings
+        {
+            Server = Server.Url,
+            RequestTimeout = TimeSpan.FromSeconds(20),
+            Credentials = new StaticCredentialProvider(new Credential(token, null, null)),
+        });
+        _clients.Add(client);
+        return client;
     }
 
     /// <summary>Stops one operator (as SIGTERM does: it releases its Lease) and waits for it.</summary>
