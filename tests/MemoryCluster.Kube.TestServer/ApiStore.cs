@@ -669,6 +669,19 @@ internal sealed class ApiStore
                 }
             }
 
+            if (r.Group.Length == 0 && r.Plural == "pods" && PodDeletion.GracePeriod(stored.Object, options) is { } grace)
+            {
+                // A pod on a node ends gracefully: the node's agent stops it and deletes it with grace 0.
+                var next = (JsonObject)stored.Object.DeepClone();
+                if (PodDeletion.MarkTerminating(Meta(next), grace, _time.GetUtcNow()))
+                {
+                    stored.Object = next;
+                    Commit(stored, "MODIFIED");
+                }
+
+                return Render(stored);
+            }
+
             var policy = (string?)options?["propagationPolicy"] ?? ((bool?)options?["orphanDependents"] == true ? "Orphan" : "Background");
             MarkDeleted(stored, policy);
             RunGarbageCollector();

@@ -37,6 +37,8 @@ internal sealed record ResourceInfo(
         Core("Event", "events", true, false, "ev"),
         Of("apps", "StatefulSet", "statefulsets", true, "sts"),
         Of("apps", "Deployment", "deployments", true, "deploy"),
+        Of("apps", "ReplicaSet", "replicasets", true, "rs"),
+        Of("discovery.k8s.io", "EndpointSlice", "endpointslices", false),
         Of("policy", "PodDisruptionBudget", "poddisruptionbudgets", true, "pdb"),
         Of("rbac.authorization.k8s.io", "Role", "roles", false),
         Of("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", false),
