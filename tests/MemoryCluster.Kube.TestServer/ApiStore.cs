@@ -83,6 +83,9 @@ internal sealed class ApiStore
     /// <summary>Called with each object about to be created or updated, after its validation; throws to refuse the write.</summary>
     public Action<ResourceInfo, JsonObject>? Admission { get; set; }
 
+    /// <summary>When set, a Service made without a cluster IP gets one from this network (see <see cref="ServiceAddresses"/>).</summary>
+    public System.Net.IPNetwork? ServiceNetwork { get; set; }
+
     /// <summary>Every stored object of a resource (by group and plural), in every namespace; none when it is not served.</summary>
     public List<JsonObject> All(string group, string plural)
     {
@@ -265,6 +268,11 @@ internal sealed class ApiStore
             Pruning.Prune(r.Schema, obj);
             ValidateCommon(r, obj, name);
             Admission?.Invoke(r, obj);
+            if (ServiceNetwork is { } network && r is { Group: "", Plural: "services" })
+            {
+                ServiceAddresses.Assign(obj, network, _objects[r.Id].Values.Select(v => (string?)v.Object["spec"]?["clusterIP"]));
+            }
+
             obj["apiVersion"] = r.GroupVersion;
             obj["kind"] = r.Kind;
             meta["uid"] = Guid.NewGuid().ToString();
@@ -547,6 +555,11 @@ internal sealed class ApiStore
             Pruning.Prune(r.Schema, next);
             ValidateCommon(r, next, name);
             Admission?.Invoke(r, next);
+            if (r is { Group: "", Plural: "services" })
+            {
+                ServiceAddresses.Keep(old, next);
+            }
+
             Defaults.Apply(r.Schema, next);
         }
 

@@ -40,6 +40,12 @@ public sealed record FakeApiServerOptions
     /// (a refused request gets 403 Forbidden, as from the real server). Other requests are a cluster admin's.
     /// </summary>
     public IReadOnlyDictionary<string, RbacUser>? Users { get; init; }
+
+    /// <summary>
+    /// When set, Services get a cluster IP from this network, as the real server allocates them (one machine's
+    /// Kubernetes uses a loopback network, where its proxy listens); when null, none is assigned.
+    /// </summary>
+    public System.Net.IPNetwork? ServiceNetwork { get; init; }
 }
 
 /// <summary>
@@ -59,6 +65,9 @@ public sealed partial class FakeApiServer : IAsyncDisposable
     private readonly List<string> _bearerTokens = [];
     private readonly List<string> _clientCertificates = [];
     private readonly List<string> _forbidden = [];
+
+    // Tokens issued through serviceaccounts/NAME/token (TokenRequest), as the users they name.
+    private readonly Dictionary<string, RbacUser> _issued = [];
     private HashSet<string> _tokens;
 
     // The user whose request is being served (null: a cluster admin); read by the admission of RBAC objects.
@@ -71,6 +80,7 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         _options = options;
         _store = new ApiStore(options.Time, options.HistoryLimit);
         _tokens = options.AcceptedTokens is null ? [] : [.. options.AcceptedTokens];
+        _store.ServiceNetwork = options.ServiceNetwork;
         if (options.Users is not null)
         {
             _store.Admission = AdmitRbac;
@@ -458,7 +468,8 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             }
 
             _user.Value = null;
-            if (presented.StartsWith("Bearer ", StringComparison.Ordinal) && _options.Users?.GetValueOrDefault(presented["Bearer ".Length..]) is { } user)
+            if (presented.StartsWith("Bearer ", StringComparison.Ordinal)
+                && (_options.Users?.GetValueOrDefault(presented["Bearer ".Length..]) ?? _issued.GetValueOrDefault(presented["Bearer ".Length..])) is { } user)
             {
                 _user.Value = user;
                 return;
@@ -592,7 +603,8 @@ public sealed partial class FakeApiServer : IAsyncDisposable
 
         var name = rest.Length > 1 ? rest[1] : null;
         var subresource = rest.Length > 2 ? rest[2] : null;
-        if (subresource is not null && (subresource != "status" || !resource.HasStatus))
+        var tokenRequest = subresource == "token" && resource is { Group: "", Plural: "serviceaccounts" };
+        if (subresource is not null && !tokenRequest && (subresource != "status" || !resource.HasStatus))
         {
             throw new ApiError(404, "NotFound", "the server could not find the requested resource");
         }
@@ -626,6 +638,9 @@ public sealed partial class FakeApiServer : IAsyncDisposable
 
         switch (verb)
         {
+            case "POST" when tokenRequest && name is not null:
+                await WriteAsync(context, 201, IssueToken(ns!, name, await ReadBodyAsync(context).ConfigureAwait(false) as JsonObject)).ConfigureAwait(false);
+                return;
             case "WATCH":
                 await WatchAsync(context, resource, ns, table).ConfigureAwait(false);
                 return;
@@ -701,6 +716,34 @@ public sealed partial class FakeApiServer : IAsyncDisposable
             default:
                 throw new ApiError(405, "MethodNotAllowed", $"the server does not allow this method on the requested resource");
         }
+    }
+
+    /// <summary>
+    /// TokenRequest, as the kubelet asks for a pod's token: a bearer token for the ServiceAccount (which must exist),
+    /// after which its requests are that ServiceAccount's, decided by RBAC.
+    /// </summary>
+    private JsonObject IssueToken(string ns, string name, JsonObject? request)
+    {
+        _store.Get(_store.Find("", "v1", "serviceaccounts")!, ns, name);
+        var token = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        var seconds = (long?)request?["spec"]?["expirationSeconds"] ?? 3600;
+        lock (_lock)
+        {
+            _issued[token] = RbacUser.ServiceAccount(ns, name);
+        }
+
+        return new JsonObject
+        {
+            ["kind"] = "TokenRequest",
+            ["apiVersion"] = "authentication.k8s.io/v1",
+            ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = ns },
+            ["spec"] = new JsonObject { ["audiences"] = request?["spec"]?["audiences"]?.DeepClone(), ["expirationSeconds"] = seconds },
+            ["status"] = new JsonObject
+            {
+                ["token"] = token,
+                ["expirationTimestamp"] = Serialization.KubeJson.FormatTime(_options.Time.GetUtcNow().AddSeconds(seconds)),
+            },
+        };
     }
 
     private static string UserAgentManager(HttpContext context)
