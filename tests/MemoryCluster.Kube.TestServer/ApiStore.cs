@@ -268,6 +268,11 @@ internal sealed class ApiStore
             Pruning.Prune(r.Schema, obj);
             ValidateCommon(r, obj, name);
             Admission?.Invoke(r, obj);
+            if (r is { Group: "", Plural: "secrets" })
+            {
+                FoldStringData(obj);
+            }
+
             if (ServiceNetwork is { } network && r is { Group: "", Plural: "services" })
             {
                 ServiceAddresses.Assign(obj, network, _objects[r.Id].Values.Select(v => (string?)v.Object["spec"]?["clusterIP"]));
@@ -560,6 +565,11 @@ internal sealed class ApiStore
                 ServiceAddresses.Keep(old, next);
             }
 
+            if (r is { Group: "", Plural: "secrets" })
+            {
+                FoldStringData(next);
+            }
+
             Defaults.Apply(r.Schema, next);
         }
 
@@ -580,7 +590,8 @@ internal sealed class ApiStore
 
         stored.Object = next;
         stored.Managers = managers;
-        if (next["metadata"]!["deletionTimestamp"] is not null && Finalizers(next).Count == 0)
+        // The last finalizer gone: the object goes, unless it is a pod still within its grace period (its node deletes it).
+        if (next["metadata"]!["deletionTimestamp"] is not null && Finalizers(next).Count == 0 && Number(next["metadata"]!["deletionGracePeriodSeconds"]) == 0)
         {
             Remove(stored);
             RunGarbageCollector();
@@ -590,6 +601,28 @@ internal sealed class ApiStore
         Commit(stored, "MODIFIED");
         RunGarbageCollector();
         return Render(stored);
+    }
+
+    /// <summary>A Secret's <c>stringData</c> is written into <c>data</c> (base64, over the same keys) and never stored, as on the real server.</summary>
+    private static void FoldStringData(JsonObject secret)
+    {
+        if (secret["stringData"] is not JsonObject strings)
+        {
+            return;
+        }
+
+        if (secret["data"] is not JsonObject data)
+        {
+            data = [];
+            secret["data"] = data;
+        }
+
+        foreach (var (key, value) in strings)
+        {
+            data[key] = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes((string?)value ?? ""));
+        }
+
+        secret.Remove("stringData");
     }
 
     private static long Number(JsonNode? node) =>

@@ -27,6 +27,10 @@ public class PodDeletionTests
         var shorter = await client.DeleteAsync(ResourceTypes.Pod, "default", "on-node", new V1DeleteOptions { GracePeriodSeconds = 5 }, CancellationToken.None);
         Assert.Equal(5, shorter!.Metadata.DeletionGracePeriodSeconds);
 
+        // Its node reports on it meanwhile: still there.
+        await client.PatchAsync(ResourceTypes.Pod, "default", "on-node", new MergePatch(new System.Text.Json.Nodes.JsonObject { ["status"] = new System.Text.Json.Nodes.JsonObject { ["phase"] = "Running" } }), "status", CancellationToken.None);
+        Assert.NotNull(await client.GetAsync(ResourceTypes.Pod, "default", "on-node", CancellationToken.None));
+
         // The node's agent, once the containers stopped.
         await client.DeleteAsync(ResourceTypes.Pod, "default", "on-node", new V1DeleteOptions { GracePeriodSeconds = 0 }, CancellationToken.None);
         await Assert.ThrowsAsync<NotFoundException>(() => client.GetAsync(ResourceTypes.Pod, "default", "on-node", CancellationToken.None));

@@ -1,0 +1,102 @@
+using System.Globalization;
+using k8s.Models;
+
+namespace MemoryCluster.Kube.Cluster.Node;
+
+/// <summary>Where one pod's files are on the node (under its folder).</summary>
+/// <param name="PodFolder">The pod's folder.</param>
+/// <param name="Volumes">Each volume's folder, by volume name (the ServiceAccount's under <see cref="LaunchPlanner.ServiceAccountVolume"/>).</param>
+public sealed record PodFiles(string PodFolder, IReadOnlyDictionary<string, string> Volumes)
+{
+    public string Hosts => Path.Combine(PodFolder, "hosts");
+
+    public string Passwd => Path.Combine(PodFolder, "passwd");
+
+    public string Group => Path.Combine(PodFolder, "group");
+
+    public string Log(string container) => Path.Combine(PodFolder, "logs", container + ".log");
+
+    public string Script(string container) => Path.Combine(PodFolder, container + ".sh");
+
+    public string Overlay(string container, int index, string part) => Path.Combine(PodFolder, "overlays", container, index.ToString(CultureInfo.InvariantCulture), part);
+}
+
+/// <summary>
+/// How the node starts a container, decided from the spec alone: its user (the container's securityContext over
+/// the pod's; root when neither says), groups (fsGroup and supplementalGroups), mounts (each volumeMount with its
+/// subPath; Secret and ConfigMap volumes always read-only; the ServiceAccount's files; the pod's hosts file and user
+/// database), overlays for mount points the node lacks, <c>PATH</c> (the node's search path first) and <c>HOME</c>
+/// unless the environment sets them, and its command and args with <c>$(NAME)</c> references expanded.
+/// </summary>
+public static class LaunchPlanner
+{
+    public const string ServiceAccountVolume = "kube-api-access";
+    public const string ServiceAccountPath = "/var/run/secrets/kubernetes.io/serviceaccount";
+    public const string SystemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+    /// <param name="pod">The pod.</param>
+    /// <param name="container">The container to start.</param>
+    /// <param name="environment">Its resolved environment.</param>
+    /// <param name="files">Where the pod's files are.</param>
+    /// <param name="searchPath">The node's folders for commands.</param>
+    /// <param name="exists">Whether a path exists on the node (a file, or a folder when asked with a trailing slash).</param>
+    public static LaunchSpec Plan(V1Pod pod, V1Container container, IReadOnlyList<KeyValuePair<string, string>> environment, PodFiles files,
+        IReadOnlyList<string> searchPath, Func<string, bool> exists)
+    {
+        var (uid, gid, groups) = User(pod, container);
+        var mounts = new List<Mount>();
+        foreach (var mount in container.VolumeMounts ?? [])
+        {
+            if (!files.Volumes.TryGetValue(mount.Name, out var folder))
+            {
+                continue;
+            }
+
+            var source = string.IsNullOrEmpty(mount.SubPath) ? folder : Path.Combine(folder, mount.SubPath);
+            var volume = pod.Spec.Volumes?.FirstOrDefault(v => v.Name == mount.Name);
+            var readOnly = mount.ReadOnlyProperty == true || volume?.Secret is not null || volume?.ConfigMap is not null;
+            mounts.Add(new Mount(source, mount.MountPath, readOnly, exists(source) && !exists(source + "/")));
+        }
+
+        if (files.Volumes.TryGetValue(ServiceAccountVolume, out var account))
+        {
+            mounts.Add(new Mount(account, ServiceAccountPath, true));
+        }
+
+        mounts.Add(new Mount(files.Hosts, "/etc/hosts", true, true));
+        mounts.Add(new Mount(files.Passwd, "/etc/passwd", true, true));
+        mounts.Add(new Mount(files.Group, "/etc/group", true, true));
+
+        var overlays = LaunchScript.OverlayFolders(mounts.Select(m => m.Target), exists)
+            .Select((folder, i) => (folder, files.Overlay(container.Name, i, "upper"), files.Overlay(container.Name, i, "work"))).ToList();
+
+        var variables = environment.ToList();
+        if (variables.All(v => v.Key != "PATH"))
+        {
+            variables.Insert(0, new("PATH", string.Join(':', searchPath.Append(SystemPath))));
+        }
+
+        if (variables.All(v => v.Key != "HOME"))
+        {
+            variables.Add(new("HOME", "/"));
+        }
+
+        var command = (container.Command ?? []).Concat(container.Args ?? []).Select(a => PodEnvironment.Expand(a, variables)).ToList();
+        return new LaunchSpec(pod.Spec.Hostname ?? pod.Metadata.Name, overlays, mounts, container.WorkingDir ?? "/", files.Log(container.Name),
+            uid, gid, groups, variables, command);
+    }
+
+    /// <summary>The container's uid, gid and supplementary groups.</summary>
+    public static (long Uid, long Gid, IReadOnlyList<long> Groups) User(V1Pod pod, V1Container container)
+    {
+        var security = pod.Spec.SecurityContext;
+        var groups = new List<long>();
+        if (security?.FsGroup is { } fsGroup)
+        {
+            groups.Add(fsGroup);
+        }
+
+        groups.AddRange((security?.SupplementalGroups ?? []).Where(g => g is not null).Select(g => g!.Value));
+        return (container.SecurityContext?.RunAsUser ?? security?.RunAsUser ?? 0, container.SecurityContext?.RunAsGroup ?? security?.RunAsGroup ?? 0, groups);
+    }
+}
