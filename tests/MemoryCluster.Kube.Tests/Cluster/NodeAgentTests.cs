@@ -1,7 +1,9 @@
 using k8s.Models;
 using MemoryCluster.Kube.Cluster.Controllers;
 using MemoryCluster.Kube.Cluster.Node;
+using MemoryCluster.Kube.Cluster.Proxy;
 using MemoryCluster.Kube.Resources;
+using MemoryCluster.Kube.TestServer;
 using static MemoryCluster.Kube.Tests.Cluster.Objects;
 
 namespace MemoryCluster.Kube.Tests.Cluster;
@@ -21,7 +23,7 @@ public sealed class NodeAgentTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _harness = await Harness.StartAsync(installCrd: false);
+        _harness = await Harness.StartAsync(new FakeApiServerOptions { ServiceNetwork = System.Net.IPNetwork.Parse("127.96.0.0/24") }, installCrd: false);
         _stop = new CancellationTokenSource();
         var node = new NodeAgent(_harness.Client, new NodeOptions
         {
@@ -29,7 +31,7 @@ public sealed class NodeAgentTests : IAsyncLifetime
             StateDirectory = _state,
             Timings = new NodeTimings(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1)),
         });
-        _run = Task.WhenAll(new ControllerManager(_harness.Client).RunAsync(_stop.Token), node.RunAsync(_stop.Token));
+        _run = Task.WhenAll(new ControllerManager(_harness.Client).RunAsync(_stop.Token), node.RunAsync(_stop.Token), new ServiceProxy(_harness.Client).RunAsync(_stop.Token));
     }
 
     public async Task DisposeAsync()
@@ -81,14 +83,29 @@ public sealed class NodeAgentTests : IAsyncLifetime
         Assert.Equal("hello from a configmap\n", await http.GetStringAsync(new Uri($"http://{pod.Status.PodIP}:8080/hello.txt")));
 
         // What the process saw, left in its emptyDir: the secret's value, its hostname, its user, its own PID namespace
-        // (the shell is its first process; "$$$$" is the shell's "$$" after Kubernetes' own "$$" escape).
+        // (the shell is its first process; "$$$$" is the shell's "$$" after Kubernetes' own "$$" escape), its own
+        // address, and the Service's address by name (cluster DNS).
         var seen = await File.ReadAllTextAsync(Path.Combine(_state, "pods", pod.Metadata.Uid, "volumes", "scratch", "seen"));
-        Assert.Equal($"hi web-0 26 1 {pod.Status.PodIP}", seen.Trim());
+        var service = await client.GetAsync(ResourceTypes.Service, "default", "web", CancellationToken.None);
+        Assert.Equal($"hi web-0 26 1 {pod.Status.PodIP} {service.Spec.ClusterIP}", seen.Trim());
 
         var slice = await UntilAsync(async () => (await client.ListAsync(ClusterTypes.EndpointSlice, "default", null, CancellationToken.None)).Items.SingleOrDefault(),
             s => s?.Endpoints?.SingleOrDefault()?.Conditions.Ready == true, "the Service's endpoint ready");
         Assert.Equal(pod.Status.PodIP, slice!.Endpoints.Single().Addresses.Single());
         Assert.Equal(8080, slice.Ports.Single().Port);
+
+        // Through the Service's address: the proxy forwards to the ready endpoint.
+        Assert.Equal("hello from a configmap\n", await UntilAsync(async () =>
+        {
+            try
+            {
+                return await http.GetStringAsync(new Uri($"http://{service.Spec.ClusterIP}:80/hello.txt"));
+            }
+            catch (HttpRequestException)
+            {
+                return "";
+            }
+        }, body => body.Length > 0, "the Service answering"));
 
         // Deleted: marked terminating, SIGTERM (the shell, the container's first process, stops the server), then removed.
         var terminating = await client.DeleteAsync(ResourceTypes.Pod, "default", "web-0", null, CancellationToken.None);
@@ -132,7 +149,7 @@ public sealed class NodeAgentTests : IAsyncLifetime
                 {
                     Name = "web",
                     Image = "python",
-                    Command = ["sh", "-c", """echo "$GREETING $(hostname) $(id -u) $$$$ $POD_IP" > /scratch/seen && cd /etc/web && python3 -m http.server 8080 --bind "$POD_IP" & trap "kill $!; exit 0" TERM; wait"""],
+                    Command = ["sh", "-c", """echo "$GREETING $(hostname) $(id -u) $$$$ $POD_IP $(getent hosts web.default.svc | cut -d' ' -f1)" > /scratch/seen && cd /etc/web && python3 -m http.server 8080 --bind "$POD_IP" & trap "kill $!; exit 0" TERM; wait"""],
                     Env =
                     [
                         new V1EnvVar { Name = "POD_IP", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "status.podIP" } } },
