@@ -30,6 +30,20 @@ public sealed class InstanceOptionsTests : IDisposable
         Assert.Equal("a", options!.Name);
         Assert.Equal(3, options.Peers.Count);
         Assert.Equal("127.0.0.1:6002", options.Peers[1].RaftAddress);
+        Assert.Null(options.ListenAddress);
+        Assert.Equal("127.0.0.1", options.ListenHost);
+    }
+
+    [Theory]
+    [InlineData("127.10.0.7", "127.10.0.7")]
+    [InlineData("fd00::7", "[fd00::7]")]
+    public void A_listen_address_is_where_every_listener_binds(string address, string host)
+    {
+        var values = Valid();
+        values["listen-address"] = address;
+        var (options, errors) = InstanceOptionsParser.Parse(values);
+        Assert.Empty(errors);
+        Assert.Equal(host, options!.ListenHost);
     }
 
     [Theory]
@@ -46,6 +60,7 @@ public sealed class InstanceOptionsTests : IDisposable
     [InlineData("primary-lease-ms", "1000", "primary-lease-ms: must be a whole number from 1500 to 60000")]
     [InlineData("switchover-timeout-seconds", "0", "switchover-timeout-seconds: must be a whole number from 1 to")]
     [InlineData("colour", "blue", "colour: unknown setting")]
+    [InlineData("listen-address", "demo-0.demo-hl", "listen-address: 'demo-0.demo-hl' is not an IP address")]
     public void Bad_setting_is_refused_naming_the_key_and_why(string key, string value, string expected)
     {
         var values = Valid();

@@ -52,7 +52,7 @@ public static class InstanceHost
             o.ShutdownTimeout = TimeSpan.FromSeconds(30);
             o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
         });
-        builder.WebHost.UseUrls($"http://{options.Self.Host}:{options.Self.HttpPort}");
+        builder.WebHost.UseUrls($"http://{options.ListenHost}:{options.Self.HttpPort}");
         var services = builder.Services;
         services.AddSingleton(options);
         services.AddSingleton(TimeProvider.System);

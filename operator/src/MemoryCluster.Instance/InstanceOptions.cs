@@ -133,6 +133,17 @@ public sealed record InstanceOptions
     public TlsFileSettings? Tls { get; init; }
 
     /// <summary>
+    /// The one address the manager's HTTP API, its Raft transport and PostgreSQL listen on; null: every address (and
+    /// PostgreSQL its peer host name). For pods that share one network namespace, where each binds its pod IP.
+    /// </summary>
+    public System.Net.IPAddress? ListenAddress { get; init; }
+
+    /// <summary>The host part of a listening URL or address: the listen address when set (IPv6 in brackets), else the peer host.</summary>
+    public string ListenHost => ListenAddress is { } ip
+        ? ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString()
+        : Self.Host;
+
+    /// <summary>
     /// The ids of the members that founded the cluster (setting <c>founders</c>), when given: one config serves pods
     /// that founded it and pods added later by a scale, which join. Null: every peer is a founding member.
     /// </summary>
@@ -175,7 +186,7 @@ public static partial class InstanceOptionsParser
     [
         "id", "data-dir", "pg-bin-dir", "run-as", "peers", "cluster-key-file", "replication-password-file",
         "app-password-file", "superuser-password-file", "parameters-file", "mode", "switchover-max-lag-bytes", "switchover-timeout-seconds",
-        "primary-lease-ms", "pod-name", "join", "founders", "tls-cert-file", "tls-key-file", "tls-ca-file",
+        "primary-lease-ms", "pod-name", "join", "founders", "tls-cert-file", "tls-key-file", "tls-ca-file", "listen-address",
     ];
 
     public static string EnvironmentName(string key) => "MEMORYCLUSTER_" + key.ToUpperInvariant().Replace('-', '_');
@@ -375,6 +386,12 @@ public static partial class InstanceOptionsParser
             return false;
         }
 
+        System.Net.IPAddress? listen = null;
+        if (Get("listen-address") is { } listenText && !System.Net.IPAddress.TryParse(listenText, out listen))
+        {
+            errors.Add($"listen-address: '{listenText}' is not an IP address");
+        }
+
         var maxLag = Number("switchover-max-lag-bytes", 16 * 1024 * 1024, 0, long.MaxValue);
         var timeout = Number("switchover-timeout-seconds", 30, 1, 3600);
         var lease = Number("primary-lease-ms", (long)Node.LeaseTimings.DefaultLease.TotalMilliseconds, (long)Node.LeaseTimings.MinimumLease.TotalMilliseconds, 60_000);
@@ -403,6 +420,7 @@ public static partial class InstanceOptionsParser
             Join = join || (founders is not null && !founders.Contains(id)),
             Founders = founders,
             Tls = tls,
+            ListenAddress = listen,
         }, errors);
     }
 

@@ -20,6 +20,22 @@ public sealed class ObjectPlannerTests
         where T : IKubernetesObject<V1ObjectMeta> =>
         Assert.Single(desired.Objects.OfType<T>(), o => o.Metadata.Name == name);
 
+    [Fact]
+    public void With_bind_pod_ip_every_process_is_told_its_pod_ip_to_listen_on_and_without_nothing_changes()
+    {
+        static string? PodIpVariable(V1Container container) =>
+            container.Env.SingleOrDefault(e => e.ValueFrom?.FieldRef?.FieldPath == "status.podIP")?.Name;
+
+        var bound = ObjectPlanner.Render(Cluster(), OperatorSettings.Default with { BindPodIp = true });
+        Assert.Equal("MEMORYCLUSTER_LISTEN_ADDRESS", PodIpVariable(One<V1StatefulSet>(bound, "demo").Spec.Template.Spec.Containers.Single()));
+        Assert.Equal("MEMORYCLUSTER_COMPUTE_HOST", PodIpVariable(One<V1Deployment>(bound, "demo-compute").Spec.Template.Spec.Containers.Single()));
+        Assert.Equal("listen-address", InstanceOptionsParser.Keys.Single(k => InstanceOptionsParser.EnvironmentName(k) == "MEMORYCLUSTER_LISTEN_ADDRESS"));
+
+        var plain = ObjectPlanner.Render(Cluster(), OperatorSettings.Default);
+        Assert.Null(PodIpVariable(One<V1StatefulSet>(plain, "demo").Spec.Template.Spec.Containers.Single()));
+        Assert.Null(PodIpVariable(One<V1Deployment>(plain, "demo-compute").Spec.Template.Spec.Containers.Single()));
+    }
+
     [Theory]
     [InlineData(3)]
     [InlineData(5)]

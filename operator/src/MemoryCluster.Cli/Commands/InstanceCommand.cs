@@ -142,6 +142,7 @@ internal static class InstanceCommand
         "pod-name" => "Instead of --id: this member is the peer of that name (in a pod: the pod's name, MEMORYCLUSTER_POD_NAME).",
         "switchover-max-lag-bytes" => "A switchover target further behind is refused (default 16 MiB).",
         "switchover-timeout-seconds" => "How long a switchover may wait for the target (default 30).",
+        "listen-address" => "Listen on this address only: the HTTP API, Raft and PostgreSQL (default: every address; PostgreSQL its peer host name). Where pods share one network namespace, the pod's IP (MEMORYCLUSTER_LISTEN_ADDRESS).",
         "primary-lease-ms" => "The primary lease: the primary fences itself 0.7 s before it ends without a renewal; a replacement is promoted 1.1 x lease + 0.7 s after the last renewal (default 2500, at least 1500).",
         _ => key,
     };

@@ -147,7 +147,7 @@ internal sealed class PostgresFiles(InstanceOptions options, PgBinaries binaries
         var voters = directory.Members.Count(p => directory.IsVoter(p.Id));
         var settings = new PostgresSettings(
             options.Self.PgPort,
-            options.Self.Host,
+            options.ListenAddress?.ToString() ?? options.Self.Host,
             options.SocketDirectory,
             options.Name,
             standby && !upstream.IsNone ? SourceFor(upstream) : null,

@@ -64,7 +64,7 @@ internal sealed partial class RaftService : BackgroundService, IHostedLifecycleS
             new TcpRaftTransport(new TcpRaftTransportOptions
             {
                 Id = id,
-                ListenAddress = options.Self.RaftAddress,
+                ListenAddress = options.ListenAddress is null ? options.Self.RaftAddress : $"{options.ListenHost}:{options.Self.RaftPort}",
                 ClusterKey = key.Bytes,
                 Log = (level, m) => Log.Raft(logger, ToLogLevel(level), m),
             }),

@@ -373,6 +373,7 @@ public static class ObjectPlanner
             Env =
             [
                 new V1EnvVar { Name = PodNameVariable, ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.name" } } },
+                .. PodIpVariable("MEMORYCLUSTER_LISTEN_ADDRESS", settings),
             ],
             Ports =
             [
@@ -474,6 +475,7 @@ public static class ObjectPlanner
                 FromSecret("MEMORYCLUSTER_COMPUTE_PASSWORD", names.AppSecret, "password"),
                 FromSecret("MEMORYCLUSTER_COMPUTE_TOKEN", names.ComputeTokenSecret, "token"),
                 Value("MEMORYCLUSTER_COMPUTE_PORT", ClusterPorts.Compute.ToString(CultureInfo.InvariantCulture)),
+                .. PodIpVariable("MEMORYCLUSTER_COMPUTE_HOST", settings),
                 Value("MEMORYCLUSTER_COMPUTE_EMBEDDING_DIMENSIONS", compute.EmbeddingDimensions.ToString(CultureInfo.InvariantCulture)),
                 Value("MEMORYCLUSTER_COMPUTE_HNSW_M", compute.Hnsw.M.ToString(CultureInfo.InvariantCulture)),
                 Value("MEMORYCLUSTER_COMPUTE_HNSW_EF_CONSTRUCTION", compute.Hnsw.EfConstruction.ToString(CultureInfo.InvariantCulture)),
@@ -542,6 +544,11 @@ public static class ObjectPlanner
 
         return new V1ResourceRequirements { Requests = Of(resources.Requests), Limits = Of(resources.Limits) };
     }
+
+    /// <summary>The variable naming the pod's IP, where every process must listen on it only (<see cref="OperatorSettings.BindPodIp"/>).</summary>
+    private static V1EnvVar[] PodIpVariable(string name, OperatorSettings settings) => settings.BindPodIp
+        ? [new V1EnvVar { Name = name, ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "status.podIP" } } }]
+        : [];
 
     private static V1PodSecurityContext PodSecurity(OperatorSettings settings) => new()
     {

@@ -8,7 +8,11 @@ namespace MemoryCluster.Operator.Planning;
 /// <param name="TerminationGraceSeconds">
 /// Grace of an instance pod: long enough for its manager to hand the primary over and stop PostgreSQL cleanly.
 /// </param>
-public sealed record OperatorSettings(string ComputeImage, long RunAsUser, long TerminationGraceSeconds)
+/// <param name="BindPodIp">
+/// Every process of the pods listens on its pod IP only (from <c>status.podIP</c>) instead of every address: for
+/// clusters whose pods share one network namespace (the chart's <c>bindPodIP</c>).
+/// </param>
+public sealed record OperatorSettings(string ComputeImage, long RunAsUser, long TerminationGraceSeconds, bool BindPodIp = false)
 {
     public const string DefaultComputeImage = "ghcr.io/memorycluster/compute:0.1.0";
 
