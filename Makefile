@@ -63,6 +63,14 @@ e2e: ## Fault suite on local clusters: every default scenario once, invariants c
 	@bash e2e/tools.sh
 	$(DOTNET) run -c Release --project e2e/MemoryCluster.E2e -- e2e --mode $(or $(MODE),quorum) $(if $(SCENARIO),--scenario $(SCENARIO))
 
+.PHONY: kube-up
+kube-up: ## Kubernetes on one machine (API double, controllers, a node running pods as processes, Service proxy) with the operator installed from the chart; prints `export KUBECONFIG=...` (root)
+	@bash e2e/kube/kube-up.sh
+
+.PHONY: kube-down
+kube-down: ## Stop what kube-up started (pods first) and remove its state; no process is left behind
+	@bash e2e/kube/kube-down.sh
+
 .PHONY: e2e-stress
 e2e-stress: ## The cpu-stress scenario: stress-ng on every core and fsync load for E2E_STRESS_SECONDS (300) while writing (MODE=quorum|async)
 	@bash e2e/tools.sh

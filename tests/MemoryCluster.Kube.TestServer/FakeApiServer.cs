@@ -758,6 +758,13 @@ public sealed partial class FakeApiServer : IAsyncDisposable
 
     private static async Task<JsonNode?> ReadBodyAsync(HttpContext context)
     {
+        if (context.Request.ContentType?.StartsWith("application/vnd.kubernetes.protobuf", StringComparison.Ordinal) == true)
+        {
+            // kubectl create and run send built-in kinds as protobuf; apply sends JSON or YAML.
+            throw new ApiError(415, "UnsupportedMediaType",
+                "this API server (the test double) reads JSON and YAML only, not protobuf: use kubectl apply (or kubectl create --save-config -o yaml --dry-run=client | kubectl apply -f -)");
+        }
+
         using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
         var text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
         if (string.IsNullOrWhiteSpace(text))
