@@ -67,6 +67,7 @@ public static class LaunchPlanner
         mounts.Add(new Mount(files.Passwd, "/etc/passwd", true, true));
         mounts.Add(new Mount(files.Group, "/etc/group", true, true));
 
+        mounts = Order(mounts);
         var overlays = LaunchScript.OverlayFolders(mounts.Select(m => m.Target), exists)
             .Select((folder, i) => (folder, files.Overlay(container.Name, i, "upper"), files.Overlay(container.Name, i, "work"))).ToList();
 
@@ -84,6 +85,31 @@ public static class LaunchPlanner
         var command = (container.Command ?? []).Concat(container.Args ?? []).Select(a => PodEnvironment.Expand(a, variables)).ToList();
         return new LaunchSpec(pod.Spec.Hostname ?? pod.Metadata.Name, overlays, mounts, container.WorkingDir ?? "/", files.Log(container.Name),
             uid, gid, groups, variables, command);
+    }
+
+    /// <summary>
+    /// The order to bind mounts in: a mount whose target holds another's source (an emptyDir at /tmp when the node's
+    /// folder is under /tmp) goes after it, or it would hide that source; a mount inside another's target goes after
+    /// that one. Otherwise, and when the two rules disagree, the order given.
+    /// </summary>
+    public static List<Mount> Order(IReadOnlyList<Mount> mounts)
+    {
+        static bool Within(string path, string folder) =>
+            path == folder || path.StartsWith(folder.TrimEnd('/') + "/", StringComparison.Ordinal);
+
+        bool MustPrecede(Mount first, Mount second) =>
+            (Within(first.Source, second.Target) && !Within(second.Source, first.Target)) || (Within(second.Target, first.Target) && first.Target != second.Target);
+
+        var left = mounts.ToList();
+        var ordered = new List<Mount>();
+        while (left.Count > 0)
+        {
+            var next = left.FirstOrDefault(m => !left.Any(o => !ReferenceEquals(o, m) && MustPrecede(o, m))) ?? left[0];
+            ordered.Add(next);
+            left.Remove(next);
+        }
+
+        return ordered;
     }
 
     /// <summary>The container's uid, gid and supplementary groups.</summary>

@@ -31,8 +31,9 @@ public sealed record LaunchSpec(
 /// <summary>
 /// The shell script that becomes a container: run by <c>unshare</c> in new mount, UTS and PID namespaces (with its
 /// own /proc, so the container sees only its own processes, as in a pod), it sets the hostname, lays the overlays
-/// and bind mounts, sends its output to the log and replaces itself with the command under the container's user
-/// (no capabilities). Every value is quoted for the shell; nothing in it is interpreted.
+/// and bind mounts and replaces itself with the command under the container's user (no capabilities). Its output
+/// goes to the log opened by the node before the namespaces are made (a volume mounted over the log's folder
+/// cannot hide it). Every value is quoted for the shell; nothing in it is interpreted.
 /// </summary>
 public static class LaunchScript
 {
@@ -57,7 +58,6 @@ public static class LaunchScript
         }
 
         script.Append("cd ").Append(Quote(spec.WorkingDir)).Append('\n');
-        script.Append("exec >>").Append(Quote(spec.Log)).Append(" 2>&1\n");
         var groups = spec.Groups.Count == 0 ? "--clear-groups" : "--groups=" + string.Join(",", spec.Groups);
         script.Append("exec setpriv --reuid=").Append(spec.Uid).Append(" --regid=").Append(spec.Gid).Append(' ').Append(groups)
             .Append(" --inh-caps=-all --bounding-set=-all -- env -i");

@@ -149,6 +149,20 @@ public class PodFilesTests
         Assert.Contains("exec setpriv --reuid=1000 --regid=26 --groups=26,5 --inh-caps=-all --bounding-set=-all -- env -i", script, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_mount_that_would_hide_another_ones_source_is_bound_after_it()
+    {
+        // The node keeps its files under /tmp; the container mounts an emptyDir at /tmp.
+        var mounts = new List<Mount>
+        {
+            new("/tmp/node/pods/uid/volumes/tmp", "/tmp", false),
+            new("/tmp/node/pods/uid/volumes/data", "/var/lib/app/data", false),
+            new("/tmp/node/pods/uid/volumes/app", "/var/lib/app", false),
+            new("/tmp/node/pods/uid/hosts", "/etc/hosts", true, true),
+        };
+        Assert.Equal(["/var/lib/app", "/var/lib/app/data", "/etc/hosts", "/tmp"], LaunchPlanner.Order(mounts).Select(m => m.Target));
+    }
+
     private static V1Pod Pod() => new()
     {
         Metadata = new V1ObjectMeta { Name = "demo-0", NamespaceProperty = "default", Uid = "uid", Labels = Labels("role=primary") },

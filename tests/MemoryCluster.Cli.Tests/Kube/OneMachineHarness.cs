@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using MemoryCluster.Cli.Tests.Chart;
+using MemoryCluster.Kube.Cluster.Local;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace MemoryCluster.Cli.Tests.Kube;
+
+/// <summary>
+/// A one-machine Kubernetes with the operator installed from the chart, driven through the real kubectl as a user
+/// would after <c>make kube-up</c>. Everything it started stops when disposed, also when a test fails, and the
+/// disposal checks that no pod process is left behind.
+/// </summary>
+internal sealed class OneMachineHarness : IAsyncDisposable
+{
+    private readonly string _state;
+
+    private OneMachineHarness(string state, OneMachineCluster cluster)
+    {
+        _state = state;
+        Cluster = cluster;
+    }
+
+    public OneMachineCluster Cluster { get; }
+
+    public static async Task<OneMachineHarness> StartAsync()
+    {
+        var state = Directory.CreateTempSubdirectory("kube-").FullName;
+        File.SetUnixFileMode(state, (UnixFileMode)Convert.ToInt32("755", 8));
+        var cluster = await OneMachineCluster.StartAsync(
+            new OneMachineOptions(state, [CliFolder(state)], await File.ReadAllTextAsync(ChartTools.Crd)), NullLoggerFactory.Instance, CancellationToken.None);
+        var harness = new OneMachineHarness(state, cluster);
+        try
+        {
+            var values = Path.Combine(state, "values.yaml");
+            await File.WriteAllTextAsync(values, "bindPodIP: true\n");
+            var chart = Path.Combine(state, "chart.yaml");
+            await File.WriteAllTextAsync(chart, ChartTools.RenderOrFail("-f", values));
+            harness.KubectlOrFail(["apply", "--server-side", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: memorycluster-system\n");
+            harness.KubectlOrFail(["apply", "--server-side", "-f", chart]);
+            harness.KubectlOrFail(["-n", "memorycluster-system", "wait", "--for=condition=Available", "deployment", "--all", "--timeout=180s"], timeout: TimeSpan.FromSeconds(200));
+            return harness;
+        }
+        catch
+        {
+            await harness.DisposeAsync();
+            throw;
+        }
+    }
+
+    public (int Code, string Stdout, string Stderr) Kubectl(IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null)
+    {
+        var start = new ProcessStartInfo("kubectl") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["KUBECONFIG"] = Cluster.KubeconfigPath;
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("kubectl is not on PATH");
+        if (stdin is not null)
+        {
+            process.StandardInput.Write(stdin);
+            process.StandardInput.Close();
+        }
+
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(timeout ?? TimeSpan.FromSeconds(60)))
+        {
+            process.Kill(entireProcessTree: true);
+        }
+
+        process.WaitForExit();
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    public string KubectlOrFail(IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null)
+    {
+        var list = args.ToList();
+        var (code, stdout, stderr) = Kubectl(list, stdin, timeout);
+        if (code != 0)
+        {
+            var pods = Kubectl(["get", "pods", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {.spec.nodeName} {.status.phase} {.status.containerStatuses}{\"\\n\"}{end}"]).Stdout;
+            Assert.Fail($"kubectl {string.Join(' ', list)} exited {code}: {stderr}{stdout}\npods:\n{pods}\n{PodLogs()}");
+        }
+
+        return stdout;
+    }
+
+    /// <summary>The last lines of every pod's logs, for a failure's message.</summary>
+    public string PodLogs()
+    {
+        var pods = Path.Combine(_state, "pods");
+        if (!Directory.Exists(pods))
+        {
+            return "";
+        }
+
+        return string.Join('\n', Directory.EnumerateFiles(pods, "*.log", SearchOption.AllDirectories)
+            .Select(f => $"== {f}\n{string.Join('\n', File.ReadLines(f).TakeLast(8).Select(l => l.Length > 300 ? l[..300] : l))}"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Cluster.DisposeAsync();
+        var left = Process.GetProcesses().Where(p =>
+        {
+            try
+            {
+                return File.ReadAllText($"/proc/{p.Id}/cmdline").Contains(_state, StringComparison.Ordinal);
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }).Select(p => p.Id).ToList();
+        foreach (var pid in left)
+        {
+            Process.GetProcessById(pid).Kill(entireProcessTree: true);
+        }
+
+        Directory.Delete(_state, recursive: true);
+        Assert.True(left.Count == 0, $"processes left behind by the cluster: {string.Join(", ", left)}");
+    }
+
+    /// <summary>
+    /// Where the pods find the CLI: its build output, or a copy in the state folder when a folder above it is closed
+    /// to other users (the pods run as uid 26).
+    /// </summary>
+    private static string CliFolder(string state)
+    {
+        var folder = AppContext.BaseDirectory.TrimEnd('/');
+        var open = true;
+        for (var dir = new DirectoryInfo(folder); dir is not null; dir = dir.Parent)
+        {
+            open &= (dir.UnixFileMode & UnixFileMode.OtherExecute) != 0;
+        }
+
+        if (open)
+        {
+            return folder;
+        }
+
+        var copy = Path.Combine(state, "cli");
+        Directory.CreateDirectory(copy);
+        foreach (var file in Directory.EnumerateFiles(folder))
+        {
+            File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+        }
+
+        return copy;
+    }
+}
