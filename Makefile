@@ -71,6 +71,10 @@ kube-up: ## Kubernetes on one machine (API double, controllers, a node running p
 kube-down: ## Stop what kube-up started (pods first) and remove its state; no process is left behind
 	@bash e2e/kube/kube-down.sh
 
+.PHONY: e2e-kube
+e2e-kube: ## Scenarios on a one-machine Kubernetes through the real kubectl: time to Ready (3, 5), kubectl delete pod of the primary RUNS times (5) with a writer on -rw; ends with one JSON line (root)
+	@bash e2e/kube/e2e-kube.sh
+
 .PHONY: e2e-stress
 e2e-stress: ## The cpu-stress scenario: stress-ng on every core and fsync load for E2E_STRESS_SECONDS (300) while writing (MODE=quorum|async)
 	@bash e2e/tools.sh

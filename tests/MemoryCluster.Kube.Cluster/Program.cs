@@ -6,15 +6,16 @@ namespace MemoryCluster.Kube.Cluster;
 /// <summary>
 /// <c>up --state DIR --bin DIR --crd FILE</c>: runs a one-machine cluster until SIGTERM or Ctrl-C, then stops its pods
 /// and everything else. Writes DIR/kubeconfig, then DIR/ready once it serves (what <c>make kube-up</c> waits for).
+/// <c>scenarios ... --chart FILE [--runs N]</c>: <see cref="Scenarios"/> on a cluster of its own (<c>make e2e-kube</c>).
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        if (args is not ["up", .. var rest] || Options(rest) is not { } options)
+        if (args is not [("up" or "scenarios") and var verb, .. var rest] || Options(rest) is not { } options)
         {
-            await Console.Error.WriteLineAsync("usage: up --state DIR --bin DIR --crd FILE").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("usage: up --state DIR --bin DIR --crd FILE | scenarios --state DIR --bin DIR --crd FILE --chart FILE [--runs N]").ConfigureAwait(false);
             return 2;
         }
 
@@ -36,6 +37,13 @@ public static class Program
             e.Cancel = true;
             stop.Cancel();
         };
+        if (verb == "scenarios")
+        {
+            using var quiet = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ").SetMinimumLevel(LogLevel.Warning));
+            return await Scenarios.RunAsync(new OneMachineOptions(options.State, [options.Bin], await File.ReadAllTextAsync(options.Crd).ConfigureAwait(false)),
+                options.Chart ?? throw new ArgumentException("--chart is required"), options.Runs, quiet, stop.Token).ConfigureAwait(false);
+        }
+
         var ready = Path.Combine(options.State, "ready");
         File.Delete(ready);
         await using (var cluster = await OneMachineCluster.StartAsync(new OneMachineOptions(options.State, [options.Bin], await File.ReadAllTextAsync(options.Crd).ConfigureAwait(false)), logging, stop.Token).ConfigureAwait(false))
@@ -56,7 +64,7 @@ public static class Program
         return 0;
     }
 
-    private static (string State, string Bin, string Crd)? Options(string[] args)
+    private static (string State, string Bin, string Crd, string? Chart, int Runs)? Options(string[] args)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i + 1 < args.Length; i += 2)
@@ -65,7 +73,8 @@ public static class Program
         }
 
         return values.TryGetValue("--state", out var state) && values.TryGetValue("--bin", out var bin) && values.TryGetValue("--crd", out var crd)
-            ? (Path.GetFullPath(state), Path.GetFullPath(bin), crd)
+            ? (Path.GetFullPath(state), Path.GetFullPath(bin), crd, values.GetValueOrDefault("--chart"),
+                values.TryGetValue("--runs", out var runs) && int.TryParse(runs, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 5)
             : null;
     }
 }

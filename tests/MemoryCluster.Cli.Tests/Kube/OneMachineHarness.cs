@@ -35,9 +35,15 @@ internal sealed class OneMachineHarness : IAsyncDisposable
             await File.WriteAllTextAsync(values, "bindPodIP: true\n");
             var chart = Path.Combine(state, "chart.yaml");
             await File.WriteAllTextAsync(chart, ChartTools.RenderOrFail("-f", values));
-            harness.KubectlOrFail(["apply", "--server-side", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: memorycluster-system\n");
-            harness.KubectlOrFail(["apply", "--server-side", "-f", chart]);
-            harness.KubectlOrFail(["-n", "memorycluster-system", "wait", "--for=condition=Available", "deployment", "--all", "--timeout=180s"], timeout: TimeSpan.FromSeconds(200));
+            try
+            {
+                new Kubectl(cluster.KubeconfigPath).InstallChart(chart, TimeSpan.FromSeconds(180));
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new InvalidOperationException($"{e.Message}\n{harness.Diagnostics()}", e);
+            }
+
             return harness;
         }
         catch
@@ -47,44 +53,23 @@ internal sealed class OneMachineHarness : IAsyncDisposable
         }
     }
 
-    public (int Code, string Stdout, string Stderr) Kubectl(IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null)
-    {
-        var start = new ProcessStartInfo("kubectl") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment["KUBECONFIG"] = Cluster.KubeconfigPath;
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("kubectl is not on PATH");
-        if (stdin is not null)
-        {
-            process.StandardInput.Write(stdin);
-            process.StandardInput.Close();
-        }
-
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout ?? TimeSpan.FromSeconds(60)))
-        {
-            process.Kill(entireProcessTree: true);
-        }
-
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result, stderr.Result);
-    }
+    public (int Code, string Stdout, string Stderr) Kubectl(IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null) =>
+        new Kubectl(Cluster.KubeconfigPath).Run(args, stdin, timeout);
 
     public string KubectlOrFail(IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null)
     {
         var list = args.ToList();
         var (code, stdout, stderr) = Kubectl(list, stdin, timeout);
-        if (code != 0)
-        {
-            var pods = Kubectl(["get", "pods", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {.spec.nodeName} {.status.phase} {.status.containerStatuses}{\"\\n\"}{end}"]).Stdout;
-            Assert.Fail($"kubectl {string.Join(' ', list)} exited {code}: {stderr}{stdout}\npods:\n{pods}\n{PodLogs()}");
-        }
+        Assert.True(code == 0, $"kubectl {string.Join(' ', list)} exited {code}: {stderr}{stdout}\n{Diagnostics()}");
 
         return stdout;
+    }
+
+    /// <summary>Every pod's state and the last lines of its logs, for a failure's message.</summary>
+    public string Diagnostics()
+    {
+        var pods = Kubectl(["get", "pods", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {.status.phase} {.status.containerStatuses}{\"\\n\"}{end}"]).Stdout;
+        return $"pods:\n{pods}\n{PodLogs()}";
     }
 
     /// <summary>The last lines of every pod's logs, for a failure's message.</summary>
