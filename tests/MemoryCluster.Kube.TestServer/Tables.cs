@@ -12,6 +12,17 @@ internal static class Tables
         {
             Column("Name", "string", "name", "Name must be unique within a namespace.", 0),
         };
+        if (IsPod(r))
+        {
+            columns.Add(Column("Ready", "string", "", "The number of containers ready, of all.", 0));
+            columns.Add(Column("Status", "string", "", "The pod's state, as kubectl words it.", 0));
+            columns.Add(Column("Restarts", "string", "", "The number of times its containers restarted.", 0));
+            columns.Add(Column("Age", "string", "", "Time since the pod was made.", 0));
+            columns.Add(Column("IP", "string", "", "The pod's IP address.", 1));
+            columns.Add(Column("Node", "string", "", "The node it runs on.", 1));
+            return columns;
+        }
+
         if (r.Columns.Count == 0)
         {
             columns.Add(Column("Created At", "date", "", "CreationTimestamp is a timestamp representing the server time when this object was created.", 0));
@@ -51,7 +62,14 @@ internal static class Tables
     private static JsonObject Row(ResourceInfo r, JsonObject obj, DateTimeOffset now)
     {
         var cells = new JsonArray { (string?)obj["metadata"]?["name"] };
-        if (r.Columns.Count == 0)
+        if (IsPod(r))
+        {
+            foreach (var cell in PodCells(obj, now))
+            {
+                cells.Add(cell);
+            }
+        }
+        else if (r.Columns.Count == 0)
         {
             cells.Add(Age((string?)obj["metadata"]?["creationTimestamp"], now));
         }
@@ -74,6 +92,25 @@ internal static class Tables
                 ["metadata"] = meta,
             },
         };
+    }
+
+    private static bool IsPod(ResourceInfo r) => r is { Group: "", Plural: "pods" };
+
+    /// <summary>A pod's row as kubectl prints it: ready containers, status (a waiting reason, Terminating, or the phase), restarts, age, IP, node.</summary>
+    internal static IEnumerable<string?> PodCells(JsonObject pod, DateTimeOffset now)
+    {
+        var statuses = (pod["status"]?["containerStatuses"] as JsonArray)?.OfType<JsonObject>().ToList() ?? [];
+        var containers = (pod["spec"]?["containers"] as JsonArray)?.Count ?? statuses.Count;
+        var ready = statuses.Count(c => (bool?)c["ready"] == true);
+        var waiting = statuses.Select(c => (string?)c["state"]?["waiting"]?["reason"]).FirstOrDefault(r => r is not null);
+        var status = pod["metadata"]?["deletionTimestamp"] is not null ? "Terminating" : waiting ?? (string?)pod["status"]?["phase"] ?? "Pending";
+        var restarts = statuses.Sum(c => (int?)c["restartCount"] ?? 0);
+        yield return $"{ready}/{containers}";
+        yield return status;
+        yield return restarts.ToString(CultureInfo.InvariantCulture);
+        yield return Age((string?)pod["metadata"]?["creationTimestamp"], now);
+        yield return (string?)pod["status"]?["podIP"] ?? "<none>";
+        yield return (string?)pod["spec"]?["nodeName"] ?? "<none>";
     }
 
     /// <summary>The simple JSONPath printer columns use: <c>.a.b.c</c>.</summary>
