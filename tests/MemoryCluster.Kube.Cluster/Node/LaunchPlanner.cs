@@ -25,7 +25,8 @@ public sealed record PodFiles(string PodFolder, IReadOnlyDictionary<string, stri
 /// How the node starts a container, decided from the spec alone: its user (the container's securityContext over
 /// the pod's; root when neither says), groups (fsGroup and supplementalGroups), mounts (each volumeMount with its
 /// subPath; Secret and ConfigMap volumes always read-only; the ServiceAccount's files; the pod's hosts file and user
-/// database), overlays for mount points the node lacks, <c>PATH</c> (the node's search path first) and <c>HOME</c>
+/// database, the node's command folders under <see cref="CommandsPath"/>), overlays for mount points the node lacks,
+/// <c>PATH</c> (those folders first) and <c>HOME</c>
 /// unless the environment sets them, and its command and args with <c>$(NAME)</c> references expanded.
 /// </summary>
 public static class LaunchPlanner
@@ -33,6 +34,9 @@ public static class LaunchPlanner
     public const string ServiceAccountVolume = "kube-api-access";
     public const string ServiceAccountPath = "/var/run/secrets/kubernetes.io/serviceaccount";
     public const string SystemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+    /// <summary>Where the node's command folders appear in a container (first on its PATH).</summary>
+    public const string CommandsPath = "/opt/one-machine-node/bin";
 
     /// <param name="pod">The pod.</param>
     /// <param name="container">The container to start.</param>
@@ -63,6 +67,10 @@ public static class LaunchPlanner
             mounts.Add(new Mount(account, ServiceAccountPath, true));
         }
 
+        // The node's command folders, bound where no volume can hide them (a pod's /tmp emptyDir would hide a
+        // folder of the node under /tmp), as an image's /usr/local/bin.
+        var commands = searchPath.Select((folder, i) => new Mount(folder, $"{CommandsPath}/{i.ToString(CultureInfo.InvariantCulture)}", true)).ToList();
+        mounts.AddRange(commands);
         mounts.Add(new Mount(files.Hosts, "/etc/hosts", true, true));
         mounts.Add(new Mount(files.Passwd, "/etc/passwd", true, true));
         mounts.Add(new Mount(files.Group, "/etc/group", true, true));
@@ -74,7 +82,7 @@ public static class LaunchPlanner
         var variables = environment.ToList();
         if (variables.All(v => v.Key != "PATH"))
         {
-            variables.Insert(0, new("PATH", string.Join(':', searchPath.Append(SystemPath))));
+            variables.Insert(0, new("PATH", string.Join(':', commands.Select(c => c.Target).Append(SystemPath))));
         }
 
         if (variables.All(v => v.Key != "HOME"))

@@ -133,15 +133,15 @@ public class PodFilesTests
             ],
         };
         var files = new PodFiles("/node/pods/uid", new Dictionary<string, string> { ["conf"] = "/node/pods/uid/volumes/conf", ["data"] = "/node/pods/uid/volumes/data" });
-        var existing = new HashSet<string> { "/etc", "/etc/hosts", "/etc/passwd", "/etc/group", "/var", "/var/lib", "/node/pods/uid/volumes/conf/", "/node/pods/uid/volumes/data/", "/node/pods/uid/volumes/conf", "/node/pods/uid/volumes/data" };
+        var existing = new HashSet<string> { "/etc", "/etc/hosts", "/etc/passwd", "/etc/group", "/var", "/var/lib", "/opt", "/node/pods/uid/volumes/conf/", "/node/pods/uid/volumes/data/", "/node/pods/uid/volumes/conf", "/node/pods/uid/volumes/data" };
         var spec = LaunchPlanner.Plan(pod, container, [new("CONF", "/etc/memorycluster/config")], files, ["/opt/bin"], existing.Contains);
 
         Assert.Equal((1000L, 26L, "26,5"), (spec.Uid, spec.Gid, string.Join(",", spec.Groups)));
-        Assert.Equal(["/etc", "/var/lib"], spec.Overlays.Select(o => o.Folder));
-        Assert.Equal(["/etc/memorycluster/config ro", "/var/lib/memorycluster rw", "/etc/hosts ro file", "/etc/passwd ro file", "/etc/group ro file"],
+        Assert.Equal(["/etc", "/opt", "/var/lib"], spec.Overlays.Select(o => o.Folder));
+        Assert.Equal(["/etc/memorycluster/config ro", "/var/lib/memorycluster rw", "/opt/one-machine-node/bin/0 ro", "/etc/hosts ro file", "/etc/passwd ro file", "/etc/group ro file"],
             spec.Mounts.Select(m => $"{m.Target} {(m.ReadOnly ? "ro" : "rw")}{(m.IsFile ? " file" : "")}"));
         Assert.Equal(["memorycluster", "instance", "--config", "/etc/memorycluster/config/instance.conf"], spec.Command);
-        Assert.Equal("PATH=/opt/bin:" + LaunchPlanner.SystemPath, spec.Environment[0].Key + "=" + spec.Environment[0].Value);
+        Assert.Equal("PATH=/opt/one-machine-node/bin/0:" + LaunchPlanner.SystemPath, spec.Environment[0].Key + "=" + spec.Environment[0].Value);
 
         // Every value reaches the shell as one word, whatever it holds.
         var script = LaunchScript.Render(spec with { Command = ["sh", "-c", "echo 'it''s' $HOME"] });
