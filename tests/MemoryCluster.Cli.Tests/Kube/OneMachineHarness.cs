@@ -24,6 +24,7 @@ internal sealed class OneMachineHarness : IAsyncDisposable
 
     public static async Task<OneMachineHarness> StartAsync()
     {
+        Assert.True(Environment.UserName == "root", "the one-machine node makes mount and PID namespaces for its pods: run the tests as root (CI does)");
         var state = Directory.CreateTempSubdirectory("kube-").FullName;
         File.SetUnixFileMode(state, (UnixFileMode)Convert.ToInt32("755", 8));
         var cluster = await OneMachineCluster.StartAsync(

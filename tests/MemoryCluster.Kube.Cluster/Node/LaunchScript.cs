@@ -49,7 +49,16 @@ public static class LaunchScript
 
         foreach (var mount in spec.Mounts)
         {
-            script.Append(mount.IsFile ? "[ -e " : "mkdir -p ").Append(Quote(mount.Target)).Append(mount.IsFile ? " ] || touch " + Quote(mount.Target) : "").Append('\n');
+            if (mount.IsFile)
+            {
+                script.Append("mkdir -p ").Append(Quote(Path.GetDirectoryName(mount.Target) ?? "/")).Append('\n');
+                script.Append("[ -e ").Append(Quote(mount.Target)).Append(" ] || touch ").Append(Quote(mount.Target)).Append('\n');
+            }
+            else
+            {
+                script.Append("mkdir -p ").Append(Quote(mount.Target)).Append('\n');
+            }
+
             script.Append("mount --bind ").Append(Quote(mount.Source)).Append(' ').Append(Quote(mount.Target)).Append('\n');
             if (mount.ReadOnly)
             {

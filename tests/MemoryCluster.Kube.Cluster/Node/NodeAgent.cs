@@ -93,9 +93,18 @@ public sealed partial class NodeAgent
                 _secrets.WaitForSyncAsync(stop.Token), _configMaps.WaitForSyncAsync(stop.Token), _claims.WaitForSyncAsync(stop.Token)).ConfigureAwait(false);
             while (!stop.IsCancellationRequested)
             {
-                await BindAsync(stop.Token).ConfigureAwait(false);
-                await ProvisionAsync(stop.Token).ConfigureAwait(false);
-                RunPods(stop.Token);
+                try
+                {
+                    await BindAsync(stop.Token).ConfigureAwait(false);
+                    await ProvisionAsync(stop.Token).ConfigureAwait(false);
+                    RunPods(stop.Token);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or KubeApiException or HttpRequestException)
+                {
+                    // One pass failed (a folder, the API): the pods run on, and the next pass tries again.
+                    LogPassFailed(_logger, e);
+                }
+
                 await _changed.WaitAsync(TimeSpan.FromSeconds(1), stop.Token).ConfigureAwait(false);
             }
         }
@@ -106,7 +115,18 @@ public sealed partial class NodeAgent
         finally
         {
             await stop.CancelAsync().ConfigureAwait(false);
-            await Task.WhenAll(_workers.Values.Select(w => w.Run)).ConfigureAwait(false);
+            foreach (var (uid, worker) in _workers)
+            {
+                try
+                {
+                    await worker.Run.ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogWorkerFailed(_logger, uid, e);
+                }
+            }
+
             try
             {
                 await Task.WhenAll(caches).ConfigureAwait(false);
@@ -256,6 +276,9 @@ public sealed partial class NodeAgent
             LogClaimRemoved(_logger, folder);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "a pass of the node failed; trying again")]
+    private static partial void LogPassFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "pod {Uid}: its worker failed")]
     private static partial void LogWorkerFailed(ILogger logger, string uid, Exception exception);

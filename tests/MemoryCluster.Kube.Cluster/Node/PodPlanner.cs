@@ -344,7 +344,7 @@ public static class PodPlanner
     public static V1ContainerStateTerminated Terminated(ContainerRuntime state) => new()
     {
         ExitCode = state.ExitCode ?? 0,
-        Reason = state.StopReason is not null ? "Error" : state.ExitCode == 0 ? "Completed" : "Error",
+        Reason = state.ExitCode == 0 ? "Completed" : "Error",
         Message = state.StopReason,
         StartedAt = state.StartedAt?.UtcDateTime,
         FinishedAt = state.FinishedAt?.UtcDateTime,

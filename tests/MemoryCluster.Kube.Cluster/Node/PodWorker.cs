@@ -89,7 +89,20 @@ internal sealed partial class PodWorker
 
                 var pod = Workloads(found, ip);
                 var now = _node.Time.GetUtcNow();
-                var plan = await RoundAsync(pod, ip, now, cancellationToken).ConfigureAwait(false);
+                PodPlan plan;
+                try
+                {
+                    plan = await RoundAsync(pod, ip, now, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                {
+                    // A round that failed (a file, a process, the API) is tried again; the containers and what is
+                    // known of them stay.
+                    LogRoundFailed(_logger, _key, e);
+                    await Task.Delay(TimeSpan.FromSeconds(1), _node.Time, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
                 var wait = plan.WakeAt - _node.Time.GetUtcNow();
                 wait = wait < TimeSpan.FromMilliseconds(10) ? TimeSpan.FromMilliseconds(10) : wait > TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : wait;
                 await _wake.WaitAsync(wait, cancellationToken).ConfigureAwait(false);
@@ -293,6 +306,29 @@ internal sealed partial class PodWorker
             LogSignal(_logger, _key, stop.Container, stop.Kill ? "SIGKILL" : "SIGTERM", target, stop.Why);
             _ = Kill(target, stop.Kill ? 9 : 15);
         }
+        else if (stop.Kill)
+        {
+            // Its first process was never found: killing unshare kills it (--kill-child), and with it the namespace.
+            KillUnshare(stop.Container);
+        }
+    }
+
+    private void KillUnshare(string container)
+    {
+        Process? process;
+        lock (_lock)
+        {
+            process = _processes.GetValueOrDefault(container);
+        }
+
+        try
+        {
+            process?.Kill();
+        }
+        catch (InvalidOperationException)
+        {
+            // Exited meanwhile.
+        }
     }
 
     private void StartProbe(V1Pod pod, RunProbe probe, string ip, ContainerEnvironment environment)
@@ -315,17 +351,29 @@ internal sealed partial class PodWorker
         var gid = container.SecurityContext?.RunAsGroup ?? pod.Spec.SecurityContext?.RunAsGroup ?? 0;
         _ = Task.Run(async () =>
         {
-            var ok = await Probes.RunAsync(probe.Probe, container, ip, pid, (uid, gid, environment.Variables), CancellationToken.None).ConfigureAwait(false);
-            lock (_lock)
+            var ok = false;
+            try
             {
-                _probing.Remove((probe.Container, probe.Kind));
-                if (_runtimes.TryGetValue(probe.Container, out var state) && state.Run == ContainerRun.Running && state.StartedAt == started)
-                {
-                    _runtimes[probe.Container] = state.WithProbe(probe.Kind, state.Probe(probe.Kind).Record(ok, probe.Probe, _node.Time.GetUtcNow()));
-                }
+                ok = await Probes.RunAsync(probe.Probe, container, ip, pid, (uid, gid, environment.Variables), CancellationToken.None).ConfigureAwait(false);
             }
+            catch (Exception e)
+            {
+                // A probe that cannot even run (no nsenter, a bad URL) fails, and runs again when due.
+                LogProbeFailed(_logger, _key, probe.Container, e.Message);
+            }
+            finally
+            {
+                lock (_lock)
+                {
+                    _probing.Remove((probe.Container, probe.Kind));
+                    if (_runtimes.TryGetValue(probe.Container, out var state) && state.Run == ContainerRun.Running && state.StartedAt == started)
+                    {
+                        _runtimes[probe.Container] = state.WithProbe(probe.Kind, state.Probe(probe.Kind).Record(ok, probe.Probe, _node.Time.GetUtcNow()));
+                    }
+                }
 
-            Wake();
+                Wake();
+            }
         });
     }
 
@@ -358,8 +406,20 @@ internal sealed partial class PodWorker
                 {
                     _ = Kill(target, 9);
                 }
+                else
+                {
+                    process.Kill();
+                }
 
-                await process.WaitForExitAsync().ConfigureAwait(false);
+                using var last = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                try
+                {
+                    await process.WaitForExitAsync(last.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    process.Kill(entireProcessTree: true);
+                }
             }
         }
     }
@@ -483,13 +543,7 @@ internal sealed partial class PodWorker
             return;
         }
 
-        using (var stream = new FileStream(Path.Combine(_dir, "hosts"), FileMode.OpenOrCreate, FileAccess.Write))
-        {
-            var bytes = Encoding.UTF8.GetBytes(hosts);
-            stream.SetLength(0);
-            stream.Write(bytes);
-        }
-
+        WriteInPlace(Path.Combine(_dir, "hosts"), hosts);
         File.SetUnixFileMode(Path.Combine(_dir, "hosts"), Mode("644"));
         _lastHosts = hosts;
     }
@@ -497,18 +551,14 @@ internal sealed partial class PodWorker
     /// <summary>The node's user database with the container's user and groups added when the node lacks them.</summary>
     private void WriteUserFiles(long uid, long gid, IEnumerable<long> groups)
     {
-        if (_userFiles)
-        {
-            return;
-        }
-
-        var passwd = File.ReadAllLines("/etc/passwd").ToList();
+        // Once per pod from the node's files; later containers' users and groups are added to what is there.
+        var passwd = File.ReadAllLines(_userFiles ? Path.Combine(_dir, "passwd") : "/etc/passwd").ToList();
         if (!passwd.Any(l => l.Split(':') is { Length: > 2 } f && f[2] == uid.ToString(CultureInfo.InvariantCulture)))
         {
             passwd.Add($"uid{uid}:x:{uid}:{gid}:pod user:/:/usr/sbin/nologin");
         }
 
-        var group = File.ReadAllLines("/etc/group").ToList();
+        var group = File.ReadAllLines(_userFiles ? Path.Combine(_dir, "group") : "/etc/group").ToList();
         foreach (var g in groups.Prepend(gid).Distinct())
         {
             if (!group.Any(l => l.Split(':') is { Length: > 2 } f && f[2] == g.ToString(CultureInfo.InvariantCulture)))
@@ -517,11 +567,20 @@ internal sealed partial class PodWorker
             }
         }
 
-        File.WriteAllLines(Path.Combine(_dir, "passwd"), passwd);
-        File.WriteAllLines(Path.Combine(_dir, "group"), group);
+        // Rewritten in place: a running container has them bound.
+        WriteInPlace(Path.Combine(_dir, "passwd"), string.Join('\n', passwd) + "\n");
+        WriteInPlace(Path.Combine(_dir, "group"), string.Join('\n', group) + "\n");
         File.SetUnixFileMode(Path.Combine(_dir, "passwd"), Mode("644"));
         File.SetUnixFileMode(Path.Combine(_dir, "group"), Mode("644"));
         _userFiles = true;
+    }
+
+    /// <summary>Replaces a file's content keeping the file (bind mounts hold the file itself, not its name).</summary>
+    private static void WriteInPlace(string path, string content)
+    {
+        using var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write);
+        stream.SetLength(0);
+        stream.Write(Encoding.UTF8.GetBytes(content));
     }
 
     private static UnixFileMode Mode(string octal) => (UnixFileMode)Convert.ToInt32(octal, 8);
@@ -550,6 +609,12 @@ internal sealed partial class PodWorker
 
     [LibraryImport("libc", EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Chown(string path, int owner, int group);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Pod}: a round failed; trying again")]
+    private static partial void LogRoundFailed(ILogger logger, string pod, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Pod}: the probe of {Container} could not run: {Error}")]
+    private static partial void LogProbeFailed(ILogger logger, string pod, string container, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Pod}: started {Container} (pid {Pid}, restart {Restarts})")]
     private static partial void LogStarted(ILogger logger, string pod, string container, int pid, int restarts);

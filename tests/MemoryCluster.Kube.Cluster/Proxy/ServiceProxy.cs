@@ -142,15 +142,16 @@ public sealed partial class ServiceProxy
                 continue;
             }
 
+            var started = new Listener(new IPEndPoint(IPAddress.Parse(rule.Address), rule.Port), rule.Backends, _logger);
             try
             {
-                var started = new Listener(new IPEndPoint(IPAddress.Parse(rule.Address), rule.Port), rule.Backends, _logger);
                 started.Start(cancellationToken);
                 _listeners[(rule.Address, rule.Port)] = started;
                 LogListening(_logger, rule.Address, rule.Port, rule.Backends.Count);
             }
             catch (SocketException e)
             {
+                started.Stop();
                 LogListenFailed(_logger, rule.Address, rule.Port, e.Message);
             }
         }
@@ -160,6 +161,7 @@ public sealed partial class ServiceProxy
     {
         private readonly TcpListener _listener = new(endpoint);
         private readonly CancellationTokenSource _stop = new();
+        private CancellationTokenSource? _linked;
         private int _next;
 
         public IReadOnlyList<IPEndPoint> Backends { get; set; } = backends;
@@ -168,14 +170,16 @@ public sealed partial class ServiceProxy
         {
             _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             _listener.Start();
-            var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
-            _ = AcceptAsync(stop.Token);
+            _linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
+            _ = AcceptAsync(_linked.Token);
         }
 
         public void Stop()
         {
             _stop.Cancel();
             _listener.Stop();
+            _linked?.Dispose();
+            _stop.Dispose();
         }
 
         private async Task AcceptAsync(CancellationToken cancellationToken)

@@ -23,6 +23,7 @@ public sealed class NodeAgentTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        Assert.True(Environment.UserName == "root", "the node makes mount and PID namespaces for its pods: run the tests as root (CI does)");
         _harness = await Harness.StartAsync(new FakeApiServerOptions { ServiceNetwork = System.Net.IPNetwork.Parse("127.96.0.0/24") }, installCrd: false);
         _stop = new CancellationTokenSource();
         var node = new NodeAgent(_harness.Client, new NodeOptions

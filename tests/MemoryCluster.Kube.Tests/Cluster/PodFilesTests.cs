@@ -147,6 +147,10 @@ public class PodFilesTests
         var script = LaunchScript.Render(spec with { Command = ["sh", "-c", "echo 'it''s' $HOME"] });
         Assert.Contains("""'sh' '-c' 'echo '\''it'\'''\''s'\'' $HOME'""", script, StringComparison.Ordinal);
         Assert.Contains("exec setpriv --reuid=1000 --regid=26 --groups=26,5 --inh-caps=-all --bounding-set=-all -- env -i", script, StringComparison.Ordinal);
+
+        // A file bound where its folder is missing: the folder is made first.
+        var file = LaunchScript.Render(spec with { Mounts = [new Mount("/node/app.conf", "/etc/app/app.conf", true, true)] });
+        Assert.Contains("mkdir -p '/etc/app'\n[ -e '/etc/app/app.conf' ] || touch '/etc/app/app.conf'\nmount --bind '/node/app.conf' '/etc/app/app.conf'", file, StringComparison.Ordinal);
     }
 
     [Fact]
