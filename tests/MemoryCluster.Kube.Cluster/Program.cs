@@ -40,7 +40,13 @@ public static class Program
         if (verb == "scenarios")
         {
             using var quiet = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ").SetMinimumLevel(LogLevel.Warning));
-            return await Scenarios.RunAsync(new OneMachineOptions(options.State, [options.Bin], await File.ReadAllTextAsync(options.Crd).ConfigureAwait(false)),
+            // Networks apart from make kube-up's, so both can run at once.
+            var scenarioOptions = new OneMachineOptions(options.State, [options.Bin], await File.ReadAllTextAsync(options.Crd).ConfigureAwait(false))
+            {
+                PodNetwork = System.Net.IPNetwork.Parse("127.13.0.0/16"),
+                ServiceNetwork = System.Net.IPNetwork.Parse("127.99.0.0/16"),
+            };
+            return await Scenarios.RunAsync(scenarioOptions,
                 options.Chart ?? throw new ArgumentException("--chart is required"), options.Runs, quiet, stop.Token).ConfigureAwait(false);
         }
 

@@ -28,7 +28,12 @@ internal sealed class OneMachineHarness : IAsyncDisposable
         var state = Directory.CreateTempSubdirectory("kube-").FullName;
         File.SetUnixFileMode(state, (UnixFileMode)Convert.ToInt32("755", 8));
         var cluster = await OneMachineCluster.StartAsync(
-            new OneMachineOptions(state, [CliFolder(state)], await File.ReadAllTextAsync(ChartTools.Crd)), NullLoggerFactory.Instance, CancellationToken.None);
+            new OneMachineOptions(state, [CliFolder(state)], await File.ReadAllTextAsync(ChartTools.Crd))
+            {
+                // Networks of their own: other test assemblies run their nodes at the same time.
+                PodNetwork = System.Net.IPNetwork.Parse("127.12.0.0/16"),
+                ServiceNetwork = System.Net.IPNetwork.Parse("127.98.0.0/16"),
+            }, NullLoggerFactory.Instance, CancellationToken.None);
         var harness = new OneMachineHarness(state, cluster);
         try
         {

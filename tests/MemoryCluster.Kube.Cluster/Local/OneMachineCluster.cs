@@ -19,7 +19,14 @@ namespace MemoryCluster.Kube.Cluster.Local;
 /// <param name="StateDirectory">Where its kubeconfig, pods and claims are kept.</param>
 /// <param name="SearchPath">Folders the pods' commands are found in first (the built CLI).</param>
 /// <param name="Crd">The MemoryCluster CRD's YAML, installed at start.</param>
-public sealed record OneMachineOptions(string StateDirectory, IReadOnlyList<string> SearchPath, string Crd);
+public sealed record OneMachineOptions(string StateDirectory, IReadOnlyList<string> SearchPath, string Crd)
+{
+    /// <summary>Pod IPs (loopback). Two clusters on one machine at once need different networks.</summary>
+    public IPNetwork PodNetwork { get; init; } = IPNetwork.Parse("127.10.0.0/16");
+
+    /// <summary>Cluster IPs of Services (loopback), where the proxy listens.</summary>
+    public IPNetwork ServiceNetwork { get; init; } = IPNetwork.Parse("127.96.0.0/16");
+}
 
 /// <summary>
 /// Kubernetes on one machine: the API double over TLS (RBAC for every ServiceAccount token it issues; requests
@@ -29,9 +36,6 @@ public sealed record OneMachineOptions(string StateDirectory, IReadOnlyList<stri
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class OneMachineCluster : IAsyncDisposable
 {
-    /// <summary>Cluster IPs of Services: loopback addresses, where the proxy listens.</summary>
-    public static readonly IPNetwork ServiceNetwork = IPNetwork.Parse("127.96.0.0/16");
-
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _parts = [];
     private readonly X509Certificate2 _ca;
@@ -67,7 +71,7 @@ public sealed class OneMachineCluster : IAsyncDisposable
         {
             ServerCertificate = certificate,
             Users = new Dictionary<string, RbacUser>(),
-            ServiceNetwork = ServiceNetwork,
+            ServiceNetwork = options.ServiceNetwork,
         }, cancellationToken).ConfigureAwait(false);
         var caPem = ca.ExportCertificatePem();
         var client = new KubeApiClient(new KubeClientSettings { Server = server.Url, CertificateAuthorities = [ca], RequestTimeout = TimeSpan.FromSeconds(30) });
@@ -96,6 +100,7 @@ public sealed class OneMachineCluster : IAsyncDisposable
         {
             NodeName = "node-0",
             StateDirectory = options.StateDirectory,
+            PodNetwork = options.PodNetwork,
             SearchPath = options.SearchPath,
             ApiServer = ("127.0.0.1", server.Url.Port, caPem),
         }, TokenAsync, logging: logging);

@@ -24,12 +24,15 @@ public sealed class NodeAgentTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Assert.True(Environment.UserName == "root", "the node makes mount and PID namespaces for its pods: run the tests as root (CI does)");
-        _harness = await Harness.StartAsync(new FakeApiServerOptions { ServiceNetwork = System.Net.IPNetwork.Parse("127.96.0.0/24") }, installCrd: false);
+        _harness = await Harness.StartAsync(new FakeApiServerOptions { ServiceNetwork = System.Net.IPNetwork.Parse("127.97.0.0/24") }, installCrd: false);
         _stop = new CancellationTokenSource();
         var node = new NodeAgent(_harness.Client, new NodeOptions
         {
             NodeName = "node-0",
             StateDirectory = _state,
+
+            // Networks of its own: other test assemblies run their nodes at the same time.
+            PodNetwork = System.Net.IPNetwork.Parse("127.11.0.0/16"),
             Timings = new NodeTimings(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1)),
         });
         _run = Task.WhenAll(new ControllerManager(_harness.Client).RunAsync(_stop.Token), node.RunAsync(_stop.Token), new ServiceProxy(_harness.Client).RunAsync(_stop.Token));
@@ -76,7 +79,7 @@ public sealed class NodeAgentTests : IAsyncLifetime
         var pod = await UntilAsync(() => client.GetAsync(ResourceTypes.Pod, "default", "web-0", CancellationToken.None),
             p => p.Status?.Conditions?.Any(c => c is { Type: "Ready", Status: "True" }) == true, "web-0 ready");
         Assert.Equal("node-0", pod.Spec.NodeName);
-        Assert.StartsWith("127.10.", pod.Status.PodIP, StringComparison.Ordinal);
+        Assert.StartsWith("127.11.", pod.Status.PodIP, StringComparison.Ordinal);
         Assert.True(pod.Status.ContainerStatuses.Single() is { Ready: true, Started: true, RestartCount: 0 });
 
         // The configmap's file, served by the process on the pod's own address.
