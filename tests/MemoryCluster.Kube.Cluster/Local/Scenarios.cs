@@ -71,10 +71,15 @@ public static class Scenarios
                         break;
                     }
 
-                    var gap = writer.LongestGap(from, Stopwatch.GetTimestamp()).TotalSeconds;
+                    var until = Stopwatch.GetTimestamp();
+                    var gap = writer.LongestGap(from, until).TotalSeconds;
                     gaps.Add(gap);
                     var (next, nextEpoch) = Primary(kubectl, "q3");
-                    Console.WriteLine($"e2e-kube: run {run}: deleted {primary} (epoch {epoch}); {next} primary at epoch {nextEpoch}; writes through q3-rw stopped for {gap:0.00} s");
+
+                    // When the writer's attempts failed, from the deletion on: what the gap was made of.
+                    var failed = writer.FailedAt.Where(t => t >= from && t <= until).Select(t => Stopwatch.GetElapsedTime(from, t).TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)).ToList();
+                    Console.WriteLine($"e2e-kube: run {run}: deleted {primary} (epoch {epoch}); {next} primary at epoch {nextEpoch} after {Stopwatch.GetElapsedTime(from, after).TotalSeconds:0.00} s; " +
+                        $"writes through q3-rw stopped for {gap:0.00} s; attempts failed at +[{string.Join(", ", failed)}] s");
                     kubectl.RunOrThrow(["wait", "--for=condition=Ready", "memorycluster/q3", "--timeout=180s"], timeout: TimeSpan.FromSeconds(200));
                     await UntilAsync(() => kubectl.RunOrThrow(["get", "memorycluster", "q3", "-o", "jsonpath={.status.readyInstances}"]) == "3",
                         TimeSpan.FromSeconds(180), "3 ready instances again").ConfigureAwait(false);
