@@ -719,19 +719,29 @@ public sealed partial class FakeApiServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// TokenRequest, as the kubelet asks for a pod's token: a bearer token for the ServiceAccount (which must exist),
-    /// after which its requests are that ServiceAccount's, decided by RBAC.
+    /// A bearer token for the ServiceAccount <paramref name="name"/> (which must exist: else a 404 <see cref="ApiError"/>):
+    /// from then on its requests are that ServiceAccount's, decided by RBAC. What TokenRequest answers with.
     /// </summary>
-    private JsonObject IssueToken(string ns, string name, JsonObject? request)
+    public string IssueToken(string ns, string name)
     {
         _store.Get(_store.Find("", "v1", "serviceaccounts")!, ns, name);
         var token = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-        var seconds = (long?)request?["spec"]?["expirationSeconds"] ?? 3600;
         lock (_lock)
         {
             _issued[token] = RbacUser.ServiceAccount(ns, name);
         }
 
+        return token;
+    }
+
+    /// <summary>
+    /// TokenRequest, as the kubelet asks for a pod's token: a bearer token for the ServiceAccount (which must exist),
+    /// after which its requests are that ServiceAccount's, decided by RBAC.
+    /// </summary>
+    private JsonObject IssueToken(string ns, string name, JsonObject? request)
+    {
+        var token = IssueToken(ns, name);
+        var seconds = (long?)request?["spec"]?["expirationSeconds"] ?? 3600;
         return new JsonObject
         {
             ["kind"] = "TokenRequest",

@@ -46,7 +46,7 @@ internal static class ServiceAddresses
         }
         else
         {
-            address = Free(network, used) ?? throw new ApiError(500, "InternalError", $"Internal error occurred: failed to allocate a serviceIP: range is full");
+            address = AddressRange.LowestFree(network, used) ?? throw new ApiError(500, "InternalError", $"Internal error occurred: failed to allocate a serviceIP: range is full");
         }
 
         spec["clusterIP"] = address;
@@ -62,8 +62,13 @@ internal static class ServiceAddresses
             spec["clusterIPs"] = old["spec"]?["clusterIPs"]?.DeepClone();
         }
     }
+}
 
-    private static string? Free(IPNetwork network, HashSet<string> used)
+/// <summary>Addresses handed out from a network: the double's cluster IPs, the one-machine node's pod IPs.</summary>
+public static class AddressRange
+{
+    /// <summary>The lowest address of <paramref name="network"/> after its own that is not in <paramref name="used"/>; null when none is left.</summary>
+    public static string? LowestFree(IPNetwork network, IReadOnlySet<string> used)
     {
         var bytes = network.BaseAddress.GetAddressBytes();
         var size = 1L << (32 - network.PrefixLength);

@@ -155,7 +155,7 @@ public sealed class ControllerManager
             gone.Add(pod);
         }
 
-        await WriteStatusAsync(ResourceTypes.StatefulSet, set, set.Status, plan.Status, s => new JsonObject { ["status"] = JsonNode.Parse(KubernetesJson.Serialize(s)) }, cancellationToken).ConfigureAwait(false);
+        await WriteStatusAsync(ResourceTypes.StatefulSet, set, set.Status, plan.Status, cancellationToken).ConfigureAwait(false);
         await WaitForCacheAsync(made, gone, cancellationToken).ConfigureAwait(false);
         return MinReadyRequeue(set.Spec.MinReadySeconds, plan.Status.AvailableReplicas, plan.Status.ReadyReplicas);
     }
@@ -182,7 +182,7 @@ public sealed class ControllerManager
             await DeleteAsync(pod, cancellationToken).ConfigureAwait(false);
         }
 
-        await WriteStatusAsync(ClusterTypes.ReplicaSet, set, set.Status, plan.Status, s => new JsonObject { ["status"] = JsonNode.Parse(KubernetesJson.Serialize(s)) }, cancellationToken).ConfigureAwait(false);
+        await WriteStatusAsync(ClusterTypes.ReplicaSet, set, set.Status, plan.Status, cancellationToken).ConfigureAwait(false);
         await WaitForCacheAsync(made, plan.DeletePods, cancellationToken).ConfigureAwait(false);
         return MinReadyRequeue(set.Spec.MinReadySeconds, plan.Status.AvailableReplicas, plan.Status.ReadyReplicas);
     }
@@ -216,7 +216,7 @@ public sealed class ControllerManager
             await IgnoreNotFoundAsync(_client.DeleteAsync(ClusterTypes.ReplicaSet, ns, name, null, cancellationToken)).ConfigureAwait(false);
         }
 
-        await WriteStatusAsync(ResourceTypes.Deployment, deployment, deployment.Status, plan.Status, s => new JsonObject { ["status"] = JsonNode.Parse(KubernetesJson.Serialize(s)) }, cancellationToken).ConfigureAwait(false);
+        await WriteStatusAsync(ResourceTypes.Deployment, deployment, deployment.Status, plan.Status, cancellationToken).ConfigureAwait(false);
         if (made is not null)
         {
             await UntilAsync(() => _replicaSetCache.List().Any(s => s.Metadata.Uid == made), cancellationToken).ConfigureAwait(false);
@@ -307,17 +307,19 @@ public sealed class ControllerManager
     }
 
     /// <summary>Writes the status when it differs from what was read (a merge patch of the whole status).</summary>
-    private async Task WriteStatusAsync<T, TStatus>(ResourceType<T> type, T obj, TStatus? before, TStatus after, Func<TStatus, JsonObject> patch, CancellationToken cancellationToken)
+    private async Task WriteStatusAsync<T, TStatus>(ResourceType<T> type, T obj, TStatus? before, TStatus after, CancellationToken cancellationToken)
         where T : class, IKubernetesObject<V1ObjectMeta>
     {
-        if (before is not null && KubernetesJson.Serialize(before) == KubernetesJson.Serialize(after))
+        var json = KubernetesJson.Serialize(after);
+        if (before is not null && KubernetesJson.Serialize(before) == json)
         {
             return;
         }
 
         try
         {
-            await _client.PatchAsync(type, obj.Metadata.NamespaceProperty, obj.Metadata.Name, new MergePatch(patch(after)), "status", cancellationToken).ConfigureAwait(false);
+            await _client.PatchAsync(type, obj.Metadata.NamespaceProperty, obj.Metadata.Name,
+                new MergePatch(new JsonObject { ["status"] = JsonNode.Parse(json) }), "status", cancellationToken).ConfigureAwait(false);
         }
         catch (NotFoundException)
         {

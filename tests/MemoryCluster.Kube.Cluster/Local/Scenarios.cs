@@ -140,18 +140,12 @@ public static class Scenarios
 
     private static async Task<bool> UntilAsync(Func<bool> done, TimeSpan limit, string what)
     {
-        var clock = Stopwatch.StartNew();
-        while (!done())
+        var reached = await Poll.UntilAsync(done, limit, TimeSpan.FromMilliseconds(100), CancellationToken.None).ConfigureAwait(false);
+        if (!reached)
         {
-            if (clock.Elapsed > limit)
-            {
-                Console.WriteLine($"e2e-kube: not within {limit.TotalSeconds:0} s: {what}");
-                return false;
-            }
-
-            await Task.Delay(100).ConfigureAwait(false);
+            Console.WriteLine($"e2e-kube: not within {limit.TotalSeconds:0} s: {what}");
         }
 
-        return true;
+        return reached;
     }
 }

@@ -18,22 +18,10 @@ public sealed class AddressPool(IPNetwork network)
                 return held;
             }
 
-            var used = _byPod.Values.ToHashSet(StringComparer.Ordinal);
-            var bytes = network.BaseAddress.GetAddressBytes();
-            var start = ((uint)bytes[0] << 24) | ((uint)bytes[1] << 16) | ((uint)bytes[2] << 8) | bytes[3];
-            var size = 1u << (32 - network.PrefixLength);
-            for (var i = 1u; i < size - 1; i++)
-            {
-                var n = start + i;
-                var address = new IPAddress([(byte)(n >> 24), (byte)(n >> 16), (byte)(n >> 8), (byte)n]).ToString();
-                if (!used.Contains(address))
-                {
-                    _byPod[podUid] = address;
-                    return address;
-                }
-            }
-
-            throw new InvalidOperationException($"no pod address is free in {network}");
+            var address = TestServer.AddressRange.LowestFree(network, _byPod.Values.ToHashSet(StringComparer.Ordinal))
+                ?? throw new InvalidOperationException($"no pod address is free in {network}");
+            _byPod[podUid] = address;
+            return address;
         }
     }
 

@@ -28,7 +28,7 @@ public sealed partial class NodeAgent
     private readonly Informer<V1PersistentVolumeClaim> _claims;
     private readonly ConcurrentDictionary<string, (PodWorker Worker, Task Run)> _workers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _claimFolders = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _changed = new(0, 1);
+    private readonly Signal _changed = new();
 
     /// <param name="client">The API server, as the node (a cluster admin here).</param>
     /// <param name="options">The node's settings.</param>
@@ -166,17 +166,7 @@ public sealed partial class NodeAgent
     internal Task<string> TokenAsync(string ns, string account, CancellationToken cancellationToken) =>
         _tokens?.Invoke(ns, account, cancellationToken) ?? throw new InvalidOperationException("this node issues no ServiceAccount tokens");
 
-    private void Changed()
-    {
-        try
-        {
-            _changed.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // Already signalled.
-        }
-    }
+    private void Changed() => _changed.Set();
 
     private void WakeAll()
     {

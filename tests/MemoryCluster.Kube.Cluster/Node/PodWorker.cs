@@ -30,9 +30,12 @@ internal sealed partial class PodWorker
     private readonly Dictionary<string, ContainerRuntime> _runtimes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Process> _processes = new(StringComparer.Ordinal);
     private readonly HashSet<(string, ProbeKind)> _probing = [];
-    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly Signal _wake = new();
     private string? _lastStatus;
     private string? _lastHosts;
+
+    // Each files volume as last written, by volume name (only RoundAsync writes volumes: one round at a time).
+    private readonly Dictionary<string, FilesVolume> _written = new(StringComparer.Ordinal);
     private string? _token;
     private bool _userFiles;
 
@@ -50,17 +53,7 @@ internal sealed partial class PodWorker
     /// <summary>The claims (NAMESPACE/NAME) this pod mounts.</summary>
     public IReadOnlySet<string> Claims { get; private set; } = new HashSet<string>();
 
-    public void Wake()
-    {
-        try
-        {
-            _wake.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // Already woken.
-        }
-    }
+    public void Wake() => _wake.Set();
 
     /// <summary>The pid (in the node's namespace) of the container's first process, while it runs.</summary>
     public int? PidOf(string container)
@@ -500,11 +493,21 @@ internal sealed partial class PodWorker
                 return emptyDir;
             case FilesVolume files:
                 var dir = Path.Combine(_dir, "volumes", files.Name);
+
+                // The files are this worker's alone: what it wrote last is what is there, so an unchanged volume
+                // costs no disk reads (a round comes every second).
+                var before = _written.GetValueOrDefault(files.Name);
+                if (before is not null && before.Files.Count == files.Files.Count
+                    && before.Files.Zip(files.Files).All(p => p.First.Path == p.Second.Path && p.First.Mode == p.Second.Mode && p.First.Content.AsSpan().SequenceEqual(p.Second.Content)))
+                {
+                    return dir;
+                }
+
                 Directory.CreateDirectory(dir);
                 foreach (var file in files.Files)
                 {
                     var path = Path.Combine(dir, file.Path);
-                    if (File.Exists(path) && File.ReadAllBytes(path).AsSpan().SequenceEqual(file.Content) && (int)File.GetUnixFileMode(path) == file.Mode)
+                    if (before?.Files.FirstOrDefault(f => f.Path == file.Path) is { } old && old.Mode == file.Mode && old.Content.AsSpan().SequenceEqual(file.Content))
                     {
                         continue;
                     }
@@ -527,6 +530,8 @@ internal sealed partial class PodWorker
                 {
                     File.Delete(stale);
                 }
+
+                _written[files.Name] = files;
 
                 return dir;
             default:

@@ -65,7 +65,7 @@ public sealed partial class ServiceProxy
     private readonly Informer<V1EndpointSlice> _slices;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<(string, int), Listener> _listeners = new();
-    private readonly SemaphoreSlim _changed = new(0, 1);
+    private readonly Signal _changed = new();
 
     public ServiceProxy(IKubeApiClient client, ILoggerFactory? logging = null)
     {
@@ -112,17 +112,7 @@ public sealed partial class ServiceProxy
         }
     }
 
-    private void Changed()
-    {
-        try
-        {
-            _changed.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // Already signalled.
-        }
-    }
+    private void Changed() => _changed.Set();
 
     private void Apply(IReadOnlyList<ProxyRule> rules, CancellationToken cancellationToken)
     {

@@ -49,9 +49,9 @@ public sealed class ControllerManagerTests : IAsyncLifetime
         set.Metadata = new V1ObjectMeta { Name = "demo", NamespaceProperty = "default" };
         await Client.CreateAsync(ResourceTypes.StatefulSet, set, CancellationToken.None);
 
-        var pods = await UntilAsync(() => PodsAsync("app=db"), p => p.Count == 3, "3 pods");
+        var pods = await Objects.UntilAsync(() => PodsAsync("app=db"), p => p.Count == 3, "3 pods");
         Assert.Equal(["demo-0", "demo-1", "demo-2"], pods.Select(p => p.Metadata.Name).Order(StringComparer.Ordinal));
-        var claims = await UntilAsync(ClaimsAsync, c => c.Count == 3, "3 claims");
+        var claims = await Objects.UntilAsync(ClaimsAsync, c => c.Count == 3, "3 claims");
         Assert.Equal("data-demo-1", pods.Single(p => p.Metadata.Name == "demo-1").Spec.Volumes.Single(v => v.Name == "data").PersistentVolumeClaim.ClaimName);
 
         for (var i = 0; i < 3; i++)
@@ -59,23 +59,23 @@ public sealed class ControllerManagerTests : IAsyncLifetime
             await MarkReadyAsync($"demo-{i}", $"127.0.1.{i + 1}");
         }
 
-        await UntilAsync(() => Client.GetAsync(ResourceTypes.StatefulSet, "default", "demo", CancellationToken.None),
+        await Objects.UntilAsync(() => Client.GetAsync(ResourceTypes.StatefulSet, "default", "demo", CancellationToken.None),
             s => s.Status?.ReadyReplicas == 3 && s.Status.ObservedGeneration == s.Metadata.Generation, "status: 3 ready");
 
         var old = pods.Single(p => p.Metadata.Name == "demo-1");
         await Client.DeleteAsync(ResourceTypes.Pod, "default", "demo-1", null, CancellationToken.None);
-        var again = await UntilAsync(() => PodsAsync("app=db"), p => p.Any(x => x.Metadata.Name == "demo-1" && x.Metadata.Uid != old.Metadata.Uid), "demo-1 made again");
+        var again = await Objects.UntilAsync(() => PodsAsync("app=db"), p => p.Any(x => x.Metadata.Name == "demo-1" && x.Metadata.Uid != old.Metadata.Uid), "demo-1 made again");
         Assert.Equal(3, again.Count);
         Assert.Equal(claims.Select(c => c.Metadata.Uid).Order(StringComparer.Ordinal), (await ClaimsAsync()).Select(c => c.Metadata.Uid).Order(StringComparer.Ordinal));
 
         // Scale to 1: demo-1 and demo-2 go; their claims stay (whenScaled: Retain).
         await Client.PatchAsync(ResourceTypes.StatefulSet, "default", "demo", new MergePatch(JsonNode.Parse("""{"spec":{"replicas":1}}""")!), null, CancellationToken.None);
-        await UntilAsync(() => PodsAsync("app=db"), p => p.Count == 1 && p[0].Metadata.Name == "demo-0", "only demo-0");
+        await Objects.UntilAsync(() => PodsAsync("app=db"), p => p.Count == 1 && p[0].Metadata.Name == "demo-0", "only demo-0");
         Assert.Equal(3, (await ClaimsAsync()).Count);
 
         // Deleting the set removes its pods (owner references) and keeps the claims (whenDeleted: Retain).
         await Client.DeleteAsync(ResourceTypes.StatefulSet, "default", "demo", null, CancellationToken.None);
-        await UntilAsync(() => PodsAsync("app=db"), p => p.Count == 0, "no pods");
+        await Objects.UntilAsync(() => PodsAsync("app=db"), p => p.Count == 0, "no pods");
         Assert.Equal(3, (await ClaimsAsync()).Count);
     }
 
@@ -86,14 +86,14 @@ public sealed class ControllerManagerTests : IAsyncLifetime
         set.Metadata = new V1ObjectMeta { Name = "demo", NamespaceProperty = "default" };
         await Client.CreateAsync(ResourceTypes.StatefulSet, set, CancellationToken.None);
 
-        await UntilAsync(() => PodsAsync("app=db"), p => p.Count == 1, "demo-0");
+        await Objects.UntilAsync(() => PodsAsync("app=db"), p => p.Count == 1, "demo-0");
 
         // demo-0 is not ready: a later look still shows one pod, and the set's status says so.
-        await UntilAsync(() => Client.GetAsync(ResourceTypes.StatefulSet, "default", "demo", CancellationToken.None), s => s.Status?.Replicas == 1, "status: 1 replica");
+        await Objects.UntilAsync(() => Client.GetAsync(ResourceTypes.StatefulSet, "default", "demo", CancellationToken.None), s => s.Status?.Replicas == 1, "status: 1 replica");
         Assert.Single(await PodsAsync("app=db"));
 
         await MarkReadyAsync("demo-0", "127.0.1.1");
-        var pods = await UntilAsync(() => PodsAsync("app=db"), p => p.Count == 2, "demo-1 after demo-0 is ready");
+        var pods = await Objects.UntilAsync(() => PodsAsync("app=db"), p => p.Count == 2, "demo-1 after demo-0 is ready");
         Assert.Contains(pods, p => p.Metadata.Name == "demo-1");
     }
 
@@ -106,23 +106,23 @@ public sealed class ControllerManagerTests : IAsyncLifetime
             Spec = new V1DeploymentSpec { Replicas = 1, Selector = new V1LabelSelector { MatchLabels = Labels("app=web") }, Template = Template("web:1", "web") },
         };
         await Client.CreateAsync(ResourceTypes.Deployment, deployment, CancellationToken.None);
-        var first = (await UntilAsync(() => PodsAsync("app=web"), p => p.Count == 1, "the first pod"))[0];
+        var first = (await Objects.UntilAsync(() => PodsAsync("app=web"), p => p.Count == 1, "the first pod"))[0];
         Assert.StartsWith("web-", first.Metadata.Name, StringComparison.Ordinal);
         await MarkReadyAsync(first.Metadata.Name, "127.0.2.1");
-        await UntilAsync(() => Client.GetAsync(ResourceTypes.Deployment, "default", "web", CancellationToken.None),
+        await Objects.UntilAsync(() => Client.GetAsync(ResourceTypes.Deployment, "default", "web", CancellationToken.None),
             d => d.Status?.AvailableReplicas == 1 && d.Status.Conditions?.Any(c => c is { Type: "Available", Status: "True" }) == true, "available");
 
         await Client.PatchAsync(ResourceTypes.Deployment, "default", "web",
             new MergePatch(JsonNode.Parse("""{"spec":{"template":{"spec":{"containers":[{"name":"main","image":"web:2"}]}}}}""")!), null, CancellationToken.None);
 
         // Surge first: the new pod runs beside the old one, which stays until the new one is ready.
-        var both = await UntilAsync(() => PodsAsync("app=web"), p => p.Count == 2, "the new pod beside the old");
+        var both = await Objects.UntilAsync(() => PodsAsync("app=web"), p => p.Count == 2, "the new pod beside the old");
         var second = both.Single(p => p.Metadata.Uid != first.Metadata.Uid);
         Assert.Equal("web:2", second.Spec.Containers[0].Image);
         Assert.Equal(2, (await PodsAsync("app=web")).Count);
 
         await MarkReadyAsync(second.Metadata.Name, "127.0.2.2");
-        await UntilAsync(() => PodsAsync("app=web"), p => p.Count == 1 && p[0].Metadata.Uid == second.Metadata.Uid, "only the new pod");
+        await Objects.UntilAsync(() => PodsAsync("app=web"), p => p.Count == 1 && p[0].Metadata.Uid == second.Metadata.Uid, "only the new pod");
         var sets = await Client.ListAsync(ClusterTypes.ReplicaSet, "default", null, CancellationToken.None);
         Assert.Equal([0, 1], sets.Items.Select(s => s.Spec.Replicas ?? 0).Order());
     }
@@ -140,7 +140,7 @@ public sealed class ControllerManagerTests : IAsyncLifetime
             },
         };
         await Client.CreateAsync(ResourceTypes.Service, service, CancellationToken.None);
-        await UntilAsync(SliceAsync, s => s is { Endpoints: null or { Count: 0 } }, "an empty slice");
+        await Objects.UntilAsync(SliceAsync, s => s is { Endpoints: null or { Count: 0 } }, "an empty slice");
 
         foreach (var (name, role) in new[] { ("a", "primary"), ("b", "replica") })
         {
@@ -153,14 +153,14 @@ public sealed class ControllerManagerTests : IAsyncLifetime
 
         await MarkReadyAsync("a", "127.0.3.1", ready: false);
         await MarkReadyAsync("b", "127.0.3.2");
-        await UntilAsync(SliceAsync, s => Describe(s) == "127.0.3.1:5432 not-ready", "a, not ready");
+        await Objects.UntilAsync(SliceAsync, s => Describe(s) == "127.0.3.1:5432 not-ready", "a, not ready");
         await MarkReadyAsync("a", "127.0.3.1");
-        await UntilAsync(SliceAsync, s => Describe(s) == "127.0.3.1:5432 ready", "a, ready");
+        await Objects.UntilAsync(SliceAsync, s => Describe(s) == "127.0.3.1:5432 ready", "a, ready");
 
         // The primary moves, as the instance managers relabel their pods.
         await Client.PatchAsync(ResourceTypes.Pod, "default", "a", new MergePatch(JsonNode.Parse("""{"metadata":{"labels":{"role":"replica"}}}""")!), null, CancellationToken.None);
         await Client.PatchAsync(ResourceTypes.Pod, "default", "b", new MergePatch(JsonNode.Parse("""{"metadata":{"labels":{"role":"primary"}}}""")!), null, CancellationToken.None);
-        await UntilAsync(SliceAsync, s => Describe(s) == "127.0.3.2:5432 ready", "b, ready");
+        await Objects.UntilAsync(SliceAsync, s => Describe(s) == "127.0.3.2:5432 ready", "b, ready");
         Assert.Single((await Client.ListAsync(ClusterTypes.EndpointSlice, "default", null, CancellationToken.None)).Items);
     }
 
@@ -187,25 +187,4 @@ public sealed class ControllerManagerTests : IAsyncLifetime
                 ["conditions"] = new JsonArray(new JsonObject { ["type"] = "Ready", ["status"] = ready ? "True" : "False", ["lastTransitionTime"] = "2026-12-06T12:00:00Z" }),
             },
         }), "status", CancellationToken.None);
-
-    /// <summary>Reads until the condition holds (every 50 ms, up to 30 s); fails naming what was last seen.</summary>
-    private static async Task<T> UntilAsync<T>(Func<Task<T>> read, Func<T, bool> done, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            var value = await read();
-            if (done(value))
-            {
-                return value;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"not reached within 30 s: {what}; last seen {k8s.KubernetesJson.Serialize(value)}");
-            }
-
-            await Task.Delay(50);
-        }
-    }
 }

@@ -176,23 +176,5 @@ public sealed class NodeAgentTests : IAsyncLifetime
         },
     };
 
-    private static async Task<T> UntilAsync<T>(Func<Task<T>> read, Func<T, bool> done, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            var value = await read();
-            if (done(value))
-            {
-                return value;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"not reached within 60 s: {what}; last seen {k8s.KubernetesJson.Serialize(value)}");
-            }
-
-            await Task.Delay(100);
-        }
-    }
+    private static Task<T> UntilAsync<T>(Func<Task<T>> read, Func<T, bool> done, string what) => Objects.UntilAsync(read, done, what, seconds: 60);
 }

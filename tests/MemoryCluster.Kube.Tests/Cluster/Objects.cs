@@ -94,5 +94,26 @@ internal static class Objects
         ordinals.Select(o => new V1PersistentVolumeClaim { Metadata = new V1ObjectMeta { Name = $"data-demo-{o}", Uid = $"claim-{o}" } })
             .ToDictionary(c => c.Metadata.Name, StringComparer.Ordinal);
 
+    /// <summary>Reads until the condition holds (every 50 ms, up to <paramref name="seconds"/>); fails naming what was last seen.</summary>
+    public static async Task<T> UntilAsync<T>(Func<Task<T>> read, Func<T, bool> done, string what, int seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (true)
+        {
+            var value = await read();
+            if (done(value))
+            {
+                return value;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"not reached within {seconds} s: {what}; last seen {k8s.KubernetesJson.Serialize(value)}");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
     public static string Names(IEnumerable<V1Pod> pods) => string.Join(",", pods.Select(p => p.Metadata.Name ?? p.Metadata.GenerateName));
 }
