@@ -4,8 +4,9 @@ using Microsoft.Extensions.Logging;
 namespace MemoryCluster.Kube.Cluster;
 
 /// <summary>
-/// <c>up --state DIR --bin DIR --crd FILE</c>: runs a one-machine cluster until SIGTERM or Ctrl-C, then stops its pods
-/// and everything else. Writes DIR/kubeconfig, then DIR/ready once it serves (what <c>make kube-up</c> waits for).
+/// <c>up --state DIR --bin DIR --crd FILE [--chart FILE]</c>: runs a one-machine cluster until SIGTERM or Ctrl-C, then
+/// stops its pods and everything else. Writes DIR/kubeconfig, installs the rendered chart when given (the operator
+/// Available), then writes DIR/ready (what <c>make kube-up</c> waits for).
 /// <c>scenarios ... --chart FILE [--runs N]</c>: <see cref="Scenarios"/> on a cluster of its own (<c>make e2e-kube</c>).
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
@@ -15,7 +16,7 @@ public static class Program
     {
         if (args is not [("up" or "scenarios") and var verb, .. var rest] || Options(rest) is not { } options)
         {
-            await Console.Error.WriteLineAsync("usage: up --state DIR --bin DIR --crd FILE | scenarios --state DIR --bin DIR --crd FILE --chart FILE [--runs N]").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("usage: up --state DIR --bin DIR --crd FILE [--chart FILE] | scenarios --state DIR --bin DIR --crd FILE --chart FILE [--runs N]").ConfigureAwait(false);
             return 2;
         }
 
@@ -54,6 +55,12 @@ public static class Program
         File.Delete(ready);
         await using (var cluster = await OneMachineCluster.StartAsync(new OneMachineOptions(options.State, [options.Bin], await File.ReadAllTextAsync(options.Crd).ConfigureAwait(false)), logging, stop.Token).ConfigureAwait(false))
         {
+            if (options.Chart is { } chart)
+            {
+                Console.WriteLine($"API server at {cluster.Server.Url}; installing the operator from the chart");
+                new Kubectl(cluster.KubeconfigPath).InstallChart(chart, TimeSpan.FromSeconds(180));
+            }
+
             await File.WriteAllTextAsync(ready, cluster.Server.Url.ToString()).ConfigureAwait(false);
             Console.WriteLine($"export KUBECONFIG={cluster.KubeconfigPath}");
             try
