@@ -64,7 +64,7 @@ watchNamespace, the Role. Each rule's reason is in the chart's README ("RBAC").
 {{- define "memorycluster-operator.rules" -}}
 - apiGroups: ["memorycluster.io"]
   resources: ["memoryclusters"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["memorycluster.io"]
   resources: ["memoryclusters/status"]
   verbs: ["get", "update", "patch"]

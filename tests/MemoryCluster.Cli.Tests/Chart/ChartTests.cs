@@ -116,6 +116,7 @@ public sealed partial class ChartTests
         }
 
         Assert.True(Allows("memorycluster.io", "memoryclusters/status", "patch"));
+        Assert.True(Allows("memorycluster.io", "memoryclusters", "patch"), "the operator removes a user's switchover request (annotation) once answered");
         Assert.True(Allows("events.k8s.io", "events", "create"));
         // The StatefulSet's updateStrategy is OnDelete: a rolling update or restart is the operator deleting one pod at a
         // time (WorkloadPlanner's DeletePod), as is a pod whose manager still runs as a member removed before.

@@ -12,8 +12,8 @@ public sealed class WorkloadPlannerTests
 
     private static MemberView[] Members(int count) => [.. Enumerable.Range(0, count).Select(i => new MemberView($"demo-{i}", new MemberId((ulong)i + 1), true))];
 
-    private static WorkloadPlan Plan(int instances, int replicas, MemberView[] members, IEnumerable<PodView> pods, string primary = "demo-0", string[]? learners = null, string? update = "r1", string? switchover = null, bool changing = false) =>
-        WorkloadPlanner.Plan(new WorkloadInput(instances, replicas, update, [.. members.Select(m => learners?.Contains(m.Name) == true ? m with { Voter = false } : m)], changing, primary, switchover, [.. pods]));
+    private static WorkloadPlan Plan(int instances, int replicas, MemberView[] members, IEnumerable<PodView> pods, string primary = "demo-0", string[]? learners = null, string? update = "r1", string? switchover = null, bool changing = false, string? requested = null) =>
+        WorkloadPlanner.Plan(new WorkloadInput(instances, replicas, update, [.. members.Select(m => learners?.Contains(m.Name) == true ? m with { Voter = false } : m)], changing, primary, switchover, [.. pods], requested));
 
     private static MemberId Id(ulong id) => new(id);
 
@@ -232,5 +232,45 @@ public sealed class WorkloadPlannerTests
                 Assert.True(plan.Replicas >= members, $"the StatefulSet shrank below the membership ({members})");
             }
         }
+    }
+
+    /// <summary>A switchover a user asked for (the memorycluster.io/switchover-to annotation), case by case.</summary>
+    [Theory]
+    [InlineData("demo-2", "demo-0", null, false, "switchover demo-2", null)]
+    [InlineData("demo-0", "demo-0", null, false, "", "done: demo-0 is the primary")]
+    [InlineData("demo-7", "demo-0", null, false, "", "refused: switchover to demo-7 refused: demo-7 is not a voting member of this cluster")]
+    [InlineData("demo-2", "demo-0", null, true, "", "refused: switchover to demo-2 refused: demo-2 is not ready as a replica")]
+    public void A_requested_switchover_goes_to_a_ready_voter_and_is_answered_once_done_or_refused(string to, string primary, string? learner, bool notReady, string action, string? answer)
+    {
+        var plan = Plan(3, 3, Members(3), [Pod(0), Pod(1), Pod(2, ready: !notReady)], primary: primary, learners: learner is null ? null : [learner], requested: to);
+        Assert.Equal(action, plan.Action is Switchover s ? $"switchover {s.Pod}" : "");
+        Assert.Equal(answer, plan.Answer is null ? null : (plan.Answer.Refused ? "refused: " : "done: ") + plan.Answer.Message);
+        if (plan.Action is not null)
+        {
+            Assert.Equal("SwitchoverInProgress", plan.Progress!.Reason);
+        }
+    }
+
+    [Fact]
+    public void A_requested_switchover_waits_for_a_scale_a_rolling_update_or_a_switchover_under_way()
+    {
+        // A rolling update first: its own walk, the request untouched (no answer).
+        var rolling = Plan(3, 3, Members(3), [Pod(0), Pod(1, revision: "r0"), Pod(2)], requested: "demo-2");
+        Assert.Equal("demo-1", Deleted(rolling));
+        Assert.Null(rolling.Answer);
+
+        // A scale first, also while the target is a learner still.
+        var scaling = Plan(5, 3, Members(3), [Pod(0), Pod(1), Pod(2)], requested: "demo-2");
+        Assert.Null(scaling.Action);
+        Assert.Null(scaling.Answer);
+        var learning = Plan(3, 3, Members(3), [Pod(0), Pod(1), Pod(2)], learners: ["demo-2"], requested: "demo-2");
+        Assert.IsType<AddMember>(learning.Action);
+        Assert.Null(learning.Answer);
+
+        // A switchover already under way: wait, say so.
+        var pending = Plan(3, 3, Members(3), [Pod(0), Pod(1), Pod(2)], switchover: "demo-1", requested: "demo-2");
+        Assert.Null(pending.Action);
+        Assert.Null(pending.Answer);
+        Assert.Contains("waiting for demo-1", pending.Progress!.Message, StringComparison.Ordinal);
     }
 }

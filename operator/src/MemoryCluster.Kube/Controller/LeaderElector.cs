@@ -43,7 +43,25 @@ public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionO
     private V1Lease? _current;
     private volatile bool _isLeader;
 
+    // When the last acquire or renew that succeeded began (monotonic; long.MinValue: never).
+    private long _heldFrom = long.MinValue;
+
     public bool IsLeader => _isLeader;
+
+    /// <summary>
+    /// True only while this replica leads and its last successful acquire or renew began less than the renew
+    /// deadline ago by its own monotonic clock (<see cref="LeaseValidity.Holds"/>). A process that was frozen
+    /// (SIGSTOP, a stalled node) past that sees false the moment it runs again, before its renew loop has noticed
+    /// anything: a guard for every write of the guarded work (<see cref="LeaseGuardedClient"/>).
+    /// </summary>
+    public bool HoldsLease
+    {
+        get
+        {
+            var from = Interlocked.Read(ref _heldFrom);
+            return LeaseValidity.Holds(_isLeader, from == long.MinValue ? null : _time.GetElapsedTime(from), options.RenewDeadline);
+        }
+    }
 
     /// <summary>
     /// Campaigns until this instance leads, runs <paramref name="onLeading"/> while it does, and returns when
@@ -149,6 +167,18 @@ public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionO
 
     /// <summary>One attempt: true when this instance holds the lease afterwards.</summary>
     internal async Task<bool> TryAcquireOrRenewAsync(CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        var held = await TryAcquireOrRenewOnceAsync(cancellationToken).ConfigureAwait(false);
+        if (held)
+        {
+            Interlocked.Exchange(ref _heldFrom, started);
+        }
+
+        return held;
+    }
+
+    private async Task<bool> TryAcquireOrRenewOnceAsync(CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
         try
@@ -257,4 +287,18 @@ public sealed partial class LeaderElector(IKubeApiClient client, LeaderElectionO
     [LoggerMessage(Level = LogLevel.Warning, Message = "lease {Lease}: {Reason}")]
     private static partial void LogError(ILogger logger, string lease, string reason);
 
+}
+
+/// <summary>Whether a leader may still act on its lease. Pure.</summary>
+public static class LeaseValidity
+{
+    /// <summary>
+    /// A leader holds its lease for the renew deadline after the start of its last successful acquire or renew
+    /// (null: none yet). Counting from the start, not the answer, keeps it inside what the others allow: they take
+    /// the lease over only once its record has stood unchanged for the whole lease duration by their clocks, and
+    /// the record cannot have changed before the request that wrote it was sent. The renew deadline is shorter than
+    /// the lease duration by the margin for clock rates.
+    /// </summary>
+    public static bool Holds(bool leading, TimeSpan? sinceRenewStarted, TimeSpan renewDeadline) =>
+        leading && sinceRenewStarted is { } since && since >= TimeSpan.Zero && since < renewDeadline;
 }

@@ -89,11 +89,16 @@ public sealed partial class OperatorHost(IKubeApiClient client, IInstanceClient 
         var elector = new LeaderElector(client, options.ElectionTimings(options.Identity), _time, logging.CreateLogger("leader-election"));
         while (!cancellationToken.IsCancellationRequested)
         {
-            await elector.RunAsync(LeadAsync, cancellationToken).ConfigureAwait(false);
+            // Every write of the reconciler checks the Lease by this replica's own clock first.
+            await elector.RunAsync(
+                leading => LeadAsync(new LeaseGuardedClient(client, () => elector.HoldsLease), new LeaseGuardedInstanceClient(instances, () => elector.HoldsLease), leading),
+                cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private async Task LeadAsync(CancellationToken cancellationToken)
+    private Task LeadAsync(CancellationToken cancellationToken) => LeadAsync(client, instances, cancellationToken);
+
+    private async Task LeadAsync(IKubeApiClient client, IInstanceClient instances, CancellationToken cancellationToken)
     {
         Metrics.Leading(true);
         _leading = true;

@@ -33,6 +33,7 @@ public sealed record MemberView(string Name, MemberId Id, bool Voter);
 /// <param name="Primary">The pod that is the primary now, if any.</param>
 /// <param name="PendingSwitchover">The target of a switchover under way, if any.</param>
 /// <param name="Pods">Every pod of ordinal below max(spec.instances, StatefulSet replicas).</param>
+/// <param name="RequestedSwitchover">The pod a user asked to become the primary (<see cref="ClusterAnnotations.SwitchoverTo"/>), if any.</param>
 public sealed record WorkloadInput(
     int Instances,
     int? StatefulSetReplicas,
@@ -41,7 +42,22 @@ public sealed record WorkloadInput(
     bool MembershipChanging,
     string? Primary,
     string? PendingSwitchover,
-    IReadOnlyList<PodView> Pods);
+    IReadOnlyList<PodView> Pods,
+    string? RequestedSwitchover = null);
+
+/// <summary>Annotations of a MemoryCluster by which users ask the operator for something.</summary>
+public static class ClusterAnnotations
+{
+    /// <summary>
+    /// <c>memorycluster.io/switchover-to: POD</c>: make that instance the primary by a switchover (<c>kubectl memorycluster
+    /// switchover</c> sets it). The operator removes it once the pod is the primary, or when it refuses (a Warning
+    /// Event <c>SwitchoverRefused</c> says why).
+    /// </summary>
+    public const string SwitchoverTo = "memorycluster.io/switchover-to";
+}
+
+/// <summary>The answer to a user's request: the annotation that asked is removed; a refusal is a Warning Event with <paramref name="Message"/>.</summary>
+public sealed record RequestAnswer(bool Refused, string Message);
 
 /// <summary>A step the operator takes through an instance manager or on a pod.</summary>
 public abstract record InstanceAction(string Pod);
@@ -63,8 +79,8 @@ public sealed record Switchover(string Pod, string Reason) : InstanceAction(Pod)
 /// <param name="Why">"the new template", or the parameters that wait for a restart.</param>
 public sealed record DeletePod(string Pod, string Why) : InstanceAction(Pod);
 
-/// <summary>The StatefulSet size to apply, at most one action, and what the operator is doing.</summary>
-public sealed record WorkloadPlan(int Replicas, InstanceAction? Action, Progress? Progress);
+/// <summary>The StatefulSet size to apply, at most one action, what the operator is doing, and the answer to a user's switchover request, once it has one.</summary>
+public sealed record WorkloadPlan(int Replicas, InstanceAction? Action, Progress? Progress, RequestAnswer? Answer = null);
 
 /// <summary>
 /// Scale and rolling updates, one step per reconcile. Pure. Scale: a new pod joins the Raft membership as a learner
@@ -168,7 +184,7 @@ public static class WorkloadPlanner
         var stale = byOrdinal.Where(p => p.Exists && Stale(p)).ToList();
         if (stale.Count == 0)
         {
-            return new WorkloadPlan(input.Instances, null, null);
+            return Requested(input, byOrdinal);
         }
 
         var progress = new Progress(ConditionReasons.RollingUpdate, $"{stale.Count} of {byOrdinal.Count} instances to restart: {string.Join(", ", stale.Select(o => $"{o.Name} ({Why(o)})"))}");
@@ -190,6 +206,40 @@ public static class WorkloadPlanner
         return target is null || input.Primary is null || !byOrdinal.Any(p => p.Name == input.Primary)
             ? new WorkloadPlan(input.Instances, null, progress)
             : new WorkloadPlan(input.Instances, new Switchover(target.Name, $"rolling restart: {input.Primary} restarts last"), progress);
+    }
+
+    /// <summary>
+    /// A switchover a user asked for, taken only when nothing else is under way (a scale or a rolling update first,
+    /// the request waits): to a voting member whose manager reports it ready as a replica. Answered once the pod is
+    /// the primary, or refused at once when it cannot be one (not a voting member, not ready).
+    /// </summary>
+    private static WorkloadPlan Requested(WorkloadInput input, List<PodView> byOrdinal)
+    {
+        if (input.RequestedSwitchover is not { } to)
+        {
+            return new WorkloadPlan(input.Instances, null, null);
+        }
+
+        if (to == input.Primary)
+        {
+            return new WorkloadPlan(input.Instances, null, null, new RequestAnswer(false, $"{to} is the primary"));
+        }
+
+        var pod = byOrdinal.FirstOrDefault(p => p.Name == to);
+        if (pod is null || input.Members?.FirstOrDefault(m => m.Name == to) is not { Voter: true })
+        {
+            return new WorkloadPlan(input.Instances, null, null, new RequestAnswer(true, $"switchover to {to} refused: {to} is not a voting member of this cluster"));
+        }
+
+        var progress = new Progress(ConditionReasons.SwitchoverInProgress, $"switchover to {to} requested");
+        if (input.PendingSwitchover is not null || input.MembershipChanging || input.Primary is null)
+        {
+            return new WorkloadPlan(input.Instances, null, progress with { Message = progress.Message + $"; waiting for {input.PendingSwitchover ?? (input.Primary is null ? "a primary" : "the membership change")}" });
+        }
+
+        return pod is { Exists: true, Ready: true }
+            ? new WorkloadPlan(input.Instances, new Switchover(to, "requested with the memorycluster.io/switchover-to annotation"), progress)
+            : new WorkloadPlan(input.Instances, null, null, new RequestAnswer(true, $"switchover to {to} refused: {to} is not ready as a replica"));
     }
 
     /// <summary>The switchover target: the lowest ordinal among ready ones (the manager refuses one that is not caught up).</summary>

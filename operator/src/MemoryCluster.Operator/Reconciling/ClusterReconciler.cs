@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json.Nodes;
 using k8s.Models;
 using MemoryCluster.Api;
 using MemoryCluster.Instance.Api;
@@ -125,10 +126,32 @@ public sealed partial class ClusterReconciler(
         var events = plan.Events.ToList();
         events.AddRange(ScaleEvents(current.Status, workload.Progress, current.Spec.Instances));
         await WriteStatusAsync(current, plan with { Events = events }, counts, cancellationToken).ConfigureAwait(false);
+
+        // After the status: the status tells the truth even when the answer cannot be written.
+        if (workload.Answer is { } answer)
+        {
+            await AnswerAsync(current, names, answer, counts, cancellationToken).ConfigureAwait(false);
+        }
+
         Observer?.Invoke(key, counts.ToWrites(acted));
 
         var busy = workload.Progress is not null || plan.Status.Phase is not Phases.Healthy || workload.Action is not null;
         return ReconcileResult.RequeueAfter(busy ? _options.BusyPollInterval : _options.StatusPollInterval);
+    }
+
+    /// <summary>A user's switchover request answered: its annotation removed, and a refusal recorded as a Warning Event.</summary>
+    private async Task AnswerAsync(MemoryClusterResource cluster, ClusterNames names, RequestAnswer answer, Counts counts, CancellationToken cancellationToken)
+    {
+        var patch = new MergePatch(new JsonObject { ["metadata"] = new JsonObject { ["annotations"] = new JsonObject { [ClusterAnnotations.SwitchoverTo] = null } } });
+        await client.PatchAsync(ResourceTypes.MemoryCluster, names.Namespace, names.Cluster, patch, null, cancellationToken).ConfigureAwait(false);
+        counts.Applied++;
+        Interlocked.Increment(ref _writes);
+        if (answer.Refused)
+        {
+            await RecordAsync(cluster, new PlannedEvent(EventTypes.Warning, "SwitchoverRefused", "Switchover", answer.Message), cancellationToken).ConfigureAwait(false);
+        }
+
+        LogAnswered(_logger, names.Namespace, names.Cluster, answer.Message);
     }
 
     private WorkloadInput WorkloadInputOf(MemoryClusterResource cluster, V1StatefulSet? set, IReadOnlyList<InstanceObservation> observations, ClusterView view, MembersDocument? membership, MemberIdentities identities)
@@ -143,7 +166,8 @@ public sealed partial class ClusterReconciler(
                 identities.Ids[ordinal], o.Status is { } s ? new MemberId(s.Id) : null, o.Status?.Parameters?.PendingRestartNames);
         }).ToList();
         var members = membership?.Members.Select(m => new MemberView(m.Name, new MemberId(m.Id), m.Voter)).ToList();
-        return new WorkloadInput(cluster.Spec.Instances, set?.Spec?.Replicas, set?.Status?.UpdateRevision, members, membership?.ChangePending == true, view.NamedPrimary, view.PendingSwitchover, pods);
+        var requested = cluster.Metadata.Annotations is { } annotations && annotations.TryGetValue(ClusterAnnotations.SwitchoverTo, out var to) && !string.IsNullOrWhiteSpace(to) ? to.Trim() : null;
+        return new WorkloadInput(cluster.Spec.Instances, set?.Spec?.Replicas, set?.Status?.UpdateRevision, members, membership?.ChangePending == true, view.NamedPrimary, view.PendingSwitchover, pods, requested);
     }
 
     /// <summary>The ordinals whose managers answered, the Raft leader's first: whom to ask for the membership and its changes.</summary>
@@ -463,6 +487,9 @@ public sealed partial class ClusterReconciler(
 
         public ReconcileWrites ToWrites(string? action) => new(Created, Applied, Deleted, Status, Events, action);
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Namespace}/{Cluster}: switchover request answered: {Answer}")]
+    private static partial void LogAnswered(ILogger logger, string @namespace, string cluster, string answer);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Namespace}/{Cluster}: created Secret {Secret}")]
     private static partial void LogSecretCreated(ILogger logger, string @namespace, string cluster, string secret);

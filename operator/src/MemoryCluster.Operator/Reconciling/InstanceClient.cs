@@ -25,6 +25,25 @@ public interface IInstanceClient
 }
 
 /// <summary>
+/// The instance managers' client of a replica under leader election: reads pass through; an action (switchover,
+/// membership change) asks <paramref name="holdsLease"/> first and is refused with
+/// <see cref="Kube.Controller.LeaseLostException"/> when this replica no longer holds the Lease by its own clock.
+/// </summary>
+public sealed class LeaseGuardedInstanceClient(IInstanceClient inner, Func<bool> holdsLease) : IInstanceClient
+{
+    public Task<IReadOnlyList<InstanceObservation>> ReadAsync(ClusterNames names, int pods, CancellationToken cancellationToken) =>
+        inner.ReadAsync(names, pods, cancellationToken);
+
+    public Task<MembersDocument?> MembersAsync(ClusterNames names, IReadOnlyList<int> ordinals, CancellationToken cancellationToken) =>
+        inner.MembersAsync(names, ordinals, cancellationToken);
+
+    public Task<ManagerAnswer> ActAsync(ClusterNames names, InstanceAction action, string? primary, IReadOnlyList<int> ordinals, byte[] clusterKey, CancellationToken cancellationToken) =>
+        holdsLease()
+            ? inner.ActAsync(names, action, primary, ordinals, clusterKey, cancellationToken)
+            : throw new Kube.Controller.LeaseLostException($"{action.GetType().Name} of {action.Pod}");
+}
+
+/// <summary>
 /// The instance managers over HTTP through the typed <see cref="InstanceApiClient"/>: each pod at its stable DNS
 /// name through the headless Service (or where <see cref="Address"/> says, for tests).
 /// </summary>

@@ -81,12 +81,31 @@ public sealed class OwnedKind<T> : IOwnedKind
 
     public void OnOwnerChanged(Action<string> handler) => _informer.Subscribe(e =>
     {
-        var owner = e.New.Metadata.OwnerReferences?.FirstOrDefault(r => r.Controller == true && r.Kind == Api.ApiGroup.Kind);
-        if (owner is not null)
+        if (ClusterKey(e.New.Metadata) is { } key)
         {
-            handler(ObjectKey.Of(e.New.Metadata.NamespaceProperty, owner.Name));
+            handler(key);
         }
     });
+
+    /// <summary>
+    /// The namespace/name key of the MemoryCluster a changed object belongs to: its controller owner when that is a
+    /// MemoryCluster; else its cluster label (a pod, whose controller is its StatefulSet: a change of its role
+    /// label after a failover inside PostgreSQL, with no StatefulSet change, must still reach the status at once,
+    /// not at the next status poll); else null.
+    /// </summary>
+    public static string? ClusterKey(V1ObjectMeta meta)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        var owner = meta.OwnerReferences?.FirstOrDefault(r => r.Controller == true && r.Kind == Api.ApiGroup.Kind);
+        if (owner is not null)
+        {
+            return ObjectKey.Of(meta.NamespaceProperty, owner.Name);
+        }
+
+        return meta.Labels is { } labels && labels.TryGetValue(ClusterLabels.Cluster, out var cluster) && !string.IsNullOrEmpty(cluster)
+            ? ObjectKey.Of(meta.NamespaceProperty, cluster)
+            : null;
+    }
 }
 
 /// <summary>
