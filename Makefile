@@ -72,7 +72,7 @@ kube-down: ## Stop what kube-up started (pods first) and remove its state; no pr
 	@bash e2e/kube/kube-down.sh
 
 .PHONY: e2e-kube
-e2e-kube: ## Scenarios on a one-machine Kubernetes through the real kubectl: time to Ready (3, 5), kubectl delete pod of the primary RUNS times (5) with a writer on -rw; ends with one JSON line (root)
+e2e-kube: ## Scenarios on a one-machine Kubernetes through the real kubectl (root): time to Ready (3, 5), invalid spec, kubectl delete pod and kill -9 of PostgreSQL in the primary's pod RUNS times (5) each, scale 3->5->3, rolling updates, the operator's leader killed and frozen, with a writer on -rw; one JSON line (KEEP_STATE=1 keeps the logs)
 	@bash e2e/kube/e2e-kube.sh
 
 .PHONY: e2e-stress

@@ -17,6 +17,9 @@ internal readonly record struct AckedWrite(long Id, long SentAt, long AckedAt, i
 /// </summary>
 internal readonly record struct WarnedWrite(long Id, long SentAt, long At, int ServerPort);
 
+/// <summary>An attempt that was not acknowledged: when the writer gave up on it (Stopwatch ticks), and why.</summary>
+internal readonly record struct FailedAttempt(long At, string Reason);
+
 /// <summary>Where the next write goes: a connection string, and a token cancelled once that is no longer the right place.</summary>
 internal sealed record WriteTarget(string ConnectionString, CancellationToken Superseded);
 
@@ -45,7 +48,7 @@ internal sealed class AckedWriter : IAsyncDisposable
     private readonly TimeSpan _interval;
     private readonly CancellationTokenSource _stop;
     private readonly List<AckedWrite> _acked = [];
-    private readonly List<long> _failedAt = [];
+    private readonly List<FailedAttempt> _failed = [];
     private readonly List<WarnedWrite> _warned = [];
     private readonly List<Task> _leftBehind = [];
     private readonly Task _loop;
@@ -77,13 +80,16 @@ internal sealed class AckedWriter : IAsyncDisposable
     public long Failures => Interlocked.Read(ref _failures);
 
     /// <summary>When each attempt that was not acknowledged ended (Stopwatch ticks), in order.</summary>
-    public IReadOnlyList<long> FailedAt
+    public IReadOnlyList<long> FailedAt => [.. Failed.Select(f => f.At)];
+
+    /// <summary>Each attempt that was not acknowledged: when it ended (Stopwatch ticks) and why, in order.</summary>
+    public IReadOnlyList<FailedAttempt> Failed
     {
         get
         {
             lock (_acked)
             {
-                return [.. _failedAt];
+                return [.. _failed];
             }
         }
     }
@@ -227,7 +233,7 @@ internal sealed class AckedWriter : IAsyncDisposable
                 Interlocked.Increment(ref _failures);
                 lock (_acked)
                 {
-                    _failedAt.Add(Stopwatch.GetTimestamp());
+                    _failed.Add(new FailedAttempt(Stopwatch.GetTimestamp(), e is TimeoutException && !work.IsCompleted ? $"no answer within {AttemptBound.TotalSeconds:0} s" : e.Message.ReplaceLineEndings(" ")));
                 }
 
                 // Pooled connections may point at a server that is no longer the primary: start afresh.

@@ -12,11 +12,6 @@ if [ -f "$state/pid" ]; then
     kill -0 "$pid" 2>/dev/null && { echo "kube-down: still running after 90 s: killing it"; kill -KILL "$pid"; }
   fi
 fi
-# A pod's processes live in its own PID namespace under an unshare started by the node: killing that kills them all.
-leftover="$(pgrep -f "unshare .*$state/pods/" || true)"
-if [ -n "$leftover" ]; then
-  echo "kube-down: killing pods left behind: $(echo $leftover)"
-  kill -KILL $leftover 2>/dev/null || true
-fi
+bash e2e/kube/kill-pods.sh "$state"
 rm -rf "$state"
 echo "kube-down: stopped"

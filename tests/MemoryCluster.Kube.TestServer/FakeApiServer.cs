@@ -46,6 +46,12 @@ public sealed record FakeApiServerOptions
     /// Kubernetes uses a loopback network, where its proxy listens); when null, none is assigned.
     /// </summary>
     public System.Net.IPNetwork? ServiceNetwork { get; init; }
+
+    /// <summary>
+    /// Where a container's log comes from for <c>GET pods/NAME/log</c> (namespace, pod, pod uid, container; null when
+    /// the container has no log yet), as the real server asks the pod's kubelet; when null, the subresource is 404.
+    /// </summary>
+    public Func<string, string, string, string, string?>? PodLogs { get; init; }
 }
 
 /// <summary>
@@ -604,7 +610,8 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         var name = rest.Length > 1 ? rest[1] : null;
         var subresource = rest.Length > 2 ? rest[2] : null;
         var tokenRequest = subresource == "token" && resource is { Group: "", Plural: "serviceaccounts" };
-        if (subresource is not null && !tokenRequest && (subresource != "status" || !resource.HasStatus))
+        var logRequest = subresource == "log" && resource is { Group: "", Plural: "pods" } && _options.PodLogs is not null;
+        if (subresource is not null && !tokenRequest && !logRequest && (subresource != "status" || !resource.HasStatus))
         {
             throw new ApiError(404, "NotFound", "the server could not find the requested resource");
         }
@@ -668,6 +675,9 @@ public sealed partial class FakeApiServer : IAsyncDisposable
                     ["metadata"] = listMeta,
                     ["items"] = new JsonArray([.. items]),
                 }).ConfigureAwait(false);
+                return;
+            case "GET" when logRequest && name is not null:
+                await WriteLogAsync(context, ns!, name, _store.Get(resource, ns!, name)).ConfigureAwait(false);
                 return;
             case "GET" when subresource is null || subresource == "status":
                 var obj = _store.Get(resource, ns, name!);
@@ -840,6 +850,45 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         {
             _store.Unwatch(watcher);
         }
+    }
+
+    /// <summary>
+    /// <c>GET pods/NAME/log</c> as the real server answers it: plain text; <c>container</c> may be left out only for a
+    /// pod of one container; <c>tailLines</c> keeps the last lines; <c>previous</c> is not kept here (400).
+    /// </summary>
+    private async Task WriteLogAsync(HttpContext context, string ns, string name, JsonObject pod)
+    {
+        var query = context.Request.Query;
+        var containers = (pod["spec"]?["containers"] as JsonArray ?? []).Select(c => (string?)c?["name"]).OfType<string>().ToList();
+        var container = query["container"].FirstOrDefault();
+        if (string.IsNullOrEmpty(container))
+        {
+            container = containers.Count == 1
+                ? containers[0]
+                : throw ApiError.BadRequest($"a container name must be specified for pod {name}, choose one of: [{string.Join(" ", containers)}]");
+        }
+        else if (!containers.Contains(container))
+        {
+            throw ApiError.BadRequest($"container {container} is not valid for pod {name}");
+        }
+
+        if (IsTrue(query["previous"]))
+        {
+            throw ApiError.BadRequest($"previous terminated container \"{container}\" in pod \"{name}\" not found");
+        }
+
+        var text = _options.PodLogs!(ns, name, (string?)pod["metadata"]?["uid"] ?? "", container)
+            ?? throw ApiError.BadRequest($"container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating");
+        if (int.TryParse(query["tailLines"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var tail))
+        {
+            var lines = text.Split('\n');
+            var kept = lines.Length > 0 && lines[^1].Length == 0 ? lines[..^1] : lines;
+            text = string.Concat(kept.Skip(Math.Max(0, kept.Length - tail)).Select(l => l + "\n"));
+        }
+
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "text/plain";
+        await context.Response.WriteAsync(text, context.RequestAborted).ConfigureAwait(false);
     }
 
     private static async Task WriteAsync(HttpContext context, int code, JsonNode body)

@@ -9,5 +9,6 @@ var root = new RootCommand("memorycluster: highly available PostgreSQL with an i
     ComputeCommand.Create(),
     LocalCommand.Create(),
     OperatorCommand.Create(),
+    KubectlCommand.Create(),
 };
 return root.Parse(args).Invoke();

@@ -14,9 +14,12 @@ internal sealed class OneMachineHarness : IAsyncDisposable
 {
     private readonly string _state;
 
-    private OneMachineHarness(string state, OneMachineCluster cluster)
+    private readonly string _cli;
+
+    private OneMachineHarness(string state, string cli, OneMachineCluster cluster)
     {
         _state = state;
+        _cli = cli;
         Cluster = cluster;
     }
 
@@ -27,14 +30,15 @@ internal sealed class OneMachineHarness : IAsyncDisposable
         Assert.True(Environment.UserName == "root", "the one-machine node makes mount and PID namespaces for its pods: run the tests as root (CI does)");
         var state = Directory.CreateTempSubdirectory("kube-").FullName;
         File.SetUnixFileMode(state, (UnixFileMode)Convert.ToInt32("755", 8));
+        var cli = CliFolder(state);
         var cluster = await OneMachineCluster.StartAsync(
-            new OneMachineOptions(state, [CliFolder(state)], await File.ReadAllTextAsync(ChartTools.Crd))
+            new OneMachineOptions(state, [cli], await File.ReadAllTextAsync(ChartTools.Crd))
             {
                 // Networks of their own: other test assemblies run their nodes at the same time.
                 PodNetwork = System.Net.IPNetwork.Parse("127.12.0.0/16"),
                 ServiceNetwork = System.Net.IPNetwork.Parse("127.98.0.0/16"),
             }, NullLoggerFactory.Instance, CancellationToken.None);
-        var harness = new OneMachineHarness(state, cluster);
+        var harness = new OneMachineHarness(state, cli, cluster);
         try
         {
             var values = Path.Combine(state, "values.yaml");
@@ -59,8 +63,9 @@ internal sealed class OneMachineHarness : IAsyncDisposable
         }
     }
 
+    /// <summary>kubectl, with the CLI's folder first on its PATH: <c>kubectl memorycluster</c> is the plugin built with the tests.</summary>
     public (int Code, string Stdout, string Stderr) Kubectl(IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null) =>
-        new Kubectl(Cluster.KubeconfigPath).Run(args, stdin, timeout);
+        new Kubectl(Cluster.KubeconfigPath, _cli).Run(args, stdin, timeout);
 
     public string KubectlOrFail(IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null)
     {

@@ -65,5 +65,45 @@ public sealed class OneMachineScenarioTests
 
         Assert.Equal(100, count);
         Console.WriteLine($"one-machine kubernetes: minimal sample Ready {ready.TotalSeconds:0.0} s after kubectl apply");
+
+        PluginWorks(kube, row[3]);
+    }
+
+    /// <summary>The kubectl plugin against the same cluster: status, logs, psql, a switchover and its refusals.</summary>
+    private static void PluginWorks(OneMachineHarness kube, string primary)
+    {
+        var status = kube.KubectlOrFail(["memorycluster", "status", "demo"]);
+        Assert.Contains($"Primary:   {primary} (epoch ", status, StringComparison.Ordinal);
+        foreach (var instance in new[] { "demo-0", "demo-1", "demo-2" })
+        {
+            Assert.Matches($@"(?m)^{instance}\s+(primary|replica)\s+\d+\s+\d+/[0-9A-F]+\s+\d+ [kMG]?B\s+yes", status);
+        }
+
+        Assert.Matches(@"(?m)^Ready\s+True\s+AllInstancesReady", status);
+        Assert.Contains("ClusterReady", status, StringComparison.Ordinal);
+
+        // Every instance's log, each line with its pod (kubectl logs through the node's files).
+        var logs = kube.KubectlOrFail(["memorycluster", "logs", "demo", "--tail=3"]);
+        foreach (var instance in new[] { "demo-0", "demo-1", "demo-2" })
+        {
+            Assert.Contains($"[pod/{instance}/instance]", logs, StringComparison.Ordinal);
+        }
+
+        Assert.Equal("100", kube.KubectlOrFail(["memorycluster", "psql", "demo", "--", "-Atc", "select count(*) from seen"]).Trim());
+        Assert.Equal("t", kube.KubectlOrFail(["memorycluster", "psql", "demo", "--ro", "--", "-Atc", "select pg_is_in_recovery()"]).Trim());
+
+        var (code, _, error) = kube.Kubectl(["memorycluster", "switchover", "demo", "--to", "demo-7"]);
+        Assert.True(code == 1 && error.Contains("demo-7 is not an instance of demo (instances: demo-0, demo-1, demo-2)", StringComparison.Ordinal), $"{code}: {error}");
+        (code, _, error) = kube.Kubectl(["memorycluster", "status", "nope"]);
+        Assert.True(code == 1 && error.Contains("memorycluster nope not found in namespace default", StringComparison.Ordinal), $"{code}: {error}");
+
+        var target = new[] { "demo-0", "demo-1", "demo-2" }.First(i => i != primary);
+        var switched = kube.KubectlOrFail(["memorycluster", "switchover", "demo", "--to", target, "--timeout=60"], timeout: TimeSpan.FromSeconds(90));
+        Assert.Contains($"{target} is the primary at epoch", switched, StringComparison.Ordinal);
+        Assert.Equal(target, kube.KubectlOrFail(["get", "memorycluster", "demo", "-o", "jsonpath={.status.currentPrimary}"]));
+
+        // The operator answered the request: its annotation is gone.
+        Assert.Equal("", kube.KubectlOrFail(["get", "memorycluster", "demo", "-o", "jsonpath={.metadata.annotations.memorycluster\\.io/switchover-to}"]));
+        Console.WriteLine($"one-machine kubernetes: kubectl memorycluster switchover {primary} -> {target}: {switched.Trim()}");
     }
 }

@@ -2,8 +2,11 @@ using System.Diagnostics;
 
 namespace MemoryCluster.Kube.Cluster.Local;
 
-/// <summary>The real kubectl against a kubeconfig: the way a user drives the one-machine cluster.</summary>
-public sealed class Kubectl(string kubeconfig)
+/// <summary>
+/// The real kubectl against a kubeconfig: the way a user drives the one-machine cluster. With
+/// <paramref name="plugins"/>, that folder comes first on its PATH (where kubectl finds <c>kubectl-memorycluster</c>).
+/// </summary>
+public sealed class Kubectl(string kubeconfig, string? plugins = null)
 {
     /// <summary>Runs kubectl; its exit code and output (killed, with exit code -1 reported as such, after the timeout).</summary>
     public (int Code, string Stdout, string Stderr) Run(IEnumerable<string> args, string? stdin = null, TimeSpan? timeout = null)
@@ -15,6 +18,11 @@ public sealed class Kubectl(string kubeconfig)
         }
 
         start.Environment["KUBECONFIG"] = kubeconfig;
+        if (plugins is not null)
+        {
+            start.Environment["PATH"] = plugins + Path.PathSeparator + Environment.GetEnvironmentVariable("PATH");
+        }
+
         using var process = Process.Start(start) ?? throw new InvalidOperationException("kubectl is not on PATH");
         if (stdin is not null)
         {

@@ -65,6 +65,7 @@ public sealed class OneMachineCluster : IAsyncDisposable
 
         // The API server's certificate from the operator's own CA code (the PEMs are its product); 30 days.
         var now = DateTimeOffset.UtcNow;
+        NodeAgent? node = null;
         using var authority = CertificateAuthority.Create("one-machine-kubernetes-ca", now, TimeSpan.FromDays(30));
         var pair = authority.Issue(new ServerIdentity("kube-apiserver", ["localhost", "kubernetes.default.svc"], [IPAddress.Loopback]), now, TimeSpan.FromDays(30));
         var caPem = authority.CertificatePem;
@@ -76,6 +77,9 @@ public sealed class OneMachineCluster : IAsyncDisposable
             ServerCertificate = certificate,
             Users = new Dictionary<string, RbacUser>(),
             ServiceNetwork = options.ServiceNetwork,
+
+            // kubectl logs: the real server asks the pod's kubelet; here the node, made below, reads the log file.
+            PodLogs = (_, _, uid, container) => node?.ContainerLog(uid, container),
         }, cancellationToken).ConfigureAwait(false);
         var client = new KubeApiClient(new KubeClientSettings { Server = server.Url, CertificateAuthorities = [ca], RequestTimeout = TimeSpan.FromSeconds(30) });
         var kubeconfig = Path.Combine(options.StateDirectory, "kubeconfig");
@@ -87,7 +91,7 @@ public sealed class OneMachineCluster : IAsyncDisposable
         // The kubelet's TokenRequest, asked of the API server in-process.
         Task<string> TokenAsync(string ns, string account, CancellationToken token) => Task.FromResult(server.IssueToken(ns, account));
 
-        var node = new NodeAgent(client, new NodeOptions
+        node = new NodeAgent(client, new NodeOptions
         {
             NodeName = "node-0",
             StateDirectory = options.StateDirectory,

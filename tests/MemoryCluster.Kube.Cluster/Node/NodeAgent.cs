@@ -77,6 +77,42 @@ public sealed partial class NodeAgent
     /// <summary>The pid of a container's first process (in the node's namespace), for fault injection; null when it does not run here.</summary>
     public int? ContainerPid(string podUid, string container) => _workers.TryGetValue(podUid, out var worker) ? worker.Worker.PidOf(container) : null;
 
+    /// <summary>
+    /// What a container of a pod running here has written (stdout and stderr), for <c>kubectl logs</c>; null when it has
+    /// no log (not started, or not a pod of this node).
+    /// </summary>
+    public string? ContainerLog(string podUid, string container)
+    {
+        if (podUid.Length == 0 || podUid.Contains('/', StringComparison.Ordinal) || podUid.Contains("..", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var path = new PodFiles(Path.Combine(Options.StateDirectory, "pods", podUid), new Dictionary<string, string>()).Log(container);
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var reader = new StreamReader(stream);
+            return reader.ReadToEnd();
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The processes of a container now (its first process and every one below it), for faults; empty when it does not run.</summary>
+    public IReadOnlyList<ProcessEntry> ContainerProcesses(string podUid, string container)
+    {
+        if (ContainerPid(podUid, container) is not { } pid)
+        {
+            return [];
+        }
+
+        var all = ProcessTree.Read();
+        return [.. all.Where(p => p.Pid == pid), .. ProcessTree.Below(all, pid)];
+    }
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(Path.Combine(Options.StateDirectory, "pods"));

@@ -91,7 +91,17 @@ internal sealed partial class PodWorker
                 {
                     // A round that failed (a file, a process, the API) is tried again; the containers and what is
                     // known of them stay.
-                    LogRoundFailed(_logger, _key, e);
+                    // An API answer (a ServiceAccount not made yet, a Secret missing) is a line; anything else
+                    // with its stack.
+                    if (e is MemoryCluster.Kube.TestServer.ApiError or MemoryCluster.Kube.Client.KubeApiException)
+                    {
+                        LogRoundRefused(_logger, _key, e.Message);
+                    }
+                    else
+                    {
+                        LogRoundFailed(_logger, _key, e);
+                    }
+
                     await Task.Delay(TimeSpan.FromSeconds(1), _node.Time, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
@@ -111,6 +121,7 @@ internal sealed partial class PodWorker
             _node.Pool.Free(_uid);
             if (gone)
             {
+                KeepLogs();
                 TryDelete(_dir);
             }
         }
@@ -590,6 +601,30 @@ internal sealed partial class PodWorker
 
     private static UnixFileMode Mode(string octal) => (UnixFileMode)Convert.ToInt32(octal, 8);
 
+    /// <summary>
+    /// A deleted pod's container logs outlive it, as the kubelet's under /var/log/pods do for a while: moved to
+    /// <c>STATE/logs/NAMESPACE_NAME_UID</c>, for a look after a failed run (kube-down and e2e-kube remove the state).
+    /// </summary>
+    private void KeepLogs()
+    {
+        var logs = Path.Combine(_dir, "logs");
+        if (!Directory.Exists(logs))
+        {
+            return;
+        }
+
+        try
+        {
+            var kept = Path.Combine(_node.Options.StateDirectory, "logs", $"{_key.Replace('/', '_')}_{_uid}");
+            Directory.CreateDirectory(Path.GetDirectoryName(kept)!);
+            Directory.Move(logs, kept);
+        }
+        catch (IOException e)
+        {
+            LogLogsNotKept(_logger, _key, e.Message);
+        }
+    }
+
     private static void TryDelete(string path)
     {
         try
@@ -626,6 +661,12 @@ internal sealed partial class PodWorker
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Pod}: {Container} exited with {Code}")]
     private static partial void LogExited(ILogger logger, string pod, string container, int code);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Pod}: a round failed ({Reason}); trying again")]
+    private static partial void LogRoundRefused(ILogger logger, string pod, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Pod}: its logs are not kept: {Reason}")]
+    private static partial void LogLogsNotKept(ILogger logger, string pod, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Pod}: {Signal} to {Container} (pid {Pid}): {Why}")]
     private static partial void LogSignal(ILogger logger, string pod, string container, string signal, int pid, string why);

@@ -231,7 +231,7 @@ internal sealed class LocalCluster(LocalLayout layout, TextWriter output)
     }
 
     /// <summary>Rows as aligned columns, two spaces apart (the last column not padded), a line each.</summary>
-    private static string Columns(List<string[]> rows)
+    internal static string Columns(List<string[]> rows)
     {
         var widths = Enumerable.Range(0, rows[0].Length).Select(i => rows.Max(r => r[i].Length)).ToArray();
         var text = new StringBuilder();
