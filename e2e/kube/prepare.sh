@@ -5,7 +5,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 dotnet="${DOTNET:-dotnet}"
-[ -x artifacts/memorycluster/memorycluster ] || make --no-print-directory build
+# Always built: a CLI left from before a change would run the pods (make build is incremental).
+make --no-print-directory build >/dev/null
 "$dotnet" build tests/MemoryCluster.Kube.Cluster -c Release -v quiet --nologo >/dev/null
 cluster_dll=tests/MemoryCluster.Kube.Cluster/bin/Release/net10.0/MemoryCluster.Kube.Cluster.dll
 printf 'bindPodIP: true\n' > "$1/values.yaml"
