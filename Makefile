@@ -75,6 +75,10 @@ kube-down: ## Stop what kube-up started (pods first) and remove its state; no pr
 e2e-kube: ## Scenarios on a one-machine Kubernetes through the real kubectl (root): time to Ready (3, 5), invalid spec, kubectl delete pod and kill -9 of PostgreSQL in the primary's pod RUNS times (5) each, scale 3->5->3, rolling updates, the operator's leader killed and frozen, with a writer on -rw; one JSON line (KEEP_STATE=1 keeps the logs)
 	@bash e2e/kube/e2e-kube.sh
 
+.PHONY: images
+images: ## Container images with podman, no registry: a debootstrap base, then memorycluster-operator, -compute and -instance tagged with the version; prints sizes (root; BASE=debian:bookworm-slim where a registry is reachable)
+	@bash operator/images/build.sh
+
 .PHONY: e2e-stress
 e2e-stress: ## The cpu-stress scenario: stress-ng on every core and fsync load for E2E_STRESS_SECONDS (300) while writing (MODE=quorum|async)
 	@bash e2e/tools.sh
