@@ -79,6 +79,10 @@ e2e-kube: ## Scenarios on a one-machine Kubernetes through the real kubectl (roo
 images: ## Container images with podman, no registry: a debootstrap base, then memorycluster-operator, -compute and -instance tagged with the version; prints sizes (root; BASE=debian:bookworm-slim where a registry is reachable)
 	@bash operator/images/build.sh
 
+.PHONY: images-test
+images-test: ## Smoke test of the images (after make images; root): --version in each, three instance containers elect a primary that answers over TLS and fail over when its container is killed, compute serves /healthz; everything removed after
+	@bash operator/images/smoke.sh
+
 .PHONY: e2e-stress
 e2e-stress: ## The cpu-stress scenario: stress-ng on every core and fsync load for E2E_STRESS_SECONDS (300) while writing (MODE=quorum|async)
 	@bash e2e/tools.sh
