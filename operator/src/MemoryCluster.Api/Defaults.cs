@@ -7,7 +7,6 @@ namespace MemoryCluster.Api;
 /// </summary>
 public static class Defaults
 {
-    public const string PostgresImage = "ghcr.io/memorycluster/instance:15";
     public const string StorageSize = "1Gi";
     public const int EmbeddingDimensions = 384;
     public const string HostnameTopologyKey = "kubernetes.io/hostname";

@@ -81,9 +81,13 @@ public sealed record NetworkPolicySpec
 /// <summary>The PostgreSQL server of every instance.</summary>
 public sealed record PostgresSpec
 {
-    /// <summary>Container image holding PostgreSQL 15 and the memorycluster instance manager.</summary>
+    /// <summary>
+    /// Container image holding PostgreSQL 15 and the memorycluster instance manager. Unset: the operator's default
+    /// (its --instance-image, the chart's instanceImage: the instance image of the operator's own version), so an
+    /// upgrade of the operator moves the cluster to its image by a rolling update.
+    /// </summary>
     [Bounds(1, 512)]
-    public string Image { get; init; } = Defaults.PostgresImage;
+    public string? Image { get; init; }
 
     /// <summary>
     /// Extra postgresql.conf parameters. Keys the instance manager owns (port, listen_addresses, wal_level,

@@ -89,11 +89,11 @@ public static partial class SpecValidator
 
     private static void ValidatePostgres(PostgresSpec postgres, List<ValidationError> errors)
     {
-        if (string.IsNullOrWhiteSpace(postgres.Image))
+        if (postgres.Image is not null && postgres.Image.Trim().Length == 0)
         {
-            errors.Add(new("spec.postgres.image", "must be set to an image holding PostgreSQL 15 and the memorycluster instance manager"));
+            errors.Add(new("spec.postgres.image", "must name an image holding PostgreSQL 15 and the memorycluster instance manager, or be left out for the operator's"));
         }
-        else if (postgres.Image.Length > 512 || postgres.Image.Any(char.IsWhiteSpace))
+        else if (postgres.Image is not null && (postgres.Image.Length > 512 || postgres.Image.Any(char.IsWhiteSpace)))
         {
             errors.Add(new("spec.postgres.image", "must be an image reference of at most 512 characters without spaces"));
         }

@@ -51,7 +51,7 @@ public sealed partial class ChartTests
         Assert.Equal(["memorycluster"], Strings(container["command"]));
         Assert.Equal(
             ["operator", "run", "--leader-elect", "--metrics-port=8080", "--health-port=8081",
-             "--compute-image=memorycluster-compute:0.1.0"],
+             "--compute-image=memorycluster-compute:0.1.0", "--instance-image=memorycluster-instance:0.1.0"],
             Strings(container["args"]));
         Assert.Equal(["POD_NAME=metadata.name", "POD_NAMESPACE=metadata.namespace"],
             container["env"]!.AsArray().Select(e => $"{e!["name"]}={e["valueFrom"]!["fieldRef"]!["fieldPath"]}"));
@@ -162,6 +162,7 @@ public sealed partial class ChartTests
         var container = Single(objects, "Deployment")["spec"]!["template"]!["spec"]!["containers"]![0]!;
         Assert.Contains("--watch-namespace=databases", Strings(container["args"]));
         Assert.Contains("--compute-image=registry.example/memorycluster/compute:0.1.0-rc.2", Strings(container["args"]));
+        Assert.Contains("--instance-image=registry.example/memorycluster/instance:0.1.0-rc.2", Strings(container["args"]));
         Assert.Equal("registry.example/memorycluster/operator:0.1.0-rc.1", container["image"]!.GetValue<string>());
 
         var roles = objects.Where(o => o["kind"]!.GetValue<string>() == "Role").ToList();

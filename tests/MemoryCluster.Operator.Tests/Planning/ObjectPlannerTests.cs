@@ -36,6 +36,24 @@ public sealed class ObjectPlannerTests
         Assert.Null(PodIpVariable(One<V1Deployment>(plain, "demo-compute").Spec.Template.Spec.Containers.Single()));
     }
 
+    [Fact]
+    public void An_instance_image_in_the_spec_wins_and_without_one_the_operators_default_of_its_own_version_is_used()
+    {
+        static string Image(DesiredObjects desired) => One<V1StatefulSet>(desired, "demo").Spec.Template.Spec.Containers.Single().Image;
+
+        var settings = OperatorSettings.Default with { InstanceImage = "registry.example/memorycluster-instance:9.9.9" };
+        Assert.Equal("registry.example/memorycluster-instance:9.9.9", Image(ObjectPlanner.Render(Cluster(), settings)));
+        var named = Cluster() with { Spec = new MemoryClusterSpec { Postgres = new PostgresSpec { Image = "mine/postgres:15" } } };
+        Assert.Equal("mine/postgres:15", Image(ObjectPlanner.Render(named, settings)));
+
+        // The default images carry the product's version (Directory.Build.props, as the assembly's), which make images tags.
+        var version = typeof(OperatorSettings).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().Single().InformationalVersion.Split('+')[0];
+        Assert.Equal(OperatorSettings.ImageVersion, version);
+        Assert.EndsWith(":" + version, Image(ObjectPlanner.Render(Cluster(), OperatorSettings.Default)), StringComparison.Ordinal);
+        Assert.EndsWith(":" + version, OperatorSettings.Default.ComputeImage, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(3)]
     [InlineData(5)]

@@ -35,6 +35,7 @@ internal static class OperatorCommand
         var metricsPort = new Option<int>("--metrics-port") { Description = "Port of /metrics.", DefaultValueFactory = _ => 8080 };
         var healthPort = new Option<int>("--health-port") { Description = "Port of /healthz and /readyz.", DefaultValueFactory = _ => 8081 };
         var computeImage = new Option<string>("--compute-image") { Description = "Image of the compute pods.", DefaultValueFactory = _ => OperatorSettings.Default.ComputeImage };
+        var instanceImage = new Option<string>("--instance-image") { Description = "Image of the instance pods of a MemoryCluster that names none (spec.postgres.image unset).", DefaultValueFactory = _ => OperatorSettings.Default.InstanceImage };
         var bindPodIp = new Option<bool>("--bind-pod-ip") { Description = "Have every process of the pods listen on its pod IP only, for clusters whose pods share one network namespace." };
         var listenAddress = new Option<string?>("--listen-address") { Description = "Address the metrics and health ports listen on (default: every address)." };
         var kubeconfig = new Option<string?>("--kubeconfig") { Description = "kubeconfig file (default: in-cluster when run in a pod, else $KUBECONFIG or ~/.kube/config)." };
@@ -45,7 +46,7 @@ internal static class OperatorCommand
         };
         var command = new Command("run", "Run the operator: watch MemoryClusters and reconcile them (Ctrl-C or SIGTERM stops it, releasing the Lease).")
         {
-            watchNamespace, leaderElect, leaseNamespace, identity, metricsPort, healthPort, computeImage, bindPodIp, listenAddress, kubeconfig, context, instanceUrl,
+            watchNamespace, leaderElect, leaseNamespace, identity, metricsPort, healthPort, computeImage, instanceImage, bindPodIp, listenAddress, kubeconfig, context, instanceUrl,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -92,7 +93,7 @@ internal static class OperatorCommand
                 MetricsPort = result.GetValue(metricsPort),
                 HealthPort = result.GetValue(healthPort),
                 ListenAddress = listen!,
-                Reconciler = new ReconcilerOptions { Settings = OperatorSettings.Default with { ComputeImage = result.GetValue(computeImage)!, BindPodIp = result.GetValue(bindPodIp) } },
+                Reconciler = new ReconcilerOptions { Settings = OperatorSettings.Default with { ComputeImage = result.GetValue(computeImage)!, InstanceImage = result.GetValue(instanceImage)!, BindPodIp = result.GetValue(bindPodIp) } },
             };
             var template = result.GetValue(instanceUrl);
             Func<ClusterNames, int, Uri>? address = template is null ? null : (names, ordinal) => InstanceUrl(template, names, ordinal);
@@ -132,9 +133,10 @@ internal static class OperatorCommand
     {
         var files = new Option<string[]>("--filename", "-f") { Description = "MemoryCluster manifest files ('-' for standard input).", Arity = ArgumentArity.OneOrMore, Required = true };
         var computeImage = new Option<string>("--compute-image") { Description = "Image of the compute pods (the operator's setting; the chart's values name it).", DefaultValueFactory = _ => OperatorSettings.Default.ComputeImage };
+        var instanceImage = new Option<string>("--instance-image") { Description = "Image of the instance pods when spec.postgres.image is unset (the operator's setting; the chart's values name it).", DefaultValueFactory = _ => OperatorSettings.Default.InstanceImage };
         var bindPodIp = new Option<bool>("--bind-pod-ip") { Description = "Render pods whose processes listen on their pod IP only (the operator's setting; the chart's bindPodIP)." };
-        var command = new Command("render", "Print, as YAML, every object the operator would apply for each MemoryCluster in the files; no cluster needed.") { files, computeImage, bindPodIp };
-        command.SetAction(result => Render(result.GetValue(files)!, OperatorSettings.Default with { ComputeImage = result.GetValue(computeImage)!, BindPodIp = result.GetValue(bindPodIp) }, Console.In, Console.Out, Console.Error));
+        var command = new Command("render", "Print, as YAML, every object the operator would apply for each MemoryCluster in the files; no cluster needed.") { files, computeImage, instanceImage, bindPodIp };
+        command.SetAction(result => Render(result.GetValue(files)!, OperatorSettings.Default with { ComputeImage = result.GetValue(computeImage)!, InstanceImage = result.GetValue(instanceImage)!, BindPodIp = result.GetValue(bindPodIp) }, Console.In, Console.Out, Console.Error));
         return command;
     }
 

@@ -368,7 +368,7 @@ public static class ObjectPlanner
         var container = new V1Container
         {
             Name = "instance",
-            Image = spec.Postgres.Image,
+            Image = spec.Postgres.Image ?? settings.InstanceImage,
             Command = ["memorycluster", "instance", "--config", $"{ConfigMount}/{InstanceConfigKey}"],
             Env =
             [
