@@ -2,10 +2,12 @@
 # make images-test: the images of make images, started for real with podman (host networking only, as root).
 # Each image answers `memorycluster --version`; three instance containers, each on its own loopback address with
 # its peers' names as --add-host entries and the files the operator would mount (its rendered config, secrets,
-# TLS, a data folder), elect a primary that answers `select 1` over TLS (the CA verified); the primary's container is killed
-# and another member takes over; the compute image serves /healthz against the new primary. Everything started is
-# removed at the end, also on failure. Prints one line per check and "images-test: passed" or exits 1.
+# TLS, a data folder), elect a primary that answers `select 1` over TLS (the CA verified); once both replicas
+# stream, the primary's container is killed and another member takes over; the compute image serves /healthz
+# against the new primary. Everything started is removed at the end, also on failure (KEEP=1 keeps it for a look).
+# Prints one line per check and "images-test: passed", or the failure and the instances' last log lines (exit 1).
 set -euo pipefail
+trap 'echo "images-test: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/../.."
 export CONTAINERS_CONF="$PWD/operator/images/containers.conf"
 version="$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props | head -1)"
@@ -13,7 +15,9 @@ net="127.21.0"
 names=(mc-0 mc-1 mc-2)
 state="$(mktemp -d /tmp/images-test-XXXXXX)"
 cleanup() {
-  podman rm -f -t 0 "${names[@]/#/mcsmoke-}" mcsmoke-compute >/dev/null 2>&1 || true
+  if [ "${KEEP:-0}" = 1 ]; then echo "images-test: kept the containers and $state (KEEP=1); remove them with podman rm -f and rm -rf" >&2; return; fi
+  # One at a time: podman 4.3 given a name that does not exist among others removed none of them and exited 0.
+  for c in "${names[@]/#/mcsmoke-}" mcsmoke-compute; do podman rm -f -t 0 --ignore "$c" >/dev/null 2>&1 || true; done
   rm -rf "$state"
 }
 trap cleanup EXIT
@@ -85,23 +89,41 @@ PY
   done
   return 1
 }
+# Waits up to $1 seconds for a primary at an epoch above $2 and prints its index (the same answer that ended the
+# wait: the role may move between two questions).
+wait_primary() {
+  local found
+  for _ in $(seq 1 $(($1 * 2))); do
+    found="$(primary_above "$2")" && { echo "$found"; return 0; }
+    sleep 0.5
+  done
+  return 1
+}
 select_one() {
   PGPASSWORD="$(cat "$state/secrets/app/password")" PGCONNECT_TIMEOUT=3 psql -Atc "select 1" \
     "host=$net.$(($1 + 1)) port=5432 user=app dbname=app sslmode=verify-ca sslrootcert=$state/tls/ca.crt" 2>/dev/null
 }
 epoch_of() { curl -s --max-time 2 "http://$net.$(($1 + 1)):8000/status" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("epoch") or 0)'; }
 
-until_ok 180 primary_above 0 >/dev/null || fail "no primary within 180 s"
-first="$(primary_above 0)"
+first="$(wait_primary 180 0)" || fail "no primary within 180 s"
 echo "images-test: ${names[$first]} is the primary $((SECONDS - started)) s after the containers started"
 until_ok 30 select_one "$first" >/dev/null || fail "select 1 over TLS on ${names[$first]} did not answer"
 echo "images-test: select 1 over TLS (sslmode=verify-ca) on ${names[$first]}: $(select_one "$first")"
 
+# A failover needs a replica that has the data: wait until both stream from the primary (killed while they still
+# cloned, no member could take over, rightly: the only copy was on the killed primary's volume).
+all_ready() {
+  local i
+  for i in 0 1 2; do
+    curl -s --max-time 2 "http://$net.$((i + 1)):8000/status" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin).get("ready") is True else 1)' || return 1
+  done
+}
+until_ok 120 all_ready || fail "the replicas did not stream from ${names[$first]} within 120 s"
+echo "images-test: both replicas stream from ${names[$first]} $((SECONDS - started)) s after the containers started"
 epoch="$(epoch_of "$first")"
 killed=$SECONDS
 podman kill --signal KILL "mcsmoke-${names[$first]}" >/dev/null
-until_ok 60 primary_above "$epoch" >/dev/null || fail "no new primary within 60 s of killing ${names[$first]}'s container"
-next="$(primary_above "$epoch")"
+next="$(wait_primary 60 "$epoch")" || fail "no new primary within 60 s of killing ${names[$first]}'s container"
 [ "$next" != "$first" ] || fail "the killed ${names[$first]} is still the primary"
 until_ok 30 select_one "$next" >/dev/null || fail "select 1 on the new primary ${names[$next]} did not answer"
 echo "images-test: ${names[$first]}'s container killed; ${names[$next]} is the primary at epoch $(epoch_of "$next") after $((SECONDS - killed)) s and answers select 1"
