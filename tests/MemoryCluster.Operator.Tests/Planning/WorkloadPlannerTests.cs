@@ -5,8 +5,8 @@ namespace MemoryCluster.Operator.Tests.Planning;
 
 public sealed class WorkloadPlannerTests
 {
-    private static PodView Pod(int ordinal, string revision = "r1", bool ready = true, bool exists = true, string[]? pending = null, ulong? id = null, ulong? runningAs = null) =>
-        new($"demo-{ordinal}", ordinal, exists, revision, ready, ready, new MemberId(id ?? (ulong)ordinal + 1), ready ? new MemberId(runningAs ?? id ?? (ulong)ordinal + 1) : null, pending);
+    private static PodView Pod(int ordinal, string revision = "r1", bool ready = true, bool exists = true, string[]? pending = null, ulong? id = null, ulong? runningAs = null, bool podReady = true) =>
+        new($"demo-{ordinal}", ordinal, exists, revision, ready, ready, new MemberId(id ?? (ulong)ordinal + 1), ready ? new MemberId(runningAs ?? id ?? (ulong)ordinal + 1) : null, pending, podReady);
 
     private static string? Deleted(WorkloadPlan plan) => (plan.Action as DeletePod)?.Pod;
 
@@ -272,5 +272,19 @@ public sealed class WorkloadPlannerTests
         Assert.Null(pending.Action);
         Assert.Null(pending.Answer);
         Assert.Contains("waiting for demo-1", pending.Progress!.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_primary_hands_over_only_to_a_replica_whose_pod_is_Ready_too_so_rw_has_an_endpoint_at_once()
+    {
+        // The replicas are updated and stream (ready by their managers); demo-1 was restarted last and its pod is not
+        // Ready by the kubelet yet: the switchover goes to demo-2, although demo-1 has the lower ordinal.
+        var plan = Plan(3, 3, Members(3), [Pod(0, revision: "r0"), Pod(1, podReady: false), Pod(2)]);
+        Assert.Equal(new Switchover("demo-2", "rolling restart: demo-0 restarts last"), plan.Action);
+
+        // No replica's pod Ready yet: wait.
+        plan = Plan(3, 3, Members(3), [Pod(0, revision: "r0"), Pod(1, podReady: false), Pod(2, podReady: false)]);
+        Assert.Null(plan.Action);
+        Assert.Equal("RollingUpdate", plan.Progress!.Reason);
     }
 }

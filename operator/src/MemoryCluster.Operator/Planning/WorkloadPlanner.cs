@@ -13,7 +13,8 @@ namespace MemoryCluster.Operator.Planning;
 /// <param name="Id">The member id the operator gives this pod (<see cref="IdentityPlanner"/>).</param>
 /// <param name="RunningAs">The member id its manager runs as, when it answered.</param>
 /// <param name="PendingRestart">Parameters its PostgreSQL takes only at a restart (its manager's <c>parameters.pendingRestartNames</c>); null or empty when none.</param>
-public sealed record PodView(string Name, int Ordinal, bool Exists, string? Revision, bool Ready, bool Reachable, MemberId Id, MemberId? RunningAs = null, IReadOnlyList<string>? PendingRestart = null)
+/// <param name="PodReady">False when the kubelet reports the pod not Ready (its readiness probe): only a Ready pod is an endpoint of the -rw Service.</param>
+public sealed record PodView(string Name, int Ordinal, bool Exists, string? Revision, bool Ready, bool Reachable, MemberId Id, MemberId? RunningAs = null, IReadOnlyList<string>? PendingRestart = null, bool PodReady = true)
 {
     public bool NeedsRestart => PendingRestart is { Count: > 0 };
 }
@@ -242,6 +243,11 @@ public static class WorkloadPlanner
             : new WorkloadPlan(input.Instances, null, null, new RequestAnswer(true, $"switchover to {to} refused: {to} is not ready as a replica"));
     }
 
-    /// <summary>The switchover target: the lowest ordinal among ready ones (the manager refuses one that is not caught up).</summary>
-    private static PodView? Best(IEnumerable<PodView> candidates) => candidates.Where(c => c.Ready).OrderBy(c => c.Ordinal).FirstOrDefault();
+    /// <summary>
+    /// The switchover target: the lowest ordinal among those ready by their managers (the manager refuses one that is
+    /// not caught up) and by the kubelet. A replica just restarted by a rolling update streams before its pod is
+    /// Ready again (up to a readiness period later); a switchover to it then left -rw with no endpoint until its pod
+    /// was: writes stopped for 1.1-1.5 s instead of 0.5-0.7 s in make e2e-kube.
+    /// </summary>
+    private static PodView? Best(IEnumerable<PodView> candidates) => candidates.Where(c => c.Ready && c.PodReady).OrderBy(c => c.Ordinal).FirstOrDefault();
 }

@@ -163,7 +163,9 @@ public sealed partial class ClusterReconciler(
             string? revision = null;
             pod?.Metadata.Labels?.TryGetValue("controller-revision-hash", out revision);
             return new PodView(o.Pod, ordinal, pod is not null && pod.Metadata.DeletionTimestamp is null, revision, o.Status?.Ready == true, o.Status is not null,
-                identities.Ids[ordinal], o.Status is { } s ? new MemberId(s.Id) : null, o.Status?.Parameters?.PendingRestartNames);
+                identities.Ids[ordinal], o.Status is { } s ? new MemberId(s.Id) : null, o.Status?.Parameters?.PendingRestartNames,
+                // Not Ready only when the kubelet says so: a pod with no Ready condition yet has no kubelet reporting on it.
+                PodReady: pod?.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready") is not { Status: not "True" });
         }).ToList();
         var members = membership?.Members.Select(m => new MemberView(m.Name, new MemberId(m.Id), m.Voter)).ToList();
         var requested = cluster.Metadata.Annotations is { } annotations && annotations.TryGetValue(ClusterAnnotations.SwitchoverTo, out var to) && !string.IsNullOrWhiteSpace(to) ? to.Trim() : null;
