@@ -4,8 +4,7 @@
 # makes it again. On a machine with a registry the Containerfiles build FROM debian:bookworm-slim instead
 # (--build-arg BASE=debian:bookworm-slim).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-export CONTAINERS_CONF="$PWD/operator/images/containers.conf"
+. "$(dirname "$0")/common.sh"
 base="localhost/memorycluster-base:bookworm"
 found=0
 podman image exists "$base" || found=$?

@@ -4,12 +4,10 @@
 # (operator/images/Containerfile.instance). The package layers come before the CLI, so a change to our code rebuilds only the
 # last layers. Prints each image's size. BASE=debian:bookworm-slim builds from a registry's base instead.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-export CONTAINERS_CONF="$PWD/operator/images/containers.conf"
+. "$(dirname "$0")/common.sh"
 dotnet="${DOTNET:-dotnet}"
 base="${BASE:-localhost/memorycluster-base:bookworm}"
 [ "$base" = localhost/memorycluster-base:bookworm ] && bash operator/images/base.sh
-version="$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props | head -1)"
 revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 git diff --quiet HEAD 2>/dev/null || revision="$revision-dirty"
 source="$(git config --get remote.origin.url 2>/dev/null || echo "local checkout")"

@@ -8,9 +8,7 @@
 # Prints one line per check and "images-test: passed", or the failure and the instances' last log lines (exit 1).
 set -euo pipefail
 trap 'echo "images-test: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
-cd "$(dirname "$0")/../.."
-export CONTAINERS_CONF="$PWD/operator/images/containers.conf"
-version="$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props | head -1)"
+. "$(dirname "$0")/common.sh"
 net="127.21.0"
 names=(mc-0 mc-1 mc-2)
 state="$(mktemp -d /tmp/images-test-XXXXXX)"

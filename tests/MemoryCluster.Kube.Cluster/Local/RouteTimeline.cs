@@ -5,6 +5,7 @@ using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Cluster.Controllers;
 using MemoryCluster.Kube.Controller;
 using MemoryCluster.Kube.Resources;
+using MemoryCluster.Operator.Planning;
 
 namespace MemoryCluster.Kube.Cluster.Local;
 
@@ -13,6 +14,7 @@ namespace MemoryCluster.Kube.Cluster.Local;
 /// readiness, IP or deletion, and of the ready addresses of the <c>-rw</c> Service's slices, with when the watch
 /// delivered it (Stopwatch ticks). e2e-kube prints the part of it inside a slow failover.
 /// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class RouteTimeline : IAsyncDisposable
 {
     private readonly Informer<V1Pod> _pods;
@@ -23,7 +25,7 @@ public sealed class RouteTimeline : IAsyncDisposable
 
     public RouteTimeline(IKubeApiClient client, string ns, string cluster)
     {
-        _pods = new Informer<V1Pod>(client, ResourceTypes.Pod, new InformerOptions { Namespace = ns, LabelSelector = $"memorycluster.io/cluster={cluster}" });
+        _pods = new Informer<V1Pod>(client, ResourceTypes.Pod, new InformerOptions { Namespace = ns, LabelSelector = $"{ClusterLabels.Cluster}={cluster}" });
         _slices = new Informer<V1EndpointSlice>(client, ClusterTypes.EndpointSlice, new InformerOptions { Namespace = ns, LabelSelector = $"{EndpointSlicePlanner.ServiceNameLabel}={cluster}-rw" });
         _pods.Subscribe(e => Add(Describe(e.Old, e.New, e.Type)));
         _slices.Subscribe(e => Add(Describe(e.Old, e.New)));
@@ -69,7 +71,7 @@ public sealed class RouteTimeline : IAsyncDisposable
         return was == facts ? null : $"pod {name}: {facts}";
 
         static string Facts(V1Pod pod) =>
-            $"role={(pod.Metadata.Labels is { } labels && labels.TryGetValue("memorycluster.io/role", out var role) ? role : "-")} " +
+            $"role={(pod.Metadata.Labels is { } labels && labels.TryGetValue(ClusterLabels.Role, out var role) ? role : "-")} " +
             $"ready={pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready")?.Status ?? "-"} " +
             $"ip={pod.Status?.PodIP ?? "-"}{(pod.Metadata.DeletionTimestamp is null ? "" : " terminating")}";
     }

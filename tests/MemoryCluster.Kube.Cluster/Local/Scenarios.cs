@@ -1,8 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using MemoryCluster.Api;
+using MemoryCluster.Api.Meta;
 using MemoryCluster.E2e;
 using MemoryCluster.Kube.Cluster.Node;
+using MemoryCluster.Kube.Resources;
+using MemoryCluster.Operator.Planning;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -21,6 +25,9 @@ public sealed class Scenarios
 {
     private const string OperatorNamespace = "memorycluster-system";
     private const string Cluster = "q3";
+
+    /// <summary>The label selector of q3's instance pods.</summary>
+    private const string InstancePods = $"{ClusterLabels.Cluster}={Cluster},{ClusterLabels.Component}={ClusterLabels.PostgresComponent}";
 
     /// <summary>A write gap longer than this (seconds) prints the route timeline (the planned switchover goal: 1 s).</summary>
     private const double SlowGap = 1.0;
@@ -63,7 +70,7 @@ public sealed class Scenarios
         // 1 and 7: to Ready, 5 instances then 3; the 5 deleted again, with everything it owns.
         await ReadyAfterApplyAsync("q5", 5).ConfigureAwait(false);
         _kubectl.RunOrThrow(["delete", "memorycluster", "q5", "--wait=true", "--timeout=120s"], timeout: TimeSpan.FromSeconds(140));
-        await UntilAsync(() => _kubectl.RunOrThrow(["get", "pods", "-l", "memorycluster.io/cluster=q5", "-o", "name"]).Trim().Length == 0,
+        await UntilAsync(() => _kubectl.RunOrThrow(["get", "pods", "-l", $"{ClusterLabels.Cluster}=q5", "-o", "name"]).Trim().Length == 0,
             TimeSpan.FromSeconds(120), "q5's pods gone").ConfigureAwait(false);
         await ReadyAfterApplyAsync(Cluster, 3).ConfigureAwait(false);
 
@@ -148,11 +155,10 @@ public sealed class Scenarios
         else
         {
             var refused = await UntilAsync(
-                () => _kubectl.RunOrThrow(["get", "memorycluster", Cluster, "-o", """jsonpath={.status.conditions[?(@.type=="Ready")].reason} {.status.conditions[?(@.type=="Ready")].message}"""]) is var ready
-                    && ready.StartsWith("InvalidSpec ", StringComparison.Ordinal) && ready.Contains("spec.instances", StringComparison.Ordinal),
+                async () => Condition(await StatusAsync().ConfigureAwait(false), "Ready") is { Reason: "InvalidSpec" } ready && ready.Message.Contains("spec.instances", StringComparison.Ordinal),
                 TimeSpan.FromSeconds(60), "the operator's InvalidSpec condition naming spec.instances").ConfigureAwait(false);
             Check(refused, "invalid spec: instances=4 got no InvalidSpec condition naming spec.instances within 60 s");
-            Check(Events().Any(e => e.Reason == "InvalidSpec" && e.Note.Contains("spec.instances", StringComparison.Ordinal)), "invalid spec: no InvalidSpec Event naming spec.instances");
+            Check((await EventsAsync().ConfigureAwait(false)).Any(e => e.Reason == "InvalidSpec" && e.Note.Contains("spec.instances", StringComparison.Ordinal)), "invalid spec: no InvalidSpec Event naming spec.instances");
             Check(_kubectl.RunOrThrow(["get", "statefulset", Cluster, "-o", "jsonpath={.spec.replicas}"]) == "3", "invalid spec: the StatefulSet's replicas changed");
             Check(Pods().SequenceEqual(before), $"invalid spec: the pods changed ({string.Join(", ", before)} -> {string.Join(", ", Pods())})");
             _kubectl.RunOrThrow(["patch", "memorycluster", Cluster, "--type=merge", "-p", """{"spec":{"instances":3}}"""]);
@@ -177,10 +183,10 @@ public sealed class Scenarios
         var gaps = new List<double>();
         for (var run = 1; run <= runs; run++)
         {
-            var (primary, epoch) = Primary();
+            var (primary, epoch) = await PrimaryAsync().ConfigureAwait(false);
             var from = Stopwatch.GetTimestamp();
             await fault(primary).ConfigureAwait(false);
-            var moved = await UntilAsync(() => Primary() is var now && now.Epoch > epoch && now.Name.Length > 0 && (!primaryMoves || now.Name != primary),
+            var moved = await UntilAsync(async () => await PrimaryAsync().ConfigureAwait(false) is var now && now.Epoch > epoch && now.Name.Length > 0 && (!primaryMoves || now.Name != primary),
                 TimeSpan.FromSeconds(60), $"a new primary after {primary}").ConfigureAwait(false);
             var after = Stopwatch.GetTimestamp();
             var writes = await context.Writer.WaitForAsync(w => w.Count > 0 && w[^1].AckedAt > after, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
@@ -193,7 +199,7 @@ public sealed class Scenarios
             var until = Stopwatch.GetTimestamp();
             var gap = context.Writer.LongestGap(from, until).TotalSeconds;
             gaps.Add(gap);
-            var (next, nextEpoch) = Primary();
+            var (next, nextEpoch) = await PrimaryAsync().ConfigureAwait(false);
             Console.WriteLine($"e2e-kube: {name} {run}: {primary} (epoch {epoch}); {next} primary at epoch {nextEpoch} after {Stopwatch.GetElapsedTime(from, after).TotalSeconds:0.00} s; " +
                 $"writes through {Cluster}-rw stopped for {gap:0.00} s; {Failures(context.Writer, from, until)}");
             if (gap > SlowGap)
@@ -205,10 +211,10 @@ public sealed class Scenarios
             var podIp = _kubectl.RunOrThrow(["get", "pod", next, "-o", "jsonpath={.status.podIP}"]);
             Check(await UntilAsync(async () => await ServerAddressAsync(context.Connection).ConfigureAwait(false) == podIp, TimeSpan.FromSeconds(30), $"{Cluster}-rw reaching {next}").ConfigureAwait(false),
                 $"{name} run {run}: {Cluster}-rw does not reach the primary {next} ({podIp})");
-            Check(await UntilAsync(() => Events().Any(e => e.Reason == "PrimaryChanged" && e.Note.StartsWith($"{next} is the primary at epoch {nextEpoch}", StringComparison.Ordinal)),
+            Check(await UntilAsync(async () => (await EventsAsync().ConfigureAwait(false)).Any(e => e.Reason == "PrimaryChanged" && e.Note.StartsWith($"{next} is the primary at epoch {nextEpoch}", StringComparison.Ordinal)),
                 TimeSpan.FromSeconds(30), $"the PrimaryChanged Event for {next}").ConfigureAwait(false), $"{name} run {run}: no PrimaryChanged Event for {next} at epoch {nextEpoch}");
             _kubectl.RunOrThrow(["wait", "--for=condition=Ready", $"memorycluster/{Cluster}", "--timeout=180s"], timeout: TimeSpan.FromSeconds(200));
-            Check(await UntilAsync(() => _kubectl.RunOrThrow(["get", "memorycluster", Cluster, "-o", "jsonpath={.status.readyInstances}"]) == "3",
+            Check(await UntilAsync(async () => (await StatusAsync().ConfigureAwait(false))?.ReadyInstances == 3,
                 TimeSpan.FromSeconds(180), "3 ready instances again").ConfigureAwait(false), $"{name} run {run}: not 3 ready instances again within 180 s");
         }
 
@@ -252,8 +258,8 @@ public sealed class Scenarios
             var from = Stopwatch.GetTimestamp();
             _kubectl.RunOrThrow(["patch", "memorycluster", Cluster, "--type=merge", "-p", "{\"spec\":{\"instances\":" + instances.ToString(CultureInfo.InvariantCulture) + "}}"]);
             var done = await UntilAsync(
-                () => Events().Any(e => e.Reason == "ScaleCompleted" && e.Note.StartsWith($"{instances} instances", StringComparison.Ordinal) && e.At > DateTime.UtcNow - clock.Elapsed - TimeSpan.FromSeconds(1))
-                    && _kubectl.RunOrThrow(["get", "memorycluster", Cluster, "-o", "jsonpath={.status.readyInstances}"]) == instances.ToString(CultureInfo.InvariantCulture)
+                async () => (await EventsAsync().ConfigureAwait(false)).Any(e => e.Reason == "ScaleCompleted" && e.Note.StartsWith($"{instances} instances", StringComparison.Ordinal) && e.At > DateTime.UtcNow - clock.Elapsed - TimeSpan.FromSeconds(1))
+                    && (await StatusAsync().ConfigureAwait(false))?.ReadyInstances == instances
                     && Pods().Count == instances,
                 TimeSpan.FromSeconds(300), $"scaled to {instances}").ConfigureAwait(false);
             if (!done)
@@ -269,7 +275,7 @@ public sealed class Scenarios
             Console.WriteLine($"e2e-kube: scale to {instances}: Ready with {instances} ready instances after {clock.Elapsed.TotalSeconds:0.0} s; writes through {Cluster}-rw stopped for at most {gap:0.00} s");
         }
 
-        var events = Events().OrderBy(e => e.At).ToList();
+        var events = (await EventsAsync().ConfigureAwait(false)).OrderBy(e => e.At).ToList();
         var added = events.Where(e => e.Reason == "MemberAdded").Select(e => e.Note.Split(' ')[0]).Where(p => p is "q3-3" or "q3-4").ToList();
         var removed = events.Where(e => e.Reason == "MemberRemoved").Select(e => e.Note.Split(' ')[0]).ToList();
         // Joiners are added one at a time, each as soon as its manager answers (the lower ordinal first when both do);
@@ -289,7 +295,7 @@ public sealed class Scenarios
     /// </summary>
     private async Task RollingUpdateAsync(string what, AckedWriter writer, RouteTimeline timeline, string patch, string password)
     {
-        var (primary, _) = Primary();
+        var (primary, _) = await PrimaryAsync().ConfigureAwait(false);
         var clock = Stopwatch.StartNew();
         var from = Stopwatch.GetTimestamp();
         var started = DateTime.UtcNow - TimeSpan.FromSeconds(1);
@@ -298,7 +304,7 @@ public sealed class Scenarios
         var image = what == "image";
         var done = await UntilAsync(
             async () => (image ? Pods() is var now && now.Count == 3 && !now.Intersect(pods).Any() : await EveryInstanceAsync("show shared_buffers", "48MB", password).ConfigureAwait(false))
-                && _kubectl.RunOrThrow(["get", "memorycluster", Cluster, "-o", """jsonpath={.status.readyInstances} {.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Progressing")].status}"""]) == "3 True False",
+                && await StatusAsync().ConfigureAwait(false) is { ReadyInstances: 3 } status && Condition(status, "Ready")?.Status == "True" && Condition(status, "Progressing")?.Status == "False",
             TimeSpan.FromSeconds(300), $"the {what} change in force on every instance, Ready").ConfigureAwait(false);
         if (!done)
         {
@@ -309,7 +315,7 @@ public sealed class Scenarios
         var gap = writer.LongestGap(from, Stopwatch.GetTimestamp()).TotalSeconds;
         _figures[$"rolling_{what}_s"] = Math.Round(clock.Elapsed.TotalSeconds, 1);
         _figures[$"rolling_{what}_write_gap_s"] = Math.Round(gap, 2);
-        var events = Events().Where(e => e.At >= started).OrderBy(e => e.At).ToList();
+        var events = (await EventsAsync().ConfigureAwait(false)).Where(e => e.At >= started).OrderBy(e => e.At).ToList();
         var restarted = events.Where(e => e.Reason == "InstanceRestarted").Select(e => e.Note.Split(' ')[1]).ToList();
         var switchovers = events.Count(e => e.Reason == "SwitchoverRequested");
         var replicas = pods.Select(p => p.Split('/')[0]).Where(p => p != primary).Order(StringComparer.Ordinal).ToList();
@@ -331,7 +337,7 @@ public sealed class Scenarios
     /// <summary>True when a query answers <paramref name="expected"/> on every instance (each pod's PostgreSQL at its pod IP, as the superuser).</summary>
     private async Task<bool> EveryInstanceAsync(string sql, string expected, string password)
     {
-        var ips = _kubectl.RunOrThrow(["get", "pods", "-l", $"memorycluster.io/cluster={Cluster},app.kubernetes.io/component=postgres", "-o", "jsonpath={.items[*].status.podIP}"])
+        var ips = _kubectl.RunOrThrow(["get", "pods", "-l", InstancePods, "-o", "jsonpath={.items[*].status.podIP}"])
             .Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (ips.Length != 3)
         {
@@ -529,20 +535,28 @@ public sealed class Scenarios
 
     /// <summary>The cluster's instance pods, as NAME/UID, in order.</summary>
     private List<string> Pods() =>
-        [.. _kubectl.RunOrThrow(["get", "pods", "-l", $"memorycluster.io/cluster={Cluster},app.kubernetes.io/component=postgres", "-o", """jsonpath={range .items[*]}{.metadata.name}/{.metadata.uid}{"\n"}{end}"""])
+        [.. _kubectl.RunOrThrow(["get", "pods", "-l", InstancePods, "-o", """jsonpath={range .items[*]}{.metadata.name}/{.metadata.uid}{"\n"}{end}"""])
             .Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal)];
 
     private sealed record ClusterEvent(string Reason, string Note, DateTime At);
 
-    /// <summary>The cluster's events.k8s.io Events (what the operator recorded about it).</summary>
-    private List<ClusterEvent> Events()
+    /// <summary>
+    /// The cluster's events.k8s.io Events (what the operator recorded about it). The scenarios' polls read through
+    /// the in-process API client, not a kubectl process each (about 45 ms of CPU a start, ten a second while
+    /// waiting, on the two cores the cluster under test shares); what the scenarios do goes through kubectl.
+    /// </summary>
+    private async Task<List<ClusterEvent>> EventsAsync()
     {
-        var list = JsonNode.Parse(_kubectl.RunOrThrow(["get", "events.events.k8s.io", "-o", "json"]))?["items"]?.AsArray() ?? [];
-        return [.. list.OfType<JsonObject>()
-            .Where(e => (string?)e["regarding"]?["name"] == Cluster && (string?)e["regarding"]?["kind"] == "MemoryCluster")
-            .Select(e => new ClusterEvent((string?)e["reason"] ?? "", (string?)e["note"] ?? "",
-                DateTime.Parse((string?)e["series"]?["lastObservedTime"] ?? (string?)e["eventTime"] ?? (string?)e["metadata"]?["creationTimestamp"] ?? "2000-01-01T00:00:00Z", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal)))];
+        var list = await _cluster.Client.ListAsync(ResourceTypes.Event, "default", null, _cancel).ConfigureAwait(false);
+        return [.. list.Items
+            .Where(e => e.Regarding?.Name == Cluster && e.Regarding.Kind == "MemoryCluster")
+            .Select(e => new ClusterEvent(e.Reason ?? "", e.Note ?? "", e.Series?.LastObservedTime ?? e.EventTime ?? e.Metadata.CreationTimestamp ?? DateTime.UnixEpoch))];
     }
+
+    private async Task<MemoryClusterStatus?> StatusAsync() =>
+        (await _cluster.Client.GetAsync(ResourceTypes.MemoryCluster, "default", Cluster, _cancel).ConfigureAwait(false)).Status;
+
+    private static Condition? Condition(MemoryClusterStatus? status, string type) => status?.Conditions?.FirstOrDefault(c => c.Type == type);
 
     /// <summary>What the gap was made of: the writer's failed attempts from the fault on, by reason, with when they ended.</summary>
     private static string Failures(AckedWriter writer, long from, long until)
@@ -556,11 +570,8 @@ public sealed class Scenarios
         string Seconds(long at) => Stopwatch.GetElapsedTime(from, at).TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture);
     }
 
-    private (string Name, long Epoch) Primary()
-    {
-        var text = _kubectl.RunOrThrow(["get", "memorycluster", Cluster, "-o", "jsonpath={.status.currentPrimary} {.status.epoch}"]).Trim().Split(' ');
-        return (text[0], text.Length > 1 && long.TryParse(text[1], CultureInfo.InvariantCulture, out var epoch) ? epoch : 0);
-    }
+    private async Task<(string Name, long Epoch)> PrimaryAsync() =>
+        await StatusAsync().ConfigureAwait(false) is { } status ? (status.CurrentPrimary ?? "", status.Epoch ?? 0) : ("", 0);
 
     private void Check(bool ok, string failure)
     {

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Text.Json.Nodes;
 using MemoryCluster.Api;
 using MemoryCluster.Cli.Plugin;
 using MemoryCluster.Kube.Client;
@@ -68,8 +67,7 @@ internal static class KubectlCommand
             var startEpoch = cluster.Status?.Epoch ?? 0;
             var from = cluster.Status!.CurrentPrimary;
             var asked = DateTimeOffset.UtcNow.AddSeconds(-1);
-            var patch = new MergePatch(new JsonObject { ["metadata"] = new JsonObject { ["annotations"] = new JsonObject { [ClusterAnnotations.SwitchoverTo] = target } } });
-            await client.PatchAsync(ResourceTypes.MemoryCluster, ns, clusterName, patch, null, cancellationToken).ConfigureAwait(false);
+            await client.PatchAsync(ResourceTypes.MemoryCluster, ns, clusterName, ClusterAnnotations.SwitchoverPatch(target), null, cancellationToken).ConfigureAwait(false);
             Console.WriteLine($"switchover of {clusterName} from {from} to {target} requested");
             if (result.GetValue(timeout) <= 0)
             {
@@ -80,8 +78,11 @@ internal static class KubectlCommand
             while (clock.Elapsed < TimeSpan.FromSeconds(result.GetValue(timeout)))
             {
                 var now = await client.GetAsync(ResourceTypes.MemoryCluster, ns, clusterName, cancellationToken).ConfigureAwait(false);
-                var refused = (await EventsAsync(client, ns, clusterName, cancellationToken).ConfigureAwait(false))
-                    .Where(e => e.Reason == "SwitchoverRefused" && e.At >= asked).Select(e => e.Note).LastOrDefault();
+
+                // The Events (every one of the namespace) only once the operator has answered by removing the request.
+                var refused = ClusterAnnotations.RequestedSwitchover(now.Metadata) is not null ? null
+                    : (await EventsAsync(client, ns, clusterName, cancellationToken).ConfigureAwait(false))
+                        .Where(e => e.Reason == "SwitchoverRefused" && e.At >= asked).Select(e => e.Note).LastOrDefault();
                 switch (SwitchoverRequest.State(now, target, startEpoch, refused))
                 {
                     case SwitchoverState.Done:

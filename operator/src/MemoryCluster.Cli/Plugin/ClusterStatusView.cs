@@ -35,7 +35,7 @@ internal static class ClusterStatusView
             text.Append(CultureInfo.InvariantCulture, $"Note:      the operator has not seen the latest spec yet (generation {generation}, status of {observed})\n");
         }
 
-        if (cluster.Metadata.Annotations is { } annotations && annotations.TryGetValue(Operator.Planning.ClusterAnnotations.SwitchoverTo, out var to))
+        if (Operator.Planning.ClusterAnnotations.RequestedSwitchover(cluster.Metadata) is { } to)
         {
             text.Append(CultureInfo.InvariantCulture, $"Requested: switchover to {to}\n");
         }

@@ -49,7 +49,6 @@ internal static class SwitchoverRequest
             return SwitchoverState.Done;
         }
 
-        var asked = cluster.Metadata.Annotations?.ContainsKey(ClusterAnnotations.SwitchoverTo) == true;
-        return !asked && refusal is not null ? SwitchoverState.Refused : SwitchoverState.Waiting;
+        return ClusterAnnotations.RequestedSwitchover(cluster.Metadata) is null && refusal is not null ? SwitchoverState.Refused : SwitchoverState.Waiting;
     }
 }

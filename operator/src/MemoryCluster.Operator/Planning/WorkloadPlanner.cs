@@ -55,6 +55,17 @@ public static class ClusterAnnotations
     /// Event <c>SwitchoverRefused</c> says why).
     /// </summary>
     public const string SwitchoverTo = "memorycluster.io/switchover-to";
+
+    /// <summary>The pod a standing request names, or null (no request, or a blank one, which asks for nothing).</summary>
+    public static string? RequestedSwitchover(Api.Meta.ObjectMeta metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        return metadata.Annotations is { } annotations && annotations.TryGetValue(SwitchoverTo, out var to) && !string.IsNullOrWhiteSpace(to) ? to.Trim() : null;
+    }
+
+    /// <summary>The merge patch that asks for a switchover to <paramref name="pod"/>, or with null removes the request.</summary>
+    public static Kube.Client.MergePatch SwitchoverPatch(string? pod) =>
+        new(new System.Text.Json.Nodes.JsonObject { ["metadata"] = new System.Text.Json.Nodes.JsonObject { ["annotations"] = new System.Text.Json.Nodes.JsonObject { [SwitchoverTo] = pod } } });
 }
 
 /// <summary>The answer to a user's request: the annotation that asked is removed; a refusal is a Warning Event with <paramref name="Message"/>.</summary>

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json.Nodes;
 using k8s.Models;
 using MemoryCluster.Api;
 using MemoryCluster.Instance.Api;
@@ -142,8 +141,7 @@ public sealed partial class ClusterReconciler(
     /// <summary>A user's switchover request answered: its annotation removed, and a refusal recorded as a Warning Event.</summary>
     private async Task AnswerAsync(MemoryClusterResource cluster, ClusterNames names, RequestAnswer answer, Counts counts, CancellationToken cancellationToken)
     {
-        var patch = new MergePatch(new JsonObject { ["metadata"] = new JsonObject { ["annotations"] = new JsonObject { [ClusterAnnotations.SwitchoverTo] = null } } });
-        await client.PatchAsync(ResourceTypes.MemoryCluster, names.Namespace, names.Cluster, patch, null, cancellationToken).ConfigureAwait(false);
+        await client.PatchAsync(ResourceTypes.MemoryCluster, names.Namespace, names.Cluster, ClusterAnnotations.SwitchoverPatch(null), null, cancellationToken).ConfigureAwait(false);
         counts.Applied++;
         Interlocked.Increment(ref _writes);
         if (answer.Refused)
@@ -168,8 +166,8 @@ public sealed partial class ClusterReconciler(
                 PodReady: pod?.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready") is not { Status: not "True" });
         }).ToList();
         var members = membership?.Members.Select(m => new MemberView(m.Name, new MemberId(m.Id), m.Voter)).ToList();
-        var requested = cluster.Metadata.Annotations is { } annotations && annotations.TryGetValue(ClusterAnnotations.SwitchoverTo, out var to) && !string.IsNullOrWhiteSpace(to) ? to.Trim() : null;
-        return new WorkloadInput(cluster.Spec.Instances, set?.Spec?.Replicas, set?.Status?.UpdateRevision, members, membership?.ChangePending == true, view.NamedPrimary, view.PendingSwitchover, pods, requested);
+        return new WorkloadInput(cluster.Spec.Instances, set?.Spec?.Replicas, set?.Status?.UpdateRevision, members, membership?.ChangePending == true, view.NamedPrimary, view.PendingSwitchover, pods,
+            ClusterAnnotations.RequestedSwitchover(cluster.Metadata));
     }
 
     /// <summary>The ordinals whose managers answered, the Raft leader's first: whom to ask for the membership and its changes.</summary>
