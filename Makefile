@@ -94,8 +94,8 @@ bench-failover: ## Failover figures per scenario (RUNS=5, MODE=quorum|async, SCE
 	$(DOTNET) run -c Release --project e2e/MemoryCluster.E2e -- bench --runs $(or $(RUNS),5) --mode $(or $(MODE),quorum) $(if $(SCENARIO),--scenario $(SCENARIO))
 
 .PHONY: bench-engine
-bench-engine: ## Compute engine: ANN vs hnswlib-node, 3-hop vs recursive SQL, fusion (VECTORS=DIR, GRAPH=FILE.tsv)
-	VECTORS="$(VECTORS)" GRAPH="$(GRAPH)" compute/bench/run.sh
+bench-engine: ## Compute engine: ANN vs C++ hnswlib and hnswlib-node, 3-hop vs recursive SQL, fusion (VECTORS=DIR, GRAPH=FILE.tsv, BENCH_ROUNDS=3)
+	VECTORS="$(VECTORS)" GRAPH="$(GRAPH)" BENCH_ROUNDS="$(or $(BENCH_ROUNDS),3)" compute/bench/run.sh
 
 .PHONY: bench-compute
 bench-compute: ## Compute service on PostgreSQL through HTTP: load, write->visible, fusion, neighbours and 3-hop vs SQL (TRIPLES=N, default 1000000); ends with one JSON line

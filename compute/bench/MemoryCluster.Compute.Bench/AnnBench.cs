@@ -1,18 +1,25 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using MemoryCluster.Compute.Engine.Vectors;
 
 namespace MemoryCluster.Compute.Bench;
 
-/// <summary>Recall@10 and single-thread QPS of our HNSW against hnswlib-node on the same vectors.</summary>
+/// <summary>
+/// Recall@10 and single-thread QPS and build time of our HNSW against C++ hnswlib (the same code hnswlib-node wraps, built
+/// with -O3 -march=native), alternating the two sides round by round so that the machine's load falls on both alike, and
+/// against hnswlib-node once.
+/// </summary>
 internal static class AnnBench
 {
     public const int K = 10;
     public const int M = 16;
     public const int EfConstruction = 200;
-    public static readonly int[] EfValues = [10, 20, 40, 80, 160];
+
+    /// <summary>A fine grid near recall 0.95-0.99, where the sides are compared by interpolating along each curve.</summary>
+    public static readonly int[] EfValues = [10, 12, 14, 16, 20, 24, 32, 40, 60, 80, 120, 160];
+
+    private static readonly double[] RecallTargets = [0.95, 0.98, 0.99];
 
     public static (JsonObject Summary, HnswIndex Index, int[] Ids, Matrix<float> Queries) Run(BenchSettings settings)
     {
@@ -27,13 +34,131 @@ internal static class AnnBench
             throw new InvalidDataException($"train.f32 has {train.Dim} dimensions but test.f32 has {test.Dim}.");
         }
 
-        Log.Line($"ann: {dataset}: {train.Count} x {train.Dim} train, {test.Count} queries");
+        Log.Line($"ann: {dataset}: {train.Count} x {train.Dim} train, {test.Count} queries; {settings.Rounds} rounds alternating ours and C++ hnswlib");
         var sw = Stopwatch.StartNew();
         var (truth, truthPath) = VectorFiles.GroundTruth(dir, train, test, K, settings.CacheDir);
         Log.Line($"ann: ground truth ready in {sw.Elapsed.TotalSeconds:F1} s ({truthPath})");
 
-        var rssBefore = Log.RssBytes();
-        sw.Restart();
+        var ours = new List<Curve>();
+        var cpp = new List<Curve>();
+        double? gtAgreement = null;
+        HnswIndex? index = null;
+        for (var round = 1; round <= settings.Rounds; round++)
+        {
+            index = null;
+            GC.Collect();
+            var (built, curve) = RunOurs(train, test, truth);
+            index = built;
+            ours.Add(curve);
+            Log.Line($"ann: round {round}: ours built in {curve.BuildSeconds:F2} s, {Describe(curve)}");
+            if (settings.CppPeer is not null)
+            {
+                var peer = RunPeer("C++ hnswlib", settings.CppPeer, null, [trainPath, testPath, truthPath]);
+                gtAgreement ??= peer["gt_agreement"]!.GetValue<double>();
+                cpp.Add(Curve.Parse(peer));
+                Log.Line($"ann: round {round}: C++ hnswlib built in {cpp[^1].BuildSeconds:F2} s, {Describe(cpp[^1])}");
+            }
+        }
+
+        var rssNow = Log.RssBytes();
+        var vectorBytes = (long)train.Count * train.Dim * sizeof(float);
+        var budget = vectorBytes + ((long)train.Count * M * 10);
+        Log.Line($"ann: index {index!.MemoryBytes / 1048576.0:F1} MB (vectors {vectorBytes / 1048576.0:F1} MB, budget vectors + M*10 B/vector = {budget / 1048576.0:F1} MB); process peak RSS {Log.PeakRssBytes() / 1048576.0:F0} MB, now {rssNow / 1048576.0:F0} MB");
+        if (gtAgreement is { } agreement)
+        {
+            Log.Line($"ann: ground truth cross-checked by the C++ peer's brute force on the first 100 queries: {agreement:P2} of the ids agree");
+            if (agreement < 0.999)
+            {
+                throw new InvalidDataException($"The ground truth in {truthPath} disagrees with an independent brute force ({agreement:P2} of ids agree): every recall figure would be wrong.");
+            }
+        }
+
+        ReportSnapshot(index, test);
+        ReportParallelBuild(train, test, truth);
+        Curve? node = null;
+        if (settings.PeerDir is null)
+        {
+            Log.Line("ann: no peer directory given; skipping hnswlib-node");
+        }
+        else
+        {
+            var peer = RunPeer("hnswlib-node", "node", settings.PeerDir, [Path.Combine(settings.PeerDir, "hnsw_peer.js"), trainPath, testPath, truthPath]);
+            node = Curve.Parse(peer);
+            Log.Line($"ann: hnswlib-node built in {node.BuildSeconds:F2} s, {Describe(node)}; process RSS {peer["rss_mb"]?.GetValue<double>():F0} MB");
+        }
+
+        var ourMedian = Curve.Median(ours);
+        var cppMedian = cpp.Count > 0 ? Curve.Median(cpp) : null;
+        var summaryPoints = new JsonArray();
+        for (var i = 0; i < EfValues.Length; i++)
+        {
+            Log.Line($"ann: ef={EfValues[i],4} recall={ourMedian.Recall[i]:F4} qps={ourMedian.Qps[i],8:F0} | C++ recall={cppMedian?.Recall[i]:F4} qps={cppMedian?.Qps[i]:F0} | hnswlib-node recall={node?.Recall[i]:F4} qps={node?.Qps[i]:F0}");
+            summaryPoints.Add(new JsonObject
+            {
+                ["ef"] = EfValues[i],
+                ["recall"] = Math.Round(ourMedian.Recall[i], 4),
+                ["qps"] = Math.Round(ourMedian.Qps[i], 1),
+                ["cpp_recall"] = cppMedian is null ? null : Math.Round(cppMedian.Recall[i], 4),
+                ["cpp_qps"] = cppMedian is null ? null : Math.Round(cppMedian.Qps[i], 1),
+                ["peer_recall"] = node is null ? null : Math.Round(node.Recall[i], 4),
+                ["peer_qps"] = node is null ? null : Math.Round(node.Qps[i], 1),
+            });
+        }
+
+        var atRecall = new JsonArray();
+        foreach (var target in RecallTargets)
+        {
+            var a = ourMedian.QpsAt(target);
+            var b = cppMedian?.QpsAt(target);
+            var c = node?.QpsAt(target);
+
+            // The rounds' own ratios too: each pairs two runs made one after the other.
+            List<double> paired = cpp.Count == 0 ? [] : ours.Zip(cpp, (x, y) => x.QpsAt(target) / y.QpsAt(target)).OfType<double>().Order().ToList();
+            Log.Line($"ann: at recall {target:F2}: ours {Format(a)} qps, C++ hnswlib {Format(b)} qps (ratio {Format(a / b, "F2")}; per round {string.Join(", ", paired.Select(r => r.ToString("F2", CultureInfo.InvariantCulture)))}), hnswlib-node {Format(c)} qps (ratio {Format(a / c, "F2")})");
+            atRecall.Add(new JsonObject
+            {
+                ["recall"] = target,
+                ["qps"] = Round(a, 1),
+                ["cpp_qps"] = Round(b, 1),
+                ["peer_qps"] = Round(c, 1),
+                ["ratio_cpp"] = Round(a / b, 3),
+                ["ratio_cpp_rounds_median"] = paired.Count == 0 ? null : Math.Round(paired[paired.Count / 2], 3),
+                ["ratio_peer"] = Round(a / c, 3),
+            });
+        }
+
+        var buildRatio = cppMedian is null ? (double?)null : ourMedian.BuildSeconds / cppMedian.BuildSeconds;
+        Log.Line($"ann: build (median of {ours.Count}) {ourMedian.BuildSeconds:F2} s vs C++ hnswlib {Format(cppMedian?.BuildSeconds, "F2")} s (ratio {Format(buildRatio, "F2")}), hnswlib-node {Format(node?.BuildSeconds, "F2")} s");
+        var summary = new JsonObject
+        {
+            ["dataset"] = dataset,
+            ["n"] = train.Count,
+            ["dim"] = train.Dim,
+            ["rounds"] = ours.Count,
+            ["build_s"] = Math.Round(ourMedian.BuildSeconds, 2),
+            ["cpp_build_s"] = Round(cppMedian?.BuildSeconds, 2),
+            ["cpp_build_ratio"] = Round(buildRatio, 3),
+            ["peer_build_s"] = Round(node?.BuildSeconds, 2),
+            ["memory_mb"] = Math.Round(index.MemoryBytes / 1048576.0, 1),
+            ["cpp_gt_agreement"] = Round(gtAgreement, 4),
+            ["at_recall"] = atRecall,
+            ["points"] = summaryPoints,
+        };
+        return (summary, index, Enumerable.Range(0, train.Count).ToArray(), test);
+    }
+
+    private static string Describe(Curve curve)
+        => $"qps at recall 0.98 {Format(curve.QpsAt(0.98))}";
+
+    private static string Format(double? value, string format = "F0")
+        => value?.ToString(format, CultureInfo.InvariantCulture) ?? "n/a";
+
+    private static double? Round(double? value, int digits) => value is { } v ? Math.Round(v, digits) : null;
+
+    /// <summary>One side's build and its points: single thread, 2 s of warm-up, then each ef over whole passes of the queries for at least 1 s.</summary>
+    private static (HnswIndex Index, Curve Curve) RunOurs(Matrix<float> train, Matrix<float> test, Matrix<int> truth)
+    {
+        var sw = Stopwatch.StartNew();
         var index = new HnswIndex(new HnswOptions
         {
             Dimensions = train.Dim,
@@ -48,9 +173,6 @@ internal static class AnnBench
         }
 
         var buildSeconds = sw.Elapsed.TotalSeconds;
-        var vectorBytes = (long)train.Count * train.Dim * sizeof(float);
-        var budget = vectorBytes + ((long)train.Count * M * 10);
-        Log.Line($"ann: built in {buildSeconds:F2} s; index {index.MemoryBytes / 1048576.0:F1} MB (vectors {vectorBytes / 1048576.0:F1} MB, budget vectors + M*10 B/vector = {budget / 1048576.0:F1} MB); process peak RSS {Log.PeakRssBytes() / 1048576.0:F0} MB (was {rssBefore / 1048576.0:F0} MB before the build)");
 
         // Warm up for at least two seconds so tiered JIT has settled, then time each ef over whole
         // passes of the query set until at least a second has gone by (recall from the first pass).
@@ -64,8 +186,9 @@ internal static class AnnBench
             }
         }
 
-        var points = new List<(int Ef, double Recall, double Qps)>();
-        foreach (var ef in EfValues)
+        var recall = new double[EfValues.Length];
+        var qps = new double[EfValues.Length];
+        for (var e = 0; e < EfValues.Length; e++)
         {
             var found = new int[test.Count * K];
             var searches = 0L;
@@ -74,7 +197,7 @@ internal static class AnnBench
             {
                 for (var q = 0; q < test.Count; q++)
                 {
-                    var n = index.Search(test.Row(q), K, hits, ef);
+                    var n = index.Search(test.Row(q), K, hits, EfValues[e]);
                     if (searches < test.Count)
                     {
                         for (var j = 0; j < n; j++)
@@ -88,47 +211,11 @@ internal static class AnnBench
             }
             while (sw.Elapsed < TimeSpan.FromSeconds(1));
 
-            var qps = searches / sw.Elapsed.TotalSeconds;
-            points.Add((ef, Recall(found, truth, test.Count), qps));
+            qps[e] = searches / sw.Elapsed.TotalSeconds;
+            recall[e] = Recall(found, truth, test.Count);
         }
 
-        ReportSnapshot(index, test);
-        ReportParallelBuild(train, test, truth);
-        var peer = RunPeer(settings, trainPath, testPath, truthPath);
-        var summaryPoints = new JsonArray();
-        for (var i = 0; i < points.Count; i++)
-        {
-            var (ef, recall, qps) = points[i];
-            var peerPoint = peer?["points"]?[i];
-            Log.Line($"ann: ef={ef,4} recall={recall:F4} qps={qps,8:F0} | hnswlib-node recall={peerPoint?["recall"]?.GetValue<double>():F4} qps={peerPoint?["qps"]?.GetValue<double>():F0}");
-            summaryPoints.Add(new JsonObject
-            {
-                ["ef"] = ef,
-                ["recall"] = Math.Round(recall, 4),
-                ["qps"] = Math.Round(qps, 1),
-                ["peer_recall"] = peerPoint is null ? null : Math.Round(peerPoint["recall"]!.GetValue<double>(), 4),
-                ["peer_qps"] = peerPoint is null ? null : Math.Round(peerPoint["qps"]!.GetValue<double>(), 1),
-            });
-        }
-
-        var peerBuild = peer?["build_s"]?.GetValue<double>();
-        if (peer is not null)
-        {
-            Log.Line($"ann: build {buildSeconds:F2} s vs hnswlib-node {peerBuild:F2} s (ratio {buildSeconds / peerBuild:F2}); hnswlib-node process RSS {peer["rss_mb"]?.GetValue<double>():F0} MB");
-            ReportEqualRecall(points, peer["points"]!.AsArray());
-        }
-
-        var summary = new JsonObject
-        {
-            ["dataset"] = dataset,
-            ["n"] = train.Count,
-            ["dim"] = train.Dim,
-            ["build_s"] = Math.Round(buildSeconds, 2),
-            ["peer_build_s"] = peerBuild is null ? null : Math.Round(peerBuild.Value, 2),
-            ["memory_mb"] = Math.Round(index.MemoryBytes / 1048576.0, 1),
-            ["points"] = summaryPoints,
-        };
-        return (summary, index, Enumerable.Range(0, train.Count).ToArray(), test);
+        return (index, new Curve(buildSeconds, recall, qps));
     }
 
     /// <summary>Snapshot save and load times through a temporary file (deleted afterwards); the loaded index must answer alike.</summary>
@@ -207,73 +294,90 @@ internal static class AnnBench
         return (double)hits / (queries * K);
     }
 
-    /// <summary>QPS of each side at recall 0.98 (and 0.95), interpolated along its recall/QPS curve.</summary>
-    private static void ReportEqualRecall(List<(int Ef, double Recall, double Qps)> ours, JsonArray peer)
+    /// <summary>Runs a peer process on the same files and parameters; it prints one JSON object (build_s, points).</summary>
+    private static JsonNode RunPeer(string name, string program, string? workingDirectory, string[] files)
     {
-        var theirs = peer.Select(p => (p!["recall"]!.GetValue<double>(), p["qps"]!.GetValue<double>())).ToList();
-        foreach (var target in new[] { 0.95, 0.98, 0.99 })
+        var start = new ProcessStartInfo(program)
         {
-            var a = QpsAt(ours.Select(p => (p.Recall, p.Qps)).ToList(), target);
-            var b = QpsAt(theirs, target);
-            var ratio = a is null || b is null ? "n/a" : (a.Value / b.Value).ToString("F2", CultureInfo.InvariantCulture);
-            Log.Line($"ann: at recall {target:F2}: ours {a?.ToString("F0", CultureInfo.InvariantCulture) ?? "not reached"} qps, hnswlib-node {b?.ToString("F0", CultureInfo.InvariantCulture) ?? "not reached"} qps, ratio {ratio}");
-        }
-    }
-
-    private static double? QpsAt(List<(double Recall, double Qps)> curve, double target)
-    {
-        for (var i = 0; i < curve.Count; i++)
-        {
-            if (curve[i].Recall >= target)
-            {
-                if (i == 0)
-                {
-                    return curve[0].Qps;
-                }
-
-                var (r0, q0) = curve[i - 1];
-                var (r1, q1) = curve[i];
-                var t = (target - r0) / (r1 - r0);
-                return Math.Exp(Math.Log(q0) + (t * (Math.Log(q1) - Math.Log(q0))));
-            }
-        }
-
-        return null;
-    }
-
-    private static JsonNode? RunPeer(BenchSettings settings, string trainPath, string testPath, string truthPath)
-    {
-        if (settings.PeerDir is null)
-        {
-            Log.Line("ann: no peer directory given; skipping hnswlib-node");
-            return null;
-        }
-
-        var start = new ProcessStartInfo("node")
-        {
-            WorkingDirectory = settings.PeerDir,
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[]
+        if (workingDirectory is not null)
         {
-            Path.Combine(settings.PeerDir, "hnsw_peer.js"), trainPath, testPath, truthPath,
+            start.WorkingDirectory = workingDirectory;
+        }
+
+        foreach (var arg in files.Concat(
+        [
             M.ToString(CultureInfo.InvariantCulture), EfConstruction.ToString(CultureInfo.InvariantCulture),
             K.ToString(CultureInfo.InvariantCulture), string.Join(',', EfValues),
-        })
+        ]))
         {
             start.ArgumentList.Add(arg);
         }
 
-        Log.Line("ann: running hnswlib-node on the same data");
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start node.");
+        Log.Line($"ann: running {name} on the same data");
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {program}.");
         var output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         if (process.ExitCode != 0)
         {
-            throw new InvalidOperationException($"hnswlib-node peer failed with exit code {process.ExitCode}.");
+            throw new InvalidOperationException($"{name} failed with exit code {process.ExitCode}.");
         }
 
-        return JsonNode.Parse(output.Trim(), documentOptions: new JsonDocumentOptions());
+        return JsonNode.Parse(output.Trim()) ?? throw new InvalidDataException($"{name} printed no JSON.");
+    }
+
+    /// <summary>One side's build time and its recall and QPS at each of <see cref="EfValues"/>.</summary>
+    private sealed record Curve(double BuildSeconds, double[] Recall, double[] Qps)
+    {
+        public static Curve Parse(JsonNode peer)
+        {
+            var points = peer["points"]!.AsArray();
+            if (points.Count != EfValues.Length)
+            {
+                throw new InvalidDataException($"A peer reported {points.Count} points for {EfValues.Length} ef values.");
+            }
+
+            return new Curve(
+                peer["build_s"]!.GetValue<double>(),
+                [.. points.Select(p => p!["recall"]!.GetValue<double>())],
+                [.. points.Select(p => p!["qps"]!.GetValue<double>())]);
+        }
+
+        /// <summary>The median of each figure over the rounds.</summary>
+        public static Curve Median(IReadOnlyList<Curve> rounds)
+        {
+            static double Middle(IEnumerable<double> values)
+            {
+                var sorted = values.Order().ToList();
+                return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+            }
+
+            return new Curve(
+                Middle(rounds.Select(r => r.BuildSeconds)),
+                [.. Enumerable.Range(0, EfValues.Length).Select(i => Middle(rounds.Select(r => r.Recall[i])))],
+                [.. Enumerable.Range(0, EfValues.Length).Select(i => Middle(rounds.Select(r => r.Qps[i])))]);
+        }
+
+        /// <summary>QPS at a recall, interpolated (log QPS, linear recall) between the two points around it; null when never reached.</summary>
+        public double? QpsAt(double target)
+        {
+            for (var i = 0; i < Recall.Length; i++)
+            {
+                if (Recall[i] >= target)
+                {
+                    if (i == 0)
+                    {
+                        return Qps[0];
+                    }
+
+                    var t = (target - Recall[i - 1]) / (Recall[i] - Recall[i - 1]);
+                    return Math.Exp(Math.Log(Qps[i - 1]) + (t * (Math.Log(Qps[i]) - Math.Log(Qps[i - 1]))));
+                }
+            }
+
+            return null;
+        }
     }
 }

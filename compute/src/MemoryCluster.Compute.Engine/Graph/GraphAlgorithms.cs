@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace MemoryCluster.Compute.Engine.Graph;
 
 /// <summary>A node reached by a k-hop expansion, with its distance in hops from the start.</summary>
@@ -25,13 +27,14 @@ public static class GraphAlgorithms
         }
 
         var unfiltered = filter.Predicates is null && !graph.HasTimedEdges;
-        var result = new List<ReachedNode>();
         var scratch = GraphScratch.For(graph.NodeCount);
         var visited = scratch.Visited;
         var queue = scratch.Queue;
+        var depth = scratch.Depth;
 
-        // The queue holds one level after another; depth changes when the head passes levelEnd,
-        // so no per-node depth is stored.
+        // The queue holds one level after another; depth changes when the head passes levelEnd. The nodes taken from
+        // the queue are the answer, in order: it is copied out once at the end into a list of its exact size (growing
+        // a list node by node allocated 2.5 times the answer and copied it as often).
         int head = 0, tail = 0, d = 0, levelEnd = 1;
         visited.TryVisit(start);
         queue[tail++] = start;
@@ -43,9 +46,9 @@ public static class GraphAlgorithms
                 levelEnd = tail;
             }
 
+            depth[head] = d;
             var node = queue[head++];
-            result.Add(new ReachedNode(node, d));
-            if (result.Count == maxNodes)
+            if (head == maxNodes)
             {
                 break;
             }
@@ -78,6 +81,14 @@ public static class GraphAlgorithms
                     queue[tail++] = n.Node;
                 }
             }
+        }
+
+        var result = new List<ReachedNode>(head);
+        CollectionsMarshal.SetCount(result, head);
+        var reached = CollectionsMarshal.AsSpan(result);
+        for (var i = 0; i < head; i++)
+        {
+            reached[i] = new ReachedNode(queue[i], depth[i]);
         }
 
         return result;

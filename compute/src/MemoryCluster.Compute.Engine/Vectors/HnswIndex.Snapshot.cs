@@ -42,7 +42,7 @@ public sealed partial class HnswIndex
             BinaryPrimitives.WriteInt32LittleEndian(header[52..], _deleted);
             BinaryPrimitives.WriteInt64LittleEndian(header[56..], _entry);
             Write(stream, header, ref checksum);
-            Write(stream, MemoryMarshal.AsBytes(s.Vectors.AsSpan(0, count * _dim)), ref checksum);
+            Write(stream, MemoryMarshal.AsBytes(s.Vectors[..(count * _dim)]), ref checksum);
             Write(stream, s.Levels.AsSpan(0, count), ref checksum);
             Write(stream, MemoryMarshal.AsBytes(s.Labels.AsSpan(0, count)), ref checksum);
             Write(stream, s.Deleted.AsSpan(0, count), ref checksum);
@@ -140,7 +140,7 @@ public sealed partial class HnswIndex
 
         var index = new HnswIndex(options);
         var s = index._storage;
-        Read(stream, MemoryMarshal.AsBytes(s.Vectors.AsSpan(0, count * dim)), ref checksum);
+        Read(stream, MemoryMarshal.AsBytes(s.Vectors[..(count * dim)]), ref checksum);
         Read(stream, s.Levels.AsSpan(0, count), ref checksum);
         Read(stream, MemoryMarshal.AsBytes(s.Labels.AsSpan(0, count)), ref checksum);
         Read(stream, s.Deleted.AsSpan(0, count), ref checksum);

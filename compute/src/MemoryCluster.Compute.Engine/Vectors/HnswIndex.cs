@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using MemoryCluster.Compute.Engine.Internal;
 
 namespace MemoryCluster.Compute.Engine.Vectors;
@@ -37,6 +38,7 @@ public sealed partial class HnswIndex
     private readonly int _m;
     private readonly int _m0;
     private readonly int _stride0;
+    private readonly int _prefetchLines;
     private readonly double _levelMultiplier;
     private readonly bool _normalize;
     private readonly bool _l2;
@@ -57,6 +59,10 @@ public sealed partial class HnswIndex
         _m = options.M;
         _m0 = 2 * options.M;
         _stride0 = _m0 + 1;
+
+        // Up to eight lines (512 bytes) of each vector about to be compared: measured best on 784 dimensions among 1-12
+        // lines (more evicts what the search still uses), the whole row for small vectors.
+        _prefetchLines = Math.Min(8, ((_dim * sizeof(float)) + 63) / 64);
         _levelMultiplier = 1.0 / Math.Log(options.M);
         _normalize = options.Metric == DistanceMetric.Cosine;
         _l2 = options.Metric == DistanceMetric.L2;
@@ -89,7 +95,7 @@ public sealed partial class HnswIndex
         get
         {
             var s = Volatile.Read(ref _storage);
-            long bytes = (long)s.Vectors.Length * sizeof(float) + ((long)s.Links0.Length * sizeof(int))
+            long bytes = s.VectorBytes + ((long)s.Links0.Length * sizeof(int))
                 + s.Levels.Length + s.Deleted.Length + ((long)s.InDegree.Length * sizeof(ushort)) + ((long)s.Labels.Length * sizeof(int))
                 + ((long)s.Upper.Length * IntPtr.Size) + ((long)Volatile.Read(ref _labelToNode).Length * sizeof(int));
             var count = NodeCount;
@@ -238,7 +244,7 @@ public sealed partial class HnswIndex
         }
 
         var q = PrepareQuery(query, GetContext());
-        distance = Distance(q, VectorOf(Volatile.Read(ref _storage), node));
+        distance = Reported(Distance(q, VectorOf(Volatile.Read(ref _storage), node)));
         return true;
     }
 
@@ -308,7 +314,7 @@ public sealed partial class HnswIndex
         var found = results.Count;
         for (var i = found - 1; i >= 0; i--)
         {
-            destination[i] = new VectorHit(s.Labels[results.TopId], results.TopDistance);
+            destination[i] = new VectorHit(s.Labels[results.TopId], Reported(results.TopDistance));
             results.Pop();
         }
 
@@ -398,11 +404,38 @@ public sealed partial class HnswIndex
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ReadOnlySpan<float> VectorOf(Storage s, int node)
-        => MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(s.Vectors), (nint)node * _dim), _dim);
+        => MemoryMarshal.CreateReadOnlySpan(ref s.Row(node), _dim);
 
+    /// <summary>
+    /// The distance the index compares: squared L2 (the same order as L2, without a root per comparison) or one minus
+    /// the dot product. <see cref="Reported"/> turns it into what callers see.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private float Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-        => _l2 ? TensorPrimitives.Distance(a, b) : 1f - TensorPrimitives.Dot(a, b);
+        => _l2
+            ? VectorKernels.L2Squared(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b), _dim)
+            : 1f - VectorKernels.Dot(ref MemoryMarshal.GetReference(a), ref MemoryMarshal.GetReference(b), _dim);
+
+    /// <summary>The distance a caller sees: L2 (the root of the compared square), or one minus the dot product as compared.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private float Reported(float distance) => _l2 ? MathF.Sqrt(distance) : distance;
+
+    /// <summary>
+    /// Asks the cache for the first lines of a node's vector before its distance is computed (the hardware prefetcher
+    /// follows on from there); a prefetch never faults, and the vectors are pinned, so the address stays right.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private unsafe void Prefetch(Storage s, int node)
+    {
+        if (Sse.IsSupported)
+        {
+            var start = (byte*)Unsafe.AsPointer(ref s.Row(node));
+            for (var line = 0; line < _prefetchLines; line++)
+            {
+                Sse.Prefetch0(start + (line * 64));
+            }
+        }
+    }
 
     /// <summary>The neighbour list of a node on a level: element 0 is the count, then the ids.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -466,14 +499,23 @@ public sealed partial class HnswIndex
             candidates.Pop();
             var links = LinksOf(s, node, level);
             var n = Math.Min(Volatile.Read(ref links[0]), links.Length - 1);
+
+            // The neighbours not seen yet, their vectors asked of memory all at once before the first distance.
+            var fresh = context.Fresh(n);
+            var count = 0;
             for (var i = 1; i <= n; i++)
             {
                 var candidate = links[i];
-                if (!visited.TryVisit(candidate))
+                if (visited.TryVisit(candidate))
                 {
-                    continue;
+                    fresh[count++] = candidate;
+                    Prefetch(s, candidate);
                 }
+            }
 
+            for (var i = 0; i < count; i++)
+            {
+                var candidate = fresh[i];
                 var d = Distance(q, VectorOf(s, candidate));
                 if (results.Count < ef || d < bound)
                 {
@@ -505,7 +547,7 @@ public sealed partial class HnswIndex
 
         var grown = new Storage(Math.Max(needed, s.Capacity * 2), _dim, _stride0);
         var count = _count;
-        s.Vectors.AsSpan(0, count * _dim).CopyTo(grown.Vectors);
+        s.Vectors[..(count * _dim)].CopyTo(grown.Vectors);
         s.Links0.AsSpan(0, count * _stride0).CopyTo(grown.Links0);
         for (var i = 0; i < count; i++)
         {
@@ -522,18 +564,55 @@ public sealed partial class HnswIndex
     }
 
     /// <summary>All per-node arrays; replaced as a whole (never shrunk in place) when the index grows.</summary>
-    private sealed class Storage(int capacity, int dimensions, int stride0)
+    private sealed class Storage
     {
-        public readonly int Capacity = capacity;
-        public readonly float[] Vectors = new float[(long)capacity * dimensions];
-        public readonly int[] Links0 = new int[(long)capacity * stride0];
-        public readonly int[]?[] Upper = new int[]?[capacity];
-        public readonly byte[] Levels = new byte[capacity];
-        public readonly int[] Labels = new int[capacity];
-        public readonly byte[] Deleted = new byte[capacity];
+        public readonly int Capacity;
+        public readonly int[] Links0;
+        public readonly int[]?[] Upper;
+        public readonly byte[] Levels;
+        public readonly int[] Labels;
+        public readonly byte[] Deleted;
 
         /// <summary>Level-0 in-links per node (saturating), so pruning never strands a node.</summary>
-        public readonly ushort[] InDegree = new ushort[(capacity + 1) & ~1];
+        public readonly ushort[] InDegree;
+
+        /// <summary>
+        /// The vectors, row after row from <see cref="_vectorStart"/>: pinned (never moved), so the first row starts on a
+        /// 64-byte line, and every row does when its length is a multiple of 16 floats (784, 64): a 512-bit load then never
+        /// spans two lines.
+        /// </summary>
+        private readonly float[] _vectorArray;
+        private readonly int _vectorStart;
+        private readonly int _dimensions;
+
+        public unsafe Storage(int capacity, int dimensions, int stride0)
+        {
+            Capacity = capacity;
+            _dimensions = dimensions;
+            // Uninitialised: a large array comes from fresh pages of the system (zero), so its pages are first touched by
+            // the rows written into it, after the advice to back them with 2 MB pages. Rows are always written before read.
+            _vectorArray = GC.AllocateUninitializedArray<float>(checked((capacity * dimensions) + 16), pinned: true);
+            var address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_vectorArray));
+            _vectorStart = (int)(((64 - (address & 63)) & 63) / sizeof(float));
+            HugePages.Advise(address, (long)_vectorArray.Length * sizeof(float));
+            Links0 = new int[(long)capacity * stride0];
+            Upper = new int[]?[capacity];
+            Levels = new byte[capacity];
+            Labels = new int[capacity];
+            Deleted = new byte[capacity];
+            InDegree = new ushort[(capacity + 1) & ~1];
+        }
+
+        /// <summary>Every row, the unused ones included.</summary>
+        public Span<float> Vectors => _vectorArray.AsSpan(_vectorStart, Capacity * _dimensions);
+
+        /// <summary>Bytes of the vectors' array, its alignment slack included.</summary>
+        public long VectorBytes => (long)_vectorArray.Length * sizeof(float);
+
+        /// <summary>The first float of a node's row.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public ref float Row(int node)
+            => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_vectorArray), _vectorStart + ((nint)node * _dimensions));
     }
 
     /// <summary>Skips tombstones and maps nodes to ids before asking the caller's filter.</summary>
@@ -564,6 +643,18 @@ public sealed partial class HnswIndex
 
         private int[] _chosen = new int[64];
         private int[] _merged = new int[128];
+        private int[] _fresh = new int[64];
+
+        /// <summary>A buffer for the neighbours of one node not visited yet.</summary>
+        public Span<int> Fresh(int count)
+        {
+            if (_fresh.Length < count)
+            {
+                _fresh = new int[count * 2];
+            }
+
+            return _fresh.AsSpan(0, count);
+        }
 
         /// <summary>A buffer for a new node's chosen neighbours (kept apart from <see cref="Selected"/>, which pruning reuses).</summary>
         public Span<int> Chosen(int count)
