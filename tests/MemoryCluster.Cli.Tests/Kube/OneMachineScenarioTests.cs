@@ -82,12 +82,17 @@ public sealed class OneMachineScenarioTests
         Assert.Matches(@"(?m)^Ready\s+True\s+AllInstancesReady", status);
         Assert.Contains("ClusterReady", status, StringComparison.Ordinal);
 
-        // Every instance's log, each line with its pod (kubectl logs through the node's files).
+        // Every instance's log, each line with its pod (kubectl logs through the node's files), the manager's JSON lines
+        // made readable as `local logs` makes them (--json keeps them as logged).
         var logs = kube.KubectlOrFail(["memorycluster", "logs", "demo", "--tail=3"]);
         foreach (var instance in new[] { "demo-0", "demo-1", "demo-2" })
         {
             Assert.Contains($"[pod/{instance}/instance]", logs, StringComparison.Ordinal);
         }
+
+        Assert.DoesNotMatch(@"(?m)^\[pod/[^\]]+\] \{", logs);
+        Assert.Matches(@"(?m)^\[pod/demo-\d/instance\] \d\d:\d\d:\d\d\.\d{3} (INFO|WARN|DBUG|FAIL|CRIT) \w+: ", logs);
+        Assert.Matches(@"(?m)^\[pod/demo-\d/instance\] \{", kube.KubectlOrFail(["memorycluster", "logs", "demo", "--tail=3", "--json"]));
 
         Assert.Equal("100", kube.KubectlOrFail(["memorycluster", "psql", "demo", "--", "-Atc", "select count(*) from seen"]).Trim());
         Assert.Equal("t", kube.KubectlOrFail(["memorycluster", "psql", "demo", "--ro", "--", "-Atc", "select pg_is_in_recovery()"]).Trim());

@@ -19,4 +19,14 @@ public sealed class ManagerLogTests
         Assert.Equal("Unhandled exception. System.Exception: boom", ManagerLog.Readable("Unhandled exception. System.Exception: boom"));
         Assert.Equal("{not json", ManagerLog.Readable("{not json"));
     }
+
+    [Fact]
+    public void A_kubectl_prefix_is_kept_and_the_line_after_it_made_readable()
+    {
+        const string entry = "{\"Timestamp\":\"2026-12-07T05:31:02.250Z\",\"LogLevel\":\"Warning\",\"Category\":\"MemoryCluster.Instance.Host.NodeDriver\",\"Message\":\"lease lost\"}";
+        Assert.Equal("[pod/demo-0/instance] 05:31:02.250 WARN NodeDriver: lease lost", ManagerLog.ReadablePrefixed("[pod/demo-0/instance] " + entry));
+        Assert.Equal("[pod/demo-1/instance] LOG:  checkpoint starting", ManagerLog.ReadablePrefixed("[pod/demo-1/instance] LOG:  checkpoint starting"));
+        Assert.Equal("05:31:02.250 WARN NodeDriver: lease lost", ManagerLog.ReadablePrefixed(entry));
+        Assert.Equal("[no closing bracket", ManagerLog.ReadablePrefixed("[no closing bracket"));
+    }
 }

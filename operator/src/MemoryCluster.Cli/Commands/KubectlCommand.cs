@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using MemoryCluster.Api;
+using MemoryCluster.Cli.Local;
 using MemoryCluster.Cli.Plugin;
 using MemoryCluster.Kube.Client;
 using MemoryCluster.Kube.Config;
@@ -107,7 +108,8 @@ internal static class KubectlCommand
         var name = Name();
         var tail = new Option<int>("--tail") { Description = "Lines of each instance's log (-1: all).", DefaultValueFactory = _ => 50 };
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep streaming new lines." };
-        var command = new Command("logs", "The logs of every instance of a MemoryCluster (its manager and PostgreSQL), each line prefixed with its pod, through kubectl logs.") { name, tail, follow };
+        var json = new Option<bool>("--json") { Description = "The manager's lines as logged (JSON), not made readable." };
+        var command = new Command("logs", "The logs of every instance of a MemoryCluster (its manager and PostgreSQL), each line prefixed with its pod, through kubectl logs, made readable as `local logs` does.") { name, tail, follow, json };
         command.SetAction((result, cancellationToken) =>
         {
             var args = KubectlGlobals(result);
@@ -118,7 +120,7 @@ internal static class KubectlCommand
                 args.Add("--follow");
             }
 
-            return RunKubectlAsync(args, cancellationToken);
+            return RunKubectlAsync(args, cancellationToken, result.GetValue(json) ? null : ManagerLog.ReadablePrefixed);
         });
         return command;
     }
@@ -240,9 +242,10 @@ internal static class KubectlCommand
         return args;
     }
 
-    private static async Task<int> RunKubectlAsync(List<string> args, CancellationToken cancellationToken)
+    /// <summary>Runs kubectl; with <paramref name="show"/>, its output passes through it line by line (flushed, for --follow).</summary>
+    private static async Task<int> RunKubectlAsync(List<string> args, CancellationToken cancellationToken, Func<string, string>? show = null)
     {
-        var start = new ProcessStartInfo("kubectl") { UseShellExecute = false };
+        var start = new ProcessStartInfo("kubectl") { UseShellExecute = false, RedirectStandardOutput = show is not null };
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -251,6 +254,15 @@ internal static class KubectlCommand
         try
         {
             using var kubectl = Process.Start(start)!;
+            if (show is not null)
+            {
+                while (await kubectl.StandardOutput.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+                {
+                    Console.Out.WriteLine(show(line));
+                    Console.Out.Flush();
+                }
+            }
+
             await kubectl.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
             return kubectl.ExitCode;
         }

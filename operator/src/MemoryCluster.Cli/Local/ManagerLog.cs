@@ -38,6 +38,17 @@ internal static class ManagerLog
         }
     }
 
+    /// <summary>
+    /// A line of <c>kubectl logs --prefix</c> (<c>[pod/NAME/CONTAINER] LINE</c>) with its line made readable and the
+    /// prefix kept; a line without that prefix as <see cref="Readable"/> makes it.
+    /// </summary>
+    public static string ReadablePrefixed(string line)
+    {
+        ArgumentNullException.ThrowIfNull(line);
+        var end = line.StartsWith('[') ? line.IndexOf("] ", StringComparison.Ordinal) : -1;
+        return end < 0 ? Readable(line) : string.Concat(line.AsSpan(0, end + 2), Readable(line[(end + 2)..]));
+    }
+
     private static string Level(string? level) => level switch
     {
         "Trace" => "TRCE",
