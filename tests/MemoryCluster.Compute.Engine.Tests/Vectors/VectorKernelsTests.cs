@@ -42,5 +42,8 @@ public sealed class VectorKernelsTests
         Assert.True(index.TryGetDistance([0, 0, 0], 1, out var distance));
         Assert.Equal(5f, distance, 1e-6f);
         Assert.Equal(5f, index.Search([0, 0, 0], 1)[0].Distance, 1e-6f);
+
+        // A query of another length is refused, never read past its end.
+        Assert.Throws<ArgumentException>(() => index.TryGetDistance([0, 0], 1, out _));
     }
 }

@@ -12,7 +12,7 @@ namespace MemoryCluster.Compute.Engine.Vectors;
 /// <remarks>
 /// <para>Layout: every vector lives in one contiguous float array (node × dimensions); layer-0 links
 /// in one int array with a fixed stride of 1 + 2M (count, then ids); upper-layer links in a small
-/// array per node that has them. Distances go through <see cref="TensorPrimitives"/> (SIMD).</para>
+/// array per node that has them. Distances go through <see cref="VectorKernels"/> (SIMD; squared L2 compared).</para>
 /// <para>Concurrency: one writer at a time (writes are serialised by a lock) and any number of
 /// readers without locks. Readers capture the current storage once per search; storage is only
 /// ever replaced by a larger copy, and a node is fully written before any link points at it, so a
@@ -236,6 +236,12 @@ public sealed partial class HnswIndex
     /// <summary>Computes the distance between <paramref name="query"/> and the stored vector <paramref name="id"/>.</summary>
     public bool TryGetDistance(ReadOnlySpan<float> query, int id, out float distance)
     {
+        // IMPORTANT: the kernels read the index's dimension count from both rows without bounds checks.
+        if (query.Length != _dim)
+        {
+            throw new ArgumentException($"Query has {query.Length} dimensions; the index has {_dim}.", nameof(query));
+        }
+
         var node = NodeOf(id);
         if (node < 0)
         {

@@ -1,4 +1,6 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace MemoryCluster.Compute.Engine.Vectors;
@@ -72,7 +74,9 @@ internal static class VectorKernels
         }
         else
         {
-            sum = 0;
+            // No 256- or 512-bit vectors (Arm64, SSE only): TensorPrimitives' own 128-bit code.
+            var distance = TensorPrimitives.Distance(MemoryMarshal.CreateReadOnlySpan(ref a, length), MemoryMarshal.CreateReadOnlySpan(ref b, length));
+            return distance * distance;
         }
 
         for (; i < n; i++)
@@ -135,7 +139,7 @@ internal static class VectorKernels
         }
         else
         {
-            sum = 0;
+            return TensorPrimitives.Dot(MemoryMarshal.CreateReadOnlySpan(ref a, length), MemoryMarshal.CreateReadOnlySpan(ref b, length));
         }
 
         for (; i < n; i++)
