@@ -342,13 +342,13 @@ public sealed class LocalClusterTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Contains("maintenance: true", yaml.Stdout, StringComparison.Ordinal);
         // `--watch` prints again every 2 s, under the time and the verdict, until interrupted (exit 0).
         var watched = cluster.CliUntil(o => System.Text.RegularExpressions.Regex.Matches(o, @"(?m)^\d\d:\d\d:\d\d  healthy: primary mc-\d ready").Count >= 2, "local", "status", "--watch");
-        Assert.True(watched.Code == 0, watched.Stderr);
+        Assert.True(watched.Code == 0, $"exit {watched.Code} after SIGINT (130: not stopped within System.CommandLine's 2 s)\n{watched.Stderr}");
         Assert.True(System.Text.RegularExpressions.Regex.Matches(watched.Stdout, "(?m)^NAME +ROLE").Count >= 2, watched.Stdout);
         Assert.Contains("maintenance mode: automatic failover is paused", watched.Stdout, StringComparison.Ordinal);
 
         // `local logs -f` prints the log and goes on until interrupted.
         var followed = cluster.CliUntil(o => o.Contains("maintenance mode on", StringComparison.Ordinal), "local", "logs", cluster.Layout.Members[0].Name, "-f");
-        Assert.True(followed.Code == 0, followed.Stderr);
+        Assert.True(followed.Code == 0, $"exit {followed.Code} after SIGINT (130: not stopped within System.CommandLine's 2 s)\n{followed.Stderr}");
 
         var bad = cluster.Cli("local", "status", "-o", "xml");
         Assert.NotEqual(0, bad.Code);
