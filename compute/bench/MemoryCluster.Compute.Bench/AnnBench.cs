@@ -122,7 +122,7 @@ internal static class AnnBench
                 ["cpp_qps"] = Round(b, 1),
                 ["peer_qps"] = Round(c, 1),
                 ["ratio_cpp"] = Round(a / b, 3),
-                ["ratio_cpp_rounds_median"] = paired.Count == 0 ? null : Math.Round(paired[paired.Count / 2], 3),
+                ["ratio_cpp_rounds_median"] = paired.Count == 0 ? null : Math.Round(Log.Percentile(paired, 0.5), 3),
                 ["ratio_peer"] = Round(a / c, 3),
             });
         }
@@ -159,14 +159,7 @@ internal static class AnnBench
     private static (HnswIndex Index, Curve Curve) RunOurs(Matrix<float> train, Matrix<float> test, Matrix<int> truth)
     {
         var sw = Stopwatch.StartNew();
-        var index = new HnswIndex(new HnswOptions
-        {
-            Dimensions = train.Dim,
-            M = M,
-            EfConstruction = EfConstruction,
-            InitialCapacity = train.Count,
-            Seed = 100,
-        });
+        var index = new HnswIndex(Options(train));
         for (var i = 0; i < train.Count; i++)
         {
             index.Add(i, train.Row(i));
@@ -259,7 +252,7 @@ internal static class AnnBench
     private static void ReportParallelBuild(Matrix<float> train, Matrix<float> test, Matrix<int> truth)
     {
         var sw = Stopwatch.StartNew();
-        var index = new HnswIndex(new HnswOptions { Dimensions = train.Dim, M = M, EfConstruction = EfConstruction, InitialCapacity = train.Count, Seed = 100 });
+        var index = new HnswIndex(Options(train));
         index.AddRange(Enumerable.Range(0, train.Count).ToArray(), train.Data);
         var seconds = sw.Elapsed.TotalSeconds;
         var hits = new VectorHit[K];
@@ -293,6 +286,10 @@ internal static class AnnBench
 
         return (double)hits / (queries * K);
     }
+
+    /// <summary>The index settings every build of the benchmark uses, the peers' too.</summary>
+    private static HnswOptions Options(Matrix<float> train)
+        => new() { Dimensions = train.Dim, M = M, EfConstruction = EfConstruction, InitialCapacity = train.Count, Seed = 100 };
 
     /// <summary>Runs a peer process on the same files and parameters; it prints one JSON object (build_s, points).</summary>
     private static JsonNode RunPeer(string name, string program, string? workingDirectory, string[] files)
@@ -348,16 +345,10 @@ internal static class AnnBench
         /// <summary>The median of each figure over the rounds.</summary>
         public static Curve Median(IReadOnlyList<Curve> rounds)
         {
-            static double Middle(IEnumerable<double> values)
-            {
-                var sorted = values.Order().ToList();
-                return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
-            }
-
             return new Curve(
-                Middle(rounds.Select(r => r.BuildSeconds)),
-                [.. Enumerable.Range(0, EfValues.Length).Select(i => Middle(rounds.Select(r => r.Recall[i])))],
-                [.. Enumerable.Range(0, EfValues.Length).Select(i => Middle(rounds.Select(r => r.Qps[i])))]);
+                Log.Percentile([.. rounds.Select(r => r.BuildSeconds)], 0.5),
+                [.. Enumerable.Range(0, EfValues.Length).Select(i => Log.Percentile([.. rounds.Select(r => r.Recall[i])], 0.5))],
+                [.. Enumerable.Range(0, EfValues.Length).Select(i => Log.Percentile([.. rounds.Select(r => r.Qps[i])], 0.5))]);
         }
 
         /// <summary>QPS at a recall, interpolated (log QPS, linear recall) between the two points around it; null when never reached.</summary>

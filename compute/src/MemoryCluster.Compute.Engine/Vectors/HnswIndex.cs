@@ -493,6 +493,9 @@ public sealed partial class HnswIndex
         }
 
         var bound = results.Count > 0 ? results.TopDistance : float.PositiveInfinity;
+
+        // Room for a whole list: no level's list is longer than layer 0's 2M.
+        var fresh = context.Fresh(_m0);
         while (candidates.Count > 0)
         {
             var distance = candidates.TopDistance;
@@ -507,7 +510,6 @@ public sealed partial class HnswIndex
             var n = Math.Min(Volatile.Read(ref links[0]), links.Length - 1);
 
             // The neighbours not seen yet, their vectors asked of memory all at once before the first distance.
-            var fresh = context.Fresh(n);
             var count = 0;
             for (var i = 1; i <= n; i++)
             {
